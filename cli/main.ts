@@ -1,0 +1,112 @@
+// The `sidecache` command: parse settings, start the proxy (or the quick start on an embedded
+// database when no upstream is configured), print where to connect, stop cleanly on a signal.
+import { ConfigError, helpText, loadConfig, type Config, type HostPort } from '../config/settings.js';
+import { createLogger } from './log.js';
+import { startEmbeddedPostgres, type EmbeddedPostgres } from './quickstart.js';
+import { ListenError, startSidecache, type RunningSidecache } from './sidecache.js';
+
+/** When the quick start's default ports are taken, these are tried next, then any free port. */
+const QUICKSTART_FALLBACK_PORTS: Record<'pgListen' | 'adminListen', number[]> = {
+  pgListen: [15432, 0],
+  adminListen: [19180, 0],
+};
+const SHUTDOWN_DEADLINE_MS = 10_000;
+
+async function main(): Promise<number> {
+  let parsed;
+  try {
+    parsed = loadConfig(process.argv.slice(2), process.env);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`sidecache: ${err.message}\n`);
+      return 2;
+    }
+    throw err;
+  }
+  if (parsed.help) {
+    process.stdout.write(helpText() + '\n');
+    return 0;
+  }
+  const log = createLogger();
+  let config = parsed.config;
+  let embedded: EmbeddedPostgres | null = null;
+  let upstream: HostPort;
+  if (config.pgUpstream) {
+    upstream = config.pgUpstream;
+  } else {
+    process.stdout.write('sidecache: no --pg-upstream given: starting the quick start on an embedded PostgreSQL (PGlite) with sample data, this takes a few seconds...\n');
+    embedded = await startEmbeddedPostgres();
+    upstream = embedded.address;
+  }
+
+  let app: RunningSidecache | null = null;
+  for (let attempt = 0; app === null; attempt++) {
+    try {
+      app = await startSidecache(config, upstream, log);
+    } catch (err) {
+      if (!(err instanceof ListenError)) throw err;
+      const key = err.flag === '--pg-listen' ? 'pgListen' : 'adminListen';
+      const fallback = QUICKSTART_FALLBACK_PORTS[key][attempt];
+      // Only the quick start moves to another port by itself; a configured address is the operator's choice.
+      if (embedded === null || parsed.explicit.has(key) || err.code !== 'EADDRINUSE' || fallback === undefined) {
+        process.stderr.write(`sidecache: ${err.message}${err.code === 'EADDRINUSE' ? ` (pass another ${err.flag} HOST:PORT)` : ''}\n`);
+        await embedded?.stop();
+        return 1;
+      }
+      process.stdout.write(`sidecache: ${err.flag} port ${err.at.port} is taken, trying ${fallback || 'any free port'}\n`);
+      config = { ...config, [key]: { ...config[key], port: fallback } } as Config;
+    }
+  }
+
+  printBanner(app, upstream, embedded !== null);
+  const running = app;
+  let stopping = false;
+  const stop = async (signal: string): Promise<void> => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, 'shutting down');
+    await running.close(SHUTDOWN_DEADLINE_MS);
+    await embedded?.stop();
+    process.exit(0);
+  };
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+  process.on('SIGINT', () => void stop('SIGINT'));
+  return -1;
+}
+
+function printBanner(app: RunningSidecache, upstream: HostPort, quickstart: boolean): void {
+  const pg = app.pgAddress;
+  const admin = app.adminAddress;
+  const connectHost = pg.address === '0.0.0.0' || pg.address === '::' ? '127.0.0.1' : pg.address;
+  const adminHost = admin.address === '0.0.0.0' || admin.address === '::' ? '127.0.0.1' : admin.address;
+  const lines = [
+    `sidecache: postgres listening on ${pg.address}:${pg.port} -> upstream postgres://${upstream.host}:${upstream.port}${quickstart ? ' (embedded PGlite)' : ''}`,
+    `sidecache: admin listening on http://${adminHost}:${admin.port} (/healthz, /metrics)`,
+  ];
+  if (quickstart) {
+    lines.push(
+      '',
+      '  Connect:  psql "postgres://postgres@' + connectHost + ':' + pg.port + '/postgres?sslmode=disable"',
+      '  Try:      SELECT category, count(*) FROM products GROUP BY category;',
+      `  Metrics:  curl http://${adminHost}:${admin.port}/metrics`,
+      '  Stop:     Ctrl-C',
+      '',
+      '  The embedded database keeps nothing on disk and serves one session shared by all connections;',
+      '  point sidecache at a real server with --pg-upstream postgres://HOST:PORT.',
+      '  No MySQL upstream is configured: the MySQL side is not running.',
+      '',
+    );
+  }
+  lines.push('sidecache: ready');
+  process.stdout.write(lines.join('\n') + '\n');
+}
+
+main().then(
+  (code) => {
+    if (code >= 0) process.exit(code);
+  },
+  (err: unknown) => {
+    process.stderr.write(`sidecache: ${err instanceof Error ? err.stack ?? err.message : String(err)}\n`);
+    process.exit(1);
+  },
+);

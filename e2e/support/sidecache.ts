@@ -1,0 +1,84 @@
+// Starts the real bin/sidecache as a child process for end-to-end tests and reads the ports it
+// reports, so tests exercise exactly what a user runs.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import path from 'node:path';
+
+export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
+export const BIN = path.join(REPO_ROOT, 'bin/sidecache');
+
+export interface RunningProxy {
+  child: ChildProcess;
+  pgPort: number;
+  adminPort: number;
+  /** Everything the process wrote to stdout and stderr so far. */
+  output(): string;
+  /** SIGTERM, then SIGKILL after 5 s; resolves with the exit code. */
+  stop(): Promise<number | null>;
+}
+
+export interface StartOptions {
+  /** postgres://HOST:PORT of the real server; defaults to the local PostgreSQL. */
+  pgUpstream?: string;
+  args?: string[];
+  env?: NodeJS.ProcessEnv;
+  timeoutMs?: number;
+}
+
+export const DIRECT_PG = { host: '127.0.0.1', port: 5432, user: 'postgres', database: 'test' };
+
+export function startProxy(opts: StartOptions = {}): Promise<RunningProxy> {
+  const args = [
+    '--pg-upstream', opts.pgUpstream ?? `postgres://${DIRECT_PG.host}:${DIRECT_PG.port}`,
+    '--pg-listen', '127.0.0.1:0',
+    '--admin-listen', '127.0.0.1:0',
+    ...(opts.args ?? []),
+  ];
+  return spawnSidecache(args, opts.env, opts.timeoutMs);
+}
+
+export function spawnSidecache(args: string[], env: NodeJS.ProcessEnv = {}, timeoutMs = 30_000): Promise<RunningProxy> {
+  const child = spawn(process.execPath, [BIN, ...args], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  child.stdout!.setEncoding('utf8').on('data', (d: string) => { out += d; });
+  child.stderr!.setEncoding('utf8').on('data', (d: string) => { out += d; });
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const stop = async (): Promise<number | null> => {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
+      const code = await exited;
+      clearTimeout(timer);
+      return code;
+    }
+    return child.exitCode;
+  };
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      void stop();
+      reject(new Error(`sidecache did not report ready within ${timeoutMs} ms:\n${out}`));
+    }, timeoutMs);
+    const onData = (): void => {
+      if (!out.includes('sidecache: ready')) return;
+      clearTimeout(timer);
+      child.stdout!.off('data', onData);
+      const pg = /postgres listening on [^\s]*:(\d+)/.exec(out);
+      const admin = /admin listening on http:\/\/[^\s]*:(\d+)/.exec(out);
+      resolve({
+        child,
+        pgPort: pg ? Number(pg[1]) : 0,
+        adminPort: admin ? Number(admin[1]) : 0,
+        output: () => out,
+        stop,
+      });
+    };
+    child.stdout!.on('data', onData);
+    void exited.then((code) => {
+      clearTimeout(timer);
+      reject(new Error(`sidecache exited with code ${code} before ready:\n${out}`));
+    });
+  });
+}

@@ -1,0 +1,142 @@
+// What the session knows about its server connection, learned only from the messages that pass:
+// transaction status, parameter statuses, the backend key, the prepared statements the server holds,
+// and how many requests still await ReadyForQuery. The cache decides from these facts.
+import { Backend, Frontend } from './codes.js';
+
+export const enum TxStatus {
+  Idle = 0x49, // I
+  InTransaction = 0x54, // T
+  Failed = 0x45, // E
+}
+
+/** Requests whose replies change what the session knows, in the order the server answers them. */
+const enum Expect {
+  ParseComplete = 1,
+  CloseComplete = 2,
+  /** Sync, or a simple Query / FunctionCall: ends with ReadyForQuery. */
+  Ready = 3,
+}
+
+export interface BackendKey {
+  pid: number;
+  secret: Buffer;
+}
+
+export class PgSessionState {
+  txStatus: TxStatus = TxStatus.Idle;
+  readonly parameters = new Map<string, string>();
+  backendKey: BackendKey | null = null;
+  /** Named prepared statements the server holds for this session (protocol-level Parse). */
+  readonly statements = new Set<string>();
+  /** Client requests (Sync, Query, FunctionCall) still waiting for their ReadyForQuery. */
+  awaitingReady = 0;
+  /** Set by the first ReadyForQuery: authentication is over. */
+  ready = false;
+
+  // Parallel queues of expected replies: what and, for Parse/Close, which statement.
+  private expectKinds: Expect[] = [];
+  private expectNames: (string | null)[] = [];
+
+  /** Records a whole client message buf[start, end) (header included) as it goes upstream. */
+  onFrontend(code: number, buf: Buffer, start: number, end: number): void {
+    switch (code) {
+      case Frontend.Parse:
+        this.expect(Expect.ParseComplete, readCString(buf, start + 5, end));
+        break;
+      case Frontend.Close:
+        // Only statements matter; a closed portal changes nothing the session tracks.
+        this.expect(Expect.CloseComplete, buf[start + 5] === 0x53 ? readCString(buf, start + 6, end) : null);
+        break;
+      case Frontend.Sync:
+      case Frontend.Query:
+      case Frontend.FunctionCall:
+        this.expect(Expect.Ready, null);
+        this.awaitingReady++;
+        break;
+    }
+  }
+
+  /** Records a watched server message; body is buf[start, end). */
+  onBackend(code: number, buf: Buffer, start: number, end: number): void {
+    switch (code) {
+      case Backend.ReadyForQuery:
+        this.txStatus = buf[start] as TxStatus;
+        this.ready = true;
+        this.completeUntilReady();
+        break;
+      case Backend.ParameterStatus: {
+        const nameEnd = buf.indexOf(0, start);
+        if (nameEnd < 0 || nameEnd >= end) break;
+        this.parameters.set(buf.toString('utf8', start, nameEnd), readCString(buf, nameEnd + 1, end));
+        break;
+      }
+      case Backend.BackendKeyData:
+        if (end - start >= 8) this.backendKey = { pid: buf.readInt32BE(start), secret: Buffer.from(buf.subarray(start + 4, end)) };
+        break;
+      case Backend.ParseComplete: {
+        const name = this.take(Expect.ParseComplete);
+        if (name) this.statements.add(name);
+        break;
+      }
+      case Backend.CloseComplete: {
+        const name = this.take(Expect.CloseComplete);
+        if (name) this.statements.delete(name);
+        break;
+      }
+      case Backend.ErrorResponse:
+        this.onError();
+        break;
+      case Backend.CommandComplete:
+        // DEALLOCATE ALL and DISCARD ALL drop every prepared statement of the session.
+        if (end - start >= 12 && buf[start] === 0x44 && (equalsAscii(buf, start, end, 'DEALLOCATE ALL') || equalsAscii(buf, start, end, 'DISCARD ALL'))) {
+          this.statements.clear();
+        }
+        break;
+    }
+  }
+
+  private expect(kind: Expect, name: string | null): void {
+    this.expectKinds.push(kind);
+    this.expectNames.push(name);
+  }
+
+  private take(kind: Expect): string | null {
+    if (this.expectKinds[0] !== kind) return null;
+    this.expectKinds.shift();
+    return this.expectNames.shift() ?? null;
+  }
+
+  /**
+   * In the extended protocol an error makes the server skip every message up to Sync, so the
+   * Parse and Close requests queued before that Sync will never be answered.
+   */
+  private onError(): void {
+    while (this.expectKinds.length > 0 && this.expectKinds[0] !== Expect.Ready) {
+      this.expectKinds.shift();
+      this.expectNames.shift();
+    }
+  }
+
+  private completeUntilReady(): void {
+    while (this.expectKinds.length > 0) {
+      const kind = this.expectKinds.shift();
+      this.expectNames.shift();
+      if (kind === Expect.Ready) break;
+    }
+    if (this.awaitingReady > 0) this.awaitingReady--;
+  }
+}
+
+/** Reads a NUL-terminated string starting at `start`, not past `end`. */
+export function readCString(buf: Buffer, start: number, end: number): string {
+  let nul = buf.indexOf(0, start);
+  if (nul < 0 || nul > end) nul = end;
+  return buf.toString('utf8', start, nul);
+}
+
+function equalsAscii(buf: Buffer, start: number, end: number, text: string): boolean {
+  // CommandComplete's tag is NUL-terminated.
+  if (end - start !== text.length + 1) return false;
+  for (let i = 0; i < text.length; i++) if (buf[start + i] !== text.charCodeAt(i)) return false;
+  return true;
+}

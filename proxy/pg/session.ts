@@ -1,0 +1,375 @@
+// One client connection and its own upstream connection. The session relays bytes both ways
+// unchanged and reads just enough of them to know the protocol state (PgSessionState).
+//
+// Phases, and the only moves between them (see `moveTo`):
+//   Startup        -> Connecting (StartupMessage received) | Closed
+//   Connecting     -> Authenticating (upstream connected)  | Closed
+//   Authenticating -> Ready (first ReadyForQuery)          | Closed
+//   Ready          -> Closed
+// Client messages are forwarded only when whole, so the upstream always sits at a message boundary
+// and the proxy can add a Terminate of its own when the client vanishes.
+import net from 'node:net';
+import type { Logger } from '../../cli/log.js';
+import type { HostPort } from '../../config/settings.js';
+import { BackendScanner, type BackendSink } from './backend-scanner.js';
+import { Backend, Frontend, MAX_STARTUP_PACKET } from './codes.js';
+import { PgProxyError, SqlState, errorResponse } from './error-response.js';
+import { Framer, type FrameError, type FrameSink } from './framer.js';
+import { PgSessionState } from './session-state.js';
+import { decodeStartupPacket } from './startup.js';
+import { sendCancelRequest } from './cancel.js';
+
+export const enum Phase {
+  Startup,
+  Connecting,
+  Authenticating,
+  Ready,
+  Closed,
+}
+
+const LEGAL_MOVES: Record<Phase, readonly Phase[]> = {
+  [Phase.Startup]: [Phase.Connecting, Phase.Closed],
+  [Phase.Connecting]: [Phase.Authenticating, Phase.Closed],
+  [Phase.Authenticating]: [Phase.Ready, Phase.Closed],
+  [Phase.Ready]: [Phase.Closed],
+  [Phase.Closed]: [],
+};
+
+export interface SessionLimits {
+  maxMessageBytes: number;
+  loginTimeoutMs: number;
+  messageStallTimeoutMs: number;
+  upstreamConnectTimeoutMs: number;
+}
+
+/** What a session needs from the listener that owns it. */
+export interface SessionHost {
+  readonly upstream: HostPort;
+  readonly limits: SessionLimits;
+  readonly log: Logger;
+  /** Asks for a connection slot once the client has said who it is; false = over the limit. */
+  admit(session: PgSession): boolean;
+  upstreamOpened(): void;
+  upstreamClosed(): void;
+  protocolError(reason: string): void;
+  upstreamError(reason: string): void;
+  closed(session: PgSession): void;
+}
+
+const NO_SSL = Buffer.from('N');
+const TERMINATE = Buffer.from([Frontend.Terminate, 0, 0, 0, 4]);
+const WATCHED_BACKEND = [
+  Backend.ReadyForQuery,
+  Backend.ParameterStatus,
+  Backend.BackendKeyData,
+  Backend.ParseComplete,
+  Backend.CloseComplete,
+  Backend.ErrorResponse,
+  Backend.CommandComplete,
+];
+
+export class PgSession {
+  phase = Phase.Startup;
+  readonly state = new PgSessionState();
+  startupParams: ReadonlyMap<string, string> = new Map();
+  private upstream: net.Socket | null = null;
+  /** Whole client messages that arrived while the upstream connection was being opened. */
+  private held: Buffer[] = [];
+  private readonly framer: Framer;
+  private readonly scanner = new BackendScanner(WATCHED_BACKEND);
+  private loginTimer: NodeJS.Timeout | null = null;
+  private stallTimer: NodeJS.Timeout | null = null;
+  private lastClientData = 0;
+  // The run of whole client messages in the current chunk, forwarded with one write.
+  private runBuf: Buffer | null = null;
+  private runStart = 0;
+  private runEnd = 0;
+
+  constructor(readonly client: net.Socket, private readonly host: SessionHost) {
+    this.framer = new Framer(host.limits.maxMessageBytes, MAX_STARTUP_PACKET);
+  }
+
+  start(): void {
+    const { client } = this;
+    client.setNoDelay(true);
+    client.on('data', this.onClientData);
+    client.on('error', this.onClientGone);
+    client.on('close', this.onClientGone);
+    client.on('drain', this.onClientDrain);
+    if (this.host.limits.loginTimeoutMs > 0) {
+      this.loginTimer = setTimeout(this.onLoginTimeout, this.host.limits.loginTimeoutMs);
+    }
+  }
+
+  /** Ends the session from outside (shutdown): a FATAL error to the client when at a boundary. */
+  terminate(err: PgProxyError): void {
+    this.fail(err, 'shutdown');
+  }
+
+  get remote(): string {
+    return `${this.client.remoteAddress}:${this.client.remotePort}`;
+  }
+
+  private moveTo(next: Phase): void {
+    if (!LEGAL_MOVES[this.phase].includes(next)) {
+      throw new Error(`pg session: illegal move from phase ${this.phase} to ${next}`);
+    }
+    this.phase = next;
+  }
+
+  // ---- client -> upstream ----
+
+  private readonly onClientData = (chunk: Buffer): void => {
+    if (this.phase === Phase.Closed) return;
+    this.lastClientData = Date.now();
+    const err = this.framer.feed(chunk, this.clientSink);
+    this.flushRun();
+    if (err) {
+      this.fail(frameErrorToPg(err, this.framer.isTyped), err.kind);
+      return;
+    }
+    if (this.framer.hasPartial) this.armStallTimer();
+  };
+
+  private readonly clientSink: FrameSink = {
+    message: (code, buf, start, end) => {
+      if (this.phase === Phase.Closed) return;
+      if (this.phase === Phase.Startup) {
+        this.onStartupPacket(buf.subarray(start, end));
+        return;
+      }
+      this.state.onFrontend(code, buf, start, end);
+      if (this.phase === Phase.Connecting) {
+        this.held.push(buf.subarray(start, end));
+        return;
+      }
+      if (this.runBuf === buf && this.runEnd === start) {
+        this.runEnd = end;
+      } else {
+        this.flushRun();
+        this.runBuf = buf;
+        this.runStart = start;
+        this.runEnd = end;
+      }
+    },
+  };
+
+  private flushRun(): void {
+    const buf = this.runBuf;
+    if (buf === null) return;
+    this.runBuf = null;
+    const upstream = this.upstream;
+    if (upstream === null || this.phase === Phase.Closed) return;
+    const bytes = this.runStart === 0 && this.runEnd === buf.length ? buf : buf.subarray(this.runStart, this.runEnd);
+    if (!upstream.write(bytes)) this.client.pause();
+  }
+
+  private onStartupPacket(packet: Buffer): void {
+    const decoded = decodeStartupPacket(packet);
+    switch (decoded.kind) {
+      case 'ssl':
+      case 'gssenc':
+        // Encryption is not offered yet: the client goes on in plaintext or gives up itself.
+        this.client.write(NO_SSL);
+        return;
+      case 'cancel':
+        sendCancelRequest(this.host.upstream, packet, this.host.log);
+        this.close();
+        return;
+      case 'invalid':
+        this.fail(new PgProxyError(SqlState.ProtocolViolation, decoded.reason), 'bad-startup');
+        return;
+      case 'startup':
+        break;
+    }
+    this.startupParams = decoded.params;
+    if (!this.host.admit(this)) {
+      this.fail(new PgProxyError(SqlState.TooManyConnections, 'sorry, too many clients already (sidecache --max-client-connections)'), null);
+      return;
+    }
+    this.framer.startTyped();
+    this.moveTo(Phase.Connecting);
+    this.connectUpstream(Buffer.from(packet));
+  }
+
+  private connectUpstream(startupPacket: Buffer): void {
+    const { host, port } = this.host.upstream;
+    const upstream = net.connect({ host, port, noDelay: true });
+    this.upstream = upstream;
+    this.host.upstreamOpened();
+    upstream.setTimeout(this.host.limits.upstreamConnectTimeoutMs);
+    upstream.once('timeout', () => upstream.destroy(new Error(`no answer within ${this.host.limits.upstreamConnectTimeoutMs} ms`)));
+    upstream.once('connect', () => {
+      upstream.setTimeout(0);
+      if (this.phase !== Phase.Connecting) return;
+      this.moveTo(Phase.Authenticating);
+      upstream.cork();
+      upstream.write(startupPacket);
+      for (const m of this.held) upstream.write(m);
+      upstream.uncork();
+      this.held = [];
+    });
+    upstream.on('data', this.onUpstreamData);
+    upstream.on('drain', this.onUpstreamDrain);
+    upstream.on('error', this.onUpstreamError);
+    upstream.on('close', this.onUpstreamClose);
+  }
+
+  // ---- upstream -> client ----
+
+  private readonly onUpstreamData = (chunk: Buffer): void => {
+    if (this.phase === Phase.Closed) return;
+    // State first, so that whatever the cache later does on a commit happens before the client sees it.
+    this.scanner.feed(chunk, this.serverSink);
+    if (!this.client.write(chunk)) this.upstream?.pause();
+  };
+
+  private readonly serverSink: BackendSink = {
+    message: (code, buf, start, end) => {
+      this.state.onBackend(code, buf, start, end);
+      if (code === Backend.ReadyForQuery && this.phase === Phase.Authenticating) {
+        this.moveTo(Phase.Ready);
+        this.clearLoginTimer();
+      } else if (code === Backend.ErrorResponse && this.phase === Phase.Authenticating) {
+        this.host.log.info({ remote: this.remote, user: this.startupParams.get('user'), database: this.startupParams.get('database'), error: errorMessageOf(buf, start, end) }, 'pg: connection refused by upstream');
+      }
+    },
+  };
+
+  private readonly onClientDrain = (): void => {
+    this.upstream?.resume();
+  };
+
+  private readonly onUpstreamDrain = (): void => {
+    this.client.resume();
+  };
+
+  private readonly onUpstreamError = (err: Error): void => {
+    if (this.phase === Phase.Closed) return;
+    const { host, port } = this.host.upstream;
+    if (this.phase === Phase.Connecting) {
+      this.host.upstreamError('connect');
+      this.host.log.warn({ remote: this.remote, upstream: `${host}:${port}`, err: err.message }, 'pg: upstream unreachable');
+      this.fail(new PgProxyError(SqlState.ConnectionFailure, `sidecache: cannot reach upstream postgres://${host}:${port}: ${err.message}`), null);
+      return;
+    }
+    this.host.upstreamError('io');
+    this.host.log.warn({ remote: this.remote, err: err.message }, 'pg: upstream connection failed');
+    this.fail(new PgProxyError(SqlState.ConnectionFailure, `sidecache: lost the upstream connection: ${err.message}`), null);
+  };
+
+  private readonly onUpstreamClose = (): void => {
+    this.host.upstreamClosed();
+    this.upstream = null;
+    if (this.phase === Phase.Closed) return;
+    // The server ended the session (after Terminate, a FATAL error, or a timeout of its own):
+    // pass the close on once what it sent has been written.
+    this.moveTo(Phase.Closed);
+    this.clearTimers();
+    this.client.end();
+    this.host.closed(this);
+  };
+
+  // ---- ending ----
+
+  private readonly onClientGone = (): void => {
+    if (this.phase === Phase.Closed) return;
+    this.close();
+  };
+
+  private readonly onLoginTimeout = (): void => {
+    this.loginTimer = null;
+    this.fail(new PgProxyError(SqlState.ProtocolViolation, `sidecache: startup and authentication not completed within ${this.host.limits.loginTimeoutMs} ms`), 'login-timeout');
+  };
+
+  private armStallTimer(): void {
+    const limit = this.host.limits.messageStallTimeoutMs;
+    if (limit <= 0 || this.stallTimer !== null) return;
+    this.stallTimer = setTimeout(this.onStallCheck, limit);
+  }
+
+  private readonly onStallCheck = (): void => {
+    this.stallTimer = null;
+    if (this.phase === Phase.Closed || !this.framer.hasPartial) return;
+    const limit = this.host.limits.messageStallTimeoutMs;
+    const idle = Date.now() - this.lastClientData;
+    if (idle < limit) {
+      this.stallTimer = setTimeout(this.onStallCheck, limit - idle);
+      return;
+    }
+    this.fail(new PgProxyError(SqlState.ProtocolViolation, `sidecache: incomplete message, client sent nothing for ${limit} ms`), 'stall');
+  };
+
+  /**
+   * Ends the session because of `err`: the client gets it as an ErrorResponse when the stream to
+   * it is between messages (else it would corrupt a half-sent message), then both sides close.
+   */
+  private fail(err: PgProxyError, protocolReason: string | null): void {
+    if (this.phase === Phase.Closed) return;
+    if (protocolReason !== null && protocolReason !== 'shutdown') {
+      this.host.protocolError(protocolReason);
+      this.host.log.warn({ remote: this.remote, reason: protocolReason }, `pg: closing client connection: ${err.message}`);
+    }
+    if (this.scanner.atBoundary && !this.client.destroyed) this.client.write(errorResponse(err));
+    this.close();
+  }
+
+  private close(): void {
+    if (this.phase === Phase.Closed) return;
+    this.moveTo(Phase.Closed);
+    this.clearTimers();
+    this.client.end();
+    // A client that is not there to read a result should not keep its query running upstream.
+    const upstream = this.upstream;
+    if (upstream !== null) {
+      if (this.state.awaitingReady > 0 && this.state.backendKey) {
+        sendCancelRequest(this.host.upstream, cancelPacket(this.state.backendKey.pid, this.state.backendKey.secret), this.host.log);
+      }
+      if (upstream.readyState === 'open') upstream.end(TERMINATE);
+      else upstream.destroy();
+      // Bytes still arriving from the upstream have nowhere to go.
+      upstream.resume();
+    }
+    this.host.closed(this);
+  }
+
+  private clearLoginTimer(): void {
+    if (this.loginTimer !== null) clearTimeout(this.loginTimer);
+    this.loginTimer = null;
+  }
+
+  private clearTimers(): void {
+    this.clearLoginTimer();
+    if (this.stallTimer !== null) clearTimeout(this.stallTimer);
+    this.stallTimer = null;
+  }
+}
+
+function frameErrorToPg(err: FrameError, typed: boolean): PgProxyError {
+  const what = typed ? 'message' : 'startup packet';
+  if (err.kind === 'too-long') {
+    return new PgProxyError(SqlState.ProtocolViolation, `sidecache: invalid ${what} length ${err.length}: exceeds the limit of ${err.limit} bytes`);
+  }
+  return new PgProxyError(SqlState.ProtocolViolation, `sidecache: invalid ${what} length ${err.length}`);
+}
+
+function cancelPacket(pid: number, secret: Buffer): Buffer {
+  const packet = Buffer.allocUnsafe(12 + secret.length);
+  packet.writeInt32BE(packet.length, 0);
+  packet.writeInt32BE(80877102, 4);
+  packet.writeInt32BE(pid, 8);
+  secret.copy(packet, 12);
+  return packet;
+}
+
+/** The 'M' field of an ErrorResponse body, for logs. */
+function errorMessageOf(buf: Buffer, start: number, end: number): string {
+  let pos = start;
+  while (pos < end && buf[pos] !== 0) {
+    const fieldEnd = buf.indexOf(0, pos + 1);
+    if (fieldEnd < 0 || fieldEnd > end) break;
+    if (buf[pos] === 0x4d) return buf.toString('utf8', pos + 1, fieldEnd); // M
+    pos = fieldEnd + 1;
+  }
+  return '';
+}

@@ -1,0 +1,60 @@
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { ConfigError, SETTINGS, envName, helpText, loadConfig } from './settings.js';
+
+test('defaults apply when nothing is given', () => {
+  const { config, explicit, help } = loadConfig([], {});
+  assert.is(config.pgUpstream, null);
+  assert.equal(config.pgListen, { host: '0.0.0.0', port: 5432 });
+  assert.is(config.maxMessageBytes, 64 * 1024 * 1024);
+  assert.is(config.loginTimeoutMs, 30_000);
+  assert.is(explicit.size, 0);
+  assert.not.ok(help);
+});
+
+test('environment variables apply and flags win over them', () => {
+  const env = { SIDECACHE_PG_LISTEN: '127.0.0.1:7000', SIDECACHE_MAX_MESSAGE_BYTES: '1MiB' };
+  const { config, explicit } = loadConfig(['--pg-listen', '127.0.0.1:7001', '--login-timeout=500ms'], env);
+  assert.equal(config.pgListen, { host: '127.0.0.1', port: 7001 });
+  assert.is(config.maxMessageBytes, 1 << 20);
+  assert.is(config.loginTimeoutMs, 500);
+  assert.ok(explicit.has('pgListen') && explicit.has('maxMessageBytes') && explicit.has('loginTimeoutMs'));
+});
+
+test('upstream URLs are parsed with a default port', () => {
+  assert.equal(loadConfig(['--pg-upstream', 'postgres://db.internal'], {}).config.pgUpstream, { url: 'postgres://db.internal', host: 'db.internal', port: 5432 });
+  assert.equal(loadConfig(['--pg-upstream', 'postgresql://127.0.0.1:6543'], {}).config.pgUpstream?.port, 6543);
+});
+
+test('bad values name the flag and what is wrong', () => {
+  const cases: [string[], RegExp][] = [
+    [['--pg-listen', 'nope'], /--pg-listen: expected HOST:PORT/],
+    [['--pg-listen', '1.2.3.4:70000'], /--pg-listen: port 70000 is out of range/],
+    [['--pg-upstream', 'mysql://x:1'], /--pg-upstream: expected a postgres:\/\/ URL/],
+    [['--max-message-bytes', '12 parsecs'], /--max-message-bytes: expected a size/],
+    [['--login-timeout', 'soon'], /--login-timeout: expected a duration/],
+    [['--max-client-connections', '-1'], /--max-client-connections: expected a whole number/],
+    [['--frobnicate', '1'], /--frobnicate: unknown option/],
+    [['--pg-listen'], /--pg-listen: needs a value/],
+  ];
+  for (const [argv, pattern] of cases) {
+    try {
+      loadConfig(argv, {});
+      assert.unreachable(argv.join(' '));
+    } catch (err) {
+      assert.instance(err, ConfigError);
+      assert.match((err as Error).message, pattern);
+    }
+  }
+});
+
+test('--help lists every setting with its environment variable', () => {
+  assert.ok(loadConfig(['--help'], {}).help);
+  const text = helpText();
+  for (const s of SETTINGS) {
+    assert.ok(text.includes(`--${s.flag}`), s.flag);
+    assert.ok(text.includes(envName(s)), envName(s));
+  }
+});
+
+test.run();

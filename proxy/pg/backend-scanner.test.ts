@@ -1,0 +1,63 @@
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import fc from 'fast-check';
+import { BackendScanner } from './backend-scanner.js';
+
+function msg(code: string, body: Buffer | string): Buffer {
+  const b = typeof body === 'string' ? Buffer.from(body) : body;
+  const m = Buffer.alloc(5 + b.length);
+  m[0] = code.charCodeAt(0);
+  m.writeInt32BE(4 + b.length, 1);
+  b.copy(m, 5);
+  return m;
+}
+
+const Z = 'Z'.charCodeAt(0);
+const S = 'S'.charCodeAt(0);
+
+function scan(chunks: Buffer[]): { seen: string[]; boundaryAfter: boolean[] } {
+  const scanner = new BackendScanner([Z, S]);
+  const seen: string[] = [];
+  const boundaryAfter: boolean[] = [];
+  for (const c of chunks) {
+    scanner.feed(c, { message: (code, buf, start, end) => seen.push(`${String.fromCharCode(code)}:${buf.toString('latin1', start, end)}`) });
+    boundaryAfter.push(scanner.atBoundary);
+  }
+  return { seen, boundaryAfter };
+}
+
+test('watched messages are reported with their bodies, others skipped', () => {
+  const stream = Buffer.concat([msg('T', 'rowdesc'), msg('D', Buffer.alloc(1000, 1)), msg('S', 'TimeZone\0UTC\0'), msg('C', 'SELECT 1\0'), msg('Z', 'I')]);
+  const { seen, boundaryAfter } = scan([stream]);
+  assert.equal(seen, ['S:TimeZone\0UTC\0', 'Z:I']);
+  assert.equal(boundaryAfter, [true]);
+});
+
+test('a huge unwatched DataRow split across chunks is skipped and boundaries are tracked', () => {
+  const big = msg('D', Buffer.alloc(100_000, 2));
+  const stream = Buffer.concat([big, msg('Z', 'T')]);
+  const { seen, boundaryAfter } = scan([stream.subarray(0, 3), stream.subarray(3, 50_000), stream.subarray(50_000)]);
+  assert.equal(seen, ['Z:T']);
+  assert.equal(boundaryAfter, [false, false, true]);
+});
+
+test('property: any split reports the same watched messages', () => {
+  const parts = [msg('S', 'a\0b\0'), msg('D', Buffer.alloc(77, 3)), msg('Z', 'E'), msg('N', 'notice'), msg('Z', 'I')];
+  const stream = Buffer.concat(parts);
+  const expected = scan([stream]).seen;
+  fc.assert(
+    fc.property(fc.array(fc.integer({ min: 1, max: stream.length - 1 }), { maxLength: 8 }), (rawCuts) => {
+      const cuts = [...new Set(rawCuts)].sort((a, b) => a - b);
+      const chunks: Buffer[] = [];
+      let prev = 0;
+      for (const c of [...cuts, stream.length]) {
+        chunks.push(stream.subarray(prev, c));
+        prev = c;
+      }
+      const { seen, boundaryAfter } = scan(chunks);
+      return JSON.stringify(seen) === JSON.stringify(expected) && boundaryAfter[boundaryAfter.length - 1] === true;
+    }),
+  );
+});
+
+test.run();

@@ -1,0 +1,137 @@
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import fc from 'fast-check';
+import { Framer, type FrameSink } from './framer.js';
+
+function typed(code: string, body: Buffer | string): Buffer {
+  const b = typeof body === 'string' ? Buffer.from(body) : body;
+  const m = Buffer.alloc(5 + b.length);
+  m[0] = code.charCodeAt(0);
+  m.writeInt32BE(4 + b.length, 1);
+  b.copy(m, 5);
+  return m;
+}
+
+function untyped(code: number, body: Buffer = Buffer.alloc(0)): Buffer {
+  const m = Buffer.alloc(8 + body.length);
+  m.writeInt32BE(8 + body.length, 0);
+  m.writeInt32BE(code, 4);
+  body.copy(m, 8);
+  return m;
+}
+
+function collect(): { sink: FrameSink; got: { code: number; bytes: Buffer }[] } {
+  const got: { code: number; bytes: Buffer }[] = [];
+  return { got, sink: { message: (code, buf, start, end) => got.push({ code, bytes: Buffer.from(buf.subarray(start, end)) }) } };
+}
+
+function feedInPieces(framer: Framer, stream: Buffer, cuts: number[], sink: FrameSink): void {
+  let prev = 0;
+  for (const c of [...cuts, stream.length]) {
+    assert.is(framer.feed(stream.subarray(prev, c), sink), null);
+    prev = c;
+  }
+}
+
+test('whole typed messages in one chunk are cut at their boundaries', () => {
+  const msgs = [typed('Q', 'SELECT 1\0'), typed('S', ''), typed('X', '')];
+  const f = new Framer(1 << 20, 10000);
+  f.startTyped();
+  const { sink, got } = collect();
+  assert.is(f.feed(Buffer.concat(msgs), sink), null);
+  assert.equal(got.map((g) => String.fromCharCode(g.code)), ['Q', 'S', 'X']);
+  got.forEach((g, i) => assert.ok(g.bytes.equals(msgs[i]!)));
+  assert.not.ok(f.hasPartial);
+});
+
+test('a stream cut at every byte position yields the same messages', () => {
+  const msgs = [typed('P', 'stmt\0SELECT $1\0\0\0'), typed('B', Buffer.alloc(300, 7)), typed('S', '')];
+  const stream = Buffer.concat(msgs);
+  for (let cut = 1; cut < stream.length; cut++) {
+    for (const second of [cut + 1, cut + 3, stream.length]) {
+      if (second <= cut || second > stream.length) continue;
+      const f = new Framer(1 << 20, 10000);
+      f.startTyped();
+      const { sink, got } = collect();
+      feedInPieces(f, stream, second < stream.length ? [cut, second] : [cut], sink);
+      assert.is(got.length, msgs.length, `cut at ${cut}/${second}`);
+      got.forEach((g, i) => assert.ok(g.bytes.equals(msgs[i]!), `cut at ${cut}, message ${i}`));
+      assert.not.ok(f.hasPartial);
+    }
+  }
+});
+
+test('startup packet then typed messages in the same chunk switch mode at the boundary', () => {
+  const startup = untyped(196608, Buffer.from('user\0bob\0\0'));
+  const query = typed('Q', 'SELECT 1\0');
+  const f = new Framer(1 << 20, 10000);
+  const got: string[] = [];
+  f.feed(Buffer.concat([startup, query]), {
+    message: (code, buf, start, end) => {
+      got.push(`${code}:${end - start}`);
+      if (code === 0) f.startTyped();
+    },
+  });
+  assert.equal(got, [`0:${startup.length}`, `${'Q'.charCodeAt(0)}:${query.length}`]);
+});
+
+test('a length over the limit is refused before any byte of the body is buffered', () => {
+  const f = new Framer(1000, 10000);
+  f.startTyped();
+  const header = Buffer.from([0x51, 0, 0, 0x10, 0]); // 'Q', length 4096
+  const err = f.feed(header, collect().sink);
+  assert.equal(err, { kind: 'too-long', length: 4096, limit: 1000 });
+});
+
+test('a length below the header size is refused, also when the header is split', () => {
+  const f = new Framer(1000, 10000);
+  f.startTyped();
+  assert.is(f.feed(Buffer.from([0x51, 0, 0]), collect().sink), null);
+  assert.ok(f.hasPartial);
+  assert.equal(f.feed(Buffer.from([0, 3]), collect().sink), { kind: 'too-short', length: 3 });
+  const g = new Framer(1000, 10000);
+  assert.equal(g.feed(Buffer.from([0, 0, 0, 4, 1, 2, 3, 4]), collect().sink), { kind: 'too-short', length: 4 });
+});
+
+test('an absurd startup length (garbage before startup) is refused', () => {
+  const f = new Framer(1 << 20, 10000);
+  assert.equal(f.feed(Buffer.from('GET / HTTP/1.1\r\n'), collect().sink), { kind: 'too-long', length: 0x47455420, limit: 10000 });
+});
+
+test('a message of only a header (Sync) split across chunks', () => {
+  const f = new Framer(1000, 10000);
+  f.startTyped();
+  const { sink, got } = collect();
+  feedInPieces(f, typed('S', ''), [1, 2, 3, 4], sink);
+  assert.is(got.length, 1);
+  assert.is(got[0]!.code, 0x53);
+});
+
+test('property: any split of any message sequence yields exactly the messages sent', () => {
+  const message = fc.tuple(fc.integer({ min: 0x20, max: 0x7e }), fc.uint8Array({ maxLength: 200 }))
+    .map(([code, body]) => typed(String.fromCharCode(code), Buffer.from(body)));
+  fc.assert(
+    fc.property(fc.array(message, { minLength: 1, maxLength: 20 }), fc.array(fc.nat(), { maxLength: 10 }), (msgs, rawCuts) => {
+      const stream = Buffer.concat(msgs);
+      const cuts = [...new Set(rawCuts.map((c) => c % stream.length))].filter((c) => c > 0).sort((a, b) => a - b);
+      const f = new Framer(1 << 20, 10000);
+      f.startTyped();
+      const { sink, got } = collect();
+      feedInPieces(f, stream, cuts, sink);
+      return got.length === msgs.length && got.every((g, i) => g.bytes.equals(msgs[i]!)) && !f.hasPartial;
+    }),
+  );
+});
+
+test('property: random bytes never throw, they frame or are refused', () => {
+  fc.assert(
+    fc.property(fc.uint8Array({ maxLength: 300 }), fc.boolean(), (bytes, isTyped) => {
+      const f = new Framer(4096, 10000);
+      if (isTyped) f.startTyped();
+      f.feed(Buffer.from(bytes), collect().sink);
+      return true;
+    }),
+  );
+});
+
+test.run();

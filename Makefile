@@ -1,0 +1,47 @@
+# sidecache build and test entry points. CI runs `make test` (see .ci/run).
+#   make test [FILTER=pg]   install, type-check and build, make sure the databases are up, run all tests
+#   make test-unit | make test-e2e   one phase only
+#   make run ARGS='--pg-upstream postgres://127.0.0.1:5432'   build, then start sidecache
+#   make bench [ARGS=...]   build, then run the benchmark
+# Test runner knobs: SIDECACHE_TEST_JOBS (files run at once, default 2); see scripts/run-tests.ts.
+
+RUN_TESTS := node dist/scripts/run-tests.js
+
+.PHONY: install build ensure-servers test test-unit test-e2e run bench clean docs
+
+install: node_modules/.package-lock.json
+
+# npm rewrites node_modules/.package-lock.json on every install, so it is older than
+# package-lock.json (or missing) exactly when node_modules may not match the lock file.
+node_modules/.package-lock.json: package-lock.json
+	npm ci --no-audit --no-fund
+
+# tsc emits JS even when types are wrong, but exits non-zero, which fails the build.
+build: install
+	node_modules/.bin/tsc -p tsconfig.json
+
+ensure-servers:
+	scripts/ensure-servers.sh
+
+test: build ensure-servers
+	$(RUN_TESTS) $(FILTER)
+
+test-unit: build ensure-servers
+	$(RUN_TESTS) --only unit $(FILTER)
+
+test-e2e: build ensure-servers
+	$(RUN_TESTS) --only e2e $(FILTER)
+
+# With no upstream configured the CLI starts its own quick-start database.
+run: build
+	./bin/sidecache $(ARGS)
+
+bench: build ensure-servers
+	node dist/bench/run.js $(ARGS)
+
+clean:
+	rm -rf dist
+
+# Regenerates docs/settings.md from config/settings.ts (a unit test fails when they differ).
+docs: build
+	node dist/scripts/gen-settings-doc.js

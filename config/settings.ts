@@ -19,6 +19,9 @@ export interface Config {
   loginTimeoutMs: number;
   messageStallTimeoutMs: number;
   upstreamConnectTimeoutMs: number;
+  cacheMaxBytes: number;
+  cacheMaxEntryBytes: number;
+  cacheTtlMs: number;
 }
 
 export class ConfigError extends Error {
@@ -55,6 +58,12 @@ export const SETTINGS: readonly Setting[] = [
     help: 'a client that stops in the middle of a message for this long is disconnected (0 = never)' },
   { key: 'upstreamConnectTimeoutMs', flag: 'upstream-connect-timeout', kind: 'duration', default: '10s',
     help: 'how long to wait for the upstream database to accept a connection' },
+  { key: 'cacheMaxBytes', flag: 'cache-max-bytes', kind: 'bytes', default: '256MiB',
+    help: 'memory budget of the result cache per protocol (payload plus per-entry overhead); 0 turns caching off' },
+  { key: 'cacheMaxEntryBytes', flag: 'cache-max-entry-bytes', kind: 'bytes', default: '8MiB',
+    help: 'largest single result kept; larger results are relayed but not cached' },
+  { key: 'cacheTtlMs', flag: 'cache-ttl', kind: 'duration', default: '60s',
+    help: 'how long a cached result may be served; a safety net for writes that bypass sidecache (0 = no expiry)' },
 ];
 
 export function envName(setting: Setting): string {

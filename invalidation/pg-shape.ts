@@ -1,0 +1,140 @@
+// The shape of a statement text: the text with its numeric literals replaced by 0. Texts that
+// differ only in numbers (`... WHERE aid = 17` vs `... WHERE aid = 42`) read and write the same
+// tables and call the same functions, so they share one analysis: the parser runs once per shape,
+// not once per text. Strings, quoted identifiers, dollar quotes and comments are copied verbatim
+// (a string such as 'now' changes the analysis), and anything unusual is left alone: a shape is
+// only ever a cache key for the analysis, never sent to a server.
+//
+// Assumes standard_conforming_strings = on (the parser does too); sessions without it are not
+// analysed at all (see the session's classification).
+
+const enum Ch {
+  Quote = 0x27, // '
+  DoubleQuote = 0x22, // "
+  Dollar = 0x24, // $
+  Minus = 0x2d, // -
+  Slash = 0x2f, // /
+  Star = 0x2a, // *
+  Dot = 0x2e, // .
+  Backslash = 0x5c, // \
+  Newline = 0x0a,
+  Zero = 0x30,
+  Nine = 0x39,
+  Underscore = 0x5f,
+}
+
+function isDigit(c: number): boolean {
+  return c >= Ch.Zero && c <= Ch.Nine;
+}
+
+function isIdentChar(c: number): boolean {
+  return (c >= 0x61 && c <= 0x7a) || (c >= 0x41 && c <= 0x5a) || isDigit(c) || c === Ch.Underscore || c === Ch.Dollar || c >= 0x80;
+}
+
+/** Returns the shape of `text`; the same string object when there is nothing to replace. */
+export function statementShape(text: string): string {
+  const n = text.length;
+  let out: string[] | null = null;
+  let copiedUpTo = 0;
+  let i = 0;
+  while (i < n) {
+    const c = text.charCodeAt(i);
+    if (c === Ch.Quote) {
+      const escapes = i > 0 && (text.charCodeAt(i - 1) | 0x20) === 0x65 && (i < 2 || !isIdentChar(text.charCodeAt(i - 2)));
+      i = skipQuoted(text, i + 1, Ch.Quote, escapes);
+    } else if (c === Ch.DoubleQuote) {
+      i = skipQuoted(text, i + 1, Ch.DoubleQuote, false);
+    } else if (c === Ch.Minus && text.charCodeAt(i + 1) === Ch.Minus) {
+      const end = text.indexOf('\n', i);
+      i = end < 0 ? n : end + 1;
+    } else if (c === Ch.Slash && text.charCodeAt(i + 1) === Ch.Star) {
+      i = skipBlockComment(text, i + 2);
+    } else if (c === Ch.Dollar && (i === 0 || !isIdentChar(text.charCodeAt(i - 1)))) {
+      i = skipDollarQuoted(text, i);
+    } else if ((isDigit(c) || (c === Ch.Dot && isDigit(text.charCodeAt(i + 1)))) && (i === 0 || !isIdentChar(text.charCodeAt(i - 1)))) {
+      const end = numberEnd(text, i);
+      if (end > 0 && !(end - i === 1 && c === Ch.Zero)) {
+        out ??= [];
+        out.push(text.slice(copiedUpTo, i), '0');
+        copiedUpTo = end;
+      }
+      i = end > 0 ? end : i + 1;
+      while (i < n && isIdentChar(text.charCodeAt(i))) i++;
+    } else if (isIdentChar(c)) {
+      i++;
+      while (i < n && isIdentChar(text.charCodeAt(i))) i++;
+    } else {
+      i++;
+    }
+  }
+  if (out === null) return text;
+  out.push(text.slice(copiedUpTo));
+  return out.join('');
+}
+
+/** End of a numeric literal starting at `start`, or -1 when it runs into an identifier (0x1F, 1abc). */
+function numberEnd(text: string, start: number): number {
+  let i = start;
+  const n = text.length;
+  while (i < n && (isDigit(text.charCodeAt(i)) || text.charCodeAt(i) === Ch.Underscore)) i++;
+  if (i < n && text.charCodeAt(i) === Ch.Dot && text.charCodeAt(i + 1) !== Ch.Dot) {
+    i++;
+    while (i < n && (isDigit(text.charCodeAt(i)) || text.charCodeAt(i) === Ch.Underscore)) i++;
+  }
+  if (i < n && (text.charCodeAt(i) | 0x20) === 0x65) {
+    let j = i + 1;
+    if (text[j] === '+' || text[j] === '-') j++;
+    if (j < n && isDigit(text.charCodeAt(j))) {
+      i = j;
+      while (i < n && isDigit(text.charCodeAt(i))) i++;
+    }
+  }
+  if (i < n && isIdentChar(text.charCodeAt(i))) return -1;
+  return i;
+}
+
+function skipQuoted(text: string, i: number, quote: number, backslashEscapes: boolean): number {
+  const n = text.length;
+  while (i < n) {
+    const c = text.charCodeAt(i);
+    if (backslashEscapes && c === Ch.Backslash) {
+      i += 2;
+    } else if (c === quote) {
+      if (text.charCodeAt(i + 1) === quote) i += 2;
+      else return i + 1;
+    } else {
+      i++;
+    }
+  }
+  return n;
+}
+
+function skipBlockComment(text: string, i: number): number {
+  // PostgreSQL block comments nest.
+  let depth = 1;
+  const n = text.length;
+  while (i < n && depth > 0) {
+    if (text.charCodeAt(i) === Ch.Slash && text.charCodeAt(i + 1) === Ch.Star) {
+      depth++;
+      i += 2;
+    } else if (text.charCodeAt(i) === Ch.Star && text.charCodeAt(i + 1) === Ch.Slash) {
+      depth--;
+      i += 2;
+    } else {
+      i++;
+    }
+  }
+  return i;
+}
+
+/** `$tag$ ... $tag$`; a `$` that opens no dollar quote (e.g. the parameter `$1`) is stepped over. */
+function skipDollarQuoted(text: string, i: number): number {
+  const m = /^\$([A-Za-z_\u0080-\uffff][A-Za-z0-9_\u0080-\uffff]*)?\$/.exec(text.slice(i, i + 64));
+  if (!m) {
+    i++;
+    while (i < text.length && isDigit(text.charCodeAt(i))) i++;
+    return i;
+  }
+  const close = text.indexOf(m[0], i + m[0].length);
+  return close < 0 ? text.length : close + m[0].length;
+}

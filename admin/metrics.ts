@@ -1,6 +1,9 @@
 // The Prometheus registry and every metric sidecache exports. Proxy modules get the metric objects
-// from here; only the admin server renders them.
+// from here; only the admin server renders them. The cache metrics are not counted here: each
+// protocol's QueryStats counts in plain fields, and these metrics read them when Prometheus scrapes.
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import { PrecountedHistogram, type LabelledHistogram } from './duration-histogram.js';
+import { OUTCOMES, type QueryStats, type StoreReading } from './query-stats.js';
 
 export type Protocol = 'postgres' | 'mysql';
 
@@ -12,12 +15,16 @@ export interface Metrics {
   rejectedConnections: Counter<'protocol' | 'reason'>;
   protocolErrors: Counter<'protocol' | 'reason'>;
   upstreamErrors: Counter<'protocol' | 'reason'>;
+  /** Each protocol's cache statistics; QueryStats' constructor adds itself. Read by the cache metrics and /stats. */
+  cacheStats: Map<Protocol, QueryStats>;
 }
 
 export function createMetrics(): Metrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'sidecache_process_' });
   const registers = [registry];
+  const cacheStats = new Map<Protocol, QueryStats>();
+  registerCacheMetrics(registry, cacheStats);
   return {
     registry,
     clientConnections: new Gauge({ name: 'sidecache_client_connections', help: 'Client connections open now', labelNames: ['protocol'], registers }),
@@ -26,5 +33,89 @@ export function createMetrics(): Metrics {
     rejectedConnections: new Counter({ name: 'sidecache_rejected_connections_total', help: 'Client connections refused by a limit', labelNames: ['protocol', 'reason'], registers }),
     protocolErrors: new Counter({ name: 'sidecache_protocol_errors_total', help: 'Client connections closed for breaking the protocol', labelNames: ['protocol', 'reason'], registers }),
     upstreamErrors: new Counter({ name: 'sidecache_upstream_errors_total', help: 'Upstream connection failures', labelNames: ['protocol', 'reason'], registers }),
+    cacheStats,
   };
+}
+
+/**
+ * Counters here mirror cumulative counts kept elsewhere: at each scrape, collect() resets the
+ * counter and adds the current totals, so the series always equal their source.
+ */
+function registerCacheMetrics(registry: Registry, cacheStats: ReadonlyMap<Protocol, QueryStats>): void {
+  const registers = [registry];
+
+  const total = (name: string, help: string, value: (stats: QueryStats) => number): void => {
+    new Counter({
+      name,
+      help,
+      labelNames: ['protocol'],
+      registers,
+      collect() {
+        this.reset();
+        for (const stats of cacheStats.values()) this.inc({ protocol: stats.protocol }, value(stats));
+      },
+    });
+  };
+  total('sidecache_cache_hits_total', 'Reads answered from the cache', (s) => s.hits);
+  total('sidecache_cache_misses_total', 'Cacheable reads sent upstream and offered to the cache', (s) => s.misses);
+  total('sidecache_cache_writes_total', 'Writes seen (their tables are invalidated on commit)', (s) => s.writes);
+  total('sidecache_invalidations_total', 'Invalidations: of the tables of a committed write, or of a whole database', (s) => s.invalidations);
+  total('sidecache_invalidated_entries_total', 'Cache entries dropped by invalidations', (s) => s.invalidatedEntries);
+
+  new Counter({
+    name: 'sidecache_cache_bypass_total',
+    help: 'Statements sent upstream without consulting the cache, by reason',
+    labelNames: ['protocol', 'reason'],
+    registers,
+    collect() {
+      this.reset();
+      for (const stats of cacheStats.values()) {
+        for (const [reason, { count }] of stats.bypassReasons()) this.inc({ protocol: stats.protocol, reason }, count);
+      }
+    },
+  });
+
+  // The store keeps its own counts; each series reads them at scrape time.
+  const storeGauge = (name: string, help: string, value: (r: StoreReading) => number): void => {
+    new Gauge({
+      name,
+      help,
+      labelNames: ['protocol'],
+      registers,
+      collect() {
+        this.reset();
+        for (const stats of cacheStats.values()) {
+          const reading = stats.storeReading();
+          if (reading !== null) this.set({ protocol: stats.protocol }, value(reading));
+        }
+      },
+    });
+  };
+  storeGauge('sidecache_cache_entries', 'Entries in the cache now', (r) => r.entries);
+  storeGauge('sidecache_cache_bytes', 'Bytes charged to the cache budget now (payload plus overhead)', (r) => r.bytes);
+  storeGauge('sidecache_cache_max_bytes', 'The cache budget in bytes (--cache-max-bytes)', (r) => r.maxBytes);
+  new Counter({
+    name: 'sidecache_evictions_total',
+    help: 'Entries evicted to stay within the cache budget',
+    labelNames: ['protocol'],
+    registers,
+    collect() {
+      this.reset();
+      for (const stats of cacheStats.values()) {
+        const reading = stats.storeReading();
+        if (reading !== null) this.inc({ protocol: stats.protocol }, reading.evictions);
+      }
+    },
+  });
+
+  new PrecountedHistogram(
+    'sidecache_query_duration_seconds',
+    'Time from a statement arriving to its answer being written, by outcome',
+    function* (): Iterable<LabelledHistogram> {
+      for (const stats of cacheStats.values()) {
+        for (const outcome of OUTCOMES) yield { labels: { protocol: stats.protocol, outcome }, histogram: stats.durations(outcome) };
+      }
+    },
+    registry,
+  );
 }

@@ -1,14 +1,23 @@
-// The admin HTTP listener: health and Prometheus metrics.
+// The admin HTTP listener: health, Prometheus metrics and the JSON cache statistics.
 import http from 'node:http';
 import type net from 'node:net';
 import type { HostPort } from '../config/settings.js';
 import type { Metrics } from './metrics.js';
+import { buildStatsReport, DEFAULT_TOP, MAX_TOP } from './stats-report.js';
+
+const ROUTES = '/healthz, /metrics, /stats';
 
 export class AdminServer {
   private readonly server: http.Server;
 
+  /** /stats reports every QueryStats registered in `metrics` (QueryStats' constructor does that). */
   constructor(private readonly metrics: Metrics) {
-    this.server = http.createServer((req, res) => void this.handle(req, res));
+    this.server = http.createServer((req, res) => {
+      this.handle(req, res).catch((err: Error) => {
+        if (!res.headersSent) res.writeHead(500, { 'content-type': 'text/plain' });
+        res.end(`internal error: ${err.message}\n`);
+      });
+    });
   }
 
   listen(at: HostPort): Promise<net.AddressInfo> {
@@ -29,12 +38,12 @@ export class AdminServer {
   }
 
   private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
-    const path = (req.url ?? '/').split('?')[0];
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       res.writeHead(405, { allow: 'GET, HEAD' }).end();
       return;
     }
-    switch (path) {
+    const url = new URL(req.url ?? '/', 'http://admin');
+    switch (url.pathname) {
       case '/healthz':
         res.writeHead(200, { 'content-type': 'text/plain' }).end('ok\n');
         return;
@@ -43,8 +52,26 @@ export class AdminServer {
         res.writeHead(200, { 'content-type': this.metrics.registry.contentType }).end(body);
         return;
       }
+      case '/stats': {
+        const top = parseTop(url.searchParams.get('top'));
+        if (top === null) {
+          res.writeHead(400, { 'content-type': 'text/plain' }).end(`top must be an integer from 0 to ${MAX_TOP}\n`);
+          return;
+        }
+        const body = JSON.stringify(buildStatsReport(this.metrics.cacheStats.values(), top), null, 2);
+        res.writeHead(200, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' }).end(`${body}\n`);
+        return;
+      }
       default:
-        res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: try /healthz or /metrics\n');
+        res.writeHead(404, { 'content-type': 'text/plain' }).end(`not found: try ${ROUTES}\n`);
     }
   }
+}
+
+/** `?top=N`: DEFAULT_TOP when absent, null when not an integer in 0..MAX_TOP. */
+export function parseTop(value: string | null): number | null {
+  if (value === null) return DEFAULT_TOP;
+  if (!/^\d{1,4}$/.test(value)) return null;
+  const n = Number(value);
+  return n <= MAX_TOP ? n : null;
 }

@@ -4,6 +4,7 @@ import { AdminServer } from '../admin/server.js';
 import { createMetrics, type Metrics } from '../admin/metrics.js';
 import type { Config, HostPort } from '../config/settings.js';
 import { PgListener } from '../proxy/pg/listener.js';
+import { PgCache } from '../proxy/pg/pg-cache.js';
 import type { Logger } from './log.js';
 
 /** A listener could not bind; names the setting so the operator knows what to change. */
@@ -24,7 +25,8 @@ export interface RunningSidecache {
 
 export async function startSidecache(config: Config, pgUpstream: HostPort, log: Logger): Promise<RunningSidecache> {
   const metrics = createMetrics();
-  const pg = new PgListener(config, pgUpstream, log, metrics);
+  const cache = config.cacheMaxBytes > 0 ? await PgCache.create(config, metrics) : null;
+  const pg = new PgListener(config, pgUpstream, log, metrics, cache);
   const admin = new AdminServer(metrics);
   const pgAddress = await bind('--pg-listen', config.pgListen, (at) => pg.listen(at));
   let adminAddress: net.AddressInfo;

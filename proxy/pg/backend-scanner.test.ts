@@ -15,29 +15,38 @@ function msg(code: string, body: Buffer | string): Buffer {
 const Z = 'Z'.charCodeAt(0);
 const S = 'S'.charCodeAt(0);
 
-function scan(chunks: Buffer[]): { seen: string[]; boundaryAfter: boolean[] } {
-  const scanner = new BackendScanner([Z, S]);
+function scan(chunks: Buffer[]): { seen: string[]; boundaryAfter: boolean[]; starts: string[] } {
+  const scanner = new BackendScanner();
   const seen: string[] = [];
+  const starts: string[] = [];
   const boundaryAfter: boolean[] = [];
-  for (const c of chunks) {
-    scanner.feed(c, { message: (code, buf, start, end) => seen.push(`${String.fromCharCode(code)}:${buf.toString('latin1', start, end)}`) });
+  chunks.forEach((c, i) => {
+    scanner.feed(c, {
+      begin: (code, pos) => {
+        starts.push(`${String.fromCharCode(code)}@${i}:${pos}`);
+        return code === Z || code === S;
+      },
+      message: (code, buf, start, end) => seen.push(`${String.fromCharCode(code)}:${buf.toString('latin1', start, end)}`),
+    });
     boundaryAfter.push(scanner.atBoundary);
-  }
-  return { seen, boundaryAfter };
+  });
+  return { seen, boundaryAfter, starts };
 }
 
 test('watched messages are reported with their bodies, others skipped', () => {
   const stream = Buffer.concat([msg('T', 'rowdesc'), msg('D', Buffer.alloc(1000, 1)), msg('S', 'TimeZone\0UTC\0'), msg('C', 'SELECT 1\0'), msg('Z', 'I')]);
-  const { seen, boundaryAfter } = scan([stream]);
+  const { seen, boundaryAfter, starts } = scan([stream]);
   assert.equal(seen, ['S:TimeZone\0UTC\0', 'Z:I']);
   assert.equal(boundaryAfter, [true]);
+  assert.equal(starts, ['T@0:0', 'D@0:12', 'S@0:1017', 'C@0:1035', 'Z@0:1049']);
 });
 
 test('a huge unwatched DataRow split across chunks is skipped and boundaries are tracked', () => {
   const big = msg('D', Buffer.alloc(100_000, 2));
   const stream = Buffer.concat([big, msg('Z', 'T')]);
-  const { seen, boundaryAfter } = scan([stream.subarray(0, 3), stream.subarray(3, 50_000), stream.subarray(50_000)]);
+  const { seen, boundaryAfter, starts } = scan([stream.subarray(0, 3), stream.subarray(3, 50_000), stream.subarray(50_000)]);
   assert.equal(seen, ['Z:T']);
+  assert.equal(starts, ['D@0:0', `Z@2:${big.length - 50_000}`]);
   assert.equal(boundaryAfter, [false, false, true]);
 });
 

@@ -1,26 +1,28 @@
-// Follows message boundaries in what the server sends so the session can read the few messages it
-// needs (ReadyForQuery, ParameterStatus, ...) while the bytes themselves are relayed chunk by chunk.
-// Bodies of other messages (DataRow, CopyData) are skipped, never buffered: a row of any size costs
-// nothing here. Pure: bytes in, selected messages out.
+// Follows message boundaries in what the server sends so the session can route each message
+// (relay, capture for the cache, or swallow a reply to its own request) and read the few bodies it
+// needs, while the bytes themselves stay in the chunks they arrived in. Bodies nobody asked for
+// (DataRow, CopyData) are skipped, never buffered: a row of any size costs nothing here.
+// Pure: bytes in, message events out.
 
 export interface BackendSink {
-  /** A watched message: its code and body bytes buf[start, end) (header excluded). */
+  /**
+   * A message starts at chunk[pos] (its code byte; the rest may come in later chunks). Returns
+   * whether `message` should be called with its body.
+   */
+  begin(code: number, pos: number): boolean;
+  /** The body of a message `begin` asked for: buf[start, end), header excluded. */
   message(code: number, buf: Buffer, start: number, end: number): void;
 }
 
 export class BackendScanner {
-  private readonly watched = new Uint8Array(256);
   private readonly header = Buffer.alloc(5);
   private headerFilled = 0;
   private code = 0;
+  private wanted = false;
   /** Body bytes of the current message still to come (skipped or assembled). */
   private remaining = 0;
   private body: Buffer | null = null;
   private bodyFilled = 0;
-
-  constructor(watchedCodes: readonly number[]) {
-    for (const c of watchedCodes) this.watched[c] = 1;
-  }
 
   /** True between messages: a message of the proxy's own may be inserted here. */
   get atBoundary(): boolean {
@@ -47,8 +49,11 @@ export class BackendScanner {
         continue;
       }
       let bodyLength: number;
-      if (this.headerFilled === 0 && len - pos >= 5) {
+      if (this.headerFilled === 0) {
         this.code = chunk[pos]!;
+        this.wanted = sink.begin(this.code, pos);
+      }
+      if (this.headerFilled === 0 && len - pos >= 5) {
         bodyLength = chunk.readInt32BE(pos + 1) - 4;
         pos += 5;
       } else {
@@ -58,17 +63,15 @@ export class BackendScanner {
         pos += take;
         if (this.headerFilled < 5) continue;
         this.headerFilled = 0;
-        this.code = this.header[0]!;
         bodyLength = this.header.readInt32BE(1) - 4;
       }
       if (bodyLength < 0) bodyLength = 0; // a broken server; keep following, the client will complain
-      const watched = this.watched[this.code] === 1;
       if (len - pos >= bodyLength) {
-        if (watched) sink.message(this.code, chunk, pos, pos + bodyLength);
+        if (this.wanted) sink.message(this.code, chunk, pos, pos + bodyLength);
         pos += bodyLength;
       } else {
         this.remaining = bodyLength;
-        if (watched) {
+        if (this.wanted) {
           this.body = Buffer.allocUnsafe(bodyLength);
           this.bodyFilled = 0;
         }

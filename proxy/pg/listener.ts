@@ -4,6 +4,7 @@ import type { Logger } from '../../cli/log.js';
 import type { Config, HostPort } from '../../config/settings.js';
 import type { Metrics } from '../../admin/metrics.js';
 import { PgProxyError, SqlState } from './error-response.js';
+import type { PgCache } from './pg-cache.js';
 import { PgSession, type SessionHost, type SessionLimits } from './session.js';
 
 const PROTOCOL = { protocol: 'postgres' } as const;
@@ -12,11 +13,12 @@ export class PgListener implements SessionHost {
   readonly upstream: HostPort;
   readonly limits: SessionLimits;
   private readonly server: net.Server;
+  private readonly maxClients: number;
   /** Sessions that have a connection slot (past their StartupMessage). */
   private readonly admitted = new Set<PgSession>();
   private readonly all = new Set<PgSession>();
 
-  constructor(config: Config, upstream: HostPort, readonly log: Logger, private readonly metrics: Metrics) {
+  constructor(config: Config, upstream: HostPort, readonly log: Logger, private readonly metrics: Metrics, readonly cache: PgCache | null) {
     this.upstream = upstream;
     this.limits = {
       maxMessageBytes: config.maxMessageBytes,
@@ -27,8 +29,6 @@ export class PgListener implements SessionHost {
     this.maxClients = config.maxClientConnections;
     this.server = net.createServer({ noDelay: true }, (socket) => this.accept(socket));
   }
-
-  private readonly maxClients: number;
 
   /** Resolves with the bound address; rejects (e.g. EADDRINUSE) without leaving anything open. */
   listen(at: HostPort): Promise<net.AddressInfo> {
@@ -52,7 +52,7 @@ export class PgListener implements SessionHost {
     const shutdown = new PgProxyError(SqlState.AdminShutdown, 'terminating connection due to administrator command (sidecache shutting down)');
     const until = Date.now() + deadlineMs;
     while (this.all.size > 0) {
-      for (const s of this.all) if (s.state.awaitingReady === 0 || Date.now() >= until) s.terminate(shutdown);
+      for (const s of this.all) if ((s.state?.awaitingReady ?? 0) === 0 || Date.now() >= until) s.terminate(shutdown);
       if (this.all.size === 0) break;
       await new Promise((r) => setTimeout(r, 20));
     }

@@ -46,13 +46,14 @@ test('a named statement exists once the server acknowledged its Parse, until Clo
   const s = new PgSessionState();
   fromClient(s, serialize.parse({ name: 's1', text: 'SELECT 1', types: [] }), serialize.parse({ text: 'SELECT 2', types: [] }), serialize.sync());
   assert.is(s.awaitingReady, 1);
-  assert.equal([...s.statements], []);
+  assert.equal([...s.statements.keys()], []);
   fromServer(s, backend('1'), backend('1'), backend('Z', 'I'));
-  assert.equal([...s.statements], ['s1']);
+  assert.equal([...s.statements.keys()], ['s1']);
+  assert.ok(s.unnamed?.startsWith('SELECT 2\0'));
   assert.is(s.awaitingReady, 0);
   fromClient(s, serialize.close({ type: 'P', name: 's1' }), serialize.close({ type: 'S', name: 's1' }), serialize.sync());
   fromServer(s, backend('3'), backend('3'), backend('Z', 'I'));
-  assert.equal([...s.statements], []);
+  assert.equal([...s.statements.keys()], []);
 });
 
 test('an error skips the rest of the pipeline: later Parses never create statements', () => {
@@ -68,7 +69,7 @@ test('an error skips the rest of the pipeline: later Parses never create stateme
   );
   assert.is(s.awaitingReady, 2);
   fromServer(s, backend('1'), backend('E', errorBody), backend('Z', 'I'), backend('1'), backend('Z', 'I'));
-  assert.equal([...s.statements].sort(), ['after', 'good']);
+  assert.equal([...s.statements.keys()].sort(), ['after', 'good']);
   assert.is(s.awaitingReady, 0);
 });
 
@@ -76,7 +77,16 @@ test('an error in a simple query does not disturb pending pipeline bookkeeping',
   const s = new PgSessionState();
   fromClient(s, serialize.query('SELEC 1'), serialize.parse({ name: 'p', text: 'SELECT 1', types: [] }), serialize.sync());
   fromServer(s, backend('E', errorBody), backend('Z', 'I'), backend('1'), backend('Z', 'I'));
-  assert.equal([...s.statements], ['p']);
+  assert.equal([...s.statements.keys()], ['p']);
+});
+
+test('a simple Query destroys the unnamed statement', () => {
+  const s = new PgSessionState();
+  fromClient(s, serialize.parse({ text: 'SELECT 1', types: [] }), serialize.sync());
+  fromServer(s, backend('1'), backend('Z', 'I'));
+  assert.ok(s.unnamed !== null);
+  fromClient(s, serialize.query('SELECT 2'));
+  assert.is(s.unnamed, null);
 });
 
 test('DISCARD ALL and DEALLOCATE ALL forget every statement', () => {
@@ -86,7 +96,7 @@ test('DISCARD ALL and DEALLOCATE ALL forget every statement', () => {
     fromServer(s, backend('1'), backend('Z', 'I'));
     fromClient(s, serialize.query(tag));
     fromServer(s, backend('C', tag + '\0'), backend('Z', 'I'));
-    assert.equal([...s.statements], [], tag);
+    assert.equal([...s.statements.keys()], [], tag);
   }
 });
 

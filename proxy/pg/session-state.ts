@@ -26,8 +26,13 @@ export class PgSessionState {
   txStatus: TxStatus = TxStatus.Idle;
   readonly parameters = new Map<string, string>();
   backendKey: BackendKey | null = null;
-  /** Named prepared statements the server holds for this session (protocol-level Parse). */
-  readonly statements = new Set<string>();
+  /**
+   * Prepared statements the server holds for this session (protocol-level Parse): name -> the
+   * Parse's text and parameter types as one string, so a client's view can be compared with it.
+   */
+  readonly statements = new Map<string, string>();
+  /** The unnamed statement's text and types, null when the server holds none. */
+  unnamed: string | null = null;
   /** Client requests (Sync, Query, FunctionCall) still waiting for their ReadyForQuery. */
   awaitingReady = 0;
   /** Set by the first ReadyForQuery: authentication is over. */
@@ -36,21 +41,29 @@ export class PgSessionState {
   // Parallel queues of expected replies: what and, for Parse/Close, which statement.
   private expectKinds: Expect[] = [];
   private expectNames: (string | null)[] = [];
+  private expectSigs: (string | null)[] = [];
 
   /** Records a whole client message buf[start, end) (header included) as it goes upstream. */
   onFrontend(code: number, buf: Buffer, start: number, end: number): void {
     switch (code) {
-      case Frontend.Parse:
-        this.expect(Expect.ParseComplete, readCString(buf, start + 5, end));
+      case Frontend.Parse: {
+        const nameEnd = buf.indexOf(0, start + 5);
+        this.expect(Expect.ParseComplete, buf.toString('utf8', start + 5, nameEnd), statementSignature(buf, nameEnd + 1, end));
         break;
+      }
       case Frontend.Close:
         // Only statements matter; a closed portal changes nothing the session tracks.
-        this.expect(Expect.CloseComplete, buf[start + 5] === 0x53 ? readCString(buf, start + 6, end) : null);
+        this.expect(Expect.CloseComplete, buf[start + 5] === 0x53 ? readCString(buf, start + 6, end) : null, null);
+        break;
+      case Frontend.Query:
+        // A simple Query destroys the unnamed statement.
+        this.unnamed = null;
+        this.expect(Expect.Ready, null, null);
+        this.awaitingReady++;
         break;
       case Frontend.Sync:
-      case Frontend.Query:
       case Frontend.FunctionCall:
-        this.expect(Expect.Ready, null);
+        this.expect(Expect.Ready, null, null);
         this.awaitingReady++;
         break;
     }
@@ -74,13 +87,18 @@ export class PgSessionState {
         if (end - start >= 8) this.backendKey = { pid: buf.readInt32BE(start), secret: Buffer.from(buf.subarray(start + 4, end)) };
         break;
       case Backend.ParseComplete: {
-        const name = this.take(Expect.ParseComplete);
-        if (name) this.statements.add(name);
+        if (this.expectKinds[0] !== Expect.ParseComplete) break;
+        const sig = this.expectSigs[0]!;
+        const name = this.take();
+        if (name === '') this.unnamed = sig;
+        else if (name !== null) this.statements.set(name, sig);
         break;
       }
       case Backend.CloseComplete: {
-        const name = this.take(Expect.CloseComplete);
-        if (name) this.statements.delete(name);
+        if (this.expectKinds[0] !== Expect.CloseComplete) break;
+        const name = this.take();
+        if (name === '') this.unnamed = null;
+        else if (name !== null) this.statements.delete(name);
         break;
       }
       case Backend.ErrorResponse:
@@ -90,19 +108,32 @@ export class PgSessionState {
         // DEALLOCATE ALL and DISCARD ALL drop every prepared statement of the session.
         if (end - start >= 12 && buf[start] === 0x44 && (equalsAscii(buf, start, end, 'DEALLOCATE ALL') || equalsAscii(buf, start, end, 'DISCARD ALL'))) {
           this.statements.clear();
+          this.unnamed = null;
         }
         break;
     }
   }
 
-  private expect(kind: Expect, name: string | null): void {
-    this.expectKinds.push(kind);
-    this.expectNames.push(name);
+  /**
+   * The text and types of the latest Parse of `name` sent but not yet answered, or undefined:
+   * what the server will hold once it gets there.
+   */
+  pendingParse(name: string): string | undefined {
+    for (let i = this.expectKinds.length - 1; i >= 0; i--) {
+      if (this.expectKinds[i] === Expect.ParseComplete && this.expectNames[i] === name) return this.expectSigs[i]!;
+    }
+    return undefined;
   }
 
-  private take(kind: Expect): string | null {
-    if (this.expectKinds[0] !== kind) return null;
+  private expect(kind: Expect, name: string | null, sig: string | null): void {
+    this.expectKinds.push(kind);
+    this.expectNames.push(name);
+    this.expectSigs.push(sig);
+  }
+
+  private take(): string | null {
     this.expectKinds.shift();
+    this.expectSigs.shift();
     return this.expectNames.shift() ?? null;
   }
 
@@ -111,20 +142,25 @@ export class PgSessionState {
    * Parse and Close requests queued before that Sync will never be answered.
    */
   private onError(): void {
-    while (this.expectKinds.length > 0 && this.expectKinds[0] !== Expect.Ready) {
-      this.expectKinds.shift();
-      this.expectNames.shift();
-    }
+    while (this.expectKinds.length > 0 && this.expectKinds[0] !== Expect.Ready) this.take();
   }
 
   private completeUntilReady(): void {
     while (this.expectKinds.length > 0) {
-      const kind = this.expectKinds.shift();
-      this.expectNames.shift();
+      const kind = this.expectKinds[0];
+      this.take();
       if (kind === Expect.Ready) break;
     }
     if (this.awaitingReady > 0) this.awaitingReady--;
   }
+}
+
+/**
+ * A Parse message's text and parameter types (bytes [start, end) after the statement name) as one
+ * comparable string: two Parses with equal signatures create the same statement.
+ */
+export function statementSignature(buf: Buffer, start: number, end: number): string {
+  return buf.toString('latin1', start, end);
 }
 
 /** Reads a NUL-terminated string starting at `start`, not past `end`. */

@@ -11,11 +11,13 @@
 import net from 'node:net';
 import type { Logger } from '../../cli/log.js';
 import type { HostPort } from '../../config/settings.js';
-import { BackendScanner, type BackendSink } from './backend-scanner.js';
-import { Backend, Frontend, MAX_STARTUP_PACKET } from './codes.js';
+import { BackendScanner } from './backend-scanner.js';
+import { Frontend, MAX_STARTUP_PACKET } from './codes.js';
 import { PgProxyError, SqlState, errorResponse } from './error-response.js';
 import { Framer, type FrameError, type FrameSink } from './framer.js';
-import { PgSessionState } from './session-state.js';
+import type { PgCache } from './pg-cache.js';
+import { PgRelay, type RelayIo } from './relay.js';
+import type { PgSessionState } from './session-state.js';
 import { decodeStartupPacket } from './startup.js';
 import { sendCancelRequest } from './cancel.js';
 
@@ -47,6 +49,8 @@ export interface SessionHost {
   readonly upstream: HostPort;
   readonly limits: SessionLimits;
   readonly log: Logger;
+  /** The result cache, null when caching is off. */
+  readonly cache: PgCache | null;
   /** Asks for a connection slot once the client has said who it is; false = over the limit. */
   admit(session: PgSession): boolean;
   upstreamOpened(): void;
@@ -58,32 +62,20 @@ export interface SessionHost {
 
 const NO_SSL = Buffer.from('N');
 const TERMINATE = Buffer.from([Frontend.Terminate, 0, 0, 0, 4]);
-const WATCHED_BACKEND = [
-  Backend.ReadyForQuery,
-  Backend.ParameterStatus,
-  Backend.BackendKeyData,
-  Backend.ParseComplete,
-  Backend.CloseComplete,
-  Backend.ErrorResponse,
-  Backend.CommandComplete,
-];
 
-export class PgSession {
+export class PgSession implements RelayIo {
   phase = Phase.Startup;
-  readonly state = new PgSessionState();
   startupParams: ReadonlyMap<string, string> = new Map();
+  /** Created with the StartupMessage; owns the traffic from then on. */
+  private relay: PgRelay | null = null;
   private upstream: net.Socket | null = null;
   /** Whole client messages that arrived while the upstream connection was being opened. */
   private held: Buffer[] = [];
   private readonly framer: Framer;
-  private readonly scanner = new BackendScanner(WATCHED_BACKEND);
+  private readonly scanner = new BackendScanner();
   private loginTimer: NodeJS.Timeout | null = null;
   private stallTimer: NodeJS.Timeout | null = null;
   private lastClientData = 0;
-  // The run of whole client messages in the current chunk, forwarded with one write.
-  private runBuf: Buffer | null = null;
-  private runStart = 0;
-  private runEnd = 0;
 
   constructor(readonly client: net.Socket, private readonly host: SessionHost) {
     this.framer = new Framer(host.limits.maxMessageBytes, MAX_STARTUP_PACKET);
@@ -106,6 +98,11 @@ export class PgSession {
     this.fail(err, 'shutdown');
   }
 
+  /** What the session knows of its server connection; null before the StartupMessage. */
+  get state(): PgSessionState | null {
+    return this.relay?.state ?? null;
+  }
+
   get remote(): string {
     return `${this.client.remoteAddress}:${this.client.remotePort}`;
   }
@@ -123,7 +120,7 @@ export class PgSession {
     if (this.phase === Phase.Closed) return;
     this.lastClientData = Date.now();
     const err = this.framer.feed(chunk, this.clientSink);
-    this.flushRun();
+    this.relay?.endOfClientChunk();
     if (err) {
       this.fail(frameErrorToPg(err, this.framer.isTyped), err.kind);
       return;
@@ -133,35 +130,43 @@ export class PgSession {
 
   private readonly clientSink: FrameSink = {
     message: (code, buf, start, end) => {
-      if (this.phase === Phase.Closed) return;
-      if (this.phase === Phase.Startup) {
-        this.onStartupPacket(buf.subarray(start, end));
-        return;
-      }
-      this.state.onFrontend(code, buf, start, end);
-      if (this.phase === Phase.Connecting) {
-        this.held.push(buf.subarray(start, end));
-        return;
-      }
-      if (this.runBuf === buf && this.runEnd === start) {
-        this.runEnd = end;
-      } else {
-        this.flushRun();
-        this.runBuf = buf;
-        this.runStart = start;
-        this.runEnd = end;
+      switch (this.phase) {
+        case Phase.Startup:
+          this.onStartupPacket(buf.subarray(start, end));
+          return;
+        case Phase.Connecting:
+          this.relay!.state.onFrontend(code, buf, start, end);
+          this.held.push(buf.subarray(start, end));
+          return;
+        case Phase.Authenticating:
+          this.relay!.forward(code, buf, start, end);
+          return;
+        case Phase.Ready:
+          this.relay!.clientMessage(code, buf, start, end);
+          return;
+        case Phase.Closed:
+          return;
       }
     },
   };
 
-  private flushRun(): void {
-    const buf = this.runBuf;
-    if (buf === null) return;
-    this.runBuf = null;
-    const upstream = this.upstream;
-    if (upstream === null || this.phase === Phase.Closed) return;
-    const bytes = this.runStart === 0 && this.runEnd === buf.length ? buf : buf.subarray(this.runStart, this.runEnd);
-    if (!upstream.write(bytes)) this.client.pause();
+  // RelayIo: where the relay's bytes go, with backpressure both ways.
+  toUpstream(bytes: Buffer): void {
+    if (this.upstream !== null && this.phase !== Phase.Closed && !this.upstream.write(bytes)) this.client.pause();
+  }
+
+  toClient(bytes: Buffer): void {
+    if (this.phase === Phase.Closed || this.client.destroyed) return;
+    if (!this.client.write(bytes)) {
+      // Stop producing replies until the client reads: both what the server sends and what the
+      // cache answers for the client's own requests.
+      this.upstream?.pause();
+      this.client.pause();
+    }
+  }
+
+  loginRefused(message: string): void {
+    this.host.log.info({ remote: this.remote, user: this.startupParams.get('user'), database: this.startupParams.get('database'), error: message }, 'pg: connection refused by upstream');
   }
 
   private onStartupPacket(packet: Buffer): void {
@@ -183,6 +188,9 @@ export class PgSession {
         break;
     }
     this.startupParams = decoded.params;
+    const user = decoded.params.get('user') ?? '';
+    const startupKey = [...decoded.params].filter(([k]) => k !== 'application_name').sort().join('\u0000');
+    this.relay = new PgRelay(this, this.host.cache, decoded.params.get('database') ?? user, startupKey, this.host.log);
     if (!this.host.admit(this)) {
       this.fail(new PgProxyError(SqlState.TooManyConnections, 'sorry, too many clients already (sidecache --max-client-connections)'), null);
       return;
@@ -219,25 +227,17 @@ export class PgSession {
 
   private readonly onUpstreamData = (chunk: Buffer): void => {
     if (this.phase === Phase.Closed) return;
-    // State first, so that whatever the cache later does on a commit happens before the client sees it.
-    this.scanner.feed(chunk, this.serverSink);
-    if (!this.client.write(chunk)) this.upstream?.pause();
-  };
-
-  private readonly serverSink: BackendSink = {
-    message: (code, buf, start, end) => {
-      this.state.onBackend(code, buf, start, end);
-      if (code === Backend.ReadyForQuery && this.phase === Phase.Authenticating) {
-        this.moveTo(Phase.Ready);
-        this.clearLoginTimer();
-      } else if (code === Backend.ErrorResponse && this.phase === Phase.Authenticating) {
-        this.host.log.info({ remote: this.remote, user: this.startupParams.get('user'), database: this.startupParams.get('database'), error: errorMessageOf(buf, start, end) }, 'pg: connection refused by upstream');
-      }
-    },
+    const relay = this.relay!;
+    relay.upstreamChunk(chunk, this.scanner);
+    if (this.phase === Phase.Authenticating && relay.state.ready) {
+      this.moveTo(Phase.Ready);
+      this.clearLoginTimer();
+    }
   };
 
   private readonly onClientDrain = (): void => {
     this.upstream?.resume();
+    if (this.upstream === null || !this.upstream.writableNeedDrain) this.client.resume();
   };
 
   private readonly onUpstreamDrain = (): void => {
@@ -322,8 +322,9 @@ export class PgSession {
     // A client that is not there to read a result should not keep its query running upstream.
     const upstream = this.upstream;
     if (upstream !== null) {
-      if (this.state.awaitingReady > 0 && this.state.backendKey) {
-        sendCancelRequest(this.host.upstream, cancelPacket(this.state.backendKey.pid, this.state.backendKey.secret), this.host.log);
+      const state = this.relay?.state;
+      if (state !== undefined && state.awaitingReady > 0 && state.backendKey) {
+        sendCancelRequest(this.host.upstream, cancelPacket(state.backendKey.pid, state.backendKey.secret), this.host.log);
       }
       if (upstream.readyState === 'open') upstream.end(TERMINATE);
       else upstream.destroy();
@@ -360,16 +361,4 @@ function cancelPacket(pid: number, secret: Buffer): Buffer {
   packet.writeInt32BE(pid, 8);
   secret.copy(packet, 12);
   return packet;
-}
-
-/** The 'M' field of an ErrorResponse body, for logs. */
-function errorMessageOf(buf: Buffer, start: number, end: number): string {
-  let pos = start;
-  while (pos < end && buf[pos] !== 0) {
-    const fieldEnd = buf.indexOf(0, pos + 1);
-    if (fieldEnd < 0 || fieldEnd > end) break;
-    if (buf[pos] === 0x4d) return buf.toString('utf8', pos + 1, fieldEnd); // M
-    pos = fieldEnd + 1;
-  }
-  return '';
 }

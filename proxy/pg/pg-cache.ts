@@ -1,0 +1,198 @@
+// The PostgreSQL side's shared cache service: the result store, the statement analysis (one parse
+// per statement shape), the session contexts entries are keyed under, and invalidation. Sessions
+// call it; it knows nothing of sockets.
+import { createHash } from 'node:crypto';
+import type { Metrics } from '../../admin/metrics.js';
+import { QueryStats, type StatementIdentity } from '../../admin/query-stats.js';
+import { ResultStore } from '../../cache/store.js';
+import { databaseTag, tableTag } from '../../cache/tags.js';
+import type { Config } from '../../config/settings.js';
+import type { StatementAnalysis } from '../../invalidation/pg-analysis.js';
+import { PgClassifier } from '../../invalidation/pg-classifier.js';
+import { buildProbeSql, type ProbeResult } from '../../invalidation/pg-probe.js';
+import { statementShape } from '../../invalidation/pg-shape.js';
+
+/** What the proxy derives once from the analysis of a statement shape. */
+export interface StatementInfo {
+  readonly analysis: StatementAnalysis;
+  readonly identity: StatementIdentity;
+  /** The text's own verdict allows caching (a single plain SELECT ...). */
+  readonly readCacheable: boolean;
+  /** The probe must run before this statement can be cached or its functions judged. */
+  readonly probeSql: string | null;
+  /** Relation names whose cached reads a commit of this statement makes stale. */
+  readonly writes: readonly string[];
+  /** Invalidate the whole database on commit (DDL, unparsable, CALL/DO, writes calling functions). */
+  readonly writesUnlisted: boolean;
+  /** Calls functions: user ones may write anything or change settings; the probe tells. */
+  readonly callsFunctions: boolean;
+  /** May change what a session context holds (SET, RESET, DISCARD, SET ROLE, set_config, DO...). */
+  readonly changesSession: boolean;
+  /** A plain ROLLBACK/ABORT: the block's writes never happened. */
+  readonly rollback: boolean;
+}
+
+/** What the probe decided for one statement shape in one context. */
+export interface Decision {
+  readonly generation: number;
+  readonly cacheable: boolean;
+  readonly reason: string | null;
+  /** Entry tags: every relation a write to which may change the result, plus the database. */
+  readonly tags: readonly string[];
+  readonly functionsBuiltin: boolean;
+}
+
+/** Everything a session's results depend on besides the statement itself, interned. */
+export class PgContext {
+  /** Statement decisions under this context; bounded by clearing (shapes are few in practice). */
+  readonly decisions = new Map<StatementInfo, Decision>();
+  constructor(readonly id: number, readonly database: string, readonly keyPrefix: string) {}
+}
+
+export interface EntryMeta {
+  readonly identity: StatementIdentity;
+}
+
+const MAX_CONTEXTS = 10_000;
+const MAX_DECISIONS_PER_CONTEXT = 10_000;
+
+/** Settings reported by ParameterStatus that change results or their text. */
+export const KEYED_PARAMETERS = [
+  'client_encoding', 'DateStyle', 'IntervalStyle', 'TimeZone', 'integer_datetimes',
+  'standard_conforming_strings', 'session_authorization', 'server_version',
+] as const;
+
+export class PgCache {
+  readonly store: ResultStore<EntryMeta>;
+  readonly stats: QueryStats;
+  readonly maxEntryBytes: number;
+  private readonly infos = new WeakMap<StatementAnalysis, StatementInfo>();
+  private readonly contexts = new Map<string, PgContext>();
+  /** Bumped per database on DDL: decisions taken before may rest on a catalog that changed. */
+  private readonly generations = new Map<string, number>();
+  private nextContextId = 1;
+  /**
+   * What the probe found in a session that had changed nothing since it started, by its startup
+   * parameters: a new session with the same ones starts in the same state (same role, database,
+   * ALTER ROLE/DATABASE settings), so it can be answered from its first statement.
+   */
+  private readonly startupProbes = new Map<string, { probe: ProbeResult; generation: number }>();
+
+  static async create(config: Config, metrics: Metrics): Promise<PgCache> {
+    return new PgCache(config, metrics, await PgClassifier.create());
+  }
+
+  private constructor(config: Config, metrics: Metrics, private readonly classifier: PgClassifier) {
+    this.store = new ResultStore<EntryMeta>({
+      maxBytes: config.cacheMaxBytes,
+      maxEntryBytes: config.cacheMaxEntryBytes,
+      defaultTtlMs: config.cacheTtlMs,
+    });
+    this.maxEntryBytes = config.cacheMaxEntryBytes;
+    this.stats = new QueryStats('postgres', metrics);
+    this.stats.observeStore(() => {
+      const c = this.store.counters();
+      return { entries: c.entries, bytes: c.bytes, evictions: c.evictions, maxBytes: config.cacheMaxBytes };
+    });
+  }
+
+
+  /** The analysis and derived facts of a statement text (parsed once per shape). */
+  info(text: string): StatementInfo {
+    const analysis = this.classifier.classify(statementShape(text));
+    let info = this.infos.get(analysis);
+    if (info === undefined) {
+      info = this.derive(analysis, text);
+      this.infos.set(analysis, info);
+    }
+    return info;
+  }
+
+  private derive(a: StatementAnalysis, text: string): StatementInfo {
+    const isRead = a.kind === 'read';
+    const callsFunctions = a.functions.length > 0;
+    const probe = (a.cacheable && isRead) || ((isRead || a.kind === 'write') && callsFunctions);
+    const shape = statementShape(text);
+    const fingerprint = createHash('sha1').update(shape).digest('hex').slice(0, 16);
+    // Bare names, as invalidation spells them (tags are per relation name within a database).
+    const tables = [...a.tablesRead, ...a.tablesWritten].map((t) => t.name);
+    return Object.freeze({
+      analysis: a,
+      identity: this.stats.identify(fingerprint, text, [...new Set(tables)]),
+      readCacheable: a.cacheable && isRead,
+      probeSql: probe ? buildProbeSql(a) : null,
+      writes: Object.freeze([...new Set(a.tablesWritten.map((t) => t.name))]),
+      writesUnlisted: a.writesUnlisted || a.kind === 'ddl' || a.kind === 'unknown',
+      callsFunctions,
+      changesSession: a.sessionChanges.length > 0 || a.kind === 'unknown' || a.writesUnlisted,
+      rollback: a.statements.length === 1 && a.statements[0]!.transaction === 'rollback',
+    });
+  }
+
+  /** The context for a probe's view of the session plus its reported parameters. */
+  context(probe: ProbeResult, reported: string): PgContext | null {
+    const text = [probe.database, probe.sessionUser, probe.currentUser, probe.settings, reported].join('\u0000');
+    let ctx = this.contexts.get(text);
+    if (ctx === undefined) {
+      if (this.contexts.size >= MAX_CONTEXTS) return null;
+      ctx = new PgContext(this.nextContextId++, probe.database, `${this.nextContextId - 1}\u0001`);
+      this.contexts.set(text, ctx);
+    }
+    return ctx;
+  }
+
+  rememberStartup(startupKey: string, probe: ProbeResult): void {
+    if (this.startupProbes.size >= MAX_CONTEXTS) this.startupProbes.clear();
+    this.startupProbes.set(startupKey, { probe, generation: this.generation(probe.database) });
+  }
+
+  /** The probe of an earlier session with the same startup, unless DDL happened since. */
+  startupProbe(startupKey: string, database: string): ProbeResult | undefined {
+    const known = this.startupProbes.get(startupKey);
+    return known !== undefined && known.generation === this.generation(database) ? known.probe : undefined;
+  }
+
+  decide(ctx: PgContext, info: StatementInfo, probe: ProbeResult): Decision {
+    const notCacheable = !info.readCacheable ? 'not-cacheable' : probe.notCacheable;
+    const tags = [databaseTag(ctx.database), ...probe.dependsOn.map((name) => tableTag(ctx.database, '', name))];
+    const decision: Decision = Object.freeze({
+      generation: this.generation(ctx.database),
+      cacheable: notCacheable === null,
+      reason: notCacheable,
+      tags: Object.freeze(tags),
+      functionsBuiltin: probe.functionsBuiltin,
+    });
+    if (ctx.decisions.size >= MAX_DECISIONS_PER_CONTEXT) ctx.decisions.clear();
+    ctx.decisions.set(info, decision);
+    return decision;
+  }
+
+  /** A decision still valid for this context, if any. */
+  decision(ctx: PgContext, info: StatementInfo): Decision | undefined {
+    const d = ctx.decisions.get(info);
+    return d !== undefined && d.generation === this.generation(ctx.database) ? d : undefined;
+  }
+
+  generation(database: string): number {
+    return this.generations.get(database) ?? 0;
+  }
+
+  /** A commit wrote `tables` (relation names) of `database`, or anything in it when `wide`. */
+  invalidate(database: string, tables: Iterable<string>, wide: boolean): void {
+    if (wide) {
+      this.generations.set(database, this.generation(database) + 1);
+      const dropped = this.store.invalidateDatabase(database);
+      this.stats.invalidated('database', dropped);
+      return;
+    }
+    const tags: string[] = [];
+    const names: string[] = [];
+    for (const t of tables) {
+      tags.push(tableTag(database, '', t));
+      names.push(t);
+    }
+    if (tags.length === 0) return;
+    const dropped = this.store.invalidateTags(tags);
+    this.stats.invalidated(names, dropped);
+  }
+}

@@ -1,0 +1,725 @@
+// The traffic of one PostgreSQL session once the client is authenticated, both ways: which client
+// requests the cache answers, which go upstream (with the proxy's own probe or a replayed Parse
+// in front when needed), and what happens to each server message (relay, relay and capture for
+// the cache, or swallow the reply to the proxy's own request). Writes invalidate what they made
+// stale before their acknowledgement reaches the client.
+//
+// Every request that produces a ReadyForQuery (a Query, a FunctionCall, the messages up to a Sync)
+// has one Pending entry, queued in the order the server answers; a server message belongs to the
+// head entry. The cache answers only when nothing is outstanding, so replies never reorder.
+import type { FillToken } from '../../cache/tag-versions.js';
+import { Backend, Frontend } from './codes.js';
+import type { BackendSink } from './backend-scanner.js';
+import type { Decision, PgCache, PgContext, StatementInfo } from './pg-cache.js';
+import { readProbeRow, type ProbeResult } from '../../invalidation/pg-probe.js';
+import { KEYED_PARAMETERS } from './pg-cache.js';
+import { PgSessionState, TxStatus, readCString, statementSignature } from './session-state.js';
+import type { Logger } from '../../cli/log.js';
+
+export interface RelayIo {
+  toUpstream(bytes: Buffer): void;
+  toClient(bytes: Buffer): void;
+  /** The server refused the login (an ErrorResponse before the first ReadyForQuery). */
+  loginRefused(message: string): void;
+}
+
+const enum Kind {
+  /** Relayed as is. */
+  Forward,
+  /** Relayed and captured: the result may be stored. */
+  Fill,
+  /** The proxy's own probe: the reply is read and swallowed. */
+  Probe,
+}
+
+const enum Route {
+  Forward,
+  Capture,
+  Drop,
+}
+
+/** One request awaiting its ReadyForQuery. */
+interface Pending {
+  kind: Kind;
+  startedAt: number;
+  /** The statement measured for stats (a batch's single statement), if known. */
+  info: StatementInfo | null;
+  /** Statements executed, for invalidation; null for one the proxy cannot attribute (may write anything). */
+  executed: (StatementInfo | null)[];
+  /** Sent while idle as one simple statement: its CommandComplete means committed. */
+  autocommit: boolean;
+  bypassReason: string;
+  swallowParse: number;
+  swallowClose: number;
+  // A fill: the key without the context prefix, the token taken when sent, the reply so far.
+  keySuffix: string;
+  token: FillToken | 0;
+  parts: Buffer[];
+  size: number;
+  poisoned: boolean;
+  completes: number;
+  errored: boolean;
+  // A probe: the statement it is for and the row it returned.
+  probeFor: StatementInfo | null;
+  probeRow: (string | null)[] | null;
+}
+
+/** What the client believes a statement name holds (it may be ahead of the server). */
+interface ClientStatement {
+  text: string;
+  sig: string;
+}
+
+interface Held {
+  code: number;
+  buf: Buffer;
+  start: number;
+  end: number;
+}
+
+/** Extended-protocol messages collected until Sync before anything is decided; beyond, relay. */
+const MAX_HELD_MESSAGES = 64;
+
+export class PgRelay {
+  readonly state = new PgSessionState();
+  /** Server messages that arrive while nothing is queued (auth, notifications) are relayed. */
+  private readonly queue: Pending[] = [];
+  /** The request being relayed message by message (after a Flush), until its Sync. */
+  private open: Pending | null = null;
+  private held: Held[] = [];
+  private readonly clientStatements = new Map<string, ClientStatement>();
+  /** Portal -> statement bound to it, for Execute without a Bind in the same batch. */
+  private readonly portals = new Map<string, StatementInfo>();
+  private ctx: PgContext | null = null;
+  private ctxStale = true;
+  /** Nothing has changed the session's state since it started: its probe describes the startup. */
+  private pristine = true;
+  private lastProbe: ProbeResult | null = null;
+  /** Written tables of the current transaction block, invalidated when it commits. */
+  private readonly pendingWrites = new Set<string>();
+  private pendingWide = false;
+  /** This session's statements cannot be analysed (standard_conforming_strings off, probe failed). */
+  private unanalysable = false;
+  // Client -> upstream: the run of whole messages of the current chunk, written at once.
+  private runBuf: Buffer | null = null;
+  private runStart = 0;
+  private runEnd = 0;
+  // Upstream -> client routing of the current chunk.
+  private chunk: Buffer | null = null;
+  private route = Route.Forward;
+  private routeStart = 0;
+  private routeTarget: Pending | null = null;
+  private finished: Pending[] = [];
+
+  constructor(
+    private readonly io: RelayIo,
+    private readonly cache: PgCache | null,
+    private readonly database: string,
+    /** The StartupMessage's parameters that shape the session's initial state, as one string. */
+    private readonly startupKey: string,
+    private readonly log: Logger,
+  ) {}
+
+  // ---------------------------------------------------------------- client -> upstream
+
+  /** A whole client message of an authenticated session. */
+  clientMessage(code: number, buf: Buffer, start: number, end: number): void {
+    if (this.cache === null) {
+      this.forward(code, buf, start, end);
+      return;
+    }
+    switch (code) {
+      case Frontend.Query:
+        if (this.held.length > 0 || this.open !== null) {
+          // After unsynced extended messages a Query shares their ReadyForQuery.
+          this.finishOpen().executed.push(this.cache.info(readCString(buf, start + 5, end)));
+          this.clientStatements.delete('');
+          this.forward(code, buf, start, end);
+        } else {
+          this.onQuery(buf, start, end);
+        }
+        return;
+      case Frontend.FunctionCall:
+        // A fast-path call may write anything.
+        (this.held.length > 0 || this.open !== null ? this.finishOpen() : this.enqueue(Kind.Forward, null, 'function-call')).executed.push(null);
+        this.forward(code, buf, start, end);
+        return;
+      case Frontend.Parse:
+      case Frontend.Bind:
+      case Frontend.Describe:
+      case Frontend.Execute:
+      case Frontend.Close:
+        if (this.open === null && this.held.length < MAX_HELD_MESSAGES) {
+          this.held.push({ code, buf, start, end });
+          return;
+        }
+        this.releaseHeld();
+        this.forwardExtended(code, buf, start, end, this.open!);
+        return;
+      case Frontend.Sync:
+        if (this.open !== null) this.finishOpen();
+        else if (this.held.length === 0) this.enqueue(Kind.Forward, null, 'not-cacheable');
+        else {
+          this.onBatch(buf, start, end);
+          return;
+        }
+        this.forward(code, buf, start, end);
+        return;
+      default:
+        // Flush, COPY data, Terminate, anything unknown: relay now, after what was held.
+        this.releaseHeld();
+        this.forward(code, buf, start, end);
+    }
+  }
+
+  /** A client message that is relayed as is (authentication, cache off). */
+  forward(code: number, buf: Buffer, start: number, end: number): void {
+    this.state.onFrontend(code, buf, start, end);
+    if (this.runBuf === buf && this.runEnd === start) {
+      this.runEnd = end;
+    } else {
+      this.flushToUpstream();
+      this.runBuf = buf;
+      this.runStart = start;
+      this.runEnd = end;
+    }
+  }
+
+  /**
+   * The end of a client chunk. Held messages go now: a client that sent no Sync may be waiting for
+   * a reply the server sends without one (CopyInResponse after an Execute of COPY FROM STDIN), so
+   * a batch is only answered from the cache when it arrives whole.
+   */
+  endOfClientChunk(): void {
+    this.releaseHeld();
+    this.flushToUpstream();
+  }
+
+  /** Writes what was gathered from the current client chunk. */
+  flushToUpstream(): void {
+    const buf = this.runBuf;
+    if (buf === null) return;
+    this.runBuf = null;
+    this.io.toUpstream(this.runStart === 0 && this.runEnd === buf.length ? buf : buf.subarray(this.runStart, this.runEnd));
+  }
+
+  private inject(message: Buffer): void {
+    this.flushToUpstream();
+    this.state.onFrontend(message[0]!, message, 0, message.length);
+    this.io.toUpstream(message);
+  }
+
+  private enqueue(kind: Kind, info: StatementInfo | null, bypassReason: string): Pending {
+    const p: Pending = {
+      kind, startedAt: performance.now(), info, executed: [], autocommit: false, bypassReason,
+      swallowParse: 0, swallowClose: 0, keySuffix: '', token: 0, parts: [], size: 0, poisoned: false,
+      completes: 0, errored: false, probeFor: null, probeRow: null,
+    };
+    this.queue.push(p);
+    return p;
+  }
+
+  /** Can the cache answer or fill now? Only between requests, outside transaction blocks. */
+  private get quiet(): boolean {
+    return this.queue.length === 0 && this.open === null && this.state.txStatus === TxStatus.Idle && !this.unanalysable;
+  }
+
+  private onQuery(buf: Buffer, start: number, end: number): void {
+    const cache = this.cache!;
+    const text = readCString(buf, start + 5, end);
+    this.clientStatements.delete('');
+    if (this.unanalysable) {
+      this.enqueue(Kind.Forward, null, 'unanalysable').executed.push(null);
+      this.forward(Frontend.Query, buf, start, end);
+      return;
+    }
+    const started = performance.now();
+    const info = cache.info(text);
+    const quiet = this.quiet;
+    if (quiet && info.readCacheable && this.ctx !== null && !this.ctxStale) {
+      const d = cache.decision(this.ctx, info);
+      if (d !== undefined && d.cacheable) {
+        const entry = cache.store.get(this.ctx.keyPrefix + 'Q' + text);
+        if (entry !== undefined) {
+          this.io.toClient(entry.bytes);
+          cache.stats.hit(entry.meta.identity, (performance.now() - started) / 1000);
+          return;
+        }
+      }
+    }
+    const p = this.plan(info, 'Q' + text, quiet);
+    p.autocommit = quiet && info.analysis.statements.length === 1;
+    if (info.changesSession) this.sessionChanged();
+    this.forward(Frontend.Query, buf, start, end);
+  }
+
+  /**
+   * Queues the request for a statement about to be relayed: a fill when the result may be stored,
+   * preceded by the probe when the session context or the statement's decision is not known yet.
+   */
+  private plan(info: StatementInfo, keySuffix: string, quiet: boolean): Pending {
+    const cache = this.cache!;
+    let decision: Decision | undefined;
+    if (quiet && info.probeSql !== null && (this.ctx === null || this.ctxStale || (decision = cache.decision(this.ctx, info)) === undefined)) {
+      const probe = this.enqueue(Kind.Probe, null, '');
+      probe.probeFor = info;
+      this.inject(queryMessage(info.probeSql));
+    }
+    const fill = quiet && info.readCacheable && (decision === undefined || decision.cacheable);
+    const p = this.enqueue(fill ? Kind.Fill : Kind.Forward, info, !quiet ? 'in-transaction' : decision?.reason ?? 'not-cacheable');
+    p.executed.push(info);
+    if (fill) {
+      p.keySuffix = keySuffix;
+      p.token = cache.store.startFill();
+    }
+    return p;
+  }
+
+  /** A Sync ends a batch held since the last one: answer it from the cache, fill, or relay it. */
+  private onBatch(syncBuf: Buffer, syncStart: number, syncEnd: number): void {
+    const cache = this.cache!;
+    const started = performance.now();
+    const batch = this.held;
+    this.held = [];
+    const shape = this.quiet ? cacheableBatch(batch, this.clientStatements) : null;
+    if (shape !== null) {
+      const info = cache.info(shape.text);
+      if (info.readCacheable && this.ctx !== null && !this.ctxStale) {
+        const d = cache.decision(this.ctx, info);
+        if (d !== undefined && d.cacheable) {
+          const entry = cache.store.get(this.ctx.keyPrefix + shape.keySuffix);
+          if (entry !== undefined) {
+            if (shape.parse !== null) this.clientStatements.set(shape.parse.name, { text: shape.text, sig: shape.sig });
+            this.io.toClient(entry.bytes);
+            cache.stats.hit(entry.meta.identity, (performance.now() - started) / 1000);
+            return;
+          }
+        }
+      }
+      const p = this.plan(info, shape.keySuffix, true);
+      this.relayBatch(batch, p, false);
+    } else {
+      this.relayBatch(batch, this.enqueue(Kind.Forward, null, this.quiet ? 'not-cacheable' : 'in-transaction'), true);
+    }
+    this.forward(Frontend.Sync, syncBuf, syncStart, syncEnd);
+  }
+
+  /** Relays held messages now (a Flush or another message that cannot wait for the Sync). */
+  private releaseHeld(): void {
+    if (this.held.length === 0) return;
+    const batch = this.held;
+    this.held = [];
+    this.open ??= this.enqueue(Kind.Forward, null, 'pipelined');
+    this.relayBatch(batch, this.open, true);
+  }
+
+  /** Ends the request relayed message by message; its ReadyForQuery comes next. */
+  private finishOpen(): Pending {
+    this.releaseHeld();
+    const p = this.open!;
+    this.open = null;
+    return p;
+  }
+
+  private relayBatch(batch: Held[], p: Pending, recordExecuted: boolean): void {
+    for (const m of batch) this.forwardExtended(m.code, m.buf, m.start, m.end, p, recordExecuted);
+  }
+
+  /**
+   * Relays one extended-protocol message, first replaying the Parse the server is missing when
+   * the message refers to a statement the cache answered for (the server never saw its Parse).
+   */
+  private forwardExtended(code: number, buf: Buffer, start: number, end: number, p: Pending, recordExecuted = true): void {
+    switch (code) {
+      case Frontend.Parse: {
+        const nameEnd = buf.indexOf(0, start + 5);
+        const name = buf.toString('utf8', start + 5, nameEnd);
+        if (name !== '') this.ensureUpstreamHas(name, p);
+        const text = readCString(buf, nameEnd + 1, end);
+        this.clientStatements.set(name, { text, sig: statementSignature(buf, nameEnd + 1, end) });
+        break;
+      }
+      case Frontend.Bind: {
+        const portalEnd = buf.indexOf(0, start + 5);
+        const stmtEnd = buf.indexOf(0, portalEnd + 1);
+        const stmt = buf.toString('utf8', portalEnd + 1, stmtEnd);
+        this.ensureUpstreamHas(stmt, p);
+        const cs = this.clientStatements.get(stmt);
+        const portal = buf.toString('utf8', start + 5, portalEnd);
+        if (cs !== undefined) this.portals.set(portal, this.cache!.info(cs.text));
+        else this.portals.delete(portal);
+        break;
+      }
+      case Frontend.Describe:
+        if (buf[start + 5] === 0x53) this.ensureUpstreamHas(readCString(buf, start + 6, end), p);
+        break;
+      case Frontend.Execute: {
+        const info = this.portals.get(readCString(buf, start + 5, end));
+        // An Execute of a portal the proxy cannot attribute may write anything (null).
+        if (recordExecuted) p.executed.push(info ?? null);
+        break;
+      }
+      case Frontend.Close:
+        if (buf[start + 5] === 0x53) this.clientStatements.delete(readCString(buf, start + 6, end));
+        break;
+    }
+    this.forward(code, buf, start, end);
+  }
+
+  private ensureUpstreamHas(name: string, p: Pending): void {
+    const cs = this.clientStatements.get(name);
+    if (cs === undefined) return; // the server answers for a statement nobody prepared
+    const upstream = name === '' ? this.state.unnamed : this.state.statements.get(name);
+    const queued = this.state.pendingParse(name);
+    if ((queued ?? upstream) === cs.sig) return;
+    if (name !== '' && (queued ?? upstream) != null) {
+      this.inject(closeStatementMessage(name));
+      p.swallowClose++;
+    }
+    this.inject(parseMessage(name, cs.sig));
+    p.swallowParse++;
+  }
+
+  // ---------------------------------------------------------------- upstream -> client
+
+  /** Routes one chunk from the server: relays, captures and swallows per message. */
+  upstreamChunk(chunk: Buffer, scanner: { feed(chunk: Buffer, sink: BackendSink): void }): void {
+    this.chunk = chunk;
+    this.routeStart = 0;
+    scanner.feed(chunk, this.sink);
+    this.flushRoute(chunk.length);
+    this.finishFills();
+    this.chunk = null;
+  }
+
+  private readonly sink: BackendSink = {
+    begin: (code, pos) => {
+      const head = this.queue[0];
+      let route = Route.Forward;
+      let target: Pending | null = null;
+      let want = WATCHED[code] === 1;
+      if (head !== undefined && !ASYNC[code]) {
+        if (head.kind === Kind.Probe) {
+          route = Route.Drop;
+          want = true;
+        } else if (code === Backend.ParseComplete && head.swallowParse > 0) {
+          head.swallowParse--;
+          route = Route.Drop;
+        } else if (code === Backend.CloseComplete && head.swallowClose > 0) {
+          head.swallowClose--;
+          route = Route.Drop;
+        } else if (head.kind === Kind.Fill && !head.poisoned) {
+          route = Route.Capture;
+          target = head;
+        }
+      } else if (head !== undefined && head.kind === Kind.Fill) {
+        head.poisoned = true; // a notification or notice is not part of a reusable result
+      }
+      if (route !== this.route || target !== this.routeTarget) {
+        this.flushRoute(pos);
+        this.route = route;
+        this.routeTarget = target;
+        this.routeStart = pos;
+      }
+      return want;
+    },
+    message: (code, buf, start, end) => {
+      this.state.onBackend(code, buf, start, end);
+      const head = this.queue[0];
+      switch (code) {
+        case Backend.ReadyForQuery:
+          this.onReady();
+          return;
+        case Backend.ErrorResponse:
+          if (head !== undefined) head.errored = true;
+          if (!this.state.ready) this.io.loginRefused(errorMessageOf(buf, start, end));
+          return;
+        case Backend.CommandComplete:
+          if (head !== undefined) this.onCommandComplete(head, buf, start, end);
+          return;
+        case Backend.DataRow:
+          if (head !== undefined && head.kind === Kind.Probe) head.probeRow = decodeTextRow(buf, start, end);
+          return;
+        case Backend.ParameterStatus:
+          // A keyed setting changed: the context must be read again before the next cached read.
+          if (this.state.ready) this.sessionChanged();
+          if (equalsName(buf, start, 'standard_conforming_strings') && this.state.parameters.get('standard_conforming_strings') !== 'on') {
+            this.unanalysable = true;
+          }
+          return;
+      }
+    },
+  };
+
+  /** Relays (and captures) the bytes of the current route up to `pos` of the chunk. */
+  private flushRoute(pos: number): void {
+    const chunk = this.chunk!;
+    if (pos > this.routeStart && this.route !== Route.Drop) {
+      const bytes = this.routeStart === 0 && pos === chunk.length ? chunk : chunk.subarray(this.routeStart, pos);
+      const target = this.routeTarget;
+      if (this.route === Route.Capture && target !== null && !target.poisoned) {
+        target.size += bytes.length;
+        if (target.size > this.cache!.maxEntryBytes) {
+          target.poisoned = true;
+          target.parts = [];
+        } else {
+          target.parts.push(bytes);
+        }
+      }
+      this.io.toClient(bytes);
+    }
+    this.routeStart = pos;
+  }
+
+  private onCommandComplete(head: Pending, buf: Buffer, start: number, end: number): void {
+    head.completes++;
+    if (buf[start] === 0x44 && (startsWithAscii(buf, start, end, 'DEALLOCATE') || startsWithAscii(buf, start, end, 'DISCARD ALL'))) {
+      this.clientStatements.clear();
+    }
+    // A single statement sent while idle has committed when its CommandComplete is sent:
+    // invalidate now, before this acknowledgement reaches the client.
+    if (head.autocommit && this.cache !== null) {
+      this.invalidate(head.executed);
+      head.executed = [];
+    }
+  }
+
+  private sessionChanged(): void {
+    this.ctxStale = true;
+    this.pristine = false;
+  }
+
+  private onReady(): void {
+    if (this.ctx === null && this.cache !== null && !this.unanalysable) this.adoptStartupContext(this.cache);
+    const p = this.queue.shift();
+    if (this.state.txStatus === TxStatus.Idle) this.portals.clear();
+    if (p === undefined || this.cache === null) return;
+    const cache = this.cache;
+    if (p.kind === Kind.Probe) {
+      this.onProbeDone(p);
+      return;
+    }
+    if (this.state.txStatus === TxStatus.Idle) {
+      if (p.executed.length === 1 && p.executed[0]?.rollback === true) {
+        this.pendingWrites.clear();
+        this.pendingWide = false;
+      } else {
+        this.invalidate(p.executed);
+      }
+    } else {
+      this.collectWrites(p.executed);
+    }
+    const seconds = (performance.now() - p.startedAt) / 1000;
+    const info = p.info;
+    if (p.kind === Kind.Fill) {
+      this.finished.push(p);
+      cache.stats.miss(info!.identity, seconds);
+    } else if (info !== null && (info.writes.length > 0 || info.writesUnlisted)) {
+      cache.stats.write(info.identity, seconds);
+    } else {
+      cache.stats.bypass(info?.identity ?? null, p.bypassReason, seconds);
+    }
+  }
+
+  /** Stores the results of fills whose reply is complete (called once their bytes are routed). */
+  private finishFills(): void {
+    if (this.finished.length === 0) return;
+    const cache = this.cache!;
+    for (const p of this.finished) {
+      const info = p.info!;
+      const ctx = this.ctx;
+      const ok = !p.poisoned && !p.errored && p.completes === 1 && ctx !== null && !this.ctxStale && this.state.txStatus === TxStatus.Idle;
+      const d = ok ? cache.decision(ctx, info) : undefined;
+      if (d !== undefined && d.cacheable) {
+        const bytes = p.parts.length === 1 ? Buffer.from(p.parts[0]!) : Buffer.concat(p.parts, p.size);
+        cache.store.set(ctx!.keyPrefix + p.keySuffix, bytes, { identity: info.identity }, { token: p.token as FillToken, tags: d.tags });
+      }
+      p.parts = [];
+    }
+    this.finished = [];
+  }
+
+  private onProbeDone(p: Pending): void {
+    const cache = this.cache!;
+    if (p.errored || p.probeRow === null) {
+      this.log.warn({ database: this.database }, 'pg: cache probe failed; caching off for this session');
+      this.unanalysable = true;
+      return;
+    }
+    let result: ProbeResult;
+    try {
+      result = readProbeRow(p.probeRow);
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message }, 'pg: unreadable cache probe reply; caching off for this session');
+      this.unanalysable = true;
+      return;
+    }
+    this.lastProbe = result;
+    this.ctx = cache.context(result, this.reportedParameters());
+    this.ctxStale = this.ctx === null;
+    if (this.ctx !== null) cache.decide(this.ctx, p.probeFor!, result);
+    if (this.pristine) cache.rememberStartup(this.startupKey + '\u0000' + this.reportedParameters(), result);
+  }
+
+  /** At login: the context a session with the same startup was found in, if one was probed. */
+  private adoptStartupContext(cache: PgCache): void {
+    const probe = cache.startupProbe(this.startupKey + '\u0000' + this.reportedParameters(), this.database);
+    if (probe === undefined) return;
+    this.lastProbe = probe;
+    this.ctx = cache.context(probe, this.reportedParameters());
+    this.ctxStale = this.ctx === null;
+  }
+
+  private reportedParameters(): string {
+    return KEYED_PARAMETERS.map((k) => this.state.parameters.get(k) ?? '').join('\u0000');
+  }
+
+  /** The writes of statements executed in a transaction block, kept until it ends. */
+  private collectWrites(executed: readonly (StatementInfo | null)[]): void {
+    for (const info of executed) {
+      if (this.writesWide(info)) this.pendingWide = true;
+      else for (const t of info!.writes) this.pendingWrites.add(t);
+    }
+  }
+
+  private invalidate(executed: readonly (StatementInfo | null)[]): void {
+    this.collectWrites(executed);
+    const db = this.ctx?.database ?? this.lastProbe?.database ?? this.database;
+    if (this.pendingWide) this.cache!.invalidate(db, [], true);
+    else if (this.pendingWrites.size > 0) this.cache!.invalidate(db, this.pendingWrites, false);
+    this.pendingWrites.clear();
+    this.pendingWide = false;
+  }
+
+  private writesWide(info: StatementInfo | null): boolean {
+    if (info === null || info.writesUnlisted || this.unanalysable) return true;
+    if (!info.callsFunctions) return false;
+    // A function that is not built in may write anything; the probe said which are.
+    const d = this.ctx !== null ? this.cache!.decision(this.ctx, info) : undefined;
+    return !(d !== undefined && d.functionsBuiltin);
+  }
+}
+
+const WATCHED = new Uint8Array(256);
+for (const c of [Backend.ReadyForQuery, Backend.ParameterStatus, Backend.BackendKeyData, Backend.ParseComplete,
+  Backend.CloseComplete, Backend.ErrorResponse, Backend.CommandComplete]) WATCHED[c] = 1;
+/** Messages the server may send at any time, outside any request's reply. */
+const ASYNC = new Uint8Array(256);
+for (const c of [Backend.NotificationResponse, Backend.NoticeResponse, Backend.ParameterStatus]) ASYNC[c] = 1;
+
+/** The statement, key and Parse (if any) of a batch the cache may answer: [Parse] Bind [Describe] Execute. */
+interface CacheableBatch {
+  text: string;
+  sig: string;
+  keySuffix: string;
+  parse: { name: string } | null;
+}
+
+function cacheableBatch(batch: readonly Held[], statements: ReadonlyMap<string, ClientStatement>): CacheableBatch | null {
+  let i = 0;
+  let parse: { name: string; text: string; sig: string } | null = null;
+  let m = batch[i];
+  if (m !== undefined && m.code === Frontend.Parse) {
+    const nameEnd = m.buf.indexOf(0, m.start + 5);
+    const name = m.buf.toString('utf8', m.start + 5, nameEnd);
+    // Parsing a name the client already holds is an error the server must report.
+    if (name !== '' && statements.has(name)) return null;
+    parse = { name, text: readCString(m.buf, nameEnd + 1, m.end), sig: statementSignature(m.buf, nameEnd + 1, m.end) };
+    m = batch[++i];
+  }
+  if (m === undefined || m.code !== Frontend.Bind) return null;
+  const bind = m;
+  const portalEnd = bind.buf.indexOf(0, bind.start + 5);
+  const stmtEnd = bind.buf.indexOf(0, portalEnd + 1);
+  const portal = bind.buf.toString('utf8', bind.start + 5, portalEnd);
+  const stmt = bind.buf.toString('utf8', portalEnd + 1, stmtEnd);
+  const statement = parse !== null && parse.name === stmt ? parse : statements.get(stmt);
+  if (statement === undefined) return null;
+  m = batch[++i];
+  let describe = '';
+  if (m !== undefined && m.code === Frontend.Describe) {
+    const kind = m.buf[m.start + 5];
+    const name = readCString(m.buf, m.start + 6, m.end);
+    if (!((kind === 0x50 && name === portal) || (kind === 0x53 && name === stmt))) return null;
+    describe = kind === 0x50 ? 'P' : 'S';
+    m = batch[++i];
+  }
+  if (m === undefined || m.code !== Frontend.Execute || i !== batch.length - 1) return null;
+  const execPortalEnd = m.buf.indexOf(0, m.start + 5);
+  if (m.buf.toString('utf8', m.start + 5, execPortalEnd) !== portal || m.buf.readInt32BE(execPortalEnd + 1) !== 0) return null;
+  const keySuffix = `X${parse !== null ? 'P' : ''}${describe}\u0000${statement.sig}\u0000${bind.buf.toString('latin1', stmtEnd + 1, bind.end)}`;
+  return { text: statement.text, sig: statement.sig, keySuffix, parse: parse !== null ? { name: parse.name } : null };
+}
+
+function queryMessage(text: string): Buffer {
+  const len = Buffer.byteLength(text);
+  const buf = Buffer.allocUnsafe(1 + 4 + len + 1);
+  buf[0] = Frontend.Query;
+  buf.writeInt32BE(4 + len + 1, 1);
+  buf.write(text, 5);
+  buf[5 + len] = 0;
+  return buf;
+}
+
+function parseMessage(name: string, sig: string): Buffer {
+  const nameLen = Buffer.byteLength(name);
+  const sigLen = Buffer.byteLength(sig, 'latin1');
+  const buf = Buffer.allocUnsafe(1 + 4 + nameLen + 1 + sigLen);
+  buf[0] = Frontend.Parse;
+  buf.writeInt32BE(4 + nameLen + 1 + sigLen, 1);
+  buf.write(name, 5);
+  buf[5 + nameLen] = 0;
+  buf.write(sig, 6 + nameLen, 'latin1');
+  return buf;
+}
+
+function closeStatementMessage(name: string): Buffer {
+  const nameLen = Buffer.byteLength(name);
+  const buf = Buffer.allocUnsafe(1 + 4 + 1 + nameLen + 1);
+  buf[0] = Frontend.Close;
+  buf.writeInt32BE(4 + 1 + nameLen + 1, 1);
+  buf[5] = 0x53; // S
+  buf.write(name, 6);
+  buf[6 + nameLen] = 0;
+  return buf;
+}
+
+/** A DataRow body in text format: column values, null for SQL NULL. */
+function decodeTextRow(buf: Buffer, start: number, end: number): (string | null)[] {
+  const count = buf.readInt16BE(start);
+  const values: (string | null)[] = [];
+  let pos = start + 2;
+  for (let i = 0; i < count && pos + 4 <= end; i++) {
+    const len = buf.readInt32BE(pos);
+    pos += 4;
+    if (len < 0) {
+      values.push(null);
+    } else {
+      values.push(buf.toString('utf8', pos, pos + len));
+      pos += len;
+    }
+  }
+  return values;
+}
+
+/** The 'M' field of an ErrorResponse body. */
+function errorMessageOf(buf: Buffer, start: number, end: number): string {
+  let pos = start;
+  while (pos < end && buf[pos] !== 0) {
+    const fieldEnd = buf.indexOf(0, pos + 1);
+    if (fieldEnd < 0 || fieldEnd > end) break;
+    if (buf[pos] === 0x4d) return buf.toString('utf8', pos + 1, fieldEnd); // M
+    pos = fieldEnd + 1;
+  }
+  return '';
+}
+
+function startsWithAscii(buf: Buffer, start: number, end: number, text: string): boolean {
+  if (end - start < text.length) return false;
+  for (let i = 0; i < text.length; i++) if (buf[start + i] !== text.charCodeAt(i)) return false;
+  return true;
+}
+
+function equalsName(buf: Buffer, start: number, name: string): boolean {
+  return startsWithAscii(buf, start, start + name.length + 1, name) && buf[start + name.length] === 0;
+}

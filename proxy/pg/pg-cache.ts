@@ -28,8 +28,6 @@ export interface StatementInfo {
   readonly callsFunctions: boolean;
   /** May change what a session context holds (SET, RESET, DISCARD, SET ROLE, set_config, DO...). */
   readonly changesSession: boolean;
-  /** A plain ROLLBACK/ABORT: the block's writes never happened. */
-  readonly rollback: boolean;
 }
 
 /** What the probe decided for one statement shape in one context. */
@@ -125,7 +123,6 @@ export class PgCache {
       writesUnlisted: a.writesUnlisted || a.kind === 'ddl' || a.kind === 'unknown',
       callsFunctions,
       changesSession: a.sessionChanges.length > 0 || a.kind === 'unknown' || a.writesUnlisted,
-      rollback: a.statements.length === 1 && a.statements[0]!.transaction === 'rollback',
     });
   }
 
@@ -177,10 +174,13 @@ export class PgCache {
     return this.generations.get(database) ?? 0;
   }
 
-  /** A commit wrote `tables` (relation names) of `database`, or anything in it when `wide`. */
-  invalidate(database: string, tables: Iterable<string>, wide: boolean): void {
-    if (wide) {
-      this.generations.set(database, this.generation(database) + 1);
+  /**
+   * A commit wrote `tables` (relation names) of `database`, or anything in it when `wide`; when
+   * `catalogChanged` (DDL, DO, CALL, ...) the decisions taken under the old catalog go too.
+   */
+  invalidate(database: string, tables: Iterable<string>, wide: boolean, catalogChanged: boolean): void {
+    if (catalogChanged) this.generations.set(database, this.generation(database) + 1);
+    if (wide || catalogChanged) {
       const dropped = this.store.invalidateDatabase(database);
       this.stats.invalidated('database', dropped);
       return;

@@ -18,10 +18,13 @@ import type { Logger } from '../../cli/log.js';
 
 export interface RelayIo {
   toUpstream(bytes: Buffer): void;
-  toClient(bytes: Buffer): void;
+  /** Writes to the client; a second buffer goes in the same write. */
+  toClient(bytes: Buffer, more?: Buffer): void;
   /** The server refused the login (an ErrorResponse before the first ReadyForQuery). */
   loginRefused(message: string): void;
 }
+
+const PARSE_COMPLETE = Buffer.from([Backend.ParseComplete, 0, 0, 0, 4]);
 
 const enum Kind {
   /** Relayed as is. */
@@ -51,6 +54,10 @@ interface Pending {
   bypassReason: string;
   swallowParse: number;
   swallowClose: number;
+  /** ParseCompletes relayed but not captured. */
+  skipParse: number;
+  /** The server ended the transaction block without committing it (ROLLBACK, or COMMIT of a failed block). */
+  rolledBack: boolean;
   // A fill: the key without the context prefix, the token taken when sent, the reply so far.
   keySuffix: string;
   token: FillToken | 0;
@@ -98,6 +105,7 @@ export class PgRelay {
   /** Written tables of the current transaction block, invalidated when it commits. */
   private readonly pendingWrites = new Set<string>();
   private pendingWide = false;
+  private pendingCatalog = false;
   /** This session's statements cannot be analysed (standard_conforming_strings off, probe failed). */
   private unanalysable = false;
   // Client -> upstream: the run of whole messages of the current chunk, written at once.
@@ -186,13 +194,26 @@ export class PgRelay {
   }
 
   /**
-   * The end of a client chunk. Held messages go now: a client that sent no Sync may be waiting for
-   * a reply the server sends without one (CopyInResponse after an Execute of COPY FROM STDIN), so
-   * a batch is only answered from the cache when it arrives whole.
+   * The end of a client chunk. A client that sent no Sync may be waiting for a reply the server
+   * sends without one (CopyInResponse after an Execute of COPY FROM STDIN), so held messages go
+   * now unless they begin a read the cache may answer: for a SELECT the protocol promises nothing
+   * before Sync or Flush, so waiting for the rest of its batch cannot stall the client.
    */
   endOfClientChunk(): void {
-    this.releaseHeld();
+    if (this.held.length > 0 && !this.heldMayBeCached()) this.releaseHeld();
     this.flushToUpstream();
+  }
+
+  private heldMayBeCached(): boolean {
+    const first = this.held[0]!;
+    let text: string | undefined;
+    if (first.code === Frontend.Parse) {
+      text = readCString(first.buf, first.buf.indexOf(0, first.start + 5) + 1, first.end);
+    } else if (first.code === Frontend.Bind) {
+      const portalEnd = first.buf.indexOf(0, first.start + 5);
+      text = this.clientStatements.get(readCString(first.buf, portalEnd + 1, first.end))?.text;
+    }
+    return text !== undefined && this.cache !== null && this.cache.info(text).readCacheable;
   }
 
   /** Writes what was gathered from the current client chunk. */
@@ -212,7 +233,7 @@ export class PgRelay {
   private enqueue(kind: Kind, info: StatementInfo | null, bypassReason: string): Pending {
     const p: Pending = {
       kind, startedAt: performance.now(), info, executed: [], autocommit: false, bypassReason,
-      swallowParse: 0, swallowClose: 0, keySuffix: '', token: 0, parts: [], size: 0, poisoned: false,
+      swallowParse: 0, swallowClose: 0, skipParse: 0, rolledBack: false, keySuffix: '', token: 0, parts: [], size: 0, poisoned: false,
       completes: 0, errored: false, probeFor: null, probeRow: null,
     };
     this.queue.push(p);
@@ -289,14 +310,20 @@ export class PgRelay {
         if (d !== undefined && d.cacheable) {
           const entry = cache.store.get(this.ctx.keyPrefix + shape.keySuffix);
           if (entry !== undefined) {
-            if (shape.parse !== null) this.clientStatements.set(shape.parse.name, { text: shape.text, sig: shape.sig });
-            this.io.toClient(entry.bytes);
+            if (shape.parse !== null) {
+              this.clientStatements.set(shape.parse.name, { text: shape.text, sig: shape.sig });
+              this.io.toClient(PARSE_COMPLETE, entry.bytes);
+            } else {
+              this.io.toClient(entry.bytes);
+            }
             cache.stats.hit(entry.meta.identity, (performance.now() - started) / 1000);
             return;
           }
         }
       }
       const p = this.plan(info, shape.keySuffix, true);
+      // The stored reply leaves out the ParseComplete, so batches with and without the Parse share it.
+      if (shape.parse !== null) p.skipParse = 1;
       this.relayBatch(batch, p, false);
     } else {
       this.relayBatch(batch, this.enqueue(Kind.Forward, null, this.quiet ? 'not-cacheable' : 'in-transaction'), true);
@@ -408,6 +435,8 @@ export class PgRelay {
         } else if (code === Backend.CloseComplete && head.swallowClose > 0) {
           head.swallowClose--;
           route = Route.Drop;
+        } else if (code === Backend.ParseComplete && head.skipParse > 0) {
+          head.skipParse--;
         } else if (head.kind === Kind.Fill && !head.poisoned) {
           route = Route.Capture;
           target = head;
@@ -473,6 +502,9 @@ export class PgRelay {
 
   private onCommandComplete(head: Pending, buf: Buffer, start: number, end: number): void {
     head.completes++;
+    // ROLLBACK TO SAVEPOINT has the same tag: only a statement that ends the block counts.
+    const ends = head.executed.length === 1 && endsBlock(head.executed[0]!);
+    if (ends && end - start === 9 && startsWithAscii(buf, start, end, 'ROLLBACK')) head.rolledBack = true;
     if (buf[start] === 0x44 && (startsWithAscii(buf, start, end, 'DEALLOCATE') || startsWithAscii(buf, start, end, 'DISCARD ALL'))) {
       this.clientStatements.clear();
     }
@@ -500,9 +532,8 @@ export class PgRelay {
       return;
     }
     if (this.state.txStatus === TxStatus.Idle) {
-      if (p.executed.length === 1 && p.executed[0]?.rollback === true) {
-        this.pendingWrites.clear();
-        this.pendingWide = false;
+      if (p.rolledBack) {
+        this.clearPendingWrites();
       } else {
         this.invalidate(p.executed);
       }
@@ -511,7 +542,11 @@ export class PgRelay {
     }
     const seconds = (performance.now() - p.startedAt) / 1000;
     const info = p.info;
-    if (p.kind === Kind.Fill) {
+    // A fill sent before the probe's verdict is a bypass when the verdict was "not cacheable".
+    const verdict = p.kind === Kind.Fill && this.ctx !== null ? cache.decision(this.ctx, info!) : undefined;
+    if (p.kind === Kind.Fill && verdict !== undefined && !verdict.cacheable) {
+      cache.stats.bypass(info!.identity, verdict.reason ?? 'not-cacheable', seconds);
+    } else if (p.kind === Kind.Fill) {
       this.finished.push(p);
       cache.stats.miss(info!.identity, seconds);
     } else if (info !== null && (info.writes.length > 0 || info.writesUnlisted)) {
@@ -577,6 +612,7 @@ export class PgRelay {
   /** The writes of statements executed in a transaction block, kept until it ends. */
   private collectWrites(executed: readonly (StatementInfo | null)[]): void {
     for (const info of executed) {
+      if (info === null || info.writesUnlisted) this.pendingCatalog = true;
       if (this.writesWide(info)) this.pendingWide = true;
       else for (const t of info!.writes) this.pendingWrites.add(t);
     }
@@ -585,10 +621,14 @@ export class PgRelay {
   private invalidate(executed: readonly (StatementInfo | null)[]): void {
     this.collectWrites(executed);
     const db = this.ctx?.database ?? this.lastProbe?.database ?? this.database;
-    if (this.pendingWide) this.cache!.invalidate(db, [], true);
-    else if (this.pendingWrites.size > 0) this.cache!.invalidate(db, this.pendingWrites, false);
+    if (this.pendingWide || this.pendingWrites.size > 0) this.cache!.invalidate(db, this.pendingWrites, this.pendingWide, this.pendingCatalog);
+    this.clearPendingWrites();
+  }
+
+  private clearPendingWrites(): void {
     this.pendingWrites.clear();
     this.pendingWide = false;
+    this.pendingCatalog = false;
   }
 
   private writesWide(info: StatementInfo | null): boolean {
@@ -647,7 +687,7 @@ function cacheableBatch(batch: readonly Held[], statements: ReadonlyMap<string, 
   if (m === undefined || m.code !== Frontend.Execute || i !== batch.length - 1) return null;
   const execPortalEnd = m.buf.indexOf(0, m.start + 5);
   if (m.buf.toString('utf8', m.start + 5, execPortalEnd) !== portal || m.buf.readInt32BE(execPortalEnd + 1) !== 0) return null;
-  const keySuffix = `X${parse !== null ? 'P' : ''}${describe}\u0000${statement.sig}\u0000${bind.buf.toString('latin1', stmtEnd + 1, bind.end)}`;
+  const keySuffix = `X${describe}\u0000${statement.sig}\u0000${bind.buf.toString('latin1', stmtEnd + 1, bind.end)}`;
   return { text: statement.text, sig: statement.sig, keySuffix, parse: parse !== null ? { name: parse.name } : null };
 }
 
@@ -700,6 +740,11 @@ function decodeTextRow(buf: Buffer, start: number, end: number): (string | null)
     }
   }
   return values;
+}
+
+function endsBlock(info: StatementInfo | null): boolean {
+  const t = info?.analysis.statements[0]?.transaction;
+  return t === 'commit' || t === 'rollback';
 }
 
 /** The 'M' field of an ErrorResponse body. */

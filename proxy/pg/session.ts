@@ -155,9 +155,18 @@ export class PgSession implements RelayIo {
     if (this.upstream !== null && this.phase !== Phase.Closed && !this.upstream.write(bytes)) this.client.pause();
   }
 
-  toClient(bytes: Buffer): void {
+  toClient(bytes: Buffer, more?: Buffer): void {
     if (this.phase === Phase.Closed || this.client.destroyed) return;
-    if (!this.client.write(bytes)) {
+    let flowing: boolean;
+    if (more === undefined) {
+      flowing = this.client.write(bytes);
+    } else {
+      this.client.cork();
+      this.client.write(bytes);
+      flowing = this.client.write(more);
+      this.client.uncork();
+    }
+    if (!flowing) {
       // Stop producing replies until the client reads: both what the server sends and what the
       // cache answers for the client's own requests.
       this.upstream?.pause();

@@ -1,0 +1,116 @@
+// The probe against the real PostgreSQL: what it says about relation kinds, temporary tables,
+// partitions, cascading foreign keys and function volatility decides what may be cached and
+// which writes invalidate an entry, so each answer is checked on a real catalog.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import type pg from 'pg';
+import { connectPg, uniqueName } from '../e2e/support/pg-direct.js';
+import { analyzeSql, loadPgParser } from './pg-analysis.js';
+import { buildProbeSql, readProbeRow, type ProbeResult } from './pg-probe.js';
+
+const schema = uniqueName('sc_probe');
+let c: pg.Client;
+
+async function probe(sql: string): Promise<ProbeResult> {
+  const r = await c.query({ text: buildProbeSql(analyzeSql(sql)), rowMode: 'array' });
+  assert.is(r.rows.length, 1);
+  return readProbeRow((r.rows[0] as unknown[]).map((v) => (v === null ? null : String(v))));
+}
+
+test.before(async () => {
+  await loadPgParser();
+  c = await connectPg(5432);
+  await c.query(`CREATE SCHEMA ${schema}; SET search_path = ${schema}, public`);
+  await c.query(`
+    CREATE TABLE plain (id int PRIMARY KEY, v int);
+    CREATE VIEW plain_view AS SELECT * FROM plain;
+    CREATE MATERIALIZED VIEW plain_mat AS SELECT * FROM plain;
+    CREATE SEQUENCE seq;
+    CREATE TABLE parent (id int PRIMARY KEY);
+    CREATE TABLE child (id int PRIMARY KEY, parent_id int REFERENCES parent(id) ON DELETE CASCADE);
+    CREATE TABLE grandchild (id int, child_id int REFERENCES child(id) ON UPDATE SET NULL);
+    CREATE TABLE plain_ref (id int, plain_id int REFERENCES plain(id));
+    CREATE TABLE measurements (at date NOT NULL, v int) PARTITION BY RANGE (at);
+    CREATE TABLE measurements_2026 PARTITION OF measurements FOR VALUES FROM ('2026-01-01') TO ('2027-01-01');
+    CREATE TABLE "Mixed Case" (id int);
+    CREATE FUNCTION f_immutable(int) RETURNS int LANGUAGE sql IMMUTABLE AS 'SELECT $1 + 1';
+    CREATE FUNCTION f_stable(int) RETURNS int LANGUAGE sql STABLE AS 'SELECT $1 + 1';
+    CREATE FUNCTION f_volatile(int) RETURNS int LANGUAGE sql VOLATILE AS 'SELECT $1 + 1';
+    CREATE TEMP TABLE scratch (id int);
+  `);
+});
+
+test.after(async () => {
+  await c.query(`DROP SCHEMA ${schema} CASCADE`);
+  await c.end();
+});
+
+test('the session: database, role and the keyed settings (search_path included)', async () => {
+  const p = await probe('SELECT 1');
+  assert.is(p.database, 'test');
+  assert.is(p.currentUser, 'postgres');
+  assert.ok(p.settings.startsWith(`${schema}, public`), p.settings);
+  await c.query('SET extra_float_digits = 3');
+  const changed = await probe('SELECT 1');
+  await c.query('RESET extra_float_digits');
+  assert.is.not(changed.settings, p.settings, 'extra_float_digits is part of the context');
+});
+
+test('a plain table through the search_path may be cached and depends on itself only', async () => {
+  const p = await probe('SELECT v FROM plain WHERE id = 1');
+  assert.is(p.notCacheable, null);
+  assert.equal(p.dependsOn, ['plain'], 'a table referencing plain does not change plain');
+});
+
+test('views, foreign tables, sequences, temporary and missing tables are refused', async () => {
+  assert.is((await probe('SELECT * FROM plain_view')).notCacheable, 'view');
+  assert.is((await probe('SELECT * FROM seq')).notCacheable, 'sequence');
+  assert.is((await probe('SELECT * FROM scratch')).notCacheable, 'temporary-table');
+  assert.is((await probe('SELECT * FROM no_such_table')).notCacheable, 'unresolved-table');
+  assert.is((await probe('SELECT * FROM plain_mat')).notCacheable, null, 'a materialized view changes only on REFRESH');
+});
+
+test('a temporary table shadowing a real one is refused', async () => {
+  await c.query('CREATE TEMP TABLE plain (id int)');
+  try {
+    assert.is((await probe('SELECT * FROM plain')).notCacheable, 'temporary-table');
+    assert.is((await probe(`SELECT * FROM ${schema}.plain`)).notCacheable, null);
+  } finally {
+    await c.query('DROP TABLE pg_temp.plain');
+  }
+});
+
+test('tables whose cascading foreign keys reach the table read are dependencies, transitively', async () => {
+  assert.equal((await probe('SELECT * FROM grandchild')).dependsOn.sort(), ['child', 'grandchild', 'parent']);
+  assert.equal((await probe('SELECT * FROM child')).dependsOn.sort(), ['child', 'parent']);
+});
+
+test('partitions and partitioned parents depend on each other', async () => {
+  assert.equal((await probe('SELECT * FROM measurements')).dependsOn.sort(), ['measurements', 'measurements_2026']);
+  assert.equal((await probe('SELECT * FROM measurements_2026')).dependsOn.sort(), ['measurements', 'measurements_2026']);
+});
+
+test('quoted identifiers resolve', async () => {
+  const p = await probe('SELECT * FROM "Mixed Case"');
+  assert.is(p.notCacheable, null);
+  assert.equal(p.dependsOn, ['Mixed Case']);
+});
+
+test('functions: only IMMUTABLE or built-in STABLE may be cached; only built-ins are known not to write', async () => {
+  const builtin = await probe('SELECT lower(\'A\'), count(*) FROM plain');
+  assert.is(builtin.notCacheable, null);
+  assert.ok(builtin.functionsBuiltin);
+  const immutable = await probe('SELECT f_immutable(v) FROM plain');
+  assert.is(immutable.notCacheable, null);
+  assert.not.ok(immutable.functionsBuiltin);
+  assert.is((await probe('SELECT f_stable(v) FROM plain')).notCacheable, 'function');
+  assert.is((await probe('SELECT f_volatile(v) FROM plain')).notCacheable, 'function');
+  assert.is((await probe('SELECT no_such_function(1)')).notCacheable, 'function');
+});
+
+test('a malformed row is refused', () => {
+  assert.throws(() => readProbeRow(['a', 'b']), /7/);
+  assert.throws(() => readProbeRow([null, 'b', 'c', 'd', null, null, 'true true true']), /NULL/);
+});
+
+test.run();

@@ -62,6 +62,17 @@ test('a plain table through the search_path may be cached and depends on itself 
   assert.equal(p.dependsOn, ['plain'], 'a table referencing plain does not change plain');
 });
 
+test('a session with temporary relations says so', async () => {
+  assert.ok((await probe('SELECT 1')).hasTempRelations, 'this session created scratch');
+  const other = await connectPg(5432);
+  try {
+    const r = await other.query({ text: buildProbeSql(analyzeSql('SELECT 1')), rowMode: 'array' });
+    assert.not.ok(readProbeRow((r.rows[0] as unknown[]).map((v) => (v === null ? null : String(v)))).hasTempRelations);
+  } finally {
+    await other.end();
+  }
+});
+
 test('views, foreign tables, sequences, temporary and missing tables are refused', async () => {
   assert.is((await probe('SELECT * FROM plain_view')).notCacheable, 'view');
   assert.is((await probe('SELECT * FROM seq')).notCacheable, 'sequence');
@@ -109,8 +120,8 @@ test('functions: only IMMUTABLE or built-in STABLE may be cached; only built-ins
 });
 
 test('a malformed row is refused', () => {
-  assert.throws(() => readProbeRow(['a', 'b']), /7/);
-  assert.throws(() => readProbeRow([null, 'b', 'c', 'd', null, null, 'true true true']), /NULL/);
+  assert.throws(() => readProbeRow(['a', 'b']), /8/);
+  assert.throws(() => readProbeRow([null, 'b', 'c', 'd', null, null, 'true true true', 'false']), /NULL/);
 });
 
 test.run();

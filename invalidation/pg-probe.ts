@@ -33,6 +33,8 @@ export interface ProbeResult {
   dependsOn: string[];
   /** All functions called live in pg_catalog (user functions may write or change settings). */
   functionsBuiltin: boolean;
+  /** The session has temporary relations: names may resolve differently than in any other session. */
+  hasTempRelations: boolean;
 }
 
 export class ProbeError extends Error {
@@ -84,14 +86,15 @@ export function buildProbeSql(analysis: StatementAnalysis): string {
  (SELECT coalesce(bool_and(p.provolatile = 'i' OR (p.provolatile = 's' AND p.pronamespace = 'pg_catalog'::regnamespace)), true)::text
     || ' ' || coalesce(bool_and(p.pronamespace = 'pg_catalog'::regnamespace), true)::text
     || ' ' || (count(DISTINCT p.proname) = ${functions.length})::text
-    FROM pg_catalog.pg_proc p WHERE p.proname = ANY(${textArray(functions, 'name')}))`;
+    FROM pg_catalog.pg_proc p WHERE p.proname = ANY(${textArray(functions, 'name')})),
+ (SELECT count(*) > 0 FROM pg_catalog.pg_class WHERE relnamespace = pg_catalog.pg_my_temp_schema())::text`;
 }
 
 /** Decodes the probe's single row (text format values, null for SQL NULL). */
 export function readProbeRow(values: readonly (string | null)[]): ProbeResult {
-  if (values.length !== 7) throw new ProbeError(`probe returned ${values.length} columns, expected 7`);
-  const [database, currentUser, sessionUser, settings, relations, closure, functions] = values;
-  if (database == null || currentUser == null || sessionUser == null || settings == null || functions == null) {
+  if (values.length !== 8) throw new ProbeError(`probe returned ${values.length} columns, expected 8`);
+  const [database, currentUser, sessionUser, settings, relations, closure, functions, temp] = values;
+  if (database == null || currentUser == null || sessionUser == null || settings == null || functions == null || temp == null) {
     throw new ProbeError('probe returned NULL where a value was expected');
   }
   const [safe, builtin, found] = functions.split(' ');
@@ -120,5 +123,6 @@ export function readProbeRow(values: readonly (string | null)[]): ProbeResult {
     notCacheable,
     dependsOn: closure === null ? [] : (JSON.parse(closure) as string[]),
     functionsBuiltin,
+    hasTempRelations: temp === 'true',
   };
 }

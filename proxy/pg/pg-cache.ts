@@ -52,6 +52,9 @@ export interface EntryMeta {
 }
 
 const MAX_CONTEXTS = 10_000;
+/** Texts remembered by exact text (the rest go through their shape), and the longest kept. */
+const MAX_TEXTS = 10_000;
+const MAX_TEXT_KEY_LENGTH = 4096;
 const MAX_DECISIONS_PER_CONTEXT = 10_000;
 
 /** Settings reported by ParameterStatus that change results or their text. */
@@ -65,6 +68,8 @@ export class PgCache {
   readonly stats: QueryStats;
   readonly maxEntryBytes: number;
   private readonly infos = new WeakMap<StatementAnalysis, StatementInfo>();
+  /** The hot texts' infos by exact text: one Map lookup instead of computing the shape. */
+  private readonly infoByText = new Map<string, StatementInfo>();
   private readonly contexts = new Map<string, PgContext>();
   /** Bumped per database on DDL: decisions taken before may rest on a catalog that changed. */
   private readonly generations = new Map<string, number>();
@@ -97,11 +102,17 @@ export class PgCache {
 
   /** The analysis and derived facts of a statement text (parsed once per shape). */
   info(text: string): StatementInfo {
+    const known = this.infoByText.get(text);
+    if (known !== undefined) return known;
     const analysis = this.classifier.classify(statementShape(text));
     let info = this.infos.get(analysis);
     if (info === undefined) {
       info = this.derive(analysis, text);
       this.infos.set(analysis, info);
+    }
+    if (text.length <= MAX_TEXT_KEY_LENGTH) {
+      if (this.infoByText.size >= MAX_TEXTS) this.infoByText.clear();
+      this.infoByText.set(text, info);
     }
     return info;
   }
@@ -126,9 +137,13 @@ export class PgCache {
     });
   }
 
-  /** The context for a probe's view of the session plus its reported parameters. */
-  context(probe: ProbeResult, reported: string): PgContext | null {
-    const text = [probe.database, probe.sessionUser, probe.currentUser, probe.settings, reported].join('\u0000');
+  /**
+   * The context for a probe's view of the session plus its reported parameters. A session with
+   * temporary relations gets one of its own (`sessionId`): its names may resolve to its own tables.
+   */
+  context(probe: ProbeResult, reported: string, sessionId: number): PgContext | null {
+    const own = probe.hasTempRelations ? `session ${sessionId}` : '';
+    const text = [probe.database, probe.sessionUser, probe.currentUser, probe.settings, reported, own].join('\u0000');
     let ctx = this.contexts.get(text);
     if (ctx === undefined) {
       if (this.contexts.size >= MAX_CONTEXTS) return null;

@@ -87,8 +87,12 @@ interface Held {
 /** Extended-protocol messages collected until Sync before anything is decided; beyond, relay. */
 const MAX_HELD_MESSAGES = 64;
 
+let nextRelayId = 1;
+
 export class PgRelay {
   readonly state = new PgSessionState();
+  /** Tells this session apart in a context of its own (see PgCache.context). */
+  private readonly id = nextRelayId++;
   /** Server messages that arrive while nothing is queued (auth, notifications) are relayed. */
   private readonly queue: Pending[] = [];
   /** The request being relayed message by message (after a Flush), until its Sync. */
@@ -255,19 +259,17 @@ export class PgRelay {
       return;
     }
     const started = performance.now();
-    const info = cache.info(text);
     const quiet = this.quiet;
-    if (quiet && info.readCacheable && this.ctx !== null && !this.ctxStale) {
-      const d = cache.decision(this.ctx, info);
-      if (d !== undefined && d.cacheable) {
-        const entry = cache.store.get(this.ctx.keyPrefix + 'Q' + text);
-        if (entry !== undefined) {
-          this.io.toClient(entry.bytes);
-          cache.stats.hit(entry.meta.identity, (performance.now() - started) / 1000);
-          return;
-        }
+    // An entry exists only for a text found cacheable under this context: no analysis on a hit.
+    if (quiet && this.ctx !== null && !this.ctxStale) {
+      const entry = cache.store.get(this.ctx.keyPrefix + 'Q' + text);
+      if (entry !== undefined) {
+        this.io.toClient(entry.bytes);
+        cache.stats.hit(entry.meta.identity, (performance.now() - started) / 1000);
+        return;
       }
     }
+    const info = cache.info(text);
     const p = this.plan(info, 'Q' + text, quiet);
     p.autocommit = quiet && info.analysis.statements.length === 1;
     if (info.changesSession) this.sessionChanged();
@@ -531,6 +533,8 @@ export class PgRelay {
       this.onProbeDone(p);
       return;
     }
+    // What ran may have changed the session (settings, role, temporary tables), user functions included.
+    for (const info of p.executed) if (this.mayChangeSession(info)) this.sessionChanged();
     if (this.state.txStatus === TxStatus.Idle) {
       if (p.rolledBack) {
         this.clearPendingWrites();
@@ -590,7 +594,7 @@ export class PgRelay {
       return;
     }
     this.lastProbe = result;
-    this.ctx = cache.context(result, this.reportedParameters());
+    this.ctx = cache.context(result, this.reportedParameters(), this.id);
     this.ctxStale = this.ctx === null;
     if (this.ctx !== null) cache.decide(this.ctx, p.probeFor!, result);
     if (this.pristine) cache.rememberStartup(this.startupKey + '\u0000' + this.reportedParameters(), result);
@@ -601,7 +605,7 @@ export class PgRelay {
     const probe = cache.startupProbe(this.startupKey + '\u0000' + this.reportedParameters(), this.database);
     if (probe === undefined) return;
     this.lastProbe = probe;
-    this.ctx = cache.context(probe, this.reportedParameters());
+    this.ctx = cache.context(probe, this.reportedParameters(), this.id);
     this.ctxStale = this.ctx === null;
   }
 
@@ -625,6 +629,17 @@ export class PgRelay {
     this.clearPendingWrites();
   }
 
+  private mayChangeSession(info: StatementInfo | null): boolean {
+    if (info === null || info.changesSession) return true;
+    return info.callsFunctions && !this.functionsBuiltin(info);
+  }
+
+  /** The probe found every function the statement calls in pg_catalog. */
+  private functionsBuiltin(info: StatementInfo): boolean {
+    const d = this.ctx !== null ? this.cache!.decision(this.ctx, info) : undefined;
+    return d !== undefined && d.functionsBuiltin;
+  }
+
   private clearPendingWrites(): void {
     this.pendingWrites.clear();
     this.pendingWide = false;
@@ -633,10 +648,8 @@ export class PgRelay {
 
   private writesWide(info: StatementInfo | null): boolean {
     if (info === null || info.writesUnlisted || this.unanalysable) return true;
-    if (!info.callsFunctions) return false;
     // A function that is not built in may write anything; the probe said which are.
-    const d = this.ctx !== null ? this.cache!.decision(this.ctx, info) : undefined;
-    return !(d !== undefined && d.functionsBuiltin);
+    return info.callsFunctions && !this.functionsBuiltin(info);
   }
 }
 

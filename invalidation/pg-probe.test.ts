@@ -37,6 +37,11 @@ test.before(async () => {
     CREATE FUNCTION f_stable(int) RETURNS int LANGUAGE sql STABLE AS 'SELECT $1 + 1';
     CREATE FUNCTION f_volatile(int) RETURNS int LANGUAGE sql VOLATILE AS 'SELECT $1 + 1';
     CREATE TEMP TABLE scratch (id int);
+    CREATE TABLE audited (id int);
+    CREATE FUNCTION audit() RETURNS trigger LANGUAGE plpgsql AS 'BEGIN UPDATE plain SET v = v + 1; RETURN NEW; END';
+    CREATE TRIGGER audited_insert AFTER INSERT ON audited FOR EACH ROW EXECUTE FUNCTION audit();
+    CREATE TABLE ruled (id int);
+    CREATE RULE ruled_insert AS ON INSERT TO ruled DO ALSO UPDATE plain SET v = 0;
   `);
 });
 
@@ -101,6 +106,13 @@ test('partitions and partitioned parents depend on each other', async () => {
   assert.equal((await probe('SELECT * FROM measurements_2026')).dependsOn.sort(), ['measurements', 'measurements_2026']);
 });
 
+test('tables with user triggers or rules are listed (a write to them may change other tables)', async () => {
+  const p = await probe('SELECT 1');
+  assert.ok(p.fanOutTables.includes('audited'), JSON.stringify(p.fanOutTables));
+  assert.ok(p.fanOutTables.includes('ruled'));
+  assert.not.ok(p.fanOutTables.includes('child'), 'foreign-key triggers are internal and handled as cascades');
+});
+
 test('quoted identifiers resolve', async () => {
   const p = await probe('SELECT * FROM "Mixed Case"');
   assert.is(p.notCacheable, null);
@@ -120,8 +132,8 @@ test('functions: only IMMUTABLE or built-in STABLE may be cached; only built-ins
 });
 
 test('a malformed row is refused', () => {
-  assert.throws(() => readProbeRow(['a', 'b']), /8/);
-  assert.throws(() => readProbeRow([null, 'b', 'c', 'd', null, null, 'true true true', 'false']), /NULL/);
+  assert.throws(() => readProbeRow(['a', 'b']), /9/);
+  assert.throws(() => readProbeRow([null, 'b', 'c', 'd', null, null, 'true true true', 'false', '[]']), /NULL/);
 });
 
 test.run();

@@ -35,6 +35,11 @@ export interface ProbeResult {
   functionsBuiltin: boolean;
   /** The session has temporary relations: names may resolve differently than in any other session. */
   hasTempRelations: boolean;
+  /**
+   * Relations with user triggers or rewrite rules in the database: a write to one of them may
+   * change tables it does not name.
+   */
+  fanOutTables: string[];
 }
 
 export class ProbeError extends Error {
@@ -63,7 +68,8 @@ function textArray(items: readonly string[], type: string): string {
  * The probe for `analysis`. Columns: database, current_user, session_user, settings, relations
  * (per name read, comma-separated: relkind and relpersistence, or "-" when it does not
  * resolve), the dependency closure (a JSON array of relation names), function safety
- * ("safe builtin found", each true or false).
+ * ("safe builtin found", each true or false), whether the session has temporary relations,
+ * the relations with user triggers or rules (a JSON array of names).
  */
 export function buildProbeSql(analysis: StatementAnalysis): string {
   const tables = [...new Set(analysis.tablesRead.map(relationName))];
@@ -87,14 +93,18 @@ export function buildProbeSql(analysis: StatementAnalysis): string {
     || ' ' || coalesce(bool_and(p.pronamespace = 'pg_catalog'::regnamespace), true)::text
     || ' ' || (count(DISTINCT p.proname) = ${functions.length})::text
     FROM pg_catalog.pg_proc p WHERE p.proname = ANY(${textArray(functions, 'name')})),
- (SELECT count(*) > 0 FROM pg_catalog.pg_class WHERE relnamespace = pg_catalog.pg_my_temp_schema())::text`;
+ (SELECT count(*) > 0 FROM pg_catalog.pg_class WHERE relnamespace = pg_catalog.pg_my_temp_schema())::text,
+ (SELECT coalesce(json_agg(DISTINCT c.relname), '[]')::text FROM pg_catalog.pg_class c
+    WHERE c.relkind <> 'v' AND (
+      EXISTS (SELECT 1 FROM pg_catalog.pg_trigger t WHERE t.tgrelid = c.oid AND NOT t.tgisinternal)
+      OR EXISTS (SELECT 1 FROM pg_catalog.pg_rewrite r WHERE r.ev_class = c.oid AND r.ev_type <> '1')))`;
 }
 
 /** Decodes the probe's single row (text format values, null for SQL NULL). */
 export function readProbeRow(values: readonly (string | null)[]): ProbeResult {
-  if (values.length !== 8) throw new ProbeError(`probe returned ${values.length} columns, expected 8`);
-  const [database, currentUser, sessionUser, settings, relations, closure, functions, temp] = values;
-  if (database == null || currentUser == null || sessionUser == null || settings == null || functions == null || temp == null) {
+  if (values.length !== 9) throw new ProbeError(`probe returned ${values.length} columns, expected 9`);
+  const [database, currentUser, sessionUser, settings, relations, closure, functions, temp, fanOut] = values;
+  if (database == null || currentUser == null || sessionUser == null || settings == null || functions == null || temp == null || fanOut == null) {
     throw new ProbeError('probe returned NULL where a value was expected');
   }
   const [safe, builtin, found] = functions.split(' ');
@@ -124,5 +134,6 @@ export function readProbeRow(values: readonly (string | null)[]): ProbeResult {
     dependsOn: closure === null ? [] : (JSON.parse(closure) as string[]),
     functionsBuiltin,
     hasTempRelations: temp === 'true',
+    fanOutTables: JSON.parse(fanOut) as string[],
   };
 }

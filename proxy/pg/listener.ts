@@ -27,7 +27,8 @@ export class PgListener implements SessionHost {
       upstreamConnectTimeoutMs: config.upstreamConnectTimeoutMs,
     };
     this.maxClients = config.maxClientConnections;
-    this.server = net.createServer({ noDelay: true }, (socket) => this.accept(socket));
+    // Sessions take the accepted socket over with a read buffer of their own (read-buffer.ts).
+    this.server = net.createServer({ noDelay: true, pauseOnConnect: true }, (socket) => this.accept(socket));
   }
 
   /** Resolves with the bound address; rejects (e.g. EADDRINUSE) without leaving anything open. */

@@ -80,6 +80,8 @@ export class PgCache {
    * ALTER ROLE/DATABASE settings), so it can be answered from its first statement.
    */
   private readonly startupProbes = new Map<string, { probe: ProbeResult; generation: number }>();
+  /** Per database, as of a catalog generation: relations whose writes may change other tables. */
+  private readonly fanOut = new Map<string, { generation: number; tables: ReadonlySet<string> }>();
 
   static async create(config: Config, metrics: Metrics): Promise<PgCache> {
     return new PgCache(config, metrics, await PgClassifier.create());
@@ -164,7 +166,17 @@ export class PgCache {
     return known !== undefined && known.generation === this.generation(database) ? known.probe : undefined;
   }
 
+  /**
+   * May a write to `table` change other tables (triggers, rules)? Unknown for this catalog
+   * generation counts as yes; nothing of this generation is cached before a probe anyway.
+   */
+  writeFansOut(database: string, table: string): boolean {
+    const known = this.fanOut.get(database);
+    return known === undefined || known.generation !== this.generation(database) || known.tables.has(table);
+  }
+
   decide(ctx: PgContext, info: StatementInfo, probe: ProbeResult): Decision {
+    this.fanOut.set(ctx.database, { generation: this.generation(ctx.database), tables: new Set(probe.fanOutTables) });
     const notCacheable = !info.readCacheable ? 'not-cacheable' : probe.notCacheable;
     const tags = [databaseTag(ctx.database), ...probe.dependsOn.map((name) => tableTag(ctx.database, '', name))];
     const decision: Decision = Object.freeze({

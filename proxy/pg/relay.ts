@@ -204,7 +204,18 @@ export class PgRelay {
    * before Sync or Flush, so waiting for the rest of its batch cannot stall the client.
    */
   endOfClientChunk(): void {
-    if (this.held.length > 0 && !this.heldMayBeCached()) this.releaseHeld();
+    if (this.held.length > 0) {
+      if (!this.heldMayBeCached()) {
+        this.releaseHeld();
+      } else {
+        // Kept past this read: copy out of the session's reused read buffer.
+        for (const m of this.held) {
+          m.buf = Buffer.from(m.buf.subarray(m.start, m.end));
+          m.end -= m.start;
+          m.start = 0;
+        }
+      }
+    }
     this.flushToUpstream();
   }
 
@@ -289,7 +300,8 @@ export class PgRelay {
       this.inject(queryMessage(info.probeSql));
     }
     const fill = quiet && info.readCacheable && (decision === undefined || decision.cacheable);
-    const p = this.enqueue(fill ? Kind.Fill : Kind.Forward, info, !quiet ? 'in-transaction' : decision?.reason ?? 'not-cacheable');
+    const reason = quiet ? decision?.reason ?? 'not-cacheable' : this.state.txStatus !== TxStatus.Idle ? 'in-transaction' : 'pipelined';
+    const p = this.enqueue(fill ? Kind.Fill : Kind.Forward, info, reason);
     p.executed.push(info);
     if (fill) {
       p.keySuffix = keySuffix;
@@ -494,7 +506,7 @@ export class PgRelay {
           target.poisoned = true;
           target.parts = [];
         } else {
-          target.parts.push(bytes);
+          target.parts.push(ownCopy(bytes)); // the chunk is a reused read buffer
         }
       }
       this.io.toClient(bytes);
@@ -570,7 +582,7 @@ export class PgRelay {
       const ok = !p.poisoned && !p.errored && p.completes === 1 && ctx !== null && !this.ctxStale && this.state.txStatus === TxStatus.Idle;
       const d = ok ? cache.decision(ctx, info) : undefined;
       if (d !== undefined && d.cacheable) {
-        const bytes = p.parts.length === 1 ? Buffer.from(p.parts[0]!) : Buffer.concat(p.parts, p.size);
+        const bytes = p.parts.length === 1 ? p.parts[0]! : Buffer.concat(p.parts, p.size);
         cache.store.set(ctx!.keyPrefix + p.keySuffix, bytes, { identity: info.identity }, { token: p.token as FillToken, tags: d.tags });
       }
       p.parts = [];
@@ -624,7 +636,7 @@ export class PgRelay {
 
   private invalidate(executed: readonly (StatementInfo | null)[]): void {
     this.collectWrites(executed);
-    const db = this.ctx?.database ?? this.lastProbe?.database ?? this.database;
+    const db = this.currentDatabase;
     if (this.pendingWide || this.pendingWrites.size > 0) this.cache!.invalidate(db, this.pendingWrites, this.pendingWide, this.pendingCatalog);
     this.clearPendingWrites();
   }
@@ -640,6 +652,10 @@ export class PgRelay {
     return d !== undefined && d.functionsBuiltin;
   }
 
+  private get currentDatabase(): string {
+    return this.ctx?.database ?? this.lastProbe?.database ?? this.database;
+  }
+
   private clearPendingWrites(): void {
     this.pendingWrites.clear();
     this.pendingWide = false;
@@ -648,6 +664,7 @@ export class PgRelay {
 
   private writesWide(info: StatementInfo | null): boolean {
     if (info === null || info.writesUnlisted || this.unanalysable) return true;
+    for (const t of info.writes) if (this.cache!.writeFansOut(this.currentDatabase, t)) return true;
     // A function that is not built in may write anything; the probe said which are.
     return info.callsFunctions && !this.functionsBuiltin(info);
   }
@@ -702,6 +719,13 @@ function cacheableBatch(batch: readonly Held[], statements: ReadonlyMap<string, 
   if (m.buf.toString('utf8', m.start + 5, execPortalEnd) !== portal || m.buf.readInt32BE(execPortalEnd + 1) !== 0) return null;
   const keySuffix = `X${describe}\u0000${statement.sig}\u0000${bind.buf.toString('latin1', stmtEnd + 1, bind.end)}`;
   return { text: statement.text, sig: statement.sig, keySuffix, parse: parse !== null ? { name: parse.name } : null };
+}
+
+/** A copy with a backing store of its own (not a slice of Node's shared pool the store would copy again). */
+function ownCopy(bytes: Buffer): Buffer {
+  const copy = Buffer.allocUnsafeSlow(bytes.length);
+  bytes.copy(copy);
+  return copy;
 }
 
 function queryMessage(text: string): Buffer {

@@ -20,6 +20,7 @@ import { PgRelay, type RelayIo } from './relay.js';
 import type { PgSessionState } from './session-state.js';
 import { decodeStartupPacket } from './startup.js';
 import { sendCancelRequest } from './cancel.js';
+import { ReadBuffer, adoptAccepted } from '../read-buffer.js';
 
 export const enum Phase {
   Startup,
@@ -77,14 +78,20 @@ export class PgSession implements RelayIo {
   private stallTimer: NodeJS.Timeout | null = null;
   private lastClientData = 0;
 
-  constructor(readonly client: net.Socket, private readonly host: SessionHost) {
+  readonly client: net.Socket;
+  private readonly clientReads = new ReadBuffer((chunk) => this.onClientData(chunk));
+  private readonly upstreamReads = new ReadBuffer((chunk) => this.onUpstreamData(chunk));
+
+  /** `accepted` comes from a server with pauseOnConnect; the session reads it through its own buffer. */
+  constructor(accepted: net.Socket, private readonly host: SessionHost) {
+    this.client = adoptAccepted(accepted, this.clientReads);
     this.framer = new Framer(host.limits.maxMessageBytes, MAX_STARTUP_PACKET);
   }
 
   start(): void {
     const { client } = this;
     client.setNoDelay(true);
-    client.on('data', this.onClientData);
+    client.resume();
     client.on('error', this.onClientGone);
     client.on('close', this.onClientGone);
     client.on('drain', this.onClientDrain);
@@ -116,7 +123,7 @@ export class PgSession implements RelayIo {
 
   // ---- client -> upstream ----
 
-  private readonly onClientData = (chunk: Buffer): void => {
+  private onClientData(chunk: Buffer): void {
     if (this.phase === Phase.Closed) return;
     this.lastClientData = Date.now();
     const err = this.framer.feed(chunk, this.clientSink);
@@ -126,7 +133,7 @@ export class PgSession implements RelayIo {
       return;
     }
     if (this.framer.hasPartial) this.armStallTimer();
-  };
+  }
 
   private readonly clientSink: FrameSink = {
     message: (code, buf, start, end) => {
@@ -136,7 +143,7 @@ export class PgSession implements RelayIo {
           return;
         case Phase.Connecting:
           this.relay!.state.onFrontend(code, buf, start, end);
-          this.held.push(buf.subarray(start, end));
+          this.held.push(Buffer.from(buf.subarray(start, end))); // outlives the read buffer
           return;
         case Phase.Authenticating:
           this.relay!.forward(code, buf, start, end);
@@ -152,7 +159,12 @@ export class PgSession implements RelayIo {
 
   // RelayIo: where the relay's bytes go, with backpressure both ways.
   toUpstream(bytes: Buffer): void {
-    if (this.upstream !== null && this.phase !== Phase.Closed && !this.upstream.write(bytes)) this.client.pause();
+    const upstream = this.upstream;
+    if (upstream === null || this.phase === Phase.Closed) return;
+    const flowing = upstream.write(bytes);
+    // A write that did not go out at once still points into the client's read buffer.
+    if (upstream.writableLength > 0) this.clientReads.retain();
+    if (!flowing) this.client.pause();
   }
 
   toClient(bytes: Buffer, more?: Buffer): void {
@@ -166,6 +178,8 @@ export class PgSession implements RelayIo {
       flowing = this.client.write(more);
       this.client.uncork();
     }
+    // A write that did not go out at once still points into the upstream's read buffer.
+    if (this.client.writableLength > 0) this.upstreamReads.retain();
     if (!flowing) {
       // Stop producing replies until the client reads: both what the server sends and what the
       // cache answers for the client's own requests.
@@ -187,7 +201,7 @@ export class PgSession implements RelayIo {
         this.client.write(NO_SSL);
         return;
       case 'cancel':
-        sendCancelRequest(this.host.upstream, packet, this.host.log);
+        sendCancelRequest(this.host.upstream, Buffer.from(packet), this.host.log);
         this.close();
         return;
       case 'invalid':
@@ -211,7 +225,7 @@ export class PgSession implements RelayIo {
 
   private connectUpstream(startupPacket: Buffer): void {
     const { host, port } = this.host.upstream;
-    const upstream = net.connect({ host, port, noDelay: true });
+    const upstream = net.connect({ host, port, noDelay: true, onread: this.upstreamReads.onread });
     this.upstream = upstream;
     this.host.upstreamOpened();
     upstream.setTimeout(this.host.limits.upstreamConnectTimeoutMs);
@@ -226,7 +240,6 @@ export class PgSession implements RelayIo {
       upstream.uncork();
       this.held = [];
     });
-    upstream.on('data', this.onUpstreamData);
     upstream.on('drain', this.onUpstreamDrain);
     upstream.on('error', this.onUpstreamError);
     upstream.on('close', this.onUpstreamClose);
@@ -234,7 +247,7 @@ export class PgSession implements RelayIo {
 
   // ---- upstream -> client ----
 
-  private readonly onUpstreamData = (chunk: Buffer): void => {
+  private onUpstreamData(chunk: Buffer): void {
     if (this.phase === Phase.Closed) return;
     const relay = this.relay!;
     relay.upstreamChunk(chunk, this.scanner);
@@ -242,7 +255,7 @@ export class PgSession implements RelayIo {
       this.moveTo(Phase.Ready);
       this.clearLoginTimer();
     }
-  };
+  }
 
   private readonly onClientDrain = (): void => {
     this.upstream?.resume();

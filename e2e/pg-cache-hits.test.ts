@@ -83,6 +83,7 @@ test('simple Query: a miss, then hits the upstream never sees', async () => {
   for (const rows of result) assert.equal(rows, [{ simple_hit: 14, name: 'row 7' }]);
   assert.is(delta.misses, 1, 'first read is a miss');
   assert.is(delta.hits, 2, 'the two repeats are hits');
+  assert.equal(delta.durationCountByOutcome, { miss: 1, hit: 2 }, 'sidecache_query_duration_seconds by outcome');
   assert.is(await upstreamCalls('simple_hit'), 1, 'the upstream ran the statement once');
 });
 
@@ -117,6 +118,48 @@ test('extended protocol, named prepared statement: hits, a new $1 after hits sti
   assert.equal(again.result, [{ prepared_hit: 14 }]);
   assert.is(again.delta.hits, 1, 'a second connection hits the entry the first one filled');
   assert.is(await upstreamCalls('prepared_hit'), 2);
+  // That connection's Parse was answered by the proxy; the upstream must still get the statement.
+  assert.equal((await other.query(query(11))).rows, [{ prepared_hit: 22 }]);
+  assert.equal((await other.query(query(7))).rows, [{ prepared_hit: 14 }]);
+  assert.is(await upstreamCalls('prepared_hit'), 3);
+});
+
+test('pipelined extended groups (hit, miss, hit, error, named, Describe, Close) sent in one write come back in order', async () => {
+  const c = await RawClient.login(proxy.pgPort, { database: DATABASE });
+  try {
+    const sql = `SELECT v AS pipelined FROM ${TABLE} WHERE id = $1`;
+    const group = (id: string, name = ''): Buffer[] => [
+      serialize.parse({ name, text: sql }), serialize.bind({ statement: name, values: [id] }),
+      serialize.describe({ type: 'P' }), serialize.execute(), serialize.sync()];
+    c.send(...group('5'));
+    const filled = describeAll(await c.readUntilReadyForQuery());
+    const rowDescription = filled[2]!;
+    assert.match(rowDescription, /^T pipelined:/);
+    const { result, delta } = await measure(proxy.adminPort, async () => {
+      c.send(...group('5'), ...group('6'), ...group('5'), serialize.parse({ text: 'SELEC broken' }), serialize.sync(),
+        ...group('6', 'pipelined_named'), serialize.describe({ type: 'S', name: 'pipelined_named' }), serialize.sync(),
+        serialize.close({ type: 'S', name: 'pipelined_named' }), serialize.sync());
+      const replies: string[][] = [];
+      for (let i = 0; i < 7; i++) replies.push(describeAll(await c.readUntilReadyForQuery()));
+      return replies;
+    });
+    const answer = (v: number): string[] => ['1', '2', rowDescription, `D ["${v}"]`, 'C SELECT 1', 'Z I'];
+    assert.equal(result[0], answer(10), 'hit');
+    assert.equal(result[1], answer(12), 'miss');
+    assert.equal(result[2], answer(10), 'hit');
+    assert.is(result[3]!.length, 2, result[3]!.join(' | '));
+    assert.match(result[3]![0]!, /^E .*"code":"42601"/);
+    assert.is(result[3]![1], 'Z I');
+    assert.equal(result[4], answer(12), 'named statement');
+    assert.equal(result[5]!.slice(1), [rowDescription, 'Z I'], 'Describe of the named statement');
+    assert.match(result[5]![0]!, /^t \[/);
+    assert.equal(result[6], ['3', 'Z I'], 'Close of the named statement');
+    // Only a group that arrives with nothing else outstanding is answered from the cache (the first
+    // one here); the rest of the pipeline is relayed.
+    assert.ok(delta.hits >= 1, JSON.stringify(delta));
+  } finally {
+    c.destroy();
+  }
 });
 
 test('parameter values are part of the key: 40 ids read twice each, every row right', async () => {
@@ -235,7 +278,7 @@ function pgbench(args: string[]): Promise<{ code: number; output: string }> {
   });
 }
 
-for (const mode of ['prepared', 'simple'] as const) {
+for (const mode of ['prepared', 'extended', 'simple'] as const) {
   test(`pgbench -M ${mode}, 1000 hot rows, 4 clients, 3 s: hits, right values, upstream ran fewer queries`, async () => {
     const alias = `bench_${mode}`;
     const script = path.join(scriptDir, `${alias}.sql`);

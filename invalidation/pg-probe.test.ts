@@ -106,8 +106,9 @@ test('partitions and partitioned parents depend on each other', async () => {
   assert.equal((await probe('SELECT * FROM measurements_2026')).dependsOn.sort(), ['measurements', 'measurements_2026']);
 });
 
-test('tables with user triggers or rules are listed (a write to them may change other tables)', async () => {
+test('views and tables with user triggers or rules are listed (a write to them changes other tables)', async () => {
   const p = await probe('SELECT 1');
+  assert.ok(p.fanOutTables.includes('plain_view'), 'a write to an updatable view writes its base table');
   assert.ok(p.fanOutTables.includes('audited'), JSON.stringify(p.fanOutTables));
   assert.ok(p.fanOutTables.includes('ruled'));
   assert.not.ok(p.fanOutTables.includes('child'), 'foreign-key triggers are internal and handled as cascades');

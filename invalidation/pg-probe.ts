@@ -36,8 +36,8 @@ export interface ProbeResult {
   /** The session has temporary relations: names may resolve differently than in any other session. */
   hasTempRelations: boolean;
   /**
-   * Relations with user triggers or rewrite rules in the database: a write to one of them may
-   * change tables it does not name.
+   * Views, and relations with user triggers or rewrite rules, in the database: a write to one of
+   * them changes tables it does not name.
    */
   fanOutTables: string[];
 }
@@ -69,7 +69,7 @@ function textArray(items: readonly string[], type: string): string {
  * (per name read, comma-separated: relkind and relpersistence, or "-" when it does not
  * resolve), the dependency closure (a JSON array of relation names), function safety
  * ("safe builtin found", each true or false), whether the session has temporary relations,
- * the relations with user triggers or rules (a JSON array of names).
+ * the views and relations with user triggers or rules (a JSON array of names).
  */
 export function buildProbeSql(analysis: StatementAnalysis): string {
   const tables = [...new Set(analysis.tablesRead.map(relationName))];
@@ -95,9 +95,9 @@ export function buildProbeSql(analysis: StatementAnalysis): string {
     FROM pg_catalog.pg_proc p WHERE p.proname = ANY(${textArray(functions, 'name')})),
  (SELECT count(*) > 0 FROM pg_catalog.pg_class WHERE relnamespace = pg_catalog.pg_my_temp_schema())::text,
  (SELECT coalesce(json_agg(DISTINCT c.relname), '[]')::text FROM pg_catalog.pg_class c
-    WHERE c.relkind <> 'v' AND (
-      EXISTS (SELECT 1 FROM pg_catalog.pg_trigger t WHERE t.tgrelid = c.oid AND NOT t.tgisinternal)
-      OR EXISTS (SELECT 1 FROM pg_catalog.pg_rewrite r WHERE r.ev_class = c.oid AND r.ev_type <> '1')))`;
+    WHERE c.relkind = 'v'
+      OR EXISTS (SELECT 1 FROM pg_catalog.pg_trigger t WHERE t.tgrelid = c.oid AND NOT t.tgisinternal)
+      OR EXISTS (SELECT 1 FROM pg_catalog.pg_rewrite r WHERE r.ev_class = c.oid AND r.ev_type <> '1'))`;
 }
 
 /** Decodes the probe's single row (text format values, null for SQL NULL). */

@@ -1,0 +1,150 @@
+// A TCP relay placed between sidecache and PostgreSQL (sidecache's --pg-upstream points at it) that
+// can hold back what the server sends on one chosen upstream connection until the test releases it.
+// This makes races deterministic: e.g. a read's reply is kept in flight while another client writes.
+//
+// The connection is chosen by a marker: the first connection, after `holdAfter(marker)` is called,
+// whose client side sends bytes containing `marker` (a SQL comment such as `/* hold-me */` is part of
+// the statement text, so it reaches the server in Query and Parse messages). From that moment every
+// server->proxy byte of that connection is queued, in order, until `release()`. Everything else is
+// relayed unchanged as it arrives.
+import net from 'node:net';
+
+export interface Hold {
+  /** Resolves with the number of bytes held once the server has sent at least `minBytes` of them. */
+  waitHeld(minBytes?: number, timeoutMs?: number): Promise<number>;
+  /** Bytes held so far. */
+  readonly heldBytes: number;
+  /** Whether a connection sent the marker. */
+  readonly matched: boolean;
+  /** Sends every held byte on, in order, and lets the connection flow freely from then on. */
+  release(): void;
+}
+
+export interface HoldRelay {
+  port: number;
+  /** The upstream URL to give sidecache's --pg-upstream. */
+  url: string;
+  /** Arms a one-shot hold for the next connection whose client sends `marker`. */
+  holdAfter(marker: string): Hold;
+  close(): Promise<void>;
+}
+
+export class HoldTimeoutError extends Error {
+  constructor(marker: string, wanted: number, held: number, matched: boolean, timeoutMs: number) {
+    super(`hold "${marker}": wanted ${wanted} held byte(s) within ${timeoutMs} ms, have ${held}` +
+      (matched ? '' : ' (no connection sent the marker)'));
+    this.name = 'HoldTimeoutError';
+  }
+}
+
+class ArmedHold implements Hold {
+  matched = false;
+  heldBytes = 0;
+  private released = false;
+  private queue: Buffer[] = [];
+  private sink: net.Socket | null = null;
+  private waiters: Array<() => void> = [];
+
+  constructor(readonly marker: string) {}
+
+  /** Called by the relay when `sink`'s connection sent the marker. */
+  attach(sink: net.Socket): void {
+    this.matched = true;
+    this.sink = sink;
+  }
+
+  /** Whether server bytes for this connection must be queued rather than written. */
+  get holding(): boolean {
+    return this.matched && !this.released;
+  }
+
+  push(chunk: Buffer): void {
+    this.queue.push(chunk);
+    this.heldBytes += chunk.length;
+    for (const wake of this.waiters.splice(0)) wake();
+  }
+
+  async waitHeld(minBytes = 1, timeoutMs = 5000): Promise<number> {
+    const deadline = Date.now() + timeoutMs;
+    while (this.heldBytes < minBytes) {
+      const left = deadline - Date.now();
+      if (left <= 0) throw new HoldTimeoutError(this.marker, minBytes, this.heldBytes, this.matched, timeoutMs);
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, left);
+        this.waiters.push(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    }
+    return this.heldBytes;
+  }
+
+  release(): void {
+    if (this.released) return;
+    this.released = true;
+    const sink = this.sink;
+    const queued = this.queue;
+    this.queue = [];
+    if (sink && !sink.destroyed) for (const chunk of queued) sink.write(chunk);
+  }
+}
+
+export function startHoldRelay(target: { host: string; port: number }): Promise<HoldRelay> {
+  const armed: ArmedHold[] = [];
+  const sockets = new Set<net.Socket>();
+
+  const server = net.createServer((client) => {
+    const upstream = net.connect(target);
+    for (const s of [client, upstream]) {
+      s.setNoDelay(true);
+      sockets.add(s);
+      s.on('close', () => sockets.delete(s));
+      // Either side going away ends the pair; the error itself is the peer's business.
+      s.on('error', () => undefined);
+    }
+    client.on('close', () => upstream.destroy());
+    upstream.on('close', () => client.destroy());
+
+    let hold: ArmedHold | null = null;
+    // The marker may be split across two chunks; keep enough of the previous chunk to see it.
+    let tail = '';
+    client.on('data', (chunk: Buffer) => {
+      if (hold === null && armed.length > 0) {
+        const text = tail + chunk.toString('latin1');
+        const i = armed.findIndex((h) => text.includes(h.marker));
+        if (i >= 0) {
+          hold = armed.splice(i, 1)[0]!;
+          hold.attach(client);
+        }
+        const keep = Math.max(0, ...armed.map((h) => h.marker.length - 1));
+        tail = keep === 0 ? '' : text.slice(-keep);
+      }
+      upstream.write(chunk);
+    });
+    upstream.on('data', (chunk: Buffer) => {
+      if (hold?.holding) hold.push(chunk);
+      else client.write(chunk);
+    });
+  });
+
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as net.AddressInfo;
+      resolve({
+        port,
+        url: `postgres://127.0.0.1:${port}`,
+        holdAfter(marker: string): Hold {
+          const hold = new ArmedHold(marker);
+          armed.push(hold);
+          return hold;
+        },
+        close(): Promise<void> {
+          for (const s of sockets) s.destroy();
+          return new Promise((done) => server.close(() => done()));
+        },
+      });
+    });
+  });
+}

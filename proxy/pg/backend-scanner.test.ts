@@ -2,15 +2,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import fc from 'fast-check';
 import { BackendScanner } from './backend-scanner.js';
-
-function msg(code: string, body: Buffer | string): Buffer {
-  const b = typeof body === 'string' ? Buffer.from(body) : body;
-  const m = Buffer.alloc(5 + b.length);
-  m[0] = code.charCodeAt(0);
-  m.writeInt32BE(4 + b.length, 1);
-  b.copy(m, 5);
-  return m;
-}
+import { typedMessage as msg } from './test-messages.js';
 
 const Z = 'Z'.charCodeAt(0);
 const S = 'S'.charCodeAt(0);

@@ -2,15 +2,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import fc from 'fast-check';
 import { Framer, type FrameSink } from './framer.js';
-
-function typed(code: string, body: Buffer | string): Buffer {
-  const b = typeof body === 'string' ? Buffer.from(body) : body;
-  const m = Buffer.alloc(5 + b.length);
-  m[0] = code.charCodeAt(0);
-  m.writeInt32BE(4 + b.length, 1);
-  b.copy(m, 5);
-  return m;
-}
+import { typedMessage as typed } from './test-messages.js';
 
 function untyped(code: number, body: Buffer = Buffer.alloc(0)): Buffer {
   const m = Buffer.alloc(8 + body.length);

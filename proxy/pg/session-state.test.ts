@@ -2,18 +2,10 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { serialize } from 'pg-protocol';
 import { PgSessionState, TxStatus } from './session-state.js';
+import { typedMessage as backend } from './test-messages.js';
 
 function fromClient(state: PgSessionState, ...messages: Buffer[]): void {
   for (const m of messages) state.onFrontend(m[0]!, m, 0, m.length);
-}
-
-function backend(code: string, body: Buffer | string = ''): Buffer {
-  const b = typeof body === 'string' ? Buffer.from(body) : body;
-  const m = Buffer.alloc(5 + b.length);
-  m[0] = code.charCodeAt(0);
-  m.writeInt32BE(4 + b.length, 1);
-  b.copy(m, 5);
-  return m;
 }
 
 function fromServer(state: PgSessionState, ...messages: Buffer[]): void {

@@ -14,6 +14,10 @@ import type { Decision, PgCache, PgContext, StatementInfo } from './pg-cache.js'
 import { readProbeRow, type ProbeResult } from '../../invalidation/pg-probe.js';
 import { KEYED_PARAMETERS } from './pg-cache.js';
 import { PgSessionState, TxStatus, readCString, statementSignature } from './session-state.js';
+import { cacheableBatch, type ClientStatement, type Held } from './cacheable-batch.js';
+import {
+  PARSE_COMPLETE, closeStatementMessage, decodeTextRow, equalsName, errorMessageOf, parseMessage, queryMessage, startsWithAscii,
+} from './messages.js';
 import type { Logger } from '../../cli/log.js';
 
 export interface RelayIo {
@@ -24,7 +28,6 @@ export interface RelayIo {
   loginRefused(message: string): void;
 }
 
-const PARSE_COMPLETE = Buffer.from([Backend.ParseComplete, 0, 0, 0, 4]);
 
 const enum Kind {
   /** Relayed as is. */
@@ -69,19 +72,6 @@ interface Pending {
   // A probe: the statement it is for and the row it returned.
   probeFor: StatementInfo | null;
   probeRow: (string | null)[] | null;
-}
-
-/** What the client believes a statement name holds (it may be ahead of the server). */
-interface ClientStatement {
-  text: string;
-  sig: string;
-}
-
-interface Held {
-  code: number;
-  buf: Buffer;
-  start: number;
-  end: number;
 }
 
 /** Extended-protocol messages collected until Sync before anything is decided; beyond, relay. */
@@ -677,50 +667,6 @@ for (const c of [Backend.ReadyForQuery, Backend.ParameterStatus, Backend.Backend
 const ASYNC = new Uint8Array(256);
 for (const c of [Backend.NotificationResponse, Backend.NoticeResponse, Backend.ParameterStatus]) ASYNC[c] = 1;
 
-/** The statement, key and Parse (if any) of a batch the cache may answer: [Parse] Bind [Describe] Execute. */
-interface CacheableBatch {
-  text: string;
-  sig: string;
-  keySuffix: string;
-  parse: { name: string } | null;
-}
-
-function cacheableBatch(batch: readonly Held[], statements: ReadonlyMap<string, ClientStatement>): CacheableBatch | null {
-  let i = 0;
-  let parse: { name: string; text: string; sig: string } | null = null;
-  let m = batch[i];
-  if (m !== undefined && m.code === Frontend.Parse) {
-    const nameEnd = m.buf.indexOf(0, m.start + 5);
-    const name = m.buf.toString('utf8', m.start + 5, nameEnd);
-    // Parsing a name the client already holds is an error the server must report.
-    if (name !== '' && statements.has(name)) return null;
-    parse = { name, text: readCString(m.buf, nameEnd + 1, m.end), sig: statementSignature(m.buf, nameEnd + 1, m.end) };
-    m = batch[++i];
-  }
-  if (m === undefined || m.code !== Frontend.Bind) return null;
-  const bind = m;
-  const portalEnd = bind.buf.indexOf(0, bind.start + 5);
-  const stmtEnd = bind.buf.indexOf(0, portalEnd + 1);
-  const portal = bind.buf.toString('utf8', bind.start + 5, portalEnd);
-  const stmt = bind.buf.toString('utf8', portalEnd + 1, stmtEnd);
-  const statement = parse !== null && parse.name === stmt ? parse : statements.get(stmt);
-  if (statement === undefined) return null;
-  m = batch[++i];
-  let describe = '';
-  if (m !== undefined && m.code === Frontend.Describe) {
-    const kind = m.buf[m.start + 5];
-    const name = readCString(m.buf, m.start + 6, m.end);
-    if (!((kind === 0x50 && name === portal) || (kind === 0x53 && name === stmt))) return null;
-    describe = kind === 0x50 ? 'P' : 'S';
-    m = batch[++i];
-  }
-  if (m === undefined || m.code !== Frontend.Execute || i !== batch.length - 1) return null;
-  const execPortalEnd = m.buf.indexOf(0, m.start + 5);
-  if (m.buf.toString('utf8', m.start + 5, execPortalEnd) !== portal || m.buf.readInt32BE(execPortalEnd + 1) !== 0) return null;
-  const keySuffix = `X${describe}\u0000${statement.sig}\u0000${bind.buf.toString('latin1', stmtEnd + 1, bind.end)}`;
-  return { text: statement.text, sig: statement.sig, keySuffix, parse: parse !== null ? { name: parse.name } : null };
-}
-
 /** A copy with a backing store of its own (not a slice of Node's shared pool the store would copy again). */
 function ownCopy(bytes: Buffer): Buffer {
   const copy = Buffer.allocUnsafeSlow(bytes.length);
@@ -728,80 +674,7 @@ function ownCopy(bytes: Buffer): Buffer {
   return copy;
 }
 
-function queryMessage(text: string): Buffer {
-  const len = Buffer.byteLength(text);
-  const buf = Buffer.allocUnsafe(1 + 4 + len + 1);
-  buf[0] = Frontend.Query;
-  buf.writeInt32BE(4 + len + 1, 1);
-  buf.write(text, 5);
-  buf[5 + len] = 0;
-  return buf;
-}
-
-function parseMessage(name: string, sig: string): Buffer {
-  const nameLen = Buffer.byteLength(name);
-  const sigLen = Buffer.byteLength(sig, 'latin1');
-  const buf = Buffer.allocUnsafe(1 + 4 + nameLen + 1 + sigLen);
-  buf[0] = Frontend.Parse;
-  buf.writeInt32BE(4 + nameLen + 1 + sigLen, 1);
-  buf.write(name, 5);
-  buf[5 + nameLen] = 0;
-  buf.write(sig, 6 + nameLen, 'latin1');
-  return buf;
-}
-
-function closeStatementMessage(name: string): Buffer {
-  const nameLen = Buffer.byteLength(name);
-  const buf = Buffer.allocUnsafe(1 + 4 + 1 + nameLen + 1);
-  buf[0] = Frontend.Close;
-  buf.writeInt32BE(4 + 1 + nameLen + 1, 1);
-  buf[5] = 0x53; // S
-  buf.write(name, 6);
-  buf[6 + nameLen] = 0;
-  return buf;
-}
-
-/** A DataRow body in text format: column values, null for SQL NULL. */
-function decodeTextRow(buf: Buffer, start: number, end: number): (string | null)[] {
-  const count = buf.readInt16BE(start);
-  const values: (string | null)[] = [];
-  let pos = start + 2;
-  for (let i = 0; i < count && pos + 4 <= end; i++) {
-    const len = buf.readInt32BE(pos);
-    pos += 4;
-    if (len < 0) {
-      values.push(null);
-    } else {
-      values.push(buf.toString('utf8', pos, pos + len));
-      pos += len;
-    }
-  }
-  return values;
-}
-
 function endsBlock(info: StatementInfo | null): boolean {
   const t = info?.analysis.statements[0]?.transaction;
   return t === 'commit' || t === 'rollback';
-}
-
-/** The 'M' field of an ErrorResponse body. */
-function errorMessageOf(buf: Buffer, start: number, end: number): string {
-  let pos = start;
-  while (pos < end && buf[pos] !== 0) {
-    const fieldEnd = buf.indexOf(0, pos + 1);
-    if (fieldEnd < 0 || fieldEnd > end) break;
-    if (buf[pos] === 0x4d) return buf.toString('utf8', pos + 1, fieldEnd); // M
-    pos = fieldEnd + 1;
-  }
-  return '';
-}
-
-function startsWithAscii(buf: Buffer, start: number, end: number, text: string): boolean {
-  if (end - start < text.length) return false;
-  for (let i = 0; i < text.length; i++) if (buf[start + i] !== text.charCodeAt(i)) return false;
-  return true;
-}
-
-function equalsName(buf: Buffer, start: number, name: string): boolean {
-  return startsWithAscii(buf, start, start + name.length + 1, name) && buf[start + name.length] === 0;
 }

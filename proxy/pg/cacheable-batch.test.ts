@@ -1,0 +1,52 @@
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { serialize } from 'pg-protocol';
+import { cacheableBatch, type ClientStatement, type Held } from './cacheable-batch.js';
+
+function held(...messages: Buffer[]): Held[] {
+  return messages.map((m) => ({ code: m[0]!, buf: m, start: 0, end: m.length }));
+}
+
+const none = new Map<string, ClientStatement>();
+const text = 'SELECT v FROM t WHERE id = $1';
+
+test('Parse/Bind/Describe/Execute of the unnamed statement is cacheable, keyed without the Parse', () => {
+  const withParse = cacheableBatch(held(serialize.parse({ text }), serialize.bind({ values: ['7'] }), serialize.describe({ type: 'P' }), serialize.execute()), none);
+  assert.ok(withParse);
+  assert.is(withParse!.text, text);
+  assert.equal(withParse!.parse, { name: '' });
+  const statements = new Map([['', { text, sig: withParse!.sig }]]);
+  const without = cacheableBatch(held(serialize.bind({ values: ['7'] }), serialize.describe({ type: 'P' }), serialize.execute()), statements);
+  assert.is(without!.keySuffix, withParse!.keySuffix, 'a batch with and one without the Parse share the reply');
+});
+
+test('parameter values, the Describe kind and result formats are part of the key', () => {
+  const key = (bind: Buffer, describe = serialize.describe({ type: 'P' })) =>
+    cacheableBatch(held(serialize.parse({ text }), bind, describe, serialize.execute()), none)!.keySuffix;
+  const base = key(serialize.bind({ values: ['7'] }));
+  assert.is.not(key(serialize.bind({ values: ['8'] })), base);
+  assert.is.not(key(serialize.bind({ values: ['7'], binary: true })), base);
+  assert.is.not(key(serialize.bind({ values: ['7'] }), serialize.describe({ type: 'S' })), base);
+});
+
+test('named statements resolve through the client view; unknown names are not cacheable', () => {
+  const statements = new Map([['s1', { text, sig: `${text}\0\0\0` }]]);
+  const batch = held(serialize.bind({ statement: 's1', values: ['1'] }), serialize.execute());
+  assert.is(cacheableBatch(batch, statements)!.text, text);
+  assert.is(cacheableBatch(batch, none), null);
+});
+
+test('batches the cache must not answer', () => {
+  const statements = new Map([['s1', { text, sig: 'x' }]]);
+  const cases: [string, Held[]][] = [
+    ['a row limit (partial fetch)', held(serialize.parse({ text }), serialize.bind(), serialize.execute({ rows: 5 }))],
+    ['two Executes', held(serialize.parse({ text }), serialize.bind(), serialize.execute(), serialize.execute())],
+    ['a Close', held(serialize.parse({ text }), serialize.bind(), serialize.execute(), serialize.close({ type: 'S', name: 's1' }))],
+    ['no Execute', held(serialize.parse({ text }), serialize.describe({ type: 'S' }))],
+    ['re-Parse of a name the client holds (the server reports it)', held(serialize.parse({ name: 's1', text }), serialize.bind({ statement: 's1' }), serialize.execute())],
+    ['Execute of another portal', held(serialize.parse({ text }), serialize.bind({ portal: 'p1' }), serialize.execute({ portal: 'p2' }))],
+  ];
+  for (const [what, batch] of cases) assert.is(cacheableBatch(batch, statements), null, what);
+});
+
+test.run();

@@ -1,0 +1,78 @@
+// The few protocol messages the proxy builds or reads itself (its probe, replayed Parses,
+// swallowed replies). Pure.
+import { Backend, Frontend } from './codes.js';
+
+export const PARSE_COMPLETE = Buffer.from([Backend.ParseComplete, 0, 0, 0, 4]);
+
+export function queryMessage(text: string): Buffer {
+  const len = Buffer.byteLength(text);
+  const buf = Buffer.allocUnsafe(1 + 4 + len + 1);
+  buf[0] = Frontend.Query;
+  buf.writeInt32BE(4 + len + 1, 1);
+  buf.write(text, 5);
+  buf[5 + len] = 0;
+  return buf;
+}
+
+export function parseMessage(name: string, sig: string): Buffer {
+  const nameLen = Buffer.byteLength(name);
+  const sigLen = Buffer.byteLength(sig, 'latin1');
+  const buf = Buffer.allocUnsafe(1 + 4 + nameLen + 1 + sigLen);
+  buf[0] = Frontend.Parse;
+  buf.writeInt32BE(4 + nameLen + 1 + sigLen, 1);
+  buf.write(name, 5);
+  buf[5 + nameLen] = 0;
+  buf.write(sig, 6 + nameLen, 'latin1');
+  return buf;
+}
+
+export function closeStatementMessage(name: string): Buffer {
+  const nameLen = Buffer.byteLength(name);
+  const buf = Buffer.allocUnsafe(1 + 4 + 1 + nameLen + 1);
+  buf[0] = Frontend.Close;
+  buf.writeInt32BE(4 + 1 + nameLen + 1, 1);
+  buf[5] = 0x53; // S
+  buf.write(name, 6);
+  buf[6 + nameLen] = 0;
+  return buf;
+}
+
+/** A DataRow body in text format: column values, null for SQL NULL. */
+export function decodeTextRow(buf: Buffer, start: number, end: number): (string | null)[] {
+  const count = buf.readInt16BE(start);
+  const values: (string | null)[] = [];
+  let pos = start + 2;
+  for (let i = 0; i < count && pos + 4 <= end; i++) {
+    const len = buf.readInt32BE(pos);
+    pos += 4;
+    if (len < 0) {
+      values.push(null);
+    } else {
+      values.push(buf.toString('utf8', pos, pos + len));
+      pos += len;
+    }
+  }
+  return values;
+}
+
+/** The 'M' field of an ErrorResponse body. */
+export function errorMessageOf(buf: Buffer, start: number, end: number): string {
+  let pos = start;
+  while (pos < end && buf[pos] !== 0) {
+    const fieldEnd = buf.indexOf(0, pos + 1);
+    if (fieldEnd < 0 || fieldEnd > end) break;
+    if (buf[pos] === 0x4d) return buf.toString('utf8', pos + 1, fieldEnd); // M
+    pos = fieldEnd + 1;
+  }
+  return '';
+}
+
+export function startsWithAscii(buf: Buffer, start: number, end: number, text: string): boolean {
+  if (end - start < text.length) return false;
+  for (let i = 0; i < text.length; i++) if (buf[start + i] !== text.charCodeAt(i)) return false;
+  return true;
+}
+
+export function equalsName(buf: Buffer, start: number, name: string): boolean {
+  return startsWithAscii(buf, start, start + name.length + 1, name) && buf[start + name.length] === 0;
+}

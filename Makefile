@@ -45,3 +45,10 @@ clean:
 # Regenerates docs/settings.md from config/settings.ts (a unit test fails when they differ).
 docs: build
 	node dist/scripts/gen-settings-doc.js
+
+# The stale-read checker (e2e/consistency/run.ts): one minute through its own sidecache for every
+# protocol that has a checker driver (a protocol without one is listed with a note); exit 1 on any
+# violation. ARGS overrides, e.g. make check-consistency ARGS='--protocol postgres --seconds 10'.
+.PHONY: check-consistency
+check-consistency: build ensure-servers
+	node dist/e2e/consistency/run.js --protocol all --seconds 60 $(ARGS)

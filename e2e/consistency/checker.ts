@@ -1,0 +1,235 @@
+// The stale-read checker (issue 5, item 1): N writers and M readers through one sidecache. Writers
+// stamp versions from one counter with every write form the driver has; readers read over the
+// simple, parameterised and named-prepared paths, one key or all of them, and every value read must
+// be at least the highest version acknowledged on its key before the read was sent, and never a
+// version that was rolled back. After the run, what the database holds must equal what was
+// acknowledged, and reads through the proxy must return exactly that.
+import { scrape, sumOf } from '../support/metrics.js';
+import { COMMITS, KEYS_PER_WRITE, type ConsistencyDriver, type DriverConnection, type ReadPath, type Stamp, type WriteForm } from './driver.js';
+import { VersionLedger, type Violation, type ViolationKind } from './ledger.js';
+
+export interface CheckOptions {
+  seconds: number;
+  writers: number;
+  readers: number;
+  /** Rows in the table: few, so readers repeat the same statements and hit the cache. */
+  keys: number;
+  /** Each writer pauses up to this long between writes, so entries live long enough to be hit. */
+  writePauseMs: number;
+  /** The run fails when hits / reads is below this: a checker that never hits proves nothing. */
+  minHitRatio: number;
+  /** Called every `progressSeconds` while the run lasts. */
+  onProgress?: (progress: Progress) => void;
+  progressSeconds?: number;
+}
+
+export const DEFAULT_OPTIONS: Readonly<CheckOptions> = {
+  seconds: 60,
+  writers: 4,
+  readers: 8,
+  keys: 4,
+  writePauseMs: 10,
+  minHitRatio: 0.2,
+};
+
+/** Where the proxy under test listens. */
+export interface Endpoint {
+  port: number;
+  adminPort: number;
+  /** Writers connect here instead of `port`: only to show that the checker notices writes the proxy cannot see. */
+  writePort?: number;
+}
+
+export interface CacheCounts {
+  hits: number;
+  misses: number;
+  bypass: number;
+}
+
+export interface Progress extends CacheCounts {
+  elapsedSeconds: number;
+  reads: number;
+  committed: number;
+  rolledBack: number;
+  violations: number;
+}
+
+export interface CheckReport extends CacheCounts {
+  protocol: string;
+  options: Omit<CheckOptions, 'onProgress' | 'progressSeconds'>;
+  elapsedSeconds: number;
+  reads: number;
+  readsByPath: Record<ReadPath, number>;
+  /** Acknowledged writes that committed, and acknowledged writes that rolled back, per form. */
+  writesByForm: Partial<Record<WriteForm, number>>;
+  committed: number;
+  rolledBack: number;
+  violations: number;
+  violationsByKind: Partial<Record<ViolationKind, number>>;
+  /** The first few violations, for the report. */
+  violationSamples: Violation[];
+  /** Unexpected client errors; each stopped its client. */
+  errors: string[];
+  /** Why the run failed; empty when it passed. */
+  failures: string[];
+}
+
+const READ_PATHS: readonly ReadPath[] = ['simple', 'parameterised', 'prepared'];
+const MAX_SAMPLES = 20;
+
+export async function cacheCounts(adminPort: number, metricsProtocol: string): Promise<CacheCounts> {
+  const samples = await scrape(adminPort);
+  const labels = { protocol: metricsProtocol };
+  return {
+    hits: sumOf(samples, 'sidecache_cache_hits_total', labels),
+    misses: sumOf(samples, 'sidecache_cache_misses_total', labels),
+    bypass: sumOf(samples, 'sidecache_cache_bypass_total', labels),
+  };
+}
+
+/** Runs the check against a proxy already listening at `endpoint`, on the driver's table `table`. */
+export async function checkConsistency(driver: ConsistencyDriver, endpoint: Endpoint, table: string, options: CheckOptions): Promise<CheckReport> {
+  const { onProgress, progressSeconds, ...plain } = options;
+  const ledger = new VersionLedger(options.keys);
+  const report: CheckReport = {
+    protocol: driver.protocol, options: plain, elapsedSeconds: 0,
+    reads: 0, readsByPath: { simple: 0, parameterised: 0, prepared: 0 }, hits: 0, misses: 0, bypass: 0,
+    writesByForm: {}, committed: 0, rolledBack: 0,
+    violations: 0, violationsByKind: {}, violationSamples: [], errors: [], failures: [],
+  };
+  const record = (found: readonly Violation[]): void => {
+    for (const v of found) {
+      report.violations++;
+      report.violationsByKind[v.kind] = (report.violationsByKind[v.kind] ?? 0) + 1;
+      if (report.violationSamples.length < MAX_SAMPLES) report.violationSamples.push(v);
+    }
+  };
+  const connections: DriverConnection[] = [];
+  const connect = async (port = endpoint.port): Promise<DriverConnection> => {
+    const c = await driver.connect(port, table);
+    connections.push(c);
+    return c;
+  };
+
+  const writer = async (w: number, deadline: number): Promise<void> => {
+    const c = await connect(endpoint.writePort);
+    const forms = driver.writeForms;
+    for (let i = w; Date.now() < deadline; i++) {
+      const form = forms[i % forms.length]!;
+      const commits = COMMITS[form];
+      // Versions are taken before the write is sent; keys in order so transactions cannot deadlock.
+      const stamps: Stamp[] = pickKeys(options.keys, KEYS_PER_WRITE[form]).map((key) => ({ key, version: ledger.issue() }));
+      if (!commits) for (const s of stamps) ledger.doom(s.version);
+      await c.write(form, stamps);
+      if (commits) for (const s of stamps) ledger.acknowledge(s.key, s.version);
+      report.writesByForm[form] = (report.writesByForm[form] ?? 0) + 1;
+      if (commits) report.committed++;
+      else report.rolledBack++;
+      await sleep(Math.random() * options.writePauseMs);
+    }
+  };
+
+  const reader = async (r: number, deadline: number): Promise<void> => {
+    const c = await connect();
+    for (let i = r; Date.now() < deadline; i++) {
+      const path = READ_PATHS[i % READ_PATHS.length]!;
+      // Every key and, as often as one key, all keys at once.
+      const scope = Math.floor(i / READ_PATHS.length) % (options.keys + 1);
+      const key = scope === options.keys ? null : scope;
+      const floors = ledger.floors();
+      const rows = await c.read(path, key);
+      report.reads++;
+      report.readsByPath[path]++;
+      record(ledger.judgeRows(rows, key, floors, `${path} read of ${key === null ? 'all keys' : `key ${key}`}`));
+    }
+  };
+
+  const guarded = (role: string, run: () => Promise<void>): Promise<void> =>
+    run().catch((err: Error) => { report.errors.push(`${role}: ${err.message}`); });
+
+  const before = await cacheCounts(endpoint.adminPort, driver.metricsProtocol);
+  const started = Date.now();
+  const deadline = started + options.seconds * 1000;
+  const progress = onProgress === undefined ? null : setInterval(() => {
+    void cacheCounts(endpoint.adminPort, driver.metricsProtocol).then((now) => onProgress({
+      elapsedSeconds: (Date.now() - started) / 1000,
+      reads: report.reads, committed: report.committed, rolledBack: report.rolledBack, violations: report.violations,
+      ...countsDelta(now, before),
+    }), () => undefined);
+  }, (progressSeconds ?? 10) * 1000);
+  try {
+    await Promise.all([
+      ...Array.from({ length: options.writers }, (_, w) => guarded(`writer ${w}`, () => writer(w, deadline))),
+      ...Array.from({ length: options.readers }, (_, r) => guarded(`reader ${r}`, () => reader(r, deadline))),
+    ]);
+    report.elapsedSeconds = (Date.now() - started) / 1000;
+    Object.assign(report, countsDelta(await cacheCounts(endpoint.adminPort, driver.metricsProtocol), before));
+    if (report.errors.length === 0) record(await finalCheck(driver, table, ledger, connect));
+  } finally {
+    if (progress !== null) clearInterval(progress);
+    await Promise.all(connections.map((c) => c.close().catch(() => undefined)));
+  }
+  report.failures = verdict(report, driver.writeForms);
+  return report;
+}
+
+/**
+ * Once every client is quiet: the database must hold exactly the highest acknowledged version of
+ * each key (else the bookkeeping, not the proxy, is wrong), and every read path through the proxy
+ * must now return exactly that.
+ */
+async function finalCheck(driver: ConsistencyDriver, table: string, ledger: VersionLedger, connect: () => Promise<DriverConnection>): Promise<Violation[]> {
+  const found: Violation[] = [];
+  const held = await driver.readDirect(table);
+  for (const row of held) {
+    if (row.version !== ledger.ackedOf(row.key)) {
+      found.push({ kind: 'final', key: row.key, returned: row.version, required: ledger.ackedOf(row.key), how: 'direct read after the run (the checker\'s bookkeeping)' });
+    }
+  }
+  const c = await connect();
+  for (const path of READ_PATHS) {
+    for (const key of [null, ...held.map((r) => r.key)]) {
+      const rows = await c.read(path, key);
+      const expected = key === null ? held : held.filter((r) => r.key === key);
+      const how = `${path} read of ${key === null ? 'all keys' : `key ${key}`} after the run`;
+      if (rows.length !== expected.length) found.push({ kind: 'rows', key: key ?? -1, returned: null, required: expected.length, how });
+      rows.forEach((r, i) => {
+        const want = expected[i];
+        if (want === undefined || r.key !== want.key || r.version !== want.version) {
+          found.push({ kind: 'final', key: r.key, returned: r.version, required: want?.version ?? -1, how });
+        }
+      });
+    }
+  }
+  return found;
+}
+
+function verdict(report: CheckReport, forms: readonly WriteForm[]): string[] {
+  const failures: string[] = [];
+  if (report.violations > 0) failures.push(`${report.violations} violations`);
+  if (report.errors.length > 0) failures.push(`${report.errors.length} client errors`);
+  if (report.reads === 0) failures.push('no reads');
+  const ratio = report.reads === 0 ? 0 : report.hits / report.reads;
+  if (ratio < report.options.minHitRatio) {
+    failures.push(`hit ratio ${ratio.toFixed(3)} below ${report.options.minHitRatio}: too few reads were answered from the cache to prove anything`);
+  }
+  const unexercised = forms.filter((f) => (report.writesByForm[f] ?? 0) === 0);
+  if (unexercised.length > 0) failures.push(`write forms never acknowledged: ${unexercised.join(', ')}`);
+  return failures;
+}
+
+function countsDelta(after: CacheCounts, before: CacheCounts): CacheCounts {
+  return { hits: after.hits - before.hits, misses: after.misses - before.misses, bypass: after.bypass - before.bypass };
+}
+
+/** `count` distinct keys out of 0..keys-1, in ascending order. */
+function pickKeys(keys: number, count: number): number[] {
+  const chosen = new Set<number>();
+  const n = Math.min(count, keys);
+  while (chosen.size < n) chosen.add(Math.floor(Math.random() * keys));
+  return [...chosen].sort((a, b) => a - b);
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}

@@ -1,0 +1,73 @@
+// The stale-read checker's oracle: it must flag a value older than what was acknowledged before the
+// read, a rolled-back version, a version never handed out and a result with the wrong rows, and must
+// accept a value newer than the floor (a write committed but not yet acknowledged).
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { VersionLedger } from './ledger.js';
+
+test('a read sent after an acknowledgement must return at least that version', () => {
+  const ledger = new VersionLedger(2);
+  const v1 = ledger.issue();
+  const v2 = ledger.issue();
+  ledger.acknowledge(0, v2);
+  const floors = ledger.floors();
+  assert.is(ledger.judge(0, v2, floors, 'r'), null);
+  assert.equal(ledger.judge(0, v1, floors, 'r'), { kind: 'stale', key: 0, returned: v1, required: v2, how: 'r' });
+  assert.is(ledger.judge(1, 0, floors, 'r'), null, 'another key is not held to it');
+});
+
+test('floors are taken before the read: a later acknowledgement does not raise them', () => {
+  const ledger = new VersionLedger(1);
+  const v1 = ledger.issue();
+  ledger.acknowledge(0, v1);
+  const floors = ledger.floors();
+  ledger.acknowledge(0, ledger.issue());
+  assert.is(ledger.judge(0, v1, floors, 'r'), null);
+});
+
+test('an acknowledgement arriving late never lowers the floor', () => {
+  const ledger = new VersionLedger(1);
+  const v1 = ledger.issue();
+  const v2 = ledger.issue();
+  ledger.acknowledge(0, v2);
+  ledger.acknowledge(0, v1);
+  assert.is(ledger.ackedOf(0), v2);
+});
+
+test('a version newer than the floor (committed, not yet acknowledged) is fine', () => {
+  const ledger = new VersionLedger(1);
+  const v1 = ledger.issue();
+  assert.is(ledger.judge(0, v1, ledger.floors(), 'r'), null);
+});
+
+test('a rolled-back version is a violation even when it is above the floor', () => {
+  const ledger = new VersionLedger(1);
+  const v1 = ledger.issue();
+  ledger.doom(v1);
+  assert.is(ledger.judge(0, v1, ledger.floors(), 'r')?.kind, 'rolled-back');
+});
+
+test('a version never handed out is a violation', () => {
+  const ledger = new VersionLedger(1);
+  ledger.issue();
+  assert.is(ledger.judge(0, 7, ledger.floors(), 'r')?.kind, 'unknown');
+});
+
+test('a result must hold exactly the rows asked for', () => {
+  const ledger = new VersionLedger(3);
+  const floors = ledger.floors();
+  assert.equal(ledger.judgeRows([{ key: 1, version: 0 }], 1, floors, 'r'), []);
+  assert.equal(ledger.judgeRows([0, 1, 2].map((key) => ({ key, version: 0 })), null, floors, 'r'), []);
+  assert.is(ledger.judgeRows([], 1, floors, 'r')[0]?.kind, 'rows');
+  assert.is(ledger.judgeRows([{ key: 0, version: 0 }, { key: 2, version: 0 }], null, floors, 'r')[0]?.kind, 'rows');
+});
+
+test('every stale row of an all-keys read is reported', () => {
+  const ledger = new VersionLedger(2);
+  ledger.acknowledge(0, ledger.issue());
+  ledger.acknowledge(1, ledger.issue());
+  const found = ledger.judgeRows([{ key: 0, version: 0 }, { key: 1, version: 0 }], null, ledger.floors(), 'r');
+  assert.equal(found.map((v) => [v.kind, v.key]), [['stale', 0], ['stale', 1]]);
+});
+
+test.run();

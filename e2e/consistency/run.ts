@@ -1,0 +1,85 @@
+// `node dist/e2e/consistency/run.js [--protocol postgres|mysql|all] [--seconds 60] [--writers 4]
+//  [--readers 8] [--keys 4] [--write-pause-ms 10] [--min-hit-ratio 0.2]`
+//
+// Runs the stale-read checker through a sidecache of its own and prints one summary line per
+// protocol. Exit code 0 when every protocol checked passed, 1 when one failed (a violation, a client
+// error, too few hits), 2 for bad usage or a protocol named explicitly that has no driver yet.
+// `--protocol all` checks every protocol with a driver and prints a note for the others.
+import { parseArgs } from 'node:util';
+import { DEFAULT_OPTIONS, type CheckOptions } from './checker.js';
+import { UnknownProtocolError, chooseDrivers } from './drivers.js';
+import { checkThroughOwnProxy } from './own-proxy.js';
+import { details, progressLine, summaryLine } from './summary.js';
+
+class UsageError extends Error {
+  override name = 'UsageError';
+}
+
+const USAGE = 'usage: run.js [--protocol postgres|mysql|all] [--seconds N] [--writers N] [--readers N] [--keys N] [--write-pause-ms N] [--min-hit-ratio R]';
+
+function parseOptions(argv: string[]): { protocol: string; options: CheckOptions } {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      'protocol': { type: 'string', default: 'all' },
+      'seconds': { type: 'string' },
+      'writers': { type: 'string' },
+      'readers': { type: 'string' },
+      'keys': { type: 'string' },
+      'write-pause-ms': { type: 'string' },
+      'min-hit-ratio': { type: 'string' },
+    },
+    strict: true,
+  });
+  const number = (name: string, value: string | undefined, fallback: number, min: number, integer: boolean): number => {
+    if (value === undefined) return fallback;
+    const n = Number(value);
+    if (!Number.isFinite(n) || n < min || (integer && !Number.isInteger(n))) {
+      throw new UsageError(`--${name} takes ${integer ? 'an integer' : 'a number'} >= ${min}, got ${value}`);
+    }
+    return n;
+  };
+  const d = DEFAULT_OPTIONS;
+  return {
+    protocol: values.protocol!,
+    options: {
+      seconds: number('seconds', values.seconds, d.seconds, 1, false),
+      writers: number('writers', values.writers, d.writers, 1, true),
+      readers: number('readers', values.readers, d.readers, 1, true),
+      keys: number('keys', values.keys, d.keys, 2, true),
+      writePauseMs: number('write-pause-ms', values['write-pause-ms'], d.writePauseMs, 0, false),
+      minHitRatio: number('min-hit-ratio', values['min-hit-ratio'], d.minHitRatio, 0, false),
+      progressSeconds: 10,
+    },
+  };
+}
+
+async function main(argv: string[]): Promise<number> {
+  let protocol: string;
+  let options: CheckOptions;
+  let choices;
+  try {
+    ({ protocol, options } = parseOptions(argv));
+    choices = chooseDrivers(protocol);
+  } catch (err) {
+    if (!(err instanceof UsageError || err instanceof UnknownProtocolError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS'))) throw err;
+    console.error(`${(err as Error).message}\n${USAGE}`);
+    return 2;
+  }
+  let failed = false;
+  for (const choice of choices) {
+    if (!('driver' in choice)) {
+      console.log(`consistency ${choice.protocol}: ${choice.unavailable}`);
+      if (protocol !== 'all') return 2;
+      continue;
+    }
+    const { driver } = choice;
+    const report = await checkThroughOwnProxy(driver, { ...options, onProgress: (p) => console.log(progressLine(driver.protocol, p)) });
+    console.log(summaryLine(report));
+    for (const line of details(report)) console.log(line);
+    if (report.failures.length > 0) failed = true;
+  }
+  return failed ? 1 : 0;
+}
+
+process.exitCode = await main(process.argv.slice(2));

@@ -1,20 +1,28 @@
 // The probe against the real PostgreSQL: what it says about relation kinds, temporary tables,
-// partitions, cascading foreign keys and function volatility decides what may be cached and
+// partitions, cascading foreign keys, views and function volatility decides what may be cached and
 // which writes invalidate an entry, so each answer is checked on a real catalog.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import type pg from 'pg';
 import { connectPg, uniqueName } from '../e2e/support/pg-direct.js';
 import { analyzeSql, loadPgParser } from './pg-analysis.js';
-import { buildProbeSql, readProbeRow, type ProbeResult } from './pg-probe.js';
+import { buildProbeSql, readProbeRow, viewDefinitionHazard, type ProbeResult } from './pg-probe.js';
 
 const schema = uniqueName('sc_probe');
+/** A foreign-data wrapper and server are database objects, not schema ones: dropped by name. */
+const wrapper = uniqueName('sc_probe_fdw');
 let c: pg.Client;
 
 async function probe(sql: string): Promise<ProbeResult> {
   const r = await c.query({ text: buildProbeSql(analyzeSql(sql)), rowMode: 'array' });
   assert.is(r.rows.length, 1);
   return readProbeRow((r.rows[0] as unknown[]).map((v) => (v === null ? null : String(v))));
+}
+
+/** Why the proxy refuses to cache `sql` (the probe's verdict, then its view definitions'), or null. */
+async function verdict(sql: string): Promise<string | null> {
+  const p = await probe(sql);
+  return p.notCacheable ?? viewDefinitionHazard(p.viewDefinitions, analyzeSql);
 }
 
 test.before(async () => {
@@ -42,11 +50,35 @@ test.before(async () => {
     CREATE TRIGGER audited_insert AFTER INSERT ON audited FOR EACH ROW EXECUTE FUNCTION audit();
     CREATE TABLE ruled (id int);
     CREATE RULE ruled_insert AS ON INSERT TO ruled DO ALSO UPDATE plain SET v = 0;
+    CREATE TABLE orders (id int PRIMARY KEY, customer_id int);
+    CREATE TABLE customers (id int PRIMARY KEY, name text);
+    CREATE VIEW order_names AS SELECT o.id, c.name FROM orders o JOIN customers c ON c.id = o.customer_id;
+    CREATE VIEW recent_order_names AS SELECT * FROM order_names WHERE id > 100;
+    CREATE VIEW plain_now AS SELECT id, now() AS at FROM plain;
+    CREATE VIEW plain_current_timestamp AS SELECT id, CURRENT_TIMESTAMP AS at FROM plain;
+    CREATE VIEW plain_over_now AS SELECT * FROM plain_now;
+    CREATE VIEW plain_volatile AS SELECT f_volatile(v) FROM plain;
+    CREATE VIEW plain_stable AS SELECT f_stable(v) FROM plain;
+    CREATE VIEW plain_immutable AS SELECT f_immutable(v) FROM plain;
+    CREATE VIEW plain_size AS SELECT id, pg_relation_size('plain') FROM plain;
+    CREATE FUNCTION f_volatile_plus(int, int) RETURNS int LANGUAGE sql VOLATILE AS 'SELECT $1 + $2';
+    CREATE OPERATOR <+> (LEFTARG = int, RIGHTARG = int, FUNCTION = f_volatile_plus);
+    CREATE VIEW plain_operator AS SELECT id <+> v FROM plain;
+    CREATE VIEW measurements_view AS SELECT * FROM measurements;
+    CREATE VIEW catalog_view AS SELECT relname FROM pg_class;
+    CREATE VIEW sequence_view AS SELECT last_value FROM seq;
+    CREATE VIEW plain_barrier WITH (security_barrier, security_invoker) AS SELECT * FROM plain WHERE v > 0;
+    CREATE MATERIALIZED VIEW now_mat AS SELECT * FROM plain_now;
+    CREATE TEMP VIEW scratch_view AS SELECT * FROM scratch;
+    CREATE FOREIGN DATA WRAPPER ${wrapper};
+    CREATE SERVER ${wrapper} FOREIGN DATA WRAPPER ${wrapper};
+    CREATE FOREIGN TABLE remote (id int) SERVER ${wrapper};
+    CREATE VIEW remote_view AS SELECT * FROM remote;
   `);
 });
 
 test.after(async () => {
-  await c.query(`DROP SCHEMA ${schema} CASCADE`);
+  await c.query(`DROP SCHEMA ${schema} CASCADE; DROP FOREIGN DATA WRAPPER IF EXISTS ${wrapper} CASCADE`);
   await c.end();
 });
 
@@ -78,12 +110,64 @@ test('a session with temporary relations says so', async () => {
   }
 });
 
-test('views, foreign tables, sequences, temporary and missing tables are refused', async () => {
-  assert.is((await probe('SELECT * FROM plain_view')).notCacheable, 'view');
+test('foreign tables, sequences, temporary and missing tables are refused', async () => {
   assert.is((await probe('SELECT * FROM seq')).notCacheable, 'sequence');
+  assert.is((await probe('SELECT * FROM remote')).notCacheable, 'foreign-table');
   assert.is((await probe('SELECT * FROM scratch')).notCacheable, 'temporary-table');
   assert.is((await probe('SELECT * FROM no_such_table')).notCacheable, 'unresolved-table');
   assert.is((await probe('SELECT * FROM plain_mat')).notCacheable, null, 'a materialized view changes only on REFRESH');
+});
+
+test('a view over a table may be cached and depends on the table', async () => {
+  const p = await probe('SELECT * FROM plain_view WHERE id = 1');
+  assert.is(p.notCacheable, null);
+  assert.is(viewDefinitionHazard(p.viewDefinitions, analyzeSql), null);
+  assert.equal(p.dependsOn.sort(), ['plain', 'plain_view']);
+  assert.is(p.viewDefinitions.length, 1);
+  assert.ok(p.functionsBuiltin);
+});
+
+test('a view over a view over a join depends on every base table', async () => {
+  const p = await probe('SELECT * FROM recent_order_names');
+  assert.is(await verdict('SELECT * FROM recent_order_names'), null);
+  assert.equal(p.dependsOn.sort(), ['customers', 'order_names', 'orders', 'recent_order_names']);
+  assert.is(p.viewDefinitions.length, 2, 'both views are judged by their definitions');
+});
+
+test('a view over a partitioned table depends on its partitions', async () => {
+  assert.is(await verdict('SELECT * FROM measurements_view'), null);
+  assert.equal((await probe('SELECT * FROM measurements_view')).dependsOn.sort(), ['measurements', 'measurements_2026', 'measurements_view']);
+});
+
+test('a view computing the time is refused, however deep', async () => {
+  assert.is(await verdict('SELECT * FROM plain_now'), 'view-time-dependent', 'now() leaves no pg_depend row');
+  assert.is(await verdict('SELECT * FROM plain_current_timestamp'), 'view-time-dependent');
+  assert.is(await verdict('SELECT * FROM plain_over_now'), 'view-time-dependent');
+  assert.is(await verdict('SELECT * FROM now_mat'), null, 'a materialized view holds what REFRESH computed');
+});
+
+test('a view calling a user function: only IMMUTABLE may be cached, and it is not a built-in', async () => {
+  assert.is(await verdict('SELECT * FROM plain_volatile'), 'function');
+  assert.is(await verdict('SELECT * FROM plain_stable'), 'function');
+  const immutable = await probe('SELECT * FROM plain_immutable');
+  assert.is(await verdict('SELECT * FROM plain_immutable'), null);
+  assert.not.ok(immutable.functionsBuiltin, 'a user function may change settings');
+  assert.is(await verdict('SELECT * FROM plain_operator'), 'function', 'an operator runs its function');
+});
+
+test('a view calling a volatile built-in the analysis does not list is refused by pg_proc', async () => {
+  assert.is(await verdict('SELECT * FROM plain_size'), 'function');
+});
+
+test('a view over a temporary, foreign, sequence or catalog relation is refused', async () => {
+  assert.is(await verdict('SELECT * FROM scratch_view'), 'temporary-table');
+  assert.is(await verdict('SELECT * FROM remote_view'), 'foreign-table');
+  assert.is(await verdict('SELECT * FROM sequence_view'), 'sequence');
+  assert.is(await verdict('SELECT * FROM catalog_view'), 'view-system-catalog', 'pg_class is pinned: only the text names it');
+});
+
+test('security_barrier and security_invoker views may be cached (the key holds the role)', async () => {
+  assert.is(await verdict('SELECT * FROM plain_barrier'), null);
 });
 
 test('a temporary table shadowing a real one is refused', async () => {
@@ -133,8 +217,14 @@ test('functions: only IMMUTABLE or built-in STABLE may be cached; only built-ins
 });
 
 test('a malformed row is refused', () => {
+  const row = ['test', 'u', 'u', 's', '0', '[]', 'true true true', 'false', '[]'];
+  assert.ok(readProbeRow(row));
   assert.throws(() => readProbeRow(['a', 'b']), /9/);
-  assert.throws(() => readProbeRow([null, 'b', 'c', 'd', null, null, 'true true true', 'false', '[]']), /NULL/);
+  assert.throws(() => readProbeRow([null, ...row.slice(1)]), /NULL/);
+  assert.throws(() => readProbeRow(row.map((v, i) => (i === 5 ? null : v))), /NULL/);
+  assert.throws(() => readProbeRow(row.map((v, i) => (i === 5 ? '[{"name": "t"}]' : v))), /closure/);
+  assert.throws(() => readProbeRow(row.map((v, i) => (i === 5 ? 'not json' : v))), /closure/);
+  assert.throws(() => readProbeRow(row.map((v, i) => (i === 8 ? '[1]' : v))), /fan-out/);
 });
 
 test.run();

@@ -1,11 +1,13 @@
 // The probe: one small query the proxy sends on a client's own upstream connection (its reply is
 // swallowed) to learn what the analysis of a text cannot know: who the session is (role,
 // search_path and the settings that change result text), what the names in the statement resolve
-// to (tables vs views, temporary tables, partitions, tables whose writes cascade into them) and
-// whether its functions are safe to cache. It runs as the client's own role in the client's own
-// session, so it sees exactly what the client's statement will see, and needs no credentials.
-// Pure: SQL text out, a decoded row in.
+// to (tables vs views, temporary tables, partitions, tables whose writes cascade into them, the
+// relations and definitions behind views) and whether the functions it and those views call are
+// safe to cache. It runs as the client's own role in the client's own session, so it sees exactly
+// what the client's statement will see, and needs no credentials.
+// Pure: SQL text out, a decoded row in, and the verdict on the view definitions it returned.
 import type { QualifiedName, StatementAnalysis } from './pg-analysis.js';
+import { isSystemRelation } from './pg-builtins.js';
 
 /**
  * Settings not reported by ParameterStatus (PostgreSQL 15) that change a result or its text.
@@ -24,14 +26,26 @@ export interface ProbeResult {
   sessionUser: string;
   /** The values of PROBED_SETTINGS joined: one opaque string for the context key. */
   settings: string;
-  /** Why a read of this statement may not be cached, or null when it may. */
-  notCacheable: 'unresolved-table' | 'temporary-table' | 'view' | 'foreign-table' | 'sequence' | 'function' | null;
   /**
-   * Every relation name a write to which may change the statement's result: the tables read, their
-   * partitions and ancestors, and tables whose foreign keys cascade into them (transitively).
+   * Why a read of this statement may not be cached as far as the catalog tells, or null when it
+   * may. The definitions of the views read must still pass the text analysis (`viewDefinitions`).
+   */
+  notCacheable: RelationHazard | 'unresolved-table' | 'function' | null;
+  /**
+   * Every relation name a write to which may change the statement's result: the relations read,
+   * the relations the views among them read (recursively), their partitions and ancestors, and
+   * tables whose foreign keys cascade into them (transitively).
    */
   dependsOn: string[];
-  /** All functions called live in pg_catalog (user functions may write or change settings). */
+  /**
+   * What every view in `dependsOn` computes (pg_get_viewdef). The catalog records no dependency
+   * on built-in objects, so `now()` or `CURRENT_TIMESTAMP` in a view shows only in its text.
+   */
+  viewDefinitions: string[];
+  /**
+   * All functions called, by the statement or by the views it reads, live in pg_catalog (user
+   * functions may write or change settings).
+   */
   functionsBuiltin: boolean;
   /** The session has temporary relations: names may resolve differently than in any other session. */
   hasTempRelations: boolean;
@@ -65,34 +79,63 @@ function textArray(items: readonly string[], type: string): string {
 }
 
 /**
- * The probe for `analysis`. Columns: database, current_user, session_user, settings, relations
- * (per name read, comma-separated: relkind and relpersistence, or "-" when it does not
- * resolve), the dependency closure (a JSON array of relation names), function safety
- * ("safe builtin found", each true or false), whether the session has temporary relations,
- * the views and relations with user triggers or rules (a JSON array of names).
+ * The probe for `analysis`. Columns: database, current_user, session_user, settings, how many
+ * names read do not resolve, the dependency closure (a JSON array of {name, kind, persistence,
+ * schema, definition}, definition for views only), function safety ("safe builtin found", each true or
+ * false), whether the session has temporary relations, the views and relations with user
+ * triggers or rules (a JSON array of names).
+ *
+ * The closure follows, from each relation read: partitions and inheritance both ways, foreign
+ * keys that cascade into it, and for a view the relations its SELECT rule depends on (pg_depend).
+ * The functions a view calls are read from its rule's stored tree (the funcid of FuncExpr,
+ * aggfnoid of Aggref, winfnoid of WindowFunc, opfuncid of OpExpr) as well as from pg_depend
+ * (functions and operators): pinned (built-in) functions such as pg_relation_size() leave no
+ * pg_depend row, and pg_proc must judge them like the statement's own.
  */
 export function buildProbeSql(analysis: StatementAnalysis): string {
   const tables = [...new Set(analysis.tablesRead.map(relationName))];
   const functions = [...new Set(analysis.functions.map((f) => f.name))];
   const settings = PROBED_SETTINGS.map((s) => `current_setting(${literal(s)})`).join(', ');
-  return `/* sidecache probe */ SELECT current_database(), current_user, session_user, concat_ws(E'\\x1f', ${settings}),
- (SELECT string_agg(coalesce(c.relkind::text || c.relpersistence::text, '-'), ',' ORDER BY u.n)
-    FROM unnest(${textArray(tables, 'text')}) WITH ORDINALITY AS u(name, n)
-    LEFT JOIN pg_catalog.pg_class c ON c.oid = pg_catalog.to_regclass(u.name)),
- (WITH RECURSIVE dep(oid) AS (
+  return `/* sidecache probe */ WITH RECURSIVE dep(oid) AS (
     SELECT pg_catalog.to_regclass(u.name)::oid FROM unnest(${textArray(tables, 'text')}) AS u(name)
     UNION
-    SELECT e.next FROM dep JOIN (
-      SELECT inhparent AS here, inhrelid AS next FROM pg_catalog.pg_inherits
-      UNION ALL SELECT inhrelid, inhparent FROM pg_catalog.pg_inherits
-      UNION ALL SELECT conrelid, confrelid FROM pg_catalog.pg_constraint
-        WHERE contype = 'f' AND (confdeltype IN ('c', 'n', 'd') OR confupdtype IN ('c', 'n', 'd'))
-    ) e ON e.here = dep.oid)
-  SELECT coalesce(json_agg(DISTINCT c.relname), '[]')::text FROM dep JOIN pg_catalog.pg_class c ON c.oid = dep.oid),
- (SELECT coalesce(bool_and(p.provolatile = 'i' OR (p.provolatile = 's' AND p.pronamespace = 'pg_catalog'::regnamespace)), true)::text
-    || ' ' || coalesce(bool_and(p.pronamespace = 'pg_catalog'::regnamespace), true)::text
-    || ' ' || (count(DISTINCT p.proname) = ${functions.length})::text
-    FROM pg_catalog.pg_proc p WHERE p.proname = ANY(${textArray(functions, 'name')})),
+    SELECT e.next FROM dep, LATERAL (
+      SELECT inhrelid AS next FROM pg_catalog.pg_inherits WHERE inhparent = dep.oid
+      UNION ALL SELECT inhparent FROM pg_catalog.pg_inherits WHERE inhrelid = dep.oid
+      UNION ALL SELECT confrelid FROM pg_catalog.pg_constraint WHERE conrelid = dep.oid
+        AND contype = 'f' AND (confdeltype IN ('c', 'n', 'd') OR confupdtype IN ('c', 'n', 'd'))
+      UNION ALL SELECT d.refobjid FROM pg_catalog.pg_class v
+        JOIN pg_catalog.pg_rewrite r ON r.ev_class = v.oid AND r.ev_type = '1'
+        JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_rewrite'::regclass AND d.objid = r.oid
+          AND d.refclassid = 'pg_catalog.pg_class'::regclass AND d.refobjid <> v.oid
+        WHERE v.oid = dep.oid AND v.relkind = 'v'
+    ) e),
+ rel AS (
+    SELECT c.oid, c.relname, c.relkind, c.relpersistence,
+        (SELECT n.nspname FROM pg_catalog.pg_namespace n WHERE n.oid = c.relnamespace) AS nspname
+      FROM pg_catalog.pg_class c WHERE c.oid = ANY(ARRAY(SELECT oid FROM dep))),
+ view_rule(oid, tree) AS (
+    SELECT r.oid, r.ev_action::text FROM pg_catalog.pg_rewrite r
+      WHERE r.ev_class = ANY(ARRAY(SELECT oid FROM rel WHERE relkind = 'v')) AND r.ev_type = '1'),
+ view_call(oid) AS (
+    SELECT m[2]::oid FROM view_rule, regexp_matches(view_rule.tree, ':(funcid|aggfnoid|winfnoid|opfuncid) ([0-9]+)', 'g') AS m
+    UNION SELECT d.refobjid FROM pg_catalog.pg_depend d WHERE d.classid = 'pg_catalog.pg_rewrite'::regclass
+      AND d.objid = ANY(ARRAY(SELECT oid FROM view_rule)) AND d.refclassid = 'pg_catalog.pg_proc'::regclass
+    UNION SELECT o.oprcode::oid FROM pg_catalog.pg_depend d JOIN pg_catalog.pg_operator o ON o.oid = d.refobjid
+      WHERE d.classid = 'pg_catalog.pg_rewrite'::regclass AND d.objid = ANY(ARRAY(SELECT oid FROM view_rule))
+        AND d.refclassid = 'pg_catalog.pg_operator'::regclass)
+SELECT current_database(), current_user, session_user, concat_ws(E'\\x1f', ${settings}),
+ (SELECT count(*) FROM unnest(${textArray(tables, 'text')}) AS u(name) WHERE pg_catalog.to_regclass(u.name) IS NULL)::text,
+ (SELECT coalesce(json_agg(json_build_object('name', relname, 'kind', relkind, 'persistence', relpersistence,
+      'schema', nspname, 'definition', CASE WHEN relkind = 'v' THEN pg_catalog.pg_get_viewdef(oid) END) ORDER BY oid), '[]')::text
+    FROM rel),
+ (SELECT coalesce(bool_and(f.provolatile = 'i' OR (f.provolatile = 's' AND f.pronamespace = 'pg_catalog'::regnamespace)), true)::text
+    || ' ' || coalesce(bool_and(f.pronamespace = 'pg_catalog'::regnamespace), true)::text
+    || ' ' || (count(DISTINCT f.proname) FILTER (WHERE f.named) = ${functions.length})::text
+    FROM (SELECT p.proname, p.provolatile, p.pronamespace, true AS named
+            FROM pg_catalog.pg_proc p WHERE p.proname = ANY(${textArray(functions, 'name')})
+          UNION ALL SELECT p.proname, p.provolatile, p.pronamespace, false
+            FROM pg_catalog.pg_proc p WHERE p.oid = ANY(ARRAY(SELECT oid FROM view_call))) f),
  (SELECT count(*) > 0 FROM pg_catalog.pg_class WHERE relnamespace = pg_catalog.pg_my_temp_schema())::text,
  (SELECT coalesce(json_agg(DISTINCT c.relname), '[]')::text FROM pg_catalog.pg_class c
     WHERE c.relkind = 'v'
@@ -100,29 +143,92 @@ export function buildProbeSql(analysis: StatementAnalysis): string {
       OR EXISTS (SELECT 1 FROM pg_catalog.pg_rewrite r WHERE r.ev_class = c.oid AND r.ev_type <> '1'))`;
 }
 
+/** Why a read of a relation may not be cached, by its kind, persistence and schema. */
+export type RelationHazard = 'temporary-table' | 'foreign-table' | 'sequence' | 'system-catalog' | 'unsupported-relation';
+
+/** One relation of the dependency closure, as the probe reports it. */
+interface ClosureRelation {
+  name: string;
+  kind: string;
+  persistence: string;
+  schema: string;
+  definition: string | null;
+}
+
+/**
+ * Tables, partitioned tables, views (judged further by their definitions) and materialized views
+ * (changed only by REFRESH, a write to their name) may be cached; what changes without a write
+ * sidecache can see, or belongs to one session, may not.
+ */
+function relationHazard({ kind, persistence, schema, name }: ClosureRelation): RelationHazard | null {
+  if (persistence === 't') return 'temporary-table';
+  if (kind === 'f') return 'foreign-table';
+  if (kind === 'S') return 'sequence';
+  if (isSystemRelation(schema, name)) return 'system-catalog';
+  return kind === 'r' || kind === 'p' || kind === 'v' || kind === 'm' ? null : 'unsupported-relation';
+}
+
+function parseJson(text: string, column: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    throw new ProbeError(`probe column ${column} is not JSON: ${(err as Error).message}`);
+  }
+}
+
+function readNames(text: string, column: string): string[] {
+  const names = parseJson(text, column);
+  if (!Array.isArray(names) || !names.every((n) => typeof n === 'string')) {
+    throw new ProbeError(`probe column ${column} is not an array of names`);
+  }
+  return names;
+}
+
+function readClosure(text: string): ClosureRelation[] {
+  const closure = parseJson(text, 'closure');
+  const isRelation = (r: unknown): r is ClosureRelation => {
+    if (typeof r !== 'object' || r === null) return false;
+    const o = r as Record<string, unknown>;
+    return typeof o.name === 'string' && typeof o.kind === 'string' && typeof o.persistence === 'string'
+      && typeof o.schema === 'string' && (o.definition === null || typeof o.definition === 'string');
+  };
+  if (!Array.isArray(closure) || !closure.every(isRelation)) {
+    throw new ProbeError('probe column closure is not an array of relations');
+  }
+  return closure;
+}
+
+/**
+ * Why one of the views read computes something that may not be cached (now(), random(), a
+ * locking clause, a catalog, ...), judged by the analysis a statement text gets (`analyze`): the
+ * catalog records no dependency on built-ins, so only the definition shows them. Null when every
+ * definition may be cached; the probe has judged the functions they call and the relations they read.
+ */
+export function viewDefinitionHazard(definitions: readonly string[], analyze: (text: string) => StatementAnalysis): string | null {
+  for (const definition of definitions) {
+    const a = analyze(definition);
+    if (a.kind !== 'read') return 'view-not-a-read';
+    if (!a.cacheable) return `view-${a.reasonNotCacheable ?? 'not-cacheable'}`;
+  }
+  return null;
+}
+
 /** Decodes the probe's single row (text format values, null for SQL NULL). */
 export function readProbeRow(values: readonly (string | null)[]): ProbeResult {
   if (values.length !== 9) throw new ProbeError(`probe returned ${values.length} columns, expected 9`);
-  const [database, currentUser, sessionUser, settings, relations, closure, functions, temp, fanOut] = values;
-  if (database == null || currentUser == null || sessionUser == null || settings == null || functions == null || temp == null || fanOut == null) {
+  const [database, currentUser, sessionUser, settings, unresolved, closureText, functions, temp, fanOut] = values;
+  if (database == null || currentUser == null || sessionUser == null || settings == null || unresolved == null
+    || closureText == null || functions == null || temp == null || fanOut == null) {
     throw new ProbeError('probe returned NULL where a value was expected');
   }
+  const closure = readClosure(closureText);
   const [safe, builtin, found] = functions.split(' ');
   const functionsBuiltin = builtin === 'true' && found === 'true';
-  let notCacheable: ProbeResult['notCacheable'] = null;
-  for (const rel of relations === null ? [] : relations.split(',')) {
-    const kind = rel[0];
-    const persistence = rel[1];
-    const reason = kind === '-' || kind === undefined ? 'unresolved-table'
-      : persistence === 't' ? 'temporary-table'
-        : kind === 'v' ? 'view'
-          : kind === 'f' ? 'foreign-table'
-            : kind === 'S' ? 'sequence'
-              : null;
-    if (reason !== null) {
-      notCacheable = reason;
-      break;
-    }
+  // A name that does not resolve has no place in the closure: the statement will fail.
+  let notCacheable: ProbeResult['notCacheable'] = unresolved === '0' ? null : 'unresolved-table';
+  for (const rel of closure) {
+    if (notCacheable !== null) break;
+    notCacheable = relationHazard(rel);
   }
   if (notCacheable === null && !(safe === 'true' && found === 'true')) notCacheable = 'function';
   return {
@@ -131,9 +237,10 @@ export function readProbeRow(values: readonly (string | null)[]): ProbeResult {
     sessionUser,
     settings,
     notCacheable,
-    dependsOn: closure === null ? [] : (JSON.parse(closure) as string[]),
+    dependsOn: [...new Set(closure.map((r) => r.name))],
+    viewDefinitions: closure.flatMap((r) => (r.definition === null ? [] : [r.definition])),
     functionsBuiltin,
     hasTempRelations: temp === 'true',
-    fanOutTables: JSON.parse(fanOut) as string[],
+    fanOutTables: readNames(fanOut, 'fan-out'),
   };
 }

@@ -9,7 +9,7 @@ import { databaseTag, tableTag } from '../../cache/tags.js';
 import type { Config } from '../../config/settings.js';
 import type { StatementAnalysis } from '../../invalidation/pg-analysis.js';
 import { PgClassifier } from '../../invalidation/pg-classifier.js';
-import { buildProbeSql, type ProbeResult } from '../../invalidation/pg-probe.js';
+import { buildProbeSql, viewDefinitionHazard, type ProbeResult } from '../../invalidation/pg-probe.js';
 import { statementShape } from '../../invalidation/pg-shape.js';
 
 /** What the proxy derives once from the analysis of a statement shape. */
@@ -177,7 +177,10 @@ export class PgCache {
 
   decide(ctx: PgContext, info: StatementInfo, probe: ProbeResult): Decision {
     this.fanOut.set(ctx.database, { generation: this.generation(ctx.database), tables: new Set(probe.fanOutTables) });
-    const notCacheable = !info.readCacheable ? 'not-cacheable' : probe.notCacheable;
+    // The probe judged the relations and functions reached; what the views read compute shows
+    // only in their definitions.
+    const notCacheable = !info.readCacheable ? 'not-cacheable' : probe.notCacheable
+      ?? viewDefinitionHazard(probe.viewDefinitions, (definition) => this.classifier.classify(definition));
     const tags = [databaseTag(ctx.database), ...probe.dependsOn.map((name) => tableTag(ctx.database, '', name))];
     const decision: Decision = Object.freeze({
       generation: this.generation(ctx.database),

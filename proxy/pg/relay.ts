@@ -633,13 +633,16 @@ export class PgRelay {
 
   private mayChangeSession(info: StatementInfo | null): boolean {
     if (info === null || info.changesSession) return true;
-    return info.callsFunctions && !this.functionsBuiltin(info);
+    return this.callsUserFunctions(info);
   }
 
-  /** The probe found every function the statement calls in pg_catalog. */
-  private functionsBuiltin(info: StatementInfo): boolean {
+  /**
+   * The statement, or a view it reads, calls a function outside pg_catalog. The probe tells; a
+   * statement it has not judged counts by the functions its text calls.
+   */
+  private callsUserFunctions(info: StatementInfo): boolean {
     const d = this.ctx !== null ? this.cache!.decision(this.ctx, info) : undefined;
-    return d !== undefined && d.functionsBuiltin;
+    return d !== undefined ? !d.functionsBuiltin : info.callsFunctions;
   }
 
   private get currentDatabase(): string {
@@ -656,7 +659,7 @@ export class PgRelay {
     if (info === null || info.writesUnlisted || this.unanalysable) return true;
     for (const t of info.writes) if (this.cache!.writeFansOut(this.currentDatabase, t)) return true;
     // A function that is not built in may write anything; the probe said which are.
-    return info.callsFunctions && !this.functionsBuiltin(info);
+    return this.callsUserFunctions(info);
   }
 }
 

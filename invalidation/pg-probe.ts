@@ -92,10 +92,14 @@ function textArray(items: readonly string[], type: string): string {
  * (functions and operators): pinned (built-in) functions such as pg_relation_size() leave no
  * pg_depend row, and pg_proc must judge them like the statement's own.
  */
-export function buildProbeSql(analysis: StatementAnalysis): string {
+export function buildProbeSql(analysis: StatementAnalysis, customSettings: readonly string[] = []): string {
   const tables = [...new Set(analysis.tablesRead.map(relationName))];
   const functions = [...new Set(analysis.functions.map((f) => f.name))];
-  const settings = PROBED_SETTINGS.map((s) => `current_setting(${literal(s)})`).join(', ');
+  // Custom settings (app.tenant, ...) may drive row-level security policies; missing ones read as NULL.
+  const settings = [
+    ...PROBED_SETTINGS.map((s) => `current_setting(${literal(s)})`),
+    ...customSettings.map((s) => `${literal(s + '=')} || coalesce(current_setting(${literal(s)}, true), '<unset>')`),
+  ].join(', ');
   return `/* sidecache probe */ WITH RECURSIVE dep(oid) AS (
     SELECT pg_catalog.to_regclass(u.name)::oid FROM unnest(${textArray(tables, 'text')}) AS u(name)
     UNION

@@ -30,6 +30,18 @@ export interface StatementInfo {
   readonly changesSession: boolean;
 }
 
+/** What besides the probe's row tells a session's context apart. */
+export interface SessionIdentity {
+  /** Unique per session: used when the session must not share (temporary relations, unknown settings). */
+  readonly id: number;
+  /** The keyed ParameterStatus values. */
+  readonly reported: string;
+  /** The StartupMessage's parameters (options=-c ... may set anything). */
+  readonly startupKey: string;
+  /** The session changed something the probe cannot read (set_config with a computed name). */
+  readonly ownContext: boolean;
+}
+
 /** What the probe decided for one statement shape in one context. */
 export interface Decision {
   readonly generation: number;
@@ -143,9 +155,9 @@ export class PgCache {
    * The context for a probe's view of the session plus its reported parameters. A session with
    * temporary relations gets one of its own (`sessionId`): its names may resolve to its own tables.
    */
-  context(probe: ProbeResult, reported: string, sessionId: number): PgContext | null {
-    const own = probe.hasTempRelations ? `session ${sessionId}` : '';
-    const text = [probe.database, probe.sessionUser, probe.currentUser, probe.settings, reported, own].join('\u0000');
+  context(probe: ProbeResult, session: SessionIdentity): PgContext | null {
+    const own = probe.hasTempRelations || session.ownContext ? `session ${session.id}` : '';
+    const text = [probe.database, probe.sessionUser, probe.currentUser, probe.settings, session.reported, session.startupKey, own].join('\u0000');
     let ctx = this.contexts.get(text);
     if (ctx === undefined) {
       if (this.contexts.size >= MAX_CONTEXTS) return null;

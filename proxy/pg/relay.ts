@@ -10,8 +10,8 @@
 import type { FillToken } from '../../cache/tag-versions.js';
 import { Backend, Frontend } from './codes.js';
 import type { BackendSink } from './backend-scanner.js';
-import type { Decision, PgCache, PgContext, StatementInfo } from './pg-cache.js';
-import { readProbeRow, type ProbeResult } from '../../invalidation/pg-probe.js';
+import type { Decision, PgCache, PgContext, SessionIdentity, StatementInfo } from './pg-cache.js';
+import { buildProbeSql, readProbeRow, type ProbeResult } from '../../invalidation/pg-probe.js';
 import { KEYED_PARAMETERS } from './pg-cache.js';
 import { PgSessionState, TxStatus, readCString, statementSignature } from './session-state.js';
 import { cacheableBatch, type ClientStatement, type Held } from './cacheable-batch.js';
@@ -61,6 +61,8 @@ interface Pending {
   skipParse: number;
   /** The server ended the transaction block without committing it (ROLLBACK, or COMMIT of a failed block). */
   rolledBack: boolean;
+  /** Its writes were invalidated at its CommandComplete (autocommit). */
+  invalidated: boolean;
   // A fill: the key without the context prefix, the token taken when sent, the reply so far.
   keySuffix: string;
   token: FillToken | 0;
@@ -74,6 +76,8 @@ interface Pending {
   probeRow: (string | null)[] | null;
 }
 
+/** Custom settings a session may set before it stops sharing entries with other sessions. */
+const MAX_CUSTOM_SETTINGS = 32;
 /** Extended-protocol messages collected until Sync before anything is decided; beyond, relay. */
 const MAX_HELD_MESSAGES = 64;
 
@@ -95,6 +99,10 @@ export class PgRelay {
   private ctxStale = true;
   /** Nothing has changed the session's state since it started: its probe describes the startup. */
   private pristine = true;
+  /** Custom settings (a dot in the name) this session has set: part of its context. */
+  private readonly customSettings = new Set<string>();
+  /** The session's state cannot be read by the probe: it shares no entries. */
+  private ownContext = false;
   private lastProbe: ProbeResult | null = null;
   /** Written tables of the current transaction block, invalidated when it commits. */
   private readonly pendingWrites = new Set<string>();
@@ -238,7 +246,7 @@ export class PgRelay {
   private enqueue(kind: Kind, info: StatementInfo | null, bypassReason: string): Pending {
     const p: Pending = {
       kind, startedAt: performance.now(), info, executed: [], autocommit: false, bypassReason,
-      swallowParse: 0, swallowClose: 0, skipParse: 0, rolledBack: false, keySuffix: '', token: 0, parts: [], size: 0, poisoned: false,
+      swallowParse: 0, swallowClose: 0, skipParse: 0, rolledBack: false, invalidated: false, keySuffix: '', token: 0, parts: [], size: 0, poisoned: false,
       completes: 0, errored: false, probeFor: null, probeRow: null,
     };
     this.queue.push(p);
@@ -287,7 +295,7 @@ export class PgRelay {
     if (quiet && info.probeSql !== null && (this.ctx === null || this.ctxStale || (decision = cache.decision(this.ctx, info)) === undefined)) {
       const probe = this.enqueue(Kind.Probe, null, '');
       probe.probeFor = info;
-      this.inject(queryMessage(info.probeSql));
+      this.inject(queryMessage(this.customSettings.size === 0 ? info.probeSql : buildProbeSql(info.analysis, [...this.customSettings])));
     }
     const fill = quiet && info.readCacheable && (decision === undefined || decision.cacheable);
     const reason = quiet ? decision?.reason ?? 'not-cacheable' : this.state.txStatus !== TxStatus.Idle ? 'in-transaction' : 'pipelined';
@@ -514,9 +522,9 @@ export class PgRelay {
     }
     // A single statement sent while idle has committed when its CommandComplete is sent:
     // invalidate now, before this acknowledgement reaches the client.
-    if (head.autocommit && this.cache !== null) {
+    if (head.autocommit && !head.invalidated && this.cache !== null) {
       this.invalidate(head.executed);
-      head.executed = [];
+      head.invalidated = true;
     }
   }
 
@@ -537,14 +545,11 @@ export class PgRelay {
     }
     // What ran may have changed the session (settings, role, temporary tables), user functions included.
     for (const info of p.executed) if (this.mayChangeSession(info)) this.sessionChanged();
-    if (this.state.txStatus === TxStatus.Idle) {
-      if (p.rolledBack) {
-        this.clearPendingWrites();
-      } else {
-        this.invalidate(p.executed);
-      }
-    } else {
-      this.collectWrites(p.executed);
+    // An autocommit statement's writes were invalidated at its CommandComplete already.
+    if (!p.invalidated) {
+      if (this.state.txStatus !== TxStatus.Idle) this.collectWrites(p.executed);
+      else if (p.rolledBack) this.clearPendingWrites();
+      else this.invalidate(p.executed);
     }
     const seconds = (performance.now() - p.startedAt) / 1000;
     const info = p.info;
@@ -596,7 +601,7 @@ export class PgRelay {
       return;
     }
     this.lastProbe = result;
-    this.ctx = cache.context(result, this.reportedParameters(), this.id);
+    this.ctx = cache.context(result, this.identity());
     this.ctxStale = this.ctx === null;
     if (this.ctx !== null) cache.decide(this.ctx, p.probeFor!, result);
     if (this.pristine) cache.rememberStartup(this.startupKey + '\u0000' + this.reportedParameters(), result);
@@ -607,8 +612,12 @@ export class PgRelay {
     const probe = cache.startupProbe(this.startupKey + '\u0000' + this.reportedParameters(), this.database);
     if (probe === undefined) return;
     this.lastProbe = probe;
-    this.ctx = cache.context(probe, this.reportedParameters(), this.id);
+    this.ctx = cache.context(probe, this.identity());
     this.ctxStale = this.ctx === null;
+  }
+
+  private identity(): SessionIdentity {
+    return { id: this.id, reported: this.reportedParameters(), startupKey: this.startupKey, ownContext: this.ownContext };
   }
 
   private reportedParameters(): string {
@@ -631,7 +640,22 @@ export class PgRelay {
     this.clearPendingWrites();
   }
 
+  /** Remembers custom settings the session sets, so the probe reads them (they may drive RLS policies). */
+  private noteSettings(info: StatementInfo): void {
+    for (const change of info.analysis.sessionChanges) {
+      if (change.setting === null) {
+        // set_config() with a computed name: no probe can tell what changed.
+        if (change.action === 'set') this.ownContext = true;
+      } else if (change.setting.includes('.') && this.customSettings.size < MAX_CUSTOM_SETTINGS) {
+        this.customSettings.add(change.setting);
+      } else if (change.setting.includes('.')) {
+        this.ownContext = true;
+      }
+    }
+  }
+
   private mayChangeSession(info: StatementInfo | null): boolean {
+    if (info !== null) this.noteSettings(info);
     if (info === null || info.changesSession) return true;
     return this.callsUserFunctions(info);
   }

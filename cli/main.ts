@@ -30,10 +30,11 @@ async function main(): Promise<number> {
   const log = createLogger();
   let config = parsed.config;
   let embedded: EmbeddedPostgres | null = null;
-  let upstream: HostPort;
+  // Either side can run alone; with no upstream at all the quick start gives PostgreSQL one.
+  let upstream: HostPort | null = null;
   if (config.pgUpstream) {
     upstream = config.pgUpstream;
-  } else {
+  } else if (!config.mysqlUpstream) {
     process.stdout.write('sidecache: no --pg-upstream given: starting the quick start on an embedded PostgreSQL (PGlite) with sample data, this takes a few seconds...\n');
     embedded = await startEmbeddedPostgres();
     upstream = embedded.address;
@@ -45,10 +46,10 @@ async function main(): Promise<number> {
       app = await startSidecache(config, upstream, log);
     } catch (err) {
       if (!(err instanceof ListenError)) throw err;
-      const key = err.flag === '--pg-listen' ? 'pgListen' : 'adminListen';
-      const fallback = QUICKSTART_FALLBACK_PORTS[key][attempt];
+      const key = err.flag === '--pg-listen' ? 'pgListen' : err.flag === '--admin-listen' ? 'adminListen' : null;
+      const fallback = key === null ? undefined : QUICKSTART_FALLBACK_PORTS[key][attempt];
       // Only the quick start moves to another port by itself; a configured address is the operator's choice.
-      if (embedded === null || parsed.explicit.has(key) || err.code !== 'EADDRINUSE' || fallback === undefined) {
+      if (embedded === null || key === null || parsed.explicit.has(key) || err.code !== 'EADDRINUSE' || fallback === undefined) {
         process.stderr.write(`sidecache: ${err.message}${err.code === 'EADDRINUSE' ? ` (pass another ${err.flag} HOST:PORT)` : ''}\n`);
         await embedded?.stop();
         return 1;
@@ -58,7 +59,7 @@ async function main(): Promise<number> {
     }
   }
 
-  printBanner(app, upstream, embedded !== null);
+  printBanner(app, upstream, config.mysqlUpstream, embedded !== null);
   const running = app;
   let stopping = false;
   const stop = async (signal: string): Promise<void> => {
@@ -74,31 +75,40 @@ async function main(): Promise<number> {
   return -1;
 }
 
-function printBanner(app: RunningSidecache, upstream: HostPort, quickstart: boolean): void {
-  const pg = app.pgAddress;
-  const admin = app.adminAddress;
-  const connectHost = pg.address === '0.0.0.0' || pg.address === '::' ? '127.0.0.1' : pg.address;
-  const adminHost = admin.address === '0.0.0.0' || admin.address === '::' ? '127.0.0.1' : admin.address;
-  const lines = [
-    `sidecache: postgres listening on ${pg.address}:${pg.port} -> upstream postgres://${upstream.host}:${upstream.port}${quickstart ? ' (embedded PGlite)' : ''}`,
-    `sidecache: admin listening on http://${adminHost}:${admin.port} (/healthz, /metrics)`,
-  ];
-  if (quickstart) {
+function printBanner(app: RunningSidecache, upstream: HostPort | null, mysqlUpstream: HostPort | null, quickstart: boolean): void {
+  const { pgAddress: pg, mysqlAddress: mysql, adminAddress: admin } = app;
+  const adminHost = connectHost(admin);
+  const lines: string[] = [];
+  if (pg !== null && upstream !== null) {
+    lines.push(`sidecache: postgres listening on ${pg.address}:${pg.port} -> upstream postgres://${upstream.host}:${upstream.port}${quickstart ? ' (embedded PGlite)' : ''}`);
+  }
+  if (mysql !== null && mysqlUpstream !== null) {
+    lines.push(`sidecache: mysql listening on ${mysql.address}:${mysql.port} -> upstream mysql://${mysqlUpstream.host}:${mysqlUpstream.port}`);
+  }
+  lines.push(`sidecache: admin listening on http://${adminHost}:${admin.port} (/healthz, /metrics)`);
+  if (pg === null) lines.push('sidecache: no --pg-upstream given: the PostgreSQL side is not running');
+  if (mysql === null && !quickstart) lines.push('sidecache: no --mysql-upstream given: the MySQL side is not running');
+  if (quickstart && pg !== null) {
     lines.push(
       '',
-      '  Connect:  psql "postgres://postgres@' + connectHost + ':' + pg.port + '/postgres?sslmode=disable"',
+      '  Connect:  psql "postgres://postgres@' + connectHost(pg) + ':' + pg.port + '/postgres?sslmode=disable"',
       '  Try:      SELECT category, count(*) FROM products GROUP BY category;',
       `  Metrics:  curl http://${adminHost}:${admin.port}/metrics`,
       '  Stop:     Ctrl-C',
       '',
       '  The embedded database keeps nothing on disk and serves one session shared by all connections;',
       '  point sidecache at a real server with --pg-upstream postgres://HOST:PORT.',
-      '  No MySQL upstream is configured: the MySQL side is not running.',
+      '  No MySQL upstream is configured: the MySQL side is not running (add --mysql-upstream mysql://HOST:PORT).',
       '',
     );
   }
   lines.push('sidecache: ready');
   process.stdout.write(lines.join('\n') + '\n');
+}
+
+/** Where a local client reaches a listener bound to `at` (a wildcard address means loopback). */
+function connectHost(at: { address: string }): string {
+  return at.address === '0.0.0.0' || at.address === '::' ? '127.0.0.1' : at.address;
 }
 
 main().then(

@@ -3,6 +3,7 @@ import type net from 'node:net';
 import { AdminServer } from '../admin/server.js';
 import { createMetrics, type Metrics } from '../admin/metrics.js';
 import type { Config, HostPort } from '../config/settings.js';
+import { MySqlListener } from '../proxy/mysql/listener.js';
 import { PgListener } from '../proxy/pg/listener.js';
 import { PgCache } from '../proxy/pg/pg-cache.js';
 import type { Logger } from './log.js';
@@ -17,31 +18,51 @@ export class ListenError extends Error {
 
 export interface RunningSidecache {
   metrics: Metrics;
-  pgAddress: net.AddressInfo;
+  /** Null when the PostgreSQL side is off (no upstream). */
+  pgAddress: net.AddressInfo | null;
+  /** Null when the MySQL side is off (no --mysql-upstream). */
+  mysqlAddress: net.AddressInfo | null;
   adminAddress: net.AddressInfo;
   /** Stops accepting, lets busy sessions finish until the deadline, then closes everything. */
   close(deadlineMs?: number): Promise<void>;
 }
 
-export async function startSidecache(config: Config, pgUpstream: HostPort, log: Logger): Promise<RunningSidecache> {
+interface Listener {
+  close(deadlineMs: number): Promise<void>;
+}
+
+/** Starts the PostgreSQL side when `pgUpstream` is given and the MySQL side when config.mysqlUpstream is. */
+export async function startSidecache(config: Config, pgUpstream: HostPort | null, log: Logger): Promise<RunningSidecache> {
   const metrics = createMetrics();
-  const cache = config.cacheMaxBytes > 0 ? await PgCache.create(config, metrics) : null;
-  const pg = new PgListener(config, pgUpstream, log, metrics, cache);
-  const admin = new AdminServer(metrics);
-  const pgAddress = await bind('--pg-listen', config.pgListen, (at) => pg.listen(at));
+  const listeners: Listener[] = [];
+  let pgAddress: net.AddressInfo | null = null;
+  let mysqlAddress: net.AddressInfo | null = null;
   let adminAddress: net.AddressInfo;
+  const admin = new AdminServer(metrics);
   try {
+    if (pgUpstream !== null) {
+      const cache = config.cacheMaxBytes > 0 ? await PgCache.create(config, metrics) : null;
+      const pg = new PgListener(config, pgUpstream, log, metrics, cache);
+      pgAddress = await bind('--pg-listen', config.pgListen, (at) => pg.listen(at));
+      listeners.push(pg);
+    }
+    if (config.mysqlUpstream !== null) {
+      const mysql = new MySqlListener(config, config.mysqlUpstream, log, metrics);
+      mysqlAddress = await bind('--mysql-listen', config.mysqlListen, (at) => mysql.listen(at));
+      listeners.push(mysql);
+    }
     adminAddress = await bind('--admin-listen', config.adminListen, (at) => admin.listen(at));
   } catch (err) {
-    await pg.close(0);
+    await Promise.all(listeners.map((l) => l.close(0)));
     throw err;
   }
   return {
     metrics,
     pgAddress,
+    mysqlAddress,
     adminAddress,
     async close(deadlineMs = 10_000) {
-      await pg.close(deadlineMs);
+      await Promise.all(listeners.map((l) => l.close(deadlineMs)));
       await admin.close();
     },
   };

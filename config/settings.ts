@@ -13,6 +13,8 @@ export interface UpstreamUrl extends HostPort {
 export interface Config {
   pgUpstream: UpstreamUrl | null;
   pgListen: HostPort;
+  mysqlUpstream: UpstreamUrl | null;
+  mysqlListen: HostPort;
   adminListen: HostPort;
   maxMessageBytes: number;
   maxClientConnections: number;
@@ -31,7 +33,7 @@ export class ConfigError extends Error {
   }
 }
 
-type Kind = 'hostport' | 'pg-url' | 'bytes' | 'count' | 'duration';
+type Kind = 'hostport' | 'pg-url' | 'mysql-url' | 'bytes' | 'count' | 'duration';
 
 interface Setting<K extends keyof Config = keyof Config> {
   key: K;
@@ -43,9 +45,13 @@ interface Setting<K extends keyof Config = keyof Config> {
 
 export const SETTINGS: readonly Setting[] = [
   { key: 'pgUpstream', flag: 'pg-upstream', kind: 'pg-url', default: null,
-    help: 'the real PostgreSQL server, postgres://HOST:PORT; unset runs the quick start on an embedded PGlite' },
+    help: 'the real PostgreSQL server, postgres://HOST:PORT; when neither upstream is set, the quick start runs on an embedded PGlite' },
   { key: 'pgListen', flag: 'pg-listen', kind: 'hostport', default: '0.0.0.0:5432',
     help: 'where sidecache accepts PostgreSQL clients (port 0 picks a free port)' },
+  { key: 'mysqlUpstream', flag: 'mysql-upstream', kind: 'mysql-url', default: null,
+    help: 'the real MySQL or MariaDB server, mysql://HOST:PORT; unset leaves the MySQL side off' },
+  { key: 'mysqlListen', flag: 'mysql-listen', kind: 'hostport', default: '0.0.0.0:3306',
+    help: 'where sidecache accepts MySQL/MariaDB clients (port 0 picks a free port)' },
   { key: 'adminListen', flag: 'admin-listen', kind: 'hostport', default: '127.0.0.1:9180',
     help: 'HTTP listener for /healthz and /metrics (port 0 picks a free port)' },
   { key: 'maxMessageBytes', flag: 'max-message-bytes', kind: 'bytes', default: '64MiB',
@@ -93,6 +99,21 @@ function parsePgUrl(key: string, text: string): UpstreamUrl {
   return { url: `postgres://${url.host || host}`, host, port };
 }
 
+function parseMySqlUrl(key: string, text: string): UpstreamUrl {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    throw new ConfigError(key, `expected mysql://HOST:PORT, got "${text}"`);
+  }
+  if (url.protocol !== 'mysql:' && url.protocol !== 'mariadb:') {
+    throw new ConfigError(key, `expected a mysql:// URL, got "${text}"`);
+  }
+  const port = url.port ? Number(url.port) : 3306;
+  const host = url.hostname.replace(/^\[|\]$/g, '') || '127.0.0.1';
+  return { url: `mysql://${url.host || host}`, host, port };
+}
+
 const BYTE_UNITS: Record<string, number> = { '': 1, b: 1, k: 1024, kb: 1024, kib: 1024, m: 1 << 20, mb: 1 << 20, mib: 1 << 20, g: 1 << 30, gb: 1 << 30, gib: 1 << 30 };
 const TIME_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
 
@@ -119,6 +140,7 @@ function parseValue(setting: Setting, text: string): Config[keyof Config] {
   switch (setting.kind) {
     case 'hostport': return parseHostPort(key, text);
     case 'pg-url': return parsePgUrl(key, text);
+    case 'mysql-url': return parseMySqlUrl(key, text);
     case 'bytes': return parseBytes(key, text);
     case 'count': return parseCount(key, text);
     case 'duration': return parseDuration(key, text);
@@ -167,8 +189,8 @@ export function helpText(): string {
   const lines = [
     'Usage: sidecache [options]',
     '',
-    'A caching wire-protocol proxy for PostgreSQL. Every option can also be set through the',
-    'environment variable shown (flags win).',
+    'A caching wire-protocol proxy for PostgreSQL and MySQL/MariaDB. Every option can also be set',
+    'through the environment variable shown (flags win).',
     '',
   ];
   for (const s of SETTINGS) {

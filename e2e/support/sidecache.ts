@@ -9,7 +9,10 @@ export const BIN = path.join(REPO_ROOT, 'bin/sidecache');
 
 export interface RunningProxy {
   child: ChildProcess;
+  /** 0 when the PostgreSQL side is off. */
   pgPort: number;
+  /** 0 when the MySQL side is off. */
+  mysqlPort: number;
   adminPort: number;
   /** Everything the process wrote to stdout and stderr so far. */
   output(): string;
@@ -18,22 +21,26 @@ export interface RunningProxy {
 }
 
 export interface StartOptions {
-  /** postgres://HOST:PORT of the real server; defaults to the local PostgreSQL. */
-  pgUpstream?: string;
+  /** postgres://HOST:PORT of the real server; defaults to the local PostgreSQL; null turns the side off. */
+  pgUpstream?: string | null;
+  /** mysql://HOST:PORT of the real server (DIRECT_MYSQL_URL for the local MariaDB); unset leaves the side off. */
+  mysqlUpstream?: string;
   args?: string[];
   env?: NodeJS.ProcessEnv;
   timeoutMs?: number;
 }
 
 export const DIRECT_PG = { host: '127.0.0.1', port: 5432, user: 'postgres', database: 'test' };
+export const DIRECT_MYSQL = { host: '127.0.0.1', port: 3306, user: 'root', password: '', database: 'test' };
+export const DIRECT_MYSQL_URL = `mysql://${DIRECT_MYSQL.host}:${DIRECT_MYSQL.port}`;
 
 export function startProxy(opts: StartOptions = {}): Promise<RunningProxy> {
-  const args = [
+  const pg = opts.pgUpstream === null ? [] : [
     '--pg-upstream', opts.pgUpstream ?? `postgres://${DIRECT_PG.host}:${DIRECT_PG.port}`,
     '--pg-listen', '127.0.0.1:0',
-    '--admin-listen', '127.0.0.1:0',
-    ...(opts.args ?? []),
   ];
+  const mysql = opts.mysqlUpstream === undefined ? [] : ['--mysql-upstream', opts.mysqlUpstream, '--mysql-listen', '127.0.0.1:0'];
+  const args = [...pg, ...mysql, '--admin-listen', '127.0.0.1:0', ...(opts.args ?? [])];
   return spawnSidecache(args, opts.env, opts.timeoutMs);
 }
 
@@ -70,10 +77,12 @@ export function spawnSidecache(args: string[], env: NodeJS.ProcessEnv = {}, time
       clearTimeout(timer);
       child.stdout!.off('data', onData);
       const pg = /postgres listening on [^\s]*:(\d+)/.exec(out);
+      const mysql = /mysql listening on [^\s]*:(\d+)/.exec(out);
       const admin = /admin listening on http:\/\/[^\s]*:(\d+)/.exec(out);
       resolve({
         child,
         pgPort: pg ? Number(pg[1]) : 0,
+        mysqlPort: mysql ? Number(mysql[1]) : 0,
         adminPort: admin ? Number(admin[1]) : 0,
         output: () => out,
         stop,

@@ -1,0 +1,119 @@
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import fc from 'fast-check';
+import { MAX_PACKET_PAYLOAD } from './codes.js';
+import { PacketFramer, encodePacket, payloadOf, type PacketSink } from './packets.js';
+
+interface Got {
+  bytes: Buffer;
+  seq: number;
+  lastSeq: number;
+  payloadLength: number;
+}
+
+function collect(): { sink: PacketSink; got: Got[] } {
+  const got: Got[] = [];
+  return {
+    got,
+    sink: { packet: (buf, start, end, seq, lastSeq, payloadLength) => got.push({ bytes: Buffer.from(buf.subarray(start, end)), seq, lastSeq, payloadLength }) },
+  };
+}
+
+function feedInPieces(framer: PacketFramer, stream: Buffer, cuts: number[], sink: PacketSink): void {
+  let prev = 0;
+  for (const c of [...cuts, stream.length]) {
+    assert.is(framer.feed(stream.subarray(prev, c), sink), null);
+    prev = c;
+  }
+}
+
+test('whole packets in one chunk are cut at their boundaries, with sequence ids and lengths', () => {
+  const packets = [encodePacket(Buffer.from('\x03SELECT 1'), 0), encodePacket(Buffer.alloc(0), 3), encodePacket(Buffer.from('\x0e'), 0)];
+  const f = new PacketFramer(1 << 20);
+  const { sink, got } = collect();
+  assert.is(f.feed(Buffer.concat(packets), sink), null);
+  assert.equal(got.map((g) => [g.seq, g.payloadLength]), [[0, 9], [3, 0], [0, 1]]);
+  got.forEach((g, i) => assert.ok(g.bytes.equals(packets[i]!)));
+  assert.not.ok(f.hasPartial);
+});
+
+test('a stream cut at every byte position (and pairs of positions) yields the same packets', () => {
+  const packets = [encodePacket(Buffer.from('\x16SELECT ?'), 0), encodePacket(Buffer.alloc(300, 7), 1), encodePacket(Buffer.alloc(0), 2)];
+  const stream = Buffer.concat(packets);
+  for (let cut = 1; cut < stream.length; cut++) {
+    for (const second of [cut + 1, cut + 5, stream.length]) {
+      if (second <= cut || second > stream.length) continue;
+      const f = new PacketFramer(1 << 20);
+      const { sink, got } = collect();
+      feedInPieces(f, stream, second < stream.length ? [cut, second] : [cut], sink);
+      assert.is(got.length, packets.length, `cut at ${cut}/${second}`);
+      got.forEach((g, i) => assert.ok(g.bytes.equals(packets[i]!), `cut at ${cut}, packet ${i}`));
+    }
+  }
+});
+
+test('a payload of 0xFFFFFF bytes continues: one logical packet, headers kept, payload joined', () => {
+  for (const extra of [0, 1, 5000]) {
+    const payload = Buffer.alloc(MAX_PACKET_PAYLOAD + extra);
+    for (let i = 0; i < payload.length; i += 997) payload[i] = i & 0xff;
+    const wire = encodePacket(payload, 250);
+    assert.is(wire.length, payload.length + 8, 'two headers (an empty terminating packet when extra = 0)');
+    for (const cuts of [[], [3], [MAX_PACKET_PAYLOAD + 2], [MAX_PACKET_PAYLOAD + 4, MAX_PACKET_PAYLOAD + 6], [100, 1 << 20, MAX_PACKET_PAYLOAD + 5]]) {
+      const f = new PacketFramer(64 << 20);
+      const { sink, got } = collect();
+      feedInPieces(f, wire, cuts.filter((c) => c < wire.length), sink);
+      assert.is(got.length, 1);
+      assert.is(got[0]!.seq, 250);
+      assert.is(got[0]!.lastSeq, 251);
+      assert.is(got[0]!.payloadLength, payload.length);
+      assert.ok(got[0]!.bytes.equals(wire));
+      assert.ok(payloadOf(got[0]!.bytes, 0, got[0]!.bytes.length).equals(payload));
+    }
+  }
+});
+
+test('a length over the limit is refused at the header, before any byte of the body is buffered', () => {
+  const f = new PacketFramer(1000);
+  assert.equal(f.feed(Buffer.from([0x00, 0x10, 0x00, 0x00]), collect().sink), { kind: 'too-long', length: 4096, limit: 1000 });
+  // "GET " read as a header: a 5.5 MB packet.
+  assert.equal(new PacketFramer(128 * 1024).feed(Buffer.from('GET / HTTP/1.1\r\n'), collect().sink), { kind: 'too-long', length: 0x544547, limit: 128 * 1024 });
+});
+
+test('the limit counts the whole logical packet across continuation packets', () => {
+  const f = new PacketFramer(MAX_PACKET_PAYLOAD + 10);
+  const header = Buffer.from([0xff, 0xff, 0xff, 0]);
+  assert.is(f.feed(Buffer.concat([header, Buffer.alloc(MAX_PACKET_PAYLOAD)]), collect().sink), null);
+  assert.ok(f.hasPartial);
+  assert.equal(f.feed(Buffer.from([20, 0, 0, 1]), collect().sink), { kind: 'too-long', length: MAX_PACKET_PAYLOAD + 20, limit: MAX_PACKET_PAYLOAD + 10 });
+});
+
+test('a continuation packet with the wrong sequence id is out of order', () => {
+  const f = new PacketFramer(64 << 20);
+  f.feed(Buffer.concat([Buffer.from([0xff, 0xff, 0xff, 7]), Buffer.alloc(MAX_PACKET_PAYLOAD)]), collect().sink);
+  assert.equal(f.feed(Buffer.from([1, 0, 0, 9, 0]), collect().sink), { kind: 'out-of-order', expected: 8, got: 9 });
+});
+
+test('property: any split of any packet sequence yields exactly the packets sent', () => {
+  const arb = fc.tuple(fc.uint8Array({ maxLength: 200 }), fc.integer({ min: 0, max: 255 })).map(([p, seq]) => encodePacket(Buffer.from(p), seq));
+  fc.assert(
+    fc.property(fc.array(arb, { minLength: 1, maxLength: 20 }), fc.array(fc.nat(), { maxLength: 10 }), (packets, rawCuts) => {
+      const stream = Buffer.concat(packets);
+      const cuts = [...new Set(rawCuts.map((c) => c % stream.length))].filter((c) => c > 0).sort((a, b) => a - b);
+      const f = new PacketFramer(1 << 20);
+      const { sink, got } = collect();
+      feedInPieces(f, stream, cuts, sink);
+      return got.length === packets.length && got.every((g, i) => g.bytes.equals(packets[i]!)) && !f.hasPartial;
+    }),
+  );
+});
+
+test('property: random bytes never throw, they frame or are refused', () => {
+  fc.assert(
+    fc.property(fc.uint8Array({ maxLength: 300 }), (bytes) => {
+      new PacketFramer(4096).feed(Buffer.from(bytes), collect().sink);
+      return true;
+    }),
+  );
+});
+
+test.run();

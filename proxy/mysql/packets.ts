@@ -1,0 +1,276 @@
+// Cuts a MySQL byte stream into whole logical packets. A packet is a 3-byte little-endian payload
+// length and a 1-byte sequence id; a payload of exactly 0xFFFFFF bytes continues in the next packet
+// (sequence id + 1) until one shorter than that, possibly empty, ends it. A logical packet that lies
+// inside one chunk is handed on as a view into that chunk, headers included, without copying.
+// Pure: bytes in, packet boundaries out. Also the few payload readers the codecs share.
+import { MAX_PACKET_PAYLOAD } from './codes.js';
+
+export interface PacketSink {
+  /**
+   * One whole logical packet: buf[start, end) holds its physical packets, headers included.
+   * `seq` is the sequence id of its first physical packet, `lastSeq` that of its last.
+   */
+  packet(buf: Buffer, start: number, end: number, seq: number, lastSeq: number, payloadLength: number): void;
+}
+
+export type PacketError =
+  | { kind: 'too-long'; length: number; limit: number }
+  | { kind: 'out-of-order'; expected: number; got: number };
+
+export class PacketFramer {
+  private readonly header = Buffer.alloc(4);
+  private headerFilled = 0;
+  /** The physical packet being assembled across chunks, and how much of it is filled. */
+  private pending: Buffer | null = null;
+  private pendingFilled = 0;
+  /** Physical packets of a logical packet that continues (each 0xFFFFFF long). */
+  private parts: Buffer[] = [];
+  private partsPayload = 0;
+  private firstSeq = 0;
+  private lastSeq = 0;
+
+  constructor(private limit: number) {}
+
+  /** Changes the size limit from the next logical packet on (e.g. after login). */
+  setLimit(limit: number): void {
+    this.limit = limit;
+  }
+
+  /** True when the stream stopped in the middle of a logical packet. */
+  get hasPartial(): boolean {
+    return this.headerFilled > 0 || this.pending !== null || this.parts.length > 0;
+  }
+
+  feed(chunk: Buffer, sink: PacketSink): PacketError | null {
+    let pos = 0;
+    const len = chunk.length;
+    while (pos < len) {
+      if (this.pending !== null) {
+        const need = this.pending.length - this.pendingFilled;
+        const take = Math.min(need, len - pos);
+        chunk.copy(this.pending, this.pendingFilled, pos, pos + take);
+        this.pendingFilled += take;
+        pos += take;
+        if (take === need) {
+          const whole = this.pending;
+          this.pending = null;
+          this.pendingFilled = 0;
+          this.physical(whole, 0, whole.length, sink);
+        }
+        continue;
+      }
+      let payload: number;
+      let seq: number;
+      let start: number;
+      if (this.headerFilled === 0 && len - pos >= 4) {
+        // Fast path: the header is inside this chunk.
+        payload = chunk.readUIntLE(pos, 3);
+        seq = chunk[pos + 3]!;
+        start = pos;
+        pos += 4;
+      } else {
+        const take = Math.min(4 - this.headerFilled, len - pos);
+        chunk.copy(this.header, this.headerFilled, pos, pos + take);
+        this.headerFilled += take;
+        pos += take;
+        if (this.headerFilled < 4) continue;
+        this.headerFilled = 0;
+        payload = this.header.readUIntLE(0, 3);
+        seq = this.header[3]!;
+        start = -1;
+      }
+      const err = this.check(payload, seq);
+      if (err) return err;
+      if (start >= 0 && len - pos >= payload) {
+        pos += payload;
+        this.physical(chunk, start, pos, sink);
+        continue;
+      }
+      const whole = Buffer.allocUnsafe(4 + payload);
+      if (start >= 0) {
+        chunk.copy(whole, 0, start, pos);
+      } else {
+        this.header.copy(whole, 0);
+      }
+      const have = Math.min(payload, len - pos);
+      chunk.copy(whole, 4, pos, pos + have);
+      pos += have;
+      if (have === payload) {
+        this.physical(whole, 0, whole.length, sink);
+      } else {
+        this.pending = whole;
+        this.pendingFilled = 4 + have;
+      }
+    }
+    return null;
+  }
+
+  private check(payload: number, seq: number): PacketError | null {
+    if (this.parts.length > 0) {
+      const expected = (this.lastSeq + 1) & 0xff;
+      if (seq !== expected) return { kind: 'out-of-order', expected, got: seq };
+    }
+    const total = this.partsPayload + payload;
+    if (total > this.limit) return { kind: 'too-long', length: total, limit: this.limit };
+    return null;
+  }
+
+  /** One whole physical packet buf[start, end). */
+  private physical(buf: Buffer, start: number, end: number, sink: PacketSink): void {
+    const payload = end - start - 4;
+    const seq = buf[start + 3]!;
+    if (this.parts.length === 0) this.firstSeq = seq;
+    this.lastSeq = seq;
+    if (payload === MAX_PACKET_PAYLOAD) {
+      this.parts.push(buf.subarray(start, end));
+      this.partsPayload += payload;
+      return;
+    }
+    if (this.parts.length === 0) {
+      sink.packet(buf, start, end, seq, seq, payload);
+      return;
+    }
+    this.parts.push(buf.subarray(start, end));
+    const whole = Buffer.concat(this.parts);
+    const total = this.partsPayload + payload;
+    this.parts = [];
+    this.partsPayload = 0;
+    sink.packet(whole, 0, whole.length, this.firstSeq, seq, total);
+  }
+}
+
+/** The payload of the logical packet buf[start, end): headers removed (copies only when split). */
+export function payloadOf(buf: Buffer, start: number, end: number): Buffer {
+  const first = buf.readUIntLE(start, 3);
+  if (first < MAX_PACKET_PAYLOAD) return buf.subarray(start + 4, start + 4 + first);
+  const pieces: Buffer[] = [];
+  let pos = start;
+  while (pos < end) {
+    const n = buf.readUIntLE(pos, 3);
+    pieces.push(buf.subarray(pos + 4, pos + 4 + n));
+    pos += 4 + n;
+  }
+  return Buffer.concat(pieces);
+}
+
+/** Wraps `payload` in physical packets starting at sequence id `seq` (split at 0xFFFFFF bytes). */
+export function encodePacket(payload: Buffer, seq: number): Buffer {
+  const count = Math.floor(payload.length / MAX_PACKET_PAYLOAD) + 1;
+  const out = Buffer.allocUnsafe(payload.length + 4 * count);
+  let pos = 0;
+  let from = 0;
+  for (let i = 0; i < count; i++) {
+    const n = Math.min(MAX_PACKET_PAYLOAD, payload.length - from);
+    out.writeUIntLE(n, pos, 3);
+    out[pos + 3] = (seq + i) & 0xff;
+    payload.copy(out, pos + 4, from, from + n);
+    pos += 4 + n;
+    from += n;
+  }
+  return out;
+}
+
+/** A cursor over one payload; a read past the end throws MalformedPacketError. */
+export class PayloadReader {
+  constructor(readonly buf: Buffer, public pos: number, readonly end: number) {}
+
+  get remaining(): number {
+    return this.end - this.pos;
+  }
+
+  private need(n: number): void {
+    if (this.pos + n > this.end) throw new MalformedPacketError(`packet ends after ${this.end - this.pos} of ${n} expected bytes`);
+  }
+
+  u8(): number {
+    this.need(1);
+    return this.buf[this.pos++]!;
+  }
+
+  u16(): number {
+    this.need(2);
+    const v = this.buf.readUInt16LE(this.pos);
+    this.pos += 2;
+    return v;
+  }
+
+  u32(): number {
+    this.need(4);
+    const v = this.buf.readUInt32LE(this.pos);
+    this.pos += 4;
+    return v;
+  }
+
+  /** A length-encoded integer; 0xFB (NULL) reads as -1. Values above 2^53 lose precision (never needed). */
+  lenenc(): number {
+    const first = this.u8();
+    if (first < 0xfb) return first;
+    if (first === 0xfb) return -1;
+    if (first === 0xfc) return this.u16();
+    if (first === 0xfd) {
+      this.need(3);
+      const v = this.buf.readUIntLE(this.pos, 3);
+      this.pos += 3;
+      return v;
+    }
+    if (first === 0xfe) {
+      this.need(8);
+      const v = Number(this.buf.readBigUInt64LE(this.pos));
+      this.pos += 8;
+      return v;
+    }
+    throw new MalformedPacketError('invalid length-encoded integer 0xff');
+  }
+
+  bytes(n: number): Buffer {
+    this.need(n);
+    const v = this.buf.subarray(this.pos, this.pos + n);
+    this.pos += n;
+    return v;
+  }
+
+  skip(n: number): void {
+    this.need(n);
+    this.pos += n;
+  }
+
+  /** A NUL-terminated string; a missing NUL is malformed. */
+  cstring(): string {
+    const nul = this.buf.indexOf(0, this.pos);
+    if (nul < 0 || nul >= this.end) throw new MalformedPacketError('string without terminating NUL');
+    const v = this.buf.toString('utf8', this.pos, nul);
+    this.pos = nul + 1;
+    return v;
+  }
+
+  /** A NUL-terminated string, or the rest of the payload when the NUL is missing (lenient servers). */
+  cstringOrRest(): string {
+    let nul = this.buf.indexOf(0, this.pos);
+    if (nul < 0 || nul >= this.end) nul = this.end;
+    const v = this.buf.toString('utf8', this.pos, nul);
+    this.pos = Math.min(nul + 1, this.end);
+    return v;
+  }
+
+  lenencBytes(): Buffer {
+    const n = this.lenenc();
+    return n < 0 ? Buffer.alloc(0) : this.bytes(n);
+  }
+
+  lenencString(): string {
+    return this.lenencBytes().toString('utf8');
+  }
+
+  rest(): Buffer {
+    const v = this.buf.subarray(this.pos, this.end);
+    this.pos = this.end;
+    return v;
+  }
+}
+
+export class MalformedPacketError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'MalformedPacketError';
+  }
+}

@@ -1,0 +1,106 @@
+// Follows logical packet boundaries in what the server sends, so the reply tracker can tell where a
+// reply ends and read the few small packets it needs (OK, EOF, ERR, column counts), while the bytes
+// themselves are relayed in the chunks they arrived in. Rows are skipped, never buffered: a row of
+// any size costs nothing here. Pure: bytes in, packet events out.
+import { MAX_PACKET_PAYLOAD } from './codes.js';
+
+export interface ServerPacketSink {
+  /**
+   * A logical packet starts. `first` is its first payload byte (-1 for an empty payload),
+   * `length` the payload length of its first physical packet (MAX_PACKET_PAYLOAD when it
+   * continues). Returns whether `body` should be called with the whole payload.
+   */
+  begin(first: number, seq: number, length: number): boolean;
+  /** The payload of a packet `begin` asked for: buf[start, end), headers removed. */
+  body(buf: Buffer, start: number, end: number): void;
+  /** The logical packet is complete (after `body` when that was asked for). */
+  end(): void;
+}
+
+export class ServerScanner {
+  private readonly header = Buffer.alloc(4);
+  private headerFilled = 0;
+  /** Payload bytes of the current physical packet still to come. */
+  private remaining = 0;
+  /** Length of the current physical packet's payload. */
+  private physicalLength = 0;
+  /** The current logical packet continues in another physical packet. */
+  private continuing = false;
+  /** `begin` is due when the first payload byte arrives. */
+  private needFirst = false;
+  private seq = 0;
+  private wanted = false;
+  private parts: Buffer[] = [];
+  /** Sequence id of the latest physical packet header seen. */
+  lastSeq = 0;
+
+  /** True between logical packets: a packet of the proxy's own may be inserted here. */
+  get atBoundary(): boolean {
+    return this.headerFilled === 0 && this.remaining === 0 && !this.continuing;
+  }
+
+  feed(chunk: Buffer, sink: ServerPacketSink): void {
+    let pos = 0;
+    const len = chunk.length;
+    while (pos < len) {
+      if (this.remaining > 0) {
+        if (this.needFirst) {
+          this.needFirst = false;
+          this.wanted = sink.begin(chunk[pos]!, this.seq, this.physicalLength);
+        }
+        const take = Math.min(this.remaining, len - pos);
+        if (this.wanted) this.parts.push(chunk.subarray(pos, pos + take));
+        this.remaining -= take;
+        pos += take;
+        if (this.remaining === 0) this.physicalDone(sink);
+        continue;
+      }
+      let length: number;
+      let seq: number;
+      if (this.headerFilled === 0 && len - pos >= 4) {
+        length = chunk.readUIntLE(pos, 3);
+        seq = chunk[pos + 3]!;
+        pos += 4;
+      } else {
+        const take = Math.min(4 - this.headerFilled, len - pos);
+        chunk.copy(this.header, this.headerFilled, pos, pos + take);
+        this.headerFilled += take;
+        pos += take;
+        if (this.headerFilled < 4) continue;
+        this.headerFilled = 0;
+        length = this.header.readUIntLE(0, 3);
+        seq = this.header[3]!;
+      }
+      this.lastSeq = seq;
+      this.physicalLength = length;
+      this.remaining = length;
+      if (!this.continuing) {
+        this.seq = seq;
+        this.needFirst = true;
+      }
+      if (length === 0) {
+        if (this.needFirst) {
+          this.needFirst = false;
+          this.wanted = sink.begin(-1, seq, 0);
+        }
+        this.physicalDone(sink);
+      }
+    }
+  }
+
+  private physicalDone(sink: ServerPacketSink): void {
+    if (this.physicalLength === MAX_PACKET_PAYLOAD) {
+      this.continuing = true;
+      return;
+    }
+    this.continuing = false;
+    if (this.wanted) {
+      const parts = this.parts;
+      this.parts = [];
+      this.wanted = false;
+      const body = parts.length === 1 ? parts[0]! : Buffer.concat(parts);
+      sink.body(body, 0, body.length);
+    }
+    sink.end();
+  }
+}

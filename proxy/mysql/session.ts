@@ -1,0 +1,430 @@
+// One MySQL client connection and its own upstream connection. The server speaks first, so the
+// upstream is opened as soon as the client is accepted. The session relays bytes both ways and
+// reads just enough of them to know the protocol state (ReplyTracker, MySqlSessionState).
+//
+// Phases, and the only moves between them (see `moveTo`):
+//   Connecting     -> Greeting (upstream connected)                         | Closed
+//   Greeting       -> Login (server handshake relayed, TLS bit cleared)      | Closed
+//   Login          -> Authenticating (client's HandshakeResponse relayed)    | Closed
+//   Authenticating -> Ready (the server's OK ends authentication)            | Closed
+//   Ready          -> Closed
+// Client packets are forwarded only when whole, so the upstream always sits at a packet boundary
+// and the proxy can add a COM_QUIT of its own when the client vanishes.
+import net from 'node:net';
+import type { Logger } from '../../cli/log.js';
+import type { HostPort } from '../../config/settings.js';
+import { Command, MAX_LOGIN_PACKET } from './codes.js';
+import { MySqlErrorCode, MySqlProxyError, errPacket } from './error-packet.js';
+import {
+  decodeClientLogin, decodeServerHandshake, offeredCapabilities, rewriteHandshakeResponse, rewriteServerHandshake,
+  type ServerHandshake,
+} from './handshake.js';
+import { MalformedPacketError, PacketFramer, type PacketError, type PacketSink } from './packets.js';
+import { ReplyTracker } from './replies.js';
+import { ServerScanner } from './server-scanner.js';
+import { MySqlSessionState } from './session-state.js';
+
+export const enum Phase {
+  Connecting,
+  Greeting,
+  Login,
+  Authenticating,
+  Ready,
+  Closed,
+}
+
+const LEGAL_MOVES: Record<Phase, readonly Phase[]> = {
+  [Phase.Connecting]: [Phase.Greeting, Phase.Closed],
+  [Phase.Greeting]: [Phase.Login, Phase.Closed],
+  [Phase.Login]: [Phase.Authenticating, Phase.Closed],
+  [Phase.Authenticating]: [Phase.Ready, Phase.Closed],
+  [Phase.Ready]: [Phase.Closed],
+  [Phase.Closed]: [],
+};
+
+export interface SessionLimits {
+  maxMessageBytes: number;
+  loginTimeoutMs: number;
+  messageStallTimeoutMs: number;
+  upstreamConnectTimeoutMs: number;
+}
+
+/** What a session needs from the listener that owns it. */
+export interface SessionHost {
+  readonly upstream: HostPort;
+  readonly limits: SessionLimits;
+  readonly log: Logger;
+  /** Asks for a connection slot; false = over the limit. */
+  admit(session: MySqlSession): boolean;
+  upstreamOpened(): void;
+  upstreamClosed(): void;
+  protocolError(reason: string): void;
+  upstreamError(reason: string): void;
+  closed(session: MySqlSession): void;
+}
+
+const COM_QUIT = Buffer.from([1, 0, 0, 0, Command.Quit]);
+
+export class MySqlSession {
+  phase = Phase.Connecting;
+  readonly state = new MySqlSessionState();
+  private readonly tracker = new ReplyTracker(this.state);
+  private upstream: net.Socket | null = null;
+  /** Client packets, whole; the limit rises from MAX_LOGIN_PACKET to --max-message-bytes after login. */
+  private readonly framer = new PacketFramer(MAX_LOGIN_PACKET);
+  /** The server's handshake, read whole so its capabilities can be rewritten. */
+  private readonly greetingFramer = new PacketFramer(MAX_LOGIN_PACKET);
+  private readonly scanner = new ServerScanner();
+  private handshake: ServerHandshake | null = null;
+  /** The latest sequence id relayed either way, and which way: the proxy's own packets follow it. */
+  private lastSeq = 0;
+  private lastFromClient = false;
+  private loginTimer: NodeJS.Timeout | null = null;
+  private stallTimer: NodeJS.Timeout | null = null;
+  private lastClientData = 0;
+
+  constructor(readonly client: net.Socket, private readonly host: SessionHost) {}
+
+  start(): void {
+    const { client } = this;
+    client.setNoDelay(true);
+    client.on('data', this.onClientData);
+    client.on('error', this.onClientGone);
+    client.on('close', this.onClientGone);
+    client.on('drain', this.onClientDrain);
+    if (!this.host.admit(this)) {
+      this.fail(new MySqlProxyError(MySqlErrorCode.TooManyConnections, 'Too many connections (sidecache --max-client-connections)'), null);
+      return;
+    }
+    if (this.host.limits.loginTimeoutMs > 0) {
+      this.loginTimer = setTimeout(this.onLoginTimeout, this.host.limits.loginTimeoutMs);
+    }
+    this.connectUpstream();
+  }
+
+  /** Ends the session from outside (shutdown): an ERR to the client where one fits, then close. */
+  terminate(err: MySqlProxyError): void {
+    this.fail(err, 'shutdown');
+  }
+
+  /** Replies the client still waits for; 0 when the session is idle between commands. */
+  get awaiting(): number {
+    return this.tracker.awaiting;
+  }
+
+  get remote(): string {
+    return `${this.client.remoteAddress}:${this.client.remotePort}`;
+  }
+
+  private moveTo(next: Phase): void {
+    if (!LEGAL_MOVES[this.phase].includes(next)) {
+      throw new Error(`mysql session: illegal move from phase ${this.phase} to ${next}`);
+    }
+    this.phase = next;
+  }
+
+  // ---- client -> upstream ----
+
+  private readonly onClientData = (chunk: Buffer): void => {
+    if (this.phase === Phase.Closed) return;
+    this.lastClientData = Date.now();
+    const upstream = this.upstream;
+    upstream?.cork();
+    const err = this.framer.feed(chunk, this.clientSink);
+    upstream?.uncork();
+    if (err) {
+      this.fail(packetErrorToMySql(err, this.phase === Phase.Ready), err.kind);
+      return;
+    }
+    if (this.framer.hasPartial) this.armStallTimer();
+  };
+
+  private readonly clientSink: PacketSink = {
+    packet: (buf, start, end, seq, lastSeq, payloadLength) => {
+      if (this.phase === Phase.Closed) return;
+      this.lastSeq = lastSeq;
+      this.lastFromClient = true;
+      switch (this.phase) {
+        case Phase.Connecting:
+        case Phase.Greeting:
+          this.fail(new MySqlProxyError(MySqlErrorCode.BadHandshake, 'sidecache: Bad handshake: the client sent data before the server\'s handshake'), 'early-data');
+          return;
+        case Phase.Login:
+          this.onLoginPacket(buf, start, end, seq);
+          return;
+        case Phase.Authenticating:
+        case Phase.Ready:
+          let kind;
+          try {
+            kind = this.tracker.clientPacket(buf, start, end, payloadLength);
+          } catch (err) {
+            if (!(err instanceof MalformedPacketError)) throw err;
+            this.fail(new MySqlProxyError(MySqlErrorCode.MalformedPacket, `sidecache: Malformed communication packet: ${err.message}`), 'malformed');
+            return;
+          }
+          if (kind === 'no-reply' && buf[start + 4] === Command.Quit && this.phase === Phase.Ready) {
+            // The client is leaving: free its slot now (close() sends the COM_QUIT upstream), so
+            // a client that reconnects at once is not refused by --max-client-connections.
+            this.close();
+            return;
+          }
+          this.toUpstream(buf.subarray(start, end));
+          return;
+      }
+    },
+  };
+
+  /** The client's answer to the handshake: HandshakeResponse41, or an SSLRequest we must refuse. */
+  private onLoginPacket(buf: Buffer, start: number, end: number, seq: number): void {
+    if (seq !== 1) {
+      this.fail(new MySqlProxyError(MySqlErrorCode.PacketsOutOfOrder, `sidecache: Bad handshake: expected sequence id 1, got ${seq}`), 'bad-handshake');
+      return;
+    }
+    let login;
+    try {
+      login = decodeClientLogin(buf, start + 4, end);
+    } catch (err) {
+      if (!(err instanceof MalformedPacketError)) throw err;
+      this.fail(new MySqlProxyError(MySqlErrorCode.BadHandshake, `sidecache: Bad handshake: ${err.message}`), 'bad-handshake');
+      return;
+    }
+    if (login.kind === 'ssl-request') {
+      this.fail(new MySqlProxyError(MySqlErrorCode.NotSupportedYet, 'sidecache does not support TLS yet: connect without SSL (e.g. --ssl=0, ssl-mode=DISABLED or PREFERRED)'), 'ssl-request');
+      return;
+    }
+    if (login.kind === 'pre-41') {
+      this.fail(new MySqlProxyError(MySqlErrorCode.BadHandshake, 'sidecache: Bad handshake: clients without CLIENT_PROTOCOL_41 are not supported'), 'bad-handshake');
+      return;
+    }
+    this.state.onLogin(offeredCapabilities(this.handshake!), this.handshake!, login.response);
+    this.tracker.startLogin();
+    this.moveTo(Phase.Authenticating);
+    const rewritten = Buffer.concat([buf.subarray(start, start + 4), rewriteHandshakeResponse(buf.subarray(start + 4, end))]);
+    this.toUpstream(rewritten);
+  }
+
+  private toUpstream(bytes: Buffer): void {
+    if (this.upstream !== null && !this.upstream.write(bytes)) this.client.pause();
+  }
+
+  private toClient(bytes: Buffer): void {
+    if (this.client.destroyed) return;
+    if (!this.client.write(bytes)) {
+      // Stop reading the server until the client reads what it was sent.
+      this.upstream?.pause();
+    }
+  }
+
+  // ---- upstream ----
+
+  private connectUpstream(): void {
+    const { host, port } = this.host.upstream;
+    const upstream = net.connect({ host, port, noDelay: true });
+    this.upstream = upstream;
+    this.host.upstreamOpened();
+    upstream.setTimeout(this.host.limits.upstreamConnectTimeoutMs);
+    upstream.once('timeout', () => upstream.destroy(new Error(`no answer within ${this.host.limits.upstreamConnectTimeoutMs} ms`)));
+    upstream.once('connect', () => {
+      upstream.setTimeout(0);
+      if (this.phase === Phase.Connecting) this.moveTo(Phase.Greeting);
+    });
+    upstream.on('data', this.onUpstreamData);
+    upstream.on('drain', this.onUpstreamDrain);
+    upstream.on('error', this.onUpstreamError);
+    upstream.on('close', this.onUpstreamClose);
+  }
+
+  private readonly onUpstreamData = (chunk: Buffer): void => {
+    if (this.phase === Phase.Closed) return;
+    if (this.phase === Phase.Greeting) {
+      const err = this.greetingFramer.feed(chunk, this.greetingSink);
+      if (err) this.upstreamBroken(`invalid handshake packet (${err.kind})`);
+      return;
+    }
+    this.scanner.feed(chunk, this.tracker);
+    this.lastSeq = this.scanner.lastSeq;
+    this.lastFromClient = false;
+    this.toClient(chunk);
+    if (this.phase === Phase.Authenticating) {
+      if (this.state.authenticated) {
+        this.moveTo(Phase.Ready);
+        this.clearLoginTimer();
+        this.framer.setLimit(this.host.limits.maxMessageBytes);
+      } else if (this.tracker.loginError !== null) {
+        const { code, message } = this.tracker.loginError;
+        this.host.log.info({ remote: this.remote, user: this.state.user, database: this.state.database, code, error: message }, 'mysql: connection refused by upstream');
+        this.tracker.loginError = null;
+      }
+    }
+  };
+
+  /** The server's first packet: its handshake (relayed with hidden capabilities cleared) or an ERR. */
+  private readonly greetingSink: PacketSink = {
+    packet: (buf, start, end, seq) => {
+      if (this.phase !== Phase.Greeting) {
+        this.upstreamBroken('the server sent a packet before the client answered its handshake');
+        return;
+      }
+      this.lastSeq = seq;
+      this.lastFromClient = false;
+      if (end - start > 4 && buf[start + 4] === 0xff) {
+        // The server refused the connection (too many connections, host blocked): pass it on.
+        this.toClient(buf.subarray(start, end));
+        this.moveTo(Phase.Login);
+        return;
+      }
+      let hs: ServerHandshake;
+      try {
+        hs = decodeServerHandshake(buf, start + 4, end);
+      } catch (err) {
+        if (!(err instanceof MalformedPacketError)) throw err;
+        this.upstreamBroken(`unsupported handshake: ${err.message}`);
+        return;
+      }
+      this.handshake = hs;
+      this.moveTo(Phase.Login);
+      this.toClient(Buffer.concat([buf.subarray(start, start + 4), rewriteServerHandshake(buf.subarray(start + 4, end), hs)]));
+    },
+  };
+
+  private upstreamBroken(reason: string): void {
+    this.host.upstreamError('protocol');
+    this.host.log.warn({ remote: this.remote, upstream: this.upstreamName, reason }, 'mysql: upstream protocol error');
+    this.fail(new MySqlProxyError(MySqlErrorCode.UpstreamLost, `sidecache: the upstream ${this.upstreamName} broke the protocol: ${reason}`), null);
+  }
+
+  private get upstreamName(): string {
+    return `mysql://${this.host.upstream.host}:${this.host.upstream.port}`;
+  }
+
+  private readonly onClientDrain = (): void => {
+    this.upstream?.resume();
+  };
+
+  private readonly onUpstreamDrain = (): void => {
+    this.client.resume();
+  };
+
+  private readonly onUpstreamError = (err: Error): void => {
+    if (this.phase === Phase.Closed) return;
+    if (this.phase === Phase.Connecting) {
+      this.host.upstreamError('connect');
+      this.host.log.warn({ remote: this.remote, upstream: this.upstreamName, err: err.message }, 'mysql: upstream unreachable');
+      this.fail(new MySqlProxyError(MySqlErrorCode.UpstreamUnreachable, `sidecache: cannot reach upstream ${this.upstreamName}: ${err.message}`), null);
+      return;
+    }
+    this.host.upstreamError('io');
+    this.host.log.warn({ remote: this.remote, err: err.message }, 'mysql: upstream connection failed');
+    this.fail(new MySqlProxyError(MySqlErrorCode.UpstreamLost, `sidecache: lost the upstream connection: ${err.message}`), null);
+  };
+
+  private readonly onUpstreamClose = (): void => {
+    this.host.upstreamClosed();
+    this.upstream = null;
+    if (this.phase === Phase.Closed) return;
+    // The server ended the session (COM_QUIT, KILL, wait_timeout, a refused login): pass the close
+    // on once what it sent has been written.
+    this.moveTo(Phase.Closed);
+    this.clearTimers();
+    this.client.end();
+    this.host.closed(this);
+  };
+
+  // ---- ending ----
+
+  private readonly onClientGone = (): void => {
+    if (this.phase === Phase.Closed) return;
+    this.close();
+  };
+
+  private readonly onLoginTimeout = (): void => {
+    this.loginTimer = null;
+    this.fail(new MySqlProxyError(MySqlErrorCode.BadHandshake, `sidecache: Bad handshake: login not completed within ${this.host.limits.loginTimeoutMs} ms`), 'login-timeout');
+  };
+
+  private armStallTimer(): void {
+    const limit = this.host.limits.messageStallTimeoutMs;
+    if (limit <= 0 || this.stallTimer !== null) return;
+    this.stallTimer = setTimeout(this.onStallCheck, limit);
+  }
+
+  private readonly onStallCheck = (): void => {
+    this.stallTimer = null;
+    if (this.phase === Phase.Closed || !this.framer.hasPartial) return;
+    const limit = this.host.limits.messageStallTimeoutMs;
+    const idle = Date.now() - this.lastClientData;
+    if (idle < limit) {
+      this.stallTimer = setTimeout(this.onStallCheck, limit - idle);
+      return;
+    }
+    this.fail(new MySqlProxyError(MySqlErrorCode.ReadTimeout, `sidecache: Got timeout reading communication packets: incomplete packet, client sent nothing for ${limit} ms`), 'stall');
+  };
+
+  /**
+   * The sequence id an ERR of the proxy's own must carry to read as the next packet the client
+   * expects: before the handshake 0; right after a client packet the next id; while the client
+   * is idle between commands 1 (the reply to its next command); when the client is about to send
+   * (after the handshake or an auth request) the id after its coming packet.
+   */
+  private errorSeq(): number {
+    if (this.phase === Phase.Connecting || this.phase === Phase.Greeting) return 0;
+    if (this.lastFromClient) return (this.lastSeq + 1) & 0xff;
+    if (this.phase === Phase.Ready && this.tracker.awaiting === 0) return 1;
+    const clientsTurn = this.phase === Phase.Login || this.tracker.awaitingClient;
+    return (this.lastSeq + (clientsTurn ? 2 : 1)) & 0xff;
+  }
+
+  /**
+   * Ends the session because of `err`: the client gets it as an ERR packet where one cannot break
+   * a packet or reply in flight, then both sides close.
+   */
+  private fail(err: MySqlProxyError, protocolReason: string | null): void {
+    if (this.phase === Phase.Closed) return;
+    if (protocolReason !== null && protocolReason !== 'shutdown') {
+      this.host.protocolError(protocolReason);
+      this.host.log.warn({ remote: this.remote, reason: protocolReason }, `mysql: closing client connection: ${err.message}`);
+    }
+    if (this.scanner.atBoundary && this.tracker.canInterject && !this.client.destroyed) {
+      this.client.write(errPacket(err, this.errorSeq()));
+    }
+    this.close();
+  }
+
+  private close(): void {
+    if (this.phase === Phase.Closed) return;
+    const wasReady = this.phase === Phase.Ready;
+    this.moveTo(Phase.Closed);
+    this.clearTimers();
+    this.client.end();
+    const upstream = this.upstream;
+    if (upstream !== null) {
+      // A COM_QUIT lets the server end the session cleanly (no "aborted connection"); it is only
+      // understood as a command, not in the middle of a file transfer or an auth exchange.
+      if (upstream.readyState !== 'open') upstream.destroy();
+      else if (wasReady && !this.tracker.awaitingClient) upstream.end(COM_QUIT);
+      else upstream.end();
+      // Bytes still arriving from the upstream have nowhere to go.
+      upstream.resume();
+    }
+    this.host.closed(this);
+  }
+
+  private clearLoginTimer(): void {
+    if (this.loginTimer !== null) clearTimeout(this.loginTimer);
+    this.loginTimer = null;
+  }
+
+  private clearTimers(): void {
+    this.clearLoginTimer();
+    if (this.stallTimer !== null) clearTimeout(this.stallTimer);
+    this.stallTimer = null;
+  }
+}
+
+function packetErrorToMySql(err: PacketError, loggedIn: boolean): MySqlProxyError {
+  if (err.kind === 'too-long') {
+    const what = loggedIn ? '(--max-message-bytes)' : 'for a login packet';
+    return new MySqlProxyError(MySqlErrorCode.PacketTooLarge, `sidecache: Got a packet bigger than the limit: ${err.length} bytes exceeds ${err.limit} bytes ${what}`);
+  }
+  return new MySqlProxyError(MySqlErrorCode.PacketsOutOfOrder, `sidecache: Got packets out of order: expected sequence id ${err.expected}, got ${err.got}`);
+}

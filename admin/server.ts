@@ -2,10 +2,11 @@
 import http from 'node:http';
 import type net from 'node:net';
 import type { HostPort } from '../config/settings.js';
+import { dashboardPage } from './dashboard/page.js';
 import type { Metrics } from './metrics.js';
 import { buildStatsReport, DEFAULT_TOP, MAX_TOP } from './stats-report.js';
 
-const ROUTES = '/healthz, /metrics, /stats';
+const ROUTES = '/ (the dashboard), /healthz, /metrics, /stats';
 
 export class AdminServer {
   private readonly server: http.Server;
@@ -44,6 +45,12 @@ export class AdminServer {
     }
     const url = new URL(req.url ?? '/', 'http://admin');
     switch (url.pathname) {
+      case '/':
+      case '/dashboard': {
+        const page = dashboardPage();
+        res.writeHead(200, page.headers).end(page.body);
+        return;
+      }
       case '/healthz':
         res.writeHead(200, { 'content-type': 'text/plain' }).end('ok\n');
         return;

@@ -57,6 +57,9 @@ missing_packages() {
   { { have mariadb-admin || have mysqladmin; } && { have mariadb || have mysql; }; } || echo mariadb-client
   pg_server_installed || port_open "$PG_HOST" "$PG_PORT" || echo postgresql
   mariadb_server_installed || port_open "$MY_HOST" "$MY_PORT" || echo mariadb-server
+  # Tools the end-to-end tests drive: sysbench (MySQL load) and headless Chromium (the dashboard).
+  have sysbench || echo sysbench
+  [ -x /usr/bin/chromium ] || { echo chromium; echo fonts-liberation; }
 }
 
 install_packages() {

@@ -85,15 +85,16 @@ function printBanner(app: RunningSidecache, upstream: HostPort | null, mysqlUpst
   if (mysql !== null && mysqlUpstream !== null) {
     lines.push(`sidecache: mysql listening on ${mysql.address}:${mysql.port} -> upstream mysql://${mysqlUpstream.host}:${mysqlUpstream.port}`);
   }
-  lines.push(`sidecache: admin listening on http://${adminHost}:${admin.port} (/healthz, /metrics)`);
+  lines.push(`sidecache: admin listening on http://${adminHost}:${admin.port} (dashboard at /, /stats, /metrics, /healthz)`);
   if (pg === null) lines.push('sidecache: no --pg-upstream given: the PostgreSQL side is not running');
   if (mysql === null && !quickstart) lines.push('sidecache: no --mysql-upstream given: the MySQL side is not running');
   if (quickstart && pg !== null) {
     lines.push(
       '',
       '  Connect:  psql "postgres://postgres@' + connectHost(pg) + ':' + pg.port + '/postgres?sslmode=disable"',
-      '  Try:      SELECT category, count(*) FROM products GROUP BY category;',
-      `  Metrics:  curl http://${adminHost}:${admin.port}/metrics`,
+      '  Try:      SELECT category, count(*) FROM products GROUP BY category;   (twice: the second is a hit)',
+      `  Watch:    http://${adminHost}:${admin.port}/   (the dashboard: hit ratio, latency, top queries)`,
+      `  Metrics:  curl http://${adminHost}:${admin.port}/metrics   or   curl http://${adminHost}:${admin.port}/stats`,
       '  Stop:     Ctrl-C',
       '',
       '  The embedded database keeps nothing on disk and serves one session shared by all connections;',

@@ -1,45 +1,40 @@
 // `make bench`: pgbench straight at PostgreSQL vs through sidecache (vs PgBouncer in session mode
-// when installed), in one run, on a database of its own. Prints tps, ratios to direct, latency,
-// the pass-through goal and a TPC-B consistency check. Below-goal numbers still exit 0: this is a
-// measurement; errors (pgbench failures, lost transactions) exit 1.
-import { cpus, loadavg } from 'node:os';
+// and pgpool-II with its query cache, when installed), in one run, on a database of its own, plus
+// redis-benchmark GET as the ceiling for a cache hit. Prints tps, ratios to direct, latency, cache
+// hit counts, the goals of the result cache with verdicts, a TPC-B consistency check and a check
+// that cached reads are fresh after writes. Below-goal numbers still exit 0: this is a
+// measurement; errors (pgbench failures, lost transactions, stale reads) exit 1.
+import { mkdtemp, rm } from 'node:fs/promises';
+import { cpus, loadavg, tmpdir } from 'node:os';
+import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { startProxy, type RunningProxy } from '../e2e/support/sidecache.js';
 import { BenchDatabase, sumsBalance, type TpcbSums } from './bench-database.js';
+import { readCache, readingDelta, type CacheReading } from './cache-metrics.js';
+import { checkHotReads, primeHotReads, type PrimedReads } from './freshness.js';
+import { evaluateGoals, formatGoals } from './goals.js';
 import { PgbenchError, runPgbench, type PgbenchTarget } from './pgbench.js';
 import { findPgbouncer, startPgbouncer, type RunningPgbouncer } from './pgbouncer.js';
+import { findPgpool, startPgpool, type RunningPgpool } from './pgpool.js';
 import { processCpuSeconds } from './process-cpu.js';
-import { formatGoal, formatRelayCpuTable, formatResultsTable, type CellResult, type MeasuredRun, type TargetId } from './report.js';
+import { measureRedisCeiling, type RedisCeiling } from './redis.js';
+import { formatCacheTable, formatRelayCpuTable, formatResultsTable, type CellResult, type MeasuredRun, type TargetId } from './report.js';
+import { DEFAULT_WORKLOADS, HOT_KEYS, WORKLOADS, writeWorkloadFiles, type Workload, type WorkloadFiles } from './workloads.js';
 
 const PG_SERVER = { host: '127.0.0.1', port: 5432, user: 'postgres' };
-
-interface Workload {
-  key: string;
-  label: string;
-  args: string[];
-  /** Writes: checked for lost or doubled transactions after every run. */
-  tpcb: boolean;
-}
-
-const WORKLOADS: Workload[] = [
-  { key: 'select-simple', label: '-S simple', args: ['-S', '-M', 'simple'], tpcb: false },
-  { key: 'select-extended', label: '-S extended', args: ['-S', '-M', 'extended'], tpcb: false },
-  { key: 'select-prepared', label: '-S prepared', args: ['-S', '-M', 'prepared'], tpcb: false },
-  { key: 'tpcb-simple', label: 'TPC-B simple', args: ['-M', 'simple'], tpcb: true },
-  { key: 'tpcb-prepared', label: 'TPC-B prepared', args: ['-M', 'prepared'], tpcb: true },
-];
-const DEFAULT_WORKLOADS = ['select-simple', 'select-extended', 'select-prepared', 'tpcb-simple'];
-const ALL_TARGETS: TargetId[] = ['direct', 'sidecache', 'pgbouncer'];
+const REDIS = { host: '127.0.0.1', port: 6379, requests: 200_000 };
+const ALL_TARGETS: TargetId[] = ['direct', 'sidecache', 'pgbouncer', 'pgpool'];
+/** Seconds of pgbench before measuring: once per target at the start, and per target before each hot workload (fills the caches). */
 const WARMUP_SECONDS = 2;
 
 const USAGE = `usage: node dist/bench/run.js [options]
   --seconds N      measured seconds per workload and target, split over the rounds (default 10, env BENCH_SECONDS)
   --rounds R       alternating runs per workload and target; the best is reported (default 2)
   --scale S        pgbench -i scale factor (default 10)
-  --clients C      pgbench -c (default 8; -j is 2)
+  --clients C      pgbench -c and redis-benchmark -c (default 8; pgbench -j is 2)
   --workloads LIST comma-separated, from: ${WORKLOADS.map((w) => w.key).join(', ')}
                    (default ${DEFAULT_WORKLOADS.join(',')})
-  --targets LIST   comma-separated, from: ${ALL_TARGETS.join(', ')} (default all; pgbouncer only when installed)`;
+  --targets LIST   comma-separated, from: ${ALL_TARGETS.join(', ')} (default all; pgbouncer and pgpool only when installed)`;
 
 class UsageError extends Error {
   override name = 'UsageError';
@@ -100,23 +95,51 @@ interface ConsistencyRecord {
   problems: string[];
 }
 
+/** Per sidecache TPC-B run: were the hot rows cached before it, did it change some, and do cached reads match after it? */
+interface FreshnessRecord {
+  runs: number;
+  primedHits: number[];
+  changed: number;
+  stale: string[];
+}
+
 /** The running servers under test and how to reach each. */
 class Targets {
   proxy: RunningProxy | undefined;
   pgbouncer: RunningPgbouncer | undefined;
+  pgpool: RunningPgpool | undefined;
+  /** Why a wanted target is not running, printed with the results. */
+  readonly notes: string[] = [];
 
   endpoint(target: TargetId, database: string): PgbenchTarget {
-    const port = target === 'direct' ? PG_SERVER.port : target === 'sidecache' ? this.proxy!.pgPort : this.pgbouncer!.port;
-    return { host: '127.0.0.1', port, user: PG_SERVER.user, database };
+    const ports: Record<TargetId, () => number> = {
+      direct: () => PG_SERVER.port,
+      sidecache: () => this.proxy!.pgPort,
+      pgbouncer: () => this.pgbouncer!.port,
+      pgpool: () => this.pgpool!.port,
+    };
+    return { host: '127.0.0.1', port: ports[target](), user: PG_SERVER.user, database };
   }
 
-  /** The relay process between pgbench and PostgreSQL, if any. */
-  relayPid(target: TargetId): number | undefined {
-    return target === 'sidecache' ? this.proxy!.child.pid : target === 'pgbouncer' ? this.pgbouncer!.pid : undefined;
+  /** CPU seconds used so far by the relay between pgbench and PostgreSQL; undefined for direct. */
+  async relayCpuSeconds(target: TargetId): Promise<number | undefined> {
+    switch (target) {
+      case 'direct': return undefined;
+      case 'sidecache': return processCpuSeconds(this.proxy!.child.pid!);
+      case 'pgbouncer': return processCpuSeconds(this.pgbouncer!.pid);
+      case 'pgpool': return this.pgpool!.cpuSeconds();
+    }
+  }
+
+  /** The relay's own output, appended to a pgbench failure through it. */
+  relayOutput(target: TargetId): string | undefined {
+    if (target === 'sidecache') return this.proxy?.output();
+    if (target === 'pgpool') return this.pgpool?.output();
+    return undefined;
   }
 
   async stop(): Promise<void> {
-    await Promise.allSettled([this.proxy?.stop(), this.pgbouncer?.stop()]);
+    await Promise.allSettled([this.proxy?.stop(), this.pgbouncer?.stop(), this.pgpool?.stop()]);
   }
 }
 
@@ -136,11 +159,13 @@ async function main(): Promise<number> {
   warnIfBusy();
   const targets = new Targets();
   let db: BenchDatabase | undefined;
+  let filesDir: string | undefined;
   let cleaning: Promise<void> | undefined;
   // Runs once, whether reached by SIGINT or by the end of main.
   const cleanup = (): Promise<void> => (cleaning ??= (async () => {
     await targets.stop();
     await db?.drop();
+    if (filesDir) await rm(filesDir, { recursive: true, force: true });
   })());
   let interrupted = false;
   process.once('SIGINT', () => {
@@ -149,29 +174,19 @@ async function main(): Promise<number> {
     void cleanup().finally(() => process.exit(130));
   });
   try {
-    const active = await startTargets(options.targets, targets);
+    const active = await startTargets(options, targets);
+    filesDir = await mkdtemp(path.join(tmpdir(), 'sidecache-bench-'));
+    const files = await writeWorkloadFiles(filesDir);
     const name = `sidecache_bench_${process.pid}`;
     console.log(`bench: pgbench -i -s ${options.scale} into database ${name} ...`);
     db = await BenchDatabase.create(PG_SERVER, name, options.scale);
-    console.log(`bench: ${options.clients} clients, -j 2, ${options.rounds} alternating runs of ${perRunSeconds} s per workload and target`);
+    console.log(`bench: targets ${active.join(', ')}; ${options.clients} clients, -j 2, ${options.rounds} alternating runs of ${perRunSeconds} s per workload and target`);
     for (const target of active) {
       await measure(targets, db, target, ['-S', '-M', 'simple'], options.clients, WARMUP_SECONDS);
     }
-    const { cells, consistency } = await measureWorkloads(options, targets, db, active, perRunSeconds);
-    const labels = options.workloads.map((w) => w.label);
-    console.log(`\nresults (best of ${options.rounds} runs; latency avg from pgbench, p50 from a 2% sample)`);
-    console.log(formatResultsTable(labels, active, cells));
-    const relays = active.filter((t) => t !== 'direct');
-    if (relays.length > 0) {
-      console.log('\nrelay CPU per transaction (all runs; on 2 cores this CPU is taken from PostgreSQL and pgbench)');
-      console.log(formatRelayCpuTable(labels, relays, cells));
-    }
-    if (options.targets.includes('pgbouncer') && !active.includes('pgbouncer')) {
-      console.log('pgbouncer: not installed (`which pgbouncer` found nothing), column skipped');
-    }
-    const consistent = printConsistency(consistency);
-    console.log(`\n${formatGoal(labels, cells)}`);
-    return consistent ? 0 : 1;
+    const results = await measureWorkloads(options, targets, db, files, active, perRunSeconds);
+    const ok = printResults(options, active, targets, results);
+    return ok ? 0 : 1;
   } catch (err) {
     // Ctrl-C reaches pgbench too, whose failure is then no news.
     if (!interrupted) console.error(`bench: ${err instanceof Error ? err.message : String(err)}`);
@@ -181,28 +196,68 @@ async function main(): Promise<number> {
   }
 }
 
+interface Measurements {
+  cells: CellResult[];
+  consistency: Map<TargetId, ConsistencyRecord>;
+  freshness: FreshnessRecord;
+  /** Every redis-benchmark run, or why there is none. */
+  redis: RedisCeiling[] | string;
+}
+
 /** Every workload on every target, round after round in alternating target order. */
-async function measureWorkloads(options: Options, targets: Targets, db: BenchDatabase, active: TargetId[], perRunSeconds: number):
-  Promise<{ cells: CellResult[]; consistency: Map<TargetId, ConsistencyRecord> }> {
+async function measureWorkloads(options: Options, targets: Targets, db: BenchDatabase, files: WorkloadFiles,
+  active: TargetId[], perRunSeconds: number): Promise<Measurements> {
   const cells: CellResult[] = [];
   const consistency = new Map<TargetId, ConsistencyRecord>(active.map((t) => [t, { runs: 0, problems: [] }]));
+  const freshness: FreshnessRecord = { runs: 0, primedHits: [], changed: 0, stale: [] };
+  let redis: RedisCeiling[] | string = [];
   for (const workload of options.workloads) {
+    const args = workload.args(files);
+    if (workload.kind === 'hot') {
+      // Fills every cache (and PostgreSQL's buffers) so the measured runs are nearly all hits.
+      for (const target of active) await measure(targets, db, target, args, options.clients, WARMUP_SECONDS);
+    }
     for (let round = 0; round < options.rounds; round++) {
-      // direct, sidecache, pgbouncer, then the reverse: slow drift (table bloat, other load) hits all alike.
+      // The ceiling for hits is measured beside the hit runs, under the same passing load.
+      if (workload.kind === 'hot' && typeof redis !== 'string') redis = await measureRedis(options, redis);
+      // Forward, then reverse order: slow drift (table bloat, other load) hits all alike.
       const order = round % 2 === 0 ? active : [...active].reverse();
       for (const target of order) {
         await db.prepareRun();
-        const before = workload.tpcb ? await db.tpcbSums() : undefined;
-        const run = await measure(targets, db, target, workload.args, options.clients, perRunSeconds);
-        console.log(`  ${workload.label.padEnd(16)} ${target.padEnd(10)} round ${round + 1}/${options.rounds}: ${run.tps.toFixed(0)} tps`);
+        const tpcbBefore = workload.kind === 'tpcb' ? await db.tpcbSums() : undefined;
+        const primed = workload.kind === 'tpcb' && target === 'sidecache' ? await primeHot(targets, db) : undefined;
+        const run = await measure(targets, db, target, args, options.clients, perRunSeconds);
+        const hits = run.cache ? `, sidecache hits ${run.cache.hits} misses ${run.cache.misses} bypass ${run.cache.bypass}` : '';
+        console.log(`  ${workload.label.padEnd(16)} ${target.padEnd(10)} round ${round + 1}/${options.rounds}: ${run.tps.toFixed(0)} tps${hits}`);
         let cell = cells.find((c) => c.workload === workload.label && c.target === target);
         if (!cell) cells.push((cell = { workload: workload.label, target, runs: [] }));
         cell.runs.push(run);
-        if (before) checkTpcbRun(before, await db.tpcbSums(), run.transactions, consistency.get(target)!);
+        if (tpcbBefore) checkTpcbRun(tpcbBefore, await db.tpcbSums(), run.transactions, consistency.get(target)!);
+        if (primed) await checkFreshness(targets, db, primed, freshness);
       }
     }
   }
-  return { cells, consistency };
+  return { cells, consistency, freshness, redis };
+}
+
+async function primeHot(targets: Targets, db: BenchDatabase): Promise<PrimedReads> {
+  return primeHotReads(targets.endpoint('sidecache', db.target.database), targets.proxy!.adminPort, db.target);
+}
+
+async function checkFreshness(targets: Targets, db: BenchDatabase, primed: PrimedReads, record: FreshnessRecord): Promise<void> {
+  const result = await checkHotReads(targets.endpoint('sidecache', db.target.database), db.target, primed);
+  record.runs++;
+  record.primedHits.push(primed.hits);
+  record.changed += result.changed;
+  record.stale.push(...result.stale);
+}
+
+/** One more redis-benchmark run added to `runs`, or why Redis cannot be measured. */
+async function measureRedis(options: Options, runs: RedisCeiling[]): Promise<RedisCeiling[] | string> {
+  const outcome = await measureRedisCeiling({ ...REDIS, clients: options.clients, timeoutMs: 120_000 });
+  if ('skipped' in outcome) return `Redis ceiling skipped: ${outcome.skipped}`;
+  console.log(`  redis GET        run ${runs.length + 1}: ${outcome.measured.rps.toFixed(0)} rps, p50 ${(outcome.measured.p50Ms * 1000).toFixed(0)} µs`);
+  return [...runs, outcome.measured];
 }
 
 /** Other work competing for the CPUs skews the ratios; say so before measuring rather than after. */
@@ -213,16 +268,35 @@ function warnIfBusy(): void {
   }
 }
 
-async function startTargets(wanted: TargetId[], targets: Targets): Promise<TargetId[]> {
+async function startTargets(options: Options, targets: Targets): Promise<TargetId[]> {
+  const wanted = options.targets;
   const active: TargetId[] = ['direct'];
   if (wanted.includes('sidecache')) {
     targets.proxy = await startProxy({ pgUpstream: `postgres://${PG_SERVER.host}:${PG_SERVER.port}` });
     active.push('sidecache');
   }
-  const binary = wanted.includes('pgbouncer') ? findPgbouncer() : undefined;
-  if (binary) {
-    targets.pgbouncer = await startPgbouncer(binary, PG_SERVER);
-    active.push('pgbouncer');
+  if (wanted.includes('pgbouncer')) {
+    const binary = findPgbouncer();
+    if (binary) {
+      targets.pgbouncer = await startPgbouncer(binary, PG_SERVER);
+      active.push('pgbouncer');
+    } else {
+      targets.notes.push('pgbouncer: not installed (`apt-get install -y pgbouncer`), column skipped');
+    }
+  }
+  if (wanted.includes('pgpool')) {
+    const binary = findPgpool();
+    if (!binary) {
+      targets.notes.push('pgpool: not installed (`apt-get install -y pgpool2`), column skipped');
+    } else {
+      // A comparison, not the product: a pgpool that will not start is reported, not fatal.
+      try {
+        targets.pgpool = await startPgpool(binary, PG_SERVER, options.clients);
+        active.push('pgpool');
+      } catch (err) {
+        targets.notes.push(`pgpool: could not be started, column skipped: ${(err as Error).message}`);
+      }
+    }
   }
   return active;
 }
@@ -230,16 +304,20 @@ async function startTargets(wanted: TargetId[], targets: Targets): Promise<Targe
 async function measure(targets: Targets, db: BenchDatabase, target: TargetId, workloadArgs: string[], clients: number, seconds: number): Promise<MeasuredRun> {
   // -n: no pgbench vacuum, whose TRUNCATE of pgbench_history would break the consistency check.
   const args = [...workloadArgs, '-n', '-c', String(clients), '-j', '2', '-T', String(seconds)];
-  const relay = targets.relayPid(target);
+  const adminPort = target === 'sidecache' ? targets.proxy!.adminPort : undefined;
   try {
-    const cpuBefore = relay === undefined ? undefined : await processCpuSeconds(relay);
+    const cpuBefore = await targets.relayCpuSeconds(target);
+    const cacheBefore = adminPort === undefined ? undefined : await readCache(adminPort);
     const run = await runPgbench({ target: targets.endpoint(target, db.target.database), args, timeoutMs: 60_000 + seconds * 2000 });
-    const cpuAfter = relay === undefined ? undefined : await processCpuSeconds(relay);
+    const cacheAfter = adminPort === undefined ? undefined : await readCache(adminPort);
+    const cpuAfter = await targets.relayCpuSeconds(target);
     const relayCpuSeconds = cpuBefore === undefined || cpuAfter === undefined ? undefined : cpuAfter - cpuBefore;
-    return { ...run, relayCpuSeconds };
+    const cache: CacheReading | undefined = cacheBefore && cacheAfter ? readingDelta(cacheAfter, cacheBefore) : undefined;
+    return { ...run, relayCpuSeconds, cache };
   } catch (err) {
-    if (err instanceof PgbenchError && target === 'sidecache' && targets.proxy) {
-      err.message += `\n--- sidecache output (last 4000 chars) ---\n${targets.proxy.output().slice(-4000)}`;
+    const relayOutput = targets.relayOutput(target);
+    if (err instanceof PgbenchError && relayOutput !== undefined) {
+      err.message += `\n--- ${target} output (last 4000 chars) ---\n${relayOutput.slice(-4000)}`;
     }
     throw err;
   }
@@ -260,6 +338,45 @@ function checkTpcbRun(before: TpcbSums, after: TpcbSums, reported: number, recor
   }
 }
 
+/** Prints every table, check and goal; false when a check failed. */
+function printResults(options: Options, active: TargetId[], targets: Targets, m: Measurements): boolean {
+  const labels = options.workloads.map((w) => w.label);
+  console.log(`\nresults (best of ${options.rounds} runs; ratio = tps / direct tps; latency avg from pgbench, p50 from a 2% sample of its per-transaction log)`);
+  console.log(formatResultsTable(labels, active, m.cells));
+  const relays = active.filter((t) => t !== 'direct');
+  if (relays.length > 0) {
+    console.log('\nrelay CPU per transaction (all runs; pgpool includes its per-client processes; on 2 cores this CPU is taken from PostgreSQL and pgbench)');
+    console.log(formatRelayCpuTable(labels, relays, m.cells));
+  }
+  if (active.includes('sidecache')) {
+    console.log('\nsidecache cache during the measured runs (from its /metrics; warm-ups excluded)');
+    console.log(formatCacheTable(labels, m.cells));
+  }
+  const redis = bestRedis(m.redis);
+  console.log(typeof redis === 'string'
+    ? `\n${redis}`
+    : `\nRedis ceiling (${redis.command}, best of ${m.redis.length} runs, one before each round of a hot workload): ${redis.rps.toFixed(0)} GET/s, p50 ${(redis.p50Ms * 1000).toFixed(0)} µs`);
+  for (const note of targets.notes) console.log(note);
+  const consistent = printConsistency(m.consistency);
+  const fresh = printFreshness(m.freshness);
+  console.log(`\n${formatGoals(evaluateGoals({ workloads: options.workloads, cells: m.cells, redis }))}`);
+  console.log(`
+how measured: pgbench -c ${options.clients} -j 2 -T ${Math.max(1, Math.round(options.seconds / options.rounds))} -n against each target in turn on one database
+(scale ${options.scale}); the hot workload reads aid 1..${HOT_KEYS} (\\set aid random(1, ${HOT_KEYS}); SELECT abalance ...), after a
+${WARMUP_SECONDS} s warm-up per target that fills the caches; -S is uniform over ${options.scale * 100_000} accounts (mostly misses).
+Hit p50 "at pgbench" is the round trip a client sees (2% sample of pgbench's log, best run); "in sidecache" is the
+proxy's own sidecache_query_duration_seconds{outcome="hit"} (statement arrival to answer written), interpolated
+inside its bucket. The Redis ceiling is redis-benchmark GET with the same number of clients on the same machine.`);
+  return consistent && fresh;
+}
+
+/** The fastest Redis run, as for pgbench runs: interference only slows a run down. */
+function bestRedis(runs: RedisCeiling[] | string): RedisCeiling | string {
+  if (typeof runs === 'string') return runs;
+  if (runs.length === 0) return 'Redis ceiling not measured: no hot workload in this run';
+  return runs.reduce((best, r) => (r.rps > best.rps ? r : best));
+}
+
 function printConsistency(consistency: Map<TargetId, ConsistencyRecord>): boolean {
   const checked = [...consistency].filter(([, r]) => r.runs > 0);
   if (checked.length === 0) return true;
@@ -274,6 +391,21 @@ function printConsistency(consistency: Map<TargetId, ConsistencyRecord>): boolea
     }
   }
   return ok;
+}
+
+function printFreshness(record: FreshnessRecord): boolean {
+  if (record.runs === 0) return true;
+  const expected = 2 * HOT_KEYS;
+  console.log(`\ncached reads after TPC-B through sidecache (aid 1..${HOT_KEYS}, simple and extended protocol, read through sidecache until cached before each run, compared with PostgreSQL after it):`);
+  console.log(`  primed hits per run: ${record.primedHits.join(', ')} of ${expected}; hot rows changed by TPC-B: ${record.changed} over ${record.runs} runs`);
+  if (record.primedHits.some((h) => h < expected)) console.log('  note: not every primed read was a hit, so those rows were not cached when TPC-B wrote them');
+  if (record.changed === 0) console.log('  note: TPC-B changed none of the hot rows; the check had nothing to catch (run longer)');
+  if (record.stale.length === 0) {
+    console.log('  every cached read matches PostgreSQL');
+    return true;
+  }
+  console.log(`  FAILED: ${record.stale.length} stale reads, e.g.\n    ${record.stale.slice(0, 10).join('\n    ')}`);
+  return false;
 }
 
 process.exitCode = await main();

@@ -1,0 +1,67 @@
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import type { CacheReading } from './cache-metrics.js';
+import { evaluateGoals, formatGoals, type GoalResult } from './goals.js';
+import type { CellResult, MeasuredRun, TargetId } from './report.js';
+import { WORKLOADS, type Workload } from './workloads.js';
+
+const HOT_CACHE: CacheReading = { hits: 99, misses: 1, bypass: 0, hitBuckets: [{ le: 0.00002, count: 99 }, { le: Infinity, count: 99 }] };
+
+function run(tps: number, p50Ms: number, cache?: CacheReading): MeasuredRun {
+  return { tps, latencyAvgMs: 0.2, latencyP50Ms: p50Ms, transactions: tps, failedTransactions: 0, queryMode: 'simple', output: '', relayCpuSeconds: undefined, cache };
+}
+
+function cell(workload: string, target: TargetId, tps: number, p50Ms = 0.2, cache?: CacheReading): CellResult {
+  return { workload, target, runs: [run(tps, p50Ms, cache)] };
+}
+
+const pick = (...keys: string[]): Workload[] => keys.map((k) => WORKLOADS.find((w) => w.key === k)!);
+const find = (results: GoalResult[], start: string): GoalResult => results.find((r) => r.goal.startsWith(start))!;
+
+test('each workload is judged against its own ratio; Redis and p50 on the faster hot workload', () => {
+  const cells = [
+    cell('hot simple', 'direct', 40000), cell('hot simple', 'sidecache', 59000, 0.12, HOT_CACHE),
+    cell('hot prepared', 'direct', 60000), cell('hot prepared', 'sidecache', 66000, 0.09, HOT_CACHE),
+    cell('-S simple', 'direct', 30000), cell('-S simple', 'sidecache', 24000),
+    cell('TPC-B simple', 'direct', 3000), cell('TPC-B simple', 'sidecache', 2300),
+  ];
+  const results = evaluateGoals({
+    workloads: pick('hot-simple', 'hot-prepared', 'select-simple', 'tpcb-simple'),
+    cells,
+    redis: { rps: 80000, p50Ms: 0.055, command: 'redis-benchmark' },
+  });
+  assert.is(find(results, 'hot simple').verdict, 'MISS'); // 1.475x < 1.5x
+  assert.match(find(results, 'hot simple').measured, '1.48x, hit ratio 99.0%');
+  assert.is(find(results, 'hot prepared').verdict, 'PASS');
+  assert.is(find(results, '-S simple').verdict, 'PASS'); // exactly 0.8x
+  assert.is(find(results, 'TPC-B simple').verdict, 'MISS');
+  const redis = find(results, 'hits >=');
+  assert.is(redis.verdict, 'PASS'); // 66000 / 80000 = 0.825
+  assert.match(redis.measured, 'hot prepared 66000 tps');
+  const p50 = find(results, 'hit p50');
+  assert.is(p50.verdict, 'PASS');
+  assert.match(p50.measured, /^90 µs \(hot prepared; Redis GET 55 µs\); inside sidecache ~10 µs \(bucket 0 µs-20 µs\)$/);
+  assert.match(formatGoals(results), '4 of 6 goals met, 2 missed, 0 not measured');
+});
+
+test('a skipped Redis and a missing sidecache column are "not measured", never a pass', () => {
+  const results = evaluateGoals({
+    workloads: pick('hot-simple'),
+    cells: [cell('hot simple', 'direct', 40000)],
+    redis: 'Redis ceiling skipped: no Redis reachable on 127.0.0.1:6379',
+  });
+  assert.equal(results.map((r) => r.verdict), ['not measured', 'not measured', 'not measured']);
+  assert.match(find(results, 'hits >=').measured, 'no Redis reachable');
+  assert.match(formatGoals(results), '0 of 3 goals met, 0 missed, 3 not measured');
+});
+
+test('all goals met says so', () => {
+  const results = evaluateGoals({
+    workloads: pick('hot-prepared'),
+    cells: [cell('hot prepared', 'direct', 60000), cell('hot prepared', 'sidecache', 70000, 0.08, HOT_CACHE)],
+    redis: { rps: 80000, p50Ms: 0.055, command: 'redis-benchmark' },
+  });
+  assert.match(formatGoals(results), /\nall goals met$/);
+});
+
+test.run();

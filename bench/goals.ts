@@ -1,0 +1,116 @@
+// The performance goals of the result cache (issue 3) and whether a bench run met them. Pure:
+// measured cells in, verdicts out.
+import { histogramQuantile, hitRatio, sumReadings, type CacheReading } from './cache-metrics.js';
+import type { RedisCeiling } from './redis.js';
+import { bestRun, type CellResult, type MeasuredRun } from './report.js';
+import type { Workload } from './workloads.js';
+
+export const GOALS = {
+  hotSimpleRatio: 1.5,
+  hotPreparedRatio: 1.0,
+  /** Hit rate through sidecache vs Redis GET rate, same concurrency. */
+  redisRatio: 0.8,
+  hitP50Ms: 0.1,
+  /** -S (mostly misses) and TPC-B (writes) vs direct. */
+  passThroughRatio: 0.8,
+} as const;
+
+export type Verdict = 'PASS' | 'MISS' | 'not measured';
+
+export interface GoalResult {
+  goal: string;
+  measured: string;
+  verdict: Verdict;
+}
+
+export interface GoalInput {
+  workloads: readonly Workload[];
+  cells: readonly CellResult[];
+  /** Best Redis run, or why there is none. */
+  redis: RedisCeiling | string;
+}
+
+function cellRuns(cells: readonly CellResult[], workload: string, target: string): MeasuredRun[] {
+  return cells.find((c) => c.workload === workload && c.target === target)?.runs ?? [];
+}
+
+/** Sidecache tps over direct tps (best run each), or undefined when either is missing. */
+function ratioToDirect(cells: readonly CellResult[], workload: string): number | undefined {
+  const direct = cellRuns(cells, workload, 'direct');
+  const proxied = cellRuns(cells, workload, 'sidecache');
+  if (direct.length === 0 || proxied.length === 0) return undefined;
+  return bestRun({ workload, target: 'sidecache', runs: proxied }).tps / bestRun({ workload, target: 'direct', runs: direct }).tps;
+}
+
+/** What sidecache's cache did over all measured runs of a cell; undefined when it was not read. */
+export function cellCache(cells: readonly CellResult[], workload: string): CacheReading | undefined {
+  const runs = cellRuns(cells, workload, 'sidecache');
+  if (runs.length === 0 || runs.some((r) => r.cache === undefined)) return undefined;
+  return sumReadings(runs.map((r) => r.cache!));
+}
+
+function verdict(value: number | undefined, pass: (v: number) => boolean): Verdict {
+  return value === undefined ? 'not measured' : pass(value) ? 'PASS' : 'MISS';
+}
+
+const percent = (r: number | undefined): string => (r === undefined ? '-' : `${(r * 100).toFixed(1)}%`);
+const micros = (ms: number | undefined): string => (ms === undefined ? '-' : `${(ms * 1000).toFixed(0)} µs`);
+
+export function evaluateGoals(input: GoalInput): GoalResult[] {
+  const results: GoalResult[] = [];
+  const ratioGoal = (w: Workload, min: number): void => {
+    const ratio = ratioToDirect(input.cells, w.label);
+    const cache = cellCache(input.cells, w.label);
+    const hits = w.kind === 'tpcb' ? '' : `, hit ratio ${percent(cache && hitRatio(cache))}`;
+    results.push({
+      goal: `${w.label}: sidecache >= ${min.toFixed(1)}x direct`,
+      measured: ratio === undefined ? '-' : `${ratio.toFixed(2)}x${hits}`,
+      verdict: verdict(ratio, (r) => r >= min),
+    });
+  };
+  for (const w of input.workloads) {
+    if (w.key === 'hot-simple') ratioGoal(w, GOALS.hotSimpleRatio);
+    else if (w.key === 'hot-prepared') ratioGoal(w, GOALS.hotPreparedRatio);
+    else if (w.kind === 'uniform' || w.kind === 'tpcb') ratioGoal(w, GOALS.passThroughRatio);
+  }
+
+  // The hit rate and latency goals are judged on the faster hot workload through sidecache.
+  const hot = input.workloads
+    .filter((w) => w.kind === 'hot')
+    .map((w) => ({ w, runs: cellRuns(input.cells, w.label, 'sidecache') }))
+    .filter(({ runs }) => runs.length > 0)
+    .map(({ w, runs }) => ({ w, best: bestRun({ workload: w.label, target: 'sidecache', runs }) }))
+    .sort((a, b) => b.best.tps - a.best.tps)[0];
+  const redis = typeof input.redis === 'string' ? undefined : input.redis;
+  const redisRatio = hot && redis ? hot.best.tps / redis.rps : undefined;
+  results.push({
+    goal: `hits >= ${GOALS.redisRatio}x Redis GET rate (same clients)`,
+    measured: redisRatio === undefined
+      ? (typeof input.redis === 'string' ? input.redis : 'no hot workload through sidecache')
+      : `${redisRatio.toFixed(2)}x (${hot!.w.label} ${hot!.best.tps.toFixed(0)} tps / Redis ${redis!.rps.toFixed(0)} rps)`,
+    verdict: verdict(redisRatio, (r) => r >= GOALS.redisRatio),
+  });
+  const clientP50 = hot?.best.latencyP50Ms;
+  const cache = hot && cellCache(input.cells, hot.w.label);
+  const proxyP50 = cache && histogramQuantile(0.5, cache.hitBuckets);
+  const proxyText = proxyP50
+    ? `; inside sidecache ~${micros(proxyP50.seconds * 1000)} (bucket ${micros(proxyP50.lower * 1000)}-${micros(proxyP50.upper * 1000)})`
+    : '';
+  results.push({
+    goal: `hit p50 < ${micros(GOALS.hitP50Ms)} (client-observed, pgbench)`,
+    measured: hot && clientP50 !== undefined ? `${micros(clientP50)} (${hot.w.label}${redis ? `; Redis GET ${micros(redis.p50Ms)}` : ''})${proxyText}` : '-',
+    verdict: verdict(clientP50, (ms) => ms < GOALS.hitP50Ms),
+  });
+  return results;
+}
+
+export function formatGoals(results: readonly GoalResult[]): string {
+  const width = Math.max(...results.map((r) => r.goal.length));
+  const lines = results.map((r) => `  ${r.verdict.padEnd(12)} ${r.goal.padEnd(width)}  ${r.measured}`);
+  const missed = results.filter((r) => r.verdict === 'MISS').length;
+  const unmeasured = results.filter((r) => r.verdict === 'not measured').length;
+  const summary = missed === 0 && unmeasured === 0
+    ? 'all goals met'
+    : `${results.length - missed - unmeasured} of ${results.length} goals met, ${missed} missed, ${unmeasured} not measured (a measurement: the bench still exits 0)`;
+  return ['goals (issue 3):', ...lines, summary].join('\n');
+}

@@ -13,6 +13,8 @@ export const GOALS = {
   hitP50Ms: 0.1,
   /** -S (mostly misses) and TPC-B (writes) vs direct. */
   passThroughRatio: 0.8,
+  /** Issue 2: the relay alone (caching off) on -S and TPC-B vs direct. */
+  relayOnlyRatio: 0.85,
 } as const;
 
 export type Verdict = 'PASS' | 'MISS' | 'not measured';
@@ -34,12 +36,12 @@ function cellRuns(cells: readonly CellResult[], workload: string, target: string
   return cells.find((c) => c.workload === workload && c.target === target)?.runs ?? [];
 }
 
-/** Sidecache tps over direct tps (best run each), or undefined when either is missing. */
-function ratioToDirect(cells: readonly CellResult[], workload: string): number | undefined {
+/** A target's tps over direct tps (best run each), or undefined when either is missing. */
+function ratioToDirect(cells: readonly CellResult[], workload: string, target: 'sidecache' | 'passthrough' = 'sidecache'): number | undefined {
   const direct = cellRuns(cells, workload, 'direct');
-  const proxied = cellRuns(cells, workload, 'sidecache');
+  const proxied = cellRuns(cells, workload, target);
   if (direct.length === 0 || proxied.length === 0) return undefined;
-  return bestRun({ workload, target: 'sidecache', runs: proxied }).tps / bestRun({ workload, target: 'direct', runs: direct }).tps;
+  return bestRun({ workload, target, runs: proxied }).tps / bestRun({ workload, target: 'direct', runs: direct }).tps;
 }
 
 /** What sidecache's cache did over all measured runs of a cell; undefined when it was not read. */
@@ -72,6 +74,16 @@ export function evaluateGoals(input: GoalInput): GoalResult[] {
     if (w.key === 'hot-simple') ratioGoal(w, GOALS.hotSimpleRatio);
     else if (w.key === 'hot-prepared') ratioGoal(w, GOALS.hotPreparedRatio);
     else if (w.kind === 'uniform' || w.kind === 'tpcb') ratioGoal(w, GOALS.passThroughRatio);
+  }
+  for (const w of input.workloads) {
+    if (w.kind !== 'uniform' && w.kind !== 'tpcb') continue;
+    const ratio = ratioToDirect(input.cells, w.label, 'passthrough');
+    if (ratio === undefined) continue;
+    results.push({
+      goal: `${w.label}: relay alone (caching off) >= ${GOALS.relayOnlyRatio}x direct`,
+      measured: `${ratio.toFixed(2)}x`,
+      verdict: verdict(ratio, (r) => r >= GOALS.relayOnlyRatio),
+    });
   }
 
   // The hit rate and latency goals are judged on the faster hot workload through sidecache.
@@ -112,5 +124,5 @@ export function formatGoals(results: readonly GoalResult[]): string {
   const summary = missed === 0 && unmeasured === 0
     ? 'all goals met'
     : `${results.length - missed - unmeasured} of ${results.length} goals met, ${missed} missed, ${unmeasured} not measured (a measurement: the bench still exits 0)`;
-  return ['goals (issue 3):', ...lines, summary].join('\n');
+  return ['goals (issues 2 and 3):', ...lines, summary].join('\n');
 }

@@ -2,7 +2,8 @@
 import { histogramQuantile, hitRatio, sumReadings, type CacheReading } from './cache-metrics.js';
 import type { PgbenchResult } from './pgbench.js';
 
-export type TargetId = 'direct' | 'sidecache' | 'pgbouncer' | 'pgpool';
+/** passthrough: sidecache with caching off (`--cache-max-bytes 0`), the relay alone. */
+export type TargetId = 'direct' | 'sidecache' | 'passthrough' | 'pgbouncer' | 'pgpool';
 
 /** One pgbench run plus the CPU the relay in between used meanwhile (undefined for direct). */
 export interface MeasuredRun extends PgbenchResult {

@@ -23,7 +23,7 @@ import { DEFAULT_WORKLOADS, HOT_KEYS, WORKLOADS, writeWorkloadFiles, type Worklo
 
 const PG_SERVER = { host: '127.0.0.1', port: 5432, user: 'postgres' };
 const REDIS = { host: '127.0.0.1', port: 6379, requests: 200_000 };
-const ALL_TARGETS: TargetId[] = ['direct', 'sidecache', 'pgbouncer', 'pgpool'];
+const ALL_TARGETS: TargetId[] = ['direct', 'sidecache', 'passthrough', 'pgbouncer', 'pgpool'];
 /** Seconds of pgbench before measuring: once per target at the start, and per target before each hot workload (fills the caches). */
 const WARMUP_SECONDS = 2;
 
@@ -106,6 +106,8 @@ interface FreshnessRecord {
 /** The running servers under test and how to reach each. */
 class Targets {
   proxy: RunningProxy | undefined;
+  /** sidecache with caching off: what the relay alone costs. */
+  passthrough: RunningProxy | undefined;
   pgbouncer: RunningPgbouncer | undefined;
   pgpool: RunningPgpool | undefined;
   /** Why a wanted target is not running, printed with the results. */
@@ -115,6 +117,7 @@ class Targets {
     const ports: Record<TargetId, () => number> = {
       direct: () => PG_SERVER.port,
       sidecache: () => this.proxy!.pgPort,
+      passthrough: () => this.passthrough!.pgPort,
       pgbouncer: () => this.pgbouncer!.port,
       pgpool: () => this.pgpool!.port,
     };
@@ -126,6 +129,7 @@ class Targets {
     switch (target) {
       case 'direct': return undefined;
       case 'sidecache': return processCpuSeconds(this.proxy!.child.pid!);
+      case 'passthrough': return processCpuSeconds(this.passthrough!.child.pid!);
       case 'pgbouncer': return processCpuSeconds(this.pgbouncer!.pid);
       case 'pgpool': return this.pgpool!.cpuSeconds();
     }
@@ -134,12 +138,13 @@ class Targets {
   /** The relay's own output, appended to a pgbench failure through it. */
   relayOutput(target: TargetId): string | undefined {
     if (target === 'sidecache') return this.proxy?.output();
+    if (target === 'passthrough') return this.passthrough?.output();
     if (target === 'pgpool') return this.pgpool?.output();
     return undefined;
   }
 
   async stop(): Promise<void> {
-    await Promise.allSettled([this.proxy?.stop(), this.pgbouncer?.stop(), this.pgpool?.stop()]);
+    await Promise.allSettled([this.proxy?.stop(), this.passthrough?.stop(), this.pgbouncer?.stop(), this.pgpool?.stop()]);
   }
 }
 
@@ -274,6 +279,10 @@ async function startTargets(options: Options, targets: Targets): Promise<TargetI
   if (wanted.includes('sidecache')) {
     targets.proxy = await startProxy({ pgUpstream: `postgres://${PG_SERVER.host}:${PG_SERVER.port}` });
     active.push('sidecache');
+  }
+  if (wanted.includes('passthrough')) {
+    targets.passthrough = await startProxy({ pgUpstream: `postgres://${PG_SERVER.host}:${PG_SERVER.port}`, args: ['--cache-max-bytes', '0'] });
+    active.push('passthrough');
   }
   if (wanted.includes('pgbouncer')) {
     const binary = findPgbouncer();

@@ -89,6 +89,12 @@ export class PgListener implements SessionHost {
     this.metrics.protocolErrors.inc({ ...PROTOCOL, reason });
   }
 
+  upstreamLost(): void {
+    if (this.cache === null) return;
+    const dropped = this.cache.upstreamLost();
+    if (dropped > 0) this.log.warn({ dropped }, 'pg: an upstream session ended unexpectedly; cached results dropped');
+  }
+
   upstreamError(reason: string): void {
     this.metrics.upstreamErrors.inc({ ...PROTOCOL, reason });
   }

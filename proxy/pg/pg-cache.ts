@@ -212,6 +212,16 @@ export class PgCache {
     return d !== undefined && d.generation === this.generation(ctx.database) ? d : undefined;
   }
 
+  /**
+   * The server may have restarted, failed over or been restored: every entry may have missed a
+   * write, in every database. Returns how many entries were dropped.
+   */
+  upstreamLost(): number {
+    const dropped = this.store.invalidateAll();
+    this.stats.invalidated('database', dropped);
+    return dropped;
+  }
+
   generation(database: string): number {
     return this.generations.get(database) ?? 0;
   }

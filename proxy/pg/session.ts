@@ -58,6 +58,11 @@ export interface SessionHost {
   upstreamClosed(): void;
   protocolError(reason: string): void;
   upstreamError(reason: string): void;
+  /**
+   * The upstream ended a session the client had not ended, or could not be reached: the server
+   * may have restarted or failed over, so cached results may have missed writes.
+   */
+  upstreamLost(): void;
   closed(session: PgSession): void;
 }
 
@@ -77,6 +82,8 @@ export class PgSession implements RelayIo {
   private loginTimer: NodeJS.Timeout | null = null;
   private stallTimer: NodeJS.Timeout | null = null;
   private lastClientData = 0;
+  /** The client said goodbye: the upstream closing next is expected. */
+  private clientTerminated = false;
 
   readonly client: net.Socket;
   private readonly clientReads = new ReadBuffer((chunk) => this.onClientData(chunk));
@@ -149,6 +156,7 @@ export class PgSession implements RelayIo {
           this.relay!.forward(code, buf, start, end);
           return;
         case Phase.Ready:
+          if (code === Frontend.Terminate) this.clientTerminated = true;
           this.relay!.clientMessage(code, buf, start, end);
           return;
         case Phase.Closed:
@@ -271,11 +279,13 @@ export class PgSession implements RelayIo {
     const { host, port } = this.host.upstream;
     if (this.phase === Phase.Connecting) {
       this.host.upstreamError('connect');
+      this.host.upstreamLost();
       this.host.log.warn({ remote: this.remote, upstream: `${host}:${port}`, err: err.message }, 'pg: upstream unreachable');
       this.fail(new PgProxyError(SqlState.ConnectionFailure, `sidecache: cannot reach upstream postgres://${host}:${port}: ${err.message}`), null);
       return;
     }
     this.host.upstreamError('io');
+    if (this.phase === Phase.Ready) this.host.upstreamLost();
     this.host.log.warn({ remote: this.remote, err: err.message }, 'pg: upstream connection failed');
     this.fail(new PgProxyError(SqlState.ConnectionFailure, `sidecache: lost the upstream connection: ${err.message}`), null);
   };
@@ -286,6 +296,7 @@ export class PgSession implements RelayIo {
     if (this.phase === Phase.Closed) return;
     // The server ended the session (after Terminate, a FATAL error, or a timeout of its own):
     // pass the close on once what it sent has been written.
+    if (this.phase === Phase.Ready && !this.clientTerminated) this.host.upstreamLost();
     this.moveTo(Phase.Closed);
     this.clearTimers();
     this.client.end();

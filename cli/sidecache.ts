@@ -4,6 +4,7 @@ import { AdminServer } from '../admin/server.js';
 import { createMetrics, type Metrics } from '../admin/metrics.js';
 import type { Config, HostPort } from '../config/settings.js';
 import { MySqlListener } from '../proxy/mysql/listener.js';
+import { MySqlCache } from '../proxy/mysql/mysql-cache.js';
 import { PgListener } from '../proxy/pg/listener.js';
 import { PgCache } from '../proxy/pg/pg-cache.js';
 import type { Logger } from './log.js';
@@ -47,7 +48,8 @@ export async function startSidecache(config: Config, pgUpstream: HostPort | null
       listeners.push(pg);
     }
     if (config.mysqlUpstream !== null) {
-      const mysql = new MySqlListener(config, config.mysqlUpstream, log, metrics);
+      const cache = config.cacheMaxBytes > 0 ? new MySqlCache(config, metrics) : null;
+      const mysql = new MySqlListener(config, config.mysqlUpstream, log, metrics, cache);
       mysqlAddress = await bind('--mysql-listen', config.mysqlListen, (at) => mysql.listen(at));
       listeners.push(mysql);
     }

@@ -4,6 +4,7 @@ import type { Logger } from '../../cli/log.js';
 import type { Config, HostPort } from '../../config/settings.js';
 import type { Metrics } from '../../admin/metrics.js';
 import { MySqlErrorCode, MySqlProxyError } from './error-packet.js';
+import type { MySqlCache } from './mysql-cache.js';
 import { MySqlSession, type SessionHost, type SessionLimits } from './session.js';
 
 const PROTOCOL = { protocol: 'mysql' } as const;
@@ -16,7 +17,7 @@ export class MySqlListener implements SessionHost {
   private readonly admitted = new Set<MySqlSession>();
   private readonly all = new Set<MySqlSession>();
 
-  constructor(config: Config, readonly upstream: HostPort, readonly log: Logger, private readonly metrics: Metrics) {
+  constructor(config: Config, readonly upstream: HostPort, readonly log: Logger, private readonly metrics: Metrics, readonly cache: MySqlCache | null = null) {
     this.limits = {
       maxMessageBytes: config.maxMessageBytes,
       loginTimeoutMs: config.loginTimeoutMs,

@@ -19,7 +19,9 @@ import {
   decodeClientLogin, decodeServerHandshake, offeredCapabilities, rewriteHandshakeResponse, rewriteServerHandshake,
   type ServerHandshake,
 } from './handshake.js';
+import type { MySqlCache } from './mysql-cache.js';
 import { MalformedPacketError, PacketFramer, type PacketError, type PacketSink } from './packets.js';
+import { MySqlRelay } from './relay.js';
 import { ReplyTracker } from './replies.js';
 import { ServerScanner } from './server-scanner.js';
 import { MySqlSessionState } from './session-state.js';
@@ -54,6 +56,8 @@ export interface SessionHost {
   readonly upstream: HostPort;
   readonly limits: SessionLimits;
   readonly log: Logger;
+  /** The result cache, null when caching is off. */
+  readonly cache: MySqlCache | null;
   /** Asks for a connection slot; false = over the limit. */
   admit(session: MySqlSession): boolean;
   upstreamOpened(): void;
@@ -75,6 +79,8 @@ export class MySqlSession {
   /** The server's handshake, read whole so its capabilities can be rewritten. */
   private readonly greetingFramer = new PacketFramer(MAX_LOGIN_PACKET);
   private readonly scanner = new ServerScanner();
+  /** Routes traffic through the cache once logged in; null when caching is off (bytes flow as they come). */
+  private relay: MySqlRelay | null = null;
   private handshake: ServerHandshake | null = null;
   /** The latest sequence id relayed either way, and which way: the proxy's own packets follow it. */
   private lastSeq = 0;
@@ -156,6 +162,14 @@ export class MySqlSession {
         case Phase.Ready:
           let kind;
           try {
+            if (this.relay !== null) {
+              if (payloadLength > 0 && buf[start + 4] === Command.Quit && this.tracker.awaiting === 0) {
+                this.close();
+                return;
+              }
+              this.relay.clientPacket(buf, start, end, payloadLength);
+              return;
+            }
             kind = this.tracker.clientPacket(buf, start, end, payloadLength);
           } catch (err) {
             if (!(err instanceof MalformedPacketError)) throw err;
@@ -203,6 +217,11 @@ export class MySqlSession {
     this.toUpstream(rewritten);
   }
 
+  private readonly relayIo = {
+    toUpstream: (bytes: Buffer): void => this.toUpstream(bytes),
+    toClient: (bytes: Buffer): void => this.toClient(bytes),
+  };
+
   private toUpstream(bytes: Buffer): void {
     if (this.upstream !== null && !this.upstream.write(bytes)) this.client.pause();
   }
@@ -241,6 +260,12 @@ export class MySqlSession {
       if (err) this.upstreamBroken(`invalid handshake packet (${err.kind})`);
       return;
     }
+    if (this.relay !== null) {
+      this.relay.upstreamChunk(chunk);
+      this.lastSeq = this.relay.lastSeq;
+      this.lastFromClient = false;
+      return;
+    }
     this.scanner.feed(chunk, this.tracker);
     this.lastSeq = this.scanner.lastSeq;
     this.lastFromClient = false;
@@ -250,6 +275,8 @@ export class MySqlSession {
         this.moveTo(Phase.Ready);
         this.clearLoginTimer();
         this.framer.setLimit(this.host.limits.maxMessageBytes);
+        // The login's reply ended at a packet boundary: the relay's own scanner starts here.
+        if (this.host.cache !== null) this.relay = new MySqlRelay(this.relayIo, this.host.cache, this.state, this.tracker, this.host.log);
       } else if (this.tracker.loginError !== null) {
         const { code, message } = this.tracker.loginError;
         this.host.log.info({ remote: this.remote, user: this.state.user, database: this.state.database, code, error: message }, 'mysql: connection refused by upstream');
@@ -384,7 +411,8 @@ export class MySqlSession {
       this.host.protocolError(protocolReason);
       this.host.log.warn({ remote: this.remote, reason: protocolReason }, `mysql: closing client connection: ${err.message}`);
     }
-    if (this.scanner.atBoundary && this.tracker.canInterject && !this.client.destroyed) {
+    const atBoundary = this.relay !== null ? this.relay.atBoundary : this.scanner.atBoundary;
+    if (atBoundary && this.tracker.canInterject && !this.client.destroyed) {
       this.client.write(errPacket(err, this.errorSeq()));
     }
     this.close();

@@ -1,0 +1,346 @@
+// The MySQL side's shared cache service: the result store, the statement analysis (one analysis
+// per statement shape and dialect), the session contexts entries are keyed under, the probe that
+// reads a session's context and judges a statement's tables and functions, and invalidation.
+// Sessions (relay.ts) call it; it knows nothing of sockets.
+import { createHash } from 'node:crypto';
+import type { Metrics } from '../../admin/metrics.js';
+import { QueryStats, type StatementIdentity } from '../../admin/query-stats.js';
+import { ResultStore } from '../../cache/store.js';
+import { databaseTag, tableTag } from '../../cache/tags.js';
+import type { Config } from '../../config/settings.js';
+import type { MysqlAnalysisOptions, MysqlQualifiedName, MysqlStatementAnalysis } from '../../invalidation/mysql-analysis.js';
+import { MysqlClassifier } from '../../invalidation/mysql-classifier.js';
+import { mysqlStatementShape } from '../../invalidation/mysql-shape.js';
+
+/** How a statement leaves the session's context once it ran. */
+export const enum SessionEffect {
+  None,
+  /** Changed something the probe reads (database, character set, time_zone, role...): probe again. */
+  Stale,
+  /** Changed something the probe cannot read (temporary tables, unknown settings, CALL): share nothing. */
+  Private,
+}
+
+/** What the proxy derives once from the analysis of a statement shape. */
+export interface MysqlStatementInfo {
+  readonly analysis: MysqlStatementAnalysis;
+  readonly identity: StatementIdentity;
+  /** The text's own verdict allows caching (one SELECT without time-dependent functions, locks, INTO...). */
+  readonly readCacheable: boolean;
+  /** Tables whose cached reads a commit of this statement makes stale. */
+  readonly writes: readonly MysqlQualifiedName[];
+  /** Invalidate everything on commit (DDL, CALL, stored functions, text not understood). */
+  readonly writesUnlisted: boolean;
+  /** The catalog may have changed: decisions (table types, function flags, triggers) are taken again. */
+  readonly catalogChanged: boolean;
+  readonly sessionEffect: SessionEffect;
+  /** Temporary tables the statement creates or drops (this session's names from then on). */
+  readonly temporaryTables: readonly string[];
+  /** Ends the transaction without committing it (ROLLBACK, XA ROLLBACK). */
+  readonly rollsBack: boolean;
+}
+
+/** What the probe decided for one statement in one context. */
+export interface Decision {
+  readonly generation: number;
+  readonly cacheable: boolean;
+  readonly reason: string | null;
+  /** Entry tags: every table read plus the database of each. */
+  readonly tags: readonly string[];
+}
+
+/** Everything a session's results depend on besides the statement itself, interned. */
+export class MysqlContext {
+  readonly decisions = new Map<MysqlStatementInfo, Decision>();
+  constructor(readonly id: number, readonly database: string, readonly keyPrefix: string, readonly dialect: MysqlAnalysisOptions) {}
+}
+
+export interface EntryMeta {
+  readonly identity: StatementIdentity;
+}
+
+/**
+ * Session variables that change a result or its bytes, read by the probe into the context.
+ * Setting any other variable that may change results makes the session private (SessionEffect).
+ */
+const KEYED_VARIABLES = [
+  'character_set_client', 'character_set_connection', 'character_set_results', 'collation_connection',
+  'character_set_database', 'collation_database', 'time_zone', 'sql_mode', 'div_precision_increment',
+  'lc_time_names', 'group_concat_max_len', 'default_week_format', 'sql_select_limit', 'max_sort_length',
+  'sql_auto_is_null',
+] as const;
+/** Each server has some of its own; the other would fail the probe on them. */
+const KEYED_MARIADB_VARIABLES = ['system_versioning_asof'] as const;
+const KEYED_MYSQL_VARIABLES = ['block_encryption_mode'] as const;
+const KEYED_SET: ReadonlySet<string> = new Set<string>([...KEYED_VARIABLES, ...KEYED_MARIADB_VARIABLES, ...KEYED_MYSQL_VARIABLES]);
+/** Table types whose rows change only through writes the proxy sees (views are resolved later, not cached). */
+const CACHEABLE_TABLE_TYPES: ReadonlySet<string> = new Set(['BASE TABLE', 'SYSTEM VERSIONED']);
+
+/** The probe's row: DATABASE(), CURRENT_USER(), USER(), CURRENT_ROLE(), the keyed variables, fan-out, then the checks. */
+const SETTINGS_COLUMN = 4;
+const FAN_OUT_COLUMN = 5;
+const FIRST_CHECK_COLUMN = 6;
+
+const MAX_CONTEXTS = 10_000;
+const MAX_TEXTS = 10_000;
+const MAX_TEXT_KEY_LENGTH = 4096;
+const MAX_DECISIONS_PER_CONTEXT = 10_000;
+
+/** The probe's row, read. */
+export interface MysqlProbeResult {
+  readonly database: string | null;
+  /** The identity and settings part of the context key. */
+  readonly contextText: string;
+  readonly sqlMode: string;
+  /** Tables of the current database whose writes reach other tables (triggers, cascading foreign keys); null = unknown. */
+  readonly fanOut: ReadonlySet<string> | null;
+  /** Per statement check: the values of its table-type and routine columns. */
+  readonly checks: readonly (string | null)[];
+}
+
+export class MysqlProbeError extends Error {
+  override name = 'MysqlProbeError';
+}
+
+export class MySqlCache {
+  readonly store: ResultStore<EntryMeta>;
+  readonly stats: QueryStats;
+  readonly maxEntryBytes: number;
+  /** One classifier per dialect: the same text can read differently under another sql_mode. */
+  private readonly classifiers = new Map<string, MysqlClassifier>();
+  private readonly infos = new WeakMap<MysqlStatementAnalysis, MysqlStatementInfo>();
+  private readonly infoByText = new Map<string, MysqlStatementInfo>();
+  private readonly contexts = new Map<string, MysqlContext>();
+  /** Bumped on DDL: decisions and fan-out taken before may rest on a catalog that changed. */
+  private generationCount = 0;
+  private readonly fanOut = new Map<string, { generation: number; tables: ReadonlySet<string> | null }>();
+  private nextContextId = 1;
+
+  constructor(config: Config, metrics: Metrics) {
+    this.store = new ResultStore<EntryMeta>({
+      maxBytes: config.cacheMaxBytes,
+      maxEntryBytes: config.cacheMaxEntryBytes,
+      defaultTtlMs: config.cacheTtlMs,
+    });
+    this.maxEntryBytes = config.cacheMaxEntryBytes;
+    this.stats = new QueryStats('mysql', metrics);
+    this.stats.observeStore(() => {
+      const c = this.store.counters();
+      return { entries: c.entries, bytes: c.bytes, evictions: c.evictions, maxBytes: config.cacheMaxBytes };
+    });
+  }
+
+  get generation(): number {
+    return this.generationCount;
+  }
+
+  /** The analysis and derived facts of a statement text under a dialect (analysed once per shape). */
+  info(text: string, dialect: MysqlAnalysisOptions, dialectKey: string): MysqlStatementInfo {
+    const textKey = dialectKey + text;
+    const known = this.infoByText.get(textKey);
+    if (known !== undefined) return known;
+    let classifier = this.classifiers.get(dialectKey);
+    if (classifier === undefined) {
+      classifier = new MysqlClassifier({ dialect });
+      this.classifiers.set(dialectKey, classifier);
+    }
+    const shape = mysqlStatementShape(text, dialect);
+    const analysis = classifier.classify(shape);
+    let info = this.infos.get(analysis);
+    if (info === undefined) {
+      info = this.derive(analysis, shape);
+      this.infos.set(analysis, info);
+    }
+    if (text.length <= MAX_TEXT_KEY_LENGTH) {
+      if (this.infoByText.size >= MAX_TEXTS) this.infoByText.clear();
+      this.infoByText.set(textKey, info);
+    }
+    return info;
+  }
+
+  private derive(a: MysqlStatementAnalysis, shape: string): MysqlStatementInfo {
+    const fingerprint = createHash('sha1').update(shape).digest('hex').slice(0, 16);
+    const tables = [...a.tablesRead, ...a.tablesWritten].map((t) => t.name);
+    let effect = SessionEffect.None;
+    const temporaryTables: string[] = [];
+    for (const change of a.sessionChanges) {
+      if (change.global || !change.affectsResults) continue;
+      switch (change.action) {
+        case 'database':
+        case 'role':
+          effect = Math.max(effect, SessionEffect.Stale);
+          break;
+        case 'variable':
+          effect = Math.max(effect, change.setting !== null && KEYED_SET.has(change.setting) ? SessionEffect.Stale : SessionEffect.Private);
+          break;
+        case 'temporary-table':
+          if (change.setting !== null) temporaryTables.push(change.setting);
+          effect = SessionEffect.Private;
+          break;
+        default:
+          effect = SessionEffect.Private;
+      }
+    }
+    const transactions = a.statements.map((s) => s.transaction);
+    const catalogChanged = a.kind === 'ddl' || a.kind === 'unknown' || a.writesUnlisted;
+    return Object.freeze({
+      analysis: a,
+      identity: this.stats.identify(fingerprint, shape, [...new Set(tables)]),
+      readCacheable: a.cacheable && a.kind === 'read',
+      writes: a.tablesWritten,
+      writesUnlisted: catalogChanged,
+      catalogChanged,
+      sessionEffect: effect,
+      temporaryTables: Object.freeze(temporaryTables),
+      rollsBack: transactions.includes('rollback') || transactions.includes('xa_rollback'),
+    });
+  }
+
+  /**
+   * The probe for a statement: one row of the session's context (database, users, role, keyed
+   * variables), the current database's fan-out tables, then one column per table read (its
+   * TABLE_TYPE) and per stored function called (determinism and data access). Names travel as hex
+   * literals so neither sql_mode nor the character set can change how they read.
+   */
+  probeSql(info: MysqlStatementInfo, mariadb: boolean): string {
+    const variables = [...KEYED_VARIABLES, ...(mariadb ? KEYED_MARIADB_VARIABLES : KEYED_MYSQL_VARIABLES)];
+    const columns = [
+      'DATABASE()', 'CURRENT_USER()', 'USER()', 'CURRENT_ROLE()',
+      // CONCAT_WS skips NULLs (character_set_results may be NULL): mark them so positions hold.
+      `CONCAT_WS(X'00', ${variables.map((v) => `IFNULL(@@SESSION.${v}, X'01')`).join(', ')})`,
+      // Writes to these tables reach others: invalidated wide. The count tells a truncated list.
+      "(SELECT CONCAT(COUNT(DISTINCT t), ':', IFNULL(GROUP_CONCAT(DISTINCT HEX(t)), '')) FROM ("
+        + 'SELECT EVENT_OBJECT_TABLE AS t FROM information_schema.TRIGGERS WHERE EVENT_OBJECT_SCHEMA = DATABASE() UNION '
+        + "SELECT REFERENCED_TABLE_NAME FROM information_schema.REFERENTIAL_CONSTRAINTS WHERE UNIQUE_CONSTRAINT_SCHEMA = DATABASE() AND (DELETE_RULE NOT IN ('RESTRICT', 'NO ACTION') OR UPDATE_RULE NOT IN ('RESTRICT', 'NO ACTION'))"
+        + ') f)',
+    ];
+    for (const t of info.analysis.tablesRead) {
+      columns.push(`(SELECT TABLE_TYPE FROM information_schema.TABLES WHERE TABLE_SCHEMA = ${schemaOf(t)} AND TABLE_NAME = ${literal(t.name)})`);
+    }
+    for (const r of info.analysis.routines) {
+      columns.push(`(SELECT CONCAT(IS_DETERMINISTIC, ':', SQL_DATA_ACCESS) FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = ${schemaOf(r)} AND ROUTINE_NAME = ${literal(r.name)} AND ROUTINE_TYPE = 'FUNCTION' LIMIT 1)`);
+    }
+    return `SELECT ${columns.join(', ')}`;
+  }
+
+  /** Reads the probe's row (text protocol values, NULL as null). */
+  readProbe(row: readonly (string | null)[], info: MysqlStatementInfo): MysqlProbeResult {
+    const expected = FIRST_CHECK_COLUMN + info.analysis.tablesRead.length + info.analysis.routines.length;
+    if (row.length !== expected) throw new MysqlProbeError(`probe returned ${row.length} columns, expected ${expected}`);
+    const settings = row[SETTINGS_COLUMN] ?? '';
+    const sqlMode = settings.split('\u0000')[KEYED_VARIABLES.indexOf('sql_mode')] ?? '';
+    return {
+      database: row[0] ?? null,
+      contextText: row.slice(0, SETTINGS_COLUMN + 1).map((v) => v ?? '\u0001').join('\u0000'),
+      sqlMode,
+      fanOut: readFanOut(row[FAN_OUT_COLUMN] ?? null),
+      checks: row.slice(FIRST_CHECK_COLUMN),
+    };
+  }
+
+  /**
+   * The context for a probe's view of the session plus the capabilities that shape result bytes.
+   * `privateId` is set when the session must share nothing (temporary tables, unreadable settings).
+   */
+  context(probe: MysqlProbeResult, capabilities: string, privateId: number | null): MysqlContext | null {
+    if (probe.database === null) return null;
+    const text = `${probe.contextText}\u0000${capabilities}\u0000${privateId ?? ''}`;
+    let ctx = this.contexts.get(text);
+    if (ctx === undefined) {
+      if (this.contexts.size >= MAX_CONTEXTS) return null;
+      const id = this.nextContextId++;
+      ctx = new MysqlContext(id, probe.database, `${id}\u0001`, dialectOf(probe.sqlMode));
+      this.contexts.set(text, ctx);
+    }
+    return ctx;
+  }
+
+  /** Records what the probe found for `info` under `ctx`. */
+  decide(ctx: MysqlContext, info: MysqlStatementInfo, probe: MysqlProbeResult): Decision {
+    this.fanOut.set(ctx.database, { generation: this.generationCount, tables: probe.fanOut });
+    const a = info.analysis;
+    let reason: string | null = info.readCacheable ? null : a.reasonNotCacheable ?? 'not-cacheable';
+    const tags = new Set<string>([databaseTag(ctx.database)]);
+    a.tablesRead.forEach((t, i) => {
+      const type = probe.checks[i] ?? null;
+      if (reason === null && type === null) reason = 'unknown-table'; // a temporary table, or one that does not exist
+      else if (reason === null && !CACHEABLE_TABLE_TYPES.has(type!)) reason = type === 'VIEW' ? 'view' : 'table-type';
+      const db = t.database ?? ctx.database;
+      tags.add(databaseTag(db));
+      tags.add(tableTag(db, '', t.name));
+    });
+    a.routines.forEach((_r, i) => {
+      const flags = probe.checks[a.tablesRead.length + i] ?? null;
+      if (reason === null && flags !== 'YES:NO SQL' && flags !== 'YES:CONTAINS SQL') reason = 'user-function';
+    });
+    const decision: Decision = Object.freeze({ generation: this.generationCount, cacheable: reason === null, reason, tags: Object.freeze([...tags]) });
+    if (ctx.decisions.size >= MAX_DECISIONS_PER_CONTEXT) ctx.decisions.clear();
+    ctx.decisions.set(info, decision);
+    return decision;
+  }
+
+  decision(ctx: MysqlContext, info: MysqlStatementInfo): Decision | undefined {
+    const d = ctx.decisions.get(info);
+    return d !== undefined && d.generation === this.generationCount ? d : undefined;
+  }
+
+  /**
+   * A commit wrote `tables`, resolved against `database` (the session's current one; null when
+   * unknown). Writes the proxy cannot bound (unknown database, triggers, cascades, DDL) drop everything.
+   */
+  invalidate(database: string | null, tables: Iterable<MysqlQualifiedName>, wide: boolean, catalogChanged: boolean): void {
+    if (catalogChanged) this.generationCount++;
+    const tags: string[] = [];
+    const names: string[] = [];
+    if (!wide) {
+      for (const t of tables) {
+        const db = t.database ?? database;
+        if (db === null || this.writeFansOut(db, t.name)) {
+          wide = true;
+          break;
+        }
+        tags.push(tableTag(db, '', t.name));
+        names.push(t.name);
+      }
+    }
+    if (wide) {
+      this.stats.invalidated('database', this.store.invalidateAll());
+      return;
+    }
+    if (tags.length === 0) return;
+    this.stats.invalidated(names, this.store.invalidateTags(tags));
+  }
+
+  /** May a write to `table` change other tables? Unknown for this catalog generation counts as yes. */
+  private writeFansOut(database: string, table: string): boolean {
+    const known = this.fanOut.get(database);
+    return known === undefined || known.generation !== this.generationCount || known.tables === null || known.tables.has(table);
+  }
+}
+
+/** The analysis dialect a session's sql_mode implies. */
+export function dialectOf(sqlMode: string): MysqlAnalysisOptions {
+  const modes = sqlMode.toUpperCase().split(',');
+  return {
+    ansiQuotes: modes.includes('ANSI_QUOTES') || modes.includes('ANSI'),
+    noBackslashEscapes: modes.includes('NO_BACKSLASH_ESCAPES'),
+  };
+}
+
+function readFanOut(value: string | null): ReadonlySet<string> | null {
+  if (value === null) return null;
+  const colon = value.indexOf(':');
+  const count = Number(value.slice(0, colon));
+  const list = value.slice(colon + 1);
+  const names = list === '' ? [] : list.split(',').map((hex) => Buffer.from(hex, 'hex').toString('utf8'));
+  // GROUP_CONCAT stops at group_concat_max_len: a short list means names are missing.
+  return names.length === count ? new Set(names) : null;
+}
+
+function literal(name: string): string {
+  return `CONVERT(X'${Buffer.from(name, 'utf8').toString('hex')}' USING utf8mb4)`;
+}
+
+function schemaOf(name: MysqlQualifiedName): string {
+  return name.database === null ? 'DATABASE()' : literal(name.database);
+}

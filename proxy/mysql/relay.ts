@@ -1,0 +1,656 @@
+// The traffic of one logged-in MySQL session when caching is on, both ways: which commands the
+// cache answers (COM_QUERY and COM_STMT_EXECUTE of a cacheable SELECT), which go upstream (with the
+// proxy's own probe in front when the session's context or the statement's verdict is not known),
+// and what happens to each server packet (relay, relay and capture for the cache, or swallow the
+// reply to the proxy's probe). Writes invalidate what they made stale before their OK reaches the
+// client.
+//
+// Every command that gets a reply has one Pending entry, queued in the order the server answers,
+// mirroring the ReplyTracker's queue; a server packet belongs to the head entry and a reply ends
+// when the tracker's queue shrinks. The cache answers only when nothing is outstanding, outside
+// transactions and with autocommit on, so replies never reorder. Each command starts its own
+// sequence at 0, so the probe is a command of its own and a stored reply (sequence ids from 1)
+// replays as is for any later command.
+import type { FillToken } from '../../cache/tag-versions.js';
+import { serverDialect } from '../../invalidation/mysql-lexer.js';
+import type { MysqlAnalysisOptions } from '../../invalidation/mysql-analysis.js';
+import type { Logger } from '../../cli/log.js';
+import { Command, MariaDbCapability, Capability, ServerStatus } from './codes.js';
+import { MalformedPacketError, PayloadReader, encodePacket, payloadOf } from './packets.js';
+import type { ReplyTracker } from './replies.js';
+import { decodeOk } from './server-packets.js';
+import { ServerScanner, type ServerPacketSink } from './server-scanner.js';
+import type { MySqlSessionState } from './session-state.js';
+import { MysqlProbeError, SessionEffect, type MySqlCache, type MysqlContext, type MysqlProbeResult, type MysqlStatementInfo } from './mysql-cache.js';
+
+export interface MySqlRelayIo {
+  toUpstream(bytes: Buffer): void;
+  toClient(bytes: Buffer): void;
+}
+
+const enum Kind {
+  /** Relayed as is. */
+  Forward,
+  /** Relayed and captured: the result may be stored. */
+  Fill,
+  /** The proxy's own probe: the reply is read and swallowed. */
+  Probe,
+}
+
+const enum Route {
+  Forward,
+  Capture,
+  Drop,
+}
+
+/** One command awaiting its reply. */
+interface Pending {
+  kind: Kind;
+  command: number;
+  startedAt: number;
+  /** The statement (COM_QUERY text or the prepared statement executed), if any. */
+  info: MysqlStatementInfo | null;
+  bypassReason: string;
+  /** Packets of the reply seen so far. */
+  packets: number;
+  errored: boolean;
+  // A fill: the key without the context prefix, the token taken when sent, the reply so far.
+  keySuffix: string;
+  token: FillToken | 0;
+  parts: Buffer[];
+  size: number;
+  poisoned: boolean;
+  // COM_STMT_PREPARE: the text, for the statement id its reply assigns.
+  prepareText: string | null;
+  // A probe: the statement it is for, the column count and the row it returned.
+  probeFor: MysqlStatementInfo | null;
+  probeColumns: number;
+  probeRow: (string | null)[] | null;
+}
+
+/** A statement prepared on the upstream connection, as the proxy needs it to key its executions. */
+interface Prepared {
+  readonly text: string;
+  readonly params: number;
+  /** The parameter types of the client's latest execution that sent them (sent only when they change). */
+  types: Buffer | null;
+  /** The types the server last received: differ from `types` after an execution the cache answered. */
+  upstreamTypes: Buffer | null;
+  /** COM_STMT_SEND_LONG_DATA sent values the EXECUTE packet does not hold. */
+  longData: boolean;
+}
+
+/** An EXECUTE packet read: its statement, the key of its result, where types would go (-1: it sent them). */
+interface Executed {
+  readonly prepared: Prepared;
+  readonly keySuffix: string | null;
+  readonly typesAt: number;
+}
+
+/** Result bytes depend on these capabilities (EOF vs OK terminators, metadata, OK packet layout). */
+const KEYED_CAPABILITIES = (Capability.DeprecateEof | Capability.Protocol41 | Capability.SessionTrack | Capability.LongPassword) >>> 0;
+const KEYED_MARIADB_CAPABILITIES = (MariaDbCapability.ExtendedMetadata | MariaDbCapability.CacheMetadata) >>> 0;
+/** Commands after which the session's context must be read again. */
+const RESETS_SESSION = new Set<number>([Command.ChangeUser, Command.ResetConnection]);
+
+let nextRelayId = 1;
+
+export class MySqlRelay implements ServerPacketSink {
+  private readonly id = nextRelayId++;
+  private readonly queue: Pending[] = [];
+  private readonly prepared = new Map<number, Prepared>();
+  private ctx: MysqlContext | null = null;
+  /** Something changed the session since the context was read: probe before the next cached read. */
+  private ctxStale = false;
+  /** The session changed what the probe cannot read: its context is its own. */
+  private privateContext = false;
+  /** Temporary tables this session made: reads naming one are never cached. */
+  private readonly temporaryTables = new Set<string>();
+  /** The probe failed: caching is off for this session. */
+  private unanalysable = false;
+  /** The latest probe found no context (no current database): no probing until the session changes. */
+  private noContext = false;
+  /** Written tables of the current transaction, invalidated again when it commits. */
+  private pendingWrites: MysqlStatementInfo[] = [];
+  private dialect: MysqlAnalysisOptions;
+  private dialectKey = '00';
+  private readonly mariadb: boolean;
+  // Upstream -> client routing of the current chunk.
+  private readonly scanner = new ServerScanner();
+  private chunk: Buffer | null = null;
+  private route = Route.Forward;
+  private routeStart = 0;
+  private routeTarget: Pending | null = null;
+  private finished: Pending[] = [];
+  /** Physical packet walk: header bytes still to read, payload bytes still to come. */
+  private headerLeft = 4;
+  private readonly header = Buffer.alloc(4);
+  private payloadLeft = 0;
+  private head: Pending | undefined = undefined;
+
+  constructor(
+    private readonly io: MySqlRelayIo,
+    private readonly cache: MySqlCache,
+    private readonly state: MySqlSessionState,
+    private readonly tracker: ReplyTracker,
+    private readonly log: Logger,
+  ) {
+    const server = serverDialect(state.serverVersion);
+    this.mariadb = server.mariadb === true;
+    this.dialect = server;
+  }
+
+  /** Between server packets: a packet of the proxy's own may be sent to the client here. */
+  get atBoundary(): boolean {
+    return this.scanner.atBoundary;
+  }
+
+  /** Sequence id of the latest server packet header seen. */
+  get lastSeq(): number {
+    return this.scanner.lastSeq;
+  }
+
+  // ---------------------------------------------------------------- client -> upstream
+
+  /** A whole client packet of a logged-in session (not COM_QUIT). Throws MalformedPacketError. */
+  clientPacket(buf: Buffer, start: number, end: number, payloadLength: number): void {
+    if (this.queue.length === 0 && payloadLength > 0 && !this.unanalysable) {
+      const command = buf[start + 4]!;
+      if (command === Command.Query) return this.onQuery(buf, start, end);
+      if (command === Command.StmtExecute) return this.onExecute(buf, start, end);
+    }
+    this.relayPacket(buf, start, end, payloadLength);
+  }
+
+  /** Relays a client packet, queueing what its reply means (no cache lookup). */
+  private relayPacket(buf: Buffer, start: number, end: number, payloadLength: number): void {
+    const kind = this.tracker.clientPacket(buf, start, end, payloadLength);
+    if (kind === 'command') {
+      const command = buf[start + 4]!;
+      const p = this.pending(Kind.Forward, command, null, 'pipelined');
+      switch (command) {
+        case Command.Query:
+          p.info = this.info(payloadOf(buf, start, end).toString('utf8', 1));
+          if (p.info.sessionEffect !== SessionEffect.None) this.ctxStale = true;
+          p.bypassReason = this.inTransaction ? 'in-transaction' : this.unanalysable ? 'unanalysable' : 'pipelined';
+          break;
+        case Command.StmtExecute: {
+          const payload = payloadOf(buf, start, end);
+          const ex = this.executed(payload);
+          p.info = ex === null ? null : this.info(ex.prepared.text);
+          p.bypassReason = this.inTransaction ? 'in-transaction' : 'pipelined';
+          const replacement = ex === null ? null : this.executeForUpstream(payload, ex);
+          this.queue.push(p);
+          this.io.toUpstream(replacement ?? buf.subarray(start, end));
+          return;
+        }
+        case Command.StmtPrepare:
+          p.prepareText = payloadOf(buf, start, end).toString('utf8', 1);
+          break;
+        case Command.StmtReset:
+          if (payloadLength >= 5) {
+            const s = this.prepared.get(buf.readUInt32LE(start + 5));
+            if (s !== undefined) s.longData = false;
+          }
+          break;
+        case Command.InitDb:
+        case Command.ChangeUser:
+        case Command.ResetConnection:
+          this.ctxStale = true;
+          break;
+      }
+      this.queue.push(p);
+    } else if (kind === 'no-reply' && payloadLength >= 5) {
+      const id = buf.readUInt32LE(start + 5);
+      if (buf[start + 4] === Command.StmtClose) this.prepared.delete(id);
+      else if (buf[start + 4] === Command.StmtSendLongData) {
+        const s = this.prepared.get(id);
+        if (s !== undefined) s.longData = true;
+      }
+    }
+    this.io.toUpstream(buf.subarray(start, end));
+  }
+
+  private onQuery(buf: Buffer, start: number, end: number): void {
+    const cache = this.cache;
+    const started = performance.now();
+    const text = payloadOf(buf, start, end).toString('utf8', 1);
+    const quiet = this.quiet;
+    if (quiet && this.ctx !== null && !this.ctxStale && this.temporaryTables.size === 0) {
+      // An entry exists only for a text found cacheable under this context: no analysis on a hit.
+      const entry = cache.store.get(this.ctx.keyPrefix + 'Q' + text);
+      if (entry !== undefined) {
+        this.io.toClient(entry.bytes);
+        cache.stats.hit(entry.meta.identity, (performance.now() - started) / 1000);
+        return;
+      }
+    }
+    const info = this.info(text);
+    this.plan(info, quiet ? 'Q' + text : null, Command.Query);
+    if (info.sessionEffect !== SessionEffect.None) this.ctxStale = true;
+    this.sendClientCommand(buf, start, end);
+  }
+
+  private onExecute(buf: Buffer, start: number, end: number): void {
+    const cache = this.cache;
+    const started = performance.now();
+    const payload = payloadOf(buf, start, end);
+    const executed = this.executed(payload);
+    if (executed === null) {
+      this.relayPacket(buf, start, end, end - start - 4);
+      return;
+    }
+    const quiet = this.quiet;
+    const suffix = executed.keySuffix;
+    if (quiet && suffix !== null && this.ctx !== null && !this.ctxStale && this.temporaryTables.size === 0) {
+      const entry = cache.store.get(this.ctx.keyPrefix + suffix);
+      if (entry !== undefined) {
+        this.io.toClient(entry.bytes);
+        cache.stats.hit(entry.meta.identity, (performance.now() - started) / 1000);
+        return;
+      }
+    }
+    const info = this.info(executed.prepared.text);
+    const p = this.plan(info, quiet ? suffix : null, Command.StmtExecute);
+    if (suffix === null && p.kind === Kind.Forward && quiet) p.bypassReason = 'cursor-or-long-data';
+    const replacement = this.executeForUpstream(payload, executed);
+    if (replacement === null) this.sendClientCommand(buf, start, end);
+    else this.sendClientCommand(replacement, 0, replacement.length);
+  }
+
+  /**
+   * The EXECUTE packet the server must get instead of the client's, or null to relay it as is. A
+   * client sends parameter types only when they change; when the execution that sent them was
+   * answered from the cache, the server never saw them, so they are put back in.
+   */
+  private executeForUpstream(payload: Buffer, ex: Executed): Buffer | null {
+    const s = ex.prepared;
+    if (s.params === 0 || s.types === null) return null;
+    if (ex.typesAt < 0 || s.types === s.upstreamTypes || (s.upstreamTypes !== null && s.types.equals(s.upstreamTypes))) {
+      s.upstreamTypes = s.types;
+      return null;
+    }
+    s.upstreamTypes = s.types;
+    const boundAt = ex.typesAt - 1;
+    const rebuilt = Buffer.concat([payload.subarray(0, boundAt), Buffer.from([1]), s.types, payload.subarray(ex.typesAt)]);
+    return encodePacket(rebuilt, 0);
+  }
+
+  /**
+   * The prepared statement an EXECUTE payload runs and the key of its result (null when it cannot
+   * be keyed: a cursor, long data, parameter types never sent). Remembers the types it sends.
+   */
+  private executed(payload: Buffer): Executed | null {
+    if (payload.length < 10) return null;
+    const prepared = this.prepared.get(payload.readUInt32LE(1));
+    if (prepared === undefined) return null;
+    const flags = payload[5]!;
+    const longData = prepared.longData;
+    prepared.longData = false; // the server forgets long data once the statement is executed
+    const n = prepared.params;
+    if (n === 0) return { prepared, keySuffix: flags === 0 && !longData ? 'E' + prepared.text : null, typesAt: -1 };
+    const nullBitmap = (n + 7) >> 3;
+    let pos = 10 + nullBitmap;
+    if (payload.length <= pos) return { prepared, keySuffix: null, typesAt: -1 };
+    const bound = payload[pos++] === 1;
+    const typesAt = bound ? -1 : pos;
+    if (bound) {
+      if (payload.length < pos + 2 * n) return { prepared, keySuffix: null, typesAt: -1 };
+      prepared.types = Buffer.from(payload.subarray(pos, pos + 2 * n));
+      pos += 2 * n;
+    }
+    const types = prepared.types;
+    if (flags !== 0 || longData || types === null) return { prepared, keySuffix: null, typesAt };
+    const key = 'E' + prepared.text + '\u0000' + payload.toString('latin1', 10, 10 + nullBitmap) + types.toString('latin1') + payload.toString('latin1', pos);
+    return { prepared, keySuffix: key, typesAt };
+  }
+
+  /** Can the cache answer or fill now? Only between commands, outside transactions. */
+  private get quiet(): boolean {
+    return this.queue.length === 0 && !this.inTransaction && !this.unanalysable;
+  }
+
+  /** Autocommit off counts as a transaction: every statement is part of one until COMMIT. */
+  private get inTransaction(): boolean {
+    return this.state.inTransaction || !this.state.autocommit;
+  }
+
+  private info(text: string): MysqlStatementInfo {
+    return this.cache.info(text, this.dialect, this.dialectKey);
+  }
+
+  /**
+   * Queues the command for a statement about to be relayed: a fill when the result may be stored
+   * (keySuffix set), preceded by the probe when the context or the statement's verdict is unknown.
+   */
+  private plan(info: MysqlStatementInfo, keySuffix: string | null, command: number): Pending {
+    const cache = this.cache;
+    const quiet = keySuffix !== null;
+    let reason = this.inTransaction ? 'in-transaction' : this.unanalysable ? 'unanalysable' : quiet ? (info.analysis.reasonNotCacheable ?? 'not-cacheable') : 'pipelined';
+    let fill = quiet && info.readCacheable;
+    if (fill && this.readsTemporaryTable(info)) {
+      fill = false;
+      reason = 'temporary-table';
+    }
+    if (fill && this.ctx === null && !this.ctxStale && this.noContext) {
+      fill = false;
+      reason = 'no-database';
+    } else if (fill) {
+      const decision = this.ctx !== null && !this.ctxStale ? cache.decision(this.ctx, info) : undefined;
+      if (decision === undefined) this.injectProbe(info);
+      else if (!decision.cacheable) {
+        fill = false;
+        reason = decision.reason ?? 'not-cacheable';
+      }
+    }
+    const p = this.pending(fill ? Kind.Fill : Kind.Forward, command, info, reason);
+    if (fill) {
+      p.keySuffix = keySuffix!;
+      p.token = cache.store.startFill();
+    }
+    this.queue.push(p);
+    return p;
+  }
+
+  private readsTemporaryTable(info: MysqlStatementInfo): boolean {
+    if (this.temporaryTables.size === 0) return false;
+    return info.analysis.tablesRead.some((t) => this.temporaryTables.has(t.name));
+  }
+
+  private injectProbe(info: MysqlStatementInfo): void {
+    const sql = this.cache.probeSql(info, this.mariadb);
+    const payload = Buffer.allocUnsafe(1 + Buffer.byteLength(sql));
+    payload[0] = Command.Query;
+    payload.write(sql, 1, 'utf8');
+    const packet = encodePacket(payload, 0);
+    this.tracker.clientPacket(packet, 0, packet.length, payload.length);
+    const p = this.pending(Kind.Probe, Command.Query, null, '');
+    p.probeFor = info;
+    this.queue.push(p);
+    this.io.toUpstream(packet);
+  }
+
+  private sendClientCommand(buf: Buffer, start: number, end: number): void {
+    this.tracker.clientPacket(buf, start, end, end - start - 4);
+    this.io.toUpstream(buf.subarray(start, end));
+  }
+
+  private pending(kind: Kind, command: number, info: MysqlStatementInfo | null, bypassReason: string): Pending {
+    return {
+      kind, command, startedAt: performance.now(), info, bypassReason, packets: 0, errored: false,
+      keySuffix: '', token: 0, parts: [], size: 0, poisoned: false, prepareText: null,
+      probeFor: null, probeColumns: 0, probeRow: null,
+    };
+  }
+
+  // ---------------------------------------------------------------- upstream -> client
+
+  /**
+   * Routes one chunk from the server. The chunk is walked physical packet by physical packet so
+   * that bytes can change route where one reply ends and the next begins; each piece goes through
+   * the scanner (and the tracker) before its bytes are relayed, so invalidation happens first.
+   */
+  upstreamChunk(chunk: Buffer): void {
+    this.chunk = chunk;
+    this.routeStart = 0;
+    let pos = 0;
+    const len = chunk.length;
+    while (pos < len) {
+      const pieceStart = pos;
+      if (this.headerLeft > 0) {
+        const take = Math.min(this.headerLeft, len - pos);
+        chunk.copy(this.header, 4 - this.headerLeft, pos, pos + take);
+        this.headerLeft -= take;
+        pos += take;
+        if (this.headerLeft === 0) this.payloadLeft = this.header.readUIntLE(0, 3);
+      }
+      if (this.headerLeft === 0) {
+        const take = Math.min(this.payloadLeft, len - pos);
+        this.payloadLeft -= take;
+        pos += take;
+        if (this.payloadLeft === 0) this.headerLeft = 4;
+      }
+      this.piece(pieceStart, pos);
+    }
+    this.flushRoute(len);
+    this.finishFills();
+    this.chunk = null;
+  }
+
+  /** chunk[start, end): part of one physical packet (header included where it starts). */
+  private piece(start: number, end: number): void {
+    const head = this.queue[0];
+    let route = Route.Forward;
+    if (head?.kind === Kind.Probe) route = Route.Drop;
+    else if (head?.kind === Kind.Fill && !head.poisoned) route = Route.Capture;
+    if (route !== this.route || head !== this.routeTarget) {
+      this.flushRoute(start);
+      this.route = route;
+      this.routeTarget = head ?? null;
+    }
+    this.head = head;
+    const before = this.tracker.awaiting;
+    this.scanner.feed(start === 0 && end === this.chunk!.length ? this.chunk! : this.chunk!.subarray(start, end), this);
+    if (this.tracker.awaiting < before && head !== undefined) {
+      this.queue.shift();
+      this.replyDone(head);
+    }
+  }
+
+  // ServerPacketSink: the tracker reads the packets; the relay looks at a few itself.
+  begin(first: number, seq: number, length: number): boolean {
+    const want = this.tracker.begin(first, seq, length);
+    const head = this.head;
+    if (head === undefined) return want;
+    head.packets++;
+    if (head.kind === Kind.Probe) return true;
+    if (head.command === Command.StmtPrepare && head.packets === 1) return true;
+    return want;
+  }
+
+  body(buf: Buffer, start: number, end: number): void {
+    this.tracker.body(buf, start, end);
+    const head = this.head;
+    if (head === undefined) return;
+    try {
+      if (head.kind === Kind.Probe) this.probePacket(head, buf, start, end);
+      else if (head.kind === Kind.Fill) this.fillPacket(head, buf, start, end);
+      else if (head.command === Command.StmtPrepare && head.packets === 1 && buf[start] === 0x00 && head.prepareText !== null) {
+        const r = new PayloadReader(buf, start + 1, end);
+        const id = r.u32();
+        r.u16(); // columns
+        this.prepared.set(id, { text: head.prepareText, params: r.u16(), types: null, upstreamTypes: null, longData: false });
+      }
+    } catch (err) {
+      if (!(err instanceof MalformedPacketError)) throw err;
+      head.poisoned = true;
+      head.errored = true;
+    }
+  }
+
+  end(): void {
+    this.tracker.end();
+  }
+
+  /** A packet of a fill's reply the tracker decoded: errors, warnings and more results spoil it. */
+  private fillPacket(p: Pending, buf: Buffer, start: number, end: number): void {
+    const first = buf[start];
+    if (first === 0xff) {
+      p.errored = true;
+      return;
+    }
+    let warnings = 0;
+    let status = 0;
+    if (first === 0xfe && end - start < 9) {
+      if (end - start >= 5) {
+        warnings = buf.readUInt16LE(start + 1);
+        status = buf.readUInt16LE(start + 3);
+      }
+    } else if (first === 0x00 || first === 0xfe) {
+      const ok = decodeOk(buf, start, end, this.state.capabilities);
+      warnings = ok.warnings;
+      status = ok.status;
+    } else {
+      return; // the column count
+    }
+    if (warnings > 0 || (status & (ServerStatus.MoreResultsExist | ServerStatus.SessionStateChanged | ServerStatus.CursorExists)) !== 0) p.poisoned = true;
+  }
+
+  /** The probe's reply: column count, definitions, (EOF), one text row, EOF/OK. */
+  private probePacket(p: Pending, buf: Buffer, start: number, end: number): void {
+    if (buf[start] === 0xff) {
+      p.errored = true;
+      return;
+    }
+    if (p.packets === 1) {
+      p.probeColumns = new PayloadReader(buf, start, end).lenenc();
+      return;
+    }
+    const rowAt = p.probeColumns + (this.state.deprecateEof ? 2 : 3);
+    if (p.packets !== rowAt) return;
+    const r = new PayloadReader(buf, start, end);
+    const row: (string | null)[] = [];
+    for (let i = 0; i < p.probeColumns; i++) {
+      if (buf[r.pos] === 0xfb) {
+        r.skip(1);
+        row.push(null);
+      } else {
+        row.push(r.lenencString());
+      }
+    }
+    p.probeRow = row;
+  }
+
+  /** Relays (and captures) the bytes of the current route up to `pos` of the chunk. */
+  private flushRoute(pos: number): void {
+    const chunk = this.chunk!;
+    if (pos > this.routeStart && this.route !== Route.Drop) {
+      const bytes = this.routeStart === 0 && pos === chunk.length ? chunk : chunk.subarray(this.routeStart, pos);
+      const target = this.routeTarget;
+      if (this.route === Route.Capture && target !== null && !target.poisoned) {
+        target.size += bytes.length;
+        if (target.size > this.cache.maxEntryBytes) {
+          target.poisoned = true;
+          target.parts = [];
+        } else {
+          target.parts.push(Buffer.from(bytes)); // the chunk belongs to the socket
+        }
+      }
+      this.io.toClient(bytes);
+    }
+    this.routeStart = pos;
+  }
+
+  /** A reply ended (its last packet read, not yet relayed). */
+  private replyDone(p: Pending): void {
+    if (p.kind === Kind.Probe) {
+      this.onProbeDone(p);
+      return;
+    }
+    if (RESETS_SESSION.has(p.command)) {
+      this.ctxStale = true;
+      this.privateContext = false;
+      this.temporaryTables.clear();
+      this.prepared.clear();
+      this.pendingWrites = [];
+    }
+    const info = p.info;
+    if (info !== null) {
+      if (info.sessionEffect !== SessionEffect.None) this.ctxStale = true;
+      if (info.sessionEffect === SessionEffect.Private) this.privateContext = true;
+      for (const t of info.temporaryTables) this.temporaryTables.add(t);
+      this.afterStatement(info);
+    }
+    const seconds = (performance.now() - p.startedAt) / 1000;
+    if (info === null) return;
+    const stats = this.cache.stats;
+    const verdict = p.kind === Kind.Fill && this.ctx !== null ? this.cache.decision(this.ctx, info) : undefined;
+    if (p.kind === Kind.Fill && verdict !== undefined && !verdict.cacheable) {
+      stats.bypass(info.identity, verdict.reason ?? 'not-cacheable', seconds);
+    } else if (p.kind === Kind.Fill) {
+      this.finished.push(p);
+      stats.miss(info.identity, seconds);
+    } else if (info.writes.length > 0 || info.writesUnlisted) {
+      stats.write(info.identity, seconds);
+    } else {
+      stats.bypass(info.identity, p.bypassReason, seconds);
+    }
+  }
+
+  /**
+   * Invalidation after a statement's reply, before its last packet is relayed. A write is
+   * invalidated at once (non-transactional tables change at once; a failed statement may have
+   * written part), and again when its transaction commits (transactional readers may have filled
+   * entries from the snapshot before the commit); forgotten at rollback.
+   */
+  private afterStatement(info: MysqlStatementInfo): void {
+    const writes = info.writes.length > 0 || info.writesUnlisted;
+    if (writes) this.invalidate([info]);
+    // Whether the transaction ended shows in SERVER_STATUS_IN_TRANS alone: with autocommit off the
+    // COMMIT's OK still has autocommit clear, and the next transaction starts with the next statement.
+    if (this.state.inTransaction) {
+      if (writes) this.pendingWrites.push(info);
+      return;
+    }
+    if (this.pendingWrites.length > 0) {
+      if (!info.rollsBack) this.invalidate(this.pendingWrites);
+      this.pendingWrites = [];
+    }
+  }
+
+  private invalidate(infos: readonly MysqlStatementInfo[]): void {
+    const database = this.state.database ?? (this.ctx !== null && !this.ctxStale ? this.ctx.database : null);
+    let wide = false;
+    let catalog = false;
+    const tables = [];
+    for (const info of infos) {
+      wide ||= info.writesUnlisted;
+      catalog ||= info.catalogChanged;
+      tables.push(...info.writes);
+    }
+    this.cache.invalidate(database, tables, wide, catalog);
+  }
+
+  /** Stores the results of fills whose reply is complete (called once their bytes are routed). */
+  private finishFills(): void {
+    if (this.finished.length === 0) return;
+    const cache = this.cache;
+    for (const p of this.finished) {
+      const info = p.info!;
+      const ctx = this.ctx;
+      const ok = !p.poisoned && !p.errored && ctx !== null && !this.ctxStale && !this.inTransaction;
+      const d = ok ? cache.decision(ctx, info) : undefined;
+      if (d !== undefined && d.cacheable) {
+        const bytes = p.parts.length === 1 ? p.parts[0]! : Buffer.concat(p.parts, p.size);
+        cache.store.set(ctx!.keyPrefix + p.keySuffix, bytes, { identity: info.identity }, { token: p.token as FillToken, tags: d.tags });
+      }
+      p.parts = [];
+    }
+    this.finished = [];
+  }
+
+  private onProbeDone(p: Pending): void {
+    if (p.errored || p.probeRow === null) {
+      this.log.warn({ connectionId: this.state.connectionId }, 'mysql: cache probe failed; caching off for this session');
+      this.unanalysable = true;
+      return;
+    }
+    let result: MysqlProbeResult;
+    try {
+      result = this.cache.readProbe(p.probeRow, p.probeFor!);
+    } catch (err) {
+      if (!(err instanceof MysqlProbeError)) throw err;
+      this.log.warn({ err: err.message }, 'mysql: unreadable cache probe reply; caching off for this session');
+      this.unanalysable = true;
+      return;
+    }
+    const capabilities = `${(this.state.capabilities & KEYED_CAPABILITIES) >>> 0}:${(this.state.mariaDbCapabilities & KEYED_MARIADB_CAPABILITIES) >>> 0}`;
+    this.ctx = this.cache.context(result, capabilities, this.privateContext ? this.id : null);
+    this.ctxStale = false;
+    this.noContext = this.ctx === null;
+    if (this.ctx === null) return;
+    this.dialect = { ...serverDialect(this.state.serverVersion), ...this.ctx.dialect };
+    this.dialectKey = `${this.ctx.dialect.ansiQuotes ? 1 : 0}${this.ctx.dialect.noBackslashEscapes ? 1 : 0}`;
+    this.cache.decide(this.ctx, p.probeFor!, result);
+  }
+}

@@ -3,11 +3,10 @@
 // the parser (70-220 µs) never runs on the hit path.
 
 import { analyzeSql, loadPgParser, type StatementAnalysis } from './pg-analysis.js';
-import { TEXT_CACHE_DEFAULTS, TextCache, type TextCacheOptions, type TextCacheStats } from './text-cache.js';
+import { TextCache, type TextCacheOptions, type TextCacheStats } from './text-cache.js';
 
 export type PgClassifierOptions = TextCacheOptions;
 export type PgClassifierStats = TextCacheStats;
-export const CLASSIFIER_DEFAULTS = TEXT_CACHE_DEFAULTS;
 
 export class PgClassifier {
   readonly #cache: TextCache<StatementAnalysis>;

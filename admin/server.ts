@@ -1,18 +1,34 @@
-// The admin HTTP listener: health, Prometheus metrics and the JSON cache statistics.
+// The admin HTTP listener: health, Prometheus metrics, the JSON cache statistics and the admin API.
 import http from 'node:http';
 import type net from 'node:net';
 import type { HostPort } from '../config/settings.js';
+import { sendJson, tokenMatches, type AdminApi } from './api.js';
 import { dashboardPage } from './dashboard/page.js';
 import type { Metrics } from './metrics.js';
 import { buildStatsReport, DEFAULT_TOP, MAX_TOP } from './stats-report.js';
 
-const ROUTES = '/ (the dashboard), /healthz, /metrics, /stats';
+const ROUTES = '/ (the dashboard), /healthz, /metrics, /stats, /api/';
+
+export interface AdminOptions {
+  /** Serves /api/*; without it /api/* is not found. */
+  api?: AdminApi | null;
+  /**
+   * When set, /api/* and /stats need `Authorization: Bearer <token>`. /metrics and /healthz stay
+   * open (scrapers and probes rarely send tokens, and PgBouncer and ProxySQL expose their stats
+   * alike); so does the dashboard page, which forwards its `?token=` to /stats itself.
+   */
+  token?: string | null;
+}
 
 export class AdminServer {
   private readonly server: http.Server;
+  private readonly api: AdminApi | null;
+  private readonly token: string | null;
 
   /** /stats reports every QueryStats registered in `metrics` (QueryStats' constructor does that). */
-  constructor(private readonly metrics: Metrics) {
+  constructor(private readonly metrics: Metrics, options: AdminOptions = {}) {
+    this.api = options.api ?? null;
+    this.token = options.token ?? null;
     this.server = http.createServer((req, res) => {
       this.handle(req, res).catch((err: Error) => {
         if (!res.headersSent) res.writeHead(500, { 'content-type': 'text/plain' });
@@ -39,11 +55,21 @@ export class AdminServer {
   }
 
   private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', 'http://admin');
+    const isApi = url.pathname.startsWith('/api/');
+    if (this.token !== null && (isApi || url.pathname === '/stats') && !tokenMatches(req.headers.authorization, this.token)) {
+      res.setHeader('www-authenticate', 'Bearer');
+      sendJson(res, 401, { error: 'unauthorized', message: 'send the admin token as Authorization: Bearer <token>' });
+      return;
+    }
+    if (isApi && this.api !== null) {
+      await this.api.handle(req, res, url);
+      return;
+    }
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       res.writeHead(405, { allow: 'GET, HEAD' }).end();
       return;
     }
-    const url = new URL(req.url ?? '/', 'http://admin');
     switch (url.pathname) {
       case '/':
       case '/dashboard': {

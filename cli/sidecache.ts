@@ -1,7 +1,8 @@
 // Starts and stops the whole proxy: listeners, admin server, metrics. The CLI and tests use this.
 import type net from 'node:net';
+import { AdminApi, type CachedResults } from '../admin/api.js';
 import { AdminServer } from '../admin/server.js';
-import { createMetrics, type Metrics } from '../admin/metrics.js';
+import { createMetrics, type Metrics, type Protocol } from '../admin/metrics.js';
 import type { Config, HostPort } from '../config/settings.js';
 import { MySqlListener } from '../proxy/mysql/listener.js';
 import { MySqlCache } from '../proxy/mysql/mysql-cache.js';
@@ -39,16 +40,20 @@ export async function startSidecache(config: Config, pgUpstream: HostPort | null
   let pgAddress: net.AddressInfo | null = null;
   let mysqlAddress: net.AddressInfo | null = null;
   let adminAddress: net.AddressInfo;
-  const admin = new AdminServer(metrics);
+  // Filled below as each side starts; the admin API reads it per request.
+  const caches = new Map<Protocol, CachedResults>();
+  const admin = new AdminServer(metrics, { api: new AdminApi(caches, config), token: config.adminToken });
   try {
     if (pgUpstream !== null) {
       const cache = config.cacheMaxBytes > 0 ? await PgCache.create(config, metrics) : null;
+      if (cache !== null) caches.set('postgres', cache);
       const pg = new PgListener(config, pgUpstream, log, metrics, cache);
       pgAddress = await bind('--pg-listen', config.pgListen, (at) => pg.listen(at));
       listeners.push(pg);
     }
     if (config.mysqlUpstream !== null) {
       const cache = config.cacheMaxBytes > 0 ? new MySqlCache(config, metrics) : null;
+      if (cache !== null) caches.set('mysql', cache);
       const mysql = new MySqlListener(config, config.mysqlUpstream, log, metrics, cache);
       mysqlAddress = await bind('--mysql-listen', config.mysqlListen, (at) => mysql.listen(at));
       listeners.push(mysql);

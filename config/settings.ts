@@ -16,6 +16,8 @@ export interface Config {
   mysqlUpstream: UpstreamUrl | null;
   mysqlListen: HostPort;
   adminListen: HostPort;
+  /** Bearer token the admin API and /stats require; null leaves them open. */
+  adminToken: string | null;
   maxMessageBytes: number;
   maxClientConnections: number;
   loginTimeoutMs: number;
@@ -33,7 +35,7 @@ export class ConfigError extends Error {
   }
 }
 
-type Kind = 'hostport' | 'pg-url' | 'mysql-url' | 'bytes' | 'count' | 'duration';
+type Kind = 'hostport' | 'pg-url' | 'mysql-url' | 'bytes' | 'count' | 'duration' | 'secret';
 
 interface Setting<K extends keyof Config = keyof Config> {
   key: K;
@@ -53,7 +55,9 @@ export const SETTINGS: readonly Setting[] = [
   { key: 'mysqlListen', flag: 'mysql-listen', kind: 'hostport', default: '0.0.0.0:3306',
     help: 'where sidecache accepts MySQL/MariaDB clients (port 0 picks a free port)' },
   { key: 'adminListen', flag: 'admin-listen', kind: 'hostport', default: '127.0.0.1:9180',
-    help: 'HTTP listener for /healthz and /metrics (port 0 picks a free port)' },
+    help: 'HTTP listener for the dashboard, /healthz, /metrics, /stats and the admin API /api/* (port 0 picks a free port)' },
+  { key: 'adminToken', flag: 'admin-token', kind: 'secret', default: null,
+    help: 'when set, the admin API (/api/*) and /stats require `Authorization: Bearer <token>`; /metrics, /healthz and the dashboard page stay open (see docs/admin-api.md)' },
   { key: 'maxMessageBytes', flag: 'max-message-bytes', kind: 'bytes', default: '64MiB',
     help: 'largest message a client may send; longer ones get a protocol error and that connection is closed' },
   { key: 'maxClientConnections', flag: 'max-client-connections', kind: 'count', default: '1000',
@@ -135,6 +139,12 @@ function parseCount(key: string, text: string): number {
   return Number(text);
 }
 
+function parseSecret(key: string, text: string): string {
+  // An empty token would guard the API with a password everyone knows.
+  if (text === '') throw new ConfigError(key, 'must not be empty (leave it unset to turn the token off)');
+  return text;
+}
+
 function parseValue(setting: Setting, text: string): Config[keyof Config] {
   const key = '--' + setting.flag;
   switch (setting.kind) {
@@ -144,6 +154,7 @@ function parseValue(setting: Setting, text: string): Config[keyof Config] {
     case 'bytes': return parseBytes(key, text);
     case 'count': return parseCount(key, text);
     case 'duration': return parseDuration(key, text);
+    case 'secret': return parseSecret(key, text);
   }
 }
 

@@ -1,14 +1,16 @@
 // The protocols the stale-read checker can drive. A protocol listed in UNAVAILABLE has a slot but no
 // driver yet: `--protocol all` skips it with its note, naming it explicitly is an error.
 import type { ConsistencyDriver } from './driver.js';
+import { mysqlDriver } from './mysql-driver.js';
 import { pgDriver } from './pg-driver.js';
 
-const DRIVERS: ReadonlyMap<string, ConsistencyDriver> = new Map([[pgDriver.protocol, pgDriver]]);
+const DRIVERS: ReadonlyMap<string, ConsistencyDriver> = new Map([
+  [pgDriver.protocol, pgDriver],
+  [mysqlDriver.protocol, mysqlDriver],
+]);
 
 /** Why a known protocol cannot be checked yet. Its entry goes when its driver is registered above. */
-const UNAVAILABLE: ReadonlyMap<string, string> = new Map([
-  ['mysql', 'not available yet: sidecache\'s MySQL cache has not landed; once it has, a driver on mysql2 implementing ConsistencyDriver (e2e/consistency/driver.ts) is registered in e2e/consistency/drivers.ts'],
-]);
+const UNAVAILABLE: ReadonlyMap<string, string> = new Map();
 
 export class UnknownProtocolError extends Error {
   override name = 'UnknownProtocolError';

@@ -86,6 +86,12 @@ export class MySqlListener implements SessionHost {
     this.metrics.protocolErrors.inc({ ...PROTOCOL, reason });
   }
 
+  upstreamLost(): void {
+    if (this.cache === null) return;
+    const dropped = this.cache.upstreamLost();
+    if (dropped > 0) this.log.warn({ dropped }, 'mysql: an upstream session ended unexpectedly; cached results dropped');
+  }
+
   upstreamError(reason: string): void {
     this.metrics.upstreamErrors.inc({ ...PROTOCOL, reason });
   }

@@ -311,6 +311,17 @@ export class MySqlCache {
     this.stats.invalidated(names, this.store.invalidateTags(tags));
   }
 
+  /**
+   * An upstream session ended without its client asking, or the server could not be reached: it
+   * may have restarted, failed over or been restored, so every entry may have missed a write, in
+   * every database. Returns how many entries were dropped.
+   */
+  upstreamLost(): number {
+    const dropped = this.store.invalidateAll();
+    this.stats.invalidated('database', dropped);
+    return dropped;
+  }
+
   /** May a write to `table` change other tables? Unknown for this catalog generation counts as yes. */
   private writeFansOut(database: string, table: string): boolean {
     const known = this.fanOut.get(database);

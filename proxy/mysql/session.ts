@@ -64,6 +64,11 @@ export interface SessionHost {
   upstreamClosed(): void;
   protocolError(reason: string): void;
   upstreamError(reason: string): void;
+  /**
+   * The upstream ended a session the client had not ended (KILL, wait_timeout, a restart), or could
+   * not be reached: the server may have restarted or failed over, so cached results may have missed writes.
+   */
+  upstreamLost(): void;
   closed(session: MySqlSession): void;
 }
 
@@ -88,6 +93,8 @@ export class MySqlSession {
   private loginTimer: NodeJS.Timeout | null = null;
   private stallTimer: NodeJS.Timeout | null = null;
   private lastClientData = 0;
+  /** The client sent COM_QUIT: the upstream closing next is expected. */
+  private clientQuit = false;
 
   constructor(readonly client: net.Socket, private readonly host: SessionHost) {}
 
@@ -150,6 +157,7 @@ export class MySqlSession {
       if (this.phase === Phase.Closed) return;
       this.lastSeq = lastSeq;
       this.lastFromClient = true;
+      if (this.phase === Phase.Ready && payloadLength > 0 && buf[start + 4] === Command.Quit) this.clientQuit = true;
       switch (this.phase) {
         case Phase.Connecting:
         case Phase.Greeting:
@@ -336,11 +344,13 @@ export class MySqlSession {
     if (this.phase === Phase.Closed) return;
     if (this.phase === Phase.Connecting) {
       this.host.upstreamError('connect');
+      this.host.upstreamLost();
       this.host.log.warn({ remote: this.remote, upstream: this.upstreamName, err: err.message }, 'mysql: upstream unreachable');
       this.fail(new MySqlProxyError(MySqlErrorCode.UpstreamUnreachable, `sidecache: cannot reach upstream ${this.upstreamName}: ${err.message}`), null);
       return;
     }
     this.host.upstreamError('io');
+    if (this.phase === Phase.Ready) this.host.upstreamLost();
     this.host.log.warn({ remote: this.remote, err: err.message }, 'mysql: upstream connection failed');
     this.fail(new MySqlProxyError(MySqlErrorCode.UpstreamLost, `sidecache: lost the upstream connection: ${err.message}`), null);
   };
@@ -351,6 +361,7 @@ export class MySqlSession {
     if (this.phase === Phase.Closed) return;
     // The server ended the session (COM_QUIT, KILL, wait_timeout, a refused login): pass the close
     // on once what it sent has been written.
+    if (this.phase === Phase.Ready && !this.clientQuit) this.host.upstreamLost();
     this.moveTo(Phase.Closed);
     this.clearTimers();
     this.client.end();

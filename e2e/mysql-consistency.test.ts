@@ -1,0 +1,40 @@
+// test-timeout: 120
+//
+// The stale-read checker (e2e/consistency/, issue 5 item 1) at CI size in front of MariaDB: writers
+// stamping versions with every MySQL write form (autocommit UPDATE as text, one-shot prepared and
+// reused prepared statement, upsert, multi-statement text, explicit transactions that commit or roll
+// back, as round trips and in one multi-statement text), readers over COM_QUERY, one-shot and reused
+// prepared statements, all through one sidecache. No read may return a version older than one
+// acknowledged before it was sent, or one that was rolled back; the reads must hit the cache. A
+// second run sends the writes straight to MariaDB, behind the proxy's back: the checker must then
+// report stale reads, which shows it can fail. `make check-consistency` is the one-minute run.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { DEFAULT_OPTIONS, type CheckOptions } from './consistency/checker.js';
+import { mysqlDriver } from './consistency/mysql-driver.js';
+import { checkThroughOwnProxy } from './consistency/own-proxy.js';
+import { details, summaryLine } from './consistency/summary.js';
+import { DIRECT_MYSQL } from './support/sidecache.js';
+
+const CI_RUN: CheckOptions = { ...DEFAULT_OPTIONS, seconds: 5, writers: 3, readers: 6 };
+
+test('through one sidecache, no MySQL read is older than an acknowledged write, and reads hit the cache', async () => {
+  const report = await checkThroughOwnProxy(mysqlDriver, CI_RUN);
+  const text = [summaryLine(report), ...details(report)].join('\n');
+  console.log(text);
+  assert.is(report.violations, 0, text);
+  assert.equal(report.errors, [], text);
+  assert.ok(report.reads > 0, text);
+  assert.ok(report.hits > 0, text);
+  assert.ok(report.committed > 0 && report.rolledBack > 0, text);
+  assert.equal(report.failures, [], text);
+});
+
+test('writes that bypass the proxy are reported as stale reads (the checker can fail)', async () => {
+  const report = await checkThroughOwnProxy(mysqlDriver, { ...CI_RUN, seconds: 3 }, DIRECT_MYSQL.port);
+  const text = [summaryLine(report), ...details(report)].join('\n');
+  assert.ok((report.violationsByKind.stale ?? 0) > 0, text);
+  assert.ok(report.failures.some((f) => f.includes('violations')), text);
+});
+
+test.run();

@@ -11,8 +11,6 @@
 // Client packets are forwarded only when whole, so the upstream always sits at a packet boundary
 // and the proxy can add a COM_QUIT of its own when the client vanishes.
 import net from 'node:net';
-import type { Logger } from '../../cli/log.js';
-import type { HostPort } from '../../config/settings.js';
 import { Command, MAX_LOGIN_PACKET } from './codes.js';
 import { MySqlErrorCode, MySqlProxyError, errPacket } from './error-packet.js';
 import {
@@ -25,6 +23,7 @@ import { MySqlRelay } from './relay.js';
 import { ReplyTracker } from './replies.js';
 import { ServerScanner } from './server-scanner.js';
 import { MySqlSessionState } from './session-state.js';
+import type { ListenerHost } from '../listener.js';
 
 export const enum Phase {
   Connecting,
@@ -44,32 +43,10 @@ const LEGAL_MOVES: Record<Phase, readonly Phase[]> = {
   [Phase.Closed]: [],
 };
 
-export interface SessionLimits {
-  maxMessageBytes: number;
-  loginTimeoutMs: number;
-  messageStallTimeoutMs: number;
-  upstreamConnectTimeoutMs: number;
-}
-
 /** What a session needs from the listener that owns it. */
-export interface SessionHost {
-  readonly upstream: HostPort;
-  readonly limits: SessionLimits;
-  readonly log: Logger;
+export interface SessionHost extends ListenerHost<MySqlSession> {
   /** The result cache, null when caching is off. */
   readonly cache: MySqlCache | null;
-  /** Asks for a connection slot; false = over the limit. */
-  admit(session: MySqlSession): boolean;
-  upstreamOpened(): void;
-  upstreamClosed(): void;
-  protocolError(reason: string): void;
-  upstreamError(reason: string): void;
-  /**
-   * The upstream ended a session the client had not ended (KILL, wait_timeout, a restart), or could
-   * not be reached: the server may have restarted or failed over, so cached results may have missed writes.
-   */
-  upstreamLost(): void;
-  closed(session: MySqlSession): void;
 }
 
 const COM_QUIT = Buffer.from([1, 0, 0, 0, Command.Quit]);
@@ -121,8 +98,9 @@ export class MySqlSession {
   }
 
   /** Replies the client still waits for; 0 when the session is idle between commands. */
-  get awaiting(): number {
-    return this.tracker.awaiting;
+  /** Commands sent upstream and not answered yet. */
+  get busy(): boolean {
+    return this.tracker.awaiting > 0;
   }
 
   get remote(): string {

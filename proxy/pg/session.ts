@@ -9,8 +9,6 @@
 // Client messages are forwarded only when whole, so the upstream always sits at a message boundary
 // and the proxy can add a Terminate of its own when the client vanishes.
 import net from 'node:net';
-import type { Logger } from '../../cli/log.js';
-import type { HostPort } from '../../config/settings.js';
 import { BackendScanner } from './backend-scanner.js';
 import { Frontend, MAX_STARTUP_PACKET } from './codes.js';
 import { PgProxyError, SqlState, errorResponse } from './error-response.js';
@@ -21,6 +19,7 @@ import type { PgSessionState } from './session-state.js';
 import { decodeStartupPacket } from './startup.js';
 import { sendCancelRequest } from './cancel.js';
 import { ReadBuffer, adoptAccepted } from '../read-buffer.js';
+import type { ListenerHost } from '../listener.js';
 
 export const enum Phase {
   Startup,
@@ -38,32 +37,10 @@ const LEGAL_MOVES: Record<Phase, readonly Phase[]> = {
   [Phase.Closed]: [],
 };
 
-export interface SessionLimits {
-  maxMessageBytes: number;
-  loginTimeoutMs: number;
-  messageStallTimeoutMs: number;
-  upstreamConnectTimeoutMs: number;
-}
-
 /** What a session needs from the listener that owns it. */
-export interface SessionHost {
-  readonly upstream: HostPort;
-  readonly limits: SessionLimits;
-  readonly log: Logger;
+export interface SessionHost extends ListenerHost<PgSession> {
   /** The result cache, null when caching is off. */
   readonly cache: PgCache | null;
-  /** Asks for a connection slot once the client has said who it is; false = over the limit. */
-  admit(session: PgSession): boolean;
-  upstreamOpened(): void;
-  upstreamClosed(): void;
-  protocolError(reason: string): void;
-  upstreamError(reason: string): void;
-  /**
-   * The upstream ended a session the client had not ended, or could not be reached: the server
-   * may have restarted or failed over, so cached results may have missed writes.
-   */
-  upstreamLost(): void;
-  closed(session: PgSession): void;
 }
 
 const NO_SSL = Buffer.from('N');
@@ -115,6 +92,11 @@ export class PgSession implements RelayIo {
   /** What the session knows of its server connection; null before the StartupMessage. */
   get state(): PgSessionState | null {
     return this.relay?.state ?? null;
+  }
+
+  /** Requests sent upstream and not answered yet. */
+  get busy(): boolean {
+    return (this.relay?.state.awaitingReady ?? 0) > 0;
   }
 
   get remote(): string {

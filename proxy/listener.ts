@@ -1,0 +1,162 @@
+// What a protocol's listener does the same way for PostgreSQL and MySQL: accept clients, enforce
+// the connection limit, count connections in the metrics, drop the cache when an upstream is lost,
+// and shut down gracefully. Each protocol supplies its session type and its shutdown error.
+import net from 'node:net';
+import type { Logger } from '../cli/log.js';
+import type { Config, HostPort } from '../config/settings.js';
+import type { Metrics, Protocol } from '../admin/metrics.js';
+
+/** The limits every session enforces, from the config. */
+export interface SessionLimits {
+  maxMessageBytes: number;
+  loginTimeoutMs: number;
+  messageStallTimeoutMs: number;
+  upstreamConnectTimeoutMs: number;
+}
+
+/** What a session needs from the listener that owns it (ProxyListener implements it). */
+export interface ListenerHost<S> {
+  readonly upstream: HostPort;
+  readonly limits: SessionLimits;
+  readonly log: Logger;
+  /** Asks for a connection slot once the client has said who it is; false = over the limit. */
+  admit(session: S): boolean;
+  upstreamOpened(): void;
+  upstreamClosed(): void;
+  protocolError(reason: string): void;
+  upstreamError(reason: string): void;
+  /**
+   * The upstream ended a session the client had not ended, or could not be reached: the server
+   * may have restarted or failed over, so cached results may have missed writes.
+   */
+  upstreamLost(): void;
+  closed(session: S): void;
+}
+
+/** What the listener needs of a session. */
+export interface ListenedSession<E> {
+  readonly remote: string;
+  /** Requests sent upstream and not answered yet: shutdown waits for them. */
+  readonly busy: boolean;
+  start(): void;
+  /** Ends the session with `err` told to the client where the protocol allows. */
+  terminate(err: E): void;
+}
+
+/** The cache's side of an upstream loss: returns how many entries were dropped. */
+export interface LosableCache {
+  upstreamLost(): number;
+}
+
+export interface ListenerProtocol<S extends ListenedSession<E>, E> {
+  protocol: Protocol;
+  /** Prefix of log lines: 'pg', 'mysql'. */
+  logName: string;
+  /** PostgreSQL sessions take the accepted socket over with their own read buffer. */
+  pauseOnConnect: boolean;
+  createSession(socket: net.Socket): S;
+  shutdownError(): E;
+}
+
+export class ProxyListener<S extends ListenedSession<E>, E> implements ListenerHost<S> {
+  readonly limits: SessionLimits;
+  private readonly server: net.Server;
+  private readonly maxClients: number;
+  /** Sessions that hold a connection slot. */
+  private readonly admitted = new Set<S>();
+  private readonly all = new Set<S>();
+  private readonly labels: { protocol: Protocol };
+
+  constructor(
+    config: Config,
+    readonly upstream: HostPort,
+    readonly log: Logger,
+    private readonly metrics: Metrics,
+    private readonly lossCache: LosableCache | null,
+    private readonly kind: ListenerProtocol<S, E>,
+  ) {
+    this.limits = {
+      maxMessageBytes: config.maxMessageBytes,
+      loginTimeoutMs: config.loginTimeoutMs,
+      messageStallTimeoutMs: config.messageStallTimeoutMs,
+      upstreamConnectTimeoutMs: config.upstreamConnectTimeoutMs,
+    };
+    this.maxClients = config.maxClientConnections;
+    this.labels = { protocol: kind.protocol };
+    this.server = net.createServer({ noDelay: true, pauseOnConnect: kind.pauseOnConnect }, (socket) => this.accept(socket));
+  }
+
+  /** Resolves with the bound address; rejects (e.g. EADDRINUSE) without leaving anything open. */
+  listen(at: HostPort): Promise<net.AddressInfo> {
+    return new Promise((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(at.port, at.host, () => {
+        this.server.off('error', reject);
+        this.server.on('error', (err) => this.log.error({ err: err.message }, `${this.kind.logName}: listener error`));
+        resolve(this.server.address() as net.AddressInfo);
+      });
+    });
+  }
+
+  /** Stops accepting; sessions idle between requests are told so and closed, busy ones by the deadline. */
+  async close(deadlineMs: number): Promise<void> {
+    this.server.close();
+    const shutdown = this.kind.shutdownError();
+    const until = Date.now() + deadlineMs;
+    while (this.all.size > 0) {
+      for (const s of this.all) if (!s.busy || Date.now() >= until) s.terminate(shutdown);
+      if (this.all.size === 0) break;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+
+  private accept(socket: net.Socket): void {
+    const session = this.kind.createSession(socket);
+    this.all.add(session);
+    session.start();
+  }
+
+  /** Asks for a connection slot once the client has said who it is; false = over the limit. */
+  admit(session: S): boolean {
+    if (this.admitted.size >= this.maxClients) {
+      this.metrics.rejectedConnections.inc({ ...this.labels, reason: 'max-client-connections' });
+      this.log.warn({ remote: session.remote, limit: this.maxClients }, `${this.kind.logName}: connection refused: too many clients`);
+      return false;
+    }
+    this.admitted.add(session);
+    this.metrics.clientConnections.inc(this.labels);
+    this.metrics.clientConnectionsTotal.inc(this.labels);
+    return true;
+  }
+
+  upstreamOpened(): void {
+    this.metrics.upstreamConnections.inc(this.labels);
+  }
+
+  upstreamClosed(): void {
+    this.metrics.upstreamConnections.dec(this.labels);
+  }
+
+  protocolError(reason: string): void {
+    this.metrics.protocolErrors.inc({ ...this.labels, reason });
+  }
+
+  upstreamError(reason: string): void {
+    this.metrics.upstreamErrors.inc({ ...this.labels, reason });
+  }
+
+  /**
+   * The upstream ended a session the client had not ended, or could not be reached: the server
+   * may have restarted or failed over, so cached results may have missed writes.
+   */
+  upstreamLost(): void {
+    if (this.lossCache === null) return;
+    const dropped = this.lossCache.upstreamLost();
+    if (dropped > 0) this.log.warn({ dropped }, `${this.kind.logName}: an upstream session ended unexpectedly; cached results dropped`);
+  }
+
+  closed(session: S): void {
+    this.all.delete(session);
+    if (this.admitted.delete(session)) this.metrics.clientConnections.dec(this.labels);
+  }
+}

@@ -52,3 +52,9 @@ docs: build
 .PHONY: check-consistency
 check-consistency: build ensure-servers
 	node dist/e2e/consistency/run.js --protocol all --seconds 60 $(ARGS)
+
+# The MySQL bench (bench/mysql-run.ts): sysbench direct vs sidecache vs MariaDB's query cache,
+# about 2 minutes. ARGS overrides, e.g. make bench-mysql ARGS='--workloads hot-text --seconds 20'.
+.PHONY: bench-mysql
+bench-mysql: build ensure-servers
+	node dist/bench/mysql-run.js $(ARGS)

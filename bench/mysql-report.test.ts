@@ -1,0 +1,52 @@
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { evaluateMysqlGoals, formatMysqlCache, type MysqlCell, type MysqlMeasuredRun, type MysqlTargetId } from './mysql-report.js';
+import { MYSQL_WORKLOADS } from './mysql-workloads.js';
+
+const hot = MYSQL_WORKLOADS.find((w) => w.key === 'hot-text')!;
+const rw = MYSQL_WORKLOADS.find((w) => w.key === 'read-write')!;
+
+function run(tps: number, extra: Partial<MysqlMeasuredRun> = {}): MysqlMeasuredRun {
+  return {
+    transactions: tps * 4, tps, queries: tps * 4, qps: tps, ignoredErrors: 0, reconnects: 0,
+    latencyAvgMs: 0.1, latencyP95Ms: 0.2, relayCpuSeconds: undefined, cache: undefined, queryCacheHits: undefined, ...extra,
+  };
+}
+
+const cell = (workload: string, target: MysqlTargetId, ...runs: MysqlMeasuredRun[]): MysqlCell => ({ workload, target, runs });
+
+test('hot goals: the best runs give 1.5x direct and ahead of the query cache', () => {
+  const cells = [
+    cell(hot.label, 'direct', run(40_000), run(50_000)),
+    cell(hot.label, 'sidecache', run(76_000), run(60_000)),
+    cell(hot.label, 'qcache', run(70_000)),
+  ];
+  const results = evaluateMysqlGoals([hot], cells);
+  assert.equal(results.map((r) => r.verdict), ['PASS', 'PASS']);
+  assert.match(results[0]!.measured, /^1\.52x/);
+});
+
+test('hot goals miss when sidecache trails the query cache or 1.5x direct', () => {
+  const cells = [cell(hot.label, 'direct', run(60_000)), cell(hot.label, 'sidecache', run(70_000)), cell(hot.label, 'qcache', run(71_000))];
+  assert.equal(evaluateMysqlGoals([hot], cells).map((r) => r.verdict), ['MISS', 'MISS']);
+});
+
+test('read_write has one goal, 0.85x direct; a missing target is "not measured"', () => {
+  const met = evaluateMysqlGoals([rw], [cell(rw.label, 'direct', run(1000)), cell(rw.label, 'sidecache', run(850))]);
+  assert.equal(met.map((r) => r.verdict), ['PASS']);
+  const unmeasured = evaluateMysqlGoals([rw], [cell(rw.label, 'direct', run(1000))]);
+  assert.equal(unmeasured.map((r) => r.verdict), ['not measured']);
+});
+
+test('cache table: hit ratio and sidecache CPU per transaction over all runs, Qcache_hits beside them', () => {
+  const cells = [
+    cell(hot.label, 'sidecache',
+      run(1000, { transactions: 1000, relayCpuSeconds: 0.01, cache: { hits: 990, misses: 10, bypass: 0 } }),
+      run(1000, { transactions: 1000, relayCpuSeconds: 0.01, cache: { hits: 1000, misses: 0, bypass: 0 } })),
+    cell(hot.label, 'qcache', run(1000, { queries: 500, queryCacheHits: 450 })),
+  ];
+  const row = formatMysqlCache([hot.label], cells).split('\n')[2]!;
+  assert.match(row, /1990\s+10\s+0\s+99\.5%\s+10\.0\s+450 \/ 500$/);
+});
+
+test.run();

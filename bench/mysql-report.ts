@@ -1,0 +1,134 @@
+// The MySQL bench's tables and goals (issue 4 item 7). Pure: measured runs in, text and verdicts out.
+import { formatTable } from './report.js';
+import type { GoalResult, Verdict } from './goals.js';
+import type { SysbenchSummary } from './mysql-sysbench.js';
+import type { MysqlWorkload } from './mysql-workloads.js';
+
+/** qcache: direct to MariaDB with its own query cache on (query_cache_type = ON). */
+export type MysqlTargetId = 'direct' | 'sidecache' | 'qcache';
+
+export interface MysqlMeasuredRun extends SysbenchSummary {
+  /** sidecache's CPU seconds during the run; undefined for the other targets. */
+  relayCpuSeconds: number | undefined;
+  /** sidecache's protocol="mysql" counters during the run; undefined for the other targets. */
+  cache: { hits: number; misses: number; bypass: number } | undefined;
+  /** Growth of MariaDB's Qcache_hits during the run; undefined unless the target is qcache. */
+  queryCacheHits: number | undefined;
+}
+
+export interface MysqlCell {
+  workload: string;
+  target: MysqlTargetId;
+  runs: MysqlMeasuredRun[];
+}
+
+export const MYSQL_GOALS = {
+  /** Hot point selects through sidecache vs direct MariaDB. */
+  hotRatio: 1.5,
+  /** oltp_read_write through sidecache vs direct. */
+  readWriteRatio: 0.85,
+} as const;
+
+/** The fastest run: interference on a shared machine only slows runs down. */
+export function bestMysqlRun(runs: readonly MysqlMeasuredRun[]): MysqlMeasuredRun | undefined {
+  return runs.length === 0 ? undefined : runs.reduce((best, r) => (r.tps > best.tps ? r : best));
+}
+
+function best(cells: readonly MysqlCell[], workload: string, target: MysqlTargetId): MysqlMeasuredRun | undefined {
+  return bestMysqlRun(cells.find((c) => c.workload === workload && c.target === target)?.runs ?? []);
+}
+
+function runsOf(cells: readonly MysqlCell[], workload: string, target: MysqlTargetId): MysqlMeasuredRun[] {
+  return cells.find((c) => c.workload === workload && c.target === target)?.runs ?? [];
+}
+
+export function formatMysqlResults(workloads: readonly string[], targets: readonly MysqlTargetId[], cells: readonly MysqlCell[]): string {
+  const header = ['workload'];
+  for (const target of targets) {
+    header.push(`${target} tps`, `qps`);
+    if (target !== 'direct') header.push('ratio');
+    header.push('avg/p95 ms');
+  }
+  const rows = workloads.map((workload) => {
+    const direct = best(cells, workload, 'direct');
+    const row = [workload];
+    for (const target of targets) {
+      const run = best(cells, workload, target);
+      row.push(run ? run.tps.toFixed(0) : '-', run ? run.qps.toFixed(0) : '-');
+      if (target !== 'direct') row.push(run && direct ? `${(run.tps / direct.tps).toFixed(2)}x` : '-');
+      row.push(run ? `${run.latencyAvgMs.toFixed(2)}/${run.latencyP95Ms.toFixed(2)}` : '-');
+    }
+    return row;
+  });
+  return formatTable(header, rows);
+}
+
+/** Sidecache's counts and CPU per transaction over all runs of a workload, and MariaDB's Qcache_hits beside them. */
+export function formatMysqlCache(workloads: readonly string[], cells: readonly MysqlCell[]): string {
+  const header = ['workload', 'hits', 'misses', 'bypass', 'hit ratio', 'sidecache CPU µs/tx', 'Qcache_hits / queries'];
+  const rows = workloads.map((workload) => {
+    const runs = runsOf(cells, workload, 'sidecache');
+    const row = [workload];
+    if (runs.length === 0 || runs.some((r) => r.cache === undefined)) {
+      row.push('-', '-', '-', '-', '-');
+    } else {
+      const hits = sum(runs, (r) => r.cache!.hits);
+      const misses = sum(runs, (r) => r.cache!.misses);
+      const ratio = hits + misses > 0 ? `${(hits / (hits + misses) * 100).toFixed(1)}%` : '-';
+      const transactions = sum(runs, (r) => r.transactions);
+      const cpu = runs.every((r) => r.relayCpuSeconds !== undefined) && transactions > 0
+        ? (sum(runs, (r) => r.relayCpuSeconds!) / transactions * 1e6).toFixed(1)
+        : '-';
+      row.push(String(hits), String(misses), String(sum(runs, (r) => r.cache!.bypass)), ratio, cpu);
+    }
+    const qcache = runsOf(cells, workload, 'qcache');
+    row.push(qcache.length > 0 && qcache.every((r) => r.queryCacheHits !== undefined)
+      ? `${sum(qcache, (r) => r.queryCacheHits!)} / ${sum(qcache, (r) => r.queries)}`
+      : '-');
+    return row;
+  });
+  return formatTable(header, rows);
+}
+
+function sum(runs: readonly MysqlMeasuredRun[], f: (r: MysqlMeasuredRun) => number): number {
+  return runs.reduce((total, r) => total + f(r), 0);
+}
+
+function verdict(value: number | undefined, pass: (v: number) => boolean): Verdict {
+  return value === undefined ? 'not measured' : pass(value) ? 'PASS' : 'MISS';
+}
+
+export function evaluateMysqlGoals(workloads: readonly MysqlWorkload[], cells: readonly MysqlCell[]): GoalResult[] {
+  const results: GoalResult[] = [];
+  for (const w of workloads) {
+    const direct = best(cells, w.label, 'direct');
+    const proxied = best(cells, w.label, 'sidecache');
+    const ratio = direct && proxied ? proxied.tps / direct.tps : undefined;
+    const min = w.kind === 'hot' ? MYSQL_GOALS.hotRatio : MYSQL_GOALS.readWriteRatio;
+    results.push({
+      goal: `${w.label}: sidecache >= ${min}x direct`,
+      measured: ratio === undefined ? '-' : `${ratio.toFixed(2)}x (${proxied!.tps.toFixed(0)} / ${direct!.tps.toFixed(0)} tps)`,
+      verdict: verdict(ratio, (r) => r >= min),
+    });
+    if (w.kind !== 'hot') continue;
+    const qcache = best(cells, w.label, 'qcache');
+    const ahead = proxied && qcache ? proxied.tps / qcache.tps : undefined;
+    results.push({
+      goal: `${w.label}: sidecache ahead of MariaDB's query cache`,
+      measured: ahead === undefined ? '-' : `${ahead.toFixed(2)}x (${proxied!.tps.toFixed(0)} / ${qcache!.tps.toFixed(0)} tps)`,
+      verdict: verdict(ahead, (r) => r > 1),
+    });
+  }
+  return results;
+}
+
+export function formatMysqlGoals(results: readonly GoalResult[]): string {
+  const width = Math.max(...results.map((r) => r.goal.length));
+  const lines = results.map((r) => `  ${r.verdict.padEnd(12)} ${r.goal.padEnd(width)}  ${r.measured}`);
+  const missed = results.filter((r) => r.verdict === 'MISS').length;
+  const unmeasured = results.filter((r) => r.verdict === 'not measured').length;
+  const summary = missed === 0 && unmeasured === 0
+    ? 'all goals met'
+    : `${results.length - missed - unmeasured} of ${results.length} goals met, ${missed} missed, ${unmeasured} not measured (a measurement: the bench still exits 0)`;
+  return ['goals (issue 4 item 7):', ...lines, summary].join('\n');
+}

@@ -42,6 +42,25 @@ test.after(async () => {
   await proxy?.stop();
 });
 
+test('short-lived connections: a new connection with the same login hits from its first read', async () => {
+  const sql = `SELECT id, name AS short_lived FROM items ORDER BY id`;
+  const first = await connect();
+  const [expected] = await first.query<RowDataPacket[]>(sql);
+  await first.end();
+  const { result, delta } = await measureMySql(proxy.adminPort, async () => {
+    const rows: unknown[] = [];
+    for (let i = 0; i < 3; i++) {
+      const c = await connectMySql(proxy.mysqlPort, { database: db });
+      rows.push((await c.query<RowDataPacket[]>(sql))[0]);
+      await c.end();
+    }
+    return rows;
+  });
+  for (const rows of result) assert.equal(rows, expected);
+  assert.is(delta.hits, 3, JSON.stringify(delta));
+  assert.is(delta.misses, 0);
+});
+
 test('a repeated COM_QUERY is a hit: same rows, and the server does not execute it', async () => {
   const c = await connect();
   const sql = 'SELECT id, name FROM items WHERE id <= 2 ORDER BY id';

@@ -113,6 +113,8 @@ export class MySqlCache {
   private readonly contexts = new Map<string, MysqlContext>();
   /** Bumped on DDL: decisions and fan-out taken before may rest on a catalog that changed. */
   private generationCount = 0;
+  /** Probes of sessions that had changed nothing since login, by login (see MySqlRelay). */
+  private readonly startupProbes = new Map<string, { probe: MysqlProbeResult; generation: number }>();
   private readonly fanOut = new Map<string, { generation: number; tables: ReadonlySet<string> | null }>();
   private nextContextId = 1;
 
@@ -253,6 +255,17 @@ export class MySqlCache {
       this.contexts.set(text, ctx);
     }
     return ctx;
+  }
+
+  rememberStartup(startupKey: string, probe: MysqlProbeResult): void {
+    if (this.startupProbes.size >= MAX_CONTEXTS) this.startupProbes.clear();
+    this.startupProbes.set(startupKey, { probe, generation: this.generationCount });
+  }
+
+  /** The probe of an earlier session with the same login, unless DDL happened since. */
+  startupProbe(startupKey: string): MysqlProbeResult | undefined {
+    const known = this.startupProbes.get(startupKey);
+    return known !== undefined && known.generation === this.generationCount ? known.probe : undefined;
   }
 
   /** Records what the probe found for `info` under `ctx`. */

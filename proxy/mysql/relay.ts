@@ -104,6 +104,10 @@ export class MySqlRelay implements ServerPacketSink {
   private ctxStale = false;
   /** The session changed what the probe cannot read: its context is its own. */
   private privateContext = false;
+  /** Nothing has changed the session since login: its probe describes every session with the same login. */
+  private pristine = true;
+  /** The login's facts that shape a new session's state (user, database, charset, capabilities, server). */
+  private readonly startupKey: string;
   /** Temporary tables this session made: reads naming one are never cached. */
   private readonly temporaryTables = new Set<string>();
   /** The probe failed: caching is off for this session. */
@@ -138,6 +142,31 @@ export class MySqlRelay implements ServerPacketSink {
     const server = serverDialect(state.serverVersion);
     this.mariadb = server.mariadb === true;
     this.dialect = server;
+    this.startupKey = [state.user, state.database ?? '', state.charset, this.keyedCapabilities(), state.serverVersion].join('\u0000');
+    // A session with the same login was probed before it changed anything: start from its context,
+    // so even a short-lived connection's first read can be a hit.
+    const known = cache.startupProbe(this.startupKey);
+    if (known !== undefined) this.adopt(known);
+  }
+
+  private markStale(): void {
+    this.ctxStale = true;
+    this.pristine = false;
+  }
+
+  private keyedCapabilities(): string {
+    return `${(this.state.capabilities & KEYED_CAPABILITIES) >>> 0}:${(this.state.mariaDbCapabilities & KEYED_MARIADB_CAPABILITIES) >>> 0}`;
+  }
+
+  /** Takes the context a probe found; false when it found none. */
+  private adopt(result: MysqlProbeResult): boolean {
+    this.ctx = this.cache.context(result, this.keyedCapabilities(), this.privateContext ? this.id : null);
+    this.ctxStale = false;
+    this.noContext = this.ctx === null;
+    if (this.ctx === null) return false;
+    this.dialect = { ...serverDialect(this.state.serverVersion), ...this.ctx.dialect };
+    this.dialectKey = `${this.ctx.dialect.ansiQuotes ? 1 : 0}${this.ctx.dialect.noBackslashEscapes ? 1 : 0}`;
+    return true;
   }
 
   /** Between server packets: a packet of the proxy's own may be sent to the client here. */
@@ -171,7 +200,7 @@ export class MySqlRelay implements ServerPacketSink {
       switch (command) {
         case Command.Query:
           p.info = this.info(payloadOf(buf, start, end).toString('utf8', 1));
-          if (p.info.sessionEffect !== SessionEffect.None) this.ctxStale = true;
+          if (p.info.sessionEffect !== SessionEffect.None) this.markStale();
           p.bypassReason = this.inTransaction ? 'in-transaction' : this.unanalysable ? 'unanalysable' : 'pipelined';
           break;
         case Command.StmtExecute: {
@@ -196,7 +225,7 @@ export class MySqlRelay implements ServerPacketSink {
         case Command.InitDb:
         case Command.ChangeUser:
         case Command.ResetConnection:
-          this.ctxStale = true;
+          this.markStale();
           break;
       }
       this.queue.push(p);
@@ -227,7 +256,7 @@ export class MySqlRelay implements ServerPacketSink {
     }
     const info = this.info(text);
     this.plan(info, quiet ? 'Q' + text : null, Command.Query);
-    if (info.sessionEffect !== SessionEffect.None) this.ctxStale = true;
+    if (info.sessionEffect !== SessionEffect.None) this.markStale();
     this.sendClientCommand(buf, start, end);
   }
 
@@ -548,7 +577,7 @@ export class MySqlRelay implements ServerPacketSink {
       return;
     }
     if (RESETS_SESSION.has(p.command)) {
-      this.ctxStale = true;
+      this.markStale();
       this.privateContext = false;
       this.temporaryTables.clear();
       this.prepared.clear();
@@ -556,7 +585,7 @@ export class MySqlRelay implements ServerPacketSink {
     }
     const info = p.info;
     if (info !== null) {
-      if (info.sessionEffect !== SessionEffect.None) this.ctxStale = true;
+      if (info.sessionEffect !== SessionEffect.None) this.markStale();
       if (info.sessionEffect === SessionEffect.Private) this.privateContext = true;
       for (const t of info.temporaryTables) this.temporaryTables.add(t);
       this.afterStatement(info);
@@ -644,13 +673,8 @@ export class MySqlRelay implements ServerPacketSink {
       this.unanalysable = true;
       return;
     }
-    const capabilities = `${(this.state.capabilities & KEYED_CAPABILITIES) >>> 0}:${(this.state.mariaDbCapabilities & KEYED_MARIADB_CAPABILITIES) >>> 0}`;
-    this.ctx = this.cache.context(result, capabilities, this.privateContext ? this.id : null);
-    this.ctxStale = false;
-    this.noContext = this.ctx === null;
-    if (this.ctx === null) return;
-    this.dialect = { ...serverDialect(this.state.serverVersion), ...this.ctx.dialect };
-    this.dialectKey = `${this.ctx.dialect.ansiQuotes ? 1 : 0}${this.ctx.dialect.noBackslashEscapes ? 1 : 0}`;
-    this.cache.decide(this.ctx, p.probeFor!, result);
+    if (!this.adopt(result)) return;
+    this.cache.decide(this.ctx!, p.probeFor!, result);
+    if (this.pristine && !this.privateContext) this.cache.rememberStartup(this.startupKey, result);
   }
 }

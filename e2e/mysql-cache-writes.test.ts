@@ -168,4 +168,34 @@ test('a write that fires a trigger invalidates the table the trigger writes', as
   await directMySql(`DROP TRIGGER ${db}.acct_audit`);
 });
 
+test('LOAD DATA LOCAL INFILE from another connection invalidates the table it loads', async () => {
+  await reset();
+  const { Readable } = await import('node:stream');
+  const loader = await connectMySql(proxy.mysqlPort, {
+    database: db, infileStreamFactory: () => Readable.from([Buffer.from('3\t300\n4\t400\n')]),
+  });
+  open.push(loader);
+  const before = await cachedRead();
+  assert.equal(before, [{ id: 1, bal: 100 }, { id: 2, bal: 200 }]);
+  await loader.query({ sql: "LOAD DATA LOCAL INFILE 'acct.tsv' INTO TABLE acct" });
+  const [rows] = await reader.query<RowDataPacket[]>(READ);
+  assert.equal(rows, [{ id: 1, bal: 100 }, { id: 2, bal: 200 }, { id: 3, bal: 300 }, { id: 4, bal: 400 }]);
+});
+
+test('a write through an updatable view invalidates reads of its base table', async () => {
+  await reset();
+  await directMySql(`CREATE VIEW ${db}.acct_view AS SELECT id, bal FROM ${db}.acct WHERE id > 0`);
+  try {
+    const sql = 'SELECT bal AS through_view FROM acct WHERE id = 1';
+    await writer.query('DELETE FROM acct WHERE id = -1'); // a probe in this database sees the new view
+    await reader.query(sql);
+    await reader.query(sql);
+    await writer.query('UPDATE acct_view SET bal = 77 WHERE id = 1');
+    const [rows] = await reader.query<RowDataPacket[]>(sql);
+    assert.equal(rows, [{ through_view: 77 }]);
+  } finally {
+    await directMySql(`DROP VIEW ${db}.acct_view`);
+  }
+});
+
 test.run();

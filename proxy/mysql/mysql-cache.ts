@@ -210,9 +210,11 @@ export class MySqlCache {
       'DATABASE()', 'CURRENT_USER()', 'USER()', 'CURRENT_ROLE()',
       // CONCAT_WS skips NULLs (character_set_results may be NULL): mark them so positions hold.
       `CONCAT_WS(X'00', ${variables.map((v) => `IFNULL(@@SESSION.${v}, X'01')`).join(', ')})`,
-      // Writes to these tables reach others: invalidated wide. The count tells a truncated list.
+      // Writes to these reach other tables (triggers, cascading foreign keys, updatable views):
+      // invalidated wide. The count tells a truncated list.
       "(SELECT CONCAT(COUNT(DISTINCT t), ':', IFNULL(GROUP_CONCAT(DISTINCT HEX(t)), '')) FROM ("
         + 'SELECT EVENT_OBJECT_TABLE AS t FROM information_schema.TRIGGERS WHERE EVENT_OBJECT_SCHEMA = DATABASE() UNION '
+        + 'SELECT TABLE_NAME FROM information_schema.VIEWS WHERE TABLE_SCHEMA = DATABASE() UNION '
         + "SELECT REFERENCED_TABLE_NAME FROM information_schema.REFERENTIAL_CONSTRAINTS WHERE UNIQUE_CONSTRAINT_SCHEMA = DATABASE() AND (DELETE_RULE NOT IN ('RESTRICT', 'NO ACTION') OR UPDATE_RULE NOT IN ('RESTRICT', 'NO ACTION'))"
         + ') f)',
     ];

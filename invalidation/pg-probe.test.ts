@@ -74,6 +74,15 @@ test.before(async () => {
     CREATE SERVER ${wrapper} FOREIGN DATA WRAPPER ${wrapper};
     CREATE FOREIGN TABLE remote (id int) SERVER ${wrapper};
     CREATE VIEW remote_view AS SELECT * FROM remote;
+    CREATE TABLE allowed (owner text);
+    CREATE TABLE by_list (id int, owner text);
+    CREATE POLICY listed ON by_list USING (owner IN (SELECT a.owner FROM allowed a));
+    CREATE TABLE by_function (id int, owner text);
+    CREATE POLICY via_function ON by_function USING (f_stable(id) > 0);
+    CREATE TABLE by_time (id int, public_at timestamptz);
+    CREATE POLICY released ON by_time USING (public_at <= now());
+    CREATE TABLE by_tenant (id int, tenant text);
+    CREATE POLICY tenant ON by_tenant USING (tenant = current_setting('app.tenant', true));
   `);
 });
 
@@ -196,6 +205,15 @@ test('views and tables with user triggers or rules are listed (a write to them c
   assert.ok(p.fanOutTables.includes('audited'), JSON.stringify(p.fanOutTables));
   assert.ok(p.fanOutTables.includes('ruled'));
   assert.not.ok(p.fanOutTables.includes('child'), 'foreign-key triggers are internal and handled as cascades');
+});
+
+test('row-level security: what policies read is a dependency; policies calling user or time functions are refused', async () => {
+  const listed = await probe('SELECT * FROM by_list');
+  assert.is(await verdict('SELECT * FROM by_list'), null);
+  assert.ok(listed.dependsOn.includes('allowed'), `a write to the policy's table changes the rows seen: ${listed.dependsOn}`);
+  assert.is(await verdict('SELECT * FROM by_function'), 'function', 'a policy calling a user function');
+  assert.is(await verdict('SELECT * FROM by_time'), 'view-time-dependent', 'a policy comparing with now()');
+  assert.is(await verdict('SELECT * FROM by_tenant'), null, 'current_setting() in a policy: the settings are keyed');
 });
 
 test('quoted identifiers resolve', async () => {

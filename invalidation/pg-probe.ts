@@ -38,8 +38,9 @@ export interface ProbeResult {
    */
   dependsOn: string[];
   /**
-   * What every view in `dependsOn` computes (pg_get_viewdef). The catalog records no dependency
-   * on built-in objects, so `now()` or `CURRENT_TIMESTAMP` in a view shows only in its text.
+   * What every view in `dependsOn` computes (pg_get_viewdef), and the row-level security policy
+   * expressions of every relation in it (as `SELECT 1 WHERE <expression>`). The catalog records
+   * no dependency on built-in objects, so `now()` or `CURRENT_TIMESTAMP` shows only in the text.
    */
   viewDefinitions: string[];
   /**
@@ -86,7 +87,10 @@ function textArray(items: readonly string[], type: string): string {
  * triggers or rules (a JSON array of names).
  *
  * The closure follows, from each relation read: partitions and inheritance both ways, foreign
- * keys that cascade into it, and for a view the relations its SELECT rule depends on (pg_depend).
+ * keys that cascade into it, for a view the relations its SELECT rule depends on (pg_depend), and
+ * the relations its row-level security policies read (a policy's subquery filters the rows a
+ * role sees, so a write there changes the result). The functions those policies call are judged
+ * with the views' (from the stored expression, like a view's rule).
  * The functions a view calls are read from its rule's stored tree (the funcid of FuncExpr,
  * aggfnoid of Aggref, winfnoid of WindowFunc, opfuncid of OpExpr) as well as from pg_depend
  * (functions and operators): pinned (built-in) functions such as pg_relation_size() leave no
@@ -113,6 +117,10 @@ export function buildProbeSql(analysis: StatementAnalysis, customSettings: reado
         JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_rewrite'::regclass AND d.objid = r.oid
           AND d.refclassid = 'pg_catalog.pg_class'::regclass AND d.refobjid <> v.oid
         WHERE v.oid = dep.oid AND v.relkind = 'v'
+      UNION ALL SELECT d.refobjid FROM pg_catalog.pg_policy p
+        JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_policy'::regclass AND d.objid = p.oid
+          AND d.refclassid = 'pg_catalog.pg_class'::regclass AND d.refobjid <> p.polrelid
+        WHERE p.polrelid = dep.oid
     ) e),
  rel AS (
     SELECT c.oid, c.relname, c.relkind, c.relpersistence,
@@ -127,11 +135,16 @@ export function buildProbeSql(analysis: StatementAnalysis, customSettings: reado
       AND d.objid = ANY(ARRAY(SELECT oid FROM view_rule)) AND d.refclassid = 'pg_catalog.pg_proc'::regclass
     UNION SELECT o.oprcode::oid FROM pg_catalog.pg_depend d JOIN pg_catalog.pg_operator o ON o.oid = d.refobjid
       WHERE d.classid = 'pg_catalog.pg_rewrite'::regclass AND d.objid = ANY(ARRAY(SELECT oid FROM view_rule))
-        AND d.refclassid = 'pg_catalog.pg_operator'::regclass)
+        AND d.refclassid = 'pg_catalog.pg_operator'::regclass
+    UNION SELECT m[2]::oid FROM pg_catalog.pg_policy p,
+        regexp_matches(coalesce(p.polqual::text, ''), ':(funcid|aggfnoid|winfnoid|opfuncid) ([0-9]+)', 'g') AS m
+      WHERE p.polrelid = ANY(ARRAY(SELECT oid FROM rel)))
 SELECT current_database(), current_user, session_user, concat_ws(E'\\x1f', ${settings}),
  (SELECT count(*) FROM unnest(${textArray(tables, 'text')}) AS u(name) WHERE pg_catalog.to_regclass(u.name) IS NULL)::text,
  (SELECT coalesce(json_agg(json_build_object('name', relname, 'kind', relkind, 'persistence', relpersistence,
-      'schema', nspname, 'definition', CASE WHEN relkind = 'v' THEN pg_catalog.pg_get_viewdef(oid) END) ORDER BY oid), '[]')::text
+      'schema', nspname, 'definition', CASE WHEN relkind = 'v' THEN pg_catalog.pg_get_viewdef(oid) END,
+      'policies', (SELECT coalesce(json_agg(pg_catalog.pg_get_expr(p.polqual, p.polrelid)), '[]') FROM pg_catalog.pg_policy p
+        WHERE p.polrelid = rel.oid AND p.polqual IS NOT NULL)) ORDER BY oid), '[]')::text
     FROM rel),
  (SELECT coalesce(bool_and(f.provolatile = 'i' OR (f.provolatile = 's' AND f.pronamespace = 'pg_catalog'::regnamespace)), true)::text
     || ' ' || coalesce(bool_and(f.pronamespace = 'pg_catalog'::regnamespace), true)::text
@@ -157,6 +170,8 @@ interface ClosureRelation {
   persistence: string;
   schema: string;
   definition: string | null;
+  /** The USING expressions of the relation's row-level security policies (pg_get_expr). */
+  policies: string[];
 }
 
 /**
@@ -194,7 +209,8 @@ function readClosure(text: string): ClosureRelation[] {
     if (typeof r !== 'object' || r === null) return false;
     const o = r as Record<string, unknown>;
     return typeof o.name === 'string' && typeof o.kind === 'string' && typeof o.persistence === 'string'
-      && typeof o.schema === 'string' && (o.definition === null || typeof o.definition === 'string');
+      && typeof o.schema === 'string' && (o.definition === null || typeof o.definition === 'string')
+      && Array.isArray(o.policies) && o.policies.every((p) => typeof p === 'string');
   };
   if (!Array.isArray(closure) || !closure.every(isRelation)) {
     throw new ProbeError('probe column closure is not an array of relations');
@@ -215,6 +231,16 @@ export function viewDefinitionHazard(definitions: readonly string[], analyze: (t
     if (!a.cacheable) return `view-${a.reasonNotCacheable ?? 'not-cacheable'}`;
   }
   return null;
+}
+
+/**
+ * A row-level security policy's USING expression as a query the text analysis can judge like a
+ * view's definition: a policy calling now() filters differently as time passes, without a write.
+ * current_setting() is allowed here (it is not in a view): it is how policies read the tenant, and
+ * the settings a session sets, or its startup options, are part of its context key.
+ */
+function policyAsQuery(expression: string): string {
+  return `SELECT 1 WHERE ${expression.replace(/\bcurrent_setting\s*\(/gi, 'lower(')}`;
 }
 
 /** Decodes the probe's single row (text format values, null for SQL NULL). */
@@ -242,7 +268,7 @@ export function readProbeRow(values: readonly (string | null)[]): ProbeResult {
     settings,
     notCacheable,
     dependsOn: [...new Set(closure.map((r) => r.name))],
-    viewDefinitions: closure.flatMap((r) => (r.definition === null ? [] : [r.definition])),
+    viewDefinitions: closure.flatMap((r) => [...(r.definition === null ? [] : [r.definition]), ...r.policies.map(policyAsQuery)]),
     functionsBuiltin,
     hasTempRelations: temp === 'true',
     fanOutTables: readNames(fanOut, 'fan-out'),

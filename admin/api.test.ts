@@ -15,7 +15,7 @@ const metrics = createMetrics();
 const stats = new QueryStats('postgres', metrics);
 const store = new ResultStore<{ readonly identity: StatementIdentity }>({ maxBytes: 1 << 20, maxEntryBytes: 1 << 16, defaultTtlMs: 0 });
 const caches = new Map<Protocol, CachedResults>([['postgres', { store, stats }]]);
-const admin = new AdminServer(metrics, { api: new AdminApi(caches, config), token: TOKEN });
+const admin = new AdminServer(metrics, { api: new AdminApi(caches, () => config), token: TOKEN });
 let base = '';
 
 const users = stats.identify('fp-users', 'SELECT * FROM users WHERE id = $1', ['users']);

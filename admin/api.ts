@@ -6,7 +6,8 @@ import type http from 'node:http';
 import type { CacheEntry, ResultStore } from '../cache/store.js';
 import { chargedBytes } from '../cache/store.js';
 import { databaseTag, tableTag } from '../cache/tags.js';
-import type { Config } from '../config/settings.js';
+import type { ReloadReport } from '../config/reload.js';
+import { ConfigError, type Config } from '../config/settings.js';
 import type { Protocol } from './metrics.js';
 import { top, type QueryItem, type QueryStats, type StatementIdentity, type TableItem, type TopOrder } from './query-stats.js';
 import { DEFAULT_TOP, MAX_TOP } from './stats-report.js';
@@ -124,9 +125,14 @@ export interface TableRow extends TableUsage {
 }
 
 export class AdminApi {
+  /**
+   * `config` is asked per request so a reload shows; `reload` re-reads the config sources and
+   * applies them (POST /api/config/reload), null where nothing can be reloaded.
+   */
   constructor(
     private readonly caches: ReadonlyMap<Protocol, CachedResults>,
-    private readonly config: Config,
+    private readonly config: () => Config,
+    private readonly reload: (() => ReloadReport) | null = null,
   ) {}
 
   /** Answers a request whose path starts with /api/; the caller has checked the token. */
@@ -160,9 +166,23 @@ export class AdminApi {
         return this.flush(parseFlushRequest(await readJson(req)));
       case '/api/config':
         expect('GET');
-        return { config: redactedConfig(this.config) };
+        return { config: redactedConfig(this.config()) };
+      case '/api/config/reload':
+        expect('POST');
+        return this.reloadConfig();
       default:
-        throw new ApiError(404, 'not-found', 'try /api/queries, /api/tables, /api/flush (POST) or /api/config');
+        throw new ApiError(404, 'not-found', 'try /api/queries, /api/tables, /api/flush (POST), /api/config or /api/config/reload (POST)');
+    }
+  }
+
+  private reloadConfig(): { applied: readonly string[]; needsRestart: readonly string[]; config: Config } {
+    if (this.reload === null) throw new ApiError(404, 'not-found', 'this admin server cannot reload a config');
+    try {
+      const report = this.reload();
+      return { applied: report.applied, needsRestart: report.needsRestart, config: redactedConfig(report.config) };
+    } catch (err) {
+      if (err instanceof ConfigError) throw new ApiError(400, 'invalid-config', `${err.message}; the running config is kept`);
+      throw err;
     }
   }
 

@@ -104,7 +104,7 @@ test('top queries: most first, ties by the other count then fingerprint, zeros l
   assert.equal(stats.topQueries(0, 'hits'), []);
   const b = stats.topQueries(1, 'hits')[0]!;
   assert.equal({ ...b, meanMs: undefined }, {
-    protocol: 'postgres', fingerprint: 'b', sample: "SELECT 'b'", tables: [], hits: 9, misses: 1, bypasses: 0, writes: 0, hitRatio: 0.9, meanMs: undefined,
+    protocol: 'postgres', fingerprint: 'b', sample: "SELECT 'b'", tables: [], hits: 9, misses: 1, bypasses: 0, writes: 0, hitRatio: 0.9, meanMs: undefined, rule: null,
   });
 });
 

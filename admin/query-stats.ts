@@ -33,6 +33,8 @@ export class StatementIdentity {
   missSeconds = 0;
   bypassSeconds = 0;
   writeSeconds = 0;
+  /** The cache rule (`rules[N]` of the config) that last matched it at a fill; null for none. */
+  rule: string | null = null;
 
   constructor(
     /** libpg-query's fingerprint (hex), or OVERFLOW_FINGERPRINT. */
@@ -90,6 +92,8 @@ export interface QueryItem {
   fingerprint: string;
   sample: string;
   tables: readonly string[];
+  /** The cache rule that matched (`rules[N]`), null when none did. */
+  rule: string | null;
   hits: number;
   misses: number;
   bypasses: number;
@@ -322,6 +326,7 @@ export class QueryStats {
       fingerprint: id.fingerprint,
       sample: id.sample,
       tables: id.tables,
+      rule: id.rule,
       hits: id.hits,
       misses: id.misses,
       bypasses: id.bypasses,

@@ -92,9 +92,10 @@ export function chargedBytes(key: string, valueBytes: number, tagCount: number):
 }
 
 export class ResultStore<M> {
-  private readonly maxBytes: number;
-  private readonly maxEntryBytes: number;
-  private readonly defaultTtlMs: number;
+  // Not readonly: a config reload changes them (setLimits).
+  private maxBytes: number;
+  private maxEntryBytes: number;
+  private defaultTtlMs: number;
   private readonly clock: Clock;
   private readonly versions: TagVersions;
 
@@ -124,17 +125,32 @@ export class ResultStore<M> {
   private refusedInvalidated = 0;
 
   constructor(options: StoreOptions) {
-    const { maxBytes, maxEntryBytes, defaultTtlMs } = options;
     const maxTrackedTags = options.maxTrackedTags ?? DEFAULT_MAX_TRACKED_TAGS;
-    for (const [name, v] of [['maxBytes', maxBytes], ['maxEntryBytes', maxEntryBytes], ['defaultTtlMs', defaultTtlMs], ['maxTrackedTags', maxTrackedTags]] as const) {
-      if (!Number.isSafeInteger(v) || v < 0) throw new CacheOptionsError(`${name} must be a whole number >= 0, got ${v}`);
-    }
+    checkWholeNumbers([['maxTrackedTags', maxTrackedTags]]);
+    this.maxBytes = 0;
+    this.maxEntryBytes = 0;
+    this.defaultTtlMs = 0;
+    this.setLimits(options);
+    this.clock = options.clock ?? new CoarseClock();
+    this.versions = new TagVersions(maxTrackedTags);
+  }
+
+  /**
+   * New budget, entry limit and default TTL (a config reload). A smaller budget evicts the least
+   * recently used entries down to it at once; entries already stored keep their size and expiry
+   * (the new limits judge the next fills).
+   */
+  setLimits(limits: Pick<StoreOptions, 'maxBytes' | 'maxEntryBytes' | 'defaultTtlMs'>): void {
+    const { maxBytes, maxEntryBytes, defaultTtlMs } = limits;
+    checkWholeNumbers([['maxBytes', maxBytes], ['maxEntryBytes', maxEntryBytes], ['defaultTtlMs', defaultTtlMs]]);
     this.maxBytes = maxBytes;
     // Clamped rather than rejected: a small --cache-max-bytes alone is a sensible setting.
     this.maxEntryBytes = Math.min(maxEntryBytes, maxBytes);
     this.defaultTtlMs = defaultTtlMs;
-    this.clock = options.clock ?? new CoarseClock();
-    this.versions = new TagVersions(maxTrackedTags);
+    while (this.usedBytes > this.maxBytes) {
+      this.remove(this.head);
+      this.evictions++;
+    }
   }
 
   /** The entry under `key`, marked most recently used; undefined on a miss or after its TTL. */
@@ -357,6 +373,12 @@ export class ResultStore<M> {
     if (this.tail === NIL) this.head = slot;
     else this.next[this.tail] = slot;
     this.tail = slot;
+  }
+}
+
+function checkWholeNumbers(values: readonly (readonly [string, number])[]): void {
+  for (const [name, v] of values) {
+    if (!Number.isSafeInteger(v) || v < 0) throw new CacheOptionsError(`${name} must be a whole number >= 0, got ${v}`);
   }
 }
 

@@ -1,5 +1,6 @@
 // The `sidecache` command: parse settings, start the proxy (or the quick start on an embedded
 // database when no upstream is configured), print where to connect, stop cleanly on a signal.
+import { ConfigReloader } from '../config/reload.js';
 import { ConfigError, helpText, loadConfig, type Config, type HostPort } from '../config/settings.js';
 import { createLogger } from './log.js';
 import { startEmbeddedPostgres, type EmbeddedPostgres } from './quickstart.js';
@@ -13,9 +14,10 @@ const QUICKSTART_FALLBACK_PORTS: Record<'pgListen' | 'adminListen', number[]> = 
 const SHUTDOWN_DEADLINE_MS = 10_000;
 
 async function main(): Promise<number> {
+  const argv = process.argv.slice(2);
   let parsed;
   try {
-    parsed = loadConfig(process.argv.slice(2), process.env);
+    parsed = loadConfig(argv, process.env);
   } catch (err) {
     if (err instanceof ConfigError) {
       process.stderr.write(`sidecache: ${err.message}\n`);
@@ -40,10 +42,11 @@ async function main(): Promise<number> {
     upstream = embedded.address;
   }
 
+  const source = new ConfigReloader(argv, process.env, parsed.config);
   let app: RunningSidecache | null = null;
   for (let attempt = 0; app === null; attempt++) {
     try {
-      app = await startSidecache(config, upstream, log);
+      app = await startSidecache(config, upstream, log, source);
     } catch (err) {
       if (!(err instanceof ListenError)) throw err;
       const key = err.flag === '--pg-listen' ? 'pgListen' : err.flag === '--admin-listen' ? 'adminListen' : null;
@@ -72,6 +75,15 @@ async function main(): Promise<number> {
   };
   process.on('SIGTERM', () => void stop('SIGTERM'));
   process.on('SIGINT', () => void stop('SIGINT'));
+  // Reloads limits, cache sizes and TTL from the config file; open connections stay. A failure
+  // is logged by reload() and changes nothing.
+  process.on('SIGHUP', () => {
+    try {
+      running.reload();
+    } catch (err) {
+      if (!(err instanceof ConfigError)) throw err;
+    }
+  });
   return -1;
 }
 

@@ -3,6 +3,7 @@ import type net from 'node:net';
 import { AdminApi, type CachedResults } from '../admin/api.js';
 import { AdminServer } from '../admin/server.js';
 import { createMetrics, type Metrics, type Protocol } from '../admin/metrics.js';
+import type { ReloadReport } from '../config/reload.js';
 import type { Config, HostPort } from '../config/settings.js';
 import { MySqlListener } from '../proxy/mysql/listener.js';
 import { MySqlCache } from '../proxy/mysql/mysql-cache.js';
@@ -25,24 +26,59 @@ export interface RunningSidecache {
   /** Null when the MySQL side is off (no --mysql-upstream). */
   mysqlAddress: net.AddressInfo | null;
   adminAddress: net.AddressInfo;
+  /** The config in force (changes on reload). */
+  readonly config: Config;
+  /**
+   * Reads the config sources again and applies the limits, cache sizes and TTL they now give,
+   * without touching open connections. Throws ConfigError (and changes nothing) when invalid.
+   */
+  reload(): ReloadReport;
   /** Stops accepting, lets busy sessions finish until the deadline, then closes everything. */
   close(deadlineMs?: number): Promise<void>;
 }
 
 interface Listener {
+  applyConfig(config: Config): void;
   close(deadlineMs: number): Promise<void>;
 }
 
-/** Starts the PostgreSQL side when `pgUpstream` is given and the MySQL side when config.mysqlUpstream is. */
-export async function startSidecache(config: Config, pgUpstream: HostPort | null, log: Logger): Promise<RunningSidecache> {
+type ReloadableCache = CachedResults & { applyConfig(config: Config): void };
+
+/** Where a reload reads the config again (config/reload.ts). */
+export interface ConfigSource {
+  reload(running: Config): ReloadReport;
+}
+
+/**
+ * Starts the PostgreSQL side when `pgUpstream` is given and the MySQL side when config.mysqlUpstream is.
+ * Without `source` a reload re-applies the running config (nothing to re-read).
+ */
+export async function startSidecache(config: Config, pgUpstream: HostPort | null, log: Logger, source: ConfigSource | null = null): Promise<RunningSidecache> {
   const metrics = createMetrics();
   const listeners: Listener[] = [];
+  // Filled below as each side starts; the admin API and reloads read it per call.
+  const caches = new Map<Protocol, ReloadableCache>();
+  let running = config;
+  const reload = (): ReloadReport => {
+    let report: ReloadReport;
+    try {
+      report = source === null ? { applied: [], needsRestart: [], config: running } : source.reload(running);
+    } catch (err) {
+      log.error({ err: (err as Error).message }, 'config reload failed; the running config is kept');
+      throw err;
+    }
+    report = keepCacheSwitch(report, running, caches.size > 0);
+    for (const l of listeners) l.applyConfig(report.config);
+    for (const c of caches.values()) c.applyConfig(report.config);
+    running = report.config;
+    if (report.needsRestart.length === 0) log.info({ applied: report.applied }, 'config reloaded');
+    else log.warn({ applied: report.applied, needsRestart: report.needsRestart }, 'config reloaded; the settings in needsRestart changed but keep their old values until a restart');
+    return report;
+  };
   let pgAddress: net.AddressInfo | null = null;
   let mysqlAddress: net.AddressInfo | null = null;
   let adminAddress: net.AddressInfo;
-  // Filled below as each side starts; the admin API reads it per request.
-  const caches = new Map<Protocol, CachedResults>();
-  const admin = new AdminServer(metrics, { api: new AdminApi(caches, config), token: config.adminToken });
+  const admin = new AdminServer(metrics, { api: new AdminApi(caches, () => running, reload), token: config.adminToken });
   try {
     if (pgUpstream !== null) {
       const cache = config.cacheMaxBytes > 0 ? await PgCache.create(config, metrics) : null;
@@ -68,6 +104,10 @@ export async function startSidecache(config: Config, pgUpstream: HostPort | null
     pgAddress,
     mysqlAddress,
     adminAddress,
+    get config() {
+      return running;
+    },
+    reload,
     async close(deadlineMs = 10_000) {
       await Promise.all(listeners.map((l) => l.close(deadlineMs)));
       await admin.close();
@@ -82,4 +122,17 @@ async function bind(flag: string, at: HostPort, listen: (at: HostPort) => Promis
     const e = err as NodeJS.ErrnoException;
     throw new ListenError(flag, at, e.code, e);
   }
+}
+
+/**
+ * With --cache-max-bytes 0 at start no cache was built, so turning caching on needs a restart;
+ * turning it off (0) just empties the stores and refuses fills, which setLimits does.
+ */
+function keepCacheSwitch(report: ReloadReport, running: Config, haveCaches: boolean): ReloadReport {
+  if (haveCaches || report.config.cacheMaxBytes === running.cacheMaxBytes) return report;
+  return {
+    applied: report.applied.filter((f) => f !== 'cache-max-bytes'),
+    needsRestart: [...report.needsRestart, 'cache-max-bytes'],
+    config: Object.freeze({ ...report.config, cacheMaxBytes: running.cacheMaxBytes }),
+  };
 }

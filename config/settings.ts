@@ -1,5 +1,10 @@
-// The one table of sidecache's settings: name, flag, environment variable, default, meaning.
-// Every other module reads the frozen Config built here; docs and --help are generated from SETTINGS.
+// The one table of sidecache's settings: name, flag, environment variable, config-file key,
+// default, meaning, and whether a reload applies it. Every other module reads the frozen Config
+// built here; docs and --help are generated from SETTINGS.
+import { readFileSync } from 'node:fs';
+import { parseDocument } from 'yaml';
+import { ConfigError } from './errors.js';
+import { CacheRules, parseRules } from './rules.js';
 
 export interface HostPort {
   host: string;
@@ -11,6 +16,8 @@ export interface UpstreamUrl extends HostPort {
 }
 
 export interface Config {
+  /** The YAML file read at start and on reload; null when there is none. */
+  configFile: string | null;
   pgUpstream: UpstreamUrl | null;
   pgListen: HostPort;
   mysqlUpstream: UpstreamUrl | null;
@@ -26,53 +33,59 @@ export interface Config {
   cacheMaxBytes: number;
   cacheMaxEntryBytes: number;
   cacheTtlMs: number;
+  /** The config file's `rules:` list (not a flag or variable); applied by a reload. */
+  cacheRules: CacheRules;
 }
 
-export class ConfigError extends Error {
-  constructor(readonly key: string, message: string) {
-    super(`${key}: ${message}`);
-    this.name = 'ConfigError';
-  }
-}
+export { ConfigError };
 
-type Kind = 'hostport' | 'pg-url' | 'mysql-url' | 'bytes' | 'count' | 'duration' | 'secret';
+/** Config fields that are settings of the table (the rules list is the file's alone). */
+export type SettingKey = Exclude<keyof Config, 'cacheRules'>;
 
-interface Setting<K extends keyof Config = keyof Config> {
+type Kind = 'hostport' | 'pg-url' | 'mysql-url' | 'bytes' | 'count' | 'duration' | 'secret' | 'path';
+
+export interface Setting<K extends SettingKey = SettingKey> {
   key: K;
   flag: string;
   kind: Kind;
   default: string | null;
   help: string;
+  /** A reload (SIGHUP, POST /api/config/reload) applies a new value; otherwise it needs a restart. */
+  live: boolean;
+  /** Only a flag or the environment can set it (the config file cannot name itself). */
+  notInFile?: true;
 }
 
 export const SETTINGS: readonly Setting[] = [
-  { key: 'pgUpstream', flag: 'pg-upstream', kind: 'pg-url', default: null,
+  { key: 'configFile', flag: 'config', kind: 'path', default: null, live: false, notInFile: true,
+    help: 'a YAML file whose keys are these flag names (see docs/config.example.yaml); environment variables and flags win over it; re-read on SIGHUP' },
+  { key: 'pgUpstream', flag: 'pg-upstream', kind: 'pg-url', default: null, live: false,
     help: 'the real PostgreSQL server, postgres://HOST:PORT; when neither upstream is set, the quick start runs on an embedded PGlite' },
-  { key: 'pgListen', flag: 'pg-listen', kind: 'hostport', default: '0.0.0.0:5432',
+  { key: 'pgListen', flag: 'pg-listen', kind: 'hostport', default: '0.0.0.0:5432', live: false,
     help: 'where sidecache accepts PostgreSQL clients (port 0 picks a free port)' },
-  { key: 'mysqlUpstream', flag: 'mysql-upstream', kind: 'mysql-url', default: null,
+  { key: 'mysqlUpstream', flag: 'mysql-upstream', kind: 'mysql-url', default: null, live: false,
     help: 'the real MySQL or MariaDB server, mysql://HOST:PORT; unset leaves the MySQL side off' },
-  { key: 'mysqlListen', flag: 'mysql-listen', kind: 'hostport', default: '0.0.0.0:3306',
+  { key: 'mysqlListen', flag: 'mysql-listen', kind: 'hostport', default: '0.0.0.0:3306', live: false,
     help: 'where sidecache accepts MySQL/MariaDB clients (port 0 picks a free port)' },
-  { key: 'adminListen', flag: 'admin-listen', kind: 'hostport', default: '127.0.0.1:9180',
+  { key: 'adminListen', flag: 'admin-listen', kind: 'hostport', default: '127.0.0.1:9180', live: false,
     help: 'HTTP listener for the dashboard, /healthz, /metrics, /stats and the admin API /api/* (port 0 picks a free port)' },
-  { key: 'adminToken', flag: 'admin-token', kind: 'secret', default: null,
+  { key: 'adminToken', flag: 'admin-token', kind: 'secret', default: null, live: false,
     help: 'when set, the admin API (/api/*) and /stats require `Authorization: Bearer <token>`; /metrics, /healthz and the dashboard page stay open (see docs/admin-api.md)' },
-  { key: 'maxMessageBytes', flag: 'max-message-bytes', kind: 'bytes', default: '64MiB',
+  { key: 'maxMessageBytes', flag: 'max-message-bytes', kind: 'bytes', default: '64MiB', live: true,
     help: 'largest message a client may send; longer ones get a protocol error and that connection is closed' },
-  { key: 'maxClientConnections', flag: 'max-client-connections', kind: 'count', default: '1000',
+  { key: 'maxClientConnections', flag: 'max-client-connections', kind: 'count', default: '1000', live: true,
     help: 'client connections accepted at once per protocol; more get a "too many connections" error' },
-  { key: 'loginTimeoutMs', flag: 'login-timeout', kind: 'duration', default: '30s',
+  { key: 'loginTimeoutMs', flag: 'login-timeout', kind: 'duration', default: '30s', live: true,
     help: 'a client must finish startup and authentication within this time' },
-  { key: 'messageStallTimeoutMs', flag: 'message-stall-timeout', kind: 'duration', default: '60s',
+  { key: 'messageStallTimeoutMs', flag: 'message-stall-timeout', kind: 'duration', default: '60s', live: true,
     help: 'a client that stops in the middle of a message for this long is disconnected (0 = never)' },
-  { key: 'upstreamConnectTimeoutMs', flag: 'upstream-connect-timeout', kind: 'duration', default: '10s',
+  { key: 'upstreamConnectTimeoutMs', flag: 'upstream-connect-timeout', kind: 'duration', default: '10s', live: true,
     help: 'how long to wait for the upstream database to accept a connection' },
-  { key: 'cacheMaxBytes', flag: 'cache-max-bytes', kind: 'bytes', default: '256MiB',
+  { key: 'cacheMaxBytes', flag: 'cache-max-bytes', kind: 'bytes', default: '256MiB', live: true,
     help: 'memory budget of the result cache per protocol (payload plus per-entry overhead); 0 turns caching off' },
-  { key: 'cacheMaxEntryBytes', flag: 'cache-max-entry-bytes', kind: 'bytes', default: '8MiB',
+  { key: 'cacheMaxEntryBytes', flag: 'cache-max-entry-bytes', kind: 'bytes', default: '8MiB', live: true,
     help: 'largest single result kept; larger results are relayed but not cached' },
-  { key: 'cacheTtlMs', flag: 'cache-ttl', kind: 'duration', default: '60s',
+  { key: 'cacheTtlMs', flag: 'cache-ttl', kind: 'duration', default: '60s', live: true,
     help: 'how long a cached result may be served; a safety net for writes that bypass sidecache (0 = no expiry)' },
 ];
 
@@ -145,8 +158,13 @@ function parseSecret(key: string, text: string): string {
   return text;
 }
 
-function parseValue(setting: Setting, text: string): Config[keyof Config] {
-  const key = '--' + setting.flag;
+function parsePath(key: string, text: string): string {
+  if (text.trim() === '') throw new ConfigError(key, 'expected a file path');
+  return text;
+}
+
+/** `key` names where the value came from (`--flag`, `SIDECACHE_X`, `flag in FILE`) for the error. */
+function parseValue(setting: Setting, text: string, key: string): Config[SettingKey] {
   switch (setting.kind) {
     case 'hostport': return parseHostPort(key, text);
     case 'pg-url': return parsePgUrl(key, text);
@@ -155,27 +173,35 @@ function parseValue(setting: Setting, text: string): Config[keyof Config] {
     case 'count': return parseCount(key, text);
     case 'duration': return parseDuration(key, text);
     case 'secret': return parseSecret(key, text);
+    case 'path': return parsePath(key, text);
   }
 }
 
 export interface ParsedArgs {
   config: Config;
-  /** Settings given by flag or environment rather than defaulted. */
+  /** Settings given by file, flag or environment rather than defaulted. */
   explicit: ReadonlySet<keyof Config>;
   help: boolean;
 }
 
-/** Builds the config from defaults, then SIDECACHE_* variables, then flags (later wins). */
+/** A value with where it came from, so an error can name the flag, variable or file key. */
+interface Given {
+  text: string | null;
+  source: string;
+}
+
+/**
+ * Builds the config from defaults, then the file of --config / SIDECACHE_CONFIG, then SIDECACHE_*
+ * variables, then flags (later wins). Called again on reload with the same argv and env: only the
+ * file can have changed.
+ */
 export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): ParsedArgs {
-  const raw = new Map<Setting, string | null>(SETTINGS.map((s) => [s, s.default]));
-  const explicit = new Set<keyof Config>();
+  const fromEnv = new Map<Setting, Given>();
   for (const s of SETTINGS) {
     const v = env[envName(s)];
-    if (v !== undefined && v !== '') {
-      raw.set(s, v);
-      explicit.add(s.key);
-    }
+    if (v !== undefined && v !== '') fromEnv.set(s, { text: v, source: envName(s) });
   }
+  const fromFlags = new Map<Setting, Given>();
   let help = false;
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
@@ -188,12 +214,54 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Par
       value = argv[++i];
       if (value === undefined) throw new ConfigError(arg, 'needs a value');
     }
-    raw.set(setting, value);
-    explicit.add(setting.key);
+    fromFlags.set(setting, { text: value, source: '--' + setting.flag });
   }
-  const config = {} as Record<keyof Config, unknown>;
-  for (const [s, v] of raw) config[s.key] = v === null ? null : parseValue(s, v);
+  const fileSetting = SETTINGS.find((s) => s.key === 'configFile')!;
+  const file = fromFlags.get(fileSetting) ?? fromEnv.get(fileSetting);
+  const fromFile = file === undefined ? { settings: new Map<Setting, Given>(), rules: CacheRules.NONE } : readConfigFile(parsePath(file.source, file.text!));
+
+  const config = { cacheRules: fromFile.rules } as Record<keyof Config, unknown>;
+  const explicit = new Set<keyof Config>();
+  for (const s of SETTINGS) {
+    const given = fromFlags.get(s) ?? fromEnv.get(s) ?? fromFile.settings.get(s);
+    if (given !== undefined) explicit.add(s.key);
+    const text = given === undefined ? s.default : given.text;
+    config[s.key] = text === null ? null : parseValue(s, text, given?.source ?? '--' + s.flag);
+  }
   return { config: Object.freeze(config as unknown as Config), explicit, help };
+}
+
+/**
+ * The settings a YAML file gives, by setting, and its cache rules. Keys are flag names; a value is
+ * a scalar (YAML numbers and strings alike: `cache-ttl: 30` means 30 s, as the flag would); `null`
+ * means the default.
+ */
+function readConfigFile(path: string): { settings: Map<Setting, Given>; rules: CacheRules } {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new ConfigError('--config', `cannot read ${path}: ${(err as Error).message}`);
+  }
+  const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
+  if (doc.errors.length > 0) throw new ConfigError(path, `not valid YAML: ${doc.errors[0]!.message}`);
+  const data: unknown = doc.toJS();
+  const given = new Map<Setting, Given>();
+  let rules = CacheRules.NONE;
+  if (data === null || data === undefined) return { settings: given, rules };
+  if (typeof data !== 'object' || Array.isArray(data)) throw new ConfigError(path, 'expected a mapping of setting names to values, e.g. "cache-ttl: 30s"');
+  for (const [key, value] of Object.entries(data as Record<string, unknown>)) {
+    const source = `${key} in ${path}`;
+    if (key === 'rules') {
+      rules = parseRules(value, path, parseDuration, parseBytes);
+      continue;
+    }
+    const setting = SETTINGS.find((s) => s.flag === key && s.notInFile !== true);
+    if (setting === undefined) throw new ConfigError(source, 'unknown key (the keys are the flag names without "--", see docs/settings.md)');
+    if (value !== null && typeof value === 'object') throw new ConfigError(source, 'expected a single value, not a list or mapping');
+    given.set(setting, { text: value === null ? setting.default : String(value), source });
+  }
+  return { settings: given, rules };
 }
 
 export function helpText(): string {
@@ -201,7 +269,8 @@ export function helpText(): string {
     'Usage: sidecache [options]',
     '',
     'A caching wire-protocol proxy for PostgreSQL and MySQL/MariaDB. Every option can also be set',
-    'through the environment variable shown (flags win).',
+    'through the environment variable shown, and all but --config in the --config file under the',
+    'flag name (flags win over variables, variables over the file).',
     '',
   ];
   for (const s of SETTINGS) {

@@ -59,9 +59,10 @@ export interface ListenerProtocol<S extends ListenedSession<E>, E> {
 }
 
 export class ProxyListener<S extends ListenedSession<E>, E> implements ListenerHost<S> {
-  readonly limits: SessionLimits;
+  /** Replaced whole by a reload; sessions read it when they use a limit, so new values reach them. */
+  limits: SessionLimits;
   private readonly server: net.Server;
-  private readonly maxClients: number;
+  private maxClients: number;
   /** Sessions that hold a connection slot. */
   private readonly admitted = new Set<S>();
   private readonly all = new Set<S>();
@@ -75,15 +76,19 @@ export class ProxyListener<S extends ListenedSession<E>, E> implements ListenerH
     private readonly lossCache: LosableCache | null,
     private readonly kind: ListenerProtocol<S, E>,
   ) {
-    this.limits = {
-      maxMessageBytes: config.maxMessageBytes,
-      loginTimeoutMs: config.loginTimeoutMs,
-      messageStallTimeoutMs: config.messageStallTimeoutMs,
-      upstreamConnectTimeoutMs: config.upstreamConnectTimeoutMs,
-    };
+    this.limits = sessionLimits(config);
     this.maxClients = config.maxClientConnections;
     this.labels = { protocol: kind.protocol };
     this.server = net.createServer({ noDelay: true, pauseOnConnect: kind.pauseOnConnect }, (socket) => this.accept(socket));
+  }
+
+  /**
+   * A config reload. Connections already admitted stay even when over a lowered limit; a
+   * session's message-size limit is the one in force when it logged in.
+   */
+  applyConfig(config: Config): void {
+    this.limits = sessionLimits(config);
+    this.maxClients = config.maxClientConnections;
   }
 
   /** Resolves with the bound address; rejects (e.g. EADDRINUSE) without leaving anything open. */
@@ -159,4 +164,13 @@ export class ProxyListener<S extends ListenedSession<E>, E> implements ListenerH
     this.all.delete(session);
     if (this.admitted.delete(session)) this.metrics.clientConnections.dec(this.labels);
   }
+}
+
+function sessionLimits(config: Config): SessionLimits {
+  return Object.freeze({
+    maxMessageBytes: config.maxMessageBytes,
+    loginTimeoutMs: config.loginTimeoutMs,
+    messageStallTimeoutMs: config.messageStallTimeoutMs,
+    upstreamConnectTimeoutMs: config.upstreamConnectTimeoutMs,
+  });
 }

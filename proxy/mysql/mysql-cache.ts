@@ -7,6 +7,7 @@ import type { Metrics } from '../../admin/metrics.js';
 import { QueryStats, type StatementIdentity } from '../../admin/query-stats.js';
 import { ResultStore } from '../../cache/store.js';
 import { databaseTag, tableTag } from '../../cache/tags.js';
+import { StatementRules, type RuleOutcome } from '../../config/rules.js';
 import type { Config } from '../../config/settings.js';
 import type { MysqlAnalysisOptions, MysqlQualifiedName, MysqlStatementAnalysis } from '../../invalidation/mysql-analysis.js';
 import { MysqlClassifier } from '../../invalidation/mysql-classifier.js';
@@ -25,6 +26,10 @@ export const enum SessionEffect {
 export interface MysqlStatementInfo {
   readonly analysis: MysqlStatementAnalysis;
   readonly identity: StatementIdentity;
+  /** The text with numeric literals replaced: what a cache rule's regex is tested against. */
+  readonly shape: string;
+  /** Of the shape; identity.fingerprint is "other" past the stats' bound, this never is. */
+  readonly fingerprint: string;
   /** The text's own verdict allows caching (one SELECT without time-dependent functions, locks, INTO...). */
   readonly readCacheable: boolean;
   /** Tables whose cached reads a commit of this statement makes stale. */
@@ -105,11 +110,13 @@ export class MysqlProbeError extends Error {
 export class MySqlCache {
   readonly store: ResultStore<EntryMeta>;
   readonly stats: QueryStats;
-  readonly maxEntryBytes: number;
+  /** Read per fill; a config reload changes it (applyConfig). */
+  maxEntryBytes: number;
   /** One classifier per dialect: the same text can read differently under another sql_mode. */
   private readonly classifiers = new Map<string, MysqlClassifier>();
   private readonly infos = new WeakMap<MysqlStatementAnalysis, MysqlStatementInfo>();
   private readonly infoByText = new Map<string, MysqlStatementInfo>();
+  private readonly rules: StatementRules<MysqlStatementInfo>;
   private readonly contexts = new Map<string, MysqlContext>();
   /** Bumped on DDL: decisions and fan-out taken before may rest on a catalog that changed. */
   private generationCount = 0;
@@ -125,11 +132,32 @@ export class MySqlCache {
       defaultTtlMs: config.cacheTtlMs,
     });
     this.maxEntryBytes = config.cacheMaxEntryBytes;
+    this.rules = new StatementRules<MysqlStatementInfo>(config.cacheRules, (info) => ({
+      fingerprint: info.fingerprint,
+      shape: info.shape,
+      tables: [...info.analysis.tablesRead, ...info.analysis.tablesWritten].map((t) => t.name),
+    }));
     this.stats = new QueryStats('mysql', metrics);
     this.stats.observeStore(() => {
       const c = this.store.counters();
-      return { entries: c.entries, bytes: c.bytes, evictions: c.evictions, maxBytes: config.cacheMaxBytes };
+      return { entries: c.entries, bytes: c.bytes, evictions: c.evictions, maxBytes: c.maxBytes };
     });
+  }
+
+  /**
+   * A config reload: the new budget, entry limit and TTL apply to the next fills. New rules drop
+   * every entry: one stored under the old rules may now be "never" or have a shorter TTL, and a
+   * hit does not look at rules.
+   */
+  applyConfig(config: Config): void {
+    this.store.setLimits({ maxBytes: config.cacheMaxBytes, maxEntryBytes: config.cacheMaxEntryBytes, defaultTtlMs: config.cacheTtlMs });
+    this.maxEntryBytes = config.cacheMaxEntryBytes;
+    if (this.rules.replace(config.cacheRules)) this.stats.invalidated('database', this.store.invalidateAll());
+  }
+
+  /** The cache rule for a cacheable read, evaluated once per statement shape and rules. */
+  rule(info: MysqlStatementInfo): RuleOutcome {
+    return this.rules.get(info);
   }
 
   get generation(): number {
@@ -188,6 +216,8 @@ export class MySqlCache {
     return Object.freeze({
       analysis: a,
       identity: this.stats.identify(fingerprint, shape, [...new Set(tables)]),
+      shape,
+      fingerprint,
       readCacheable: a.cacheable && a.kind === 'read',
       writes: a.tablesWritten,
       writesUnlisted: catalogChanged,

@@ -6,6 +6,7 @@ import type { Metrics } from '../../admin/metrics.js';
 import { QueryStats, type StatementIdentity } from '../../admin/query-stats.js';
 import { ResultStore } from '../../cache/store.js';
 import { databaseTag, tableTag } from '../../cache/tags.js';
+import { StatementRules, type RuleOutcome } from '../../config/rules.js';
 import type { Config } from '../../config/settings.js';
 import type { StatementAnalysis } from '../../invalidation/pg-analysis.js';
 import { PgClassifier } from '../../invalidation/pg-classifier.js';
@@ -16,6 +17,10 @@ import { statementShape } from '../../invalidation/pg-shape.js';
 export interface StatementInfo {
   readonly analysis: StatementAnalysis;
   readonly identity: StatementIdentity;
+  /** The text with numeric literals replaced by 0: what a cache rule's regex is tested against. */
+  readonly shape: string;
+  /** Of the shape; identity.fingerprint is "other" past the stats' bound, this never is. */
+  readonly fingerprint: string;
   /** The text's own verdict allows caching (a single plain SELECT ...). */
   readonly readCacheable: boolean;
   /** The probe must run before this statement can be cached or its functions judged. */
@@ -78,8 +83,10 @@ export const KEYED_PARAMETERS = [
 export class PgCache {
   readonly store: ResultStore<EntryMeta>;
   readonly stats: QueryStats;
-  readonly maxEntryBytes: number;
+  /** Read per fill; a config reload changes it (applyConfig). */
+  maxEntryBytes: number;
   private readonly infos = new WeakMap<StatementAnalysis, StatementInfo>();
+  private readonly rules: StatementRules<StatementInfo>;
   /** The hot texts' infos by exact text: one Map lookup instead of computing the shape. */
   private readonly infoByText = new Map<string, StatementInfo>();
   private readonly contexts = new Map<string, PgContext>();
@@ -106,13 +113,33 @@ export class PgCache {
       defaultTtlMs: config.cacheTtlMs,
     });
     this.maxEntryBytes = config.cacheMaxEntryBytes;
+    this.rules = new StatementRules<StatementInfo>(config.cacheRules, (info) => ({
+      fingerprint: info.fingerprint,
+      shape: info.shape,
+      tables: [...info.analysis.tablesRead, ...info.analysis.tablesWritten].map((t) => t.name),
+    }));
     this.stats = new QueryStats('postgres', metrics);
     this.stats.observeStore(() => {
       const c = this.store.counters();
-      return { entries: c.entries, bytes: c.bytes, evictions: c.evictions, maxBytes: config.cacheMaxBytes };
+      return { entries: c.entries, bytes: c.bytes, evictions: c.evictions, maxBytes: c.maxBytes };
     });
   }
 
+  /**
+   * A config reload: the new budget, entry limit and TTL apply to the next fills. New rules drop
+   * every entry: one stored under the old rules may now be "never" or have a shorter TTL, and a
+   * hit does not look at rules.
+   */
+  applyConfig(config: Config): void {
+    this.store.setLimits({ maxBytes: config.cacheMaxBytes, maxEntryBytes: config.cacheMaxEntryBytes, defaultTtlMs: config.cacheTtlMs });
+    this.maxEntryBytes = config.cacheMaxEntryBytes;
+    if (this.rules.replace(config.cacheRules)) this.stats.invalidated('database', this.store.invalidateAll());
+  }
+
+  /** The cache rule for a cacheable read, evaluated once per statement shape and rules. */
+  rule(info: StatementInfo): RuleOutcome {
+    return this.rules.get(info);
+  }
 
   /** The analysis and derived facts of a statement text (parsed once per shape). */
   info(text: string): StatementInfo {
@@ -142,6 +169,8 @@ export class PgCache {
     return Object.freeze({
       analysis: a,
       identity: this.stats.identify(fingerprint, text, [...new Set(tables)]),
+      shape,
+      fingerprint,
       readCacheable: a.cacheable && isRead,
       probeSql: probe ? buildProbeSql(a) : null,
       writes: Object.freeze([...new Set(a.tablesWritten.map((t) => t.name))]),

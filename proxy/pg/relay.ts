@@ -7,6 +7,7 @@
 // Every request that produces a ReadyForQuery (a Query, a FunctionCall, the messages up to a Sync)
 // has one Pending entry, queued in the order the server answers; a server message belongs to the
 // head entry. The cache answers only when nothing is outstanding, so replies never reorder.
+import { chargedBytes } from '../../cache/store.js';
 import type { FillToken } from '../../cache/tag-versions.js';
 import { Backend, Frontend } from './codes.js';
 import type { BackendSink } from './backend-scanner.js';
@@ -297,8 +298,10 @@ export class PgRelay {
       probe.probeFor = info;
       this.inject(queryMessage(this.customSettings.size === 0 ? info.probeSql : buildProbeSql(info.analysis, [...this.customSettings])));
     }
-    const fill = quiet && info.readCacheable && (decision === undefined || decision.cacheable);
-    const reason = quiet ? decision?.reason ?? 'not-cacheable' : this.state.txStatus !== TxStatus.Idle ? 'in-transaction' : 'pipelined';
+    // A "never" cache rule makes a cacheable read a bypass; the rule is evaluated once per statement.
+    const never = quiet && info.readCacheable && decision?.cacheable !== false && cache.rule(info).never;
+    const fill = quiet && info.readCacheable && !never && (decision === undefined || decision.cacheable);
+    const reason = never ? 'rule' : quiet ? decision?.reason ?? 'not-cacheable' : this.state.txStatus !== TxStatus.Idle ? 'in-transaction' : 'pipelined';
     const p = this.enqueue(fill ? Kind.Fill : Kind.Forward, info, reason);
     p.executed.push(info);
     if (fill) {
@@ -577,8 +580,15 @@ export class PgRelay {
       const ok = !p.poisoned && !p.errored && p.completes === 1 && ctx !== null && !this.ctxStale && this.state.txStatus === TxStatus.Idle;
       const d = ok ? cache.decision(ctx, info) : undefined;
       if (d !== undefined && d.cacheable) {
-        const bytes = p.parts.length === 1 ? p.parts[0]! : Buffer.concat(p.parts, p.size);
-        cache.store.set(ctx!.keyPrefix + p.keySuffix, bytes, { identity: info.identity }, { token: p.token as FillToken, tags: d.tags });
+        const key = ctx!.keyPrefix + p.keySuffix;
+        // A cache rule may give this statement its own TTL or a smaller entry limit.
+        const rule = cache.rule(info);
+        if (rule.maxEntryBytes === undefined || chargedBytes(key, p.size, d.tags.length) <= rule.maxEntryBytes) {
+          const bytes = p.parts.length === 1 ? p.parts[0]! : Buffer.concat(p.parts, p.size);
+          cache.store.set(key, bytes, { identity: info.identity }, { token: p.token as FillToken, tags: d.tags, ttlMs: rule.ttlMs });
+        } else {
+          cache.store.delete(key); // as the store does for a result too large: the older entry is staler
+        }
       }
       p.parts = [];
     }

@@ -1,0 +1,153 @@
+// test-timeout: 120
+//
+// Cache rules of the config file, through the real binary on PostgreSQL: a "never" rule keeps a
+// table's reads out of the cache, a TTL rule expires its entries while others stay, a max-entry-bytes
+// rule refuses larger results of one statement, /stats names the rule, and a reload changes rules.
+// The MySQL side is checked for "never" and TTL on MariaDB with the same rules.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import type pg from 'pg';
+import { connectPg, direct, uniqueName } from './support/pg-direct.js';
+import { cacheStats, measure } from './support/metrics.js';
+import { connectMySql, directMySql, type MySqlConnection } from './support/mysql-direct.js';
+import { measureMySql } from './support/mysql-metrics.js';
+import { DIRECT_MYSQL_URL, DIRECT_PG, spawnSidecache, type RunningProxy } from './support/sidecache.js';
+
+const NEVER = uniqueName('sc_rule_never');
+const SHORT = uniqueName('sc_rule_ttl');
+const PLAIN = uniqueName('sc_rule_plain');
+const dir = mkdtempSync(path.join(tmpdir(), 'sidecache-rules-e2e-'));
+const file = path.join(dir, 'sidecache.yaml');
+let proxy: RunningProxy;
+let c: pg.Client;
+let my: MySqlConnection;
+
+function writeConfig(rules: string): void {
+  writeFileSync(file, [
+    `pg-upstream: postgres://${DIRECT_PG.host}:${DIRECT_PG.port}`,
+    'pg-listen: 127.0.0.1:0',
+    `mysql-upstream: ${DIRECT_MYSQL_URL}`,
+    'mysql-listen: 127.0.0.1:0',
+    'admin-listen: 127.0.0.1:0',
+    'cache-ttl: 0', // no expiry unless a rule says otherwise
+    'rules:',
+    rules,
+  ].join('\n') + '\n');
+}
+
+const RULES = [
+  `  - match: {table: ${NEVER}}`,
+  '    cache: never',
+  `  - match: {table: ${SHORT}}`,
+  '    ttl: 1s',
+  `  - match: {regex: 'repeat\\('}`,
+  '    max-entry-bytes: 2KiB',
+].join('\n');
+
+async function v(table: string): Promise<number> {
+  return (await c.query<{ v: number }>(`SELECT v FROM ${table} WHERE id = 1`)).rows[0]!.v;
+}
+
+test.before(async () => {
+  for (const t of [NEVER, SHORT, PLAIN]) {
+    await direct(`CREATE TABLE ${t} (id int PRIMARY KEY, v int NOT NULL)`);
+    await direct(`INSERT INTO ${t} VALUES (1, 1)`);
+    await directMySql(`CREATE TABLE ${t} (id int PRIMARY KEY, v int NOT NULL)`, `INSERT INTO ${t} VALUES (1, 1)`);
+  }
+  writeConfig(RULES);
+  proxy = await spawnSidecache(['--config', file]);
+  c = await connectPg(proxy.pgPort);
+  my = await connectMySql(proxy.mysqlPort);
+});
+
+test.after(async () => {
+  await c?.end().catch(() => {});
+  await my?.end().catch(() => {});
+  await proxy?.stop();
+  for (const t of [NEVER, SHORT, PLAIN]) {
+    await direct(`DROP TABLE IF EXISTS ${t}`);
+    await directMySql(`DROP TABLE IF EXISTS ${t}`);
+  }
+  rmSync(dir, { recursive: true, force: true });
+});
+
+test('cache: never: reads of the table are never hits and always fresh', async () => {
+  const { delta } = await measure(proxy.adminPort, async () => {
+    for (let i = 0; i < 3; i++) assert.is(await v(NEVER), 1);
+  });
+  assert.is(delta.hits, 0);
+  assert.is(delta.bypassByReason.rule, 3, JSON.stringify(delta.bypassByReason));
+  await direct(`UPDATE ${NEVER} SET v = 2`);
+  assert.is(await v(NEVER), 2, 'a write that bypassed sidecache shows at once');
+});
+
+test('ttl rule: its entries expire after 1s while other entries (cache-ttl 0) stay', async () => {
+  const { delta } = await measure(proxy.adminPort, async () => {
+    await v(SHORT);
+    await v(PLAIN);
+    await v(SHORT);
+    await v(PLAIN);
+  });
+  assert.is(delta.hits, 2);
+  await direct(`UPDATE ${SHORT} SET v = 2`);
+  await direct(`UPDATE ${PLAIN} SET v = 2`);
+  assert.is(await v(SHORT), 1, 'cached');
+  await new Promise((r) => setTimeout(r, 1300));
+  assert.is(await v(SHORT), 2, 'expired by the rule');
+  assert.is(await v(PLAIN), 1, 'no expiry without a rule');
+  const stats = await cacheStats(proxy.adminPort) as { topQueries: { byMisses: { sample: string; rule: string | null }[] } };
+  const short = stats.topQueries.byMisses.find((q) => q.sample.includes(SHORT));
+  const plain = stats.topQueries.byMisses.find((q) => q.sample.includes(PLAIN));
+  assert.is(short?.rule, 'rules[1]', '/stats names the rule that matched');
+  assert.is(plain?.rule, null);
+});
+
+test('max-entry-bytes rule: larger results of the matched statement are not kept, smaller ones are', async () => {
+  const small = `SELECT repeat('s', 100) AS r FROM ${PLAIN}`;
+  const large = `SELECT repeat('l', 5000) AS r FROM ${PLAIN}`;
+  const { delta } = await measure(proxy.adminPort, async () => {
+    for (let i = 0; i < 2; i++) {
+      assert.is((await c.query(small)).rows[0].r.length, 100);
+      assert.is((await c.query(large)).rows[0].r.length, 5000);
+    }
+  });
+  assert.is(delta.hits, 1, 'only the small result was kept');
+  assert.is(delta.misses, 3);
+});
+
+async function myV(table: string): Promise<number> {
+  const [rows] = await my.query(`SELECT v FROM ${table} WHERE id = 1`);
+  return (rows as { v: number }[])[0]!.v;
+}
+
+test('MySQL: a never rule bypasses the cache, a TTL rule expires entries', async () => {
+  const { delta } = await measureMySql(proxy.adminPort, async () => {
+    for (let i = 0; i < 3; i++) assert.is(await myV(NEVER), 1);
+    await myV(SHORT);
+    await myV(SHORT);
+  });
+  assert.is(delta.hits, 1, 'only the TTL table hits');
+  assert.is(delta.bypassByReason.rule, 3, JSON.stringify(delta.bypassByReason));
+  await directMySql(`UPDATE ${SHORT} SET v = 2`, `UPDATE ${PLAIN} SET v = 2`);
+  assert.is(await myV(SHORT), 1, 'cached');
+  await new Promise((r) => setTimeout(r, 1300));
+  assert.is(await myV(SHORT), 2, 'expired by the rule');
+});
+
+test('a reload that removes the never rule lets the table be cached', async () => {
+  writeConfig(RULES.split('\n').slice(2).join('\n'));
+  const before = proxy.output().split('config reloaded').length;
+  proxy.child.kill('SIGHUP');
+  for (let i = 0; i < 100 && proxy.output().split('config reloaded').length === before; i++) await new Promise((r) => setTimeout(r, 20));
+  assert.match(proxy.output(), /"applied":\["rules"\]/);
+  const { delta } = await measure(proxy.adminPort, async () => {
+    await v(NEVER);
+    await v(NEVER);
+  });
+  assert.is(delta.hits, 1);
+});
+
+test.run();

@@ -325,4 +325,14 @@ test('a hit allocates nothing: millions of gets leave the heap untouched', async
   assert.ok(total > 0);
 });
 
+test('setParts joins the captured parts, and a per-statement limit refuses and drops the older entry', () => {
+  const store = makeStore();
+  const parts = [Buffer.from('ab'), Buffer.from('cd')];
+  assert.is(store.setParts('k', parts, 4, { rows: 1 }, { token: store.startFill(), tags: [T1] }), 'stored');
+  assert.is(store.get('k')!.bytes.toString(), 'abcd');
+  const big = [Buffer.alloc(2000)];
+  assert.is(store.setParts('k', big, 2000, { rows: 2 }, { token: store.startFill(), tags: [T1] }, 1000), 'too-large');
+  assert.is(store.get('k'), undefined, 'the older, staler entry is gone too');
+});
+
 test.run();

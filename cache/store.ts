@@ -189,6 +189,19 @@ export class ResultStore<M> {
    * (a socket chunk, Node's shared pool for small buffers) is copied so the budget counts what
    * the entry really keeps alive.
    */
+  /**
+   * Stores a reply captured in `parts` (`size` bytes in all), refusing it when it is larger than
+   * `maxEntryBytes` (a per-statement limit below the store's own): a refused result also drops
+   * the older entry under the key, which is staler than the one refused.
+   */
+  setParts(key: string, parts: readonly Buffer[], size: number, meta: M, fill: Fill, maxEntryBytes?: number): SetOutcome {
+    if (maxEntryBytes !== undefined && chargedBytes(key, size, fill.tags.length) > maxEntryBytes) {
+      this.delete(key);
+      return 'too-large';
+    }
+    return this.set(key, parts.length === 1 ? parts[0]! : Buffer.concat(parts, size), meta, fill);
+  }
+
   set(key: string, bytes: Buffer, meta: M, fill: Fill): SetOutcome {
     const ttlMs = fill.ttlMs ?? this.defaultTtlMs;
     // NaN would make an entry that never expires: fail loudly on a caller's bug instead.

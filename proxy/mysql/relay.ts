@@ -11,7 +11,6 @@
 // transactions and with autocommit on, so replies never reorder. Each command starts its own
 // sequence at 0, so the probe is a command of its own and a stored reply (sequence ids from 1)
 // replays as is for any later command.
-import { chargedBytes } from '../../cache/store.js';
 import type { FillToken } from '../../cache/tag-versions.js';
 import { serverDialect } from '../../invalidation/mysql-lexer.js';
 import type { MysqlAnalysisOptions } from '../../invalidation/mysql-analysis.js';
@@ -656,15 +655,10 @@ export class MySqlRelay implements ServerPacketSink {
       const ok = !p.poisoned && !p.errored && ctx !== null && !this.ctxStale && !this.inTransaction;
       const d = ok ? cache.decision(ctx, info) : undefined;
       if (d !== undefined && d.cacheable) {
-        const key = ctx!.keyPrefix + p.keySuffix;
         // A cache rule may give this statement its own TTL or a smaller entry limit.
         const rule = cache.rule(info);
-        if (rule.maxEntryBytes === undefined || chargedBytes(key, p.size, d.tags.length) <= rule.maxEntryBytes) {
-          const bytes = p.parts.length === 1 ? p.parts[0]! : Buffer.concat(p.parts, p.size);
-          cache.store.set(key, bytes, { identity: info.identity }, { token: p.token as FillToken, tags: d.tags, ttlMs: rule.ttlMs });
-        } else {
-          cache.store.delete(key); // as the store does for a result too large: the older entry is staler
-        }
+        cache.store.setParts(ctx!.keyPrefix + p.keySuffix, p.parts, p.size, { identity: info.identity },
+          { token: p.token as FillToken, tags: d.tags, ttlMs: rule.ttlMs }, rule.maxEntryBytes);
       }
       p.parts = [];
     }

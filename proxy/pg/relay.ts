@@ -7,7 +7,6 @@
 // Every request that produces a ReadyForQuery (a Query, a FunctionCall, the messages up to a Sync)
 // has one Pending entry, queued in the order the server answers; a server message belongs to the
 // head entry. The cache answers only when nothing is outstanding, so replies never reorder.
-import { chargedBytes } from '../../cache/store.js';
 import type { FillToken } from '../../cache/tag-versions.js';
 import { Backend, Frontend } from './codes.js';
 import type { BackendSink } from './backend-scanner.js';
@@ -580,15 +579,10 @@ export class PgRelay {
       const ok = !p.poisoned && !p.errored && p.completes === 1 && ctx !== null && !this.ctxStale && this.state.txStatus === TxStatus.Idle;
       const d = ok ? cache.decision(ctx, info) : undefined;
       if (d !== undefined && d.cacheable) {
-        const key = ctx!.keyPrefix + p.keySuffix;
         // A cache rule may give this statement its own TTL or a smaller entry limit.
         const rule = cache.rule(info);
-        if (rule.maxEntryBytes === undefined || chargedBytes(key, p.size, d.tags.length) <= rule.maxEntryBytes) {
-          const bytes = p.parts.length === 1 ? p.parts[0]! : Buffer.concat(p.parts, p.size);
-          cache.store.set(key, bytes, { identity: info.identity }, { token: p.token as FillToken, tags: d.tags, ttlMs: rule.ttlMs });
-        } else {
-          cache.store.delete(key); // as the store does for a result too large: the older entry is staler
-        }
+        cache.store.setParts(ctx!.keyPrefix + p.keySuffix, p.parts, p.size, { identity: info.identity },
+          { token: p.token as FillToken, tags: d.tags, ttlMs: rule.ttlMs }, rule.maxEntryBytes);
       }
       p.parts = [];
     }

@@ -4,10 +4,9 @@
 // Sessions (relay.ts) call it; it knows nothing of sockets.
 import { createHash } from 'node:crypto';
 import type { Metrics } from '../../admin/metrics.js';
-import { QueryStats, type StatementIdentity } from '../../admin/query-stats.js';
-import { ResultStore } from '../../cache/store.js';
+import type { StatementIdentity } from '../../admin/query-stats.js';
 import { databaseTag, tableTag } from '../../cache/tags.js';
-import { StatementRules, type RuleOutcome } from '../../config/rules.js';
+import { ResultCache } from '../result-cache.js';
 import type { Config } from '../../config/settings.js';
 import type { MysqlAnalysisOptions, MysqlQualifiedName, MysqlStatementAnalysis } from '../../invalidation/mysql-analysis.js';
 import { MysqlClassifier } from '../../invalidation/mysql-classifier.js';
@@ -60,10 +59,6 @@ export class MysqlContext {
   constructor(readonly id: number, readonly database: string, readonly keyPrefix: string, readonly dialect: MysqlAnalysisOptions) {}
 }
 
-export interface EntryMeta {
-  readonly identity: StatementIdentity;
-}
-
 /**
  * Session variables that change a result or its bytes, read by the probe into the context.
  * Setting any other variable that may change results makes the session private (SessionEffect).
@@ -107,16 +102,11 @@ export class MysqlProbeError extends Error {
   override name = 'MysqlProbeError';
 }
 
-export class MySqlCache {
-  readonly store: ResultStore<EntryMeta>;
-  readonly stats: QueryStats;
-  /** Read per fill; a config reload changes it (applyConfig). */
-  maxEntryBytes: number;
+export class MySqlCache extends ResultCache<MysqlStatementInfo> {
   /** One classifier per dialect: the same text can read differently under another sql_mode. */
   private readonly classifiers = new Map<string, MysqlClassifier>();
   private readonly infos = new WeakMap<MysqlStatementAnalysis, MysqlStatementInfo>();
   private readonly infoByText = new Map<string, MysqlStatementInfo>();
-  private readonly rules: StatementRules<MysqlStatementInfo>;
   private readonly contexts = new Map<string, MysqlContext>();
   /** Bumped on DDL: decisions and fan-out taken before may rest on a catalog that changed. */
   private generationCount = 0;
@@ -126,38 +116,7 @@ export class MySqlCache {
   private nextContextId = 1;
 
   constructor(config: Config, metrics: Metrics) {
-    this.store = new ResultStore<EntryMeta>({
-      maxBytes: config.cacheMaxBytes,
-      maxEntryBytes: config.cacheMaxEntryBytes,
-      defaultTtlMs: config.cacheTtlMs,
-    });
-    this.maxEntryBytes = config.cacheMaxEntryBytes;
-    this.rules = new StatementRules<MysqlStatementInfo>(config.cacheRules, (info) => ({
-      fingerprint: info.fingerprint,
-      shape: info.shape,
-      tables: [...info.analysis.tablesRead, ...info.analysis.tablesWritten].map((t) => t.name),
-    }));
-    this.stats = new QueryStats('mysql', metrics);
-    this.stats.observeStore(() => {
-      const c = this.store.counters();
-      return { entries: c.entries, bytes: c.bytes, evictions: c.evictions, maxBytes: c.maxBytes };
-    });
-  }
-
-  /**
-   * A config reload: the new budget, entry limit and TTL apply to the next fills. New rules drop
-   * every entry: one stored under the old rules may now be "never" or have a shorter TTL, and a
-   * hit does not look at rules.
-   */
-  applyConfig(config: Config): void {
-    this.store.setLimits({ maxBytes: config.cacheMaxBytes, maxEntryBytes: config.cacheMaxEntryBytes, defaultTtlMs: config.cacheTtlMs });
-    this.maxEntryBytes = config.cacheMaxEntryBytes;
-    if (this.rules.replace(config.cacheRules)) this.stats.invalidated('database', this.store.invalidateAll());
-  }
-
-  /** The cache rule for a cacheable read, evaluated once per statement shape and rules. */
-  rule(info: MysqlStatementInfo): RuleOutcome {
-    return this.rules.get(info);
+    super('mysql', config, metrics);
   }
 
   get generation(): number {
@@ -354,17 +313,6 @@ export class MySqlCache {
     }
     if (tags.length === 0) return;
     this.stats.invalidated(names, this.store.invalidateTags(tags));
-  }
-
-  /**
-   * An upstream session ended without its client asking, or the server could not be reached: it
-   * may have restarted, failed over or been restored, so every entry may have missed a write, in
-   * every database. Returns how many entries were dropped.
-   */
-  upstreamLost(): number {
-    const dropped = this.store.invalidateAll();
-    this.stats.invalidated('database', dropped);
-    return dropped;
   }
 
   /** May a write to `table` change other tables? Unknown for this catalog generation counts as yes. */

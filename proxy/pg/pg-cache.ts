@@ -3,10 +3,9 @@
 // call it; it knows nothing of sockets.
 import { createHash } from 'node:crypto';
 import type { Metrics } from '../../admin/metrics.js';
-import { QueryStats, type StatementIdentity } from '../../admin/query-stats.js';
-import { ResultStore } from '../../cache/store.js';
+import type { StatementIdentity } from '../../admin/query-stats.js';
 import { databaseTag, tableTag } from '../../cache/tags.js';
-import { StatementRules, type RuleOutcome } from '../../config/rules.js';
+import { ResultCache } from '../result-cache.js';
 import type { Config } from '../../config/settings.js';
 import type { StatementAnalysis } from '../../invalidation/pg-analysis.js';
 import { PgClassifier } from '../../invalidation/pg-classifier.js';
@@ -64,10 +63,6 @@ export class PgContext {
   constructor(readonly id: number, readonly database: string, readonly keyPrefix: string) {}
 }
 
-export interface EntryMeta {
-  readonly identity: StatementIdentity;
-}
-
 const MAX_CONTEXTS = 10_000;
 /** Texts remembered by exact text (the rest go through their shape), and the longest kept. */
 const MAX_TEXTS = 10_000;
@@ -80,13 +75,8 @@ export const KEYED_PARAMETERS = [
   'standard_conforming_strings', 'session_authorization', 'server_version',
 ] as const;
 
-export class PgCache {
-  readonly store: ResultStore<EntryMeta>;
-  readonly stats: QueryStats;
-  /** Read per fill; a config reload changes it (applyConfig). */
-  maxEntryBytes: number;
+export class PgCache extends ResultCache<StatementInfo> {
   private readonly infos = new WeakMap<StatementAnalysis, StatementInfo>();
-  private readonly rules: StatementRules<StatementInfo>;
   /** The hot texts' infos by exact text: one Map lookup instead of computing the shape. */
   private readonly infoByText = new Map<string, StatementInfo>();
   private readonly contexts = new Map<string, PgContext>();
@@ -107,38 +97,7 @@ export class PgCache {
   }
 
   private constructor(config: Config, metrics: Metrics, private readonly classifier: PgClassifier) {
-    this.store = new ResultStore<EntryMeta>({
-      maxBytes: config.cacheMaxBytes,
-      maxEntryBytes: config.cacheMaxEntryBytes,
-      defaultTtlMs: config.cacheTtlMs,
-    });
-    this.maxEntryBytes = config.cacheMaxEntryBytes;
-    this.rules = new StatementRules<StatementInfo>(config.cacheRules, (info) => ({
-      fingerprint: info.fingerprint,
-      shape: info.shape,
-      tables: [...info.analysis.tablesRead, ...info.analysis.tablesWritten].map((t) => t.name),
-    }));
-    this.stats = new QueryStats('postgres', metrics);
-    this.stats.observeStore(() => {
-      const c = this.store.counters();
-      return { entries: c.entries, bytes: c.bytes, evictions: c.evictions, maxBytes: c.maxBytes };
-    });
-  }
-
-  /**
-   * A config reload: the new budget, entry limit and TTL apply to the next fills. New rules drop
-   * every entry: one stored under the old rules may now be "never" or have a shorter TTL, and a
-   * hit does not look at rules.
-   */
-  applyConfig(config: Config): void {
-    this.store.setLimits({ maxBytes: config.cacheMaxBytes, maxEntryBytes: config.cacheMaxEntryBytes, defaultTtlMs: config.cacheTtlMs });
-    this.maxEntryBytes = config.cacheMaxEntryBytes;
-    if (this.rules.replace(config.cacheRules)) this.stats.invalidated('database', this.store.invalidateAll());
-  }
-
-  /** The cache rule for a cacheable read, evaluated once per statement shape and rules. */
-  rule(info: StatementInfo): RuleOutcome {
-    return this.rules.get(info);
+    super('postgres', config, metrics);
   }
 
   /** The analysis and derived facts of a statement text (parsed once per shape). */
@@ -239,16 +198,6 @@ export class PgCache {
   decision(ctx: PgContext, info: StatementInfo): Decision | undefined {
     const d = ctx.decisions.get(info);
     return d !== undefined && d.generation === this.generation(ctx.database) ? d : undefined;
-  }
-
-  /**
-   * The server may have restarted, failed over or been restored: every entry may have missed a
-   * write, in every database. Returns how many entries were dropped.
-   */
-  upstreamLost(): number {
-    const dropped = this.store.invalidateAll();
-    this.stats.invalidated('database', dropped);
-    return dropped;
   }
 
   generation(database: string): number {

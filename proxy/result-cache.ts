@@ -1,0 +1,78 @@
+// What the PostgreSQL and MySQL cache services share: the result store, the query stats, the
+// cache rules, config reloads and the reaction to a lost upstream. Each protocol's cache extends
+// it with its own statement analysis, contexts and invalidation.
+import type { Metrics, Protocol } from '../admin/metrics.js';
+import { QueryStats, type StatementIdentity } from '../admin/query-stats.js';
+import { ResultStore } from '../cache/store.js';
+import { StatementRules, type RuleOutcome } from '../config/rules.js';
+import type { Config } from '../config/settings.js';
+
+export interface EntryMeta {
+  readonly identity: StatementIdentity;
+}
+
+/** What a cache rule is matched against, in either protocol's statement info. */
+export interface RuledStatement {
+  /** /stats shows the rule that matched a statement through its identity. */
+  readonly identity: StatementIdentity;
+  readonly fingerprint: string;
+  readonly shape: string;
+  readonly analysis: {
+    readonly tablesRead: readonly { readonly name: string }[];
+    readonly tablesWritten: readonly { readonly name: string }[];
+  };
+}
+
+export abstract class ResultCache<I extends RuledStatement> {
+  readonly store: ResultStore<EntryMeta>;
+  readonly stats: QueryStats;
+  /** Read per fill; a config reload changes it (applyConfig). */
+  maxEntryBytes: number;
+  private readonly rules: StatementRules<I>;
+
+  protected constructor(protocol: Protocol, config: Config, metrics: Metrics) {
+    this.store = new ResultStore<EntryMeta>({
+      maxBytes: config.cacheMaxBytes,
+      maxEntryBytes: config.cacheMaxEntryBytes,
+      defaultTtlMs: config.cacheTtlMs,
+    });
+    this.maxEntryBytes = config.cacheMaxEntryBytes;
+    this.rules = new StatementRules<I>(config.cacheRules, (info) => ({
+      fingerprint: info.fingerprint,
+      shape: info.shape,
+      tables: [...info.analysis.tablesRead, ...info.analysis.tablesWritten].map((t) => t.name),
+    }));
+    this.stats = new QueryStats(protocol, metrics);
+    this.stats.observeStore(() => {
+      const c = this.store.counters();
+      return { entries: c.entries, bytes: c.bytes, evictions: c.evictions, maxBytes: c.maxBytes };
+    });
+  }
+
+  /**
+   * A config reload: the new budget, entry limit and TTL apply to the next fills. New rules drop
+   * every entry: one stored under the old rules may now be "never" or have a shorter TTL, and a
+   * hit does not look at rules.
+   */
+  applyConfig(config: Config): void {
+    this.store.setLimits({ maxBytes: config.cacheMaxBytes, maxEntryBytes: config.cacheMaxEntryBytes, defaultTtlMs: config.cacheTtlMs });
+    this.maxEntryBytes = config.cacheMaxEntryBytes;
+    if (this.rules.replace(config.cacheRules)) this.stats.invalidated('database', this.store.invalidateAll());
+  }
+
+  /** The cache rule for a cacheable read, evaluated once per statement shape and rules. */
+  rule(info: I): RuleOutcome {
+    return this.rules.get(info);
+  }
+
+  /**
+   * An upstream session ended without its client asking, or the server could not be reached: it
+   * may have restarted, failed over or been restored, so every entry may have missed a write, in
+   * every database. Returns how many entries were dropped.
+   */
+  upstreamLost(): number {
+    const dropped = this.store.invalidateAll();
+    this.stats.invalidated('database', dropped);
+    return dropped;
+  }
+}

@@ -52,8 +52,6 @@ export interface ListenerProtocol<S extends ListenedSession<E>, E> {
   protocol: Protocol;
   /** Prefix of log lines: 'pg', 'mysql'. */
   logName: string;
-  /** PostgreSQL sessions take the accepted socket over with their own read buffer. */
-  pauseOnConnect: boolean;
   createSession(socket: net.Socket): S;
   shutdownError(): E;
 }
@@ -79,7 +77,8 @@ export class ProxyListener<S extends ListenedSession<E>, E> implements ListenerH
     this.limits = sessionLimits(config);
     this.maxClients = config.maxClientConnections;
     this.labels = { protocol: kind.protocol };
-    this.server = net.createServer({ noDelay: true, pauseOnConnect: kind.pauseOnConnect }, (socket) => this.accept(socket));
+    // Paused: each session takes its accepted socket over with its own read buffer (read-buffer.ts).
+    this.server = net.createServer({ noDelay: true, pauseOnConnect: true }, (socket) => this.accept(socket));
   }
 
   /**

@@ -12,7 +12,6 @@ export class MySqlListener extends ProxyListener<MySqlSession, MySqlProxyError> 
     super(config, upstream, log, metrics, cache, {
       protocol: 'mysql',
       logName: 'mysql',
-      pauseOnConnect: false,
       createSession: (socket) => new MySqlSession(socket, this),
       shutdownError: () => new MySqlProxyError(MySqlErrorCode.ServerShutdown, 'Server shutdown in progress (sidecache shutting down)'),
     });

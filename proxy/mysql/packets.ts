@@ -41,6 +41,7 @@ export class PacketFramer {
     return this.headerFilled > 0 || this.pending !== null || this.parts.length > 0;
   }
 
+  /** `chunk` may be reused once this returns (read-buffer.ts): what is kept longer is copied. */
   feed(chunk: Buffer, sink: PacketSink): PacketError | null {
     let pos = 0;
     const len = chunk.length;
@@ -55,7 +56,7 @@ export class PacketFramer {
           const whole = this.pending;
           this.pending = null;
           this.pendingFilled = 0;
-          this.physical(whole, 0, whole.length, sink);
+          this.physical(whole, 0, whole.length, sink, true);
         }
         continue;
       }
@@ -83,7 +84,7 @@ export class PacketFramer {
       if (err) return err;
       if (start >= 0 && len - pos >= payload) {
         pos += payload;
-        this.physical(chunk, start, pos, sink);
+        this.physical(chunk, start, pos, sink, false);
         continue;
       }
       const whole = Buffer.allocUnsafe(4 + payload);
@@ -96,7 +97,7 @@ export class PacketFramer {
       chunk.copy(whole, 4, pos, pos + have);
       pos += have;
       if (have === payload) {
-        this.physical(whole, 0, whole.length, sink);
+        this.physical(whole, 0, whole.length, sink, true);
       } else {
         this.pending = whole;
         this.pendingFilled = 4 + have;
@@ -115,14 +116,15 @@ export class PacketFramer {
     return null;
   }
 
-  /** One whole physical packet buf[start, end). */
-  private physical(buf: Buffer, start: number, end: number, sink: PacketSink): void {
+  /** One whole physical packet buf[start, end); `owned`: buf is the framer's own (not the chunk). */
+  private physical(buf: Buffer, start: number, end: number, sink: PacketSink, owned: boolean): void {
     const payload = end - start - 4;
     const seq = buf[start + 3]!;
     if (this.parts.length === 0) this.firstSeq = seq;
     this.lastSeq = seq;
     if (payload === MAX_PACKET_PAYLOAD) {
-      this.parts.push(buf.subarray(start, end));
+      // Kept past this chunk, which may be reused: a copy unless assembled in a buffer of our own.
+      this.parts.push(owned ? buf : Buffer.from(buf.subarray(start, end)));
       this.partsPayload += payload;
       return;
     }

@@ -39,6 +39,7 @@ export class ServerScanner {
     return this.headerFilled === 0 && this.remaining === 0 && !this.continuing;
   }
 
+  /** `chunk` may be reused once this returns (read-buffer.ts): nothing keeps a view of it. */
   feed(chunk: Buffer, sink: ServerPacketSink): void {
     let pos = 0;
     const len = chunk.length;
@@ -49,7 +50,10 @@ export class ServerScanner {
           this.wanted = sink.begin(chunk[pos]!, this.seq, this.physicalLength);
         }
         const take = Math.min(this.remaining, len - pos);
-        if (this.wanted) this.parts.push(chunk.subarray(pos, pos + take));
+        if (this.wanted) {
+          // A view while the packet ends in this chunk; a copy when it goes on into the next.
+          this.parts.push(take === this.remaining && !this.continuing && this.physicalLength !== MAX_PACKET_PAYLOAD ? chunk.subarray(pos, pos + take) : Buffer.from(chunk.subarray(pos, pos + take)));
+        }
         this.remaining -= take;
         pos += take;
         if (this.remaining === 0) this.physicalDone(sink);

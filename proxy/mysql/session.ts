@@ -24,6 +24,7 @@ import { ReplyTracker } from './replies.js';
 import { ServerScanner } from './server-scanner.js';
 import { MySqlSessionState } from './session-state.js';
 import type { ListenerHost } from '../listener.js';
+import { ReadBuffer, adoptAccepted } from '../read-buffer.js';
 
 export const enum Phase {
   Connecting,
@@ -72,13 +73,22 @@ export class MySqlSession {
   private lastClientData = 0;
   /** The client sent COM_QUIT: the upstream closing next is expected. */
   private clientQuit = false;
+  /** Writes to the upstream during the current client chunk: from the second on they are corked into one. */
+  private chunkWrites = -1;
 
-  constructor(readonly client: net.Socket, private readonly host: SessionHost) {}
+  readonly client: net.Socket;
+  private readonly clientReads = new ReadBuffer((chunk) => this.onClientData(chunk));
+  private readonly upstreamReads = new ReadBuffer((chunk) => this.onUpstreamData(chunk));
+
+  /** `accepted` comes from a server with pauseOnConnect; the session reads it through its own buffer. */
+  constructor(accepted: net.Socket, private readonly host: SessionHost) {
+    this.client = adoptAccepted(accepted, this.clientReads);
+  }
 
   start(): void {
     const { client } = this;
     client.setNoDelay(true);
-    client.on('data', this.onClientData);
+    client.resume();
     client.on('error', this.onClientGone);
     client.on('close', this.onClientGone);
     client.on('drain', this.onClientDrain);
@@ -116,19 +126,20 @@ export class MySqlSession {
 
   // ---- client -> upstream ----
 
-  private readonly onClientData = (chunk: Buffer): void => {
+  /** A chunk read from the client: valid only until this returns (read-buffer.ts). */
+  private onClientData(chunk: Buffer): void {
     if (this.phase === Phase.Closed) return;
     this.lastClientData = Date.now();
-    const upstream = this.upstream;
-    upstream?.cork();
+    this.chunkWrites = 0;
     const err = this.framer.feed(chunk, this.clientSink);
-    upstream?.uncork();
+    if (this.chunkWrites > 1) this.upstream?.uncork();
+    this.chunkWrites = -1;
     if (err) {
       this.fail(packetErrorToMySql(err, this.phase === Phase.Ready), err.kind);
       return;
     }
     if (this.framer.hasPartial) this.armStallTimer();
-  };
+  }
 
   private readonly clientSink: PacketSink = {
     packet: (buf, start, end, seq, lastSeq, payloadLength) => {
@@ -209,12 +220,22 @@ export class MySqlSession {
   };
 
   private toUpstream(bytes: Buffer): void {
-    if (this.upstream !== null && !this.upstream.write(bytes)) this.client.pause();
+    const upstream = this.upstream;
+    if (upstream === null) return;
+    // Most client chunks hold one packet: one write. Several packets (a pipeline) go out as one.
+    if (this.chunkWrites >= 0 && ++this.chunkWrites === 2) upstream.cork();
+    const flowing = upstream.write(bytes);
+    // A write that did not go out at once still points into the client's read buffer.
+    if (upstream.writableLength > 0) this.clientReads.retain();
+    if (!flowing) this.client.pause();
   }
 
   private toClient(bytes: Buffer): void {
     if (this.client.destroyed) return;
-    if (!this.client.write(bytes)) {
+    const flowing = this.client.write(bytes);
+    // A write that did not go out at once still points into the upstream's read buffer.
+    if (this.client.writableLength > 0) this.upstreamReads.retain();
+    if (!flowing) {
       // Stop reading the server until the client reads what it was sent.
       this.upstream?.pause();
     }
@@ -224,7 +245,7 @@ export class MySqlSession {
 
   private connectUpstream(): void {
     const { host, port } = this.host.upstream;
-    const upstream = net.connect({ host, port, noDelay: true });
+    const upstream = net.connect({ host, port, noDelay: true, onread: this.upstreamReads.onread });
     this.upstream = upstream;
     this.host.upstreamOpened();
     upstream.setTimeout(this.host.limits.upstreamConnectTimeoutMs);
@@ -233,13 +254,13 @@ export class MySqlSession {
       upstream.setTimeout(0);
       if (this.phase === Phase.Connecting) this.moveTo(Phase.Greeting);
     });
-    upstream.on('data', this.onUpstreamData);
     upstream.on('drain', this.onUpstreamDrain);
     upstream.on('error', this.onUpstreamError);
     upstream.on('close', this.onUpstreamClose);
   }
 
-  private readonly onUpstreamData = (chunk: Buffer): void => {
+  /** A chunk read from the upstream: valid only until this returns (read-buffer.ts). */
+  private onUpstreamData(chunk: Buffer): void {
     if (this.phase === Phase.Closed) return;
     if (this.phase === Phase.Greeting) {
       const err = this.greetingFramer.feed(chunk, this.greetingSink);
@@ -269,7 +290,7 @@ export class MySqlSession {
         this.tracker.loginError = null;
       }
     }
-  };
+  }
 
   /** The server's first packet: its handshake (relayed with hidden capabilities cleared) or an ERR. */
   private readonly greetingSink: PacketSink = {

@@ -13,7 +13,6 @@ export class PgListener extends ProxyListener<PgSession, PgProxyError> {
       protocol: 'postgres',
       logName: 'pg',
       // Sessions take the accepted socket over with a read buffer of their own (read-buffer.ts).
-      pauseOnConnect: true,
       createSession: (socket) => new PgSession(socket, this),
       shutdownError: () => new PgProxyError(SqlState.AdminShutdown, 'terminating connection due to administrator command (sidecache shutting down)'),
     });

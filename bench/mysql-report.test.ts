@@ -1,6 +1,6 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { evaluateMysqlGoals, formatMysqlCache, type MysqlCell, type MysqlMeasuredRun, type MysqlTargetId } from './mysql-report.js';
+import { evaluateMysqlGoals, formatMysqlCache, formatMysqlFloor, type MysqlCell, type MysqlMeasuredRun, type MysqlTargetId } from './mysql-report.js';
 import { MYSQL_WORKLOADS } from './mysql-workloads.js';
 
 const hot = MYSQL_WORKLOADS.find((w) => w.key === 'hot-text')!;
@@ -46,7 +46,18 @@ test('cache table: hit ratio and sidecache CPU per transaction over all runs, Qc
     cell(hot.label, 'qcache', run(1000, { queries: 500, queryCacheHits: 450 })),
   ];
   const row = formatMysqlCache([hot.label], cells).split('\n')[2]!;
-  assert.match(row, /1990\s+10\s+0\s+99\.5%\s+10\.0\s+450 \/ 500$/);
+  assert.match(row, /1990\s+10\s+0\s+99\.5%\s+10\.0\s+-\s+450 \/ 500$/);
+});
+
+test('the forwarder floor: its ratio to direct and sidecache\'s share of it; nothing without a forwarder run', () => {
+  const cells = [
+    cell(rw.label, 'direct', run(1000)),
+    cell(rw.label, 'forwarder', run(600, { transactions: 1000, relayCpuSeconds: 0.5 })),
+    cell(rw.label, 'sidecache', run(540)),
+  ];
+  assert.match(formatMysqlFloor([rw.label], cells)!, /oltp_read_write: a bare byte forwarder reaches 0\.60x direct; sidecache 0\.54x direct = 0\.90x the forwarder/);
+  assert.match(formatMysqlCache([rw.label], cells).split('\n')[2]!, /500\.0\s+-$/);
+  assert.is(formatMysqlFloor([rw.label], [cell(rw.label, 'direct', run(1000))]), undefined);
 });
 
 test.run();

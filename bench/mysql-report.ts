@@ -4,11 +4,14 @@ import type { GoalResult, Verdict } from './goals.js';
 import type { SysbenchSummary } from './mysql-sysbench.js';
 import type { MysqlWorkload } from './mysql-workloads.js';
 
-/** qcache: direct to MariaDB with its own query cache on (query_cache_type = ON). */
-export type MysqlTargetId = 'direct' | 'sidecache' | 'qcache';
+/**
+ * forwarder: through a bare byte forwarder (bench/forwarder.ts), the floor for any proxy process;
+ * qcache: direct to MariaDB with its own query cache on (query_cache_type = ON).
+ */
+export type MysqlTargetId = 'direct' | 'forwarder' | 'sidecache' | 'qcache';
 
 export interface MysqlMeasuredRun extends SysbenchSummary {
-  /** sidecache's CPU seconds during the run; undefined for the other targets. */
+  /** The CPU seconds of sidecache (or of the forwarder) during the run; undefined for the other targets. */
   relayCpuSeconds: number | undefined;
   /** sidecache's protocol="mysql" counters during the run; undefined for the other targets. */
   cache: { hits: number; misses: number; bypass: number } | undefined;
@@ -65,7 +68,7 @@ export function formatMysqlResults(workloads: readonly string[], targets: readon
 
 /** Sidecache's counts and CPU per transaction over all runs of a workload, and MariaDB's Qcache_hits beside them. */
 export function formatMysqlCache(workloads: readonly string[], cells: readonly MysqlCell[]): string {
-  const header = ['workload', 'hits', 'misses', 'bypass', 'hit ratio', 'sidecache CPU µs/tx', 'Qcache_hits / queries'];
+  const header = ['workload', 'hits', 'misses', 'bypass', 'hit ratio', 'sidecache CPU µs/tx', 'forwarder CPU µs/tx', 'Qcache_hits / queries'];
   const rows = workloads.map((workload) => {
     const runs = runsOf(cells, workload, 'sidecache');
     const row = [workload];
@@ -75,12 +78,9 @@ export function formatMysqlCache(workloads: readonly string[], cells: readonly M
       const hits = sum(runs, (r) => r.cache!.hits);
       const misses = sum(runs, (r) => r.cache!.misses);
       const ratio = hits + misses > 0 ? `${(hits / (hits + misses) * 100).toFixed(1)}%` : '-';
-      const transactions = sum(runs, (r) => r.transactions);
-      const cpu = runs.every((r) => r.relayCpuSeconds !== undefined) && transactions > 0
-        ? (sum(runs, (r) => r.relayCpuSeconds!) / transactions * 1e6).toFixed(1)
-        : '-';
-      row.push(String(hits), String(misses), String(sum(runs, (r) => r.cache!.bypass)), ratio, cpu);
+      row.push(String(hits), String(misses), String(sum(runs, (r) => r.cache!.bypass)), ratio, cpuPerTransaction(runs));
     }
+    row.push(cpuPerTransaction(runsOf(cells, workload, 'forwarder')));
     const qcache = runsOf(cells, workload, 'qcache');
     row.push(qcache.length > 0 && qcache.every((r) => r.queryCacheHits !== undefined)
       ? `${sum(qcache, (r) => r.queryCacheHits!)} / ${sum(qcache, (r) => r.queries)}`
@@ -88,6 +88,33 @@ export function formatMysqlCache(workloads: readonly string[], cells: readonly M
     return row;
   });
   return formatTable(header, rows);
+}
+
+/** Microseconds of the process's CPU per sysbench transaction over all runs, '-' when not measured. */
+function cpuPerTransaction(runs: readonly MysqlMeasuredRun[]): string {
+  const transactions = sum(runs, (r) => r.transactions);
+  return runs.length > 0 && runs.every((r) => r.relayCpuSeconds !== undefined) && transactions > 0
+    ? (sum(runs, (r) => r.relayCpuSeconds!) / transactions * 1e6).toFixed(1)
+    : '-';
+}
+
+/**
+ * Per workload measured with the forwarder: what the extra hop alone costs here, and how much of
+ * what is left sidecache keeps. Context for the ratios, not a goal.
+ */
+export function formatMysqlFloor(workloads: readonly string[], cells: readonly MysqlCell[]): string | undefined {
+  const lines: string[] = [];
+  for (const workload of workloads) {
+    const direct = best(cells, workload, 'direct');
+    const floor = best(cells, workload, 'forwarder');
+    const proxied = best(cells, workload, 'sidecache');
+    if (!direct || !floor) continue;
+    const floorRatio = floor.tps / direct.tps;
+    const kept = proxied ? `; sidecache ${(proxied.tps / direct.tps).toFixed(2)}x direct = ${(proxied.tps / floor.tps).toFixed(2)}x the forwarder` : '';
+    lines.push(`  ${workload}: a bare byte forwarder reaches ${floorRatio.toFixed(2)}x direct${kept}`);
+  }
+  if (lines.length === 0) return undefined;
+  return ['the extra hop alone (forwarder: copies bytes, parses nothing: what relayed, uncached traffic through any proxy process can reach on this machine):', ...lines].join('\n');
 }
 
 function sum(runs: readonly MysqlMeasuredRun[], f: (r: MysqlMeasuredRun) => number): number {

@@ -7,14 +7,15 @@ import { cpus, loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
 import { scrape, sumOf } from '../e2e/support/metrics.js';
 import { startProxy, type RunningProxy } from '../e2e/support/sidecache.js';
-import { evaluateMysqlGoals, formatMysqlCache, formatMysqlGoals, formatMysqlResults, type MysqlCell, type MysqlMeasuredRun, type MysqlTargetId } from './mysql-report.js';
+import { startForwarder, type RunningForwarder } from './forwarder.js';
+import { evaluateMysqlGoals, formatMysqlCache, formatMysqlFloor, formatMysqlGoals, formatMysqlResults, type MysqlCell, type MysqlMeasuredRun, type MysqlTargetId } from './mysql-report.js';
 import { FingerprintReader, MysqlBenchServer, QUERY_CACHE_BYTES, type QueryCacheSettings } from './mysql-server.js';
 import { prepareSysbench, runSysbench, SysbenchError, type SysbenchTarget } from './mysql-sysbench.js';
 import { DEFAULT_MYSQL_WORKLOADS, FULL_ROWS, HOT_ROWS, MYSQL_WORKLOADS, tableRows, type MysqlTable, type MysqlWorkload } from './mysql-workloads.js';
 import { processCpuSeconds } from './process-cpu.js';
 
 const MYSQL_SERVER = { host: '127.0.0.1', port: 3306, user: 'root' };
-const ALL_TARGETS: MysqlTargetId[] = ['direct', 'sidecache', 'qcache'];
+const ALL_TARGETS: MysqlTargetId[] = ['direct', 'forwarder', 'sidecache', 'qcache'];
 /** Seconds of sysbench before measuring a hot workload, so every cache is filled. */
 const WARMUP_SECONDS = 2;
 
@@ -85,6 +86,7 @@ interface FreshnessRecord {
 
 class Bench {
   proxy: RunningProxy | undefined;
+  forwarder: RunningForwarder | undefined;
   /** The server's query cache settings at the start; put back after every qcache run and at the end. */
   originalQueryCache: QueryCacheSettings | undefined;
   readonly databases = new Map<MysqlTable, SysbenchTarget>();
@@ -94,7 +96,9 @@ class Bench {
 
   endpoint(target: MysqlTargetId, table: MysqlTable): SysbenchTarget {
     const db = this.databases.get(table)!;
-    return target === 'sidecache' ? { ...db, port: this.proxy!.mysqlPort } : db;
+    if (target === 'sidecache') return { ...db, port: this.proxy!.mysqlPort };
+    if (target === 'forwarder') return { ...db, port: this.forwarder!.port };
+    return db;
   }
 
   async restoreQueryCache(): Promise<void> {
@@ -135,7 +139,7 @@ async function main(): Promise<number> {
   let cleaning: Promise<void> | undefined;
   // Runs once, whether reached by SIGINT or by the end of main; the query cache first, since the server is shared.
   const cleanup = (): Promise<void> => (cleaning ??= (async () => {
-    await Promise.allSettled([bench.restoreQueryCache(), bench.proxy?.stop()]);
+    await Promise.allSettled([bench.restoreQueryCache(), bench.proxy?.stop(), bench.forwarder?.stop()]);
     await bench.server.close();
   })());
   let interrupted = false;
@@ -167,6 +171,10 @@ async function main(): Promise<number> {
 
 async function startTargets(bench: Bench): Promise<MysqlTargetId[]> {
   const active: MysqlTargetId[] = ['direct'];
+  if (bench.options.targets.includes('forwarder')) {
+    bench.forwarder = await startForwarder(MYSQL_SERVER);
+    active.push('forwarder');
+  }
   if (bench.options.targets.includes('sidecache')) {
     bench.proxy = await startProxy({ pgUpstream: null, mysqlUpstream: `mysql://${MYSQL_SERVER.host}:${MYSQL_SERVER.port}` });
     active.push('sidecache');
@@ -254,7 +262,7 @@ async function measure(bench: Bench, workload: MysqlWorkload, target: MysqlTarge
   }
   try {
     if (target === 'qcache' && workload.kind === 'hot') await runSysbench({ ...run, seconds: WARMUP_SECONDS });
-    const pid = target === 'sidecache' ? bench.proxy!.child.pid! : undefined;
+    const pid = target === 'sidecache' ? bench.proxy!.child.pid! : target === 'forwarder' ? bench.forwarder!.child.pid! : undefined;
     const cpuBefore = pid === undefined ? undefined : await processCpuSeconds(pid);
     const cacheBefore = target === 'sidecache' ? await readSidecacheCache(bench.proxy!) : undefined;
     const qcacheBefore = target === 'qcache' ? await bench.server.queryCacheHits() : undefined;
@@ -304,13 +312,16 @@ function printResults(bench: Bench, active: MysqlTargetId[], cells: MysqlCell[],
     }
   }
   const fresh = printFreshness(freshness);
+  const floor = formatMysqlFloor(labels, cells);
+  if (floor !== undefined) console.log(`\n${floor}`);
   console.log(`\n${formatMysqlGoals(evaluateMysqlGoals(options.workloads, cells))}`);
   console.log(`
 how measured: sysbench --threads=${options.threads} --time=${perRunSeconds} --mysql-ignore-errors=none (any error fails the bench) against each
 target in turn. Hot point selects: oltp_point_select on a table of its own with ${HOT_ROWS} rows (sysbench draws ids uniformly over
 --table-size, so the hot key range is a small table), after a ${WARMUP_SECONDS} s warm-up per target; --db-ps-mode=auto uses server-side
 prepared statements, =disable the text protocol. oltp_read_write on ${FULL_ROWS} rows. qcache: direct to MariaDB after
-SET GLOBAL query_cache_size = ${QUERY_CACHE_BYTES}, query_cache_type = ON (and its own warm-up), restored right after each run.`);
+SET GLOBAL query_cache_size = ${QUERY_CACHE_BYTES}, query_cache_type = ON (and its own warm-up), restored right after each run.
+forwarder: bench/forwarder.ts, a process that copies bytes between each client and its own MariaDB connection and nothing else.`);
   return fresh;
 }
 

@@ -13,8 +13,11 @@ export interface ServerPacketSink {
   begin(first: number, seq: number, length: number): boolean;
   /** The payload of a packet `begin` asked for: buf[start, end), headers removed. */
   body(buf: Buffer, start: number, end: number): void;
-  /** The logical packet is complete (after `body` when that was asked for). */
-  end(): void;
+  /**
+   * The logical packet is complete (after `body` when that was asked for). Returning true stops
+   * `feed` right after this packet, so the caller can act at that boundary.
+   */
+  end(): boolean | void;
 }
 
 export class ServerScanner {
@@ -39,9 +42,13 @@ export class ServerScanner {
     return this.headerFilled === 0 && this.remaining === 0 && !this.continuing;
   }
 
-  /** `chunk` may be reused once this returns (read-buffer.ts): nothing keeps a view of it. */
-  feed(chunk: Buffer, sink: ServerPacketSink): void {
-    let pos = 0;
+  /**
+   * Reads chunk[from, ...) and returns where it stopped: the chunk's end, or just after a packet
+   * whose `end` returned true. `chunk` may be reused once this returns (read-buffer.ts): nothing
+   * keeps a view of it.
+   */
+  feed(chunk: Buffer, sink: ServerPacketSink, from = 0): number {
+    let pos = from;
     const len = chunk.length;
     while (pos < len) {
       if (this.remaining > 0) {
@@ -50,13 +57,22 @@ export class ServerScanner {
           this.wanted = sink.begin(chunk[pos]!, this.seq, this.physicalLength);
         }
         const take = Math.min(this.remaining, len - pos);
-        if (this.wanted) {
-          // A view while the packet ends in this chunk; a copy when it goes on into the next.
-          this.parts.push(take === this.remaining && !this.continuing && this.physicalLength !== MAX_PACKET_PAYLOAD ? chunk.subarray(pos, pos + take) : Buffer.from(chunk.subarray(pos, pos + take)));
+        const ends = take === this.remaining && this.physicalLength !== MAX_PACKET_PAYLOAD;
+        if (this.wanted && ends && this.parts.length === 0) {
+          // The common case: the whole packet lies in this chunk, read in place.
+          this.remaining = 0;
+          this.wanted = false;
+          this.continuing = false;
+          sink.body(chunk, pos, pos + take);
+          pos += take;
+          if (sink.end() === true) return pos;
+          continue;
         }
+        // A packet split across chunks is kept as copies: the chunk may be reused.
+        if (this.wanted) this.parts.push(Buffer.from(chunk.subarray(pos, pos + take)));
         this.remaining -= take;
         pos += take;
-        if (this.remaining === 0) this.physicalDone(sink);
+        if (this.remaining === 0 && this.physicalDone(sink)) return pos;
         continue;
       }
       let length: number;
@@ -87,15 +103,17 @@ export class ServerScanner {
           this.needFirst = false;
           this.wanted = sink.begin(-1, seq, 0);
         }
-        this.physicalDone(sink);
+        if (this.physicalDone(sink)) return pos;
       }
     }
+    return len;
   }
 
-  private physicalDone(sink: ServerPacketSink): void {
+  /** Returns what the sink's `end` did: true to stop. */
+  private physicalDone(sink: ServerPacketSink): boolean {
     if (this.physicalLength === MAX_PACKET_PAYLOAD) {
       this.continuing = true;
-      return;
+      return false;
     }
     this.continuing = false;
     if (this.wanted) {
@@ -105,6 +123,6 @@ export class ServerScanner {
       const body = parts.length === 1 ? parts[0]! : Buffer.concat(parts);
       sink.body(body, 0, body.length);
     }
-    sink.end();
+    return sink.end() === true;
   }
 }

@@ -129,7 +129,6 @@ export class MySqlSession {
   /** A chunk read from the client: valid only until this returns (read-buffer.ts). */
   private onClientData(chunk: Buffer): void {
     if (this.phase === Phase.Closed) return;
-    this.lastClientData = Date.now();
     this.chunkWrites = 0;
     const err = this.framer.feed(chunk, this.clientSink);
     if (this.chunkWrites > 1) this.upstream?.uncork();
@@ -138,7 +137,11 @@ export class MySqlSession {
       this.fail(packetErrorToMySql(err, this.phase === Phase.Ready), err.kind);
       return;
     }
-    if (this.framer.hasPartial) this.armStallTimer();
+    // The stall timer only asks when the latest bytes of an unfinished packet came.
+    if (this.framer.hasPartial) {
+      this.lastClientData = Date.now();
+      this.armStallTimer();
+    }
   }
 
   private readonly clientSink: PacketSink = {

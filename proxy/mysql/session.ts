@@ -24,24 +24,14 @@ import { ReplyTracker } from './replies.js';
 import { ServerScanner } from './server-scanner.js';
 import { MySqlSessionState } from './session-state.js';
 import type { ListenerHost } from '../listener.js';
-import { ReadBuffer, adoptAccepted } from '../read-buffer.js';
+import { Phase, ProxySession, type LegalMoves } from '../session.js';
 
-export const enum Phase {
-  Connecting,
-  Greeting,
-  Login,
-  Authenticating,
-  Ready,
-  Closed,
-}
-
-const LEGAL_MOVES: Record<Phase, readonly Phase[]> = {
+const LEGAL_MOVES: LegalMoves = {
   [Phase.Connecting]: [Phase.Greeting, Phase.Closed],
   [Phase.Greeting]: [Phase.Login, Phase.Closed],
   [Phase.Login]: [Phase.Authenticating, Phase.Closed],
   [Phase.Authenticating]: [Phase.Ready, Phase.Closed],
   [Phase.Ready]: [Phase.Closed],
-  [Phase.Closed]: [],
 };
 
 /** What a session needs from the listener that owns it. */
@@ -52,11 +42,10 @@ export interface SessionHost extends ListenerHost<MySqlSession> {
 
 const COM_QUIT = Buffer.from([1, 0, 0, 0, Command.Quit]);
 
-export class MySqlSession {
-  phase = Phase.Connecting;
+export class MySqlSession extends ProxySession<MySqlProxyError> {
+  protected declare readonly host: SessionHost;
   readonly state = new MySqlSessionState();
   private readonly tracker = new ReplyTracker(this.state);
-  private upstream: net.Socket | null = null;
   /** Client packets, whole; the limit rises from MAX_LOGIN_PACKET to --max-message-bytes after login. */
   private readonly framer = new PacketFramer(MAX_LOGIN_PACKET);
   /** The server's handshake, read whole so its capabilities can be rewritten. */
@@ -68,80 +57,37 @@ export class MySqlSession {
   /** The latest sequence id relayed either way, and which way: the proxy's own packets follow it. */
   private lastSeq = 0;
   private lastFromClient = false;
-  private loginTimer: NodeJS.Timeout | null = null;
-  private stallTimer: NodeJS.Timeout | null = null;
-  private lastClientData = 0;
-  /** The client sent COM_QUIT: the upstream closing next is expected. */
-  private clientQuit = false;
-  /** Writes to the upstream during the current client chunk: from the second on they are corked into one. */
-  private chunkWrites = -1;
 
-  readonly client: net.Socket;
-  private readonly clientReads = new ReadBuffer((chunk) => this.onClientData(chunk));
-  private readonly upstreamReads = new ReadBuffer((chunk) => this.onUpstreamData(chunk));
-
-  /** `accepted` comes from a server with pauseOnConnect; the session reads it through its own buffer. */
-  constructor(accepted: net.Socket, private readonly host: SessionHost) {
-    this.client = adoptAccepted(accepted, this.clientReads);
+  constructor(accepted: net.Socket, host: SessionHost) {
+    super(accepted, host, Phase.Connecting, LEGAL_MOVES, { log: 'mysql', scheme: 'mysql' });
   }
 
+  /** The server speaks first: the upstream is opened as soon as the client is admitted. */
   start(): void {
-    const { client } = this;
-    client.setNoDelay(true);
-    client.resume();
-    client.on('error', this.onClientGone);
-    client.on('close', this.onClientGone);
-    client.on('drain', this.onClientDrain);
+    this.startClient();
     if (!this.host.admit(this)) {
       this.fail(new MySqlProxyError(MySqlErrorCode.TooManyConnections, 'Too many connections (sidecache --max-client-connections)'), null);
       return;
     }
-    if (this.host.limits.loginTimeoutMs > 0) {
-      this.loginTimer = setTimeout(this.onLoginTimeout, this.host.limits.loginTimeoutMs);
-    }
-    this.connectUpstream();
+    this.openUpstream(() => {
+      if (this.phase === Phase.Connecting) this.moveTo(Phase.Greeting);
+    });
   }
 
-  /** Ends the session from outside (shutdown): an ERR to the client where one fits, then close. */
-  terminate(err: MySqlProxyError): void {
-    this.fail(err, 'shutdown');
-  }
-
-  /** Replies the client still waits for; 0 when the session is idle between commands. */
   /** Commands sent upstream and not answered yet. */
   get busy(): boolean {
     return this.tracker.awaiting > 0;
   }
 
-  get remote(): string {
-    return `${this.client.remoteAddress}:${this.client.remotePort}`;
-  }
-
-  private moveTo(next: Phase): void {
-    if (!LEGAL_MOVES[this.phase].includes(next)) {
-      throw new Error(`mysql session: illegal move from phase ${this.phase} to ${next}`);
-    }
-    this.phase = next;
-  }
-
   // ---- client -> upstream ----
 
-  /** A chunk read from the client: valid only until this returns (read-buffer.ts). */
-  private onClientData(chunk: Buffer): void {
-    if (this.phase === Phase.Closed) return;
-    this.chunkWrites = 0;
+  protected onClientData(chunk: Buffer): void {
     const err = this.framer.feed(chunk, this.clientSink);
-    if (this.chunkWrites > 1) this.upstream?.uncork();
-    this.chunkWrites = -1;
-    if (err) {
-      this.fail(packetErrorToMySql(err, this.phase === Phase.Ready), err.kind);
-      return;
-    }
-    // The stall timer only asks when the latest bytes of an unfinished packet came.
-    if (this.framer.hasPartial) {
-      this.lastClientData = Date.now();
-      this.armStallTimer();
-    }
+    if (err) this.fail(packetErrorToMySql(err, this.phase === Phase.Ready), err.kind);
+  }
+
+  protected get hasPartialMessage(): boolean {
+    return this.framer.hasPartial;
   }
 
   private readonly clientSink: PacketSink = {
@@ -149,7 +95,7 @@ export class MySqlSession {
       if (this.phase === Phase.Closed) return;
       this.lastSeq = lastSeq;
       this.lastFromClient = true;
-      if (this.phase === Phase.Ready && payloadLength > 0 && buf[start + 4] === Command.Quit) this.clientQuit = true;
+      if (this.phase === Phase.Ready && payloadLength > 0 && buf[start + 4] === Command.Quit) this.clientLeaving = true;
       switch (this.phase) {
         case Phase.Connecting:
         case Phase.Greeting:
@@ -217,54 +163,7 @@ export class MySqlSession {
     this.toUpstream(rewritten);
   }
 
-  private readonly relayIo = {
-    toUpstream: (bytes: Buffer): void => this.toUpstream(bytes),
-    toClient: (bytes: Buffer): void => this.toClient(bytes),
-  };
-
-  private toUpstream(bytes: Buffer): void {
-    const upstream = this.upstream;
-    if (upstream === null) return;
-    // Most client chunks hold one packet: one write. Several packets (a pipeline) go out as one.
-    if (this.chunkWrites >= 0 && ++this.chunkWrites === 2) upstream.cork();
-    const flowing = upstream.write(bytes);
-    // A write that did not go out at once still points into the client's read buffer.
-    if (upstream.writableLength > 0) this.clientReads.retain();
-    if (!flowing) this.client.pause();
-  }
-
-  private toClient(bytes: Buffer): void {
-    if (this.client.destroyed) return;
-    const flowing = this.client.write(bytes);
-    // A write that did not go out at once still points into the upstream's read buffer.
-    if (this.client.writableLength > 0) this.upstreamReads.retain();
-    if (!flowing) {
-      // Stop reading the server until the client reads what it was sent.
-      this.upstream?.pause();
-    }
-  }
-
-  // ---- upstream ----
-
-  private connectUpstream(): void {
-    const { host, port } = this.host.upstream;
-    const upstream = net.connect({ host, port, noDelay: true, onread: this.upstreamReads.onread });
-    this.upstream = upstream;
-    this.host.upstreamOpened();
-    upstream.setTimeout(this.host.limits.upstreamConnectTimeoutMs);
-    upstream.once('timeout', () => upstream.destroy(new Error(`no answer within ${this.host.limits.upstreamConnectTimeoutMs} ms`)));
-    upstream.once('connect', () => {
-      upstream.setTimeout(0);
-      if (this.phase === Phase.Connecting) this.moveTo(Phase.Greeting);
-    });
-    upstream.on('drain', this.onUpstreamDrain);
-    upstream.on('error', this.onUpstreamError);
-    upstream.on('close', this.onUpstreamClose);
-  }
-
-  /** A chunk read from the upstream: valid only until this returns (read-buffer.ts). */
-  private onUpstreamData(chunk: Buffer): void {
-    if (this.phase === Phase.Closed) return;
+  protected onUpstreamData(chunk: Buffer): void {
     if (this.phase === Phase.Greeting) {
       const err = this.greetingFramer.feed(chunk, this.greetingSink);
       if (err) this.upstreamBroken(`invalid handshake packet (${err.kind})`);
@@ -283,10 +182,10 @@ export class MySqlSession {
     if (this.phase === Phase.Authenticating) {
       if (this.state.authenticated) {
         this.moveTo(Phase.Ready);
-        this.clearLoginTimer();
+        this.loggedIn();
         this.framer.setLimit(this.host.limits.maxMessageBytes);
         // The login's reply ended at a packet boundary: the relay's own scanner starts here.
-        if (this.host.cache !== null) this.relay = new MySqlRelay(this.relayIo, this.host.cache, this.state, this.tracker, this.host.log);
+        if (this.host.cache !== null) this.relay = new MySqlRelay(this, this.host.cache, this.state, this.tracker, this.host.log);
       } else if (this.tracker.loginError !== null) {
         const { code, message } = this.tracker.loginError;
         this.host.log.info({ remote: this.remote, user: this.state.user, database: this.state.database, code, error: message }, 'mysql: connection refused by upstream');
@@ -326,79 +225,21 @@ export class MySqlSession {
 
   private upstreamBroken(reason: string): void {
     this.host.upstreamError('protocol');
-    this.host.log.warn({ remote: this.remote, upstream: this.upstreamName, reason }, 'mysql: upstream protocol error');
-    this.fail(new MySqlProxyError(MySqlErrorCode.UpstreamLost, `sidecache: the upstream ${this.upstreamName} broke the protocol: ${reason}`), null);
+    this.host.log.warn({ remote: this.remote, upstream: this.upstreamUrl, reason }, 'mysql: upstream protocol error');
+    this.fail(new MySqlProxyError(MySqlErrorCode.UpstreamLost, `sidecache: the upstream ${this.upstreamUrl} broke the protocol: ${reason}`), null);
   }
 
-  private get upstreamName(): string {
-    return `mysql://${this.host.upstream.host}:${this.host.upstream.port}`;
+  protected loginTimeoutError(ms: number): MySqlProxyError {
+    return new MySqlProxyError(MySqlErrorCode.BadHandshake, `sidecache: Bad handshake: login not completed within ${ms} ms`);
   }
 
-  private readonly onClientDrain = (): void => {
-    this.upstream?.resume();
-  };
-
-  private readonly onUpstreamDrain = (): void => {
-    this.client.resume();
-  };
-
-  private readonly onUpstreamError = (err: Error): void => {
-    if (this.phase === Phase.Closed) return;
-    if (this.phase === Phase.Connecting) {
-      this.host.upstreamError('connect');
-      this.host.upstreamLost();
-      this.host.log.warn({ remote: this.remote, upstream: this.upstreamName, err: err.message }, 'mysql: upstream unreachable');
-      this.fail(new MySqlProxyError(MySqlErrorCode.UpstreamUnreachable, `sidecache: cannot reach upstream ${this.upstreamName}: ${err.message}`), null);
-      return;
-    }
-    this.host.upstreamError('io');
-    if (this.phase === Phase.Ready) this.host.upstreamLost();
-    this.host.log.warn({ remote: this.remote, err: err.message }, 'mysql: upstream connection failed');
-    this.fail(new MySqlProxyError(MySqlErrorCode.UpstreamLost, `sidecache: lost the upstream connection: ${err.message}`), null);
-  };
-
-  private readonly onUpstreamClose = (): void => {
-    this.host.upstreamClosed();
-    this.upstream = null;
-    if (this.phase === Phase.Closed) return;
-    // The server ended the session (COM_QUIT, KILL, wait_timeout, a refused login): pass the close
-    // on once what it sent has been written.
-    if (this.phase === Phase.Ready && !this.clientQuit) this.host.upstreamLost();
-    this.moveTo(Phase.Closed);
-    this.clearTimers();
-    this.client.end();
-    this.host.closed(this);
-  };
-
-  // ---- ending ----
-
-  private readonly onClientGone = (): void => {
-    if (this.phase === Phase.Closed) return;
-    this.close();
-  };
-
-  private readonly onLoginTimeout = (): void => {
-    this.loginTimer = null;
-    this.fail(new MySqlProxyError(MySqlErrorCode.BadHandshake, `sidecache: Bad handshake: login not completed within ${this.host.limits.loginTimeoutMs} ms`), 'login-timeout');
-  };
-
-  private armStallTimer(): void {
-    const limit = this.host.limits.messageStallTimeoutMs;
-    if (limit <= 0 || this.stallTimer !== null) return;
-    this.stallTimer = setTimeout(this.onStallCheck, limit);
+  protected stallError(ms: number): MySqlProxyError {
+    return new MySqlProxyError(MySqlErrorCode.ReadTimeout, `sidecache: Got timeout reading communication packets: incomplete packet, client sent nothing for ${ms} ms`);
   }
 
-  private readonly onStallCheck = (): void => {
-    this.stallTimer = null;
-    if (this.phase === Phase.Closed || !this.framer.hasPartial) return;
-    const limit = this.host.limits.messageStallTimeoutMs;
-    const idle = Date.now() - this.lastClientData;
-    if (idle < limit) {
-      this.stallTimer = setTimeout(this.onStallCheck, limit - idle);
-      return;
-    }
-    this.fail(new MySqlProxyError(MySqlErrorCode.ReadTimeout, `sidecache: Got timeout reading communication packets: incomplete packet, client sent nothing for ${limit} ms`), 'stall');
-  };
+  protected upstreamError(reason: 'unreachable' | 'lost', detail: string): MySqlProxyError {
+    return new MySqlProxyError(reason === 'unreachable' ? MySqlErrorCode.UpstreamUnreachable : MySqlErrorCode.UpstreamLost, `sidecache: ${detail}`);
+  }
 
   /**
    * The sequence id an ERR of the proxy's own must carry to read as the next packet the client
@@ -414,51 +255,20 @@ export class MySqlSession {
     return (this.lastSeq + (clientsTurn ? 2 : 1)) & 0xff;
   }
 
-  /**
-   * Ends the session because of `err`: the client gets it as an ERR packet where one cannot break
-   * a packet or reply in flight, then both sides close.
-   */
-  private fail(err: MySqlProxyError, protocolReason: string | null): void {
-    if (this.phase === Phase.Closed) return;
-    if (protocolReason !== null && protocolReason !== 'shutdown') {
-      this.host.protocolError(protocolReason);
-      this.host.log.warn({ remote: this.remote, reason: protocolReason }, `mysql: closing client connection: ${err.message}`);
-    }
+  /** An ERR where it cannot break a packet or a reply in flight, numbered as the client expects. */
+  protected errorBytes(err: MySqlProxyError): Buffer | null {
     const atBoundary = this.relay !== null ? this.relay.atBoundary : this.scanner.atBoundary;
-    if (atBoundary && this.tracker.canInterject && !this.client.destroyed) {
-      this.client.write(errPacket(err, this.errorSeq()));
-    }
-    this.close();
+    return atBoundary && this.tracker.canInterject ? errPacket(err, this.errorSeq()) : null;
   }
 
-  private close(): void {
-    if (this.phase === Phase.Closed) return;
-    const wasReady = this.phase === Phase.Ready;
-    this.moveTo(Phase.Closed);
-    this.clearTimers();
-    this.client.end();
-    const upstream = this.upstream;
-    if (upstream !== null) {
-      // A COM_QUIT lets the server end the session cleanly (no "aborted connection"); it is only
-      // understood as a command, not in the middle of a file transfer or an auth exchange.
-      if (upstream.readyState !== 'open') upstream.destroy();
-      else if (wasReady && !this.tracker.awaitingClient) upstream.end(COM_QUIT);
-      else upstream.end();
-      // Bytes still arriving from the upstream have nowhere to go.
-      upstream.resume();
-    }
-    this.host.closed(this);
-  }
-
-  private clearLoginTimer(): void {
-    if (this.loginTimer !== null) clearTimeout(this.loginTimer);
-    this.loginTimer = null;
-  }
-
-  private clearTimers(): void {
-    this.clearLoginTimer();
-    if (this.stallTimer !== null) clearTimeout(this.stallTimer);
-    this.stallTimer = null;
+  /**
+   * A COM_QUIT lets the server end the session cleanly (no "aborted connection"); it is only
+   * understood as a command, not in the middle of a file transfer or an auth exchange.
+   */
+  protected endUpstream(upstream: net.Socket, wasReady: boolean): void {
+    if (upstream.readyState !== 'open') upstream.destroy();
+    else if (wasReady && !this.tracker.awaitingClient) upstream.end(COM_QUIT);
+    else upstream.end();
   }
 }
 

@@ -1,0 +1,286 @@
+// What a client session does the same way for PostgreSQL and MySQL: the two sockets and their
+// reused read buffers, writes with backpressure both ways, the upstream connection's timeout and
+// its errors, the login and stalled-message timers, phases with checked moves, and closing. Each
+// protocol's session supplies its framing, its error encoding and how it says goodbye upstream.
+import net from 'node:net';
+import type { ListenerHost } from './listener.js';
+import { ReadBuffer, adoptAccepted } from './read-buffer.js';
+
+/** Every phase either protocol goes through; each session allows its own moves (`legalMoves`). */
+export const enum Phase {
+  /** PostgreSQL: waiting for the StartupMessage (or an SSLRequest / CancelRequest). */
+  Startup,
+  /** Opening the upstream connection. */
+  Connecting,
+  /** MySQL: waiting for the server's handshake. */
+  Greeting,
+  /** MySQL: waiting for the client's HandshakeResponse. */
+  Login,
+  Authenticating,
+  Ready,
+  Closed,
+}
+
+export type LegalMoves = Readonly<Partial<Record<Phase, readonly Phase[]>>>;
+
+export abstract class ProxySession<E extends Error> {
+  readonly client: net.Socket;
+  protected upstream: net.Socket | null = null;
+  /** The client ended the session itself (Terminate, COM_QUIT): the upstream closing next is expected. */
+  protected clientLeaving = false;
+  private loginTimer: NodeJS.Timeout | null = null;
+  private stallTimer: NodeJS.Timeout | null = null;
+  /** When the latest bytes of an unfinished client message came (set by the subclass). */
+  protected lastClientData = 0;
+  /** Writes to the upstream during the current client chunk: from the second on they are corked into one. */
+  private chunkWrites = -1;
+  private readonly clientReads = new ReadBuffer((chunk) => this.clientChunk(chunk));
+  private readonly upstreamReads = new ReadBuffer((chunk) => {
+    if (this.phase !== Phase.Closed) this.onUpstreamData(chunk);
+  });
+
+  /** `accepted` comes from a server with pauseOnConnect; the session reads it through its own buffer. */
+  protected constructor(
+    accepted: net.Socket,
+    protected readonly host: ListenerHost<ProxySession<E>>,
+    public phase: Phase,
+    private readonly legalMoves: LegalMoves,
+    /** Names the protocol in log lines and the upstream URL: 'pg' / 'postgres', 'mysql' / 'mysql'. */
+    private readonly names: { readonly log: string; readonly scheme: string },
+  ) {
+    this.client = adoptAccepted(accepted, this.clientReads);
+  }
+
+  // ---- what each protocol supplies ----
+
+  /** Client bytes, valid only until this returns (read-buffer.ts). Not called once closed. */
+  protected abstract onClientData(chunk: Buffer): void;
+  /** Upstream bytes, valid only until this returns. Not called once closed. */
+  protected abstract onUpstreamData(chunk: Buffer): void;
+  /** The client stream stopped inside a message. */
+  protected abstract get hasPartialMessage(): boolean;
+  /** The session's error to `err` as the bytes the client reads, or null where one cannot be inserted now. */
+  protected abstract errorBytes(err: E): Buffer | null;
+  protected abstract loginTimeoutError(ms: number): E;
+  protected abstract stallError(ms: number): E;
+  /** `reason`: the upstream was never reached (Connecting) or the connection broke later. */
+  protected abstract upstreamError(reason: 'unreachable' | 'lost', detail: string): E;
+  /** Ends the upstream connection politely (Terminate, COM_QUIT) or not, as the protocol state allows. */
+  protected abstract endUpstream(upstream: net.Socket, wasReady: boolean): void;
+
+  // ---- shared ----
+
+  get remote(): string {
+    return `${this.client.remoteAddress}:${this.client.remotePort}`;
+  }
+
+  protected get upstreamUrl(): string {
+    return `${this.names.scheme}://${this.host.upstream.host}:${this.host.upstream.port}`;
+  }
+
+  /** Ends the session from outside (shutdown): the error told to the client where the protocol allows. */
+  terminate(err: E): void {
+    this.fail(err, 'shutdown');
+  }
+
+  protected moveTo(next: Phase): void {
+    if (!(this.legalMoves[this.phase] ?? []).includes(next)) {
+      throw new Error(`${this.names.log} session: illegal move from phase ${this.phase} to ${next}`);
+    }
+    this.phase = next;
+  }
+
+  /** Starts reading the client, with the login timer running. */
+  protected startClient(): void {
+    const { client } = this;
+    client.setNoDelay(true);
+    client.resume();
+    client.on('error', this.onClientGone);
+    client.on('close', this.onClientGone);
+    client.on('drain', this.onClientDrain);
+    if (this.host.limits.loginTimeoutMs > 0) {
+      this.loginTimer = setTimeout(this.onLoginTimeout, this.host.limits.loginTimeoutMs);
+    }
+  }
+
+  private clientChunk(chunk: Buffer): void {
+    if (this.phase === Phase.Closed) return;
+    this.chunkWrites = 0;
+    this.onClientData(chunk);
+    if (this.chunkWrites > 1) this.upstream?.uncork();
+    this.chunkWrites = -1;
+    // (onClientData may have closed the session: the phase is read again.)
+    if ((this.phase as Phase) !== Phase.Closed && this.hasPartialMessage) {
+      // The stall clock is read only for unfinished messages: the timer asks only about them.
+      this.lastClientData = Date.now();
+      this.armStallTimer();
+    }
+  }
+
+  /** Opens the upstream connection; `onConnect` runs once it is up, unless the session ended first. */
+  protected openUpstream(onConnect: () => void): void {
+    const { host, port } = this.host.upstream;
+    const upstream = net.connect({ host, port, noDelay: true, onread: this.upstreamReads.onread });
+    this.upstream = upstream;
+    this.host.upstreamOpened();
+    const timeoutMs = this.host.limits.upstreamConnectTimeoutMs;
+    upstream.setTimeout(timeoutMs);
+    upstream.once('timeout', () => upstream.destroy(new Error(`no answer within ${timeoutMs} ms`)));
+    upstream.once('connect', () => {
+      upstream.setTimeout(0);
+      if (this.phase !== Phase.Closed) onConnect();
+    });
+    upstream.on('drain', this.onUpstreamDrain);
+    upstream.on('error', this.onUpstreamError);
+    upstream.on('close', this.onUpstreamClose);
+  }
+
+  /** Bytes for the server, with backpressure: a server not reading stops the client's reads. */
+  toUpstream(bytes: Buffer): void {
+    const upstream = this.upstream;
+    if (upstream === null || this.phase === Phase.Closed) return;
+    // Most client chunks hold one message: one write. Several (a pipeline) go out as one.
+    if (this.chunkWrites >= 0 && ++this.chunkWrites === 2) upstream.cork();
+    const flowing = upstream.write(bytes);
+    // A write that did not go out at once still points into the client's read buffer.
+    if (upstream.writableLength > 0) this.clientReads.retain();
+    if (!flowing) this.client.pause();
+  }
+
+  /** Bytes for the client (`more` right after, in one write), with backpressure both ways. */
+  toClient(bytes: Buffer, more?: Buffer): void {
+    const { client } = this;
+    if (this.phase === Phase.Closed || client.destroyed) return;
+    let flowing: boolean;
+    if (more === undefined) {
+      flowing = client.write(bytes);
+    } else {
+      client.cork();
+      client.write(bytes);
+      flowing = client.write(more);
+      client.uncork();
+    }
+    // A write that did not go out at once still points into the upstream's read buffer.
+    if (client.writableLength > 0) this.upstreamReads.retain();
+    if (!flowing) {
+      // Stop producing replies until the client reads: both what the server sends and what the
+      // cache answers for the client's own requests.
+      this.upstream?.pause();
+      client.pause();
+    }
+  }
+
+  private readonly onClientDrain = (): void => {
+    this.upstream?.resume();
+    if (this.upstream === null || !this.upstream.writableNeedDrain) this.client.resume();
+  };
+
+  private readonly onUpstreamDrain = (): void => {
+    this.client.resume();
+  };
+
+  /** The login finished: the login timer stops. */
+  protected loggedIn(): void {
+    this.clearLoginTimer();
+  }
+
+  private readonly onUpstreamError = (err: Error): void => {
+    if (this.phase === Phase.Closed) return;
+    const log = this.names.log;
+    if (this.phase === Phase.Connecting) {
+      this.host.upstreamError('connect');
+      this.host.upstreamLost();
+      this.host.log.warn({ remote: this.remote, upstream: this.upstreamUrl, err: err.message }, `${log}: upstream unreachable`);
+      this.fail(this.upstreamError('unreachable', `cannot reach upstream ${this.upstreamUrl}: ${err.message}`), null);
+      return;
+    }
+    this.host.upstreamError('io');
+    if (this.phase === Phase.Ready) this.host.upstreamLost();
+    this.host.log.warn({ remote: this.remote, err: err.message }, `${log}: upstream connection failed`);
+    this.fail(this.upstreamError('lost', `lost the upstream connection: ${err.message}`), null);
+  };
+
+  private readonly onUpstreamClose = (): void => {
+    this.host.upstreamClosed();
+    this.upstream = null;
+    if (this.phase === Phase.Closed) return;
+    // The server ended the session (the client said goodbye, a fatal error, a timeout or KILL of
+    // its own, a refused login): pass the close on once what it sent has been written.
+    if (this.phase === Phase.Ready && !this.clientLeaving) this.host.upstreamLost();
+    this.moveTo(Phase.Closed);
+    this.clearTimers();
+    this.client.end();
+    this.host.closed(this);
+  };
+
+  private readonly onClientGone = (): void => {
+    if (this.phase === Phase.Closed) return;
+    this.close();
+  };
+
+  private readonly onLoginTimeout = (): void => {
+    this.loginTimer = null;
+    this.fail(this.loginTimeoutError(this.host.limits.loginTimeoutMs), 'login-timeout');
+  };
+
+  private armStallTimer(): void {
+    const limit = this.host.limits.messageStallTimeoutMs;
+    if (limit <= 0 || this.stallTimer !== null) return;
+    this.stallTimer = setTimeout(this.onStallCheck, limit);
+  }
+
+  private readonly onStallCheck = (): void => {
+    this.stallTimer = null;
+    if (this.phase === Phase.Closed || !this.hasPartialMessage) return;
+    const limit = this.host.limits.messageStallTimeoutMs;
+    const idle = Date.now() - this.lastClientData;
+    if (idle < limit) {
+      this.stallTimer = setTimeout(this.onStallCheck, limit - idle);
+      return;
+    }
+    this.fail(this.stallError(limit), 'stall');
+  };
+
+  /**
+   * Ends the session because of `err`: the client gets it where it cannot break a message or
+   * reply in flight, then both sides close. `protocolReason` counts and logs a protocol error.
+   */
+  protected fail(err: E, protocolReason: string | null): void {
+    if (this.phase === Phase.Closed) return;
+    if (protocolReason !== null && protocolReason !== 'shutdown') {
+      this.host.protocolError(protocolReason);
+      this.host.log.warn({ remote: this.remote, reason: protocolReason }, `${this.names.log}: closing client connection: ${err.message}`);
+    }
+    if (!this.client.destroyed) {
+      const bytes = this.errorBytes(err);
+      if (bytes !== null) this.client.write(bytes);
+    }
+    this.close();
+  }
+
+  protected close(): void {
+    if (this.phase === Phase.Closed) return;
+    const wasReady = this.phase === Phase.Ready;
+    this.moveTo(Phase.Closed);
+    this.clearTimers();
+    this.client.end();
+    const upstream = this.upstream;
+    if (upstream !== null) {
+      this.endUpstream(upstream, wasReady);
+      // Bytes still arriving from the upstream have nowhere to go.
+      upstream.resume();
+    }
+    this.host.closed(this);
+  }
+
+  private clearLoginTimer(): void {
+    if (this.loginTimer !== null) clearTimeout(this.loginTimer);
+    this.loginTimer = null;
+  }
+
+  private clearTimers(): void {
+    this.clearLoginTimer();
+    if (this.stallTimer !== null) clearTimeout(this.stallTimer);
+    this.stallTimer = null;
+  }
+}

@@ -115,6 +115,11 @@ export interface TableItem {
 
 export type TopOrder = 'hits' | 'misses';
 
+/** Where QueryStats sends the statements at or over the slow-query threshold (admin/slow-query-log.ts). */
+export interface SlowStatementSink {
+  slow(protocol: Protocol, outcome: Outcome, id: StatementIdentity | null, bypassReason: string | null, seconds: number): void;
+}
+
 /** A second QueryStats for a protocol would publish its Prometheus series twice. */
 export class DuplicateQueryStatsError extends Error {
   override name = 'DuplicateQueryStatsError';
@@ -147,6 +152,9 @@ export class QueryStats {
   private readonly bypassByReason = new Map<string, ReasonCount>();
   private readonly invalidationsByTable = new Map<string, number>();
   private readStore: (() => StoreReading) | null = null;
+  /** Infinity while the slow-query log is off, so a statement under it costs one comparison. */
+  private slowSeconds = Infinity;
+  private slowSink: SlowStatementSink | null = null;
 
   /** Registers itself in `metrics`, where the Prometheus metrics and /stats find it. */
   constructor(
@@ -170,11 +178,18 @@ export class QueryStats {
     return identity;
   }
 
+  /** Statements taking at least `thresholdMs` are passed to `sink`; 0 (or a null sink) turns it off. */
+  reportSlow(sink: SlowStatementSink | null, thresholdMs: number): void {
+    this.slowSink = sink;
+    this.slowSeconds = sink === null || thresholdMs <= 0 ? Infinity : thresholdMs / 1000;
+  }
+
   hit(id: StatementIdentity, seconds: number): void {
     id.hits++;
     id.hitSeconds += seconds;
     this.hitCount++;
     this.hitDurations.observe(seconds);
+    if (seconds >= this.slowSeconds) this.slowSink!.slow(this.protocol, 'hit', id, null, seconds);
   }
 
   miss(id: StatementIdentity, seconds: number): void {
@@ -182,6 +197,7 @@ export class QueryStats {
     id.missSeconds += seconds;
     this.missCount++;
     this.missDurations.observe(seconds);
+    if (seconds >= this.slowSeconds) this.slowSink!.slow(this.protocol, 'miss', id, null, seconds);
   }
 
   /** A statement sent upstream without consulting the cache; `id` null when it has no fingerprint. */
@@ -193,6 +209,7 @@ export class QueryStats {
     this.bypassCount++;
     this.bypassDurations.observe(seconds);
     this.reasonCount(reason).count++;
+    if (seconds >= this.slowSeconds) this.slowSink!.slow(this.protocol, 'bypass', id, reason, seconds);
   }
 
   write(id: StatementIdentity | null, seconds: number): void {
@@ -202,6 +219,7 @@ export class QueryStats {
     }
     this.writeCount++;
     this.writeDurations.observe(seconds);
+    if (seconds >= this.slowSeconds) this.slowSink!.slow(this.protocol, 'write', id, null, seconds);
   }
 
   /** One invalidation: of the named tables, or of a whole database (DDL, statements not understood). */

@@ -29,7 +29,7 @@ async function main(): Promise<number> {
     process.stdout.write(helpText() + '\n');
     return 0;
   }
-  const log = createLogger();
+  const log = createLogger(parsed.config.logLevel, parsed.config.logFormat);
   let config = parsed.config;
   let embedded: EmbeddedPostgres | null = null;
   // Either side can run alone; with no upstream at all the quick start gives PostgreSQL one.
@@ -62,7 +62,6 @@ async function main(): Promise<number> {
     }
   }
 
-  printBanner(app, upstream, config.mysqlUpstream, embedded !== null);
   const running = app;
   let stopping = false;
   const stop = async (signal: string): Promise<void> => {
@@ -84,6 +83,8 @@ async function main(): Promise<number> {
       if (!(err instanceof ConfigError)) throw err;
     }
   });
+  // Last: "ready" tells a supervisor (and the tests) that a signal now stops or reloads cleanly.
+  printBanner(app, upstream, config.mysqlUpstream, embedded !== null);
   return -1;
 }
 

@@ -3,6 +3,7 @@ import type net from 'node:net';
 import { AdminApi, type CachedResults } from '../admin/api.js';
 import { AdminServer } from '../admin/server.js';
 import { createMetrics, type Metrics, type Protocol } from '../admin/metrics.js';
+import { SlowQueryLog } from '../admin/slow-query-log.js';
 import type { ReloadReport } from '../config/reload.js';
 import type { Config, HostPort } from '../config/settings.js';
 import { MySqlListener } from '../proxy/mysql/listener.js';
@@ -59,6 +60,7 @@ export async function startSidecache(config: Config, pgUpstream: HostPort | null
   // Filled below as each side starts; the admin API and reloads read it per call.
   const caches = new Map<Protocol, ReloadableCache>();
   let running = config;
+  const slowQueries = new SlowQueryLog(log, config.slowQueryThresholdMs);
   const reload = (): ReloadReport => {
     let report: ReloadReport;
     try {
@@ -70,6 +72,8 @@ export async function startSidecache(config: Config, pgUpstream: HostPort | null
     report = keepCacheSwitch(report, running, caches.size > 0);
     for (const l of listeners) l.applyConfig(report.config);
     for (const c of caches.values()) c.applyConfig(report.config);
+    slowQueries.applyConfig(report.config);
+    log.level = report.config.logLevel;
     running = report.config;
     if (report.needsRestart.length === 0) log.info({ applied: report.applied }, 'config reloaded');
     else log.warn({ applied: report.applied, needsRestart: report.needsRestart }, 'config reloaded; the settings in needsRestart changed but keep their old values until a restart');
@@ -82,14 +86,20 @@ export async function startSidecache(config: Config, pgUpstream: HostPort | null
   try {
     if (pgUpstream !== null) {
       const cache = config.cacheMaxBytes > 0 ? await PgCache.create(config, metrics) : null;
-      if (cache !== null) caches.set('postgres', cache);
+      if (cache !== null) {
+        caches.set('postgres', cache);
+        slowQueries.watch(cache.stats);
+      }
       const pg = new PgListener(config, pgUpstream, log, metrics, cache);
       pgAddress = await bind('--pg-listen', config.pgListen, (at) => pg.listen(at));
       listeners.push(pg);
     }
     if (config.mysqlUpstream !== null) {
       const cache = config.cacheMaxBytes > 0 ? new MySqlCache(config, metrics) : null;
-      if (cache !== null) caches.set('mysql', cache);
+      if (cache !== null) {
+        caches.set('mysql', cache);
+        slowQueries.watch(cache.stats);
+      }
       const mysql = new MySqlListener(config, config.mysqlUpstream, log, metrics, cache);
       mysqlAddress = await bind('--mysql-listen', config.mysqlListen, (at) => mysql.listen(at));
       listeners.push(mysql);

@@ -84,7 +84,7 @@ test('docs/config.example.yaml is a valid config', () => {
   const { config, explicit } = loadConfig(['--config', example], {});
   assert.is(config.cacheTtlMs, 60_000);
   assert.ok(explicit.has('maxClientConnections'), 'it sets the live settings explicitly');
-  assert.is(config.cacheRules.size, 3, 'its example rules are valid');
+  assert.is(config.cacheRules.size, 4, 'its example rules are valid');
 });
 
 test.after(() => rmSync(dir, { recursive: true, force: true }));

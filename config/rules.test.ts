@@ -41,10 +41,10 @@ test('rules match by table, regex (case-insensitive) and fingerprint; the first 
   const { rules } = load(RULES);
   assert.is(rules.size, 4);
   const subject = (shape: string, tables: string[], fingerprint = 'f') => rules.match({ fingerprint, shape, tables });
-  assert.equal(subject('SELECT * FROM orders LIMIT $1', ['orders']), { label: 'rules[0]', never: false, ttlMs: 5000, maxEntryBytes: undefined });
+  assert.equal(subject('SELECT * FROM orders LIMIT $1', ['orders']), { label: 'rules[0]', never: false, ttlMs: 5000, maxEntryBytes: undefined, inReadOnlyTransactions: false });
   assert.is(subject('SELECT * FROM audit_log', ['audit_log']).label, 'rules[1]');
   assert.ok(subject('SELECT a,\nb FROM audit', ['audit']).never, 'dot matches newlines too');
-  assert.equal(subject('SELECT 1', [], '0123456789abcdef'), { label: 'rules[2]', never: false, ttlMs: undefined, maxEntryBytes: 1 << 20 });
+  assert.equal(subject('SELECT 1', [], '0123456789abcdef'), { label: 'rules[2]', never: false, ttlMs: undefined, maxEntryBytes: 1 << 20, inReadOnlyTransactions: false });
   assert.is(subject('SELECT * FROM users', ['users']), NO_RULE);
   assert.is(subject('SELECT * FROM orders_archive', ['orders_archive']), NO_RULE, 'a table is matched by its whole name');
 });
@@ -66,6 +66,36 @@ test('invalid rules name the rule and key', () => {
   assert.match(error('rules:\n  - match: {table: a}\n'), /^rules\[0\] in FILE: has no action/);
   assert.match(error('rules:\n  - match: {table: a}\n    max-entry-bytes: huge\n'), /^rules\[0\]\.max-entry-bytes in FILE: expected a size/);
   assert.match(error('rules:\n  - match: {table: a}\n    tll: 5s\n'), /^rules\[0\]\.tll in FILE: unknown key/);
+});
+
+test('in-read-only-transactions: true is an action of its own or beside ttl; false is no action', () => {
+  const { rules } = load(`
+rules:
+  - match: {table: products}
+    in-read-only-transactions: true
+  - match: {table: prices}
+    ttl: 5s
+    in-read-only-transactions: true
+  - match: {table: audit}
+    ttl: 1s
+    in-read-only-transactions: false
+`);
+  const subject = (table: string) => rules.match({ fingerprint: 'f', shape: `SELECT * FROM ${table}`, tables: [table] });
+  assert.equal(subject('products'), { label: 'rules[0]', never: false, ttlMs: undefined, maxEntryBytes: undefined, inReadOnlyTransactions: true });
+  assert.equal(subject('prices'), { label: 'rules[1]', never: false, ttlMs: 5000, maxEntryBytes: undefined, inReadOnlyTransactions: true });
+  assert.is(subject('audit').inReadOnlyTransactions, false);
+  assert.is(subject('users').inReadOnlyTransactions, false, 'no rule: never inside transactions');
+  assert.equal(JSON.parse(JSON.stringify(rules))[0], { match: { table: 'products' }, inReadOnlyTransactions: true }, 'shown in /api/config');
+});
+
+test('invalid in-read-only-transactions values name the rule and key', () => {
+  assert.match(error('rules:\n  - match: {table: a}\n    in-read-only-transactions: yes please\n'),
+    /^rules\[0\]\.in-read-only-transactions in FILE: expected true or false, got "yes please"/);
+  assert.match(error('rules:\n  - match: {table: a}\n    in-read-only-transactions: 1\n'), /^rules\[0\]\.in-read-only-transactions in FILE: expected true or false/);
+  assert.match(error('rules:\n  - match: {table: a}\n    cache: never\n    in-read-only-transactions: true\n'),
+    /^rules\[0\]\.in-read-only-transactions in FILE: cannot be combined with cache: never/);
+  assert.match(error('rules:\n  - match: {table: a}\n    in-read-only-transactions: false\n'), /^rules\[0\] in FILE: has no action/);
+  assert.match(error('rules:\n  - match: {table: a}\n    in-readonly-transactions: true\n'), /^rules\[0\]\.in-readonly-transactions in FILE: unknown key/);
 });
 
 test.after(() => rmSync(dir, { recursive: true, force: true }));

@@ -1,7 +1,8 @@
 // Cache rules: the `rules:` list of the config file, checked when the file is loaded and compiled
 // once per config (regexes included). The proxy asks `match` once per statement shape and config,
 // keeps the answer with the statement, and applies it when it fills: never store, store with
-// another TTL, or refuse results above a smaller size. Hits never evaluate rules.
+// another TTL, or refuse results above a smaller size. Hits outside transactions never evaluate
+// rules; inside a transaction known to be read-only only a rule that opts in allows a hit.
 import { isDeepStrictEqual } from 'node:util';
 import { ConfigError } from './errors.js';
 
@@ -15,6 +16,11 @@ export interface RuleOutcome {
   readonly ttlMs: number | undefined;
   /** Largest charged size of its entries, below --cache-max-entry-bytes. */
   readonly maxEntryBytes: number | undefined;
+  /**
+   * May be answered from the cache inside a transaction the proxy knows to be read-only (a hit may
+   * then be newer than the transaction's snapshot; see docs/consistency.md).
+   */
+  readonly inReadOnlyTransactions: boolean;
 }
 
 /** What a rule is matched against: the facts of one statement shape. */
@@ -33,9 +39,10 @@ export interface CacheRuleSpec {
   readonly cache?: 'never';
   readonly ttlMs?: number;
   readonly maxEntryBytes?: number;
+  readonly inReadOnlyTransactions?: boolean;
 }
 
-export const NO_RULE: RuleOutcome = Object.freeze({ label: null, never: false, ttlMs: undefined, maxEntryBytes: undefined });
+export const NO_RULE: RuleOutcome = Object.freeze({ label: null, never: false, ttlMs: undefined, maxEntryBytes: undefined, inReadOnlyTransactions: false });
 
 interface CompiledRule {
   readonly spec: CacheRuleSpec;
@@ -52,7 +59,10 @@ export class CacheRules {
       spec,
       // Validated by parseRules; compiled here once for every statement this config sees.
       regex: spec.match.regex === undefined ? null : new RegExp(spec.match.regex, 'is'),
-      outcome: Object.freeze({ label: `rules[${i}]`, never: spec.cache === 'never', ttlMs: spec.ttlMs, maxEntryBytes: spec.maxEntryBytes }),
+      outcome: Object.freeze({
+        label: `rules[${i}]`, never: spec.cache === 'never', ttlMs: spec.ttlMs, maxEntryBytes: spec.maxEntryBytes,
+        inReadOnlyTransactions: spec.inReadOnlyTransactions === true,
+      }),
     })));
     Object.freeze(this);
   }
@@ -84,7 +94,7 @@ export class CacheRules {
 }
 
 const MATCH_KEYS = new Set(['table', 'fingerprint', 'regex']);
-const RULE_KEYS = new Set(['match', 'cache', 'ttl', 'max-entry-bytes']);
+const RULE_KEYS = new Set(['match', 'cache', 'ttl', 'max-entry-bytes', 'in-read-only-transactions']);
 
 /**
  * The `rules:` value of a config file. `where` is the file's path; errors name the rule and key,
@@ -95,7 +105,7 @@ export function parseRules(value: unknown, where: string, parseDuration: (key: s
   if (!Array.isArray(value)) throw new ConfigError(`rules in ${where}`, 'expected a list of rules, e.g. "- match: {table: orders}" with "ttl: 5s" below it');
   const specs = value.map((raw: unknown, i): CacheRuleSpec => {
     const key = (k: string): string => `rules[${i}]${k === '' ? '' : '.' + k} in ${where}`;
-    if (!isMapping(raw)) throw new ConfigError(key(''), 'expected a mapping with "match" and an action (cache: never, ttl, max-entry-bytes)');
+    if (!isMapping(raw)) throw new ConfigError(key(''), 'expected a mapping with "match" and an action (cache: never, ttl, max-entry-bytes, in-read-only-transactions)');
     for (const k of Object.keys(raw)) {
       if (!RULE_KEYS.has(k)) throw new ConfigError(key(k), `unknown key; a rule has ${[...RULE_KEYS].join(', ')}`);
     }
@@ -117,15 +127,22 @@ export function parseRules(value: unknown, where: string, parseDuration: (key: s
         throw new ConfigError(key('match.regex'), `not a valid regular expression: ${(err as Error).message}`);
       }
     }
-    const spec: { match: typeof match; cache?: 'never'; ttlMs?: number; maxEntryBytes?: number } = { match: Object.freeze(match) };
+    const spec: { match: typeof match; cache?: 'never'; ttlMs?: number; maxEntryBytes?: number; inReadOnlyTransactions?: boolean } = { match: Object.freeze(match) };
     if (raw.cache !== undefined) {
       if (raw.cache !== 'never') throw new ConfigError(key('cache'), `expected "never", got ${JSON.stringify(raw.cache)}`);
       spec.cache = 'never';
     }
     if (raw.ttl !== undefined) spec.ttlMs = parseDuration(key('ttl'), scalarText(raw.ttl, key('ttl')));
     if (raw['max-entry-bytes'] !== undefined) spec.maxEntryBytes = parseBytes(key('max-entry-bytes'), scalarText(raw['max-entry-bytes'], key('max-entry-bytes')));
-    if (spec.cache === undefined && spec.ttlMs === undefined && spec.maxEntryBytes === undefined) {
-      throw new ConfigError(key(''), 'has no action: add cache: never, ttl or max-entry-bytes');
+    const inTx = raw['in-read-only-transactions'];
+    if (inTx !== undefined) {
+      if (typeof inTx !== 'boolean') throw new ConfigError(key('in-read-only-transactions'), `expected true or false, got ${JSON.stringify(inTx)}`);
+      // A rule decides alone (the first match wins): "never" and hits inside transactions contradict.
+      if (inTx && spec.cache === 'never') throw new ConfigError(key('in-read-only-transactions'), 'cannot be combined with cache: never (nothing is stored to hit)');
+      if (inTx) spec.inReadOnlyTransactions = true;
+    }
+    if (spec.cache === undefined && spec.ttlMs === undefined && spec.maxEntryBytes === undefined && spec.inReadOnlyTransactions === undefined) {
+      throw new ConfigError(key(''), 'has no action: add cache: never, ttl, max-entry-bytes or in-read-only-transactions: true');
     }
     return Object.freeze(spec);
   });

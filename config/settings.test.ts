@@ -36,6 +36,9 @@ test('bad values name the flag and what is wrong', () => {
     [['--max-client-connections', '-1'], /--max-client-connections: expected a whole number/],
     [['--frobnicate', '1'], /--frobnicate: unknown option/],
     [['--pg-listen'], /--pg-listen: needs a value/],
+    [['--log-format', 'xml'], /--log-format: expected one of json, pretty, got "xml"/],
+    [['--log-level', 'loud'], /--log-level: expected one of trace, debug, info, warn, error, fatal, silent/],
+    [['--slow-query-threshold', 'slowish'], /--slow-query-threshold: expected a duration/],
   ];
   for (const [argv, pattern] of cases) {
     try {
@@ -46,6 +49,19 @@ test('bad values name the flag and what is wrong', () => {
       assert.match((err as Error).message, pattern);
     }
   }
+});
+
+test('log settings and the slow-query threshold: defaults, environment, "off"', () => {
+  const defaults = loadConfig([], {}).config;
+  assert.is(defaults.logFormat, 'json');
+  assert.is(defaults.logLevel, 'info');
+  assert.is(defaults.slowQueryThresholdMs, 1000);
+  const { config } = loadConfig(['--slow-query-threshold', 'off'], { SIDECACHE_LOG_FORMAT: 'Pretty', SIDECACHE_LOG_LEVEL: 'debug' });
+  assert.is(config.logFormat, 'pretty');
+  assert.is(config.logLevel, 'debug');
+  assert.is(config.slowQueryThresholdMs, 0);
+  assert.is(loadConfig(['--slow-query-threshold=250ms'], {}).config.slowQueryThresholdMs, 250);
+  assert.is(loadConfig(['--slow-query-threshold=0'], {}).config.slowQueryThresholdMs, 0);
 });
 
 test('--help lists every setting with its environment variable', () => {

@@ -33,16 +33,25 @@ export interface Config {
   cacheMaxBytes: number;
   cacheMaxEntryBytes: number;
   cacheTtlMs: number;
+  /** Statements that take at least this long are logged at warn level; 0 turns the log off. */
+  slowQueryThresholdMs: number;
+  logLevel: LogLevel;
+  logFormat: LogFormat;
   /** The config file's `rules:` list (not a flag or variable); applied by a reload. */
   cacheRules: CacheRules;
 }
 
 export { ConfigError };
 
+export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+export const LOG_FORMATS = ['json', 'pretty'] as const;
+export type LogFormat = (typeof LOG_FORMATS)[number];
+
 /** Config fields that are settings of the table (the rules list is the file's alone). */
 export type SettingKey = Exclude<keyof Config, 'cacheRules'>;
 
-type Kind = 'hostport' | 'pg-url' | 'mysql-url' | 'bytes' | 'count' | 'duration' | 'secret' | 'path';
+type Kind = 'hostport' | 'pg-url' | 'mysql-url' | 'bytes' | 'count' | 'duration' | 'duration-or-off' | 'choice' | 'secret' | 'path';
 
 export interface Setting<K extends SettingKey = SettingKey> {
   key: K;
@@ -54,6 +63,8 @@ export interface Setting<K extends SettingKey = SettingKey> {
   live: boolean;
   /** Only a flag or the environment can set it (the config file cannot name itself). */
   notInFile?: true;
+  /** The values a 'choice' setting takes. */
+  choices?: readonly string[];
 }
 
 export const SETTINGS: readonly Setting[] = [
@@ -87,6 +98,12 @@ export const SETTINGS: readonly Setting[] = [
     help: 'largest single result kept; larger results are relayed but not cached' },
   { key: 'cacheTtlMs', flag: 'cache-ttl', kind: 'duration', default: '60s', live: true,
     help: 'how long a cached result may be served; a safety net for writes that bypass sidecache (0 = no expiry)' },
+  { key: 'slowQueryThresholdMs', flag: 'slow-query-threshold', kind: 'duration-or-off', default: '1s', live: true,
+    help: 'a statement (hit, miss, bypass or write) taking at least this long from the client\'s request to the end of its reply is logged at warn level as "slow query" with its outcome, duration, fingerprint and text; at most 10 such lines a second, the rest counted in one line when the second ends; 0 or `off` turns it off; needs the cache on (`cache-max-bytes` above 0)' },
+  { key: 'logLevel', flag: 'log-level', kind: 'choice', choices: LOG_LEVELS, default: 'info', live: true,
+    help: 'least severe log level written: trace, debug, info, warn, error, fatal or silent' },
+  { key: 'logFormat', flag: 'log-format', kind: 'choice', choices: LOG_FORMATS, default: 'json', live: false,
+    help: '`json`: one JSON object per line on stderr, for log collectors; `pretty`: one readable line per event (local time, level, message, key=value fields), colored when stderr is a terminal' },
 ];
 
 export function envName(setting: Setting): string {
@@ -147,6 +164,16 @@ function parseDuration(key: string, text: string): number {
   return Math.round(Number(m[1]) * TIME_UNITS[m[2] ?? 's']!);
 }
 
+function parseDurationOrOff(key: string, text: string): number {
+  return text.trim().toLowerCase() === 'off' ? 0 : parseDuration(key, text);
+}
+
+function parseChoice(key: string, text: string, choices: readonly string[]): string {
+  const value = text.trim().toLowerCase();
+  if (!choices.includes(value)) throw new ConfigError(key, `expected one of ${choices.join(', ')}, got "${text}"`);
+  return value;
+}
+
 function parseCount(key: string, text: string): number {
   if (!/^\d+$/.test(text.trim())) throw new ConfigError(key, `expected a whole number, got "${text}"`);
   return Number(text);
@@ -172,6 +199,8 @@ function parseValue(setting: Setting, text: string, key: string): Config[Setting
     case 'bytes': return parseBytes(key, text);
     case 'count': return parseCount(key, text);
     case 'duration': return parseDuration(key, text);
+    case 'duration-or-off': return parseDurationOrOff(key, text);
+    case 'choice': return parseChoice(key, text, setting.choices!);
     case 'secret': return parseSecret(key, text);
     case 'path': return parsePath(key, text);
   }

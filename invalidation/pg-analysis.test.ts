@@ -319,6 +319,20 @@ test('transaction statements name their action', () => {
   assert.is(action('SELECT 1'), undefined);
 });
 
+test('BEGIN / START TRANSACTION READ ONLY is told apart; READ WRITE anywhere in the options is not', () => {
+  const readOnly = (sql: string) => analyzeSql(sql).statements[0]!.readOnly === true;
+  assert.ok(readOnly('BEGIN READ ONLY'));
+  assert.ok(readOnly('begin transaction isolation level repeatable read, read only, deferrable'));
+  assert.ok(readOnly('START TRANSACTION READ ONLY'));
+  assert.not.ok(readOnly('BEGIN'));
+  assert.not.ok(readOnly('BEGIN READ WRITE'));
+  assert.not.ok(readOnly('BEGIN READ ONLY READ WRITE'), 'PostgreSQL lets the last option win');
+  assert.not.ok(readOnly('BEGIN READ WRITE, READ ONLY'), 'conflicting options count as not read-only');
+  assert.not.ok(readOnly('SET TRANSACTION READ ONLY'), 'only the statement that opens the block counts');
+  assert.not.ok(readOnly('SELECT 1'));
+  assert.is(analyzeSql('BEGIN READ ONLY').kind, 'transaction');
+});
+
 test('analyses are frozen: a cached analysis cannot be changed by one of its users', () => {
   const a = analyzeSql('SELECT * FROM a');
   assert.throws(() => { (a as { cacheable: boolean }).cacheable = false; });

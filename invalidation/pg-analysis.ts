@@ -99,6 +99,8 @@ export interface StatementFacts {
 export interface StatementPart extends StatementFacts {
   readonly command: string;
   readonly transaction?: TransactionAction;
+  /** BEGIN / START TRANSACTION whose options make the block READ ONLY (none says READ WRITE). */
+  readonly readOnly?: boolean;
 }
 
 /** A whole text: the facts of its single statement, or the union over several (never cacheable). */
@@ -147,7 +149,7 @@ function unknown(message: string): StatementAnalysis {
 }
 
 function withoutPartFields(part: StatementPart): StatementFacts {
-  const { command: _command, transaction: _transaction, ...facts } = part;
+  const { command: _command, transaction: _transaction, readOnly: _readOnly, ...facts } = part;
   return facts;
 }
 

@@ -236,7 +236,10 @@ export function analyzeStatement(stmt: Node | undefined): StatementPart {
     case 'TransactionStmt': {
       const action = transactionAction(node as TransactionStmt);
       // the prepared transaction's writes were made earlier, maybe by another session
-      return finish(command, 'transaction', walker, { transaction: action, writesUnlisted: action === 'commit_prepared' });
+      return finish(command, 'transaction', walker, {
+        transaction: action, writesUnlisted: action === 'commit_prepared',
+        readOnly: (action === 'begin' || action === 'start') && opensReadOnly(node as TransactionStmt),
+      });
     }
     case 'ConstraintsSetStmt':
       return finish(command, 'transaction', walker);
@@ -293,6 +296,7 @@ function explain(stmt: ExplainStmt): StatementPart {
 interface FinishOptions {
   reason?: NotCacheableReason;
   transaction?: TransactionAction;
+  readOnly?: boolean;
   writesUnlisted?: boolean;
 }
 
@@ -310,6 +314,7 @@ function finish(command: string, kind: StatementKind, walker: StatementWalker, o
     cacheable: verdict === null,
     ...(verdict ? { reasonNotCacheable: verdict.reason, reasonDetail: verdict.detail } : {}),
     ...(options.transaction ? { transaction: options.transaction } : {}),
+    ...(options.readOnly ? { readOnly: true } : {}),
     tablesRead: Object.freeze(walker.read.list()),
     tablesWritten: Object.freeze(walker.written.list()),
     writesUnlisted: options.writesUnlisted ?? false,
@@ -337,6 +342,21 @@ function sessionChange(set: VariableSetStmt): SessionChange {
 
 function transactionAction(stmt: TransactionStmt): TransactionAction {
   return String(stmt.kind).replace('TRANS_STMT_', '').toLowerCase() as TransactionAction;
+}
+
+/**
+ * The options say READ ONLY and never READ WRITE. PostgreSQL applies them in order (the last
+ * wins); requiring all of them to agree is simpler and never wrong in the unsafe direction.
+ */
+function opensReadOnly(stmt: TransactionStmt): boolean {
+  let readOnly = false;
+  for (const option of stmt.options ?? []) {
+    const def = (option as { DefElem?: DefElem }).DefElem;
+    if (def?.defname !== 'transaction_read_only') continue;
+    if (constantText(def.arg) !== '1') return false;
+    readOnly = true;
+  }
+  return readOnly;
 }
 
 /** The node type of a wrapper ({SelectStmt: {...}}), or null for a bare struct. */

@@ -94,6 +94,8 @@ export const enum ServerStatus {
   MoreResultsExist = 0x0008,
   CursorExists = 0x0040,
   LastRowSent = 0x0080,
+  /** In a transaction started READ ONLY (START TRANSACTION READ ONLY, or SET TRANSACTION READ ONLY before it). */
+  InTransReadonly = 0x2000,
   SessionStateChanged = 0x4000,
 }
 

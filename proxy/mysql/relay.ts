@@ -21,6 +21,7 @@ import type { ReplyTracker } from './replies.js';
 import { decodeOk } from './server-packets.js';
 import { ServerScanner, type ServerPacketSink } from './server-scanner.js';
 import type { MySqlSessionState } from './session-state.js';
+import { STORED_TRANSACTION_FLAGS, TRANSACTION_FLAGS, withTransactionFlags } from './stored-reply.js';
 import { MysqlProbeError, SessionEffect, type MySqlCache, type MysqlContext, type MysqlProbeResult, type MysqlStatementInfo } from './mysql-cache.js';
 
 export interface MySqlRelayIo {
@@ -51,6 +52,10 @@ interface Pending {
   /** The statement (COM_QUERY text or the prepared statement executed), if any. */
   info: MysqlStatementInfo | null;
   bypassReason: string;
+  /** Looked up in the cache inside a read-only transaction (a rule opted in): a miss, never a bypass. */
+  inTransaction: boolean;
+  /** Sent with nothing outstanding and no transaction open: it may start one (trackTransactionStart). */
+  sentOutsideTransaction: boolean;
   /** Packets of the reply seen so far. */
   packets: number;
   errored: boolean;
@@ -116,6 +121,8 @@ export class MySqlRelay implements ServerPacketSink {
   private noContext = false;
   /** Written tables of the current transaction, invalidated again when it commits. */
   private pendingWrites: MysqlStatementInfo[] = [];
+  /** A read-only transaction began with the latest reply and nothing was sent since: no snapshot yet. */
+  private transactionSnapshotFree = false;
   private dialect: MysqlAnalysisOptions;
   private dialectKey = '00';
   private readonly mariadb: boolean;
@@ -126,11 +133,11 @@ export class MySqlRelay implements ServerPacketSink {
   private routeStart = 0;
   private routeTarget: Pending | null = null;
   private finished: Pending[] = [];
-  /** Physical packet walk: header bytes still to read, payload bytes still to come. */
-  private headerLeft = 4;
-  private readonly header = Buffer.alloc(4);
-  private payloadLeft = 0;
+  /** The entry whose reply the scanner is reading, and the tracker's count before it. */
   private head: Pending | undefined = undefined;
+  private awaitingBefore = 0;
+  /** The head's reply ended at the packet the scanner stopped after. */
+  private replyEnded = false;
 
   constructor(
     private readonly io: MySqlRelayIo,
@@ -255,7 +262,9 @@ export class MySqlRelay implements ServerPacketSink {
       }
     }
     const info = this.info(text);
-    this.plan(info, quiet ? 'Q' + text : null, Command.Query);
+    const inTransaction = !quiet && this.mayAnswerInTransaction(info);
+    if (inTransaction && this.answerInTransaction('Q' + text, started)) return;
+    this.plan(info, quiet || inTransaction ? 'Q' + text : null, Command.Query, inTransaction);
     if (info.sessionEffect !== SessionEffect.None) this.markStale();
     this.sendClientCommand(buf, start, end);
   }
@@ -280,7 +289,9 @@ export class MySqlRelay implements ServerPacketSink {
       }
     }
     const info = this.info(executed.prepared.text);
-    const p = this.plan(info, quiet ? suffix : null, Command.StmtExecute);
+    const inTransaction = !quiet && suffix !== null && this.mayAnswerInTransaction(info);
+    if (inTransaction && this.answerInTransaction(suffix, started)) return;
+    const p = this.plan(info, quiet || inTransaction ? suffix : null, Command.StmtExecute, inTransaction);
     if (suffix === null && p.kind === Kind.Forward && quiet) p.bypassReason = 'cursor-or-long-data';
     const replacement = this.executeForUpstream(payload, executed);
     if (replacement === null) this.sendClientCommand(buf, start, end);
@@ -339,6 +350,61 @@ export class MySqlRelay implements ServerPacketSink {
     return this.queue.length === 0 && !this.inTransaction && !this.unanalysable;
   }
 
+  /**
+   * The server says the session is in a READ ONLY transaction it started explicitly (autocommit
+   * on: SERVER_STATUS_IN_TRANS, _AUTOCOMMIT and _IN_TRANS_READONLY, which MariaDB and MySQL set
+   * for START TRANSACTION READ ONLY and for a transaction after SET TRANSACTION READ ONLY).
+   */
+  private get inReadOnlyTransaction(): boolean {
+    return (this.state.status & TRANSACTION_FLAGS) === TRANSACTION_FLAGS;
+  }
+
+  /** Between commands in a read-only transaction, the context known, and a rule opted this read in. */
+  private mayAnswerInTransaction(info: MysqlStatementInfo): boolean {
+    return info.readCacheable && this.queue.length === 0 && !this.unanalysable && this.inReadOnlyTransaction
+      && this.ctx !== null && !this.ctxStale && this.temporaryTables.size === 0 && this.cache.rule(info).inReadOnlyTransactions;
+  }
+
+  /** A hit inside the read-only transaction: the stored reply with the session's transaction flags. */
+  private answerInTransaction(keySuffix: string, started: number): boolean {
+    const entry = this.cache.store.get(this.ctx!.keyPrefix + keySuffix);
+    const bytes = entry === undefined ? null : withTransactionFlags(entry.bytes, this.state.deprecateEof, this.state.status);
+    if (bytes === null) return false;
+    this.io.toClient(bytes);
+    this.cache.stats.hit(entry!.meta.identity, (performance.now() - started) / 1000);
+    return true;
+  }
+
+  /**
+   * A read the cache could not answer inside a read-only transaction. Its result is stored only
+   * when it is the transaction's first statement (no snapshot taken at START TRANSACTION): InnoDB
+   * takes the snapshot at the first read, after the fill's token, as for a statement outside a
+   * transaction; a later read may see an older snapshot than writes already acknowledged, which
+   * must not reach clients outside it. No probe runs inside a transaction.
+   */
+  private planInTransaction(info: MysqlStatementInfo, keySuffix: string, command: number): Pending {
+    const decision = this.cache.decision(this.ctx!, info);
+    const fill = this.transactionSnapshotFree && decision !== undefined && decision.cacheable;
+    const p = this.pending(fill ? Kind.Fill : Kind.Forward, command, info, decision?.reason ?? 'in-transaction');
+    p.inTransaction = decision === undefined || decision.cacheable;
+    if (fill) {
+      p.keySuffix = keySuffix;
+      p.token = this.cache.store.startFill();
+    }
+    this.queue.push(p);
+    return p;
+  }
+
+  /**
+   * After each reply: did it start a read-only transaction whose snapshot is not taken yet? Only a
+   * lone BEGIN / START TRANSACTION sent outside any transaction with nothing behind it, that does
+   * not say WITH CONSISTENT SNAPSHOT (any text naming "consistent" counts as saying it), and that
+   * the server answered with the read-only transaction flags (an error leaves them as they were).
+   */
+  private trackTransactionStart(p: Pending): void {
+    this.transactionSnapshotFree = p.sentOutsideTransaction && this.queue.length === 0 && this.inReadOnlyTransaction && startsWithoutSnapshot(p.info);
+  }
+
   /** Autocommit off counts as a transaction: every statement is part of one until COMMIT. */
   private get inTransaction(): boolean {
     return this.state.inTransaction || !this.state.autocommit;
@@ -352,8 +418,9 @@ export class MySqlRelay implements ServerPacketSink {
    * Queues the command for a statement about to be relayed: a fill when the result may be stored
    * (keySuffix set), preceded by the probe when the context or the statement's verdict is unknown.
    */
-  private plan(info: MysqlStatementInfo, keySuffix: string | null, command: number): Pending {
+  private plan(info: MysqlStatementInfo, keySuffix: string | null, command: number, inTransaction = false): Pending {
     const cache = this.cache;
+    if (inTransaction) return this.planInTransaction(info, keySuffix!, command);
     const quiet = keySuffix !== null;
     let reason = this.inTransaction ? 'in-transaction' : this.unanalysable ? 'unanalysable' : quiet ? (info.analysis.reasonNotCacheable ?? 'not-cacheable') : 'pipelined';
     let fill = quiet && info.readCacheable;
@@ -378,6 +445,7 @@ export class MySqlRelay implements ServerPacketSink {
       }
     }
     const p = this.pending(fill ? Kind.Fill : Kind.Forward, command, info, reason);
+    p.sentOutsideTransaction = !this.state.inTransaction;
     if (fill) {
       p.keySuffix = keySuffix!;
       p.token = cache.store.startFill();
@@ -410,8 +478,9 @@ export class MySqlRelay implements ServerPacketSink {
   }
 
   private pending(kind: Kind, command: number, info: MysqlStatementInfo | null, bypassReason: string): Pending {
+    this.transactionSnapshotFree = false; // something goes upstream
     return {
-      kind, command, startedAt: performance.now(), info, bypassReason, packets: 0, errored: false,
+      kind, command, startedAt: performance.now(), info, bypassReason, inTransaction: false, sentOutsideTransaction: false, packets: 0, errored: false,
       keySuffix: '', token: 0, parts: [], size: 0, poisoned: false, prepareText: null,
       probeFor: null, probeColumns: 0, probeRow: null,
     };
@@ -420,9 +489,9 @@ export class MySqlRelay implements ServerPacketSink {
   // ---------------------------------------------------------------- upstream -> client
 
   /**
-   * Routes one chunk from the server. The chunk is walked physical packet by physical packet so
-   * that bytes can change route where one reply ends and the next begins; each piece goes through
-   * the scanner (and the tracker) before its bytes are relayed, so invalidation happens first.
+   * Routes one chunk from the server. The scanner stops where a reply ends, so the bytes after it
+   * take the next reply's route; every packet goes through the scanner (and the tracker) before
+   * its bytes are relayed, so invalidation happens first.
    */
   upstreamChunk(chunk: Buffer): void {
     this.chunk = chunk;
@@ -430,45 +499,27 @@ export class MySqlRelay implements ServerPacketSink {
     let pos = 0;
     const len = chunk.length;
     while (pos < len) {
-      const pieceStart = pos;
-      if (this.headerLeft > 0) {
-        const take = Math.min(this.headerLeft, len - pos);
-        chunk.copy(this.header, 4 - this.headerLeft, pos, pos + take);
-        this.headerLeft -= take;
-        pos += take;
-        if (this.headerLeft === 0) this.payloadLeft = this.header.readUIntLE(0, 3);
+      const head = this.queue[0];
+      let route = Route.Forward;
+      if (head?.kind === Kind.Probe) route = Route.Drop;
+      else if (head?.kind === Kind.Fill && !head.poisoned) route = Route.Capture;
+      if (route !== this.route || head !== this.routeTarget) {
+        this.flushRoute(pos);
+        this.route = route;
+        this.routeTarget = head ?? null;
       }
-      if (this.headerLeft === 0) {
-        const take = Math.min(this.payloadLeft, len - pos);
-        this.payloadLeft -= take;
-        pos += take;
-        if (this.payloadLeft === 0) this.headerLeft = 4;
+      this.head = head;
+      this.awaitingBefore = this.tracker.awaiting;
+      pos = this.scanner.feed(chunk, this, pos);
+      if (this.replyEnded) {
+        this.replyEnded = false;
+        this.queue.shift();
+        this.replyDone(head!);
       }
-      this.piece(pieceStart, pos);
     }
     this.flushRoute(len);
     this.finishFills();
     this.chunk = null;
-  }
-
-  /** chunk[start, end): part of one physical packet (header included where it starts). */
-  private piece(start: number, end: number): void {
-    const head = this.queue[0];
-    let route = Route.Forward;
-    if (head?.kind === Kind.Probe) route = Route.Drop;
-    else if (head?.kind === Kind.Fill && !head.poisoned) route = Route.Capture;
-    if (route !== this.route || head !== this.routeTarget) {
-      this.flushRoute(start);
-      this.route = route;
-      this.routeTarget = head ?? null;
-    }
-    this.head = head;
-    const before = this.tracker.awaiting;
-    this.scanner.feed(start === 0 && end === this.chunk!.length ? this.chunk! : this.chunk!.subarray(start, end), this);
-    if (this.tracker.awaiting < before && head !== undefined) {
-      this.queue.shift();
-      this.replyDone(head);
-    }
   }
 
   // ServerPacketSink: the tracker reads the packets; the relay looks at a few itself.
@@ -502,8 +553,12 @@ export class MySqlRelay implements ServerPacketSink {
     }
   }
 
-  end(): void {
+  /** Stops the scanner where the head's reply ends. */
+  end(): boolean {
     this.tracker.end();
+    if (this.head === undefined || this.tracker.awaiting >= this.awaitingBefore) return false;
+    this.replyEnded = true;
+    return true;
   }
 
   /** A packet of a fill's reply the tracker decoded: errors, warnings and more results spoil it. */
@@ -595,14 +650,15 @@ export class MySqlRelay implements ServerPacketSink {
       for (const t of info.temporaryTables) this.temporaryTables.add(t);
       this.afterStatement(info);
     }
+    this.trackTransactionStart(p);
     const seconds = (performance.now() - p.startedAt) / 1000;
     if (info === null) return;
     const stats = this.cache.stats;
     const verdict = p.kind === Kind.Fill && this.ctx !== null ? this.cache.decision(this.ctx, info) : undefined;
     if (p.kind === Kind.Fill && verdict !== undefined && !verdict.cacheable) {
       stats.bypass(info.identity, verdict.reason ?? 'not-cacheable', seconds);
-    } else if (p.kind === Kind.Fill) {
-      this.finished.push(p);
+    } else if (p.kind === Kind.Fill || p.inTransaction) {
+      if (p.kind === Kind.Fill) this.finished.push(p);
       stats.miss(info.identity, seconds);
     } else if (info.writes.length > 0 || info.writesUnlisted) {
       stats.write(info.identity, seconds);
@@ -652,12 +708,15 @@ export class MySqlRelay implements ServerPacketSink {
     for (const p of this.finished) {
       const info = p.info!;
       const ctx = this.ctx;
-      const ok = !p.poisoned && !p.errored && ctx !== null && !this.ctxStale && !this.inTransaction;
+      // A fill inside a read-only transaction is kept only while it still is one (planInTransaction).
+      const ok = !p.poisoned && !p.errored && ctx !== null && !this.ctxStale && (p.inTransaction ? this.inReadOnlyTransaction : !this.inTransaction);
       const d = ok ? cache.decision(ctx, info) : undefined;
-      if (d !== undefined && d.cacheable) {
+      // Stored as if filled outside a transaction (its EOF/OK flags say so).
+      const parts = d?.cacheable && p.inTransaction ? withTransactionFlags(Buffer.concat(p.parts), this.state.deprecateEof, STORED_TRANSACTION_FLAGS) : null;
+      if (d !== undefined && d.cacheable && (!p.inTransaction || parts !== null)) {
         // A cache rule may give this statement its own TTL or a smaller entry limit.
         const rule = cache.rule(info);
-        cache.store.setParts(ctx!.keyPrefix + p.keySuffix, p.parts, p.size, { identity: info.identity },
+        cache.store.setParts(ctx!.keyPrefix + p.keySuffix, parts === null ? p.parts : [parts], p.size, { identity: info.identity },
           { token: p.token as FillToken, tags: d.tags, ttlMs: rule.ttlMs }, rule.maxEntryBytes);
       }
       p.parts = [];
@@ -684,4 +743,12 @@ export class MySqlRelay implements ServerPacketSink {
     this.cache.decide(this.ctx!, p.probeFor!, result);
     if (this.pristine && !this.privateContext) this.cache.rememberStartup(this.startupKey, result);
   }
+}
+
+/** A lone BEGIN / START TRANSACTION that does not (or may not) say WITH CONSISTENT SNAPSHOT. */
+function startsWithoutSnapshot(info: MysqlStatementInfo | null): boolean {
+  const statements = info?.analysis.statements;
+  if (statements?.length !== 1) return false;
+  const action = statements[0]!.transaction;
+  return (action === 'begin' || action === 'start') && !/consistent/i.test(info!.shape);
 }

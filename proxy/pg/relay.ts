@@ -63,6 +63,8 @@ interface Pending {
   rolledBack: boolean;
   /** Its writes were invalidated at its CommandComplete (autocommit). */
   invalidated: boolean;
+  /** Looked up in the cache inside a read-only block (a rule opted in): a miss, never a bypass. */
+  inBlock: boolean;
   // A fill: the key without the context prefix, the token taken when sent, the reply so far.
   keySuffix: string;
   token: FillToken | 0;
@@ -110,6 +112,13 @@ export class PgRelay {
   private pendingCatalog = false;
   /** This session's statements cannot be analysed (standard_conforming_strings off, probe failed). */
   private unanalysable = false;
+  /**
+   * The transaction block is known read-only: BEGIN / START TRANSACTION ... READ ONLY opened it and
+   * only plain reads ran in it since (see trackReadOnlyBlock). A rule may let the cache answer in it.
+   */
+  private readOnlyBlock = false;
+  /** Nothing went upstream since that BEGIN: the block's snapshot is taken by the next statement. */
+  private blockSnapshotFree = false;
   // Client -> upstream: the run of whole messages of the current chunk, written at once.
   private runBuf: Buffer | null = null;
   private runStart = 0;
@@ -246,16 +255,37 @@ export class PgRelay {
   private enqueue(kind: Kind, info: StatementInfo | null, bypassReason: string): Pending {
     const p: Pending = {
       kind, startedAt: performance.now(), info, executed: [], autocommit: false, bypassReason,
-      swallowParse: 0, swallowClose: 0, skipParse: 0, rolledBack: false, invalidated: false, keySuffix: '', token: 0, parts: [], size: 0, poisoned: false,
+      swallowParse: 0, swallowClose: 0, skipParse: 0, rolledBack: false, invalidated: false, inBlock: false, keySuffix: '', token: 0, parts: [], size: 0, poisoned: false,
       completes: 0, errored: false, probeFor: null, probeRow: null,
     };
     this.queue.push(p);
+    this.blockSnapshotFree = false;
     return p;
   }
 
   /** Can the cache answer or fill now? Only between requests, outside transaction blocks. */
   private get quiet(): boolean {
     return this.queue.length === 0 && this.open === null && this.state.txStatus === TxStatus.Idle && !this.unanalysable;
+  }
+
+  /**
+   * Between requests inside a block known read-only, with the session's context known: the cache
+   * may answer a statement whose rule opts in (no probe runs inside a block).
+   */
+  private get quietInReadOnlyBlock(): boolean {
+    return this.readOnlyBlock && this.queue.length === 0 && this.open === null && this.state.txStatus === TxStatus.InTransaction
+      && !this.unanalysable && this.ctx !== null && !this.ctxStale;
+  }
+
+  /** Sends a stored reply (which ends with ReadyForQuery 'I') as an answer inside the block. */
+  private answerInBlock(bytes: Buffer, parseComplete: boolean): void {
+    const body = bytes.subarray(0, bytes.length - READY_IDLE.length);
+    if (parseComplete) {
+      this.io.toClient(PARSE_COMPLETE, body);
+      this.io.toClient(READY_IN_BLOCK);
+    } else {
+      this.io.toClient(body, READY_IN_BLOCK);
+    }
   }
 
   private onQuery(buf: Buffer, start: number, end: number): void {
@@ -279,7 +309,16 @@ export class PgRelay {
       }
     }
     const info = cache.info(text);
-    const p = this.plan(info, 'Q' + text, quiet);
+    const inBlock = !quiet && this.mayAnswerInBlock(info);
+    if (inBlock) {
+      const entry = cache.store.get(this.ctx!.keyPrefix + 'Q' + text);
+      if (entry !== undefined && endsIdle(entry.bytes)) {
+        this.answerInBlock(entry.bytes, false);
+        cache.stats.hit(entry.meta.identity, (performance.now() - started) / 1000);
+        return;
+      }
+    }
+    const p = this.plan(info, 'Q' + text, quiet, inBlock);
     p.autocommit = quiet && info.analysis.statements.length === 1;
     if (info.changesSession) this.sessionChanged();
     this.forward(Frontend.Query, buf, start, end);
@@ -289,8 +328,9 @@ export class PgRelay {
    * Queues the request for a statement about to be relayed: a fill when the result may be stored,
    * preceded by the probe when the session context or the statement's decision is not known yet.
    */
-  private plan(info: StatementInfo, keySuffix: string, quiet: boolean): Pending {
+  private plan(info: StatementInfo, keySuffix: string, quiet: boolean, inBlock = false): Pending {
     const cache = this.cache!;
+    if (inBlock) return this.planInBlock(info, keySuffix);
     let decision: Decision | undefined;
     if (quiet && info.probeSql !== null && (this.ctx === null || this.ctxStale || (decision = cache.decision(this.ctx, info)) === undefined)) {
       const probe = this.enqueue(Kind.Probe, null, '');
@@ -310,37 +350,64 @@ export class PgRelay {
     return p;
   }
 
+  /** Inside a read-only block, a rule opted this cacheable read in, and the context is known. */
+  private mayAnswerInBlock(info: StatementInfo): boolean {
+    return info.readCacheable && this.quietInReadOnlyBlock && this.cache!.rule(info).inReadOnlyTransactions;
+  }
+
+  /**
+   * A read the cache could not answer inside a read-only block. Its result is stored only when it
+   * is the block's first statement the server sees: its snapshot is then taken after the fill's
+   * token, as for a statement outside a block; a later one may read an older snapshot than writes
+   * already acknowledged, which must not reach clients outside the block. No probe runs here.
+   */
+  private planInBlock(info: StatementInfo, keySuffix: string): Pending {
+    const cache = this.cache!;
+    const decision = cache.decision(this.ctx!, info);
+    const fill = this.blockSnapshotFree && decision !== undefined && decision.cacheable;
+    const p = this.enqueue(fill ? Kind.Fill : Kind.Forward, info, decision?.reason ?? 'in-transaction');
+    p.executed.push(info);
+    p.inBlock = decision === undefined || decision.cacheable;
+    if (fill) {
+      p.keySuffix = keySuffix;
+      p.token = cache.store.startFill();
+    }
+    return p;
+  }
+
   /** A Sync ends a batch held since the last one: answer it from the cache, fill, or relay it. */
   private onBatch(syncBuf: Buffer, syncStart: number, syncEnd: number): void {
     const cache = this.cache!;
     const started = performance.now();
     const batch = this.held;
     this.held = [];
-    const shape = this.quiet ? cacheableBatch(batch, this.clientStatements) : null;
-    if (shape !== null) {
-      const info = cache.info(shape.text);
+    const quiet = this.quiet;
+    const candidate = quiet || this.quietInReadOnlyBlock ? cacheableBatch(batch, this.clientStatements) : null;
+    const info = candidate === null ? null : cache.info(candidate.text);
+    // Inside a read-only block only a statement whose rule opts in is looked up.
+    const inBlock = !quiet && info !== null && this.mayAnswerInBlock(info);
+    const shape = quiet || inBlock ? candidate : null;
+    if (shape !== null && info !== null) {
       if (info.readCacheable && this.ctx !== null && !this.ctxStale) {
         const d = cache.decision(this.ctx, info);
         if (d !== undefined && d.cacheable) {
           const entry = cache.store.get(this.ctx.keyPrefix + shape.keySuffix);
-          if (entry !== undefined) {
-            if (shape.parse !== null) {
-              this.clientStatements.set(shape.parse.name, { text: shape.text, sig: shape.sig });
-              this.io.toClient(PARSE_COMPLETE, entry.bytes);
-            } else {
-              this.io.toClient(entry.bytes);
-            }
+          if (entry !== undefined && (!inBlock || endsIdle(entry.bytes))) {
+            if (shape.parse !== null) this.clientStatements.set(shape.parse.name, { text: shape.text, sig: shape.sig });
+            if (inBlock) this.answerInBlock(entry.bytes, shape.parse !== null);
+            else if (shape.parse !== null) this.io.toClient(PARSE_COMPLETE, entry.bytes);
+            else this.io.toClient(entry.bytes);
             cache.stats.hit(entry.meta.identity, (performance.now() - started) / 1000);
             return;
           }
         }
       }
-      const p = this.plan(info, shape.keySuffix, true);
+      const p = this.plan(info, shape.keySuffix, quiet, inBlock);
       // The stored reply leaves out the ParseComplete, so batches with and without the Parse share it.
       if (shape.parse !== null) p.skipParse = 1;
       this.relayBatch(batch, p, false);
     } else {
-      this.relayBatch(batch, this.enqueue(Kind.Forward, null, this.quiet ? 'not-cacheable' : 'in-transaction'), true);
+      this.relayBatch(batch, this.enqueue(Kind.Forward, null, quiet ? 'not-cacheable' : 'in-transaction'), true);
     }
     this.forward(Frontend.Sync, syncBuf, syncStart, syncEnd);
   }
@@ -539,6 +606,7 @@ export class PgRelay {
     if (this.ctx === null && this.cache !== null && !this.unanalysable) this.adoptStartupContext(this.cache);
     const p = this.queue.shift();
     if (this.state.txStatus === TxStatus.Idle) this.portals.clear();
+    this.trackReadOnlyBlock(p);
     if (p === undefined || this.cache === null) return;
     const cache = this.cache;
     if (p.kind === Kind.Probe) {
@@ -559,8 +627,8 @@ export class PgRelay {
     const verdict = p.kind === Kind.Fill && this.ctx !== null ? cache.decision(this.ctx, info!) : undefined;
     if (p.kind === Kind.Fill && verdict !== undefined && !verdict.cacheable) {
       cache.stats.bypass(info!.identity, verdict.reason ?? 'not-cacheable', seconds);
-    } else if (p.kind === Kind.Fill) {
-      this.finished.push(p);
+    } else if (p.kind === Kind.Fill || p.inBlock) {
+      if (p.kind === Kind.Fill) this.finished.push(p);
       cache.stats.miss(info!.identity, seconds);
     } else if (info !== null && (info.writes.length > 0 || info.writesUnlisted)) {
       cache.stats.write(info.identity, seconds);
@@ -576,8 +644,10 @@ export class PgRelay {
     for (const p of this.finished) {
       const info = p.info!;
       const ctx = this.ctx;
-      const ok = !p.poisoned && !p.errored && p.completes === 1 && ctx !== null && !this.ctxStale && this.state.txStatus === TxStatus.Idle;
-      const d = ok ? cache.decision(ctx, info) : undefined;
+      // A fill inside a read-only block is kept only while the block still is one (planInBlock).
+      const ok = !p.poisoned && !p.errored && p.completes === 1 && ctx !== null && !this.ctxStale
+        && (p.inBlock ? this.readOnlyBlock : this.state.txStatus === TxStatus.Idle);
+      const d = ok && (!p.inBlock || readyAsIdle(p.parts)) ? cache.decision(ctx, info) : undefined;
       if (d !== undefined && d.cacheable) {
         // A cache rule may give this statement its own TTL or a smaller entry limit.
         const rule = cache.rule(info);
@@ -609,6 +679,28 @@ export class PgRelay {
     this.ctxStale = this.ctx === null;
     if (this.ctx !== null) cache.decide(this.ctx, p.probeFor!, result);
     if (this.pristine) cache.rememberStartup(this.startupKey + '\u0000' + this.reportedParameters(), result);
+  }
+
+  /**
+   * Follows whether the transaction block is known read-only. The server's status says a block
+   * began (I to T) with a request that ran BEGIN / START TRANSACTION ... READ ONLY first (alone in
+   * its text) and plain reads after it, if anything. It stays known read-only while only plain
+   * reads run: anything else ends it (PostgreSQL accepts SET TRANSACTION READ WRITE until the
+   * block's first query, which a hit never was), and so does an error ('E') or the block's end.
+   * `default_transaction_read_only` and SET TRANSACTION READ ONLY are not followed.
+   */
+  private trackReadOnlyBlock(p: Pending | undefined): void {
+    if (this.state.txStatus !== TxStatus.InTransaction || p === undefined || p.kind === Kind.Probe) {
+      this.readOnlyBlock = false;
+    } else if (this.state.previousTxStatus === TxStatus.Idle) {
+      const first = p.executed[0];
+      this.readOnlyBlock = first != null && first.analysis.statements.length === 1 && first.analysis.statements[0]!.readOnly === true
+        && p.executed.every((info, i) => i === 0 || keepsReadOnly(info));
+      // A simple Query of the BEGIN alone, nothing sent after it: no snapshot was taken yet.
+      this.blockSnapshotFree = this.readOnlyBlock && p.autocommit && p.executed.length === 1 && this.queue.length === 0 && this.open === null;
+    } else if (this.readOnlyBlock) {
+      this.readOnlyBlock = p.executed.every(keepsReadOnly);
+    }
   }
 
   /** At login: the context a session with the same startup was found in, if one was probed. */
@@ -697,6 +789,31 @@ for (const c of [Backend.ReadyForQuery, Backend.ParameterStatus, Backend.Backend
 /** Messages the server may send at any time, outside any request's reply. */
 const ASYNC = new Uint8Array(256);
 for (const c of [Backend.NotificationResponse, Backend.NoticeResponse, Backend.ParameterStatus]) ASYNC[c] = 1;
+
+/** How a stored reply ends (it was filled outside a block), and the same message inside one. */
+const READY_IDLE = Buffer.from([Backend.ReadyForQuery, 0, 0, 0, 5, TxStatus.Idle]);
+const READY_IN_BLOCK = Buffer.from([Backend.ReadyForQuery, 0, 0, 0, 5, TxStatus.InTransaction]);
+
+function endsIdle(bytes: Buffer): boolean {
+  return bytes.length >= READY_IDLE.length && READY_IDLE.equals(bytes.subarray(bytes.length - READY_IDLE.length));
+}
+
+/**
+ * Makes a reply captured inside a block end as one outside it (ReadyForQuery 'I'): every stored
+ * reply does, and answers inside a block are patched back (answerInBlock). The parts are the
+ * fill's own copies. False when the last part does not end with a whole ReadyForQuery 'T'.
+ */
+function readyAsIdle(parts: Buffer[]): boolean {
+  const last = parts[parts.length - 1];
+  if (last === undefined || last.length < READY_IN_BLOCK.length || !READY_IN_BLOCK.equals(last.subarray(last.length - READY_IN_BLOCK.length))) return false;
+  last[last.length - 1] = TxStatus.Idle;
+  return true;
+}
+
+/** A statement that can neither write nor change the block's access mode: a plain read. */
+function keepsReadOnly(info: StatementInfo | null): boolean {
+  return info !== null && info.analysis.kind === 'read' && info.writes.length === 0 && !info.writesUnlisted && !info.changesSession;
+}
 
 /** A copy with a backing store of its own (not a slice of Node's shared pool the store would copy again). */
 function ownCopy(bytes: Buffer): Buffer {

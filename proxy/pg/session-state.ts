@@ -24,6 +24,8 @@ export interface BackendKey {
 
 export class PgSessionState {
   txStatus: TxStatus = TxStatus.Idle;
+  /** The status before the latest ReadyForQuery: the one the request it answered started in. */
+  previousTxStatus: TxStatus = TxStatus.Idle;
   readonly parameters = new Map<string, string>();
   backendKey: BackendKey | null = null;
   /**
@@ -73,6 +75,7 @@ export class PgSessionState {
   onBackend(code: number, buf: Buffer, start: number, end: number): void {
     switch (code) {
       case Backend.ReadyForQuery:
+        this.previousTxStatus = this.txStatus;
         this.txStatus = buf[start] as TxStatus;
         this.ready = true;
         this.completeUntilReady();

@@ -37,6 +37,7 @@ export interface Config {
   slowQueryThresholdMs: number;
   logLevel: LogLevel;
   logFormat: LogFormat;
+  logConnections: OnOff;
   /** The config file's `rules:` list (not a flag or variable); applied by a reload. */
   cacheRules: CacheRules;
 }
@@ -46,6 +47,8 @@ export { ConfigError };
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 export const LOG_FORMATS = ['json', 'pretty'] as const;
+export const ON_OFF = ['on', 'off'] as const;
+export type OnOff = (typeof ON_OFF)[number];
 export type LogFormat = (typeof LOG_FORMATS)[number];
 
 /** Config fields that are settings of the table (the rules list is the file's alone). */
@@ -104,6 +107,8 @@ export const SETTINGS: readonly Setting[] = [
     help: 'least severe log level written: trace, debug, info, warn, error, fatal or silent' },
   { key: 'logFormat', flag: 'log-format', kind: 'choice', choices: LOG_FORMATS, default: 'json', live: false,
     help: '`json`: one JSON object per line on stderr, for log collectors; `pretty`: one readable line per event (local time, level, message, key=value fields), colored when stderr is a terminal' },
+  { key: 'logConnections', flag: 'log-connections', kind: 'choice', choices: ON_OFF, default: 'on', live: true,
+    help: '`on`: an info line when a client has logged in ("connection opened": remote address, user, database) and when its session ends ("connection closed": the same, why, how long it lasted), as PgBouncer\'s log_connections / log_disconnections; refused logins and errors are logged either way' },
 ];
 
 export function envName(setting: Setting): string {

@@ -12,6 +12,8 @@ export interface SessionLimits {
   loginTimeoutMs: number;
   messageStallTimeoutMs: number;
   upstreamConnectTimeoutMs: number;
+  /** Log each logged-in session's start and end (--log-connections). */
+  logConnections: boolean;
 }
 
 /** What a session needs from the listener that owns it (ProxyListener implements it). */
@@ -171,5 +173,6 @@ function sessionLimits(config: Config): SessionLimits {
     loginTimeoutMs: config.loginTimeoutMs,
     messageStallTimeoutMs: config.messageStallTimeoutMs,
     upstreamConnectTimeoutMs: config.upstreamConnectTimeoutMs,
+    logConnections: config.logConnections === 'on',
   });
 }

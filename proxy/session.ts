@@ -32,6 +32,10 @@ export abstract class ProxySession<E extends Error> {
   private stallTimer: NodeJS.Timeout | null = null;
   /** When the latest bytes of an unfinished client message came (set by the subclass). */
   protected lastClientData = 0;
+  /** When the login finished (0 before): a session that logged in logs its end. */
+  private loggedInAt = 0;
+  /** Why the session ends, for its "connection closed" line; the first cause found wins. */
+  private endReason: string | null = null;
   /** Writes to the upstream during the current client chunk: from the second on they are corked into one. */
   private chunkWrites = -1;
   private readonly clientReads = new ReadBuffer((chunk) => this.clientChunk(chunk));
@@ -67,6 +71,8 @@ export abstract class ProxySession<E extends Error> {
   protected abstract upstreamError(reason: 'unreachable' | 'lost', detail: string): E;
   /** Ends the upstream connection politely (Terminate, COM_QUIT) or not, as the protocol state allows. */
   protected abstract endUpstream(upstream: net.Socket, wasReady: boolean): void;
+  /** Who logged in, for the connection log lines. */
+  protected abstract get login(): { readonly user: string | null; readonly database: string | null };
 
   // ---- shared ----
 
@@ -182,6 +188,18 @@ export abstract class ProxySession<E extends Error> {
   /** The login finished: the login timer stops. */
   protected loggedIn(): void {
     this.clearLoginTimer();
+    this.loggedInAt = Date.now();
+    if (this.host.limits.logConnections) {
+      this.host.log.info({ remote: this.remote, ...this.login }, `${this.names.log}: connection opened`);
+    }
+  }
+
+  /** The "connection closed" line of a session that logged in, once. */
+  private logEnd(fallbackReason: string): void {
+    if (this.loggedInAt === 0 || !this.host.limits.logConnections) return;
+    const reason = this.endReason ?? (this.clientLeaving ? 'client quit' : fallbackReason);
+    const seconds = Math.round(Date.now() - this.loggedInAt) / 1000;
+    this.host.log.info({ remote: this.remote, ...this.login, reason, seconds }, `${this.names.log}: connection closed`);
   }
 
   private readonly onUpstreamError = (err: Error): void => {
@@ -210,6 +228,7 @@ export abstract class ProxySession<E extends Error> {
     this.moveTo(Phase.Closed);
     this.clearTimers();
     this.client.end();
+    this.logEnd('server closed the connection');
     this.host.closed(this);
   };
 
@@ -247,6 +266,7 @@ export abstract class ProxySession<E extends Error> {
    */
   protected fail(err: E, protocolReason: string | null): void {
     if (this.phase === Phase.Closed) return;
+    this.endReason ??= protocolReason === 'shutdown' ? 'shutdown' : err.message;
     if (protocolReason !== null && protocolReason !== 'shutdown') {
       this.host.protocolError(protocolReason);
       this.host.log.warn({ remote: this.remote, reason: protocolReason }, `${this.names.log}: closing client connection: ${err.message}`);
@@ -270,6 +290,7 @@ export abstract class ProxySession<E extends Error> {
       // Bytes still arriving from the upstream have nowhere to go.
       upstream.resume();
     }
+    this.logEnd('client closed the connection');
     this.host.closed(this);
   }
 

@@ -74,6 +74,10 @@ export class MySqlSession extends ProxySession<MySqlProxyError> {
     });
   }
 
+  protected get login(): { user: string | null; database: string | null } {
+    return { user: this.state.user, database: this.state.database };
+  }
+
   /** Commands sent upstream and not answered yet. */
   get busy(): boolean {
     return this.tracker.awaiting > 0;

@@ -61,6 +61,11 @@ export class PgSession extends ProxySession<PgProxyError> implements RelayIo {
     return this.relay?.state ?? null;
   }
 
+  protected get login(): { user: string | null; database: string | null } {
+    const user = this.startupParams.get('user') ?? null;
+    return { user, database: this.startupParams.get('database') ?? user };
+  }
+
   /** Requests sent upstream and not answered yet. */
   get busy(): boolean {
     return (this.relay?.state.awaitingReady ?? 0) > 0;

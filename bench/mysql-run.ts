@@ -10,12 +10,14 @@ import { startProxy, type RunningProxy } from '../e2e/support/sidecache.js';
 import { startForwarder, type RunningForwarder } from './forwarder.js';
 import { evaluateMysqlGoals, formatMysqlCache, formatMysqlFloor, formatMysqlGoals, formatMysqlResults, type MysqlCell, type MysqlMeasuredRun, type MysqlTargetId } from './mysql-report.js';
 import { FingerprintReader, MysqlBenchServer, QUERY_CACHE_BYTES, type QueryCacheSettings } from './mysql-server.js';
-import { prepareSysbench, runSysbench, SysbenchError, type SysbenchTarget } from './mysql-sysbench.js';
+import { prepareSysbench, runSysbench, stoppedOnDeadlock, SysbenchError, type SysbenchTarget } from './mysql-sysbench.js';
 import { DEFAULT_MYSQL_WORKLOADS, FULL_ROWS, HOT_ROWS, MYSQL_WORKLOADS, tableRows, type MysqlTable, type MysqlWorkload } from './mysql-workloads.js';
 import { processCpuSeconds } from './process-cpu.js';
 
 const MYSQL_SERVER = { host: '127.0.0.1', port: 3306, user: 'root' };
 const ALL_TARGETS: MysqlTargetId[] = ['direct', 'forwarder', 'sidecache', 'qcache'];
+/** Runs stopped by a deadlock are repeated this many times at most (any other error fails the bench). */
+const DEADLOCK_RETRIES = 2;
 /** Seconds of sysbench before measuring a hot workload, so every cache is filled. */
 const WARMUP_SECONDS = 2;
 
@@ -203,7 +205,7 @@ async function measureWorkloads(bench: Bench, active: MysqlTargetId[], perRunSec
       for (const target of order) {
         const checked = workload.kind === 'read-write' && target === 'sidecache';
         const primed = checked ? await primeFingerprint(bench, workload.table) : undefined;
-        const run = await measure(bench, workload, target, perRunSeconds);
+        const run = await measureRetryingDeadlocks(bench, workload, target, perRunSeconds);
         const extra = run.cache ? `, sidecache hits ${run.cache.hits} misses ${run.cache.misses} bypass ${run.cache.bypass}`
           : run.queryCacheHits !== undefined ? `, Qcache_hits +${run.queryCacheHits}` : '';
         console.log(`  ${workload.label.padEnd(26)} ${target.padEnd(9)} round ${round + 1}/${bench.options.rounds}: ${run.tps.toFixed(0)} tps, ${run.qps.toFixed(0)} qps${extra}`);
@@ -285,6 +287,22 @@ async function measure(bench: Bench, workload: MysqlWorkload, target: MysqlTarge
     throw err;
   } finally {
     if (target === 'qcache') await bench.restoreQueryCache();
+  }
+}
+
+/**
+ * measure(), repeated when sysbench stopped on a deadlock (the server's doing, as likely direct as
+ * through a proxy), with the repeat noted; any other error fails the bench.
+ */
+async function measureRetryingDeadlocks(bench: Bench, workload: MysqlWorkload, target: MysqlTargetId, seconds: number): Promise<MysqlMeasuredRun> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await measure(bench, workload, target, seconds);
+    } catch (err) {
+      if (!stoppedOnDeadlock(err) || attempt >= DEADLOCK_RETRIES) throw err;
+      bench.notes.push(`note: a ${workload.label} run against ${target} stopped on a deadlock (MariaDB error 1213) and was repeated`);
+      console.log(`  ${workload.label.padEnd(26)} ${target.padEnd(9)} stopped on a deadlock (1213), repeating the run`);
+    }
   }
 }
 

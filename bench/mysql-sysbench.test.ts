@@ -1,6 +1,6 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { parseSysbenchOutput, SysbenchError } from './mysql-sysbench.js';
+import { parseSysbenchOutput, stoppedOnDeadlock, SysbenchError } from './mysql-sysbench.js';
 
 const report = (ignored = 0, reconnects = 0): string => `sysbench 1.0.20 (using system LuaJIT 2.1.0-beta3)
 
@@ -50,6 +50,14 @@ test('a FATAL line (a thread stopped on an SQL error) fails the run even when a 
 test('output without a summary is an error carrying the output', () => {
   assert.throws(() => parseSysbenchOutput('sysbench 1.0.20\nCan not connect to MySQL server'),
     (e: unknown) => e instanceof SysbenchError && /Can not connect/.test(e.message));
+});
+
+test('a run stopped by a deadlock is told apart from other SQL errors', () => {
+  const deadlock = "FATAL: mysql_stmt_execute() returned error 1213 (Deadlock found when trying to get lock; try restarting transaction) for query 'DELETE FROM sbtest1 WHERE id=?'";
+  const other = "FATAL: mysql_stmt_execute() returned error 1062 (Duplicate entry '5' for key 'PRIMARY') for query 'INSERT INTO sbtest1 ...'";
+  assert.ok(stoppedOnDeadlock(new SysbenchError('sysbench oltp_read_write exited with code 1', deadlock)));
+  assert.not.ok(stoppedOnDeadlock(new SysbenchError('sysbench oltp_read_write exited with code 1', other)));
+  assert.not.ok(stoppedOnDeadlock(new Error(deadlock)));
 });
 
 test.run();

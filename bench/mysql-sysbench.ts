@@ -91,6 +91,14 @@ export async function runSysbench(run: SysbenchRun): Promise<SysbenchResult> {
   return { ...parseSysbenchOutput(output), output };
 }
 
+/**
+ * A run that stopped on a deadlock (ER_LOCK_DEADLOCK 1213): oltp_read_write's concurrent
+ * transactions deadlock now and then on their own, directly as through any proxy.
+ */
+export function stoppedOnDeadlock(err: unknown): boolean {
+  return err instanceof SysbenchError && /error 1213 \(Deadlock found/.test(err.output);
+}
+
 /** `sysbench oltp_common prepare`: creates and fills sbtest1 with `tableSize` rows. */
 export async function prepareSysbench(target: SysbenchTarget, tableSize: number): Promise<void> {
   await execute(['oltp_common', ...connectionArgs(target), '--tables=1', `--table-size=${tableSize}`, 'prepare'], 300_000);

@@ -14,7 +14,7 @@ import { connectPg, direct, uniqueName } from './support/pg-direct.js';
 import { cacheStats, measure } from './support/metrics.js';
 import { connectMySql, directMySql, type MySqlConnection } from './support/mysql-direct.js';
 import { measureMySql } from './support/mysql-metrics.js';
-import { DIRECT_MYSQL_URL, DIRECT_PG, spawnSidecache, type RunningProxy } from './support/sidecache.js';
+import { localServersConfig, spawnSidecache, type RunningProxy } from './support/sidecache.js';
 
 const NEVER = uniqueName('sc_rule_never');
 const SHORT = uniqueName('sc_rule_ttl');
@@ -27,11 +27,7 @@ let my: MySqlConnection;
 
 function writeConfig(rules: string): void {
   writeFileSync(file, [
-    `pg-upstream: postgres://${DIRECT_PG.host}:${DIRECT_PG.port}`,
-    'pg-listen: 127.0.0.1:0',
-    `mysql-upstream: ${DIRECT_MYSQL_URL}`,
-    'mysql-listen: 127.0.0.1:0',
-    'admin-listen: 127.0.0.1:0',
+    ...localServersConfig({ pg: true, mysql: true }),
     'cache-ttl: 0', // no expiry unless a rule says otherwise
     'rules:',
     rules,

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type pg from 'pg';
 import { connectPg, direct, uniqueName } from './support/pg-direct.js';
-import { DIRECT_PG, spawnSidecache, type RunningProxy } from './support/sidecache.js';
+import { localServersConfig, spawnSidecache, type RunningProxy } from './support/sidecache.js';
 
 const TOKEN = 'reload-test-token';
 const TABLE = uniqueName('sc_reload');
@@ -21,9 +21,7 @@ const open: pg.Client[] = [];
 
 function writeConfig(extra: string): void {
   writeFileSync(file, [
-    `pg-upstream: postgres://${DIRECT_PG.host}:${DIRECT_PG.port}`,
-    'pg-listen: 127.0.0.1:0',
-    'admin-listen: 127.0.0.1:0',
+    ...localServersConfig({ pg: true }),
     `admin-token: ${TOKEN}`,
     extra,
   ].join('\n') + '\n');

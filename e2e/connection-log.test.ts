@@ -13,7 +13,7 @@ import path from 'node:path';
 import type pg from 'pg';
 import { connectMySql } from './support/mysql-direct.js';
 import { connectPg, direct, sleep } from './support/pg-direct.js';
-import { DIRECT_MYSQL, DIRECT_MYSQL_URL, DIRECT_PG, spawnSidecache, type RunningProxy } from './support/sidecache.js';
+import { DIRECT_MYSQL, DIRECT_PG, localServersConfig, spawnSidecache, type RunningProxy } from './support/sidecache.js';
 
 type Line = Record<string, unknown>;
 
@@ -23,11 +23,7 @@ let proxy: RunningProxy;
 
 function writeConfig(logConnections: 'on' | 'off'): void {
   writeFileSync(file, [
-    `pg-upstream: postgres://${DIRECT_PG.host}:${DIRECT_PG.port}`,
-    'pg-listen: 127.0.0.1:0',
-    `mysql-upstream: ${DIRECT_MYSQL_URL}`,
-    'mysql-listen: 127.0.0.1:0',
-    'admin-listen: 127.0.0.1:0',
+    ...localServersConfig({ pg: true, mysql: true }),
     `log-connections: ${logConnections}`,
   ].join('\n') + '\n');
 }

@@ -9,7 +9,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { connectPg } from './support/pg-direct.js';
-import { DIRECT_PG, spawnSidecache, startProxy, type RunningProxy } from './support/sidecache.js';
+import { DIRECT_PG, localServersConfig, spawnSidecache, startProxy, type RunningProxy } from './support/sidecache.js';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'sidecache-log-e2e-'));
 const PRETTY_LINE = /^\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}\] (INFO|WARN|ERROR): \S/;
@@ -92,9 +92,7 @@ test('SIDECACHE_LOG_FORMAT=pretty works as the flag does; json stays the default
 test('the level filters lines and a reload of the file changes it', async () => {
   const file = path.join(dir, 'level.yaml');
   const write = (level: string): void => writeFileSync(file, [
-    `pg-upstream: postgres://${DIRECT_PG.host}:${DIRECT_PG.port}`,
-    'pg-listen: 127.0.0.1:0',
-    'admin-listen: 127.0.0.1:0',
+    ...localServersConfig({ pg: true }),
     'log-format: pretty',
     'slow-query-threshold: 100ms',
     `log-level: ${level}`,

@@ -18,7 +18,7 @@ import type { RowDataPacket } from 'mysql2/promise';
 import { connectMySql, directMySql, uniqueName, type MySqlConnection } from './support/mysql-direct.js';
 import { measureMySql } from './support/mysql-metrics.js';
 import { BASE_CAPABILITIES, CLIENT, RawMySql, command, type Packet } from './support/mysql-raw.js';
-import { DIRECT_MYSQL, DIRECT_MYSQL_URL, spawnSidecache, type RunningProxy } from './support/sidecache.js';
+import { DIRECT_MYSQL, localServersConfig, spawnSidecache, type RunningProxy } from './support/sidecache.js';
 
 const RO = uniqueName('sc_rotx');
 const PLAIN = uniqueName('sc_rotx_plain');
@@ -89,10 +89,7 @@ test.before(async () => {
       `INSERT INTO ${t} SELECT seq, 1 FROM seq_1_to_20`);
   }
   writeFileSync(file, [
-    'pg-listen: 127.0.0.1:0',
-    `mysql-upstream: ${DIRECT_MYSQL_URL}`,
-    'mysql-listen: 127.0.0.1:0',
-    'admin-listen: 127.0.0.1:0',
+    ...localServersConfig({ mysql: true }),
     'cache-ttl: 0', // entries stay until invalidated: a write behind the proxy's back tells a hit
     'rules:',
     `  - match: {table: ${RO}}`,

@@ -17,7 +17,7 @@ import type pg from 'pg';
 import { connectPg, direct, uniqueName } from './support/pg-direct.js';
 import { cacheStats, measure } from './support/metrics.js';
 import { RawClient, serialize } from './support/pg-raw.js';
-import { DIRECT_PG, spawnSidecache, type RunningProxy } from './support/sidecache.js';
+import { DIRECT_PG, localServersConfig, spawnSidecache, type RunningProxy } from './support/sidecache.js';
 
 const RO = uniqueName('sc_rotx');
 const PLAIN = uniqueName('sc_rotx_plain');
@@ -44,9 +44,7 @@ test.before(async () => {
     await direct(`INSERT INTO ${t} SELECT g, 1 FROM generate_series(1, 20) g`);
   }
   writeFileSync(file, [
-    `pg-upstream: postgres://${DIRECT_PG.host}:${DIRECT_PG.port}`,
-    'pg-listen: 127.0.0.1:0',
-    'admin-listen: 127.0.0.1:0',
+    ...localServersConfig({ pg: true }),
     'cache-ttl: 0', // entries stay until invalidated: a write behind the proxy's back tells a hit
     'rules:',
     `  - match: {table: ${RO}}`,

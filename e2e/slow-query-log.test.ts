@@ -12,7 +12,7 @@ import path from 'node:path';
 import type pg from 'pg';
 import { connectMySql, type MySqlConnection } from './support/mysql-direct.js';
 import { connectPg } from './support/pg-direct.js';
-import { DIRECT_MYSQL_URL, DIRECT_PG, spawnSidecache, type RunningProxy } from './support/sidecache.js';
+import { localServersConfig, spawnSidecache, type RunningProxy } from './support/sidecache.js';
 
 type Line = Record<string, unknown>;
 
@@ -24,11 +24,7 @@ let mysqlClient: MySqlConnection;
 
 function writeConfig(threshold: string): void {
   writeFileSync(file, [
-    `pg-upstream: postgres://${DIRECT_PG.host}:${DIRECT_PG.port}`,
-    'pg-listen: 127.0.0.1:0',
-    `mysql-upstream: ${DIRECT_MYSQL_URL}`,
-    'mysql-listen: 127.0.0.1:0',
-    'admin-listen: 127.0.0.1:0',
+    ...localServersConfig({ pg: true, mysql: true }),
     `slow-query-threshold: ${threshold}`,
   ].join('\n') + '\n');
 }

@@ -34,6 +34,15 @@ export const DIRECT_PG = { host: '127.0.0.1', port: 5432, user: 'postgres', data
 export const DIRECT_MYSQL = { host: '127.0.0.1', port: 3306, user: 'root', password: '', database: 'test' };
 export const DIRECT_MYSQL_URL = `mysql://${DIRECT_MYSQL.host}:${DIRECT_MYSQL.port}`;
 
+/** Config-file lines that put sidecache in front of the local servers, every listener on a free port. */
+export function localServersConfig(sides: { pg?: boolean; mysql?: boolean }): string[] {
+  return [
+    ...(sides.pg === true ? [`pg-upstream: postgres://${DIRECT_PG.host}:${DIRECT_PG.port}`, 'pg-listen: 127.0.0.1:0'] : []),
+    ...(sides.mysql === true ? [`mysql-upstream: ${DIRECT_MYSQL_URL}`, 'mysql-listen: 127.0.0.1:0'] : []),
+    'admin-listen: 127.0.0.1:0',
+  ];
+}
+
 export function startProxy(opts: StartOptions = {}): Promise<RunningProxy> {
   const pg = opts.pgUpstream === null ? [] : [
     '--pg-upstream', opts.pgUpstream ?? `postgres://${DIRECT_PG.host}:${DIRECT_PG.port}`,

@@ -105,7 +105,7 @@ function printBanner(app: RunningSidecache, upstream: HostPort | null, mysqlUpst
     lines.push(
       '',
       '  Connect:  psql "postgres://postgres@' + connectHost(pg) + ':' + pg.port + '/postgres?sslmode=disable"',
-      '  Try:      SELECT category, count(*) FROM products GROUP BY category;   (twice in one session: the second is a hit)',
+      '  Try:      SELECT category, count(*) FROM products GROUP BY category;   (run it twice: the second is a hit)',
       `  Watch:    http://${adminHost}:${admin.port}/   (the dashboard: hit ratio, latency, top queries)`,
       `  Metrics:  curl http://${adminHost}:${admin.port}/metrics   or   curl http://${adminHost}:${admin.port}/stats`,
       '  Stop:     Ctrl-C',

@@ -551,8 +551,9 @@ export class PgRelay {
           if (head !== undefined && head.kind === Kind.Probe) head.probeRow = decodeTextRow(buf, start, end);
           return;
         case Backend.ParameterStatus:
-          // A keyed setting changed: the context must be read again before the next cached read.
-          if (this.state.ready) this.sessionChanged();
+          // A setting changed: the context must be read again before the next cached read. A
+          // server may repeat values it reported at login (PGlite does at its first query): no change.
+          if (this.state.ready && this.state.parameterChanged) this.sessionChanged();
           if (equalsName(buf, start, 'standard_conforming_strings') && this.state.parameters.get('standard_conforming_strings') !== 'on') {
             this.unanalysable = true;
           }

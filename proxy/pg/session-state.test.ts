@@ -27,6 +27,17 @@ test('transaction status and parameters come from the server', () => {
   assert.is(s.txStatus, TxStatus.Failed);
 });
 
+test('a ParameterStatus is a change only when it gives a new value (a server may repeat what it reported)', () => {
+  const s = new PgSessionState();
+  fromServer(s, backend('S', 'TimeZone\0UTC\0'));
+  assert.ok(s.parameterChanged, 'first report');
+  fromServer(s, backend('S', 'TimeZone\0UTC\0'));
+  assert.not.ok(s.parameterChanged, 'the same value again');
+  fromServer(s, backend('S', 'TimeZone\0Europe/Paris\0'));
+  assert.ok(s.parameterChanged, 'a new value');
+  assert.is(s.parameters.get('TimeZone'), 'Europe/Paris');
+});
+
 test('backend key data is kept', () => {
   const s = new PgSessionState();
   fromServer(s, backend('K', Buffer.from([0, 0, 0x30, 0x39, 1, 2, 3, 4])));

@@ -27,6 +27,8 @@ export class PgSessionState {
   /** The status before the latest ReadyForQuery: the one the request it answered started in. */
   previousTxStatus: TxStatus = TxStatus.Idle;
   readonly parameters = new Map<string, string>();
+  /** The latest ParameterStatus gave a parameter a new value (a repeat of the known one is no change). */
+  parameterChanged = false;
   backendKey: BackendKey | null = null;
   /**
    * Prepared statements the server holds for this session (protocol-level Parse): name -> the
@@ -83,7 +85,10 @@ export class PgSessionState {
       case Backend.ParameterStatus: {
         const nameEnd = buf.indexOf(0, start);
         if (nameEnd < 0 || nameEnd >= end) break;
-        this.parameters.set(buf.toString('utf8', start, nameEnd), readCString(buf, nameEnd + 1, end));
+        const name = buf.toString('utf8', start, nameEnd);
+        const value = readCString(buf, nameEnd + 1, end);
+        this.parameterChanged = this.parameters.get(name) !== value;
+        this.parameters.set(name, value);
         break;
       }
       case Backend.BackendKeyData:

@@ -8,7 +8,7 @@ import { WORKLOADS, type Workload } from './workloads.js';
 const HOT_CACHE: CacheReading = { hits: 99, misses: 1, bypass: 0, hitBuckets: [{ le: 0.00002, count: 99 }, { le: Infinity, count: 99 }] };
 
 function run(tps: number, p50Ms: number, cache?: CacheReading): MeasuredRun {
-  return { tps, latencyAvgMs: 0.2, latencyP50Ms: p50Ms, transactions: tps, failedTransactions: 0, queryMode: 'simple', output: '', relayCpuSeconds: undefined, cache };
+  return { tps, latencyAvgMs: 0.2, latencyP50Ms: p50Ms, latencySamples: tps, transactions: tps, failedTransactions: 0, queryMode: 'simple', output: '', relayCpuSeconds: undefined, cache };
 }
 
 function cell(workload: string, target: TargetId, tps: number, p50Ms = 0.2, cache?: CacheReading): CellResult {

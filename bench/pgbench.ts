@@ -23,8 +23,15 @@ export interface PgbenchSummary {
 }
 
 export interface PgbenchResult extends PgbenchSummary {
-  /** Median of the sampled per-transaction latencies; undefined when nothing was sampled. */
+  /**
+   * Median of the sampled per-transaction latencies; undefined when nothing was sampled. pgbench
+   * reads its clock lazily, so a transaction whose reply is processed in the same loop turn as its
+   * start is logged as 0 µs (seen here on a plain SELECT 1, for most transactions of some runs):
+   * at these speeds the median is a lower bound.
+   */
   latencyP50Ms: number | undefined;
+  /** How many per-transaction latencies pgbench logged (the sampling rate of the transactions). */
+  latencySamples: number;
   output: string;
 }
 
@@ -102,7 +109,7 @@ export async function runPgbench(opts: RunOptions): Promise<PgbenchResult> {
     const summary = parsePgbenchOutput(output);
     const latencies = await readLatencyLogs(logDir);
     const p50Us = median(latencies);
-    return { ...summary, latencyP50Ms: p50Us === undefined ? undefined : p50Us / 1000, output };
+    return { ...summary, latencyP50Ms: p50Us === undefined ? undefined : p50Us / 1000, latencySamples: latencies.length, output };
   } finally {
     await rm(logDir, { recursive: true, force: true });
   }

@@ -4,7 +4,7 @@ import type { CacheReading } from './cache-metrics.js';
 import { formatCacheTable, formatRelayCpuTable, formatResultsTable, type CellResult, type MeasuredRun, type TargetId } from './report.js';
 
 function run(tps: number, relayCpuSeconds?: number, cache?: CacheReading): MeasuredRun {
-  return { tps, latencyAvgMs: 8 / tps * 1000, latencyP50Ms: 0.1, transactions: tps, failedTransactions: 0, queryMode: 'simple', output: '', relayCpuSeconds, cache };
+  return { tps, latencyAvgMs: 8 / tps * 1000, latencyP50Ms: 0.1, latencySamples: tps, transactions: tps, failedTransactions: 0, queryMode: 'simple', output: '', relayCpuSeconds, cache };
 }
 
 function cell(workload: string, target: TargetId, ...tps: number[]): CellResult {

@@ -115,9 +115,21 @@ export interface TableItem {
 
 export type TopOrder = 'hits' | 'misses';
 
+/** Who sent a statement: the client's address and login, as the connection log names them. */
+export interface SessionLabel {
+  readonly remote: string;
+  readonly user: string | null;
+  readonly database: string | null;
+}
+
+/** The session a statement came from; its label is read only when the statement is logged as slow. */
+export interface StatementSource {
+  readonly label: SessionLabel;
+}
+
 /** Where QueryStats sends the statements at or over the slow-query threshold (admin/slow-query-log.ts). */
 export interface SlowStatementSink {
-  slow(protocol: Protocol, outcome: Outcome, id: StatementIdentity | null, bypassReason: string | null, seconds: number): void;
+  slow(protocol: Protocol, outcome: Outcome, id: StatementIdentity | null, bypassReason: string | null, seconds: number, source: StatementSource | undefined): void;
 }
 
 /** A second QueryStats for a protocol would publish its Prometheus series twice. */
@@ -184,24 +196,24 @@ export class QueryStats {
     this.slowSeconds = sink === null || thresholdMs <= 0 ? Infinity : thresholdMs / 1000;
   }
 
-  hit(id: StatementIdentity, seconds: number): void {
+  hit(id: StatementIdentity, seconds: number, source?: StatementSource): void {
     id.hits++;
     id.hitSeconds += seconds;
     this.hitCount++;
     this.hitDurations.observe(seconds);
-    if (seconds >= this.slowSeconds) this.slowSink!.slow(this.protocol, 'hit', id, null, seconds);
+    if (seconds >= this.slowSeconds) this.slowSink!.slow(this.protocol, 'hit', id, null, seconds, source);
   }
 
-  miss(id: StatementIdentity, seconds: number): void {
+  miss(id: StatementIdentity, seconds: number, source?: StatementSource): void {
     id.misses++;
     id.missSeconds += seconds;
     this.missCount++;
     this.missDurations.observe(seconds);
-    if (seconds >= this.slowSeconds) this.slowSink!.slow(this.protocol, 'miss', id, null, seconds);
+    if (seconds >= this.slowSeconds) this.slowSink!.slow(this.protocol, 'miss', id, null, seconds, source);
   }
 
   /** A statement sent upstream without consulting the cache; `id` null when it has no fingerprint. */
-  bypass(id: StatementIdentity | null, reason: string, seconds: number): void {
+  bypass(id: StatementIdentity | null, reason: string, seconds: number, source?: StatementSource): void {
     if (id !== null) {
       id.bypasses++;
       id.bypassSeconds += seconds;
@@ -209,17 +221,17 @@ export class QueryStats {
     this.bypassCount++;
     this.bypassDurations.observe(seconds);
     this.reasonCount(reason).count++;
-    if (seconds >= this.slowSeconds) this.slowSink!.slow(this.protocol, 'bypass', id, reason, seconds);
+    if (seconds >= this.slowSeconds) this.slowSink!.slow(this.protocol, 'bypass', id, reason, seconds, source);
   }
 
-  write(id: StatementIdentity | null, seconds: number): void {
+  write(id: StatementIdentity | null, seconds: number, source?: StatementSource): void {
     if (id !== null) {
       id.writes++;
       id.writeSeconds += seconds;
     }
     this.writeCount++;
     this.writeDurations.observe(seconds);
-    if (seconds >= this.slowSeconds) this.slowSink!.slow(this.protocol, 'write', id, null, seconds);
+    if (seconds >= this.slowSeconds) this.slowSink!.slow(this.protocol, 'write', id, null, seconds, source);
   }
 
   /** One invalidation: of the named tables, or of a whole database (DDL, statements not understood). */

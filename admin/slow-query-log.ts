@@ -5,7 +5,7 @@
 import type { Logger } from '../cli/log.js';
 import type { Config } from '../config/settings.js';
 import type { Protocol } from './metrics.js';
-import type { Outcome, QueryStats, SlowStatementSink, StatementIdentity } from './query-stats.js';
+import type { Outcome, QueryStats, SlowStatementSink, StatementIdentity, StatementSource } from './query-stats.js';
 
 export const SLOW_LINES_PER_WINDOW = 10;
 export const SLOW_WINDOW_MS = 1000;
@@ -43,7 +43,7 @@ export class SlowQueryLog implements SlowStatementSink {
     for (const stats of this.watched) stats.reportSlow(this, this.thresholdMs);
   }
 
-  slow(protocol: Protocol, outcome: Outcome, id: StatementIdentity | null, bypassReason: string | null, seconds: number): void {
+  slow(protocol: Protocol, outcome: Outcome, id: StatementIdentity | null, bypassReason: string | null, seconds: number, source: StatementSource | undefined): void {
     const now = performance.now();
     if (now - this.windowStart >= this.windowMs) {
       this.windowStart = now;
@@ -66,6 +66,8 @@ export class SlowQueryLog implements SlowStatementSink {
       // literals may differ from this statement's.
       sample: id?.sample ?? null,
       ...(bypassReason === null ? {} : { bypassReason }),
+      // Who sent it: remote address, user, database.
+      ...source?.label,
     }, 'slow query');
   }
 

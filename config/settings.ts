@@ -102,7 +102,7 @@ export const SETTINGS: readonly Setting[] = [
   { key: 'cacheTtlMs', flag: 'cache-ttl', kind: 'duration', default: '60s', live: true,
     help: 'how long a cached result may be served; a safety net for writes that bypass sidecache (0 = no expiry)' },
   { key: 'slowQueryThresholdMs', flag: 'slow-query-threshold', kind: 'duration-or-off', default: '1s', live: true,
-    help: 'a statement (hit, miss, bypass or write) taking at least this long from the client\'s request to the end of its reply is logged at warn level as "slow query" with its outcome, duration, fingerprint and text; at most 10 such lines a second, the rest counted in one line when the second ends; 0 or `off` turns it off; needs the cache on (`cache-max-bytes` above 0)' },
+    help: 'a statement (hit, miss, bypass or write) taking at least this long from the client\'s request to the end of its reply is logged at warn level as "slow query" with its outcome, duration, fingerprint, text and who sent it (remote address, user, database); at most 10 such lines a second, the rest counted in one line when the second ends; 0 or `off` turns it off; needs the cache on (`cache-max-bytes` above 0)' },
   { key: 'logLevel', flag: 'log-level', kind: 'choice', choices: LOG_LEVELS, default: 'info', live: true,
     help: 'least severe log level written: trace, debug, info, warn, error, fatal or silent' },
   { key: 'logFormat', flag: 'log-format', kind: 'choice', choices: LOG_FORMATS, default: 'json', live: false,

@@ -7,12 +7,13 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import type net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type pg from 'pg';
 import { connectMySql, type MySqlConnection } from './support/mysql-direct.js';
 import { connectPg } from './support/pg-direct.js';
-import { localServersConfig, spawnSidecache, type RunningProxy } from './support/sidecache.js';
+import { DIRECT_MYSQL, DIRECT_PG, localServersConfig, spawnSidecache, type RunningProxy } from './support/sidecache.js';
 
 type Line = Record<string, unknown>;
 
@@ -77,6 +78,11 @@ test('PostgreSQL: pg_sleep(0.3) over a 100ms threshold is logged once with its f
   assert.match(line.fingerprint as string, /^[0-9a-f]{16}$/);
   assert.is(line.sample, 'SELECT pg_sleep(0.3)');
   assert.type(line.time, 'string');
+  // Who sent it: the client's own address, its user and database.
+  const socket = (pgClient as unknown as { connection: { stream: net.Socket } }).connection.stream;
+  assert.is(line.remote, `${socket.localAddress}:${socket.localPort}`);
+  assert.is(line.user, DIRECT_PG.user);
+  assert.is(line.database, DIRECT_PG.database);
 });
 
 test('MariaDB: SLEEP(0.3) over a 100ms threshold is logged once with its fields, a fast query is not', async () => {
@@ -91,6 +97,10 @@ test('MariaDB: SLEEP(0.3) over a 100ms threshold is logged once with its fields,
   assert.ok((line.durationMs as number) >= 300 && (line.durationMs as number) < 3000, String(line.durationMs));
   assert.match(line.fingerprint as string, /^[0-9a-f]+$/);
   assert.match(line.sample as string, /^SELECT SLEEP\(/i);
+  const socket = (mysqlClient as unknown as { connection: { stream: net.Socket } }).connection.stream;
+  assert.is(line.remote, `${socket.localAddress}:${socket.localPort}`);
+  assert.is(line.user, DIRECT_MYSQL.user);
+  assert.is(line.database, DIRECT_MYSQL.database);
 });
 
 test('SIGHUP raises the threshold: 0.3 s is no longer slow, 0.6 s is, on both sides', async () => {

@@ -3,6 +3,7 @@
 // its errors, the login and stalled-message timers, phases with checked moves, and closing. Each
 // protocol's session supplies its framing, its error encoding and how it says goodbye upstream.
 import net from 'node:net';
+import type { SessionLabel } from '../admin/query-stats.js';
 import type { ListenerHost } from './listener.js';
 import { ReadBuffer, adoptAccepted } from './read-buffer.js';
 
@@ -78,6 +79,11 @@ export abstract class ProxySession<E extends Error> {
 
   get remote(): string {
     return `${this.client.remoteAddress}:${this.client.remotePort}`;
+  }
+
+  /** Who this session is, for log lines about its statements (the slow-query log). */
+  get label(): SessionLabel {
+    return { remote: this.remote, ...this.login };
   }
 
   protected get upstreamUrl(): string {

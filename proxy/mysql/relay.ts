@@ -11,6 +11,7 @@
 // transactions and with autocommit on, so replies never reorder. Each command starts its own
 // sequence at 0, so the probe is a command of its own and a stored reply (sequence ids from 1)
 // replays as is for any later command.
+import type { StatementSource } from '../../admin/query-stats.js';
 import type { FillToken } from '../../cache/tag-versions.js';
 import { serverDialect } from '../../invalidation/mysql-lexer.js';
 import type { MysqlAnalysisOptions } from '../../invalidation/mysql-analysis.js';
@@ -24,7 +25,7 @@ import type { MySqlSessionState } from './session-state.js';
 import { STORED_TRANSACTION_FLAGS, TRANSACTION_FLAGS, withTransactionFlags } from './stored-reply.js';
 import { MysqlProbeError, SessionEffect, type MySqlCache, type MysqlContext, type MysqlProbeResult, type MysqlStatementInfo } from './mysql-cache.js';
 
-export interface MySqlRelayIo {
+export interface MySqlRelayIo extends StatementSource {
   toUpstream(bytes: Buffer): void;
   toClient(bytes: Buffer): void;
 }
@@ -257,7 +258,7 @@ export class MySqlRelay implements ServerPacketSink {
       const entry = cache.store.get(this.ctx.keyPrefix + 'Q' + text);
       if (entry !== undefined) {
         this.io.toClient(entry.bytes);
-        cache.stats.hit(entry.meta.identity, (performance.now() - started) / 1000);
+        cache.stats.hit(entry.meta.identity, (performance.now() - started) / 1000, this.io);
         return;
       }
     }
@@ -284,7 +285,7 @@ export class MySqlRelay implements ServerPacketSink {
       const entry = cache.store.get(this.ctx.keyPrefix + suffix);
       if (entry !== undefined) {
         this.io.toClient(entry.bytes);
-        cache.stats.hit(entry.meta.identity, (performance.now() - started) / 1000);
+        cache.stats.hit(entry.meta.identity, (performance.now() - started) / 1000, this.io);
         return;
       }
     }
@@ -371,7 +372,7 @@ export class MySqlRelay implements ServerPacketSink {
     const bytes = entry === undefined ? null : withTransactionFlags(entry.bytes, this.state.deprecateEof, this.state.status);
     if (bytes === null) return false;
     this.io.toClient(bytes);
-    this.cache.stats.hit(entry!.meta.identity, (performance.now() - started) / 1000);
+    this.cache.stats.hit(entry!.meta.identity, (performance.now() - started) / 1000, this.io);
     return true;
   }
 
@@ -656,14 +657,14 @@ export class MySqlRelay implements ServerPacketSink {
     const stats = this.cache.stats;
     const verdict = p.kind === Kind.Fill && this.ctx !== null ? this.cache.decision(this.ctx, info) : undefined;
     if (p.kind === Kind.Fill && verdict !== undefined && !verdict.cacheable) {
-      stats.bypass(info.identity, verdict.reason ?? 'not-cacheable', seconds);
+      stats.bypass(info.identity, verdict.reason ?? 'not-cacheable', seconds, this.io);
     } else if (p.kind === Kind.Fill || p.inTransaction) {
       if (p.kind === Kind.Fill) this.finished.push(p);
-      stats.miss(info.identity, seconds);
+      stats.miss(info.identity, seconds, this.io);
     } else if (info.writes.length > 0 || info.writesUnlisted) {
-      stats.write(info.identity, seconds);
+      stats.write(info.identity, seconds, this.io);
     } else {
-      stats.bypass(info.identity, p.bypassReason, seconds);
+      stats.bypass(info.identity, p.bypassReason, seconds, this.io);
     }
   }
 

@@ -7,6 +7,7 @@
 // Every request that produces a ReadyForQuery (a Query, a FunctionCall, the messages up to a Sync)
 // has one Pending entry, queued in the order the server answers; a server message belongs to the
 // head entry. The cache answers only when nothing is outstanding, so replies never reorder.
+import type { StatementSource } from '../../admin/query-stats.js';
 import type { FillToken } from '../../cache/tag-versions.js';
 import { Backend, Frontend } from './codes.js';
 import type { BackendSink } from './backend-scanner.js';
@@ -20,7 +21,7 @@ import {
 } from './messages.js';
 import type { Logger } from '../../cli/log.js';
 
-export interface RelayIo {
+export interface RelayIo extends StatementSource {
   toUpstream(bytes: Buffer): void;
   /** Writes to the client; a second buffer goes in the same write. */
   toClient(bytes: Buffer, more?: Buffer): void;
@@ -304,7 +305,7 @@ export class PgRelay {
       const entry = cache.store.get(this.ctx.keyPrefix + 'Q' + text);
       if (entry !== undefined) {
         this.io.toClient(entry.bytes);
-        cache.stats.hit(entry.meta.identity, (performance.now() - started) / 1000);
+        cache.stats.hit(entry.meta.identity, (performance.now() - started) / 1000, this.io);
         return;
       }
     }
@@ -314,7 +315,7 @@ export class PgRelay {
       const entry = cache.store.get(this.ctx!.keyPrefix + 'Q' + text);
       if (entry !== undefined && endsIdle(entry.bytes)) {
         this.answerInBlock(entry.bytes, false);
-        cache.stats.hit(entry.meta.identity, (performance.now() - started) / 1000);
+        cache.stats.hit(entry.meta.identity, (performance.now() - started) / 1000, this.io);
         return;
       }
     }
@@ -397,7 +398,7 @@ export class PgRelay {
             if (inBlock) this.answerInBlock(entry.bytes, shape.parse !== null);
             else if (shape.parse !== null) this.io.toClient(PARSE_COMPLETE, entry.bytes);
             else this.io.toClient(entry.bytes);
-            cache.stats.hit(entry.meta.identity, (performance.now() - started) / 1000);
+            cache.stats.hit(entry.meta.identity, (performance.now() - started) / 1000, this.io);
             return;
           }
         }
@@ -627,14 +628,14 @@ export class PgRelay {
     // A fill sent before the probe's verdict is a bypass when the verdict was "not cacheable".
     const verdict = p.kind === Kind.Fill && this.ctx !== null ? cache.decision(this.ctx, info!) : undefined;
     if (p.kind === Kind.Fill && verdict !== undefined && !verdict.cacheable) {
-      cache.stats.bypass(info!.identity, verdict.reason ?? 'not-cacheable', seconds);
+      cache.stats.bypass(info!.identity, verdict.reason ?? 'not-cacheable', seconds, this.io);
     } else if (p.kind === Kind.Fill || p.inBlock) {
       if (p.kind === Kind.Fill) this.finished.push(p);
-      cache.stats.miss(info!.identity, seconds);
+      cache.stats.miss(info!.identity, seconds, this.io);
     } else if (info !== null && (info.writes.length > 0 || info.writesUnlisted)) {
-      cache.stats.write(info.identity, seconds);
+      cache.stats.write(info.identity, seconds, this.io);
     } else {
-      cache.stats.bypass(info?.identity ?? null, p.bypassReason, seconds);
+      cache.stats.bypass(info?.identity ?? null, p.bypassReason, seconds, this.io);
     }
   }
 

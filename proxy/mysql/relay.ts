@@ -18,6 +18,7 @@ import type { MysqlAnalysisOptions } from '../../invalidation/mysql-analysis.js'
 import type { Logger } from '../../cli/log.js';
 import { Command, MariaDbCapability, Capability, ServerStatus } from './codes.js';
 import { MalformedPacketError, PayloadReader, encodePacket, payloadOf } from './packets.js';
+import { PreparedStatements } from './prepared-statements.js';
 import type { ReplyTracker } from './replies.js';
 import { decodeOk } from './server-packets.js';
 import { ServerScanner, type ServerPacketSink } from './server-scanner.js';
@@ -74,25 +75,6 @@ interface Pending {
   probeRow: (string | null)[] | null;
 }
 
-/** A statement prepared on the upstream connection, as the proxy needs it to key its executions. */
-interface Prepared {
-  readonly text: string;
-  readonly params: number;
-  /** The parameter types of the client's latest execution that sent them (sent only when they change). */
-  types: Buffer | null;
-  /** The types the server last received: differ from `types` after an execution the cache answered. */
-  upstreamTypes: Buffer | null;
-  /** COM_STMT_SEND_LONG_DATA sent values the EXECUTE packet does not hold. */
-  longData: boolean;
-}
-
-/** An EXECUTE packet read: its statement, the key of its result, where types would go (-1: it sent them). */
-interface Executed {
-  readonly prepared: Prepared;
-  readonly keySuffix: string | null;
-  readonly typesAt: number;
-}
-
 /** Result bytes depend on these capabilities (EOF vs OK terminators, metadata, OK packet layout). */
 const KEYED_CAPABILITIES = (Capability.DeprecateEof | Capability.Protocol41 | Capability.SessionTrack | Capability.LongPassword) >>> 0;
 const KEYED_MARIADB_CAPABILITIES = (MariaDbCapability.ExtendedMetadata | MariaDbCapability.CacheMetadata) >>> 0;
@@ -104,7 +86,7 @@ let nextRelayId = 1;
 export class MySqlRelay implements ServerPacketSink {
   private readonly id = nextRelayId++;
   private readonly queue: Pending[] = [];
-  private readonly prepared = new Map<number, Prepared>();
+  private readonly prepared = new PreparedStatements();
   private ctx: MysqlContext | null = null;
   /** Something changed the session since the context was read: probe before the next cached read. */
   private ctxStale = false;
@@ -213,10 +195,10 @@ export class MySqlRelay implements ServerPacketSink {
           break;
         case Command.StmtExecute: {
           const payload = payloadOf(buf, start, end);
-          const ex = this.executed(payload);
-          p.info = ex === null ? null : this.info(ex.prepared.text);
+          const ex = this.prepared.execution(payload);
+          p.info = ex === null ? null : this.info(ex.statement.text);
           p.bypassReason = this.inTransaction ? 'in-transaction' : 'pipelined';
-          const replacement = ex === null ? null : this.executeForUpstream(payload, ex);
+          const replacement = ex === null ? null : this.prepared.forUpstream(payload, ex);
           this.queue.push(p);
           this.io.toUpstream(replacement ?? buf.subarray(start, end));
           return;
@@ -225,10 +207,7 @@ export class MySqlRelay implements ServerPacketSink {
           p.prepareText = payloadOf(buf, start, end).toString('utf8', 1);
           break;
         case Command.StmtReset:
-          if (payloadLength >= 5) {
-            const s = this.prepared.get(buf.readUInt32LE(start + 5));
-            if (s !== undefined) s.longData = false;
-          }
+          if (payloadLength >= 5) this.prepared.reset(buf.readUInt32LE(start + 5));
           break;
         case Command.InitDb:
         case Command.ChangeUser:
@@ -239,11 +218,8 @@ export class MySqlRelay implements ServerPacketSink {
       this.queue.push(p);
     } else if (kind === 'no-reply' && payloadLength >= 5) {
       const id = buf.readUInt32LE(start + 5);
-      if (buf[start + 4] === Command.StmtClose) this.prepared.delete(id);
-      else if (buf[start + 4] === Command.StmtSendLongData) {
-        const s = this.prepared.get(id);
-        if (s !== undefined) s.longData = true;
-      }
+      if (buf[start + 4] === Command.StmtClose) this.prepared.closed(id);
+      else if (buf[start + 4] === Command.StmtSendLongData) this.prepared.longDataSent(id);
     }
     this.io.toUpstream(buf.subarray(start, end));
   }
@@ -274,7 +250,7 @@ export class MySqlRelay implements ServerPacketSink {
     const cache = this.cache;
     const started = performance.now();
     const payload = payloadOf(buf, start, end);
-    const executed = this.executed(payload);
+    const executed = this.prepared.execution(payload);
     if (executed === null) {
       this.relayPacket(buf, start, end, end - start - 4);
       return;
@@ -289,61 +265,14 @@ export class MySqlRelay implements ServerPacketSink {
         return;
       }
     }
-    const info = this.info(executed.prepared.text);
+    const info = this.info(executed.statement.text);
     const inTransaction = !quiet && suffix !== null && this.mayAnswerInTransaction(info);
     if (inTransaction && this.answerInTransaction(suffix, started)) return;
     const p = this.plan(info, quiet || inTransaction ? suffix : null, Command.StmtExecute, inTransaction);
     if (suffix === null && p.kind === Kind.Forward && quiet) p.bypassReason = 'cursor-or-long-data';
-    const replacement = this.executeForUpstream(payload, executed);
+    const replacement = this.prepared.forUpstream(payload, executed);
     if (replacement === null) this.sendClientCommand(buf, start, end);
     else this.sendClientCommand(replacement, 0, replacement.length);
-  }
-
-  /**
-   * The EXECUTE packet the server must get instead of the client's, or null to relay it as is. A
-   * client sends parameter types only when they change; when the execution that sent them was
-   * answered from the cache, the server never saw them, so they are put back in.
-   */
-  private executeForUpstream(payload: Buffer, ex: Executed): Buffer | null {
-    const s = ex.prepared;
-    if (s.params === 0 || s.types === null) return null;
-    if (ex.typesAt < 0 || s.types === s.upstreamTypes || (s.upstreamTypes !== null && s.types.equals(s.upstreamTypes))) {
-      s.upstreamTypes = s.types;
-      return null;
-    }
-    s.upstreamTypes = s.types;
-    const boundAt = ex.typesAt - 1;
-    const rebuilt = Buffer.concat([payload.subarray(0, boundAt), Buffer.from([1]), s.types, payload.subarray(ex.typesAt)]);
-    return encodePacket(rebuilt, 0);
-  }
-
-  /**
-   * The prepared statement an EXECUTE payload runs and the key of its result (null when it cannot
-   * be keyed: a cursor, long data, parameter types never sent). Remembers the types it sends.
-   */
-  private executed(payload: Buffer): Executed | null {
-    if (payload.length < 10) return null;
-    const prepared = this.prepared.get(payload.readUInt32LE(1));
-    if (prepared === undefined) return null;
-    const flags = payload[5]!;
-    const longData = prepared.longData;
-    prepared.longData = false; // the server forgets long data once the statement is executed
-    const n = prepared.params;
-    if (n === 0) return { prepared, keySuffix: flags === 0 && !longData ? 'E' + prepared.text : null, typesAt: -1 };
-    const nullBitmap = (n + 7) >> 3;
-    let pos = 10 + nullBitmap;
-    if (payload.length <= pos) return { prepared, keySuffix: null, typesAt: -1 };
-    const bound = payload[pos++] === 1;
-    const typesAt = bound ? -1 : pos;
-    if (bound) {
-      if (payload.length < pos + 2 * n) return { prepared, keySuffix: null, typesAt: -1 };
-      prepared.types = Buffer.from(payload.subarray(pos, pos + 2 * n));
-      pos += 2 * n;
-    }
-    const types = prepared.types;
-    if (flags !== 0 || longData || types === null) return { prepared, keySuffix: null, typesAt };
-    const key = 'E' + prepared.text + '\u0000' + payload.toString('latin1', 10, 10 + nullBitmap) + types.toString('latin1') + payload.toString('latin1', pos);
-    return { prepared, keySuffix: key, typesAt };
   }
 
   /** Can the cache answer or fill now? Only between commands, outside transactions. */
@@ -542,10 +471,7 @@ export class MySqlRelay implements ServerPacketSink {
       if (head.kind === Kind.Probe) this.probePacket(head, buf, start, end);
       else if (head.kind === Kind.Fill) this.fillPacket(head, buf, start, end);
       else if (head.command === Command.StmtPrepare && head.packets === 1 && buf[start] === 0x00 && head.prepareText !== null) {
-        const r = new PayloadReader(buf, start + 1, end);
-        const id = r.u32();
-        r.u16(); // columns
-        this.prepared.set(id, { text: head.prepareText, params: r.u16(), types: null, upstreamTypes: null, longData: false });
+        this.prepared.prepared(head.prepareText, buf, start, end);
       }
     } catch (err) {
       if (!(err instanceof MalformedPacketError)) throw err;

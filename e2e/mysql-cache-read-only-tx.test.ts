@@ -201,8 +201,8 @@ test('without the rule, in a read-write transaction and with autocommit off, rea
   });
   assert.is(delta.hits, 0, JSON.stringify(delta));
   assert.is(delta.bypassByReason['in-transaction'], 4 + 4, 'the reads and the COMMITs: ' + JSON.stringify(delta.bypassByReason));
-  // Autocommit off, and SET TRANSACTION READ ONLY (a setting the proxy does not key: the session's
-  // context becomes its own and unknown until a read outside a transaction): from the server.
+  // Autocommit off: an implicit transaction is never known read-only, even after SET TRANSACTION
+  // READ ONLY: from the server.
   const d = await connectMySql(proxy.mysqlPort);
   try {
     await v(d, RO, 4);
@@ -212,12 +212,30 @@ test('without the rule, in a read-write transaction and with autocommit off, rea
       assert.is(await v(d, RO, 4), 2);
       await d.query('COMMIT');
       await d.query('SET autocommit = 1');
-      await d.query('SET TRANSACTION READ ONLY');
-      await d.query('BEGIN');
-      assert.is(await v(d, RO, 4), 2);
-      await d.query('COMMIT');
     });
     assert.is(off.delta.hits, 0, JSON.stringify(off.delta));
+  } finally {
+    await d.end();
+  }
+});
+
+test('SET SESSION TRANSACTION READ ONLY then BEGIN (what Connector/J\'s setReadOnly sends): a read-only transaction, hits with the rule', async () => {
+  const d = await connectMySql(proxy.mysqlPort);
+  try {
+    await v(d, RO, 6);
+    await v(d, RO, 6); // cached, and the session's context known
+    await directMySql(`UPDATE ${RO} SET v = 3 WHERE id = 6`); // behind the proxy's back: a hit shows the old value
+    const { delta } = await measureMySql(proxy.adminPort, async () => {
+      await d.query('SET SESSION TRANSACTION READ ONLY');
+      await d.query('BEGIN');
+      assert.is(await v(d, RO, 6), 1, 'answered from the cache');
+      await d.query('COMMIT');
+      await d.query('SET SESSION TRANSACTION READ WRITE');
+    });
+    assert.is(delta.hits, 1, JSON.stringify(delta));
+    await d.query('BEGIN');
+    assert.is(await v(d, RO, 6), 3, 'back to READ WRITE: a transaction reads from the server again');
+    await d.query('COMMIT');
   } finally {
     await d.end();
   }

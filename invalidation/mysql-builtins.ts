@@ -131,6 +131,9 @@ const SETTINGS_WITHOUT_RESULT_EFFECT: ReadonlySet<string> = new Set([
   'default_storage_engine', 'default_tmp_storage_engine', 'storage_engine', 'completion_type',
   'session_track_schema', 'session_track_state_change', 'session_track_system_variables',
   'session_track_transaction_info', 'session_track_gtids', 'sql_quote_show_create',
+  // Read-only mode refuses writes and changes no read (Connector/J's setReadOnly sets it); the
+  // isolation level does change what a read sees, so it is not here.
+  'transaction_read_only', 'tx_read_only',
 ]);
 
 /** False only for settings known to change no result; unknown settings count as changing results. */

@@ -412,7 +412,10 @@ test('session changes say what changed', () => {
   assert.equal(changes("SET time_zone = '+00:00', autocommit = 1, @x := 2"), ['variable:time_zone', 'variable:autocommit:harmless', 'user-variable:x:harmless']);
   assert.equal(changes("SET @@SESSION.sql_mode = 'ANSI', @@global.wait_timeout = 5, PERSIST max_connections = 10, LOCAL lc_time_names = 'de_DE'"),
     ['variable:sql_mode', 'variable:wait_timeout:global:harmless', 'variable:max_connections:global', 'variable:lc_time_names']);
-  assert.equal(changes('SET GLOBAL TRANSACTION ISOLATION LEVEL SERIALIZABLE, READ WRITE'), ['variable:transaction_isolation:global', 'variable:transaction_read_only:global']);
+  // The access mode refuses writes and changes no read; the isolation level changes what reads see.
+  assert.equal(changes('SET GLOBAL TRANSACTION ISOLATION LEVEL SERIALIZABLE, READ WRITE'), ['variable:transaction_isolation:global', 'variable:transaction_read_only:global:harmless']);
+  assert.equal(changes('SET SESSION TRANSACTION READ ONLY'), ['variable:transaction_read_only:harmless']);
+  assert.equal(changes('SET @@tx_read_only = 1, transaction_isolation = \'READ-UNCOMMITTED\''), ['variable:tx_read_only:harmless', 'variable:transaction_isolation']);
   assert.equal(changes('USE `Sales`'), ['database:Sales']);
   assert.equal(changes('SET ROLE NONE'), ['role:null']);
   assert.equal(changes("SET ROLE 'admin'"), ['role:admin']);

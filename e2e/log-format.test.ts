@@ -71,7 +71,7 @@ test('pretty: readable lines with key=value fields, not JSON, down to the line l
     assert.not.ok(l.includes('{"'), l);
   }
   const slow = all.find((l) => l.includes('slow query'))!;
-  assert.match(slow, /\] WARN: slow query protocol=postgres outcome=bypass durationMs=\d+(\.\d)? thresholdMs=100 fingerprint=[0-9a-f]{16} sample="SELECT pg_sleep\(0\.2\)" bypassReason=not-cacheable$/);
+  assert.match(slow, /\] WARN: slow query protocol=postgres outcome=bypass durationMs=\d+(\.\d)? thresholdMs=100 fingerprint=[0-9a-f]{16} sample="SELECT pg_sleep\(0\.2\)" bypassReason=not-cacheable remote=127\.0\.0\.1:\d+ user=postgres database=\w+$/);
   assert.match(all[all.length - 1]!, /\] INFO: shutting down signal=SIGTERM$/);
 });
 

@@ -10,6 +10,7 @@
 import type { StatementSource } from '../../admin/query-stats.js';
 import type { FillToken } from '../../cache/tag-versions.js';
 import { Backend, Frontend } from './codes.js';
+import { READY_IN_BLOCK, endsIdle, readyAsIdle, withoutReady } from './stored-reply.js';
 import type { BackendSink } from './backend-scanner.js';
 import type { Decision, PgCache, PgContext, SessionIdentity, StatementInfo } from './pg-cache.js';
 import { buildProbeSql, readProbeRow, type ProbeResult } from '../../invalidation/pg-probe.js';
@@ -280,7 +281,7 @@ export class PgRelay {
 
   /** Sends a stored reply (which ends with ReadyForQuery 'I') as an answer inside the block. */
   private answerInBlock(bytes: Buffer, parseComplete: boolean): void {
-    const body = bytes.subarray(0, bytes.length - READY_IDLE.length);
+    const body = withoutReady(bytes);
     if (parseComplete) {
       this.io.toClient(PARSE_COMPLETE, body);
       this.io.toClient(READY_IN_BLOCK);
@@ -791,26 +792,6 @@ for (const c of [Backend.ReadyForQuery, Backend.ParameterStatus, Backend.Backend
 /** Messages the server may send at any time, outside any request's reply. */
 const ASYNC = new Uint8Array(256);
 for (const c of [Backend.NotificationResponse, Backend.NoticeResponse, Backend.ParameterStatus]) ASYNC[c] = 1;
-
-/** How a stored reply ends (it was filled outside a block), and the same message inside one. */
-const READY_IDLE = Buffer.from([Backend.ReadyForQuery, 0, 0, 0, 5, TxStatus.Idle]);
-const READY_IN_BLOCK = Buffer.from([Backend.ReadyForQuery, 0, 0, 0, 5, TxStatus.InTransaction]);
-
-function endsIdle(bytes: Buffer): boolean {
-  return bytes.length >= READY_IDLE.length && READY_IDLE.equals(bytes.subarray(bytes.length - READY_IDLE.length));
-}
-
-/**
- * Makes a reply captured inside a block end as one outside it (ReadyForQuery 'I'): every stored
- * reply does, and answers inside a block are patched back (answerInBlock). The parts are the
- * fill's own copies. False when the last part does not end with a whole ReadyForQuery 'T'.
- */
-function readyAsIdle(parts: Buffer[]): boolean {
-  const last = parts[parts.length - 1];
-  if (last === undefined || last.length < READY_IN_BLOCK.length || !READY_IN_BLOCK.equals(last.subarray(last.length - READY_IN_BLOCK.length))) return false;
-  last[last.length - 1] = TxStatus.Idle;
-  return true;
-}
 
 /** A statement that can neither write nor change the block's access mode: a plain read. */
 function keepsReadOnly(info: StatementInfo | null): boolean {

@@ -38,8 +38,12 @@ test.after(async () => {
 test('a read in flight while a write commits is not stored', async () => {
   const reader = await connect();
   const writer = await connect();
-  await reader.query('SELECT 1 FROM t WHERE id = 0'); // the session's context is known
   const sql = 'SELECT /* hold-read */ v FROM t WHERE id = 1';
+  // The session's context and this statement's verdict are known, so no probe of the proxy's own
+  // goes before the held read (its reply would be the first held bytes, before the read had run);
+  // the write through the proxy drops the entry the first read stored.
+  await reader.query(sql);
+  await writer.query('UPDATE t SET v = 1 WHERE id = 1');
   const hold = relay.holdAfter('hold-read');
   const pending = reader.query<RowDataPacket[]>(sql);
   await hold.waitHeld(); // MariaDB answered v = 1; sidecache has not seen it

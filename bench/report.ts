@@ -2,8 +2,11 @@
 import { histogramQuantile, hitRatio, sumReadings, type CacheReading } from './cache-metrics.js';
 import type { PgbenchResult } from './pgbench.js';
 
-/** passthrough: sidecache with caching off (`--cache-max-bytes 0`), the relay alone. */
-export type TargetId = 'direct' | 'sidecache' | 'passthrough' | 'pgbouncer' | 'pgpool';
+/**
+ * forwarder: a bare byte forwarder (bench/forwarder.ts), the floor for any proxy process in the path;
+ * passthrough: sidecache with caching off (`--cache-max-bytes 0`), the relay alone.
+ */
+export type TargetId = 'direct' | 'forwarder' | 'sidecache' | 'passthrough' | 'pgbouncer' | 'pgpool';
 
 /** One pgbench run plus the CPU the relay in between used meanwhile (undefined for direct). */
 export interface MeasuredRun extends PgbenchResult {

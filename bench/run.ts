@@ -10,6 +10,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { startProxy, type RunningProxy } from '../e2e/support/sidecache.js';
 import { BenchDatabase, sumsBalance, type TpcbSums } from './bench-database.js';
+import { startForwarder, type RunningForwarder } from './forwarder.js';
 import { readCache, readingDelta, type CacheReading } from './cache-metrics.js';
 import { checkHotReads, primeHotReads, type PrimedReads } from './freshness.js';
 import { evaluateGoals, formatGoals } from './goals.js';
@@ -23,7 +24,7 @@ import { DEFAULT_WORKLOADS, HOT_KEYS, WORKLOADS, writeWorkloadFiles, type Worklo
 
 const PG_SERVER = { host: '127.0.0.1', port: 5432, user: 'postgres' };
 const REDIS = { host: '127.0.0.1', port: 6379, requests: 200_000 };
-const ALL_TARGETS: TargetId[] = ['direct', 'sidecache', 'passthrough', 'pgbouncer', 'pgpool'];
+const ALL_TARGETS: TargetId[] = ['direct', 'forwarder', 'sidecache', 'passthrough', 'pgbouncer', 'pgpool'];
 /** Seconds of pgbench before measuring: once per target at the start, and per target before each hot workload (fills the caches). */
 const WARMUP_SECONDS = 2;
 
@@ -106,6 +107,8 @@ interface FreshnessRecord {
 /** The running servers under test and how to reach each. */
 class Targets {
   proxy: RunningProxy | undefined;
+  /** Copies bytes and nothing else: what the extra hop alone costs. */
+  forwarder: RunningForwarder | undefined;
   /** sidecache with caching off: what the relay alone costs. */
   passthrough: RunningProxy | undefined;
   pgbouncer: RunningPgbouncer | undefined;
@@ -116,6 +119,7 @@ class Targets {
   endpoint(target: TargetId, database: string): PgbenchTarget {
     const ports: Record<TargetId, () => number> = {
       direct: () => PG_SERVER.port,
+      forwarder: () => this.forwarder!.port,
       sidecache: () => this.proxy!.pgPort,
       passthrough: () => this.passthrough!.pgPort,
       pgbouncer: () => this.pgbouncer!.port,
@@ -128,6 +132,7 @@ class Targets {
   async relayCpuSeconds(target: TargetId): Promise<number | undefined> {
     switch (target) {
       case 'direct': return undefined;
+      case 'forwarder': return processCpuSeconds(this.forwarder!.child.pid!);
       case 'sidecache': return processCpuSeconds(this.proxy!.child.pid!);
       case 'passthrough': return processCpuSeconds(this.passthrough!.child.pid!);
       case 'pgbouncer': return processCpuSeconds(this.pgbouncer!.pid);
@@ -144,7 +149,7 @@ class Targets {
   }
 
   async stop(): Promise<void> {
-    await Promise.allSettled([this.proxy?.stop(), this.passthrough?.stop(), this.pgbouncer?.stop(), this.pgpool?.stop()]);
+    await Promise.allSettled([this.proxy?.stop(), this.forwarder?.stop(), this.passthrough?.stop(), this.pgbouncer?.stop(), this.pgpool?.stop()]);
   }
 }
 
@@ -276,6 +281,10 @@ function warnIfBusy(): void {
 async function startTargets(options: Options, targets: Targets): Promise<TargetId[]> {
   const wanted = options.targets;
   const active: TargetId[] = ['direct'];
+  if (wanted.includes('forwarder')) {
+    targets.forwarder = await startForwarder(PG_SERVER);
+    active.push('forwarder');
+  }
   if (wanted.includes('sidecache')) {
     targets.proxy = await startProxy({ pgUpstream: `postgres://${PG_SERVER.host}:${PG_SERVER.port}` });
     active.push('sidecache');

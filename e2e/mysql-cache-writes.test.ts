@@ -7,6 +7,7 @@ import * as assert from 'uvu/assert';
 import type { RowDataPacket } from 'mysql2/promise';
 import { connectMySql, directMySql, uniqueName, type MySqlConnection } from './support/mysql-direct.js';
 import { measureMySql } from './support/mysql-metrics.js';
+import { BASE_CAPABILITIES, CLIENT, MARIADB_CLIENT_STMT_BULK_OPERATIONS, RawMySql, command, isErr } from './support/mysql-raw.js';
 import { DIRECT_MYSQL_URL, startProxy, type RunningProxy } from './support/sidecache.js';
 
 let proxy: RunningProxy;
@@ -140,6 +141,42 @@ test('entries filled during a transaction that rolls back survive it', async () 
   const { result, delta } = await measureMySql(proxy.adminPort, () => reader.query<RowDataPacket[]>(READ));
   assert.is(delta.hits, 1, 'the rollback invalidated nothing');
   assert.equal(result[0].map((r) => r.bal), [100, 200]);
+});
+
+test('a batch sent as COM_STMT_BULK_EXECUTE (MariaDB array binding, Connector/J batches) invalidates what its statement writes', async () => {
+  await reset();
+  assert.equal(await cachedRead(), [{ id: 1, bal: 100 }, { id: 2, bal: 200 }]);
+  const raw = await RawMySql.login(proxy.mysqlPort, {
+    database: db,
+    capabilities: BASE_CAPABILITIES & ~CLIENT.LONG_PASSWORD, // LONG_PASSWORD clear: a MariaDB client
+    mariaDbCapabilities: MARIADB_CLIENT_STMT_BULK_OPERATIONS,
+  });
+  try {
+    raw.send(command(0x16, 'INSERT INTO acct (id, bal) VALUES (?, ?)')); // COM_STMT_PREPARE
+    const ok = await raw.readPacket();
+    assert.is(ok.payload[0], 0x00, 'prepared');
+    const id = ok.payload.readUInt32LE(1);
+    for (let i = 0; i < 2 + 1; i++) await raw.readPacket(); // two parameter definitions, EOF
+    // COM_STMT_BULK_EXECUTE: statement id, flags SEND_TYPES_TO_SERVER, a type (LONGLONG, signed)
+    // per parameter, then per row an indicator (0: a value follows) and the value per parameter.
+    const longlong = (n: number): Buffer => {
+      const b = Buffer.alloc(9);
+      b.writeBigInt64LE(BigInt(n), 1);
+      return b;
+    };
+    const bulk = Buffer.alloc(7);
+    bulk.writeUInt32LE(id, 0);
+    bulk.writeUInt16LE(128, 4);
+    raw.send(command(0xfa, Buffer.concat([bulk.subarray(0, 6), Buffer.from([0x08, 0, 0x08, 0]), longlong(3), longlong(300), longlong(4), longlong(400)])));
+    const reply = await raw.readPacket();
+    assert.not.ok(isErr(reply), reply.payload.toString());
+    assert.is(reply.payload[0], 0x00, 'OK');
+  } finally {
+    raw.destroy();
+  }
+  const { result: [rows], delta } = await measureMySql(proxy.adminPort, () => reader.query<RowDataPacket[]>(READ));
+  assert.equal(rows, [{ id: 1, bal: 100 }, { id: 2, bal: 200 }, { id: 3, bal: 300 }, { id: 4, bal: 400 }]);
+  assert.is(delta.hits, 0, 'the entry filled before the batch was dropped');
 });
 
 test('a write in a multi-statement text and DDL invalidate', async () => {

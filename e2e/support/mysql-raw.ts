@@ -42,7 +42,12 @@ export interface LoginOptions {
   user?: string;
   database?: string;
   capabilities?: number;
+  /** MariaDB's extended capabilities (bytes 28-31), read by MariaDB only when LONG_PASSWORD is clear. */
+  mariaDbCapabilities?: number;
 }
+
+/** MariaDB extended capability: COM_STMT_BULK_EXECUTE (array binding). */
+export const MARIADB_CLIENT_STMT_BULK_OPERATIONS = 0x4;
 
 export function packet(payload: Buffer, seq: number, declaredLength = payload.length): Buffer {
   const header = Buffer.alloc(4);
@@ -64,6 +69,7 @@ export function handshakeResponse(opts: LoginOptions = {}): Buffer {
   fixed.writeUInt32LE(caps >>> 0, 0);
   fixed.writeUInt32LE(1 << 24, 4);
   fixed[8] = 45; // utf8mb4_general_ci
+  if (opts.mariaDbCapabilities !== undefined) fixed.writeUInt32LE(opts.mariaDbCapabilities >>> 0, 28);
   return Buffer.concat([
     fixed,
     Buffer.from((opts.user ?? 'root') + '\0'),

@@ -34,6 +34,11 @@ export class PreparedStatements {
     this.byId.set(id, { text, params: r.u16(), types: null, upstreamTypes: null, longData: false });
   }
 
+  /** The text of a statement prepared here, null for an id the server did not give this connection. */
+  textOf(id: number): string | null {
+    return this.byId.get(id)?.text ?? null;
+  }
+
   /** COM_STMT_CLOSE. */
   closed(id: number): void {
     this.byId.delete(id);

@@ -54,6 +54,8 @@ interface Pending {
   /** The statement (COM_QUERY text or the prepared statement executed), if any. */
   info: MysqlStatementInfo | null;
   bypassReason: string;
+  /** A command the proxy cannot analyse that may write: UNKNOWN_WRITES when it is answered. */
+  unknownWrites: boolean;
   /** Looked up in the cache inside a read-only transaction (a rule opted in): a miss, never a bypass. */
   inTransaction: boolean;
   /** Sent with nothing outstanding and no transaction open: it may start one (trackTransactionStart). */
@@ -78,6 +80,21 @@ interface Pending {
 /** Result bytes depend on these capabilities (EOF vs OK terminators, metadata, OK packet layout). */
 const KEYED_CAPABILITIES = (Capability.DeprecateEof | Capability.Protocol41 | Capability.SessionTrack | Capability.LongPassword) >>> 0;
 const KEYED_MARIADB_CAPABILITIES = (MariaDbCapability.ExtendedMetadata | MariaDbCapability.CacheMetadata) >>> 0;
+/** What a statement, or a command the proxy cannot read, may have written. */
+type Writes = Pick<MysqlStatementInfo, 'writes' | 'writesUnlisted' | 'catalogChanged' | 'rollsBack'>;
+/** A command that may have written anything: every entry of the database is dropped at its OK. */
+const UNKNOWN_WRITES: Writes = Object.freeze({ writes: [], writesUnlisted: true, catalogChanged: true, rollsBack: false });
+/**
+ * Commands that change no table: answered by the server from what it has (ping, statistics,
+ * metadata, cursor fetches), or preparing, resetting or changing the session. Any other command
+ * the proxy does not analyse counts as UNKNOWN_WRITES (COM_CREATE_DB, COM_DROP_DB, new ones).
+ */
+const WRITES_NOTHING = new Set<number>([
+  Command.InitDb, Command.FieldList, Command.Refresh, Command.Shutdown, Command.Statistics, Command.ProcessInfo,
+  Command.ProcessKill, Command.Debug, Command.Ping, Command.ChangeUser, Command.BinlogDump, Command.RegisterSlave,
+  Command.StmtPrepare, Command.StmtReset, Command.SetOption, Command.StmtFetch, Command.BinlogDumpGtid,
+  Command.ResetConnection,
+]);
 /** Commands after which the session's context must be read again. */
 const RESETS_SESSION = new Set<number>([Command.ChangeUser, Command.ResetConnection]);
 
@@ -103,7 +120,7 @@ export class MySqlRelay implements ServerPacketSink {
   /** The latest probe found no context (no current database): no probing until the session changes. */
   private noContext = false;
   /** Written tables of the current transaction, invalidated again when it commits. */
-  private pendingWrites: MysqlStatementInfo[] = [];
+  private pendingWrites: Writes[] = [];
   /** A read-only transaction began with the latest reply and nothing was sent since: no snapshot yet. */
   private transactionSnapshotFree = false;
   private dialect: MysqlAnalysisOptions;
@@ -197,11 +214,21 @@ export class MySqlRelay implements ServerPacketSink {
           const payload = payloadOf(buf, start, end);
           const ex = this.prepared.execution(payload);
           p.info = ex === null ? null : this.info(ex.statement.text);
+          if (ex === null) p.unknownWrites = true;
           p.bypassReason = this.inTransaction ? 'in-transaction' : 'pipelined';
           const replacement = ex === null ? null : this.prepared.forUpstream(payload, ex);
           this.queue.push(p);
           this.io.toUpstream(replacement ?? buf.subarray(start, end));
           return;
+        }
+        case Command.StmtBulkExecute: {
+          // MariaDB's array binding (Connector/J's batches): one execution of the statement per
+          // row of parameters, so it writes what the statement writes.
+          const text = payloadLength >= 5 ? this.prepared.textOf(buf.readUInt32LE(start + 5)) : null;
+          if (text !== null) p.info = this.info(text);
+          else p.unknownWrites = true;
+          p.bypassReason = this.inTransaction ? 'in-transaction' : 'pipelined';
+          break;
         }
         case Command.StmtPrepare:
           p.prepareText = payloadOf(buf, start, end).toString('utf8', 1);
@@ -214,6 +241,8 @@ export class MySqlRelay implements ServerPacketSink {
         case Command.ResetConnection:
           this.markStale();
           break;
+        default:
+          if (!WRITES_NOTHING.has(command)) p.unknownWrites = true;
       }
       this.queue.push(p);
     } else if (kind === 'no-reply' && payloadLength >= 5) {
@@ -410,7 +439,7 @@ export class MySqlRelay implements ServerPacketSink {
   private pending(kind: Kind, command: number, info: MysqlStatementInfo | null, bypassReason: string): Pending {
     this.transactionSnapshotFree = false; // something goes upstream
     return {
-      kind, command, startedAt: performance.now(), info, bypassReason, inTransaction: false, sentOutsideTransaction: false, packets: 0, errored: false,
+      kind, command, startedAt: performance.now(), info, bypassReason, unknownWrites: false, inTransaction: false, sentOutsideTransaction: false, packets: 0, errored: false,
       keySuffix: '', token: 0, parts: [], size: 0, poisoned: false, prepareText: null,
       probeFor: null, probeColumns: 0, probeRow: null,
     };
@@ -576,6 +605,8 @@ export class MySqlRelay implements ServerPacketSink {
       if (info.sessionEffect === SessionEffect.Private) this.privateContext = true;
       for (const t of info.temporaryTables) this.temporaryTables.add(t);
       this.afterStatement(info);
+    } else if (p.unknownWrites) {
+      this.afterStatement(UNKNOWN_WRITES);
     }
     this.trackTransactionStart(p);
     const seconds = (performance.now() - p.startedAt) / 1000;
@@ -600,7 +631,7 @@ export class MySqlRelay implements ServerPacketSink {
    * written part), and again when its transaction commits (transactional readers may have filled
    * entries from the snapshot before the commit); forgotten at rollback.
    */
-  private afterStatement(info: MysqlStatementInfo): void {
+  private afterStatement(info: Writes): void {
     const writes = info.writes.length > 0 || info.writesUnlisted;
     if (writes) this.invalidate([info]);
     // Whether the transaction ended shows in SERVER_STATUS_IN_TRANS alone: with autocommit off the
@@ -615,7 +646,7 @@ export class MySqlRelay implements ServerPacketSink {
     }
   }
 
-  private invalidate(infos: readonly MysqlStatementInfo[]): void {
+  private invalidate(infos: readonly Writes[]): void {
     const database = this.state.database ?? (this.ctx !== null && !this.ctxStale ? this.ctx.database : null);
     let wide = false;
     let catalog = false;

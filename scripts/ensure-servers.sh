@@ -2,7 +2,8 @@
 # Makes sure the databases the tests talk to are reachable:
 #   PostgreSQL on 127.0.0.1:5432: user postgres without a password (trust), database test
 #   MariaDB    on 127.0.0.1:3306: user root with an empty password, database test
-# plus the clients the tests and benchmarks call (psql, pg_isready, pgbench, mariadb-admin).
+# plus the clients the tests and benchmarks call (psql, pg_isready, pgbench, mariadb-admin) and the
+# drivers of the client-compatibility tests (pgJDBC, MariaDB Connector/J, a JDK, psycopg 2 and 3).
 #
 # Installed but stopped: start it and wait until it answers. Not installed: as root, install it
 # with apt-get (Debian/Ubuntu) and configure it as above; otherwise say exactly what to install.
@@ -60,6 +61,13 @@ missing_packages() {
   # Tools the end-to-end tests drive: sysbench (MySQL load) and headless Chromium (the dashboard).
   have sysbench || echo sysbench
   [ -x /usr/bin/chromium ] || { echo chromium; echo fonts-liberation; }
+  # Drivers the client-compatibility tests run (e2e/*-jdbc, e2e/pg-psycopg): Debian's jars in
+  # /usr/share/java, a JDK to compile e2e/clients/*.java, psycopg for Debian's /usr/bin/python3.
+  have javac || echo default-jdk-headless
+  [ -f /usr/share/java/postgresql.jar ] || echo libpostgresql-jdbc-java
+  [ -f /usr/share/java/mariadb-java-client.jar ] || echo libmariadb-java
+  /usr/bin/python3 -c 'import psycopg2' 2>/dev/null || echo python3-psycopg2
+  /usr/bin/python3 -c 'import psycopg' 2>/dev/null || echo python3-psycopg
 }
 
 install_packages() {

@@ -12,7 +12,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { rm } from 'node:fs/promises';
 import path from 'node:path';
-import { SetupGuard, assertSameOutput, compileJava, requireFile, runClientProgram, type ProgramRun } from './support/client-program.js';
+import { JDBC_CHECKPOINTS, SetupGuard, assertSameRun, compileJava, requireFile, runClientProgram, type ProgramRun } from './support/client-program.js';
 import { cacheCounters, counterDelta, type CacheCounters } from './support/metrics.js';
 import { DIRECT_PG, direct, uniqueName } from './support/pg-direct.js';
 import { startProxy, type RunningProxy } from './support/sidecache.js';
@@ -68,13 +68,6 @@ async function bothWays(query: string): Promise<{ direct: ProgramRun; proxied: P
   return { direct: viaServer, proxied: viaProxy, steps };
 }
 
-function assertSameRun(run: { direct: ProgramRun; proxied: ProgramRun }): void {
-  assert.is(run.proxied.stderr, run.direct.stderr, 'stderr');
-  assertSameOutput(run.proxied.stdout, run.direct.stdout);
-  assert.is(run.proxied.code, 0, 'exit code');
-  assert.equal(run.proxied.checkpoints, ['setup', 'warm', 'repeated', 'read-after-write', 'transactions']);
-}
-
 /**
  * What every configuration must show. Until the statement is warm the SELECT may miss once per
  * request shape it sends (pgJDBC moves from unnamed statements with Describe to a named one, then
@@ -99,28 +92,28 @@ test('default settings: same output as direct, the repeated prepared SELECT hits
   assert.match(run.direct.stdout, /after update row id=2 big=-1 num=0\.999999 txt=updated by jdbc/);
   assert.match(run.direct.stdout, /after transactions row id=3 .* txt=changed in a committed transaction/);
   assert.match(run.direct.stdout, /\ndone\n$/);
-  assertSameRun(run);
+  assertSameRun(run, JDBC_CHECKPOINTS);
   assertCacheUse(run.steps);
 });
 
 test('prepareThreshold=1: a named server statement from the first execution', async () => {
   const run = await bothWays('&prepareThreshold=1');
   assert.match(run.direct.stdout, /\ndone\n$/);
-  assertSameRun(run);
+  assertSameRun(run, JDBC_CHECKPOINTS);
   assertCacheUse(run.steps);
 });
 
 test('binaryTransfer=false: text results only', async () => {
   const run = await bothWays('&binaryTransfer=false');
   assert.match(run.direct.stdout, /\ndone\n$/);
-  assertSameRun(run);
+  assertSameRun(run, JDBC_CHECKPOINTS);
   assertCacheUse(run.steps);
 });
 
 test('reWriteBatchedInserts=true and autosave=conservative (savepoints around statements in transactions)', async () => {
   const run = await bothWays('&reWriteBatchedInserts=true&autosave=conservative');
   assert.match(run.direct.stdout, /\ndone\n$/);
-  assertSameRun(run);
+  assertSameRun(run, JDBC_CHECKPOINTS);
   assertCacheUse(run.steps);
 });
 

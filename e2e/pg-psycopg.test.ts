@@ -13,7 +13,7 @@ import * as assert from 'uvu/assert';
 import { execFile } from 'node:child_process';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { CLIENTS_DIR, SetupGuard, assertSameOutput, runClientProgram, type ProgramRun } from './support/client-program.js';
+import { CLIENTS_DIR, SetupGuard, assertSameRun, runClientProgram, type ProgramRun } from './support/client-program.js';
 import { cacheCounters, counterDelta, type CacheCounters } from './support/metrics.js';
 import { DIRECT_PG, direct, uniqueName } from './support/pg-direct.js';
 import { startProxy, type RunningProxy } from './support/sidecache.js';
@@ -77,13 +77,6 @@ async function bothWays(mode: Mode): Promise<{ direct: ProgramRun; proxied: Prog
     last = now;
   });
   return { direct: viaServer, proxied: viaProxy, steps };
-}
-
-function assertSameRun(run: { direct: ProgramRun; proxied: ProgramRun }, checkpoints: string[]): void {
-  assert.is(run.proxied.stderr, run.direct.stderr, 'stderr');
-  assertSameOutput(run.proxied.stdout, run.direct.stdout);
-  assert.is(run.proxied.code, 0, 'exit code');
-  assert.equal(run.proxied.checkpoints, checkpoints);
 }
 
 /**

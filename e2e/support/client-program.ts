@@ -82,6 +82,17 @@ export function runClientProgram(command: string, args: string[], opts: ProgramO
  * Asserts the proxied run printed exactly what the direct run printed; on a difference the
  * message names the first line that differs, with the lines before it, instead of both outputs.
  */
+/** Where JdbcCheck stops so a test can read the proxy's counters between its steps. */
+export const JDBC_CHECKPOINTS = ['setup', 'warm', 'repeated', 'read-after-write', 'transactions'];
+
+/** The run through the proxy printed, exited and stopped at its checkpoints as the direct run did. */
+export function assertSameRun(run: { direct: ProgramRun; proxied: ProgramRun }, checkpoints: string[]): void {
+  assert.is(run.proxied.stderr, run.direct.stderr, 'stderr');
+  assertSameOutput(run.proxied.stdout, run.direct.stdout);
+  assert.is(run.proxied.code, 0, 'exit code');
+  assert.equal(run.proxied.checkpoints, checkpoints);
+}
+
 export function assertSameOutput(proxied: string, direct: string): void {
   if (proxied === direct) return;
   const got = proxied.split('\n');

@@ -44,13 +44,15 @@ async function main(): Promise<number> {
 
   const source = new ConfigReloader(argv, process.env, parsed.config);
   let app: RunningSidecache | null = null;
-  for (let attempt = 0; app === null; attempt++) {
+  // Each listener walks its own fallback list: both the PostgreSQL and the admin port may be taken.
+  const attempts = { pgListen: 0, adminListen: 0 };
+  while (app === null) {
     try {
       app = await startSidecache(config, upstream, log, source);
     } catch (err) {
       if (!(err instanceof ListenError)) throw err;
       const key = err.flag === '--pg-listen' ? 'pgListen' : err.flag === '--admin-listen' ? 'adminListen' : null;
-      const fallback = key === null ? undefined : QUICKSTART_FALLBACK_PORTS[key][attempt];
+      const fallback = key === null ? undefined : QUICKSTART_FALLBACK_PORTS[key][attempts[key]++];
       // Only the quick start moves to another port by itself; a configured address is the operator's choice.
       if (embedded === null || key === null || parsed.explicit.has(key) || err.code !== 'EADDRINUSE' || fallback === undefined) {
         process.stderr.write(`sidecache: ${err.message}${err.code === 'EADDRINUSE' ? ` (pass another ${err.flag} HOST:PORT)` : ''}\n`);

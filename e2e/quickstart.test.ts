@@ -6,6 +6,7 @@
 // a write through the proxy is seen by the next read.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import net from 'node:net';
 import { connectPg } from './support/pg-direct.js';
 import { measure } from './support/metrics.js';
 import { spawnSidecache, type RunningProxy } from './support/sidecache.js';
@@ -68,6 +69,40 @@ test('a write through the proxy is seen by the next read of the suggested query'
   }
   const after = await runOnce(sql) as { count: string }[];
   assert.is(total(after), total(before) + 1, 'the cached result was invalidated');
+});
+
+/** Listens on 127.0.0.1:port so the quick start finds it taken; null when something else already has it. */
+function occupy(port: number): Promise<net.Server | null> {
+  return new Promise((resolve) => {
+    const server = net.createServer();
+    server.once('error', () => resolve(null));
+    server.listen(port, '127.0.0.1', () => resolve(server));
+  });
+}
+
+test('`make run` with every default port taken: it moves to 15432 / 19180, then to any free port, and says so', async () => {
+  // 5432 is the real PostgreSQL's here; the fallbacks are taken by this test.
+  const held = await Promise.all([5432, 15432, 9180, 19180].map(occupy));
+  let second: RunningProxy | undefined;
+  try {
+    second = await spawnSidecache([], {}, 120_000);
+    const out = second.output();
+    assert.match(out, /--pg-listen port 5432 is taken, trying 15432/);
+    assert.match(out, /--pg-listen port 15432 is taken, trying any free port/);
+    assert.match(out, /--admin-listen port 9180 is taken, trying 19180/);
+    assert.ok(![5432, 15432].includes(second.pgPort) && second.pgPort > 0, `pg on ${second.pgPort}`);
+    assert.ok(![9180, 19180].includes(second.adminPort) && second.adminPort > 0, `admin on ${second.adminPort}`);
+    assert.match(out, new RegExp(`Connect:\\s+psql "postgres://postgres@127\\.0\\.0\\.1:${second.pgPort}/postgres`), 'the banner names the port it took');
+    const c = await connectPg(second.pgPort, { user: 'postgres', database: 'postgres' });
+    try {
+      assert.ok((await c.query('SELECT count(*) AS n FROM products')).rows[0].n > 0);
+    } finally {
+      await c.end();
+    }
+  } finally {
+    await second?.stop();
+    for (const server of held) server?.close();
+  }
 });
 
 test.run();

@@ -221,6 +221,48 @@ test('a hit replies with the same bytes as the miss that filled it (simple and e
   }
 });
 
+test('an execution without Describe is answered from the entry a described one filled (pgJDBC describes only its first executions)', async () => {
+  const sql = `SELECT id, v AS described_share FROM ${TABLE} WHERE id BETWEEN $1 AND $2 ORDER BY id`;
+  const values = ['20', '22'];
+  // What the server itself sends to a Bind/Execute of a prepared statement, for the comparison.
+  const direct = await RawClient.login(cluster.port, { database: DATABASE });
+  let expected: Received[];
+  try {
+    direct.send(serialize.parse({ name: 's_direct', text: sql }), serialize.sync());
+    await direct.readUntilReadyForQuery();
+    direct.send(serialize.bind({ statement: 's_direct', values }), serialize.execute(), serialize.sync());
+    expected = await direct.readUntilReadyForQuery();
+  } finally {
+    direct.destroy();
+  }
+  const c = await RawClient.login(proxy.pgPort, { database: DATABASE });
+  try {
+    // First executions: the unnamed statement, described (a miss that fills).
+    c.send(serialize.parse({ text: sql }), serialize.bind({ values }), serialize.describe({ type: 'P' }), serialize.execute(), serialize.sync());
+    assert.is(codes(await c.readUntilReadyForQuery()), '12TDDDCZ');
+    // Then a named statement, described once at Parse, executed without Describe.
+    c.send(serialize.parse({ name: 's_share', text: sql }), serialize.describe({ type: 'S', name: 's_share' }), serialize.sync());
+    assert.is(codes(await c.readUntilReadyForQuery()), '1tTZ');
+    const { result, delta } = await measure(proxy.adminPort, async () => {
+      c.send(serialize.bind({ statement: 's_share', values }), serialize.execute(), serialize.sync());
+      return c.readUntilReadyForQuery();
+    });
+    assert.is(codes(result), '2DDDCZ');
+    assert.equal(rawFrames(result), rawFrames(expected), 'the bytes the server sends');
+    assert.is(delta.hits, 1, JSON.stringify(delta));
+    assert.is(await upstreamCalls('described_share'), 2, 'the direct run and the first, described execution; not the Bind/Execute the cache answered');
+    // Other values have no described entry: a miss.
+    const other = await measure(proxy.adminPort, async () => {
+      c.send(serialize.bind({ statement: 's_share', values: ['30', '31'] }), serialize.execute(), serialize.sync());
+      return c.readUntilReadyForQuery();
+    });
+    assert.is(codes(other.result), '2DDCZ');
+    assert.is(other.delta.misses, 1);
+  } finally {
+    c.destroy();
+  }
+});
+
 test('a partial portal fetch (Execute with a row limit) is not cached as the whole result', async () => {
   const c = await RawClient.login(proxy.pgPort, { database: DATABASE });
   try {

@@ -29,6 +29,17 @@ test('parameter values, the Describe kind and result formats are part of the key
   assert.is.not(key(serialize.bind({ values: ['7'] }), serialize.describe({ type: 'S' })), base);
 });
 
+test('a batch without Describe names the keys of the same execution with one; a described batch none', () => {
+  const described = (kind: 'P' | 'S') => cacheableBatch(held(serialize.parse({ text }), serialize.bind({ values: ['7'] }), serialize.describe({ type: kind }), serialize.execute()), none)!;
+  const statements = new Map([['', { text, sig: described('P').sig }]]);
+  const bare = cacheableBatch(held(serialize.bind({ values: ['7'] }), serialize.execute()), statements)!;
+  assert.is.not(bare.keySuffix, described('P').keySuffix);
+  assert.equal(bare.describedKeySuffixes, [described('P').keySuffix, described('S').keySuffix]);
+  assert.equal(described('P').describedKeySuffixes, []);
+  const other = cacheableBatch(held(serialize.bind({ values: ['8'] }), serialize.execute()), statements)!;
+  assert.not.ok(other.describedKeySuffixes.includes(described('P').keySuffix), 'other values, other keys');
+});
+
 test('named statements resolve through the client view; unknown names are not cacheable', () => {
   const statements = new Map([['s1', { text, sig: `${text}\0\0\0` }]]);
   const batch = held(serialize.bind({ statement: 's1', values: ['1'] }), serialize.execute());

@@ -20,6 +20,12 @@ export interface CacheableBatch {
   text: string;
   sig: string;
   keySuffix: string;
+  /**
+   * For a batch without Describe: the keys of the same execution with a Describe of its portal or
+   * statement, whose stored reply answers this one once its descriptions are cut (pgJDBC describes
+   * its first executions and not the later ones). Empty when the batch describes.
+   */
+  describedKeySuffixes: readonly string[];
   parse: { name: string } | null;
 }
 
@@ -55,6 +61,12 @@ export function cacheableBatch(batch: readonly Held[], statements: ReadonlyMap<s
   if (m === undefined || m.code !== Frontend.Execute || i !== batch.length - 1) return null;
   const execPortalEnd = m.buf.indexOf(0, m.start + 5);
   if (m.buf.toString('utf8', m.start + 5, execPortalEnd) !== portal || m.buf.readInt32BE(execPortalEnd + 1) !== 0) return null;
-  const keySuffix = `X${describe}\u0000${statement.sig}\u0000${bind.buf.toString('latin1', stmtEnd + 1, bind.end)}`;
-  return { text: statement.text, sig: statement.sig, keySuffix, parse: parse !== null ? { name: parse.name } : null };
+  const execution = `\u0000${statement.sig}\u0000${bind.buf.toString('latin1', stmtEnd + 1, bind.end)}`;
+  return {
+    text: statement.text,
+    sig: statement.sig,
+    keySuffix: `X${describe}${execution}`,
+    describedKeySuffixes: describe === '' ? [`XP${execution}`, `XS${execution}`] : [],
+    parse: parse !== null ? { name: parse.name } : null,
+  };
 }

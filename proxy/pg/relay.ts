@@ -7,16 +7,16 @@
 // Every request that produces a ReadyForQuery (a Query, a FunctionCall, the messages up to a Sync)
 // has one Pending entry, queued in the order the server answers; a server message belongs to the
 // head entry. The cache answers only when nothing is outstanding, so replies never reorder.
-import type { StatementSource } from '../../admin/query-stats.js';
+import type { StatementIdentity, StatementSource } from '../../admin/query-stats.js';
 import type { FillToken } from '../../cache/tag-versions.js';
 import { Backend, Frontend } from './codes.js';
-import { READY_IN_BLOCK, endsIdle, readyAsIdle, withoutReady } from './stored-reply.js';
+import { READY_IN_BLOCK, endsIdle, readyAsIdle, withoutDescriptions, withoutReady } from './stored-reply.js';
 import type { BackendSink } from './backend-scanner.js';
 import type { Decision, PgCache, PgContext, SessionIdentity, StatementInfo } from './pg-cache.js';
 import { buildProbeSql, readProbeRow, type ProbeResult } from '../../invalidation/pg-probe.js';
 import { KEYED_PARAMETERS } from './pg-cache.js';
 import { PgSessionState, TxStatus, readCString, statementSignature } from './session-state.js';
-import { cacheableBatch, type ClientStatement, type Held } from './cacheable-batch.js';
+import { cacheableBatch, type CacheableBatch, type ClientStatement, type Held } from './cacheable-batch.js';
 import {
   PARSE_COMPLETE, closeStatementMessage, decodeTextRow, equalsName, errorMessageOf, parseMessage, queryMessage, startsWithAscii,
 } from './messages.js';
@@ -393,13 +393,13 @@ export class PgRelay {
       if (info.readCacheable && this.ctx !== null && !this.ctxStale) {
         const d = cache.decision(this.ctx, info);
         if (d !== undefined && d.cacheable) {
-          const entry = cache.store.get(this.ctx.keyPrefix + shape.keySuffix);
-          if (entry !== undefined && (!inBlock || endsIdle(entry.bytes))) {
+          const found = this.storedReply(this.ctx.keyPrefix, shape);
+          if (found !== undefined && (!inBlock || endsIdle(found.bytes))) {
             if (shape.parse !== null) this.clientStatements.set(shape.parse.name, { text: shape.text, sig: shape.sig });
-            if (inBlock) this.answerInBlock(entry.bytes, shape.parse !== null);
-            else if (shape.parse !== null) this.io.toClient(PARSE_COMPLETE, entry.bytes);
-            else this.io.toClient(entry.bytes);
-            cache.stats.hit(entry.meta.identity, (performance.now() - started) / 1000, this.io);
+            if (inBlock) this.answerInBlock(found.bytes, shape.parse !== null);
+            else if (shape.parse !== null) this.io.toClient(PARSE_COMPLETE, found.bytes);
+            else this.io.toClient(found.bytes);
+            cache.stats.hit(found.identity, (performance.now() - started) / 1000, this.io);
             return;
           }
         }
@@ -412,6 +412,22 @@ export class PgRelay {
       this.relayBatch(batch, this.enqueue(Kind.Forward, null, quiet ? 'not-cacheable' : 'in-transaction'), true);
     }
     this.forward(Frontend.Sync, syncBuf, syncStart, syncEnd);
+  }
+
+  /**
+   * The stored reply for a batch: its own entry, or for a batch without Describe the entry of the
+   * same execution with one, its descriptions cut.
+   */
+  private storedReply(keyPrefix: string, shape: CacheableBatch): { bytes: Buffer; identity: StatementIdentity } | undefined {
+    const store = this.cache!.store;
+    const entry = store.get(keyPrefix + shape.keySuffix);
+    if (entry !== undefined) return { bytes: entry.bytes, identity: entry.meta.identity };
+    for (const suffix of shape.describedKeySuffixes) {
+      const described = store.get(keyPrefix + suffix);
+      const bytes = described === undefined ? null : withoutDescriptions(described.bytes);
+      if (bytes !== null) return { bytes, identity: described!.meta.identity };
+    }
+    return undefined;
   }
 
   /** Relays held messages now (a Flush or another message that cannot wait for the Sync). */

@@ -8,6 +8,23 @@ import { TxStatus } from './session-state.js';
 export const READY_IDLE = Buffer.from([Backend.ReadyForQuery, 0, 0, 0, 5, TxStatus.Idle]);
 export const READY_IN_BLOCK = Buffer.from([Backend.ReadyForQuery, 0, 0, 0, 5, TxStatus.InTransaction]);
 
+const BIND_COMPLETE = Backend.BindComplete;
+/** ParameterDescription, RowDescription, NoData: what a Describe adds after BindComplete. */
+const DESCRIPTIONS = new Set<number>([Backend.ParameterDescription, Backend.RowDescription, Backend.NoData]);
+
+/**
+ * A stored reply to [Parse] Bind Describe Execute Sync as the same execution without the Describe
+ * would get it: BindComplete, then what follows the descriptions. A copy; null when the reply does
+ * not start with BindComplete.
+ */
+export function withoutDescriptions(reply: Buffer): Buffer | null {
+  if (reply.length < 5 || reply[0] !== BIND_COMPLETE) return null;
+  let pos = 5;
+  while (pos + 5 <= reply.length && DESCRIPTIONS.has(reply[pos]!)) pos += 1 + reply.readInt32BE(pos + 1);
+  if (pos > reply.length) return null;
+  return Buffer.concat([reply.subarray(0, 5), reply.subarray(pos)]);
+}
+
 /** The reply ends with ReadyForQuery 'I' (as every stored reply should). */
 export function endsIdle(bytes: Buffer): boolean {
   return endsWith(bytes, READY_IDLE);

@@ -72,8 +72,10 @@ test('judge counts the failures in uvu summary', () => {
   assert.equal(judge({ ...clean, exitCode: 1, summary: { total: 3, passed: 1, skipped: 0 } }), { passed: 1, failed: 2, skipped: 0, problem: '' });
 });
 
-test('judge fails a file whose before hook threw although uvu exited 0', () => {
-  assert.equal(judge({ ...clean, summary: { total: 4, passed: 0, skipped: 0 } }).failed, 4);
+test('judge fails a file whose before hook threw although uvu exited 0, and says what happened', () => {
+  const hook = judge({ ...clean, summary: { total: 4, passed: 0, skipped: 0 } });
+  assert.is(hook.failed, 4);
+  assert.match(hook.problem, /before or after hook threw/);
 });
 
 test('judge counts a crash, a missing summary and a timeout as at least one failure', () => {

@@ -132,6 +132,8 @@ export function judge(outcome: FileOutcome): FileVerdict {
   else if (signal !== null) problem = `killed by ${signal}`;
   // uvu itself exits 1 when a test fails; only an exit its own counts do not explain is news.
   else if (exitCode !== 0 && failed === 0) problem = `exited with code ${exitCode}`;
+  // uvu exits 1 when a test fails, but 0 when a before/after hook threw, and prints nothing of it.
+  else if (exitCode === 0 && failed > 0) problem = 'a before or after hook threw (uvu does not print its error)';
   if (summary === null) problem = problem ? `${problem}, no uvu summary` : 'exited without a uvu summary (no test.run()?)';
   if (problem && failed === 0) failed = 1;
   return { passed, failed, skipped, problem };

@@ -1,10 +1,10 @@
 // Starts a throwaway PgBouncer in session mode as the peer sidecache is compared with: the same
 // one-server-connection-per-client shape, so the difference is the relay itself.
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { captureOutput, freePort, stopChild, waitForListener } from './relay-process.js';
 
 export interface RunningPgbouncer {
   port: number;
@@ -53,59 +53,16 @@ export async function startPgbouncer(binary: string, upstream: { host: string; p
   ].join('\n'), { mode: 0o644 });
   const asRoot = process.getuid?.() === 0;
   const child = spawn(binary, [...(asRoot ? ['-u', 'postgres'] : []), ini], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let output = '';
-  child.stdout!.setEncoding('utf8').on('data', (d: string) => { output += d; });
-  child.stderr!.setEncoding('utf8').on('data', (d: string) => { output += d; });
+  const output = captureOutput(child);
   const stop = async (): Promise<void> => {
     await stopChild(child);
     await rm(dir, { recursive: true, force: true });
   };
   try {
-    await waitForListener(child, port, 10_000);
+    await waitForListener(child, 'pgbouncer', port, 10_000);
   } catch (err) {
     await stop();
-    throw new PgbouncerStartError(`${(err as Error).message}\n--- pgbouncer output ---\n${output.trimEnd()}`);
+    throw new PgbouncerStartError(`${(err as Error).message}\n--- pgbouncer output ---\n${output().trimEnd()}`);
   }
   return { port, pid: child.pid!, stop };
-}
-
-/** A port the kernel just handed out; PgBouncer cannot report the one it bound to, so it is given one. */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
-
-async function waitForListener(child: ChildProcess, port: number, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (child.exitCode !== null || child.signalCode !== null) {
-      throw new Error(`pgbouncer exited with ${child.exitCode ?? child.signalCode} before listening`);
-    }
-    if (await canConnect(port)) return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`pgbouncer did not listen on 127.0.0.1:${port} within ${timeoutMs} ms`);
-}
-
-function canConnect(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = net.connect(port, '127.0.0.1');
-    socket.once('connect', () => { socket.destroy(); resolve(true); });
-    socket.once('error', () => resolve(false));
-  });
-}
-
-async function stopChild(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  child.kill('SIGTERM');
-  const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
-  await exited;
-  clearTimeout(timer);
 }

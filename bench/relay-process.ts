@@ -1,20 +1,9 @@
-// Shared plumbing for the third-party servers the bench starts (pgpool-II; PgBouncer has its own
-// copy in pgbouncer.ts): a free port to give them, waiting until they accept connections, and
-// stopping them.
+// Shared plumbing for the third-party servers the bench starts (PgBouncer, pgpool-II): a free port
+// to give them, waiting until they accept connections, and stopping them.
 import type { ChildProcess } from 'node:child_process';
 import net from 'node:net';
 
-/** A port the kernel just handed out, for servers that cannot report the port they bound to. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
+export { freePort } from '../e2e/support/ports.js';
 
 /** True when something accepts a TCP connection on 127.0.0.1:port. */
 export function canConnect(port: number, host = '127.0.0.1'): Promise<boolean> {

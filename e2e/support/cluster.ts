@@ -6,10 +6,10 @@ import { execFile, spawn, spawnSync } from 'node:child_process';
 import { promisify } from 'node:util';
 import { mkdtemp, appendFile, writeFile, readFile, chown, rm } from 'node:fs/promises';
 import { rmSync } from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
+import { freePort } from './ports.js';
 
 const run = promisify(execFile);
 
@@ -152,17 +152,6 @@ async function asPostgres(tool: string, args: string[], cwd: string, timeout: nu
 async function postgresIds(): Promise<{ uid: number; gid: number }> {
   const [u, g] = await Promise.all([run('id', ['-u', PG_OS_USER]), run('id', ['-g', PG_OS_USER])]);
   return { uid: Number(u.stdout.trim()), gid: Number(g.stdout.trim()) };
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 function remaining(deadline: number): number {

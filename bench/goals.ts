@@ -116,7 +116,8 @@ export function evaluateGoals(input: GoalInput): GoalResult[] {
   return results;
 }
 
-export function formatGoals(results: readonly GoalResult[]): string {
+/** The goal lines under `title`, then how many were met; for both bench commands. */
+export function formatGoals(results: readonly GoalResult[], title = 'goals (issues 2 and 3):'): string {
   const width = Math.max(...results.map((r) => r.goal.length));
   const lines = results.map((r) => `  ${r.verdict.padEnd(12)} ${r.goal.padEnd(width)}  ${r.measured}`);
   const missed = results.filter((r) => r.verdict === 'MISS').length;
@@ -124,5 +125,5 @@ export function formatGoals(results: readonly GoalResult[]): string {
   const summary = missed === 0 && unmeasured === 0
     ? 'all goals met'
     : `${results.length - missed - unmeasured} of ${results.length} goals met, ${missed} missed, ${unmeasured} not measured (a measurement: the bench still exits 0)`;
-  return ['goals (issues 2 and 3):', ...lines, summary].join('\n');
+  return [title, ...lines, summary].join('\n');
 }

@@ -1,6 +1,6 @@
 // The MySQL bench's tables and goals (issue 4 item 7). Pure: measured runs in, text and verdicts out.
 import { formatTable } from './report.js';
-import type { GoalResult, Verdict } from './goals.js';
+import { formatGoals, type GoalResult, type Verdict } from './goals.js';
 import type { SysbenchSummary } from './mysql-sysbench.js';
 import type { MysqlWorkload } from './mysql-workloads.js';
 
@@ -150,12 +150,5 @@ export function evaluateMysqlGoals(workloads: readonly MysqlWorkload[], cells: r
 }
 
 export function formatMysqlGoals(results: readonly GoalResult[]): string {
-  const width = Math.max(...results.map((r) => r.goal.length));
-  const lines = results.map((r) => `  ${r.verdict.padEnd(12)} ${r.goal.padEnd(width)}  ${r.measured}`);
-  const missed = results.filter((r) => r.verdict === 'MISS').length;
-  const unmeasured = results.filter((r) => r.verdict === 'not measured').length;
-  const summary = missed === 0 && unmeasured === 0
-    ? 'all goals met'
-    : `${results.length - missed - unmeasured} of ${results.length} goals met, ${missed} missed, ${unmeasured} not measured (a measurement: the bench still exits 0)`;
-  return ['goals (issue 4 item 7):', ...lines, summary].join('\n');
+  return formatGoals(results, 'goals (issue 4 item 7):');
 }

@@ -13,6 +13,7 @@ import { FingerprintReader, MysqlBenchServer, QUERY_CACHE_BYTES, type QueryCache
 import { prepareSysbench, runSysbench, stoppedOnDeadlock, SysbenchError, type SysbenchTarget } from './mysql-sysbench.js';
 import { DEFAULT_MYSQL_WORKLOADS, FULL_ROWS, HOT_ROWS, MYSQL_WORKLOADS, tableRows, type MysqlTable, type MysqlWorkload } from './mysql-workloads.js';
 import { processCpuSeconds } from './process-cpu.js';
+import { positiveInt, targetList, workloadList } from './options.js';
 
 const MYSQL_SERVER = { host: '127.0.0.1', port: 3306, user: 'root' };
 const ALL_TARGETS: MysqlTargetId[] = ['direct', 'forwarder', 'sidecache', 'qcache'];
@@ -27,10 +28,6 @@ const USAGE = `usage: node dist/bench/mysql-run.js [options]
   --threads T      sysbench --threads (default 8)
   --workloads LIST comma-separated, from: ${MYSQL_WORKLOADS.map((w) => w.key).join(', ')} (default all)
   --targets LIST   comma-separated, from: ${ALL_TARGETS.join(', ')} (default all)`;
-
-class UsageError extends Error {
-  override name = 'UsageError';
-}
 
 interface Options {
   seconds: number;
@@ -53,16 +50,8 @@ function parseOptions(argv: string[]): Options | undefined {
     },
   });
   if (values.help) return undefined;
-  const workloads = values.workloads.split(',').map((key) => {
-    const workload = MYSQL_WORKLOADS.find((w) => w.key === key.trim());
-    if (!workload) throw new UsageError(`unknown workload "${key}"`);
-    return workload;
-  });
-  const targets = values.targets.split(',').map((t) => {
-    if (!ALL_TARGETS.includes(t.trim() as MysqlTargetId)) throw new UsageError(`unknown target "${t}"`);
-    return t.trim() as MysqlTargetId;
-  });
-  if (!targets.includes('direct')) throw new UsageError('--targets must include direct: ratios are relative to it');
+  const workloads = workloadList(values.workloads, MYSQL_WORKLOADS);
+  const targets = targetList(values.targets, ALL_TARGETS);
   return {
     seconds: positiveInt('--seconds', values.seconds ?? process.env['BENCH_SECONDS'] ?? '12'),
     rounds: positiveInt('--rounds', values.rounds),
@@ -72,11 +61,6 @@ function parseOptions(argv: string[]): Options | undefined {
   };
 }
 
-function positiveInt(flag: string, text: string): number {
-  const n = Number(text);
-  if (!Number.isInteger(n) || n < 1) throw new UsageError(`${flag} must be a positive integer, got "${text}"`);
-  return n;
-}
 
 /** Per oltp_read_write run through sidecache: was the primed read a hit, did the run change the table, did the proxy's read match after? */
 interface FreshnessRecord {

@@ -21,6 +21,7 @@ import { processCpuSeconds } from './process-cpu.js';
 import { measureRedisCeiling, type RedisCeiling } from './redis.js';
 import { formatCacheTable, formatRelayCpuTable, formatResultsTable, type CellResult, type MeasuredRun, type TargetId } from './report.js';
 import { DEFAULT_WORKLOADS, HOT_KEYS, WORKLOADS, writeWorkloadFiles, type Workload, type WorkloadFiles } from './workloads.js';
+import { positiveInt, targetList, workloadList } from './options.js';
 
 const PG_SERVER = { host: '127.0.0.1', port: 5432, user: 'postgres' };
 const REDIS = { host: '127.0.0.1', port: 6379, requests: 200_000 };
@@ -36,10 +37,6 @@ const USAGE = `usage: node dist/bench/run.js [options]
   --workloads LIST comma-separated, from: ${WORKLOADS.map((w) => w.key).join(', ')}
                    (default ${DEFAULT_WORKLOADS.join(',')})
   --targets LIST   comma-separated, from: ${ALL_TARGETS.join(', ')} (default all; pgbouncer and pgpool only when installed)`;
-
-class UsageError extends Error {
-  override name = 'UsageError';
-}
 
 interface Options {
   seconds: number;
@@ -64,16 +61,8 @@ function parseOptions(argv: string[]): Options | undefined {
     },
   });
   if (values.help) return undefined;
-  const workloads = values.workloads.split(',').map((key) => {
-    const workload = WORKLOADS.find((w) => w.key === key.trim());
-    if (!workload) throw new UsageError(`unknown workload "${key}"`);
-    return workload;
-  });
-  const targets = values.targets.split(',').map((t) => {
-    if (!ALL_TARGETS.includes(t.trim() as TargetId)) throw new UsageError(`unknown target "${t}"`);
-    return t.trim() as TargetId;
-  });
-  if (!targets.includes('direct')) throw new UsageError('--targets must include direct: ratios are relative to it');
+  const workloads = workloadList(values.workloads, WORKLOADS);
+  const targets = targetList(values.targets, ALL_TARGETS);
   return {
     seconds: positiveInt('--seconds', values.seconds ?? process.env['BENCH_SECONDS'] ?? '10'),
     rounds: positiveInt('--rounds', values.rounds),
@@ -84,11 +73,6 @@ function parseOptions(argv: string[]): Options | undefined {
   };
 }
 
-function positiveInt(flag: string, text: string): number {
-  const n = Number(text);
-  if (!Number.isInteger(n) || n < 1) throw new UsageError(`${flag} must be a positive integer, got "${text}"`);
-  return n;
-}
 
 /** Per target: did every TPC-B run leave one history row per reported transaction and balanced sums? */
 interface ConsistencyRecord {

@@ -18,6 +18,7 @@ import type { MysqlAnalysisOptions } from '../../invalidation/mysql-analysis.js'
 import type { Logger } from '../../cli/log.js';
 import { Command, MariaDbCapability, Capability, ServerStatus } from './codes.js';
 import { MalformedPacketError, PayloadReader, encodePacket, payloadOf } from './packets.js';
+import { Kind, ReplyRouter, Route } from '../reply-router.js';
 import { PreparedStatements } from './prepared-statements.js';
 import type { ReplyTracker } from './replies.js';
 import { decodeOk } from './server-packets.js';
@@ -29,21 +30,6 @@ import { MysqlProbeError, SessionEffect, type MySqlCache, type MysqlContext, typ
 export interface MySqlRelayIo extends StatementSource {
   toUpstream(bytes: Buffer): void;
   toClient(bytes: Buffer): void;
-}
-
-const enum Kind {
-  /** Relayed as is. */
-  Forward,
-  /** Relayed and captured: the result may be stored. */
-  Fill,
-  /** The proxy's own probe: the reply is read and swallowed. */
-  Probe,
-}
-
-const enum Route {
-  Forward,
-  Capture,
-  Drop,
 }
 
 /** One command awaiting its reply. */
@@ -126,12 +112,9 @@ export class MySqlRelay implements ServerPacketSink {
   private dialect: MysqlAnalysisOptions;
   private dialectKey = '00';
   private readonly mariadb: boolean;
-  // Upstream -> client routing of the current chunk.
+  // Upstream -> client: where each packet ends, where each reply's bytes go.
   private readonly scanner = new ServerScanner();
-  private chunk: Buffer | null = null;
-  private route = Route.Forward;
-  private routeStart = 0;
-  private routeTarget: Pending | null = null;
+  private readonly replies = new ReplyRouter((bytes) => this.io.toClient(bytes), () => this.cache.maxEntryBytes);
   private finished: Pending[] = [];
   /** The entry whose reply the scanner is reading, and the tracker's count before it. */
   private head: Pending | undefined = undefined;
@@ -453,20 +436,14 @@ export class MySqlRelay implements ServerPacketSink {
    * its bytes are relayed, so invalidation happens first.
    */
   upstreamChunk(chunk: Buffer): void {
-    this.chunk = chunk;
-    this.routeStart = 0;
+    this.replies.begin(chunk);
     let pos = 0;
     const len = chunk.length;
     while (pos < len) {
       const head = this.queue[0];
-      let route = Route.Forward;
-      if (head?.kind === Kind.Probe) route = Route.Drop;
-      else if (head?.kind === Kind.Fill && !head.poisoned) route = Route.Capture;
-      if (route !== this.route || head !== this.routeTarget) {
-        this.flushRoute(pos);
-        this.route = route;
-        this.routeTarget = head ?? null;
-      }
+      if (head?.kind === Kind.Probe) this.replies.switchTo(Route.Drop, null, pos);
+      else if (head?.kind === Kind.Fill && !head.poisoned) this.replies.switchTo(Route.Capture, head, pos);
+      else this.replies.switchTo(Route.Forward, null, pos);
       this.head = head;
       this.awaitingBefore = this.tracker.awaiting;
       pos = this.scanner.feed(chunk, this, pos);
@@ -476,9 +453,8 @@ export class MySqlRelay implements ServerPacketSink {
         this.replyDone(head!);
       }
     }
-    this.flushRoute(len);
+    this.replies.end();
     this.finishFills();
-    this.chunk = null;
   }
 
   // ServerPacketSink: the tracker reads the packets; the relay looks at a few itself.
@@ -564,26 +540,6 @@ export class MySqlRelay implements ServerPacketSink {
       }
     }
     p.probeRow = row;
-  }
-
-  /** Relays (and captures) the bytes of the current route up to `pos` of the chunk. */
-  private flushRoute(pos: number): void {
-    const chunk = this.chunk!;
-    if (pos > this.routeStart && this.route !== Route.Drop) {
-      const bytes = this.routeStart === 0 && pos === chunk.length ? chunk : chunk.subarray(this.routeStart, pos);
-      const target = this.routeTarget;
-      if (this.route === Route.Capture && target !== null && !target.poisoned) {
-        target.size += bytes.length;
-        if (target.size > this.cache.maxEntryBytes) {
-          target.poisoned = true;
-          target.parts = [];
-        } else {
-          target.parts.push(Buffer.from(bytes)); // the chunk belongs to the socket
-        }
-      }
-      this.io.toClient(bytes);
-    }
-    this.routeStart = pos;
   }
 
   /** A reply ended (its last packet read, not yet relayed). */

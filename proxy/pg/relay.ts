@@ -10,6 +10,7 @@
 import type { StatementIdentity, StatementSource } from '../../admin/query-stats.js';
 import type { FillToken } from '../../cache/tag-versions.js';
 import { Backend, Frontend } from './codes.js';
+import { Kind, ReplyRouter, Route } from '../reply-router.js';
 import { READY_IN_BLOCK, endsIdle, readyAsIdle, withoutDescriptions, withoutReady } from './stored-reply.js';
 import type { BackendSink } from './backend-scanner.js';
 import type { Decision, PgCache, PgContext, SessionIdentity, StatementInfo } from './pg-cache.js';
@@ -30,21 +31,6 @@ export interface RelayIo extends StatementSource {
   loginRefused(message: string): void;
 }
 
-
-const enum Kind {
-  /** Relayed as is. */
-  Forward,
-  /** Relayed and captured: the result may be stored. */
-  Fill,
-  /** The proxy's own probe: the reply is read and swallowed. */
-  Probe,
-}
-
-const enum Route {
-  Forward,
-  Capture,
-  Drop,
-}
 
 /** One request awaiting its ReadyForQuery. */
 interface Pending {
@@ -125,11 +111,8 @@ export class PgRelay {
   private runBuf: Buffer | null = null;
   private runStart = 0;
   private runEnd = 0;
-  // Upstream -> client routing of the current chunk.
-  private chunk: Buffer | null = null;
-  private route = Route.Forward;
-  private routeStart = 0;
-  private routeTarget: Pending | null = null;
+  /** Upstream -> client: where each reply's bytes go. */
+  private readonly replies = new ReplyRouter((bytes) => this.io.toClient(bytes), () => this.cache?.maxEntryBytes ?? 0);
   private finished: Pending[] = [];
 
   constructor(
@@ -510,12 +493,10 @@ export class PgRelay {
 
   /** Routes one chunk from the server: relays, captures and swallows per message. */
   upstreamChunk(chunk: Buffer, scanner: { feed(chunk: Buffer, sink: BackendSink): void }): void {
-    this.chunk = chunk;
-    this.routeStart = 0;
+    this.replies.begin(chunk);
     scanner.feed(chunk, this.sink);
-    this.flushRoute(chunk.length);
+    this.replies.end();
     this.finishFills();
-    this.chunk = null;
   }
 
   private readonly sink: BackendSink = {
@@ -543,12 +524,7 @@ export class PgRelay {
       } else if (head !== undefined && head.kind === Kind.Fill) {
         head.poisoned = true; // a notification or notice is not part of a reusable result
       }
-      if (route !== this.route || target !== this.routeTarget) {
-        this.flushRoute(pos);
-        this.route = route;
-        this.routeTarget = target;
-        this.routeStart = pos;
-      }
+      this.replies.switchTo(route, target, pos);
       return want;
     },
     message: (code, buf, start, end) => {
@@ -579,26 +555,6 @@ export class PgRelay {
       }
     },
   };
-
-  /** Relays (and captures) the bytes of the current route up to `pos` of the chunk. */
-  private flushRoute(pos: number): void {
-    const chunk = this.chunk!;
-    if (pos > this.routeStart && this.route !== Route.Drop) {
-      const bytes = this.routeStart === 0 && pos === chunk.length ? chunk : chunk.subarray(this.routeStart, pos);
-      const target = this.routeTarget;
-      if (this.route === Route.Capture && target !== null && !target.poisoned) {
-        target.size += bytes.length;
-        if (target.size > this.cache!.maxEntryBytes) {
-          target.poisoned = true;
-          target.parts = [];
-        } else {
-          target.parts.push(ownCopy(bytes)); // the chunk is a reused read buffer
-        }
-      }
-      this.io.toClient(bytes);
-    }
-    this.routeStart = pos;
-  }
 
   private onCommandComplete(head: Pending, buf: Buffer, start: number, end: number): void {
     head.completes++;
@@ -812,13 +768,6 @@ for (const c of [Backend.NotificationResponse, Backend.NoticeResponse, Backend.P
 /** A statement that can neither write nor change the block's access mode: a plain read. */
 function keepsReadOnly(info: StatementInfo | null): boolean {
   return info !== null && info.analysis.kind === 'read' && info.writes.length === 0 && !info.writesUnlisted && !info.changesSession;
-}
-
-/** A copy with a backing store of its own (not a slice of Node's shared pool the store would copy again). */
-function ownCopy(bytes: Buffer): Buffer {
-  const copy = Buffer.allocUnsafeSlow(bytes.length);
-  bytes.copy(copy);
-  return copy;
 }
 
 function endsBlock(info: StatementInfo | null): boolean {

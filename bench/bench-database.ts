@@ -68,7 +68,8 @@ export function sumsBalance(s: TpcbSums): boolean {
   return s.accounts === s.history && s.tellers === s.history && s.branches === s.history;
 }
 
-async function withClient<T>(target: PgbenchTarget, fn: (client: pg.Client) => Promise<T>): Promise<T> {
+/** A connection to `target` for `fn`, closed afterwards. */
+export async function withClient<T>(target: PgbenchTarget, fn: (client: pg.Client) => Promise<T>): Promise<T> {
   const client = new pg.Client(target);
   await client.connect();
   try {

@@ -4,6 +4,7 @@
 // updates random accounts, so some hot rows change and a missed invalidation shows up as a
 // difference — the promise "no read older than an acknowledged write" checked under load.
 import pg from 'pg';
+import { withClient } from './bench-database.js';
 import { readCache, readingDelta } from './cache-metrics.js';
 import type { PgbenchTarget } from './pgbench.js';
 import { HOT_KEYS } from './workloads.js';
@@ -31,15 +32,6 @@ export interface FreshnessResult {
   stale: string[];
 }
 
-async function withClient<T>(target: PgbenchTarget, fn: (client: pg.Client) => Promise<T>): Promise<T> {
-  const client = new pg.Client(target);
-  await client.connect();
-  try {
-    return await fn(client);
-  } finally {
-    await client.end();
-  }
-}
 
 async function readHot(client: pg.Client): Promise<HotBalances> {
   const simple: number[] = [];

@@ -32,7 +32,6 @@ export interface FreshnessResult {
   stale: string[];
 }
 
-
 async function readHot(client: pg.Client): Promise<HotBalances> {
   const simple: number[] = [];
   const extended: number[] = [];

@@ -13,7 +13,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { rm } from 'node:fs/promises';
 import path from 'node:path';
-import { JDBC_CHECKPOINTS, SetupGuard, assertSameRun, compileJava, requireFile, runClientProgram, type ProgramRun } from './support/client-program.js';
+import { JDBC_CHECKPOINTS, SetupGuard, assertSameRun, compileJava, directThenProxied, requireFile, runClientProgram, type BothRuns, type ProgramRun } from './support/client-program.js';
 import { DIRECT_MYSQL, directMySql, uniqueName } from './support/mysql-direct.js';
 import { mysqlCacheCounters } from './support/mysql-metrics.js';
 import { DIRECT_MYSQL_URL, startProxy, type RunningProxy } from './support/sidecache.js';
@@ -58,25 +58,18 @@ function jdbcCheck(port: number, table: string, query: string, onCheckpoint?: (n
   ], { env: { ...process.env, LANG: 'C.UTF-8' }, timeoutMs: 60_000, onCheckpoint });
 }
 
-/** JdbcCheck directly, then through the proxy, on the same table name (the program recreates it);
- * the counter changes are keyed by the checkpoint that ends each step. */
-async function bothWays(query: string): Promise<{ direct: ProgramRun; proxied: ProgramRun; steps: Steps }> {
+/** JdbcCheck directly, then through the proxy, on the same table name (the program recreates it). */
+async function bothWays(query: string): Promise<BothRuns<HitsMisses>> {
   setup.ensure();
   const table = uniqueName('items');
-  const viaServer = await jdbcCheck(DIRECT_MYSQL.port, table, query);
-  assert.is(viaServer.stderr, '', 'the direct run writes nothing to stderr');
-  assert.is(viaServer.code, 0, 'the direct run exits 0');
+  const runs = await directThenProxied((port, onCheckpoint) => jdbcCheck(port, table, query, onCheckpoint),
+    { direct: DIRECT_MYSQL.port, proxy: proxy.mysqlPort }, () => mysqlCacheCounters(proxy.adminPort),
+    (now, last) => ({ hits: now.hits - last.hits, misses: now.misses - last.misses }));
+  const viaServer = runs.direct;
   assert.match(viaServer.stdout, /after update row id=2 big=-1 num=0\.999999 txt=updated by jdbc/);
   assert.match(viaServer.stdout, /after transactions row id=3 .* txt=changed in a committed transaction/);
   assert.match(viaServer.stdout, /\ndone\n$/);
-  const steps: Steps = {};
-  let last = await mysqlCacheCounters(proxy.adminPort);
-  const viaProxy = await jdbcCheck(proxy.mysqlPort, table, query, async (name) => {
-    const now = await mysqlCacheCounters(proxy.adminPort);
-    steps[name] = { hits: now.hits - last.hits, misses: now.misses - last.misses };
-    last = now;
-  });
-  return { direct: viaServer, proxied: viaProxy, steps };
+  return runs;
 }
 
 /** The repeated SELECT misses once and then hits; reads after a write never hit. */

@@ -12,7 +12,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { rm } from 'node:fs/promises';
 import path from 'node:path';
-import { JDBC_CHECKPOINTS, SetupGuard, assertSameRun, compileJava, requireFile, runClientProgram, type ProgramRun } from './support/client-program.js';
+import { JDBC_CHECKPOINTS, SetupGuard, assertSameRun, compileJava, directThenProxied, requireFile, runClientProgram, type BothRuns, type ProgramRun } from './support/client-program.js';
 import { cacheCounters, counterDelta, type CacheCounters } from './support/metrics.js';
 import { DIRECT_PG, direct, uniqueName } from './support/pg-direct.js';
 import { startProxy, type RunningProxy } from './support/sidecache.js';
@@ -49,23 +49,13 @@ function jdbcCheck(port: number, table: string, query: string, onCheckpoint?: (n
   ], { env: { ...process.env, LANG: 'C.UTF-8' }, timeoutMs: 60_000, onCheckpoint });
 }
 
-/** Runs JdbcCheck directly, then through the proxy; returns the proxied run and the counter
- * changes between consecutive checkpoints (keyed by the checkpoint that ends the step). */
-async function bothWays(query: string): Promise<{ direct: ProgramRun; proxied: ProgramRun; steps: Record<string, CacheCounters> }> {
+/** JdbcCheck directly, then through the proxy, on a table of its own. */
+function bothWays(query: string): Promise<BothRuns<CacheCounters>> {
   setup.ensure();
   const table = uniqueName('sc_jdbc');
   dropAfter.push(table);
-  const viaServer = await jdbcCheck(DIRECT_PG.port, table, query);
-  assert.is(viaServer.stderr, '', 'the direct run writes nothing to stderr');
-  assert.is(viaServer.code, 0, 'the direct run exits 0');
-  const steps: Record<string, CacheCounters> = {};
-  let last = await cacheCounters(proxy.adminPort);
-  const viaProxy = await jdbcCheck(proxy.pgPort, table, query, async (name) => {
-    const now = await cacheCounters(proxy.adminPort);
-    steps[name] = counterDelta(now, last);
-    last = now;
-  });
-  return { direct: viaServer, proxied: viaProxy, steps };
+  return directThenProxied((port, onCheckpoint) => jdbcCheck(port, table, query, onCheckpoint),
+    { direct: DIRECT_PG.port, proxy: proxy.pgPort }, () => cacheCounters(proxy.adminPort), counterDelta);
 }
 
 /**

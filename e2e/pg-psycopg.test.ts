@@ -13,7 +13,7 @@ import * as assert from 'uvu/assert';
 import { execFile } from 'node:child_process';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { CLIENTS_DIR, SetupGuard, assertSameRun, runClientProgram, type ProgramRun } from './support/client-program.js';
+import { CLIENTS_DIR, SetupGuard, assertSameRun, directThenProxied, runClientProgram, type BothRuns, type ProgramRun } from './support/client-program.js';
 import { cacheCounters, counterDelta, type CacheCounters } from './support/metrics.js';
 import { DIRECT_PG, direct, uniqueName } from './support/pg-direct.js';
 import { startProxy, type RunningProxy } from './support/sidecache.js';
@@ -56,27 +56,19 @@ function psycopgCheck(mode: Mode, port: number, table: string, onCheckpoint?: (n
   return runClientProgram(PYTHON, [SCRIPT, mode, dsn, table], { env, timeoutMs: 60_000, onCheckpoint });
 }
 
-/** The program directly, then through the proxy on the same table name (it recreates the table);
- * the counter changes are keyed by the checkpoint that ends each step. */
-async function bothWays(mode: Mode): Promise<{ direct: ProgramRun; proxied: ProgramRun; steps: Record<string, CacheCounters> }> {
+/** The program directly, then through the proxy on the same table name (it recreates the table). */
+async function bothWays(mode: Mode): Promise<BothRuns<CacheCounters>> {
   setup.ensure();
   const table = uniqueName('sc_psycopg');
   dropAfter.push(table);
-  const viaServer = await psycopgCheck(mode, DIRECT_PG.port, table);
-  assert.is(viaServer.stderr, '', 'the direct run writes nothing to stderr');
-  assert.is(viaServer.code, 0, 'the direct run exits 0');
+  const runs = await directThenProxied((port, onCheckpoint) => psycopgCheck(mode, port, table, onCheckpoint),
+    { direct: DIRECT_PG.port, proxy: proxy.pgPort }, () => cacheCounters(proxy.adminPort), counterDelta);
+  const viaServer = runs.direct;
   assert.match(viaServer.stdout, /after update row int:2 int:-1 Decimal:Decimal\('0\.999999'\) str:'updated by psycopg'/);
   assert.match(viaServer.stdout, /with hold cursor batches \[\[1, 2\], \[3, 4\], \[5, 6\], \[100\]\]/);
   assert.match(viaServer.stdout, /shout 1 \(42,\) notices \['NOTICE: {2}shout 21'\]/);
   assert.match(viaServer.stdout, /\ndone\n$/);
-  const steps: Record<string, CacheCounters> = {};
-  let last = await cacheCounters(proxy.adminPort);
-  const viaProxy = await psycopgCheck(mode, proxy.pgPort, table, async (name) => {
-    const now = await cacheCounters(proxy.adminPort);
-    steps[name] = counterDelta(now, last);
-    last = now;
-  });
-  return { direct: viaServer, proxied: viaProxy, steps };
+  return runs;
 }
 
 /**

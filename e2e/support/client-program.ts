@@ -82,6 +82,36 @@ export function runClientProgram(command: string, args: string[], opts: ProgramO
  * Asserts the proxied run printed exactly what the direct run printed; on a difference the
  * message names the first line that differs, with the lines before it, instead of both outputs.
  */
+export interface BothRuns<C> {
+  direct: ProgramRun;
+  proxied: ProgramRun;
+  /** The proxy's counter changes between checkpoints, keyed by the checkpoint that ends each step. */
+  steps: Record<string, C>;
+}
+
+/**
+ * A client program straight at the server (which must run clean: no stderr, exit 0), then through
+ * the proxy with the proxy's counters read at each checkpoint.
+ */
+export async function directThenProxied<R, C>(
+  run: (port: number, onCheckpoint?: (name: string) => Promise<void>) => Promise<ProgramRun>,
+  ports: { direct: number; proxy: number },
+  counters: () => Promise<R>,
+  delta: (now: R, last: R) => C,
+): Promise<BothRuns<C>> {
+  const direct = await run(ports.direct);
+  assert.is(direct.stderr, '', 'the direct run writes nothing to stderr');
+  assert.is(direct.code, 0, 'the direct run exits 0');
+  const steps: Record<string, C> = {};
+  let last = await counters();
+  const proxied = await run(ports.proxy, async (name) => {
+    const now = await counters();
+    steps[name] = delta(now, last);
+    last = now;
+  });
+  return { direct, proxied, steps };
+}
+
 /** Where JdbcCheck stops so a test can read the proxy's counters between its steps. */
 export const JDBC_CHECKPOINTS = ['setup', 'warm', 'repeated', 'read-after-write', 'transactions'];
 

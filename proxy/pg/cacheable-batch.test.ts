@@ -1,7 +1,8 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { serialize } from 'pg-protocol';
-import { cacheableBatch, type ClientStatement, type Held } from './cacheable-batch.js';
+import { cacheableBatch, type Held } from './cacheable-batch.js';
+import type { ClientStatement } from './session-state.js';
 
 function held(...messages: Buffer[]): Held[] {
   return messages.map((m) => ({ code: m[0]!, buf: m, start: 0, end: m.length }));

@@ -1,12 +1,6 @@
 // Which extended-protocol batches the cache may answer, and the key of their reply. Pure.
 import { Frontend } from './codes.js';
-import { readCString, statementSignature } from './session-state.js';
-
-/** What the client believes a statement name holds (it may be ahead of the server). */
-export interface ClientStatement {
-  text: string;
-  sig: string;
-}
+import { readCString, statementSignature, type StatementLookup } from './session-state.js';
 
 export interface Held {
   code: number;
@@ -29,7 +23,8 @@ export interface CacheableBatch {
   parse: { name: string } | null;
 }
 
-export function cacheableBatch(batch: readonly Held[], statements: ReadonlyMap<string, ClientStatement>): CacheableBatch | null {
+/** `statements`: what the client believes it holds. */
+export function cacheableBatch(batch: readonly Held[], statements: StatementLookup): CacheableBatch | null {
   let i = 0;
   let parse: { name: string; text: string; sig: string } | null = null;
   let m = batch[i];
@@ -37,7 +32,7 @@ export function cacheableBatch(batch: readonly Held[], statements: ReadonlyMap<s
     const nameEnd = m.buf.indexOf(0, m.start + 5);
     const name = m.buf.toString('utf8', m.start + 5, nameEnd);
     // Parsing a name the client already holds is an error the server must report.
-    if (name !== '' && statements.has(name)) return null;
+    if (name !== '' && statements.get(name) !== undefined) return null;
     parse = { name, text: readCString(m.buf, nameEnd + 1, m.end), sig: statementSignature(m.buf, nameEnd + 1, m.end) };
     m = batch[++i];
   }

@@ -16,8 +16,8 @@ import type { BackendSink } from './backend-scanner.js';
 import type { Decision, PgCache, PgContext, SessionIdentity, StatementInfo } from './pg-cache.js';
 import { buildProbeSql, readProbeRow, type ProbeResult } from '../../invalidation/pg-probe.js';
 import { KEYED_PARAMETERS } from './pg-cache.js';
-import { PgSessionState, TxStatus, readCString, statementSignature } from './session-state.js';
-import { cacheableBatch, type CacheableBatch, type ClientStatement, type Held } from './cacheable-batch.js';
+import { PgSessionState, TxStatus, readCString } from './session-state.js';
+import { cacheableBatch, type CacheableBatch, type Held } from './cacheable-batch.js';
 import {
   PARSE_COMPLETE, closeStatementMessage, decodeTextRow, equalsName, errorMessageOf, parseMessage, queryMessage, startsWithAscii,
 } from './messages.js';
@@ -82,7 +82,6 @@ export class PgRelay {
   /** The request being relayed message by message (after a Flush), until its Sync. */
   private open: Pending | null = null;
   private held: Held[] = [];
-  private readonly clientStatements = new Map<string, ClientStatement>();
   /** Portal -> statement bound to it, for Execute without a Bind in the same batch. */
   private readonly portals = new Map<string, StatementInfo>();
   private ctx: PgContext | null = null;
@@ -137,7 +136,6 @@ export class PgRelay {
         if (this.held.length > 0 || this.open !== null) {
           // After unsynced extended messages a Query shares their ReadyForQuery.
           this.finishOpen().executed.push(this.cache.info(readCString(buf, start + 5, end)));
-          this.clientStatements.delete('');
           this.forward(code, buf, start, end);
         } else {
           this.onQuery(buf, start, end);
@@ -178,7 +176,7 @@ export class PgRelay {
 
   /** A client message that is relayed as is (authentication, cache off). */
   forward(code: number, buf: Buffer, start: number, end: number): void {
-    this.state.onFrontend(code, buf, start, end);
+    this.state.onFrontend(code, buf, start, end, 'client');
     if (this.runBuf === buf && this.runEnd === start) {
       this.runEnd = end;
     } else {
@@ -218,7 +216,7 @@ export class PgRelay {
       text = readCString(first.buf, first.buf.indexOf(0, first.start + 5) + 1, first.end);
     } else if (first.code === Frontend.Bind) {
       const portalEnd = first.buf.indexOf(0, first.start + 5);
-      text = this.clientStatements.get(readCString(first.buf, portalEnd + 1, first.end))?.text;
+      text = this.state.client.get(readCString(first.buf, portalEnd + 1, first.end))?.text;
     }
     return text !== undefined && this.cache !== null && this.cache.info(text).readCacheable;
   }
@@ -233,7 +231,7 @@ export class PgRelay {
 
   private inject(message: Buffer): void {
     this.flushToUpstream();
-    this.state.onFrontend(message[0]!, message, 0, message.length);
+    this.state.onFrontend(message[0]!, message, 0, message.length, 'proxy');
     this.io.toUpstream(message);
   }
 
@@ -276,7 +274,6 @@ export class PgRelay {
   private onQuery(buf: Buffer, start: number, end: number): void {
     const cache = this.cache!;
     const text = readCString(buf, start + 5, end);
-    this.clientStatements.delete('');
     if (this.unanalysable) {
       this.enqueue(Kind.Forward, null, 'unanalysable').executed.push(null);
       this.forward(Frontend.Query, buf, start, end);
@@ -288,6 +285,7 @@ export class PgRelay {
     if (quiet && this.ctx !== null && !this.ctxStale) {
       const entry = cache.store.get(this.ctx.keyPrefix + 'Q' + text);
       if (entry !== undefined) {
+        this.state.answeredQuery();
         this.io.toClient(entry.bytes);
         cache.stats.hit(entry.meta.identity, (performance.now() - started) / 1000, this.io);
         return;
@@ -298,6 +296,7 @@ export class PgRelay {
     if (inBlock) {
       const entry = cache.store.get(this.ctx!.keyPrefix + 'Q' + text);
       if (entry !== undefined && endsIdle(entry.bytes)) {
+        this.state.answeredQuery();
         this.answerInBlock(entry.bytes, false);
         cache.stats.hit(entry.meta.identity, (performance.now() - started) / 1000, this.io);
         return;
@@ -367,7 +366,7 @@ export class PgRelay {
     const batch = this.held;
     this.held = [];
     const quiet = this.quiet;
-    const candidate = quiet || this.quietInReadOnlyBlock ? cacheableBatch(batch, this.clientStatements) : null;
+    const candidate = quiet || this.quietInReadOnlyBlock ? cacheableBatch(batch, this.state.client) : null;
     const info = candidate === null ? null : cache.info(candidate.text);
     // Inside a read-only block only a statement whose rule opts in is looked up.
     const inBlock = !quiet && info !== null && this.mayAnswerInBlock(info);
@@ -378,7 +377,7 @@ export class PgRelay {
         if (d !== undefined && d.cacheable) {
           const found = this.storedReply(this.ctx.keyPrefix, shape);
           if (found !== undefined && (!inBlock || endsIdle(found.bytes))) {
-            if (shape.parse !== null) this.clientStatements.set(shape.parse.name, { text: shape.text, sig: shape.sig });
+            if (shape.parse !== null) this.state.answeredParse(shape.parse.name, { text: shape.text, sig: shape.sig });
             if (inBlock) this.answerInBlock(found.bytes, shape.parse !== null);
             else if (shape.parse !== null) this.io.toClient(PARSE_COMPLETE, found.bytes);
             else this.io.toClient(found.bytes);
@@ -437,15 +436,14 @@ export class PgRelay {
   /**
    * Relays one extended-protocol message, first replaying the Parse the server is missing when
    * the message refers to a statement the cache answered for (the server never saw its Parse).
+   * The session state follows what the client holds from the server's answers (session-state.ts).
    */
   private forwardExtended(code: number, buf: Buffer, start: number, end: number, p: Pending, recordExecuted = true): void {
     switch (code) {
       case Frontend.Parse: {
-        const nameEnd = buf.indexOf(0, start + 5);
-        const name = buf.toString('utf8', start + 5, nameEnd);
+        // A Parse of a name the client holds must fail as it would without the cache: with 42P05.
+        const name = buf.toString('utf8', start + 5, buf.indexOf(0, start + 5));
         if (name !== '') this.ensureUpstreamHas(name, p);
-        const text = readCString(buf, nameEnd + 1, end);
-        this.clientStatements.set(name, { text, sig: statementSignature(buf, nameEnd + 1, end) });
         break;
       }
       case Frontend.Bind: {
@@ -453,7 +451,7 @@ export class PgRelay {
         const stmtEnd = buf.indexOf(0, portalEnd + 1);
         const stmt = buf.toString('utf8', portalEnd + 1, stmtEnd);
         this.ensureUpstreamHas(stmt, p);
-        const cs = this.clientStatements.get(stmt);
+        const cs = this.state.client.get(stmt);
         const portal = buf.toString('utf8', start + 5, portalEnd);
         if (cs !== undefined) this.portals.set(portal, this.cache!.info(cs.text));
         else this.portals.delete(portal);
@@ -468,20 +466,16 @@ export class PgRelay {
         if (recordExecuted) p.executed.push(info ?? null);
         break;
       }
-      case Frontend.Close:
-        if (buf[start + 5] === 0x53) this.clientStatements.delete(readCString(buf, start + 6, end));
-        break;
     }
     this.forward(code, buf, start, end);
   }
 
   private ensureUpstreamHas(name: string, p: Pending): void {
-    const cs = this.clientStatements.get(name);
+    const cs = this.state.client.get(name);
     if (cs === undefined) return; // the server answers for a statement nobody prepared
-    const upstream = name === '' ? this.state.unnamed : this.state.statements.get(name);
-    const queued = this.state.pendingParse(name);
-    if ((queued ?? upstream) === cs.sig) return;
-    if (name !== '' && (queued ?? upstream) != null) {
+    const upstream = this.state.upstreamStatement(name);
+    if (upstream === cs.sig) return;
+    if (name !== '' && upstream !== null) {
       this.inject(closeStatementMessage(name));
       p.swallowClose++;
     }
@@ -561,9 +555,6 @@ export class PgRelay {
     // ROLLBACK TO SAVEPOINT has the same tag: only a statement that ends the block counts.
     const ends = head.executed.length === 1 && endsBlock(head.executed[0]!);
     if (ends && end - start === 9 && startsWithAscii(buf, start, end, 'ROLLBACK')) head.rolledBack = true;
-    if (buf[start] === 0x44 && (startsWithAscii(buf, start, end, 'DEALLOCATE') || startsWithAscii(buf, start, end, 'DISCARD ALL'))) {
-      this.clientStatements.clear();
-    }
     // A single statement sent while idle has committed when its CommandComplete is sent:
     // invalidate now, before this acknowledgement reaches the client.
     if (head.autocommit && !head.invalidated && this.cache !== null) {

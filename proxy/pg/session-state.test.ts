@@ -5,7 +5,12 @@ import { PgSessionState, TxStatus } from './session-state.js';
 import { typedMessage as backend } from './test-messages.js';
 
 function fromClient(state: PgSessionState, ...messages: Buffer[]): void {
-  for (const m of messages) state.onFrontend(m[0]!, m, 0, m.length);
+  for (const m of messages) state.onFrontend(m[0]!, m, 0, m.length, 'client');
+}
+
+/** Messages the proxy sends on its own account (a replayed Parse, the probe's Query). */
+function fromProxy(state: PgSessionState, ...messages: Buffer[]): void {
+  for (const m of messages) state.onFrontend(m[0]!, m, 0, m.length, 'proxy');
 }
 
 function fromServer(state: PgSessionState, ...messages: Buffer[]): void {
@@ -83,24 +88,130 @@ test('an error in a simple query does not disturb pending pipeline bookkeeping',
   assert.equal([...s.statements.keys()], ['p']);
 });
 
-test('a simple Query destroys the unnamed statement', () => {
+test('a simple Query destroys the unnamed statement, also one whose ParseComplete arrives after it was sent', () => {
   const s = new PgSessionState();
   fromClient(s, serialize.parse({ text: 'SELECT 1', types: [] }), serialize.sync());
   fromServer(s, backend('1'), backend('Z', 'I'));
   assert.ok(s.unnamed !== null);
-  fromClient(s, serialize.query('SELECT 2'));
+  assert.ok(s.client.get('') !== undefined);
+  fromClient(s, serialize.parse({ text: 'SELECT 2', types: [] }), serialize.sync(), serialize.query('SELECT 3'));
+  assert.is(s.upstreamStatement(''), null, 'the Query will have destroyed it');
+  assert.is(s.client.get(''), undefined);
+  fromServer(s, backend('1'), backend('Z', 'I'));
+  assert.ok(s.unnamed?.startsWith('SELECT 2\0'));
+  fromServer(s, backend('C', 'SELECT 1\0'), backend('Z', 'I'));
   assert.is(s.unnamed, null);
+  assert.is(s.client.get(''), undefined);
 });
 
-test('DISCARD ALL and DEALLOCATE ALL forget every statement', () => {
-  for (const tag of ['DISCARD ALL', 'DEALLOCATE ALL']) {
+test('DISCARD ALL and DEALLOCATE ALL forget every statement on both sides; DEALLOCATE of one name, every one the client holds', () => {
+  for (const tag of ['DISCARD ALL', 'DEALLOCATE ALL', 'DEALLOCATE']) {
     const s = new PgSessionState();
     fromClient(s, serialize.parse({ name: 'p', text: 'SELECT 1', types: [] }), serialize.sync());
     fromServer(s, backend('1'), backend('Z', 'I'));
     fromClient(s, serialize.query(tag));
     fromServer(s, backend('C', tag + '\0'), backend('Z', 'I'));
-    assert.equal([...s.statements.keys()], [], tag);
+    assert.is(s.client.get('p'), undefined, tag);
+    assert.equal([...s.statements.keys()], tag === 'DEALLOCATE' ? ['p'] : [], tag);
   }
+});
+
+// What the client believes it holds (the relay answers and replays from it).
+
+const parse = (name: string, text: string): Buffer => serialize.parse({ name, text, types: [] });
+
+test('the client holds a statement from its Parse on, unless the server refuses that Parse', () => {
+  const s = new PgSessionState();
+  fromClient(s, parse('s1', 'SELECT n FROM missing'), serialize.sync());
+  assert.is(s.client.get('s1')?.text, 'SELECT n FROM missing', 'while the Parse is in flight, as the client sees it');
+  fromServer(s, backend('E', errorBody), backend('Z', 'I'));
+  assert.is(s.client.get('s1'), undefined, 'a refused Parse created nothing');
+  assert.is(s.upstreamStatement('s1'), null);
+  fromClient(s, parse('s1', 'SELECT 1'), serialize.sync());
+  fromServer(s, backend('1'), backend('Z', 'I'));
+  assert.is(s.client.get('s1')?.text, 'SELECT 1');
+  assert.is(s.upstreamStatement('s1'), s.client.get('s1')!.sig);
+});
+
+test('a second Parse of a held name fails (42P05): the client keeps the first text', () => {
+  const s = new PgSessionState();
+  fromClient(s, parse('s1', 'SELECT 1'), parse('s1', 'SELECT 2'), serialize.sync());
+  assert.is(s.client.get('s1')?.text, 'SELECT 2', 'in flight');
+  fromServer(s, backend('1'), backend('E', errorBody), backend('Z', 'I'));
+  assert.is(s.client.get('s1')?.text, 'SELECT 1');
+  assert.ok(s.statements.get('s1')?.startsWith('SELECT 1\0'));
+});
+
+test('pipelined batches: a refused Parse, then the same name with a new text that succeeds', () => {
+  const s = new PgSessionState();
+  fromClient(s, parse('s1', 'SELECT n FROM missing'), serialize.sync(), parse('s1', 'SELECT 2'), serialize.sync());
+  assert.is(s.client.get('s1')?.text, 'SELECT 2');
+  assert.ok(s.upstreamStatement('s1')?.startsWith('SELECT 2\0'));
+  fromServer(s, backend('E', errorBody), backend('Z', 'I'));
+  assert.is(s.client.get('s1')?.text, 'SELECT 2', 'the later Parse is still in flight');
+  fromServer(s, backend('1'), backend('Z', 'I'));
+  assert.is(s.client.get('s1')?.text, 'SELECT 2');
+});
+
+test('a Parse skipped after an error earlier in its batch creates nothing; one of the next batch does', () => {
+  const s = new PgSessionState();
+  fromClient(s, serialize.bind({ statement: 'nowhere' }), parse('skipped', 'SELECT 1'), serialize.sync(), parse('next', 'SELECT 2'), serialize.sync());
+  fromServer(s, backend('E', errorBody), backend('Z', 'I'), backend('1'), backend('Z', 'I'));
+  assert.is(s.client.get('skipped'), undefined);
+  assert.is(s.client.get('next')?.text, 'SELECT 2');
+  assert.equal([...s.statements.keys()], ['next']);
+});
+
+test('a Close the server carried out drops the statement; one skipped after an error leaves it', () => {
+  const s = new PgSessionState();
+  fromClient(s, parse('a', 'SELECT 1'), parse('b', 'SELECT 2'), serialize.sync());
+  fromServer(s, backend('1'), backend('1'), backend('Z', 'I'));
+  fromClient(s, serialize.close({ type: 'S', name: 'a' }), serialize.sync(),
+    serialize.bind({ statement: 'nowhere' }), serialize.close({ type: 'S', name: 'b' }), serialize.sync());
+  assert.is(s.client.get('a'), undefined, 'in flight');
+  assert.is(s.client.get('b'), undefined, 'in flight');
+  fromServer(s, backend('3'), backend('Z', 'I'), backend('E', errorBody), backend('Z', 'I'));
+  assert.is(s.client.get('a'), undefined);
+  assert.is(s.client.get('b')?.text, 'SELECT 2');
+  assert.equal([...s.statements.keys()], ['b']);
+});
+
+test('a failing Parse of the unnamed statement leaves neither side holding one', () => {
+  const s = new PgSessionState();
+  fromClient(s, parse('', 'SELECT 1'), serialize.sync());
+  fromServer(s, backend('1'), backend('Z', 'I'));
+  fromClient(s, parse('', 'SELEC 2'), serialize.sync());
+  fromServer(s, backend('E', errorBody), backend('Z', 'I'));
+  assert.is(s.client.get(''), undefined);
+  assert.is(s.unnamed, null);
+});
+
+test('a Parse the cache answered: the client holds it, the server does not until the proxy replays it', () => {
+  const s = new PgSessionState();
+  s.answeredParse('s1', { text: 'SELECT 1', sig: 'SELECT 1\0\0\0' });
+  assert.is(s.client.get('s1')?.text, 'SELECT 1');
+  assert.is(s.upstreamStatement('s1'), null);
+  // A replay the server refuses (the table went away): the client still holds its statement.
+  fromProxy(s, parse('s1', 'SELECT 1'), serialize.sync());
+  assert.is(s.upstreamStatement('s1'), 'SELECT 1\0\0\0', 'in flight');
+  fromServer(s, backend('E', errorBody), backend('Z', 'I'));
+  assert.is(s.upstreamStatement('s1'), null);
+  assert.is(s.client.get('s1')?.text, 'SELECT 1');
+  fromProxy(s, parse('s1', 'SELECT 1'), serialize.sync());
+  fromServer(s, backend('1'), backend('Z', 'I'));
+  assert.is(s.upstreamStatement('s1'), 'SELECT 1\0\0\0');
+});
+
+test('the proxy\'s own Query destroys the server\'s unnamed statement, not the client\'s; an answered Query, the client\'s', () => {
+  const s = new PgSessionState();
+  fromClient(s, parse('', 'SELECT 1'), serialize.sync());
+  fromServer(s, backend('1'), backend('Z', 'I'));
+  fromProxy(s, serialize.query('SELECT probe'));
+  fromServer(s, backend('C', 'SELECT 1\0'), backend('Z', 'I'));
+  assert.is(s.unnamed, null);
+  assert.is(s.client.get('')?.text, 'SELECT 1');
+  s.answeredQuery();
+  assert.is(s.client.get(''), undefined);
 });
 
 test.run();

@@ -1,6 +1,7 @@
 // What the session knows about its server connection, learned only from the messages that pass:
-// transaction status, parameter statuses, the backend key, the prepared statements the server holds,
-// and how many requests still await ReadyForQuery. The cache decides from these facts.
+// transaction status, parameter statuses, the backend key, the prepared statements the server holds
+// and those its client believes it holds, and how many requests still await ReadyForQuery. The
+// cache decides from these facts.
 import { Backend, Frontend } from './codes.js';
 
 export const enum TxStatus {
@@ -16,6 +17,20 @@ const enum Expect {
   /** Sync, or a simple Query / FunctionCall: ends with ReadyForQuery. */
   Ready = 3,
 }
+
+/** A prepared statement as the client sees it: its text, and its text and types as one comparable string. */
+export interface ClientStatement {
+  text: string;
+  sig: string;
+}
+
+/** Statements by name. */
+export interface StatementLookup {
+  get(name: string): ClientStatement | undefined;
+}
+
+/** Who sent a frontend message: the client, or the proxy on its own account (a probe, a replayed Parse). */
+export type Sender = 'client' | 'proxy';
 
 export interface BackendKey {
   pid: number;
@@ -41,36 +56,63 @@ export class PgSessionState {
   awaitingReady = 0;
   /** Set by the first ReadyForQuery: authentication is over. */
   ready = false;
+  /**
+   * The statements the client believes it holds: those the server acknowledged to it and those the
+   * cache answered a Parse for (the server may lack them), then the client's Parse and Close
+   * requests not answered yet, as if they will succeed. A Parse the server refuses or skips
+   * (an error earlier in its batch) never counts, just as the client's own Parse did not happen.
+   */
+  readonly client: StatementLookup = { get: (name) => this.clientStatement(name) };
+  /** The client's statements whose requests were answered (the base under the pending ones). */
+  private readonly clientHeld = new Map<string, ClientStatement>();
 
-  // Parallel queues of expected replies: what and, for Parse/Close, which statement.
+  // Parallel queues of expected replies: what and, for Parse/Close, which statement (for a
+  // Query's ReadyForQuery: '', the unnamed statement it destroys), the Parse's signature, and for
+  // a client's request what the client then holds under that name (null: nothing; undefined: the
+  // proxy's own request, which the client knows nothing of).
   private expectKinds: Expect[] = [];
   private expectNames: (string | null)[] = [];
   private expectSigs: (string | null)[] = [];
+  private expectClient: (ClientStatement | null | undefined)[] = [];
 
-  /** Records a whole client message buf[start, end) (header included) as it goes upstream. */
-  onFrontend(code: number, buf: Buffer, start: number, end: number): void {
+  /** Records a whole frontend message buf[start, end) (header included) as it goes upstream. */
+  onFrontend(code: number, buf: Buffer, start: number, end: number, sender: Sender): void {
+    const fromClient = sender === 'client';
     switch (code) {
       case Frontend.Parse: {
         const nameEnd = buf.indexOf(0, start + 5);
-        this.expect(Expect.ParseComplete, buf.toString('utf8', start + 5, nameEnd), statementSignature(buf, nameEnd + 1, end));
+        const sig = statementSignature(buf, nameEnd + 1, end);
+        this.expect(Expect.ParseComplete, buf.toString('utf8', start + 5, nameEnd), sig,
+          fromClient ? { text: readCString(buf, nameEnd + 1, end), sig } : undefined);
         break;
       }
-      case Frontend.Close:
+      case Frontend.Close: {
         // Only statements matter; a closed portal changes nothing the session tracks.
-        this.expect(Expect.CloseComplete, buf[start + 5] === 0x53 ? readCString(buf, start + 6, end) : null, null);
+        const statement = buf[start + 5] === 0x53;
+        this.expect(Expect.CloseComplete, statement ? readCString(buf, start + 6, end) : null, null, statement && fromClient ? null : undefined);
         break;
+      }
       case Frontend.Query:
         // A simple Query destroys the unnamed statement.
-        this.unnamed = null;
-        this.expect(Expect.Ready, null, null);
+        this.expect(Expect.Ready, '', null, fromClient ? null : undefined);
         this.awaitingReady++;
         break;
       case Frontend.Sync:
       case Frontend.FunctionCall:
-        this.expect(Expect.Ready, null, null);
+        this.expect(Expect.Ready, null, null, undefined);
         this.awaitingReady++;
         break;
     }
+  }
+
+  /** The cache answered the client's Parse itself (ParseComplete faked): the server lacks the statement. */
+  answeredParse(name: string, statement: ClientStatement): void {
+    this.clientHeld.set(name, statement);
+  }
+
+  /** The cache answered the client's simple Query itself: the Query destroyed its unnamed statement. */
+  answeredQuery(): void {
+    this.clientHeld.delete('');
   }
 
   /** Records a watched server message; body is buf[start, end). */
@@ -94,55 +136,91 @@ export class PgSessionState {
       case Backend.BackendKeyData:
         if (end - start >= 8) this.backendKey = { pid: buf.readInt32BE(start), secret: Buffer.from(buf.subarray(start + 4, end)) };
         break;
-      case Backend.ParseComplete: {
-        if (this.expectKinds[0] !== Expect.ParseComplete) break;
-        const sig = this.expectSigs[0]!;
-        const name = this.take();
-        if (name === '') this.unnamed = sig;
-        else if (name !== null) this.statements.set(name, sig);
+      case Backend.ParseComplete:
+        if (this.expectKinds[0] === Expect.ParseComplete) this.apply();
         break;
-      }
-      case Backend.CloseComplete: {
-        if (this.expectKinds[0] !== Expect.CloseComplete) break;
-        const name = this.take();
-        if (name === '') this.unnamed = null;
-        else if (name !== null) this.statements.delete(name);
+      case Backend.CloseComplete:
+        if (this.expectKinds[0] === Expect.CloseComplete) this.apply();
         break;
-      }
       case Backend.ErrorResponse:
         this.onError();
         break;
       case Backend.CommandComplete:
-        // DEALLOCATE ALL and DISCARD ALL drop every prepared statement of the session.
-        if (end - start >= 12 && buf[start] === 0x44 && (equalsAscii(buf, start, end, 'DEALLOCATE ALL') || equalsAscii(buf, start, end, 'DISCARD ALL'))) {
+        if (end - start < 11 || buf[start] !== 0x44) break;
+        // DEALLOCATE ALL and DISCARD ALL drop every prepared statement of the session. Which one
+        // a DEALLOCATE of one name dropped the tag does not say: the client's view forgets them all.
+        if (equalsAscii(buf, start, end, 'DEALLOCATE ALL') || equalsAscii(buf, start, end, 'DISCARD ALL')) {
           this.statements.clear();
           this.unnamed = null;
+          this.clientHeld.clear();
+        } else if (equalsAscii(buf, start, end, 'DEALLOCATE')) {
+          this.clientHeld.clear();
         }
         break;
     }
   }
 
   /**
-   * The text and types of the latest Parse of `name` sent but not yet answered, or undefined:
-   * what the server will hold once it gets there.
+   * What the server will hold under `name` once every request sent has been processed, as far as
+   * they succeed: the text and types of its statement, or null for none.
    */
-  pendingParse(name: string): string | undefined {
+  upstreamStatement(name: string): string | null {
     for (let i = this.expectKinds.length - 1; i >= 0; i--) {
-      if (this.expectKinds[i] === Expect.ParseComplete && this.expectNames[i] === name) return this.expectSigs[i]!;
+      if (this.expectNames[i] === name) return this.expectSigs[i]!;
     }
-    return undefined;
+    return name === '' ? this.unnamed : this.statements.get(name) ?? null;
   }
 
-  private expect(kind: Expect, name: string | null, sig: string | null): void {
+  private clientStatement(name: string): ClientStatement | undefined {
+    for (let i = this.expectClient.length - 1; i >= 0; i--) {
+      const view = this.expectClient[i];
+      if (view !== undefined && this.expectNames[i] === name) return view ?? undefined;
+    }
+    return this.clientHeld.get(name);
+  }
+
+  private expect(kind: Expect, name: string | null, sig: string | null, client: ClientStatement | null | undefined): void {
     this.expectKinds.push(kind);
     this.expectNames.push(name);
     this.expectSigs.push(sig);
+    this.expectClient.push(client);
   }
 
-  private take(): string | null {
+  /** The head request was carried out: the server (and, for the client's own, the client) holds what it made. */
+  private apply(): void {
+    const name = this.expectNames[0];
+    const sig = this.expectSigs[0] ?? null;
+    const client = this.expectClient[0];
+    this.take();
+    if (name === null || name === undefined) return;
+    if (name === '') this.unnamed = sig;
+    else if (sig !== null) this.statements.set(name, sig);
+    else this.statements.delete(name);
+    if (client === undefined) return;
+    if (client === null) this.clientHeld.delete(name);
+    else this.clientHeld.set(name, client);
+  }
+
+  /**
+   * The head request was never carried out: a Parse or Close skipped after an error, or refused
+   * (a Parse's own error). Neither side holds anything new; but a failing Parse of the unnamed
+   * statement has dropped the one before it, and which of the two happened the error does not
+   * say, so neither side is taken to hold an unnamed statement (the server's is parsed again
+   * before it is needed).
+   */
+  private skip(): void {
+    if (this.expectKinds[0] === Expect.ParseComplete && this.expectNames[0] === '') {
+      this.unnamed = null;
+      if (this.expectClient[0] !== undefined) this.clientHeld.delete('');
+    }
+    this.take();
+  }
+
+  private take(): void {
     this.expectKinds.shift();
+    this.expectNames.shift();
     this.expectSigs.shift();
-    return this.expectNames.shift() ?? null;
+    this.expectClient.shift();
   }
 
   /**
@@ -150,14 +228,17 @@ export class PgSessionState {
    * Parse and Close requests queued before that Sync will never be answered.
    */
   private onError(): void {
-    while (this.expectKinds.length > 0 && this.expectKinds[0] !== Expect.Ready) this.take();
+    while (this.expectKinds.length > 0 && this.expectKinds[0] !== Expect.Ready) this.skip();
   }
 
   private completeUntilReady(): void {
     while (this.expectKinds.length > 0) {
-      const kind = this.expectKinds[0];
-      this.take();
-      if (kind === Expect.Ready) break;
+      if (this.expectKinds[0] === Expect.Ready) {
+        // A Query's ReadyForQuery: it destroyed the unnamed statement.
+        this.apply();
+        break;
+      }
+      this.skip();
     }
     if (this.awaitingReady > 0) this.awaitingReady--;
   }

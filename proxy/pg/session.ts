@@ -90,7 +90,7 @@ export class PgSession extends ProxySession<PgProxyError> implements RelayIo {
           this.onStartupPacket(buf.subarray(start, end));
           return;
         case Phase.Connecting:
-          this.relay!.state.onFrontend(code, buf, start, end);
+          this.relay!.state.onFrontend(code, buf, start, end, 'client');
           this.held.push(Buffer.from(buf.subarray(start, end))); // outlives the read buffer
           return;
         case Phase.Authenticating:

@@ -101,6 +101,40 @@ test('garbage before the startup message: FATAL 08P01, close', async () => {
   });
 });
 
+/**
+ * node-postgres' connect() followed at once by end(): its Terminate goes out before the startup
+ * message. What the client saw once its connection ended: errors, and how connect() settled.
+ */
+async function connectThenEnd(port: number): Promise<{ errors: string[]; connect: string }> {
+  const client = new pg.Client({ ...LOGIN, host: '127.0.0.1', port });
+  const errors: string[] = [];
+  client.on('error', (err) => errors.push(err.message));
+  const ended = new Promise<void>((resolve) => client.once('end', resolve));
+  let connect = 'pending';
+  client.connect().then(() => { connect = 'resolved'; }, (err: Error) => { connect = `rejected: ${err.message}`; });
+  await client.end();
+  await ended;
+  // Whatever the server sent was read before the close; let the promise callbacks run.
+  await new Promise((resolve) => setImmediate(resolve));
+  return { errors, connect };
+}
+
+test('a Terminate before the startup message: closed without a reply, as PostgreSQL does', async () => {
+  await whileBystanderQueries(main, async () => {
+    for (const port of [DIRECT_PG.port, main.pgPort]) {
+      const c = await RawClient.connect(port);
+      try {
+        c.send(serialize.end());
+        assert.equal(describeAll(await c.readUntilClosed(2000)), [], `port ${port}`);
+      } finally {
+        c.destroy();
+      }
+      // A reply would reject connect(), which ends a program that does not catch it.
+      assert.equal(await connectThenEnd(port), { errors: [], connect: 'pending' }, `node-postgres, port ${port}`);
+    }
+  });
+});
+
 test('absurd startup lengths are rejected at once, without waiting for the body', async () => {
   await whileBystanderQueries(main, async () => {
     for (const length of [0, 4, 7, 10_001, 0x7fffffff, -1]) {

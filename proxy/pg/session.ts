@@ -16,7 +16,7 @@ import { Framer, type FrameError, type FrameSink } from './framer.js';
 import type { PgCache } from './pg-cache.js';
 import { PgRelay, type RelayIo } from './relay.js';
 import type { PgSessionState } from './session-state.js';
-import { decodeStartupPacket } from './startup.js';
+import { decodeStartupPacket, isTerminateBeforeStartup } from './startup.js';
 import { sendCancelRequest } from './cancel.js';
 import type { ListenerHost } from '../listener.js';
 import { Phase, ProxySession, type LegalMoves } from '../session.js';
@@ -76,7 +76,13 @@ export class PgSession extends ProxySession<PgProxyError> implements RelayIo {
   protected onClientData(chunk: Buffer): void {
     const err = this.framer.feed(chunk, this.clientSink);
     this.relay?.endOfClientChunk();
-    if (err) this.fail(frameErrorToPg(err, this.framer.isTyped), err.kind);
+    if (err === null) return;
+    if (!this.framer.isTyped && isTerminateBeforeStartup(err.length)) {
+      this.host.log.debug({ remote: this.remote }, 'pg: Terminate before the startup message; closing without a reply, as PostgreSQL does');
+      this.close();
+      return;
+    }
+    this.fail(frameErrorToPg(err, this.framer.isTyped), err.kind);
   }
 
   protected get hasPartialMessage(): boolean {

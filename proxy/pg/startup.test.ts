@@ -1,6 +1,6 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { decodeStartupPacket } from './startup.js';
+import { decodeStartupPacket, isTerminateBeforeStartup } from './startup.js';
 
 function packet(code: number, body: Buffer = Buffer.alloc(0)): Buffer {
   const m = Buffer.alloc(8 + body.length);
@@ -42,6 +42,14 @@ test('other protocol majors and broken layouts are invalid', () => {
   assert.is(decodeStartupPacket(packet(196608, Buffer.from('user\0a'))).kind, 'invalid');
   assert.is(decodeStartupPacket(packet(196608, Buffer.from('user\0a\0\0junk'))).kind, 'invalid');
   assert.is(decodeStartupPacket(packet(80877103, Buffer.from('x'))).kind, 'invalid');
+});
+
+test('a Terminate sent before the StartupMessage is recognised by the length its first bytes read as', () => {
+  const lengthOf = (bytes: Buffer): number => bytes.readInt32BE(0);
+  assert.ok(isTerminateBeforeStartup(lengthOf(Buffer.from([0x58, 0, 0, 0, 4]))));
+  assert.not.ok(isTerminateBeforeStartup(lengthOf(Buffer.from('GET / HTTP/1.1'))));
+  assert.not.ok(isTerminateBeforeStartup(lengthOf(Buffer.from([0x51, 0, 0, 0, 13]))), 'a Query');
+  assert.not.ok(isTerminateBeforeStartup(lengthOf(packet(196608, Buffer.from('user\0a\0\0')))));
 });
 
 test.run();

@@ -1,6 +1,6 @@
 // Decodes the untyped packets a client may send before its session starts: SSLRequest,
 // GSSENCRequest, CancelRequest and the StartupMessage itself. Pure.
-import { PROTOCOL_MAJOR_3, StartupCode } from './codes.js';
+import { Frontend, PROTOCOL_MAJOR_3, StartupCode } from './codes.js';
 
 export type StartupPacket =
   | { kind: 'ssl' }
@@ -8,6 +8,18 @@ export type StartupPacket =
   | { kind: 'cancel'; pid: number; secret: Buffer }
   | { kind: 'startup'; major: number; minor: number; params: Map<string, string> }
   | { kind: 'invalid'; reason: string };
+
+/**
+ * The startup packet length a client's Terminate ('X', then its length 4) reads as when it comes
+ * before any StartupMessage: node-postgres sends one on connect() followed at once by end().
+ * PostgreSQL closes the connection without a reply (it only logs "invalid length of startup
+ * packet", as for any impossible length); a client that said goodbye expects none.
+ */
+export function isTerminateBeforeStartup(length: number): boolean {
+  return length === TERMINATE_READ_AS_LENGTH;
+}
+
+const TERMINATE_READ_AS_LENGTH = Frontend.Terminate * 0x1000000;
 
 /** `packet` is the whole packet including its 4-byte length. */
 export function decodeStartupPacket(packet: Buffer): StartupPacket {

@@ -3,8 +3,9 @@
 // every role: REVOKE makes a cached read fail with the server's permission error, GRANT makes it
 // work again; row-level security policies (CREATE/ALTER/DROP POLICY) change what a role's next read
 // returns; renamed, dropped-and-recreated, replaced and dropped-by-CASCADE relations are read afresh;
-// a function made VOLATILE stops its reads from being cached. Each test first proves the read was a
-// hit, so without the invalidation the next read would be answered from the stale entry.
+// a function made VOLATILE stops its reads from being cached; REINDEX invalidates, and reads of
+// object identifiers (::regclass, to_regclass()) are never cached. Each test of an invalidation
+// first proves the read was a hit, so without it the next read would be answered from the stale entry.
 // (REFRESH MATERIALIZED VIEW is covered in pg-cache-views.test.ts.)
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -275,6 +276,41 @@ test('ALTER FUNCTION ... VOLATILE / CREATE OR REPLACE FUNCTION: every read calli
   assert.equal((await admin.query(TWICE)).rows, [{ t: 2 }, { t: 4 }, { t: 6 }]);
   await other.query(`CREATE OR REPLACE FUNCTION ${S}.twice(int) RETURNS int LANGUAGE sql IMMUTABLE AS 'SELECT $1 * 20'`);
   assert.equal((await admin.query(TWICE)).rows, [{ t: 20 }, { t: 40 }, { t: 60 }]);
+});
+
+test('reads through reg* casts and to_regclass() are not cached: REINDEX CONCURRENTLY behind the proxy, the next read has the new oid', async () => {
+  const other = await connectAs(proxy.pgPort, 'postgres');
+  await other.query(`CREATE TABLE ${S}.indexed (id int); CREATE INDEX indexed_id ON ${S}.indexed (id)`);
+  const IDX = `${S}.indexed_id`;
+  const reads = [`SELECT '${IDX}'::regclass::oid AS oid`, `SELECT CAST('${IDX}' AS regclass)::oid AS oid`,
+    `SELECT regclass('${IDX}')::oid AS oid`, `SELECT to_regclass('${IDX}')::oid AS oid`];
+  const oidNow = async (): Promise<unknown> => (await direct(`SELECT '${IDX}'::regclass::oid AS oid`)).rows[0].oid;
+  const before = await oidNow();
+  const { result, delta } = await measure(proxy.adminPort, async () => {
+    const seen: unknown[] = [];
+    for (const sql of reads) for (let i = 0; i < 2; i++) seen.push((await admin.query(sql)).rows[0].oid);
+    return seen;
+  });
+  assert.equal(result, reads.flatMap(() => [before, before]));
+  assert.is(delta.hits, 0, `a catalog read must not be answered from the cache: ${JSON.stringify(delta)}`);
+  // Behind the proxy, so no invalidation can help: only not caching does.
+  await direct(`REINDEX INDEX CONCURRENTLY ${IDX}`);
+  const after = await oidNow();
+  assert.is.not(after, before, 'REINDEX CONCURRENTLY gives the index a new oid');
+  for (const sql of reads) assert.is((await admin.query(sql)).rows[0].oid, after, sql);
+});
+
+test('REINDEX through the proxy (TABLE, INDEX CONCURRENTLY, SCHEMA) invalidates the database\'s entries', async () => {
+  const other = await connectAs(proxy.pgPort, 'postgres');
+  await other.query(`CREATE TABLE ${S}.reindexed (id int PRIMARY KEY); INSERT INTO ${S}.reindexed VALUES (1)`);
+  const READ = `SELECT id FROM ${S}.reindexed`;
+  for (const reindex of [`REINDEX TABLE ${S}.reindexed`, `REINDEX INDEX CONCURRENTLY ${S}.reindexed_pkey`, `REINDEX SCHEMA ${S}`]) {
+    await primed(admin, proxy.adminPort, READ);
+    await other.query(reindex);
+    const { result, delta } = await measure(proxy.adminPort, () => admin.query(READ));
+    assert.equal(result.rows, [{ id: 1 }]);
+    assert.is(delta.hits, 0, `${reindex} must invalidate: ${JSON.stringify(delta)}`);
+  }
 });
 
 test('DROP SCHEMA ... CASCADE: reads of its tables fail; recreated, they read the new contents', async () => {

@@ -32,7 +32,21 @@ export const SQL_VALUE_FUNCTIONS: Readonly<Record<string, { name: string; depend
 };
 
 /** Why a built-in function call forbids caching. */
-export type BuiltinHazard = 'time-dependent' | 'unstable-function';
+export type BuiltinHazard = 'time-dependent' | 'unstable-function' | 'system-catalog';
+
+/**
+ * The object identifier types: a value of one names a catalog object, so casting to one looks the
+ * name up in the catalog. The answer changes with the catalog, also where no write the proxy sees
+ * does it (REINDEX CONCURRENTLY gives an index a new oid; DDL made behind the proxy): a cast to
+ * one, in either syntax or as a function call (regclass('t')), is a catalog read.
+ */
+export const CATALOG_TYPES: ReadonlySet<string> = new Set([
+  'regclass', 'regcollation', 'regconfig', 'regdictionary', 'regnamespace', 'regoper', 'regoperator',
+  'regproc', 'regprocedure', 'regrole', 'regtype',
+]);
+
+/** to_regclass() and its kin: the same look-ups (STABLE in pg_proc, which says nothing of the catalog). */
+const CATALOG_LOOKUPS: ReadonlySet<string> = new Set([...[...CATALOG_TYPES].map((type) => `to_${type}`), 'to_regtypemod']);
 
 const TIME_DEPENDENT = [
   'now', 'transaction_timestamp', 'statement_timestamp', // STABLE in pg_proc, yet move between statements
@@ -68,6 +82,7 @@ const HAZARDS: ReadonlyMap<string, BuiltinHazard> = new Map<string, BuiltinHazar
 export function builtinHazard(name: string, argCount: number): BuiltinHazard | null {
   const hazard = HAZARDS.get(name);
   if (hazard) return hazard;
+  if (CATALOG_TYPES.has(name) || CATALOG_LOOKUPS.has(name)) return 'system-catalog';
   // age(timestamp) measures from current_date; age(a, b) is immutable
   if (name === 'age' && argCount === 1) return 'time-dependent';
   for (const prefix of UNSTABLE_PREFIXES) if (name.startsWith(prefix)) return 'unstable-function';

@@ -8,13 +8,13 @@
 
 import type {
   CallStmt, CommonTableExpr, CopyStmt, DefElem, DropStmt, ExplainStmt, FuncCall, Node, RangeVar,
-  SelectStmt, TransactionStmt, VariableSetStmt, WithClause,
+  SelectStmt, TransactionStmt, TypeCast, VariableSetStmt, WithClause,
 } from 'libpg-query';
 import type {
   NotCacheableReason, QualifiedName, SessionChange, StatementKind, StatementPart, TransactionAction,
   ValueFunctionUse,
 } from './pg-analysis.js';
-import { builtinHazard, isSystemRelation, SQL_VALUE_FUNCTIONS, TIME_LITERALS } from './pg-builtins.js';
+import { builtinHazard, CATALOG_TYPES, isSystemRelation, SQL_VALUE_FUNCTIONS, TIME_LITERALS } from './pg-builtins.js';
 
 /** Where a relation name met during the walk goes: read, or written (DML targets, DDL objects). */
 type RelationRole = 'read' | 'write';
@@ -48,10 +48,13 @@ export class NameSet {
 
 const DML_NODES: ReadonlySet<string> = new Set(['InsertStmt', 'UpdateStmt', 'DeleteStmt', 'MergeStmt']);
 
-/** Statements that neither read for the client nor write through a table name. */
+/**
+ * Statements that neither read for the client nor write through a table name. (REINDEX is not one:
+ * REINDEX CONCURRENTLY gives an index a new oid, so it is DDL.)
+ */
 const OTHER_NODES: ReadonlySet<string> = new Set([
   'ListenStmt', 'UnlistenStmt', 'NotifyStmt', 'FetchStmt', 'ClosePortalStmt', 'PrepareStmt',
-  'DeallocateStmt', 'LockStmt', 'VariableShowStmt', 'VacuumStmt', 'ReindexStmt', 'ClusterStmt',
+  'DeallocateStmt', 'LockStmt', 'VariableShowStmt', 'VacuumStmt', 'ClusterStmt',
   'CheckPointStmt', 'LoadStmt',
 ]);
 
@@ -94,6 +97,7 @@ class StatementWalker {
         return this.modify(node as ModifyStmt, scope);
       case 'RangeVar': return this.relation(node as RangeVar, scope);
       case 'FuncCall': return this.funcCall(node as FuncCall, scope);
+      case 'TypeCast': return this.typeCast(node as TypeCast, scope);
       case 'SQLValueFunction': return this.valueFunction(String(node.op));
       case 'A_Const': return this.constant(node);
       case 'ColumnRef': return; // column names only
@@ -172,6 +176,14 @@ class StatementWalker {
       }
     }
     this.fields(call as Struct, scope, ['funcname']);
+  }
+
+  /** 'x'::regclass and CAST('x' AS regclass) look x up in the catalog (CATALOG_TYPES). */
+  typeCast(cast: TypeCast, scope: Scope): void {
+    const names = cast.typeName?.names ?? [];
+    const type = names.length > 0 ? stringValue(names[names.length - 1]!) : '';
+    if (CATALOG_TYPES.has(type)) this.hazardFound('system-catalog', `::${type}`);
+    this.fields(cast as Struct, scope);
   }
 
   valueFunction(op: string): void {

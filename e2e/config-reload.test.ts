@@ -66,7 +66,7 @@ async function hangUp(marker: string): Promise<string> {
 async function api(method: string, pathname: string, token: string | null = TOKEN): Promise<{ status: number; body: any }> {
   const res = await fetch(`http://127.0.0.1:${proxy.adminPort}${pathname}`, {
     method,
-    headers: token === null ? {} : { authorization: `Bearer ${token}` },
+    headers: { 'content-type': 'application/json', ...(token === null ? {} : { authorization: `Bearer ${token}` }) },
   });
   return { status: res.status, body: await res.json() };
 }

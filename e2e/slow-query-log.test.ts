@@ -124,7 +124,7 @@ test('SIGHUP raises the threshold: 0.3 s is no longer slow, 0.6 s is, on both si
 test('POST /api/config/reload with "off" stops the log', async () => {
   writeConfig('off');
   const reload = async (): Promise<{ applied: string[] }> => {
-    const res = await fetch(`http://127.0.0.1:${proxy.adminPort}/api/config/reload`, { method: 'POST' });
+    const res = await fetch(`http://127.0.0.1:${proxy.adminPort}/api/config/reload`, { method: 'POST', headers: { 'content-type': 'application/json' } });
     assert.is(res.status, 200);
     return (await res.json()) as { applied: string[] };
   };

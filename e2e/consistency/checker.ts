@@ -4,6 +4,7 @@
 // be at least the highest version acknowledged on its key before the read was sent, and never a
 // version that was rolled back. After the run, what the database holds must equal what was
 // acknowledged, and reads through the proxy must return exactly that.
+import { loadUntil } from '../support/until.js';
 import { scrape, sumOf } from '../support/metrics.js';
 import { COMMITS, KEYS_PER_WRITE, type ConsistencyDriver, type DriverConnection, type ReadPath, type Stamp, type WriteForm } from './driver.js';
 import { VersionLedger, type Violation, type ViolationKind } from './ledger.js';
@@ -84,8 +85,6 @@ export interface CheckReport extends CacheCounts {
 
 const READ_PATHS: readonly ReadPath[] = ['simple', 'parameterised', 'prepared'];
 const MAX_SAMPLES = 20;
-/** How often the run asks the proxy for its hit count once `seconds` have passed. */
-const STOP_POLL_MS = 200;
 
 export async function cacheCounts(adminPort: number, metricsProtocol: string): Promise<CacheCounts> {
   const samples = await scrape(adminPort);
@@ -121,11 +120,10 @@ export async function checkConsistency(driver: ConsistencyDriver, endpoint: Endp
     return c;
   };
 
-  let running = true;
-  const writer = async (w: number): Promise<void> => {
+  const writer = async (w: number, running: () => boolean): Promise<void> => {
     const c = await connect(endpoint.writePort);
     const forms = driver.writeForms;
-    for (let i = w; running; i++) {
+    for (let i = w; running(); i++) {
       const form = forms[i % forms.length]!;
       const commits = COMMITS[form];
       // Versions are taken before the write is sent; keys in order so transactions cannot deadlock.
@@ -140,9 +138,9 @@ export async function checkConsistency(driver: ConsistencyDriver, endpoint: Endp
     }
   };
 
-  const reader = async (r: number): Promise<void> => {
+  const reader = async (r: number, running: () => boolean): Promise<void> => {
     const c = await connect();
-    for (let i = r; running; i++) {
+    for (let i = r; running(); i++) {
       const path = READ_PATHS[i % READ_PATHS.length]!;
       // Every key and, as often as one key, all keys at once.
       const scope = Math.floor(i / READ_PATHS.length) % (options.keys + 1);
@@ -155,22 +153,15 @@ export async function checkConsistency(driver: ConsistencyDriver, endpoint: Endp
     }
   };
 
-  const guarded = (role: string, run: () => Promise<void>): Promise<void> =>
-    run().catch((err: Error) => { report.errors.push(`${role}: ${err.message}`); });
+  const guarded = (role: string, run: (running: () => boolean) => Promise<void>) => (running: () => boolean): Promise<void> =>
+    run(running).catch((err: Error) => { report.errors.push(`${role}: ${err.message}`); });
 
   const before = await cacheCounts(endpoint.adminPort, driver.metricsProtocol);
   const started = Date.now();
-  /** Ends the run once it has lasted `seconds` and proved enough, or at `maxSeconds`, or at a client error. */
-  const stopWhenDone = async (): Promise<void> => {
-    for (;;) {
-      await sleep(STOP_POLL_MS);
-      const elapsed = Date.now() - started;
-      if (report.errors.length > 0 || elapsed >= options.maxSeconds * 1000) break;
-      if (elapsed < options.seconds * 1000 || driver.writeForms.some((f) => (report.writesByForm[f] ?? 0) === 0)) continue;
-      const now = await cacheCounts(endpoint.adminPort, driver.metricsProtocol).catch(() => null);
-      if (now !== null && now.hits - before.hits >= options.minHits) break;
-    }
-    running = false;
+  const enough = async (): Promise<boolean> => {
+    if (driver.writeForms.some((f) => (report.writesByForm[f] ?? 0) === 0)) return false;
+    const now = await cacheCounts(endpoint.adminPort, driver.metricsProtocol).catch(() => null);
+    return now !== null && now.hits - before.hits >= options.minHits;
   };
   const progress = onProgress === undefined ? null : setInterval(() => {
     void cacheCounts(endpoint.adminPort, driver.metricsProtocol).then((now) => onProgress({
@@ -180,11 +171,10 @@ export async function checkConsistency(driver: ConsistencyDriver, endpoint: Endp
     }), () => undefined);
   }, (progressSeconds ?? 10) * 1000);
   try {
-    await Promise.all([
-      stopWhenDone(),
-      ...Array.from({ length: options.writers }, (_, w) => guarded(`writer ${w}`, () => writer(w))),
-      ...Array.from({ length: options.readers }, (_, r) => guarded(`reader ${r}`, () => reader(r))),
-    ]);
+    await loadUntil([
+      ...Array.from({ length: options.writers }, (_, w) => guarded(`writer ${w}`, (running) => writer(w, running))),
+      ...Array.from({ length: options.readers }, (_, r) => guarded(`reader ${r}`, (running) => reader(r, running))),
+    ], { minMs: options.seconds * 1000, maxMs: options.maxSeconds * 1000, enough, failed: () => report.errors.length > 0 });
     report.elapsedSeconds = (Date.now() - started) / 1000;
     Object.assign(report, countsDelta(await cacheCounts(endpoint.adminPort, driver.metricsProtocol), before));
     if (report.errors.length === 0) record(await finalCheck(driver, table, ledger, connect));

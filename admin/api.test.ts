@@ -43,11 +43,16 @@ test.after(async () => {
   await admin.close();
 });
 
-async function call(method: 'GET' | 'POST' | 'PUT', path: string, opts: { token?: string | null; body?: string } = {}): Promise<{ status: number; json: any }> {
+/** A body goes as JSON unless `headers` name another content-type. */
+async function call(method: 'GET' | 'POST' | 'PUT', path: string, opts: { token?: string | null; body?: string; headers?: Record<string, string> } = {}): Promise<{ status: number; json: any }> {
   const token = opts.token === undefined ? TOKEN : opts.token;
   const res = await request(`${base}${path}`, {
     method,
-    headers: { ...(token === null ? {} : { authorization: `Bearer ${token}` }), ...(opts.body === undefined ? {} : { 'content-type': 'application/json' }) },
+    headers: {
+      ...(token === null ? {} : { authorization: `Bearer ${token}` }),
+      ...(opts.body === undefined ? {} : { 'content-type': 'application/json' }),
+      ...opts.headers,
+    },
     body: opts.body,
   });
   const text = await res.body.text();
@@ -175,6 +180,33 @@ test('flush errors: 400 bad body, 405 wrong method, 413 too large, 404 unknown p
   assert.is((await call('POST', '/api/queries', { body: '{}' })).status, 405);
   assert.is((await call('POST', '/api/flush', { body: `{"fingerprint":"${'x'.repeat(MAX_BODY_BYTES)}"}` })).status, 413);
   assert.is((await call('GET', '/api/nothing')).status, 404);
+});
+
+test('a POST without a JSON content type is refused with 415 before its body is read', async () => {
+  fill();
+  const before = store.size;
+  for (const type of ['text/plain', 'text/plain;charset=UTF-8', 'application/x-www-form-urlencoded', 'multipart/form-data; boundary=x']) {
+    const res = await call('POST', '/api/flush', { body: '{"all":true}', headers: { 'content-type': type } });
+    assert.equal([res.status, res.json.error], [415, 'unsupported-media-type'], type);
+  }
+  assert.is((await call('POST', '/api/flush', { headers: { 'content-length': '0' } })).status, 415, 'no content type at all');
+  assert.is((await call('POST', '/api/config/reload')).status, 415, 'a POST without a body too');
+  assert.is(store.size, before, 'nothing was flushed');
+  const charset = await call('POST', '/api/flush', { body: '{"database":"nowhere"}', headers: { 'content-type': 'application/json; charset=utf-8' } });
+  assert.is(charset.status, 200, 'parameters of application/json are fine');
+});
+
+test('a POST from another origin or site is refused with 403; the listener\'s own origin passes', async () => {
+  const before = store.size;
+  const own = new URL(base).host;
+  const foreign: Record<string, string>[] = [{ origin: 'http://evil.example' }, { origin: 'null' }, { origin: `http://${own}`, 'sec-fetch-site': 'cross-site' }, { 'sec-fetch-site': 'same-site' }];
+  for (const headers of foreign) {
+    const res = await call('POST', '/api/flush', { body: '{"all":true}', headers });
+    assert.equal([res.status, res.json.error], [403, 'cross-site'], JSON.stringify(headers));
+  }
+  assert.is(store.size, before, 'nothing was flushed');
+  const same = await call('POST', '/api/flush', { body: '{"all":true}', headers: { origin: `http://${own}`, 'sec-fetch-site': 'same-origin' } });
+  assert.equal([same.status, same.json.dropped], [200, before]);
 });
 
 test('GET /api/config shows the effective config without the token', async () => {

@@ -8,6 +8,7 @@ import { chargedBytes } from '../cache/store.js';
 import { databaseTag, tableTag } from '../cache/tags.js';
 import type { ReloadReport } from '../config/reload.js';
 import { ConfigError, type Config } from '../config/settings.js';
+import { declaresJson } from './browser-guard.js';
 import type { Protocol } from './metrics.js';
 import { top, type QueryItem, type QueryStats, type StatementIdentity, type TableItem, type TopOrder } from './query-stats.js';
 import { DEFAULT_TOP, MAX_TOP } from './stats-report.js';
@@ -153,6 +154,10 @@ export class AdminApi {
     const method = req.method === 'HEAD' ? 'GET' : req.method;
     const expect = (wanted: string): void => {
       if (method !== wanted) throw new ApiError(405, 'method-not-allowed', `use ${wanted}${wanted === 'GET' ? ', HEAD' : ''}`);
+      // Even a POST without a body: a page of another site can send one as text/plain.
+      if (wanted === 'POST' && !declaresJson(req.headers['content-type'])) {
+        throw new ApiError(415, 'unsupported-media-type', 'send Content-Type: application/json (a web page cannot send that to another site without asking first)');
+      }
     };
     switch (url.pathname) {
       case '/api/queries':

@@ -26,8 +26,8 @@ test.after(async () => {
   await admin.close();
 });
 
-async function get(path: string, method: 'GET' | 'POST' | 'HEAD' = 'GET'): Promise<{ status: number; type: string; body: string }> {
-  const res = await request(`${base}${path}`, { method });
+async function get(path: string, method: 'GET' | 'POST' | 'HEAD' = 'GET', headers: Record<string, string> = {}): Promise<{ status: number; type: string; body: string }> {
+  const res = await request(`${base}${path}`, { method, headers });
   return { status: res.statusCode, type: String(res.headers['content-type'] ?? ''), body: await res.body.text() };
 }
 
@@ -90,6 +90,38 @@ test('POST is a 405 with Allow', async () => {
   assert.is(res.statusCode, 405);
   assert.is(res.headers.allow, 'GET, HEAD');
   await res.body.dump();
+});
+
+test('a Host name the listener does not answer (DNS rebinding) gets 421; /healthz and /metrics answer any', async () => {
+  const port = new URL(base).port;
+  for (const path of ['/', '/dashboard', '/stats', '/api/queries', '/nope']) {
+    const res = await get(path, 'GET', { host: `rebound.example:${port}` });
+    assert.is(res.status, 421, path);
+    assert.is(JSON.parse(res.body).error, 'misdirected-request');
+  }
+  for (const path of ['/healthz', '/metrics']) assert.is((await get(path, 'GET', { host: `rebound.example:${port}` })).status, 200, path);
+  for (const host of [`localhost:${port}`, `127.0.0.1:${port}`, `[::1]:${port}`]) assert.is((await get('/stats', 'GET', { host })).status, 200, host);
+});
+
+test('--admin-allowed-hosts: the listed names are answered, others are not', async () => {
+  const named = new AdminServer(metrics, { allowedHosts: ['sidecache.internal'] });
+  const at = await named.listen({ host: '0.0.0.0', port: 0 });
+  try {
+    const status = async (host: string): Promise<number> => {
+      const res = await request(`http://127.0.0.1:${at.port}/stats`, { headers: { host } });
+      await res.body.dump();
+      return res.statusCode;
+    };
+    assert.equal([await status('sidecache.internal'), await status('localhost'), await status('10.0.0.1'), await status('rebound.example')], [200, 200, 200, 421]);
+  } finally {
+    await named.close();
+  }
+});
+
+test('a state-changing request from another origin is a 403 on any path', async () => {
+  const res = await get('/stats', 'POST', { origin: 'http://evil.example' });
+  assert.is(res.status, 403);
+  assert.is(JSON.parse(res.body).error, 'cross-site');
 });
 
 test('HEAD /healthz answers 200 without a body', async () => {

@@ -3,11 +3,17 @@ import http from 'node:http';
 import type net from 'node:net';
 import type { HostPort } from '../config/settings.js';
 import { sendJson, tokenMatches, type AdminApi } from './api.js';
+import { crossSiteRefusal, hostAllowed, hostPolicy, isSafeMethod, type HostPolicy } from './browser-guard.js';
 import { dashboardPage } from './dashboard/page.js';
 import type { Metrics } from './metrics.js';
 import { buildStatsReport, DEFAULT_TOP, MAX_TOP } from './stats-report.js';
 
 const ROUTES = '/ (the dashboard), /healthz, /metrics, /stats, /api/';
+/**
+ * Answered whatever the Host header says: they change nothing and hold no statement text, and
+ * Prometheus and Kubernetes probes send the name or address they were configured with.
+ */
+const ANY_HOST_PATHS = new Set(['/healthz', '/metrics']);
 
 export interface AdminOptions {
   /** Serves /api/*; without it /api/* is not found. */
@@ -18,17 +24,24 @@ export interface AdminOptions {
    * alike); so does the dashboard page, which forwards its `?token=` to /stats itself.
    */
   token?: string | null;
+  /** Host names answered besides localhost and IP addresses; null: the listen host's (see hostPolicy). */
+  allowedHosts?: readonly string[] | null;
 }
 
 export class AdminServer {
   private readonly server: http.Server;
   private readonly api: AdminApi | null;
   private readonly token: string | null;
+  private readonly allowedHosts: readonly string[] | null;
+  /** Set by listen(), which knows the listen host. */
+  private hosts: HostPolicy;
 
   /** /stats reports every QueryStats registered in `metrics` (QueryStats' constructor does that). */
   constructor(private readonly metrics: Metrics, options: AdminOptions = {}) {
     this.api = options.api ?? null;
     this.token = options.token ?? null;
+    this.allowedHosts = options.allowedHosts ?? null;
+    this.hosts = hostPolicy('localhost', this.allowedHosts);
     this.server = http.createServer((req, res) => {
       this.handle(req, res).catch((err: Error) => {
         if (!res.headersSent) res.writeHead(500, { 'content-type': 'text/plain' });
@@ -38,6 +51,7 @@ export class AdminServer {
   }
 
   listen(at: HostPort): Promise<net.AddressInfo> {
+    this.hosts = hostPolicy(at.host, this.allowedHosts);
     return new Promise((resolve, reject) => {
       this.server.once('error', reject);
       this.server.listen(at.port, at.host, () => {
@@ -57,6 +71,15 @@ export class AdminServer {
   private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://admin');
     const isApi = url.pathname.startsWith('/api/');
+    if (!ANY_HOST_PATHS.has(url.pathname) && !hostAllowed(req.headers.host, this.hosts)) {
+      sendJson(res, 421, { error: 'misdirected-request', message: `this admin listener does not answer the name in Host: ${req.headers.host}; add it to --admin-allowed-hosts` });
+      return;
+    }
+    const crossSite = isSafeMethod(req.method) ? null : crossSiteRefusal(req.headers);
+    if (crossSite !== null) {
+      sendJson(res, 403, { error: 'cross-site', message: `${crossSite}: the admin listener takes changes only from its own pages and from clients that are not browsers` });
+      return;
+    }
     if (this.token !== null && (isApi || url.pathname === '/stats') && !tokenMatches(req.headers.authorization, this.token)) {
       res.setHeader('www-authenticate', 'Bearer');
       sendJson(res, 401, { error: 'unauthorized', message: 'send the admin token as Authorization: Bearer <token>' });

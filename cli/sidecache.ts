@@ -82,7 +82,7 @@ export async function startSidecache(config: Config, pgUpstream: HostPort | null
   let pgAddress: net.AddressInfo | null = null;
   let mysqlAddress: net.AddressInfo | null = null;
   let adminAddress: net.AddressInfo;
-  const admin = new AdminServer(metrics, { api: new AdminApi(caches, () => running, reload), token: config.adminToken });
+  const admin = new AdminServer(metrics, { api: new AdminApi(caches, () => running, reload), token: config.adminToken, allowedHosts: config.adminAllowedHosts });
   try {
     if (pgUpstream !== null) {
       const cache = config.cacheMaxBytes > 0 ? await PgCache.create(config, metrics) : null;

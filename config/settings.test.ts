@@ -64,6 +64,15 @@ test('log settings and the slow-query threshold: defaults, environment, "off"', 
   assert.is(loadConfig(['--slow-query-threshold=0'], {}).config.slowQueryThresholdMs, 0);
 });
 
+test('--admin-allowed-hosts: names without ports, brackets or trailing dots; null when unset', () => {
+  assert.is(loadConfig([], {}).config.adminAllowedHosts, null);
+  const { config } = loadConfig([], { SIDECACHE_ADMIN_ALLOWED_HOSTS: ' Sidecache.Internal., [::1],10.0.0.5,admin_ui ' });
+  assert.equal(config.adminAllowedHosts, ['sidecache.internal', '::1', '10.0.0.5', 'admin_ui']);
+  for (const bad of ['sidecache.internal:9180', '', 'a,,b', 'a b', 'http://a', '-a']) {
+    assert.throws(() => loadConfig(['--admin-allowed-hosts', bad], {}), /--admin-allowed-hosts: expected host names separated by commas \(without ports\)/, bad);
+  }
+});
+
 test('--help lists every setting with its environment variable', () => {
   assert.ok(loadConfig(['--help'], {}).help);
   const text = helpText();

@@ -2,6 +2,7 @@
 // default, meaning, and whether a reload applies it. Every other module reads the frozen Config
 // built here; docs and --help are generated from SETTINGS.
 import { readFileSync } from 'node:fs';
+import net from 'node:net';
 import { parseDocument } from 'yaml';
 import { ConfigError } from './errors.js';
 import { CacheRules, parseRules } from './rules.js';
@@ -25,6 +26,8 @@ export interface Config {
   adminListen: HostPort;
   /** Bearer token the admin API and /stats require; null leaves them open. */
   adminToken: string | null;
+  /** Host names the admin listener answers besides localhost and IP addresses; null: its listen host's. */
+  adminAllowedHosts: readonly string[] | null;
   maxMessageBytes: number;
   maxClientConnections: number;
   loginTimeoutMs: number;
@@ -54,7 +57,7 @@ export type LogFormat = (typeof LOG_FORMATS)[number];
 /** Config fields that are settings of the table (the rules list is the file's alone). */
 export type SettingKey = Exclude<keyof Config, 'cacheRules'>;
 
-type Kind = 'hostport' | 'pg-url' | 'mysql-url' | 'bytes' | 'count' | 'duration' | 'duration-or-off' | 'choice' | 'secret' | 'path';
+type Kind = 'hostport' | 'pg-url' | 'mysql-url' | 'bytes' | 'count' | 'duration' | 'duration-or-off' | 'choice' | 'secret' | 'path' | 'host-list';
 
 export interface Setting<K extends SettingKey = SettingKey> {
   key: K;
@@ -85,6 +88,8 @@ export const SETTINGS: readonly Setting[] = [
     help: 'HTTP listener for the dashboard, /healthz, /metrics, /stats and the admin API /api/* (port 0 picks a free port)' },
   { key: 'adminToken', flag: 'admin-token', kind: 'secret', default: null, live: false,
     help: 'when set, the admin API (/api/*) and /stats require `Authorization: Bearer <token>`; /metrics, /healthz and the dashboard page stay open (see docs/admin-api.md)' },
+  { key: 'adminAllowedHosts', flag: 'admin-allowed-hosts', kind: 'host-list', default: null, live: false,
+    help: 'comma-separated host names the admin listener answers in the Host header (a web page reached through DNS rebinding carries its own name); localhost and IP addresses are always accepted, /healthz and /metrics answer any name; unset: the name of `admin-listen`, or any name when it listens on 0.0.0.0 or [::] (see docs/admin-api.md)' },
   { key: 'maxMessageBytes', flag: 'max-message-bytes', kind: 'bytes', default: '64MiB', live: true,
     help: 'largest message a client may send; longer ones get a protocol error and that connection is closed' },
   { key: 'maxClientConnections', flag: 'max-client-connections', kind: 'count', default: '1000', live: true,
@@ -190,6 +195,16 @@ function parseSecret(key: string, text: string): string {
   return text;
 }
 
+/** `a.example, [::1]`: lower-case names without brackets or trailing dot; no ports (any port is answered). */
+function parseHostList(key: string, text: string): string[] {
+  const names = text.split(',').map((item) => item.trim().toLowerCase().replace(/^\[(.*)\]$/, '$1').replace(/\.$/, ''));
+  for (const name of names) {
+    if (net.isIPv6(name) || /^[a-z0-9_]([a-z0-9_.-]*[a-z0-9_])?$/.test(name)) continue;
+    throw new ConfigError(key, `expected host names separated by commas (without ports), got "${text}"`);
+  }
+  return names;
+}
+
 function parsePath(key: string, text: string): string {
   if (text.trim() === '') throw new ConfigError(key, 'expected a file path');
   return text;
@@ -208,6 +223,7 @@ function parseValue(setting: Setting, text: string, key: string): Config[Setting
     case 'choice': return parseChoice(key, text, setting.choices!);
     case 'secret': return parseSecret(key, text);
     case 'path': return parsePath(key, text);
+    case 'host-list': return parseHostList(key, text);
   }
 }
 

@@ -4,10 +4,14 @@
 // no browser download) opens the page the admin listener serves while real traffic goes through the
 // proxy to the local PostgreSQL. The page must show what /stats says, keep updating without a
 // reload, send ?token= as a bearer token, say when the proxy is gone, and look right: a screenshot
-// is written to dist/e2e/dashboard.png for CI and for people.
+// is written to dist/e2e/dashboard.png for CI and for people. The same browser shows that a page of
+// another site cannot flush the cache while the dashboard's own origin can, and that a name
+// rebound to this machine (DNS rebinding, simulated with Chromium's host resolver rules) is refused.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { existsSync } from 'node:fs';
+import http from 'node:http';
+import type net from 'node:net';
 import { copyFile, mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -16,13 +20,17 @@ import type { Browser, Page } from 'playwright-core';
 import { createMetrics } from '../admin/metrics.js';
 import { QueryStats } from '../admin/query-stats.js';
 import { AdminServer } from '../admin/server.js';
-import { cacheStats } from './support/metrics.js';
+import { cacheStats, measure } from './support/metrics.js';
 import { connectPg, direct, sleep, uniqueName } from './support/pg-direct.js';
 import { REPO_ROOT, startProxy, type RunningProxy } from './support/sidecache.js';
 
 const CHROMIUM = process.env.SIDECACHE_CHROMIUM ?? '/usr/bin/chromium';
+/** Names of other sites, which this browser resolves to loopback as their DNS would after a rebinding. */
+const FOREIGN_SITE = 'foreign-site.test';
+const REBOUND_SITE = 'rebound-site.test';
 const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-  '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+  '--disable-background-networking', '--disable-component-update', '--disable-sync',
+  `--host-resolver-rules=MAP ${FOREIGN_SITE} 127.0.0.1, MAP ${REBOUND_SITE} 127.0.0.1`];
 const VIEWPORT = { width: 1280, height: 800 };
 const SCREENSHOT_COPY = path.join(REPO_ROOT, 'dist/e2e/dashboard.png');
 const TABLE = uniqueName('sc_dashboard');
@@ -279,6 +287,62 @@ test('with two protocols, the selector switches every figure to the chosen one',
   } finally {
     await two.close();
     await admin.close();
+  }
+});
+
+/** A read that fills the cache, so a flush would show as a miss on the next one. */
+async function filled(): Promise<void> {
+  await read(7);
+  assert.is((await measure(proxy.adminPort, () => read(7))).delta.hits, 1, 'cached');
+}
+
+test('a page of another site cannot flush the cache, by form-like POST or by JSON', async () => {
+  await filled();
+  // Another site, served from this machine so the test needs no network.
+  const site = http.createServer((_req, res) => res.writeHead(200, { 'content-type': 'text/html' }).end('<!doctype html><title>another site</title>'));
+  await new Promise<void>((resolve) => site.listen(0, '127.0.0.1', resolve));
+  const foreign = await browser.newPage();
+  try {
+    await foreign.goto(`http://${FOREIGN_SITE}:${(site.address() as net.AddressInfo).port}/`);
+    const flushUrl = `http://127.0.0.1:${proxy.adminPort}/api/flush`;
+    const refused = foreign.waitForResponse((r) => r.url() === flushUrl);
+    // What any page may send anywhere: a POST with a text body, its answer unreadable to the page.
+    await foreign.evaluate(async (url) => { await fetch(url, { method: 'POST', mode: 'no-cors', body: '{"all":true}' }); }, flushUrl);
+    assert.is((await refused).status(), 403, 'refused as cross-site');
+    // A JSON POST makes the browser ask first (a CORS preflight), which is never granted.
+    const json = await foreign.evaluate(async (url) => {
+      try {
+        await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"all":true}' });
+        return 'sent';
+      } catch (err) {
+        return `blocked: ${(err as Error).message}`;
+      }
+    }, flushUrl);
+    assert.match(json, /^blocked/);
+  } finally {
+    await foreign.close();
+    await new Promise((resolve) => site.close(resolve));
+  }
+  assert.is((await measure(proxy.adminPort, () => read(7))).delta.hits, 1, 'nothing was flushed');
+});
+
+test('the dashboard\'s own origin can POST a flush as JSON', async () => {
+  await filled();
+  const status = await page.evaluate(async () => (await fetch('api/flush', { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"all":true}' })).status);
+  assert.is(status, 200);
+  assert.is((await measure(proxy.adminPort, () => read(7))).delta.misses, 1, 'flushed');
+});
+
+test('a name rebound to this machine (DNS rebinding) gets no page and no data; /healthz still answers', async () => {
+  const rebound = await browser.newPage();
+  try {
+    const dashboard = await rebound.goto(`http://${REBOUND_SITE}:${proxy.adminPort}/dashboard`);
+    assert.is(dashboard?.status(), 421);
+    const queries = await rebound.evaluate(async () => (await fetch('/api/queries')).status);
+    assert.is(queries, 421);
+    assert.is((await rebound.goto(`http://${REBOUND_SITE}:${proxy.adminPort}/healthz`))?.status(), 200);
+  } finally {
+    await rebound.close();
   }
 });
 

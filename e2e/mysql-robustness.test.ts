@@ -6,7 +6,7 @@ import * as assert from 'uvu/assert';
 import type { RowDataPacket } from 'mysql2/promise';
 import { scrape, sumOf } from './support/metrics.js';
 import { connectMySql, directMySql } from './support/mysql-direct.js';
-import { RawMySql, command, decodeErr, handshakeResponse, packet, sslRequest, type Packet } from './support/mysql-raw.js';
+import { RawMySql, command, decodeErr, handshakeResponse, isEofOrErr, packet, sslRequest, type Packet } from './support/mysql-raw.js';
 import { DIRECT_MYSQL_URL, startProxy, type RunningProxy } from './support/sidecache.js';
 
 let main: RunningProxy;
@@ -114,8 +114,9 @@ test('--max-message-bytes 1MiB: a packet just under passes, one over is refused 
     const id = c.handshake!.connectionId;
     const filler = 'x'.repeat(1024 * 1024 - 100);
     c.send(command(0x03, `SELECT LENGTH('${filler}')`));
-    const reply = await c.readQuiet();
-    assert.ok(reply.includes(Buffer.from(String(filler.length))), 'the answer');
+    // Column definitions up to their EOF, then the row up to its EOF.
+    const reply = [...await c.readPacketsUntil(isEofOrErr), ...await c.readPacketsUntil(isEofOrErr)];
+    assert.ok(reply.some((p) => p.payload.includes(Buffer.from(String(filler.length)))), 'the answer');
     const tooLong = 2 * 1024 * 1024;
     c.send(packet(Buffer.from('\x03SELECT 1'), 0, tooLong));
     const e = await expectErr(c, 1153, 1);
@@ -172,12 +173,12 @@ test('--login-timeout 500ms: a client that never answers the handshake gets an E
   });
 });
 
-test('upstream unreachable: ERR 2003 naming the upstream, quickly; mysql2 shows it', async () => {
+test('upstream unreachable: ERR 2003 naming the upstream and the refusal; mysql2 shows it', async () => {
   const c = await RawMySql.connect(orphan.mysqlPort);
-  const started = Date.now();
   const e = await expectErr(c, 2003, 0);
   assert.match(e.message, /127\.0\.0\.1:1\b/);
-  assert.ok(Date.now() - started < 3000);
+  // Answered on the refusal, not when --upstream-connect-timeout runs out.
+  assert.match(e.message, /ECONNREFUSED/);
   try {
     await connectMySql(orphan.mysqlPort);
     assert.unreachable('connected');
@@ -247,9 +248,9 @@ test('a raw login through the proxy sees the same packets as directly (handshake
     c.send(command(0x02, 'mysql'));
     const initDb = await c.readPacket();
     c.send(command(0x04, 'user\0'));
-    const fields = await c.readQuiet();
+    const fields = await c.readPacketsUntil(isEofOrErr);
     c.destroy();
-    return [ok.payload.toString('hex'), initDb.payload.toString('hex'), fields.toString('hex')];
+    return [ok.payload.toString('hex'), initDb.payload.toString('hex'), ...fields.map((p) => `${p.seq} ${p.payload.toString('hex')}`)];
   };
   assert.equal(await login(main.mysqlPort), await login(3306));
 });

@@ -14,7 +14,8 @@ import * as assert from 'uvu/assert';
 import pg from 'pg';
 import { DIRECT_PG, connectPg, direct, sleep, uniqueName } from './support/pg-direct.js';
 import { startHoldRelay, type HoldRelay } from './support/hold-relay.js';
-import { measure } from './support/metrics.js';
+import { loadUntil } from './support/until.js';
+import { cacheCounters, measure } from './support/metrics.js';
 import { startProxy, type RunningProxy } from './support/sidecache.js';
 
 let relay: HoldRelay;
@@ -191,16 +192,19 @@ test('race: a write to another table while the read is in flight does not stop t
 
 const WRITERS = 3;
 const READERS = 4;
+/** The load runs at least LOAD_MS, then until it has MIN_READS reads, MIN_WRITES writes and a hit. */
 const LOAD_MS = 4000;
+const MAX_LOAD_MS = 40_000;
+const MIN_READS = 200;
+const MIN_WRITES = 50;
 
-test(`under load: ${WRITERS} writers, ${READERS} readers, ${LOAD_MS} ms; no read started after an ack sees an older version`, async () => {
+test(`under load: ${WRITERS} writers, ${READERS} readers, ${MIN_READS}+ reads; no read started after an ack sees an older version`, async () => {
   const stamps = await newTable('w int PRIMARY KEY, version int NOT NULL',
     Array.from({ length: WRITERS }, (_, w) => `(${w}, 0)`).join(', '));
   const labels = await newTable('w int PRIMARY KEY, label text NOT NULL',
     Array.from({ length: WRITERS }, (_, w) => `(${w}, 'writer ${w}')`).join(', '));
   /** Highest version of each writer whose write was acknowledged. */
   const acked = new Array<number>(WRITERS).fill(0);
-  const deadline = Date.now() + LOAD_MS;
   const violations: string[] = [];
   let reads = 0;
   let writes = 0;
@@ -216,9 +220,9 @@ test(`under load: ${WRITERS} writers, ${READERS} readers, ${LOAD_MS} ms; no read
       await c.query('COMMIT');
     },
   ];
-  const writer = async (w: number): Promise<void> => {
+  const writer = async (w: number, running: () => boolean): Promise<void> => {
     const c = await client(proxy.pgPort);
-    for (let version = 1; Date.now() < deadline; version++) {
+    for (let version = 1; running(); version++) {
       await writeStyles[version % writeStyles.length]!(c, w, version);
       acked[w] = version;
       writes++;
@@ -233,9 +237,9 @@ test(`under load: ${WRITERS} writers, ${READERS} readers, ${LOAD_MS} ms; no read
     async (c, w) => (await c.query({ name: 'by_writer', text: `SELECT w, version FROM ${stamps} WHERE w = $1`, values: [w] })).rows,
     async (c) => (await c.query(`SELECT s.w, s.version FROM ${labels} l JOIN ${stamps} s USING (w) ORDER BY s.w`)).rows,
   ];
-  const reader = async (r: number): Promise<void> => {
+  const reader = async (r: number, running: () => boolean): Promise<void> => {
     const c = await client(proxy.pgPort);
-    for (let i = r; Date.now() < deadline; i++) {
+    for (let i = r; running(); i++) {
       const w = i % WRITERS;
       const floor = acked.slice(); // taken before the read is sent: every write acked so far
       const rows = await readForms[i % readForms.length]!(c, w);
@@ -248,13 +252,18 @@ test(`under load: ${WRITERS} writers, ${READERS} readers, ${LOAD_MS} ms; no read
     }
   };
 
-  const { delta } = await measure(proxy.adminPort, () => Promise.all([
-    ...Array.from({ length: WRITERS }, (_, w) => writer(w)),
-    ...Array.from({ length: READERS }, (_, r) => reader(r)),
-  ]));
+  const hitsBefore = (await cacheCounters(proxy.adminPort)).hits;
+  const { delta } = await measure(proxy.adminPort, () => loadUntil([
+    ...Array.from({ length: WRITERS }, (_, w) => (running: () => boolean) => writer(w, running)),
+    ...Array.from({ length: READERS }, (_, r) => (running: () => boolean) => reader(r, running)),
+  ], {
+    minMs: LOAD_MS,
+    maxMs: MAX_LOAD_MS,
+    enough: async () => reads >= MIN_READS && writes >= MIN_WRITES && (await cacheCounters(proxy.adminPort)).hits > hitsBefore,
+  }));
   const summary = `${reads} reads, ${writes} writes, ${violations.length} violations; counters ${JSON.stringify(delta)}`;
   assert.equal(violations.slice(0, 10), [], summary);
-  assert.ok(reads > 200 && writes > 50, summary);
+  assert.ok(reads >= MIN_READS && writes >= MIN_WRITES, summary);
   assert.ok(delta.hits > 0, `the load must exercise hits: ${summary}`);
   assert.ok(delta.misses > 0, summary);
   const final = (await direct<{ version: number }>(`SELECT version FROM ${stamps} ORDER BY w`)).rows.map((r) => r.version);

@@ -11,6 +11,7 @@ import {
   waitForBackendGone,
 } from './support/pg-direct.js';
 import { startProxy, type RunningProxy } from './support/sidecache.js';
+import { waitFor } from './support/until.js';
 
 const TABLE = uniqueName('sc_e2e_clients');
 let proxy: RunningProxy;
@@ -169,13 +170,12 @@ async function assertCancelled(cancel: (victim: KeyedClient, query: pg.Query) =>
   });
   void victim.query(query);
   await waitForActiveQuery(victim.processID, 'pg_sleep(10)');
-  const started = Date.now();
   await cancel(victim, query);
   const err = await outcome;
-  const elapsed = Date.now() - started;
+  // 57014 is the server's answer to a cancel only: a pg_sleep that ran its 10 s would end without
+  // an error. (No bound on the time taken: that would measure the machine.)
   assert.ok(err, 'the query should have been cancelled');
   assert.is((err as pg.DatabaseError).code, '57014');
-  assert.ok(elapsed < 2000, `cancel took ${elapsed} ms`);
   assert.equal((await victim.query('SELECT 1 AS ok')).rows, [{ ok: 1 }], 'the cancelled session goes on');
 }
 
@@ -279,11 +279,12 @@ test('LISTEN / NOTIFY between two proxied clients, with and without payload, on 
   await notifier.query('SELECT pg_notify($1, $2)', [channel, 'payload ünïcødé']);
   await notifier.query('BEGIN');
   await notifier.query(`NOTIFY ${channel}, 'in transaction'`);
+  // The first two arrive whenever the listener's socket is read, which a loaded machine delays.
+  await waitFor(() => received.length >= 2, 10_000);
   await sleep(300);
   assert.is(received.length, 2, 'a notification inside an open transaction waits for COMMIT');
   await notifier.query('COMMIT');
-  const deadline = Date.now() + 3000;
-  while (received.length < 3 && Date.now() < deadline) await sleep(20);
+  await waitFor(() => received.length >= 3, 10_000);
   assert.equal(received.map((n) => [n.channel, n.payload, n.processId]), [
     [channel, '', notifier.processID],
     [channel, 'payload ünïcødé', notifier.processID],

@@ -240,10 +240,9 @@ test('a logged-in client may stay idle longer than the login timeout', async () 
   c.destroy();
 });
 
-test('upstream unreachable: FATAL 08006 naming the upstream, quickly, with or without SSLRequest', async () => {
+test('upstream unreachable: FATAL 08006 naming the upstream and the refusal, with or without SSLRequest', async () => {
   for (const ssl of [false, true]) {
     const c = await RawClient.connect(orphan.pgPort);
-    const started = Date.now();
     if (ssl) {
       c.send(sslRequest());
       assert.is((await c.readBytes(1)).toString('latin1'), 'N');
@@ -252,7 +251,9 @@ test('upstream unreachable: FATAL 08006 naming the upstream, quickly, with or wi
     const error = await expectFatal(c, '08006', 3000);
     assert.match(error.message!, /upstream/);
     assert.match(error.message!, /127\.0\.0\.1:1\b/);
-    assert.ok(Date.now() - started < 3000);
+    // Answered on the refusal, not when --upstream-connect-timeout runs out (a clock bound would
+    // measure the machine instead).
+    assert.match(error.message!, /ECONNREFUSED/);
     c.destroy();
   }
   assert.is((await fetch(`http://127.0.0.1:${orphan.adminPort}/healthz`)).status, 200, 'the proxy is still up');

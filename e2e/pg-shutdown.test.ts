@@ -4,6 +4,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import net from 'node:net';
 import pg from 'pg';
+import { waitForActiveQuery } from './support/pg-direct.js';
 import { startProxy } from './support/sidecache.js';
 
 function connect(port: number): Promise<pg.Client> {
@@ -18,8 +19,9 @@ test('SIGTERM: the query in flight completes, idle clients get 57P01, the listen
   const idleEnded = new Promise<Error>((resolve) => idle.on('error', resolve));
   // After its query the busy client is told the same, once the reply is through.
   const busyEnded = new Promise<Error>((resolve) => busy.on('error', resolve));
-  const inFlight = busy.query('SELECT pg_sleep(1.5) AS slept, 42 AS answer');
-  await new Promise((r) => setTimeout(r, 300));
+  const inFlight = busy.query('SELECT pg_sleep(2) AS slept, 42 AS answer');
+  // In flight means the server runs it; a fixed pause could end before the proxy even had it.
+  await waitForActiveQuery((busy as pg.Client & { processID: number }).processID, 'pg_sleep(2)');
   const started = Date.now();
   proxy.child.kill('SIGTERM');
   const idleError = (await idleEnded) as Error & { code?: string };

@@ -60,6 +60,7 @@ missing_packages() {
   mariadb_server_installed || port_open "$MY_HOST" "$MY_PORT" || echo mariadb-server
   # Tools the end-to-end tests drive: sysbench (MySQL load) and headless Chromium (the dashboard).
   have sysbench || echo sysbench
+  have curl || echo curl  # e2e/admin-api runs the documented curl commands
   [ -x /usr/bin/chromium ] || { echo chromium; echo fonts-liberation; }
   # Drivers the client-compatibility tests run (e2e/*-jdbc, e2e/pg-psycopg): Debian's jars in
   # /usr/share/java, a JDK to compile e2e/clients/*.java, psycopg for Debian's /usr/bin/python3.

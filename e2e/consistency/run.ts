@@ -1,5 +1,5 @@
 // `node dist/e2e/consistency/run.js [--protocol postgres|mysql|all] [--seconds 60] [--writers 4]
-//  [--readers 8] [--keys 4] [--write-pause-ms 10] [--min-hit-ratio 0.2]`
+//  [--readers 8] [--keys 4] [--write-pause-ms 10] [--min-hits 1000] [--max-seconds 180]`
 //
 // Runs the stale-read checker through a sidecache of its own and prints one summary line per
 // protocol. Exit code 0 when every protocol checked passed, 1 when one failed (a violation, a client
@@ -15,7 +15,7 @@ class UsageError extends Error {
   override name = 'UsageError';
 }
 
-const USAGE = 'usage: run.js [--protocol postgres|mysql|all] [--seconds N] [--writers N] [--readers N] [--keys N] [--write-pause-ms N] [--min-hit-ratio R]';
+const USAGE = 'usage: run.js [--protocol postgres|mysql|all] [--seconds N] [--writers N] [--readers N] [--keys N] [--write-pause-ms N] [--min-hits N] [--max-seconds N]';
 
 function parseOptions(argv: string[]): { protocol: string; options: CheckOptions } {
   const { values } = parseArgs({
@@ -27,7 +27,8 @@ function parseOptions(argv: string[]): { protocol: string; options: CheckOptions
       'readers': { type: 'string' },
       'keys': { type: 'string' },
       'write-pause-ms': { type: 'string' },
-      'min-hit-ratio': { type: 'string' },
+      'min-hits': { type: 'string' },
+      'max-seconds': { type: 'string' },
     },
     strict: true,
   });
@@ -40,15 +41,17 @@ function parseOptions(argv: string[]): { protocol: string; options: CheckOptions
     return n;
   };
   const d = DEFAULT_OPTIONS;
+  const seconds = number('seconds', values.seconds, d.seconds, 1, false);
   return {
     protocol: values.protocol!,
     options: {
-      seconds: number('seconds', values.seconds, d.seconds, 1, false),
+      seconds,
       writers: number('writers', values.writers, d.writers, 1, true),
       readers: number('readers', values.readers, d.readers, 1, true),
       keys: number('keys', values.keys, d.keys, 2, true),
       writePauseMs: number('write-pause-ms', values['write-pause-ms'], d.writePauseMs, 0, false),
-      minHitRatio: number('min-hit-ratio', values['min-hit-ratio'], d.minHitRatio, 0, false),
+      minHits: number('min-hits', values['min-hits'], d.minHits, 0, true),
+      maxSeconds: number('max-seconds', values['max-seconds'], Math.max(d.maxSeconds, seconds), seconds, false),
       progressSeconds: 10,
     },
   };

@@ -107,6 +107,11 @@ export function isErr(p: Packet): boolean {
   return p.payload[0] === 0xff;
 }
 
+/** An EOF packet (the end of column definitions or rows without CLIENT_DEPRECATE_EOF), or an ERR. */
+export function isEofOrErr(p: Packet): boolean {
+  return (p.payload[0] === 0xfe && p.payload.length < 9) || isErr(p);
+}
+
 export class RawMySql {
   private pending: Buffer = Buffer.alloc(0);
   private ended = false;
@@ -190,7 +195,28 @@ export class RawMySql {
     }
   }
 
-  /** Every byte that arrives until nothing more comes for `quietMs` (a reply of unknown shape). */
+  /** Packets up to and including the first for which `last` holds: a reply whose end the test knows. */
+  async readPacketsUntil(last: (p: Packet) => boolean, timeoutMs = DEFAULT_TIMEOUT_MS): Promise<Packet[]> {
+    const packets: Packet[] = [];
+    for (;;) {
+      const p = await this.readPacket(timeoutMs);
+      packets.push(p);
+      if (last(p)) return packets;
+    }
+  }
+
+  /** What has arrived, after waiting up to `timeoutMs` for a first byte; empty when none came. */
+  async readAvailable(timeoutMs = DEFAULT_TIMEOUT_MS): Promise<Buffer> {
+    if (this.pending.length === 0 && !this.ended) await this.waitForData(timeoutMs);
+    const all = this.pending;
+    this.pending = Buffer.alloc(0);
+    return all;
+  }
+
+  /**
+   * Every byte that arrives until nothing more comes for `quietMs`. Only for showing that nothing
+   * (more) comes: a reply slower than `quietMs`, as on a loaded machine, would be cut short.
+   */
   async readQuiet(quietMs = 150, timeoutMs = DEFAULT_TIMEOUT_MS): Promise<Buffer> {
     const deadline = Date.now() + timeoutMs;
     let seen = -1;

@@ -82,6 +82,8 @@ export class PgCache extends ResultCache<StatementInfo> {
   private readonly contexts = new Map<string, PgContext>();
   /** Bumped per database on DDL: decisions taken before may rest on a catalog that changed. */
   private readonly generations = new Map<string, number>();
+  /** Bumped on DDL every database sees and when the server changes: part of every database's generation. */
+  private serverGeneration = 0;
   private nextContextId = 1;
   /**
    * What the probe found in a session that had changed nothing since it started, by its startup
@@ -200,8 +202,14 @@ export class PgCache extends ResultCache<StatementInfo> {
     return d !== undefined && d.generation === this.generation(ctx.database) ? d : undefined;
   }
 
+  /** Both parts only grow, so their sum is the same only while neither changed. */
   generation(database: string): number {
-    return this.generations.get(database) ?? 0;
+    return this.serverGeneration + (this.generations.get(database) ?? 0);
+  }
+
+  /** Decisions, fan-out and startup probes of every database were learned from another server or catalog. */
+  protected forgetServer(): void {
+    this.serverGeneration++;
   }
 
   /**
@@ -209,7 +217,7 @@ export class PgCache extends ResultCache<StatementInfo> {
    * `catalogChanged` (DDL, DO, CALL, ...) the decisions taken under the old catalog go too.
    */
   invalidate(database: string, tables: Iterable<string>, wide: boolean, catalogChanged: boolean): void {
-    if (catalogChanged) this.generations.set(database, this.generation(database) + 1);
+    if (catalogChanged) this.generations.set(database, (this.generations.get(database) ?? 0) + 1);
     if (wide || catalogChanged) {
       const dropped = this.store.invalidateDatabase(database);
       this.stats.invalidated('database', dropped);

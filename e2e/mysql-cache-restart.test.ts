@@ -1,0 +1,108 @@
+// test-timeout: 240
+// A MariaDB server that restarts or fails over while sidecache has no session open: sidecache
+// learns it from the server's identity (server id, host name, port, start time) at the next login,
+// before the cache answers that session, and drops what it held. A write made straight on the
+// server before the restart is then seen by the next read; a second server at the same address
+// (same id, host name and port, started later) is not taken for the first. Private servers: the
+// shared one cannot be restarted.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import mysql, { type RowDataPacket } from 'mysql2/promise';
+import { startMariadb, type MariadbServer } from './support/mariadb-server.js';
+import { mysqlCacheCounters } from './support/mysql-metrics.js';
+import { startProxy, type RunningProxy } from './support/sidecache.js';
+import { scrape, sumOf } from './support/metrics.js';
+
+let server: MariadbServer;
+let second: MariadbServer | null = null;
+let proxy: RunningProxy;
+const open: mysql.Connection[] = [];
+
+async function connect(): Promise<mysql.Connection> {
+  const c = await mysql.createConnection({ host: '127.0.0.1', port: proxy.mysqlPort, user: 'root', database: 'd' });
+  c.on('error', () => undefined);
+  open.push(c);
+  return c;
+}
+
+/** Reads `sql` on `c`: its rows and whether the cache answered. */
+async function read(c: mysql.Connection, sql: string): Promise<{ rows: unknown[]; hit: boolean }> {
+  const before = (await mysqlCacheCounters(proxy.adminPort)).hits;
+  const [rows] = await c.query<RowDataPacket[]>(sql);
+  return { rows: rows.map((r) => ({ ...r })), hit: (await mysqlCacheCounters(proxy.adminPort)).hits === before + 1 };
+}
+
+/** Ends every session and waits until sidecache holds no upstream connection. */
+async function closeAll(): Promise<void> {
+  await Promise.all(open.splice(0).map((c) => c.end()));
+  const deadline = Date.now() + 5000;
+  const upstreams = async (): Promise<number> => sumOf(await scrape(proxy.adminPort), 'sidecache_upstream_connections', { protocol: 'mysql' });
+  while ((await upstreams()) > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  assert.is(await upstreams(), 0, 'no session is open');
+}
+
+/**
+ * Waits until the second `s` started in is over: MySQL tells its start to the second, so a server
+ * started from now on (same id, host name and port) is told apart by it.
+ */
+async function pastStartSecond(s: MariadbServer): Promise<void> {
+  const deadline = Date.now() + 5000;
+  const uptime = async (): Promise<number> => Number(((await s.query("SHOW GLOBAL STATUS LIKE 'Uptime'")) as RowDataPacket[])[0]!.Value);
+  while ((await uptime()) < 1 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+  assert.ok((await uptime()) >= 1);
+}
+
+test.before(async () => {
+  server = await startMariadb();
+  await server.query('CREATE DATABASE d', 'CREATE TABLE d.t (id INT PRIMARY KEY, v INT)', 'INSERT INTO d.t VALUES (1, 10), (2, 20)');
+  proxy = await startProxy({ pgUpstream: null, mysqlUpstream: `mysql://${server.host}:${server.port}` });
+});
+
+test.after(async () => {
+  await Promise.all(open.map((c) => c.end().catch(() => undefined)));
+  await proxy?.stop();
+  await second?.stop();
+  await server?.stop();
+});
+
+test('a new session on the same server is answered from the cache after its identity check', async () => {
+  const sql = 'SELECT v FROM t WHERE id = 2';
+  const a = await connect();
+  await a.query(sql);
+  assert.equal(await read(a, sql), { rows: [{ v: 20 }], hit: true });
+  await closeAll();
+  assert.equal(await read(await connect(), sql), { rows: [{ v: 20 }], hit: true }, 'the first read of a new session');
+  assert.not.match(proxy.output(), /upstream server changed/);
+});
+
+test('a restart while no session was open, with a write made straight on the server: the next read sees it', async () => {
+  const sql = 'SELECT v FROM t WHERE id = 1';
+  const a = await connect();
+  await a.query(sql);
+  assert.equal(await read(a, sql), { rows: [{ v: 10 }], hit: true }, 'the read is cached');
+  await closeAll();
+  await server.query('UPDATE d.t SET v = 11 WHERE id = 1');
+  await pastStartSecond(server);
+  await server.restart();
+  const b = await connect();
+  assert.equal(await read(b, sql), { rows: [{ v: 11 }], hit: false }, 'the restarted server answers');
+  assert.match(proxy.output(), /mysql: the upstream server changed \(restart, failover or restore\); cached results dropped/);
+  assert.equal(await read(b, sql), { rows: [{ v: 11 }], hit: true }, 'and the cache works again');
+  assert.equal(await read(await connect(), sql), { rows: [{ v: 11 }], hit: true }, 'for new sessions too');
+});
+
+test('a failover to another server at the same address: its data, not the first server\'s entries', async () => {
+  const sql = 'SELECT v AS failover FROM t WHERE id = 1';
+  const a = await connect();
+  await a.query(sql);
+  assert.equal(await read(a, sql), { rows: [{ failover: 11 }], hit: true });
+  await closeAll();
+  const port = server.port;
+  await pastStartSecond(server);
+  await server.stop();
+  second = await startMariadb({ port });
+  await second.query('CREATE DATABASE d', 'CREATE TABLE d.t (id INT PRIMARY KEY, v INT)', 'INSERT INTO d.t VALUES (1, 99)');
+  assert.equal(await read(await connect(), sql), { rows: [{ failover: 99 }], hit: false });
+});
+
+test.run();

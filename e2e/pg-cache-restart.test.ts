@@ -1,0 +1,95 @@
+// test-timeout: 240
+// A server that restarts or fails over while sidecache has no session open: sidecache learns it
+// from the server's identity (system identifier, start time) at the next login, before the cache
+// answers that session, and drops what it held. A write made straight on the server before the
+// restart is then seen by the next read; a second server at the same address is not taken for the
+// first. Private clusters: the shared server cannot be restarted.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import pg from 'pg';
+import { startCluster, type Cluster } from './support/cluster.js';
+import { startProxy, type RunningProxy } from './support/sidecache.js';
+import { measure, scrape, sumOf } from './support/metrics.js';
+
+let cluster: Cluster;
+let second: Cluster | null = null;
+let proxy: RunningProxy;
+const open: pg.Client[] = [];
+
+async function connect(): Promise<pg.Client> {
+  const c = new pg.Client({ host: '127.0.0.1', port: proxy.pgPort, user: 'postgres', database: 'postgres' });
+  c.on('error', () => undefined);
+  await c.connect();
+  open.push(c);
+  return c;
+}
+
+/** Reads `sql` on `c`: its rows and whether the cache answered. */
+async function read(c: pg.Client, sql: string): Promise<{ rows: unknown[]; hit: boolean }> {
+  const { result, delta } = await measure(proxy.adminPort, () => c.query(sql));
+  return { rows: result.rows, hit: delta.hits === 1 };
+}
+
+/** Ends every session and waits until sidecache holds no upstream connection. */
+async function closeAll(): Promise<void> {
+  await Promise.all(open.splice(0).map((c) => c.end()));
+  const deadline = Date.now() + 5000;
+  const upstreams = async (): Promise<number> => sumOf(await scrape(proxy.adminPort), 'sidecache_upstream_connections', { protocol: 'postgres' });
+  while ((await upstreams()) > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  assert.is(await upstreams(), 0, 'no session is open');
+}
+
+test.before(async () => {
+  cluster = await startCluster();
+  await cluster.query('CREATE TABLE t (id int PRIMARY KEY, v int)');
+  await cluster.query('INSERT INTO t VALUES (1, 10), (2, 20)');
+  proxy = await startProxy({ pgUpstream: `postgres://${cluster.host}:${cluster.port}` });
+});
+
+test.after(async () => {
+  await Promise.all(open.map((c) => c.end().catch(() => undefined)));
+  await proxy?.stop();
+  await second?.stop();
+  await cluster?.stop();
+});
+
+test('a new session on the same server is answered from the cache after its identity check', async () => {
+  const sql = 'SELECT v FROM t WHERE id = 2';
+  const a = await connect();
+  await a.query(sql);
+  assert.equal(await read(a, sql), { rows: [{ v: 20 }], hit: true });
+  await closeAll();
+  assert.equal(await read(await connect(), sql), { rows: [{ v: 20 }], hit: true }, 'the first read of a new session');
+  assert.not.match(proxy.output(), /upstream server changed/);
+});
+
+test('a restart while no session was open, with a write made straight on the server: the next read sees it', async () => {
+  const sql = 'SELECT v FROM t WHERE id = 1';
+  const a = await connect();
+  await a.query(sql);
+  assert.equal(await read(a, sql), { rows: [{ v: 10 }], hit: true }, 'the read is cached');
+  await closeAll();
+  await cluster.query('UPDATE t SET v = 11 WHERE id = 1');
+  await cluster.restart();
+  const b = await connect();
+  assert.equal(await read(b, sql), { rows: [{ v: 11 }], hit: false }, 'the restarted server answers');
+  assert.match(proxy.output(), /pg: the upstream server changed \(restart, failover or restore\); cached results dropped/);
+  assert.equal(await read(b, sql), { rows: [{ v: 11 }], hit: true }, 'and the cache works again');
+  assert.equal(await read(await connect(), sql), { rows: [{ v: 11 }], hit: true }, 'for new sessions too');
+});
+
+test('a failover to another server at the same address: its data, not the first server\'s entries', async () => {
+  const sql = 'SELECT v AS failover FROM t WHERE id = 1';
+  const a = await connect();
+  await a.query(sql);
+  assert.equal(await read(a, sql), { rows: [{ failover: 11 }], hit: true });
+  await closeAll();
+  const port = cluster.port;
+  await cluster.stop();
+  second = await startCluster({ port });
+  await second.query('CREATE TABLE t (id int PRIMARY KEY, v int)');
+  await second.query('INSERT INTO t VALUES (1, 99)');
+  assert.equal(await read(await connect(), sql), { rows: [{ failover: 99 }], hit: false });
+});
+
+test.run();

@@ -28,6 +28,8 @@ export interface StatementInfo {
   readonly writes: readonly string[];
   /** Invalidate the whole database on commit (DDL, unparsable, CALL/DO, writes calling functions). */
   readonly writesUnlisted: boolean;
+  /** Invalidate every database on commit (roles, memberships, server and database settings). */
+  readonly writesServer: boolean;
   /** Calls functions: user ones may write anything or change settings; the probe tells. */
   readonly callsFunctions: boolean;
   /** May change what a session context holds (SET, RESET, DISCARD, SET ROLE, set_config, DO...). */
@@ -54,6 +56,13 @@ export interface Decision {
   /** Entry tags: every relation a write to which may change the result, plus the database. */
   readonly tags: readonly string[];
   readonly functionsBuiltin: boolean;
+}
+
+/** How far a commit's writes reach: the relations listed, their whole database, or every database of the server. */
+export const enum WriteScope {
+  Tables,
+  Database,
+  Server,
 }
 
 /** Everything a session's results depend on besides the statement itself, interned. */
@@ -136,6 +145,7 @@ export class PgCache extends ResultCache<StatementInfo> {
       probeSql: probe ? buildProbeSql(a) : null,
       writes: Object.freeze([...new Set(a.tablesWritten.map((t) => t.name))]),
       writesUnlisted: a.writesUnlisted || a.kind === 'ddl' || a.kind === 'unknown',
+      writesServer: a.serverWide,
       callsFunctions,
       changesSession: a.sessionChanges.length > 0 || a.kind === 'unknown' || a.writesUnlisted,
     });
@@ -213,12 +223,16 @@ export class PgCache extends ResultCache<StatementInfo> {
   }
 
   /**
-   * A commit wrote `tables` (relation names) of `database`, or anything in it when `wide`; when
+   * A commit wrote `tables` (relation names) of `database`, or as far as `scope` says; when
    * `catalogChanged` (DDL, DO, CALL, ...) the decisions taken under the old catalog go too.
    */
-  invalidate(database: string, tables: Iterable<string>, wide: boolean, catalogChanged: boolean): void {
+  invalidate(database: string, tables: Iterable<string>, scope: WriteScope, catalogChanged: boolean): void {
+    if (scope === WriteScope.Server) {
+      this.invalidateServer();
+      return;
+    }
     if (catalogChanged) this.generations.set(database, (this.generations.get(database) ?? 0) + 1);
-    if (wide || catalogChanged) {
+    if (scope === WriteScope.Database || catalogChanged) {
       const dropped = this.store.invalidateDatabase(database);
       this.stats.invalidated('database', dropped);
       return;

@@ -17,7 +17,7 @@ import { READY_IN_BLOCK, endsIdle, readyAsIdle, withoutDescriptions, withoutRead
 import type { BackendSink } from './backend-scanner.js';
 import type { Decision, PgCache, PgContext, SessionIdentity, StatementInfo } from './pg-cache.js';
 import { buildProbeSql, readProbeRow, type ProbeResult } from '../../invalidation/pg-probe.js';
-import { KEYED_PARAMETERS } from './pg-cache.js';
+import { KEYED_PARAMETERS, WriteScope } from './pg-cache.js';
 import { IdentityError, PG_IDENTITY_SQL, readPgIdentity, type ServerIdentity } from '../upstream-identity.js';
 import { PgSessionState, TxStatus, readCString, statementSignature } from './session-state.js';
 import { cacheableBatch, type CacheableBatch, type ClientStatement, type Held } from './cacheable-batch.js';
@@ -100,7 +100,7 @@ export class PgRelay {
   private lastProbe: ProbeResult | null = null;
   /** Written tables of the current transaction block, invalidated when it commits. */
   private readonly pendingWrites = new Set<string>();
-  private pendingWide = false;
+  private pendingScope = WriteScope.Tables;
   private pendingCatalog = false;
   /** The cache's server epoch under which this session's server was found to be the known one; -1: not yet. */
   private serverEpoch = -1;
@@ -803,15 +803,19 @@ export class PgRelay {
   private collectWrites(executed: readonly (StatementInfo | null)[]): void {
     for (const info of executed) {
       if (info === null || info.writesUnlisted) this.pendingCatalog = true;
-      if (this.writesWide(info)) this.pendingWide = true;
-      else for (const t of info!.writes) this.pendingWrites.add(t);
+      if (info !== null && info.writesServer) this.pendingScope = WriteScope.Server;
+      else if (this.writesWide(info)) {
+        if (this.pendingScope === WriteScope.Tables) this.pendingScope = WriteScope.Database;
+      } else {
+        for (const t of info!.writes) this.pendingWrites.add(t);
+      }
     }
   }
 
   private invalidate(executed: readonly (StatementInfo | null)[]): void {
     this.collectWrites(executed);
     const db = this.currentDatabase;
-    if (this.pendingWide || this.pendingWrites.size > 0) this.cache!.invalidate(db, this.pendingWrites, this.pendingWide, this.pendingCatalog);
+    if (this.pendingScope !== WriteScope.Tables || this.pendingWrites.size > 0) this.cache!.invalidate(db, this.pendingWrites, this.pendingScope, this.pendingCatalog);
     this.clearPendingWrites();
   }
 
@@ -850,7 +854,7 @@ export class PgRelay {
 
   private clearPendingWrites(): void {
     this.pendingWrites.clear();
-    this.pendingWide = false;
+    this.pendingScope = WriteScope.Tables;
     this.pendingCatalog = false;
   }
 

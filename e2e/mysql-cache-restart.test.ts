@@ -3,12 +3,14 @@
 // learns it from the server's identity (server id, host name, port, start time) at the next login,
 // before the cache answers that session, and drops what it held. A write made straight on the
 // server before the restart is then seen by the next read; a second server at the same address
-// (same id, host name and port, started later) is not taken for the first. Private servers: the
-// shared one cannot be restarted.
+// (same id, host name and port, started later) is not taken for the first. A command the cache
+// could answer waits for the identity check, unless the client sends more behind it. Private
+// servers: the shared one cannot be restarted.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import mysql, { type RowDataPacket } from 'mysql2/promise';
 import { startMariadb, type MariadbServer } from './support/mariadb-server.js';
+import { RawMySql, command, type Packet } from './support/mysql-raw.js';
 import { mysqlCacheCounters } from './support/mysql-metrics.js';
 import { startProxy, type RunningProxy } from './support/sidecache.js';
 import { scrape, sumOf } from './support/metrics.js';
@@ -73,6 +75,47 @@ test('a new session on the same server is answered from the cache after its iden
   await closeAll();
   assert.equal(await read(await connect(), sql), { rows: [{ v: 20 }], hit: true }, 'the first read of a new session');
   assert.not.match(proxy.output(), /upstream server changed/);
+});
+
+/** The first value of each text result set among `count` replies, read packet by packet (no DEPRECATE_EOF). */
+async function firstValues(r: RawMySql, count: number): Promise<string[]> {
+  const values: string[] = [];
+  for (let i = 0; i < count; i++) {
+    let eofs = 0;
+    let row: Packet | null = null;
+    while (eofs < 2) {
+      const p = await r.readPacket();
+      assert.not.equal(p.payload[0], 0xff, 'no error');
+      if (p.payload[0] === 0xfe && p.payload.length < 9) eofs++;
+      else if (eofs === 1 && row === null) row = p;
+    }
+    values.push(row!.payload.toString('utf8', 1, 1 + row!.payload[0]!));
+  }
+  return values;
+}
+
+test('a command sent right behind one waiting for the identity check sends it on: both answered, in order', async () => {
+  const sql = 'SELECT v AS piped FROM t WHERE id = 2';
+  // Stored under this client's capabilities (part of the key), by a session of the same kind.
+  const first = await RawMySql.login(proxy.mysqlPort, { database: 'd' });
+  for (let i = 0; i < 2; i++) {
+    first.send(command(0x03, sql));
+    assert.equal(await firstValues(first, 1), ['20']);
+  }
+  first.destroy();
+  const raw = await RawMySql.login(proxy.mysqlPort, { database: 'd' });
+  try {
+    const before = (await mysqlCacheCounters(proxy.adminPort)).hits;
+    // The first could be answered from the cache; the second follows in the same write.
+    raw.send(Buffer.concat([command(0x03, sql), command(0x03, 'SELECT v AS other FROM t WHERE id = 1')]));
+    assert.equal(await firstValues(raw, 2), ['20', '10']);
+    assert.is((await mysqlCacheCounters(proxy.adminPort)).hits, before, 'the first went to the server too');
+    raw.send(command(0x03, sql));
+    assert.equal(await firstValues(raw, 1), ['20']);
+    assert.is((await mysqlCacheCounters(proxy.adminPort)).hits, before + 1, 'the session is answered from the cache once verified');
+  } finally {
+    raw.destroy();
+  }
 });
 
 test('a restart while no session was open, with a write made straight on the server: the next read sees it', async () => {

@@ -13,7 +13,8 @@ import { startMariadb, type MariadbServer } from './support/mariadb-server.js';
 import { RawMySql, command, type Packet } from './support/mysql-raw.js';
 import { mysqlCacheCounters } from './support/mysql-metrics.js';
 import { startProxy, type RunningProxy } from './support/sidecache.js';
-import { scrape, sumOf } from './support/metrics.js';
+import { waitForUpstreamConnections } from './support/metrics.js';
+import { serverChangeTests } from './support/server-change.js';
 
 let server: MariadbServer;
 let second: MariadbServer | null = null;
@@ -37,10 +38,7 @@ async function read(c: mysql.Connection, sql: string): Promise<{ rows: unknown[]
 /** Ends every session and waits until sidecache holds no upstream connection. */
 async function closeAll(): Promise<void> {
   await Promise.all(open.splice(0).map((c) => c.end()));
-  const deadline = Date.now() + 5000;
-  const upstreams = async (): Promise<number> => sumOf(await scrape(proxy.adminPort), 'sidecache_upstream_connections', { protocol: 'mysql' });
-  while ((await upstreams()) > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-  assert.is(await upstreams(), 0, 'no session is open');
+  assert.is(await waitForUpstreamConnections(proxy.adminPort, 'mysql', 0), 0, 'no session is open');
 }
 
 /**
@@ -53,6 +51,28 @@ async function pastStartSecond(s: MariadbServer): Promise<void> {
   while ((await uptime()) < 1 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
   assert.ok((await uptime()) >= 1);
 }
+
+const scenarios = serverChangeTests({
+  logName: 'mysql',
+  proxy: () => proxy,
+  connect: async () => {
+    const c = await connect();
+    return { read: (sql) => read(c, sql) };
+  },
+  closeAll,
+  direct: async (sql) => void await server.query('USE d', sql),
+  restart: async () => {
+    await pastStartSecond(server);
+    await server.restart();
+  },
+  replace: async () => {
+    const port = server.port;
+    await pastStartSecond(server);
+    await server.stop();
+    second = await startMariadb({ port });
+    await second.query('CREATE DATABASE d', 'CREATE TABLE d.t (id INT PRIMARY KEY, v INT)', 'INSERT INTO d.t VALUES (1, 99)');
+  },
+});
 
 test.before(async () => {
   server = await startMariadb();
@@ -67,15 +87,7 @@ test.after(async () => {
   await server?.stop();
 });
 
-test('a new session on the same server is answered from the cache after its identity check', async () => {
-  const sql = 'SELECT v FROM t WHERE id = 2';
-  const a = await connect();
-  await a.query(sql);
-  assert.equal(await read(a, sql), { rows: [{ v: 20 }], hit: true });
-  await closeAll();
-  assert.equal(await read(await connect(), sql), { rows: [{ v: 20 }], hit: true }, 'the first read of a new session');
-  assert.not.match(proxy.output(), /upstream server changed/);
-});
+scenarios.sameServer();
 
 /** The first value of each text result set among `count` replies, read packet by packet (no DEPRECATE_EOF). */
 async function firstValues(r: RawMySql, count: number): Promise<string[]> {
@@ -118,34 +130,7 @@ test('a command sent right behind one waiting for the identity check sends it on
   }
 });
 
-test('a restart while no session was open, with a write made straight on the server: the next read sees it', async () => {
-  const sql = 'SELECT v FROM t WHERE id = 1';
-  const a = await connect();
-  await a.query(sql);
-  assert.equal(await read(a, sql), { rows: [{ v: 10 }], hit: true }, 'the read is cached');
-  await closeAll();
-  await server.query('UPDATE d.t SET v = 11 WHERE id = 1');
-  await pastStartSecond(server);
-  await server.restart();
-  const b = await connect();
-  assert.equal(await read(b, sql), { rows: [{ v: 11 }], hit: false }, 'the restarted server answers');
-  assert.match(proxy.output(), /mysql: the upstream server changed \(restart, failover or restore\); cached results dropped/);
-  assert.equal(await read(b, sql), { rows: [{ v: 11 }], hit: true }, 'and the cache works again');
-  assert.equal(await read(await connect(), sql), { rows: [{ v: 11 }], hit: true }, 'for new sessions too');
-});
-
-test('a failover to another server at the same address: its data, not the first server\'s entries', async () => {
-  const sql = 'SELECT v AS failover FROM t WHERE id = 1';
-  const a = await connect();
-  await a.query(sql);
-  assert.equal(await read(a, sql), { rows: [{ failover: 11 }], hit: true });
-  await closeAll();
-  const port = server.port;
-  await pastStartSecond(server);
-  await server.stop();
-  second = await startMariadb({ port });
-  await second.query('CREATE DATABASE d', 'CREATE TABLE d.t (id INT PRIMARY KEY, v INT)', 'INSERT INTO d.t VALUES (1, 99)');
-  assert.equal(await read(await connect(), sql), { rows: [{ failover: 99 }], hit: false });
-});
+scenarios.restart();
+scenarios.failover();
 
 test.run();

@@ -9,7 +9,7 @@ import type { RowDataPacket } from 'mysql2/promise';
 import { startHoldRelay } from './support/hold-relay.js';
 import { connectMySql, directMySql, uniqueName, type MySqlConnection } from './support/mysql-direct.js';
 import { mysqlCacheCounters } from './support/mysql-metrics.js';
-import { scrape, sumOf } from './support/metrics.js';
+import { upstreamConnections, waitForUpstreamConnections } from './support/metrics.js';
 import { DIRECT_MYSQL, DIRECT_MYSQL_URL, startProxy, type RunningProxy } from './support/sidecache.js';
 
 const TABLE = uniqueName('sc_mlost');
@@ -27,15 +27,14 @@ async function entries(adminPort = proxy.adminPort): Promise<number> {
   return (await mysqlCacheCounters(adminPort)).entries;
 }
 
-async function upstreams(adminPort = proxy.adminPort): Promise<number> {
-  return sumOf(await scrape(adminPort), 'sidecache_upstream_connections', { protocol: 'mysql' });
+function upstreams(adminPort = proxy.adminPort): Promise<number> {
+  return upstreamConnections(adminPort, 'mysql');
 }
 
 /** Waits until sidecache has handled the end of an upstream connection (the gauge drops to `n`). */
 async function waitForUpstreams(n: number, adminPort = proxy.adminPort): Promise<void> {
-  const deadline = Date.now() + 10_000;
-  while ((await upstreams(adminPort)) !== n && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-  assert.is(await upstreams(adminPort), n, 'sidecache saw the upstream connection end');
+  // The server closes an idle session a second or so after its wait_timeout.
+  assert.is(await waitForUpstreamConnections(adminPort, 'mysql', n, 10_000), n, 'sidecache saw the upstream connection end');
 }
 
 /** Reads `sql` on `c` and says whether the cache answered. */

@@ -12,7 +12,8 @@ import pg from 'pg';
 import { startCluster, type Cluster } from './support/cluster.js';
 import { RawClient, serialize } from './support/pg-raw.js';
 import { startProxy, type RunningProxy } from './support/sidecache.js';
-import { measure, scrape, sumOf } from './support/metrics.js';
+import { measure, waitForUpstreamConnections } from './support/metrics.js';
+import { serverChangeTests } from './support/server-change.js';
 
 let cluster: Cluster;
 let second: Cluster | null = null;
@@ -36,11 +37,27 @@ async function read(c: pg.Client, sql: string): Promise<{ rows: unknown[]; hit: 
 /** Ends every session and waits until sidecache holds no upstream connection. */
 async function closeAll(): Promise<void> {
   await Promise.all(open.splice(0).map((c) => c.end()));
-  const deadline = Date.now() + 5000;
-  const upstreams = async (): Promise<number> => sumOf(await scrape(proxy.adminPort), 'sidecache_upstream_connections', { protocol: 'postgres' });
-  while ((await upstreams()) > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-  assert.is(await upstreams(), 0, 'no session is open');
+  assert.is(await waitForUpstreamConnections(proxy.adminPort, 'postgres', 0), 0, 'no session is open');
 }
+
+const scenarios = serverChangeTests({
+  logName: 'pg',
+  proxy: () => proxy,
+  connect: async () => {
+    const c = await connect();
+    return { read: (sql) => read(c, sql) };
+  },
+  closeAll,
+  direct: async (sql) => void await cluster.query(sql),
+  restart: () => cluster.restart(),
+  replace: async () => {
+    const port = cluster.port;
+    await cluster.stop();
+    second = await startCluster({ port });
+    await second.query('CREATE TABLE t (id int PRIMARY KEY, v int)');
+    await second.query('INSERT INTO t VALUES (1, 99)');
+  },
+});
 
 test.before(async () => {
   cluster = await startCluster();
@@ -56,15 +73,7 @@ test.after(async () => {
   await cluster?.stop();
 });
 
-test('a new session on the same server is answered from the cache after its identity check', async () => {
-  const sql = 'SELECT v FROM t WHERE id = 2';
-  const a = await connect();
-  await a.query(sql);
-  assert.equal(await read(a, sql), { rows: [{ v: 20 }], hit: true });
-  await closeAll();
-  assert.equal(await read(await connect(), sql), { rows: [{ v: 20 }], hit: true }, 'the first read of a new session');
-  assert.not.match(proxy.output(), /upstream server changed/);
-});
+scenarios.sameServer();
 
 test('a request sent right behind one waiting for the identity check sends it on: both answered, in order', async () => {
   const raw = await RawClient.login(proxy.pgPort, { database: 'postgres' });
@@ -104,33 +113,7 @@ test('a session that cannot read the server\'s identity is never answered from t
   }
 });
 
-test('a restart while no session was open, with a write made straight on the server: the next read sees it', async () => {
-  const sql = 'SELECT v FROM t WHERE id = 1';
-  const a = await connect();
-  await a.query(sql);
-  assert.equal(await read(a, sql), { rows: [{ v: 10 }], hit: true }, 'the read is cached');
-  await closeAll();
-  await cluster.query('UPDATE t SET v = 11 WHERE id = 1');
-  await cluster.restart();
-  const b = await connect();
-  assert.equal(await read(b, sql), { rows: [{ v: 11 }], hit: false }, 'the restarted server answers');
-  assert.match(proxy.output(), /pg: the upstream server changed \(restart, failover or restore\); cached results dropped/);
-  assert.equal(await read(b, sql), { rows: [{ v: 11 }], hit: true }, 'and the cache works again');
-  assert.equal(await read(await connect(), sql), { rows: [{ v: 11 }], hit: true }, 'for new sessions too');
-});
-
-test('a failover to another server at the same address: its data, not the first server\'s entries', async () => {
-  const sql = 'SELECT v AS failover FROM t WHERE id = 1';
-  const a = await connect();
-  await a.query(sql);
-  assert.equal(await read(a, sql), { rows: [{ failover: 11 }], hit: true });
-  await closeAll();
-  const port = cluster.port;
-  await cluster.stop();
-  second = await startCluster({ port });
-  await second.query('CREATE TABLE t (id int PRIMARY KEY, v int)');
-  await second.query('INSERT INTO t VALUES (1, 99)');
-  assert.equal(await read(await connect(), sql), { rows: [{ failover: 99 }], hit: false });
-});
+scenarios.restart();
+scenarios.failover();
 
 test.run();

@@ -8,7 +8,7 @@ import pg from 'pg';
 import { connectPg, direct, rejectionOf, uniqueName } from './support/pg-direct.js';
 import { RawClient, errorOf, frontendMessage } from './support/pg-raw.js';
 import { startProxy, type RunningProxy } from './support/sidecache.js';
-import { cacheCounters, measure, scrape, sumOf } from './support/metrics.js';
+import { cacheCounters, measure, upstreamConnections, waitForUpstreamConnections } from './support/metrics.js';
 
 const TABLE = uniqueName('sc_lost');
 let proxy: RunningProxy;
@@ -21,15 +21,13 @@ async function connect(): Promise<pg.Client> {
   return c;
 }
 
-async function upstreams(): Promise<number> {
-  return sumOf(await scrape(proxy.adminPort), 'sidecache_upstream_connections', { protocol: 'postgres' });
+function upstreams(): Promise<number> {
+  return upstreamConnections(proxy.adminPort, 'postgres');
 }
 
 /** Waits until sidecache has handled the end of an upstream connection (the gauge drops to `n`). */
 async function waitForUpstreams(n: number): Promise<void> {
-  const deadline = Date.now() + 5000;
-  while ((await upstreams()) !== n && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-  assert.is(await upstreams(), n, 'sidecache saw the upstream connection end');
+  assert.is(await waitForUpstreamConnections(proxy.adminPort, 'postgres', n), n, 'sidecache saw the upstream connection end');
 }
 
 /** Reads `sql` on `c` and says whether the cache answered. */

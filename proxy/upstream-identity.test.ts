@@ -3,7 +3,7 @@
 // return are refused, never taken for another server.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { IdentityError, UpstreamIdentity, readMysqlIdentity, readPgIdentity, sameServer } from './upstream-identity.js';
+import { IdentityError, UpstreamIdentity, identityOf, readMysqlIdentity, readPgIdentity, sameServer } from './upstream-identity.js';
 
 const PG_ROW = ['7716450249936869498', '2026-12-07 06:47:59.461913'];
 const MARIADB_ROW = ['1', '766D', '3306', '1796626544', '422'];
@@ -50,6 +50,20 @@ test('MySQL: a reply that is not the identity is refused', () => {
     ['\u00001', '766D', '3306', '1796626544', '422'],
   ];
   for (const row of bad) assert.throws(() => readMysqlIdentity(row), (err: Error) => err instanceof IdentityError, JSON.stringify(row));
+});
+
+test('a check\'s reply: an error, no row or another row is why there is no identity', () => {
+  assert.equal(identityOf(false, PG_ROW, readPgIdentity), readPgIdentity(PG_ROW));
+  const why = (errored: boolean, row: (string | null)[] | null): string => {
+    const r = identityOf(errored, row, readPgIdentity);
+    assert.instance(r, IdentityError);
+    return (r as IdentityError).message;
+  };
+  assert.is(why(true, null), 'the query failed');
+  assert.is(why(true, PG_ROW), 'the query failed', 'an error reply whatever came before it');
+  assert.is(why(false, null), 'no row');
+  assert.match(why(false, ['x', PG_ROW[1]!]), /system identifier/);
+  assert.throws(() => identityOf(false, PG_ROW, () => { throw new TypeError('a bug'); }), TypeError, 'anything else is not swallowed');
 });
 
 test('the first reading makes a server known; another server changes the epoch and says so', () => {

@@ -72,6 +72,19 @@ export function readMysqlIdentity(row: readonly (string | null)[]): ServerIdenti
   return { server: `${id} ${host} ${port}`, startedAtMs: (Number(now) - Number(uptime)) * 1000 };
 }
 
+/** The identity in the check's reply, or why it holds none (the query failed, no row, another row). */
+export function identityOf(errored: boolean, row: readonly (string | null)[] | null,
+  read: (row: readonly (string | null)[]) => ServerIdentity): ServerIdentity | IdentityError {
+  if (errored) return new IdentityError('the query failed');
+  if (row === null) return new IdentityError('no row');
+  try {
+    return read(row);
+  } catch (err) {
+    if (err instanceof IdentityError) return err;
+    throw err;
+  }
+}
+
 /** One server, as far as the two readings tell. */
 export function sameServer(a: ServerIdentity, b: ServerIdentity): boolean {
   return a.server === b.server && a.startedAtMs === b.startedAtMs;

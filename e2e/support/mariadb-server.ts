@@ -9,8 +9,8 @@ import { mkdtemp, mkdir, readFile, chown, rm } from 'node:fs/promises';
 import { rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import mysql from 'mysql2/promise';
 import { freePort } from './ports.js';
+import { connectMySql, statementsOn } from './mysql-direct.js';
 
 const run = promisify(execFile);
 
@@ -82,15 +82,9 @@ function server(entry: Live, port: number): MariadbServer {
   return {
     host: '127.0.0.1',
     port,
-    async query(...statements: string[]): Promise<unknown> {
-      const c = await mysql.createConnection({ host: '127.0.0.1', port, user: 'root' });
-      try {
-        let last: unknown;
-        for (const sql of statements) [last] = await c.query(sql);
-        return last;
-      } finally {
-        await c.end();
-      }
+    query(...statements: string[]): Promise<unknown> {
+      // No database: the server has no `test` database.
+      return statementsOn(port, statements, { database: undefined });
     },
     async restart(): Promise<void> {
       await shutdown(entry);
@@ -121,7 +115,7 @@ async function launch(entry: Live, port: number, deadline: number): Promise<void
       throw new MariadbStartError(`mariadbd exited (${child.exitCode ?? child.signalCode})`, await readFile(logFile, 'utf8').catch(() => ''));
     }
     try {
-      const c = await mysql.createConnection({ host: '127.0.0.1', port, user: 'root', connectTimeout: 1000 });
+      const c = await connectMySql(port, { database: undefined, connectTimeout: 1000 });
       await c.end();
       return;
     } catch {

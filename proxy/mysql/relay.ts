@@ -29,7 +29,7 @@ import type { MySqlSessionState } from './session-state.js';
 import { STORED_TRANSACTION_FLAGS, TRANSACTION_FLAGS, withTransactionFlags } from './stored-reply.js';
 import { MysqlProbeError, SessionEffect, type MySqlCache, type MysqlContext, type MysqlProbeResult, type MysqlStatementInfo } from './mysql-cache.js';
 import type { Execution } from './prepared-statements.js';
-import { IdentityError, mysqlIdentitySql, readMysqlIdentity, type ServerIdentity } from '../upstream-identity.js';
+import { IdentityError, identityOf, mysqlIdentitySql, readMysqlIdentity } from '../upstream-identity.js';
 
 export interface MySqlRelayIo extends StatementSource {
   toUpstream(bytes: Buffer): void;
@@ -758,13 +758,9 @@ export class MySqlRelay implements ServerPacketSink {
    */
   private onCheckDone(p: Pending): void {
     this.checking = null;
-    let seen: ServerIdentity;
-    try {
-      if (p.errored || p.probeRow === null) throw new IdentityError(p.errored ? 'the query failed' : 'no row');
-      seen = readMysqlIdentity(p.probeRow);
-    } catch (err) {
-      if (!(err instanceof IdentityError)) throw err;
-      this.log.warn({ connectionId: this.state.connectionId, err: err.message }, 'mysql: cannot identify the upstream server; caching off for this session');
+    const seen = identityOf(p.errored, p.probeRow, readMysqlIdentity);
+    if (seen instanceof IdentityError) {
+      this.log.warn({ connectionId: this.state.connectionId, err: seen.message }, 'mysql: cannot identify the upstream server; caching off for this session');
       this.unidentified = true;
       return;
     }

@@ -18,7 +18,7 @@ import type { BackendSink } from './backend-scanner.js';
 import type { Decision, PgCache, PgContext, SessionIdentity, StatementInfo } from './pg-cache.js';
 import { buildProbeSql, readProbeRow, type ProbeResult } from '../../invalidation/pg-probe.js';
 import { KEYED_PARAMETERS, WriteScope } from './pg-cache.js';
-import { IdentityError, PG_IDENTITY_SQL, readPgIdentity, type ServerIdentity } from '../upstream-identity.js';
+import { IdentityError, PG_IDENTITY_SQL, identityOf, readPgIdentity } from '../upstream-identity.js';
 import { PgSessionState, TxStatus, readCString, statementSignature } from './session-state.js';
 import { cacheableBatch, type CacheableBatch, type ClientStatement, type Held } from './cacheable-batch.js';
 import {
@@ -742,13 +742,9 @@ export class PgRelay {
   private onCheckDone(p: Pending): void {
     const cache = this.cache!;
     this.checking = null;
-    let seen: ServerIdentity;
-    try {
-      if (p.errored || p.probeRow === null) throw new IdentityError(p.errored ? 'the query failed' : 'no row');
-      seen = readPgIdentity(p.probeRow);
-    } catch (err) {
-      if (!(err instanceof IdentityError)) throw err;
-      this.log.warn({ database: this.database, err: err.message }, 'pg: cannot identify the upstream server; caching off for this session');
+    const seen = identityOf(p.errored, p.probeRow, readPgIdentity);
+    if (seen instanceof IdentityError) {
+      this.log.warn({ database: this.database, err: seen.message }, 'pg: cannot identify the upstream server; caching off for this session');
       this.unidentified = true;
       return;
     }

@@ -9,8 +9,8 @@
 // mirroring the ReplyTracker's queue; a server packet belongs to the head entry and a reply ends
 // when the tracker's queue shrinks. The cache answers only when nothing is outstanding, outside
 // transactions and with autocommit on, so replies never reorder, and only once the session's server
-// is known to be the one the entries came from (the identity check, upstream-identity.ts, sent ahead
-// of the first command that may use the cache). Each command starts its own
+// is known to be the one the entries came from (the identity check, upstream-identity.ts, pipelined
+// ahead of the session's first command). Each command starts its own
 // sequence at 0, so the probe is a command of its own and a stored reply (sequence ids from 1)
 // replays as is for any later command.
 import type { StatementSource } from '../../admin/query-stats.js';

@@ -8,7 +8,7 @@
 // has one Pending entry, queued in the order the server answers; a server message belongs to the
 // head entry. The cache answers only when nothing is outstanding, so replies never reorder, and
 // only once the session's server is known to be the one the entries came from (the identity check,
-// upstream-identity.ts, sent ahead of the first request that may use the cache).
+// upstream-identity.ts, pipelined ahead of the session's first request).
 import type { StatementIdentity, StatementSource } from '../../admin/query-stats.js';
 import type { FillToken } from '../../cache/tag-versions.js';
 import { Backend, Frontend } from './codes.js';

@@ -272,6 +272,15 @@ const cases: [string, Expected][] = [
   ['REVOKE ALL PRIVILEGES ON *.* FROM u', { kind: 'ddl', writesUnlisted: true }],
   ['FLUSH PRIVILEGES', { kind: 'ddl', writesUnlisted: true }],
   ["SET PASSWORD FOR u = PASSWORD('x')", { kind: 'ddl', writesUnlisted: true }],
+  // accounts and roles are server-wide: writesUnlisted drops every entry of every database
+  ["DROP USER IF EXISTS 'u'@'%'", { kind: 'ddl', writesUnlisted: true }],
+  ["ALTER USER 'u'@'%' ACCOUNT LOCK", { kind: 'ddl', writesUnlisted: true }],
+  ["RENAME USER 'u'@'%' TO 'v'@'%'", { kind: 'ddl', writesUnlisted: true }],
+  ['CREATE ROLE grp', { kind: 'ddl', writesUnlisted: true }],
+  ['DROP ROLE grp', { kind: 'ddl', writesUnlisted: true }],
+  ["GRANT grp TO 'u'@'%'", { kind: 'ddl', writesUnlisted: true }],
+  ["REVOKE grp FROM 'u'@'%'", { kind: 'ddl', writesUnlisted: true }],
+  ["SET DEFAULT ROLE grp FOR 'u'@'%'", { kind: 'ddl', writesUnlisted: true }],
   ["BINLOG 'AAAA'", { kind: 'write', writesUnlisted: true }],
   // plans and maintenance
   ['EXPLAIN SELECT * FROM t', { kind: 'other', reason: 'explain' }],

@@ -19,6 +19,7 @@ interface Expected {
   written?: string[];
   functions?: string[];
   writesUnlisted?: boolean;
+  serverWide?: boolean;
 }
 
 /** One table row: SQL text and what the analysis must say about it. Unlisted fields must be empty/false. */
@@ -33,6 +34,7 @@ function expectAnalysis(sql: string, expected: Expected): StatementAnalysis {
   assert.equal(names(a.tablesWritten), expected.written ?? [], `${label} tablesWritten`);
   if (expected.functions) assert.equal(names(a.functions), expected.functions, `${label} functions`);
   assert.is(a.writesUnlisted, expected.writesUnlisted ?? false, `${label} writesUnlisted`);
+  assert.is(a.serverWide, expected.serverWide ?? false, `${label} serverWide`);
   return a;
 }
 
@@ -175,8 +177,35 @@ const cases: [string, Expected][] = [
   ['GRANT SELECT ON a TO bob', { kind: 'ddl', written: ['a'], writesUnlisted: true }],
   ['REVOKE ALL ON ALL TABLES IN SCHEMA public FROM bob', { kind: 'ddl', writesUnlisted: true }],
   ['COMMENT ON TABLE a IS \'x\'', { kind: 'ddl', writesUnlisted: true }],
-  ['CREATE ROLE bob LOGIN', { kind: 'ddl', writesUnlisted: true }],
-  ['ALTER ROLE bob SET search_path = app', { kind: 'ddl', writesUnlisted: true }],
+  // DDL every database of the server sees: roles, memberships, server and database settings, tablespaces
+  ['CREATE ROLE bob LOGIN', { kind: 'ddl', writesUnlisted: true, serverWide: true }],
+  ['ALTER ROLE bob SET search_path = app', { kind: 'ddl', writesUnlisted: true, serverWide: true }],
+  ['REVOKE grp FROM alice', { kind: 'ddl', writesUnlisted: true, serverWide: true }],
+  ['GRANT grp TO alice', { kind: 'ddl', writesUnlisted: true, serverWide: true }],
+  ['ALTER ROLE alice SET role = grp', { kind: 'ddl', writesUnlisted: true, serverWide: true }],
+  ['ALTER ROLE alice IN DATABASE other SET search_path = app', { kind: 'ddl', writesUnlisted: true, serverWide: true }],
+  ['ALTER ROLE ALL SET search_path = app', { kind: 'ddl', writesUnlisted: true, serverWide: true }],
+  ['ALTER USER alice NOINHERIT', { kind: 'ddl', writesUnlisted: true, serverWide: true }],
+  ['ALTER GROUP grp DROP USER alice', { kind: 'ddl', writesUnlisted: true, serverWide: true }],
+  ['ALTER ROLE alice RENAME TO carol', { kind: 'ddl', writesUnlisted: true, serverWide: true }],
+  ['DROP ROLE IF EXISTS alice', { kind: 'ddl', writesUnlisted: true, serverWide: true }],
+  ['REASSIGN OWNED BY alice TO bob', { kind: 'ddl', writesUnlisted: true, serverWide: true }],
+  ['DROP OWNED BY alice', { kind: 'ddl', writesUnlisted: true, serverWide: true }],
+  ['ALTER SYSTEM SET search_path = app', { kind: 'ddl', writesUnlisted: true, serverWide: true }],
+  ['ALTER DATABASE other SET search_path = app', { kind: 'ddl', writesUnlisted: true, serverWide: true }],
+  ['ALTER DATABASE other CONNECTION LIMIT 1', { kind: 'ddl', writesUnlisted: true, serverWide: true }],
+  ['ALTER DATABASE other RENAME TO another', { kind: 'ddl', writesUnlisted: true, serverWide: true }],
+  ['ALTER DATABASE other OWNER TO bob', { kind: 'ddl', writesUnlisted: true, serverWide: true }],
+  ['DROP DATABASE other', { kind: 'ddl', writesUnlisted: true, serverWide: true }],
+  ['REVOKE CONNECT ON DATABASE other FROM PUBLIC', { kind: 'ddl', writesUnlisted: true, serverWide: true }],
+  ['GRANT CREATE ON TABLESPACE fast TO bob', { kind: 'ddl', writesUnlisted: true, serverWide: true }],
+  ['ALTER TABLESPACE fast SET (random_page_cost = 1)', { kind: 'ddl', writesUnlisted: true, serverWide: true }],
+  ['ALTER TABLESPACE fast OWNER TO bob', { kind: 'ddl', writesUnlisted: true, serverWide: true }],
+  ['GRANT SET ON PARAMETER work_mem TO bob', { kind: 'ddl', writesUnlisted: true, serverWide: true }],
+  // ... and DDL of one database's objects, privileges and owners included
+  ['ALTER TABLE a OWNER TO bob', { kind: 'ddl', written: ['a'], writesUnlisted: true }],
+  ['ALTER SCHEMA app RENAME TO app2', { kind: 'ddl', writesUnlisted: true }],
+  ['ALTER DEFAULT PRIVILEGES GRANT SELECT ON TABLES TO bob', { kind: 'ddl', writesUnlisted: true }],
   // transaction control
   ['BEGIN', { kind: 'transaction' }],
   ['START TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY', { kind: 'transaction' }],
@@ -251,6 +280,10 @@ test('several statements: never cacheable, each statement classified, facts comb
     kind: 'ddl', reason: 'several-statements', written: ['a', 'b'], writesUnlisted: true,
   });
   assert.equal(ddl.statements.map((s) => s.command), ['InsertStmt', 'IndexStmt']);
+
+  expectAnalysis('UPDATE a SET x = 1; REVOKE grp FROM alice', {
+    kind: 'ddl', reason: 'several-statements', written: ['a'], writesUnlisted: true, serverWide: true,
+  });
 
   const session = expectAnalysis('SET search_path = app; SELECT * FROM a', { kind: 'session', reason: 'several-statements', read: ['a'] });
   assert.equal(session.sessionChanges, [{ action: 'set', setting: 'search_path', local: false }]);

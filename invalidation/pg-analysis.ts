@@ -10,7 +10,8 @@ import { analyzeStatement, NameSet } from './pg-statement.js';
 /**
  * - read: a query whose result comes from tables (cacheable when `cacheable` says so);
  * - write: changes rows of `tablesWritten` (invalidate them on commit);
- * - ddl: changes schema or privileges (invalidate the whole database);
+ * - ddl: changes schema or privileges (invalidate the whole database, or every database of the
+ *   server when `serverWide`);
  * - transaction: transaction control; session: changes session state (`sessionChanges`);
  * - other: everything that neither reads for the client nor writes through a table name
  *   (LISTEN, cursors, PREPARE, VACUUM, CALL/DO — see `writesUnlisted`);
@@ -88,6 +89,11 @@ export interface StatementFacts {
    * COMMIT PREPARED, unparsable text): invalidate the whole database when it commits.
    */
   readonly writesUnlisted: boolean;
+  /**
+   * The statement changes what every database of the server sees (roles and memberships, ALTER
+   * SYSTEM, database and tablespace settings and privileges): invalidate every database.
+   */
+  readonly serverWide: boolean;
   /** Functions called (explicitly or through SQL syntax such as EXTRACT -> pg_catalog.extract). */
   readonly functions: readonly QualifiedName[];
   readonly valueFunctions: readonly ValueFunctionUse[];
@@ -118,7 +124,7 @@ const KIND_PRIORITY: readonly StatementKind[] = ['unknown', 'ddl', 'write', 'ses
 
 const EMPTY: StatementAnalysis = freezeAnalysis({
   kind: 'other', cacheable: false, reasonNotCacheable: 'empty', statements: [],
-  tablesRead: [], tablesWritten: [], writesUnlisted: false, functions: [], valueFunctions: [], sessionChanges: [],
+  tablesRead: [], tablesWritten: [], writesUnlisted: false, serverWide: false, functions: [], valueFunctions: [], sessionChanges: [],
 });
 
 /**
@@ -144,7 +150,7 @@ export function analyzeSql(text: string): StatementAnalysis {
 function unknown(message: string): StatementAnalysis {
   return freezeAnalysis({
     kind: 'unknown', cacheable: false, reasonNotCacheable: 'parse-error', reasonDetail: message, statements: [],
-    tablesRead: [], tablesWritten: [], writesUnlisted: true, functions: [], valueFunctions: [], sessionChanges: [],
+    tablesRead: [], tablesWritten: [], writesUnlisted: true, serverWide: false, functions: [], valueFunctions: [], sessionChanges: [],
   });
 }
 
@@ -161,6 +167,7 @@ function combine(parts: readonly StatementPart[]): StatementAnalysis {
   const sessionChanges: SessionChange[] = [];
   let kindRank = KIND_PRIORITY.length - 1;
   let writesUnlisted = false;
+  let serverWide = false;
   for (const part of parts) {
     kindRank = Math.min(kindRank, KIND_PRIORITY.indexOf(part.kind));
     part.tablesRead.forEach((t) => read.add(t.schema, t.name));
@@ -169,6 +176,7 @@ function combine(parts: readonly StatementPart[]): StatementAnalysis {
     part.valueFunctions.forEach((v) => valueFunctions.set(v.name, v));
     sessionChanges.push(...part.sessionChanges);
     writesUnlisted ||= part.writesUnlisted;
+    serverWide ||= part.serverWide;
   }
   return {
     kind: KIND_PRIORITY[kindRank]!,
@@ -178,6 +186,7 @@ function combine(parts: readonly StatementPart[]): StatementAnalysis {
     tablesRead: read.list(),
     tablesWritten: written.list(),
     writesUnlisted,
+    serverWide,
     functions: functions.list(),
     valueFunctions: [...valueFunctions.values()],
     sessionChanges,

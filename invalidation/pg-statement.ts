@@ -61,6 +61,16 @@ const OTHER_NODES: ReadonlySet<string> = new Set([
 /** 'other' statements that run code the text does not show. */
 const OPAQUE_NODES: ReadonlySet<string> = new Set(['CallStmt', 'DoStmt', 'ExecuteStmt']);
 
+/** DDL whose effect every database of the server sees: roles and memberships, server settings, databases, tablespaces. */
+const SERVER_NODES: ReadonlySet<string> = new Set([
+  'CreateRoleStmt', 'AlterRoleStmt', 'AlterRoleSetStmt', 'DropRoleStmt', 'GrantRoleStmt', 'ReassignOwnedStmt',
+  'DropOwnedStmt', 'AlterSystemStmt', 'CreatedbStmt', 'DropdbStmt', 'AlterDatabaseStmt', 'AlterDatabaseSetStmt',
+  'AlterDatabaseRefreshCollStmt', 'CreateTableSpaceStmt', 'DropTableSpaceStmt', 'AlterTableSpaceOptionsStmt',
+]);
+
+/** Objects of the server rather than of one database: GRANT, RENAME and OWNER TO on them reach every database. */
+const SERVER_OBJECTS: ReadonlySet<string> = new Set(['OBJECT_ROLE', 'OBJECT_DATABASE', 'OBJECT_TABLESPACE', 'OBJECT_PARAMETER_ACL']);
+
 /** Tables a DROP names, for the object types that hold rows. */
 const DROPPED_RELATIONS: ReadonlySet<string> = new Set([
   'OBJECT_TABLE', 'OBJECT_VIEW', 'OBJECT_MATVIEW', 'OBJECT_FOREIGN_TABLE',
@@ -276,7 +286,17 @@ export function analyzeStatement(stmt: Node | undefined): StatementPart {
   // the objects changed, those inside a query (a view's definition) are read.
   if (command === 'DropStmt') droppedRelations(node as DropStmt, walker);
   else walker.visit(node, WRITE);
-  return finish(command, 'ddl', walker, { writesUnlisted: true });
+  return finish(command, 'ddl', walker, { writesUnlisted: true, serverWide: changesServer(command, node) });
+}
+
+function changesServer(command: string, node: Struct): boolean {
+  if (SERVER_NODES.has(command)) return true;
+  switch (command) {
+    case 'GrantStmt': return SERVER_OBJECTS.has(String(node.objtype));
+    case 'RenameStmt': return SERVER_OBJECTS.has(String(node.renameType));
+    case 'AlterOwnerStmt': return SERVER_OBJECTS.has(String(node.objectType));
+    default: return false;
+  }
 }
 
 function copy(stmt: CopyStmt, walker: StatementWalker): StatementPart {
@@ -310,6 +330,7 @@ interface FinishOptions {
   transaction?: TransactionAction;
   readOnly?: boolean;
   writesUnlisted?: boolean;
+  serverWide?: boolean;
 }
 
 function finish(command: string, kind: StatementKind, walker: StatementWalker, options: FinishOptions = {}): StatementPart {
@@ -330,6 +351,7 @@ function finish(command: string, kind: StatementKind, walker: StatementWalker, o
     tablesRead: Object.freeze(walker.read.list()),
     tablesWritten: Object.freeze(walker.written.list()),
     writesUnlisted: options.writesUnlisted ?? false,
+    serverWide: options.serverWide ?? false,
     functions: Object.freeze(walker.functions.list()),
     valueFunctions: Object.freeze([...walker.valueFunctions.values()]),
     sessionChanges: Object.freeze([...walker.sessionChanges]),

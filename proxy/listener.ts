@@ -1,6 +1,5 @@
 // What a protocol's listener does the same way for PostgreSQL and MySQL: accept clients, enforce
-// the connection limit, count connections in the metrics, drop the cache when an upstream is lost,
-// and shut down gracefully. Each protocol supplies its session type and its shutdown error.
+// the connection limit, count connections in the metrics, and shut down gracefully. Each protocol supplies its session type and its shutdown error.
 import net from 'node:net';
 import type { Logger } from '../cli/log.js';
 import type { Config, HostPort } from '../config/settings.js';
@@ -27,11 +26,6 @@ export interface ListenerHost<S> {
   upstreamClosed(): void;
   protocolError(reason: string): void;
   upstreamError(reason: string): void;
-  /**
-   * The upstream ended a session the client had not ended, or could not be reached: the server
-   * may have restarted or failed over, so cached results may have missed writes.
-   */
-  upstreamLost(): void;
   closed(session: S): void;
 }
 
@@ -43,11 +37,6 @@ export interface ListenedSession<E> {
   start(): void;
   /** Ends the session with `err` told to the client where the protocol allows. */
   terminate(err: E): void;
-}
-
-/** The cache's side of an upstream loss: returns how many entries were dropped. */
-export interface LosableCache {
-  upstreamLost(): number;
 }
 
 export interface ListenerProtocol<S extends ListenedSession<E>, E> {
@@ -73,7 +62,6 @@ export class ProxyListener<S extends ListenedSession<E>, E> implements ListenerH
     readonly upstream: HostPort,
     readonly log: Logger,
     private readonly metrics: Metrics,
-    private readonly lossCache: LosableCache | null,
     private readonly kind: ListenerProtocol<S, E>,
   ) {
     this.limits = sessionLimits(config);
@@ -149,16 +137,6 @@ export class ProxyListener<S extends ListenedSession<E>, E> implements ListenerH
 
   upstreamError(reason: string): void {
     this.metrics.upstreamErrors.inc({ ...this.labels, reason });
-  }
-
-  /**
-   * The upstream ended a session the client had not ended, or could not be reached: the server
-   * may have restarted or failed over, so cached results may have missed writes.
-   */
-  upstreamLost(): void {
-    if (this.lossCache === null) return;
-    const dropped = this.lossCache.upstreamLost();
-    if (dropped > 0) this.log.warn({ dropped }, `${this.kind.logName}: an upstream session ended unexpectedly; cached results dropped`);
   }
 
   closed(session: S): void {

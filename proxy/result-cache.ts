@@ -1,11 +1,12 @@
 // What the PostgreSQL and MySQL cache services share: the result store, the query stats, the
-// cache rules, config reloads and the reaction to a lost upstream. Each protocol's cache extends
-// it with its own statement analysis, contexts and invalidation.
+// cache rules, config reloads and which server the entries came from (a restart or failover drops
+// them). Each protocol's cache extends it with its own statement analysis, contexts and invalidation.
 import type { Metrics, Protocol } from '../admin/metrics.js';
 import { QueryStats, type StatementIdentity } from '../admin/query-stats.js';
 import { ResultStore } from '../cache/store.js';
 import { StatementRules, type RuleOutcome } from '../config/rules.js';
 import type { Config } from '../config/settings.js';
+import { UpstreamIdentity, type ServerIdentity } from './upstream-identity.js';
 
 export interface EntryMeta {
   readonly identity: StatementIdentity;
@@ -29,6 +30,7 @@ export abstract class ResultCache<I extends RuledStatement> {
   /** Read per fill; a config reload changes it (applyConfig). */
   maxEntryBytes: number;
   private readonly rules: StatementRules<I>;
+  private readonly server = new UpstreamIdentity();
 
   protected constructor(protocol: Protocol, config: Config, metrics: Metrics) {
     this.store = new ResultStore<EntryMeta>({
@@ -65,14 +67,29 @@ export abstract class ResultCache<I extends RuledStatement> {
     return this.rules.get(info);
   }
 
+  /** Changes when the server changes: a session uses the cache while it verified its server under this one. */
+  get serverEpoch(): number {
+    return this.server.epoch;
+  }
+
   /**
-   * An upstream session ended without its client asking, or the server could not be reached: it
-   * may have restarted, failed over or been restored, so every entry may have missed a write, in
-   * every database. Returns how many entries were dropped.
+   * A session read its server's identity. When it is not the server the entries were filled from
+   * (a restart, a failover, a restore), they may have missed writes or hold another server's data:
+   * every entry goes, in every database, and what was learned of the catalog with them. Returns
+   * how many entries were dropped, or null when the server is the known one.
    */
-  upstreamLost(): number {
+  serverSeen(seen: ServerIdentity): number | null {
+    return this.server.observe(seen) ? this.invalidateServer() : null;
+  }
+
+  /** Drops every entry of every database and what was learned of the server; returns the entries dropped. */
+  protected invalidateServer(): number {
+    this.forgetServer();
     const dropped = this.store.invalidateAll();
     this.stats.invalidated('database', dropped);
     return dropped;
   }
+
+  /** Forgets what was learned of the server's catalog and of its sessions' startup state. */
+  protected abstract forgetServer(): void;
 }

@@ -213,13 +213,13 @@ export abstract class ProxySession<E extends Error> {
     const log = this.names.log;
     if (this.phase === Phase.Connecting) {
       this.host.upstreamError('connect');
-      this.host.upstreamLost();
       this.host.log.warn({ remote: this.remote, upstream: this.upstreamUrl, err: err.message }, `${log}: upstream unreachable`);
       this.fail(this.upstreamError('unreachable', `cannot reach upstream ${this.upstreamUrl}: ${err.message}`), null);
       return;
     }
+    // One session's connection breaking is not the server going away: the cache learns that
+    // from the server's identity at the next login (upstream-identity.ts).
     this.host.upstreamError('io');
-    if (this.phase === Phase.Ready) this.host.upstreamLost();
     this.host.log.warn({ remote: this.remote, err: err.message }, `${log}: upstream connection failed`);
     this.fail(this.upstreamError('lost', `lost the upstream connection: ${err.message}`), null);
   };
@@ -229,8 +229,8 @@ export abstract class ProxySession<E extends Error> {
     this.upstream = null;
     if (this.phase === Phase.Closed) return;
     // The server ended the session (the client said goodbye, a fatal error, a timeout or KILL of
-    // its own, a refused login): pass the close on once what it sent has been written.
-    if (this.phase === Phase.Ready && !this.clientLeaving) this.host.upstreamLost();
+    // its own, a refused login): pass the close on once what it sent has been written. The cache
+    // stays: a restart or failover shows in the server's identity at the next login.
     this.moveTo(Phase.Closed);
     this.clearTimers();
     this.client.end();

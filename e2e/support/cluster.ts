@@ -28,6 +28,8 @@ export interface ClusterOptions {
   settings?: Record<string, string | number>;
   /** Bound on initdb + start together. */
   startTimeoutMs?: number;
+  /** Listen here instead of on a free port (another server where a stopped one was). */
+  port?: number;
 }
 
 export interface Cluster {
@@ -38,6 +40,8 @@ export interface Cluster {
   socketDir: string;
   /** Runs one statement as superuser in database `postgres` on a fresh connection; returns its rows. */
   query<R extends Record<string, unknown> = Record<string, unknown>>(sql: string, params?: unknown[]): Promise<R[]>;
+  /** A fast shutdown (every session is terminated), then the same data served again on the same port. */
+  restart(): Promise<void>;
   /** Immediate shutdown, then the temp dir is removed. Safe to call twice. */
   stop(): Promise<void>;
 }
@@ -77,7 +81,7 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
     await writeFile(path.join(dataDir, 'pg_hba.conf'), hbaConf(opts.hba));
 
     for (let attempt = 1; ; attempt++) {
-      const port = await freePort();
+      const port = opts.port ?? await freePort();
       await appendFile(path.join(dataDir, 'postgresql.conf'), serverConf(port, baseDir, opts));
       try {
         await asPostgres('pg_ctl', ['start', '-D', dataDir, '-l', logFile, '-w', '-t', String(Math.ceil(remaining(deadline) / 1000))],
@@ -86,7 +90,7 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
       } catch (err) {
         const log = await readFile(logFile, 'utf8').catch(() => '');
         // Another process may grab the port between our probe and the server's bind.
-        if (attempt < START_ATTEMPTS && /could not bind|already in use/i.test(log)) continue;
+        if (opts.port === undefined && attempt < START_ATTEMPTS && /could not bind|already in use/i.test(log)) continue;
         throw new ClusterStartError(`PostgreSQL did not start: ${(err as Error).message}`, log);
       }
     }
@@ -110,6 +114,10 @@ function cluster(entry: LiveCluster, port: number, socketDir: string): Cluster {
       } finally {
         await client.end();
       }
+    },
+    async restart(): Promise<void> {
+      await asPostgres('pg_ctl', ['restart', '-D', entry.dataDir, '-m', 'fast', '-w', '-l', path.join(entry.baseDir, 'postgres.log')],
+        entry.baseDir, 60_000);
     },
     async stop(): Promise<void> {
       if (!live.has(entry)) return;

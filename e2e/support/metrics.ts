@@ -115,6 +115,25 @@ export async function measure<T>(adminPort: number, work: () => Promise<T>): Pro
   return { result, delta: counterDelta(await cacheCounters(adminPort), before) };
 }
 
+/** Upstream connections sidecache holds open now for `protocol` ('postgres', 'mysql'). */
+export async function upstreamConnections(adminPort: number, protocol: string): Promise<number> {
+  return sumOf(await scrape(adminPort), 'sidecache_upstream_connections', { protocol });
+}
+
+/**
+ * Waits (`timeoutMs` at most) until sidecache holds `n` upstream connections for `protocol`: it
+ * has handled the end of the ones that closed. Returns the count it saw last.
+ */
+export async function waitForUpstreamConnections(adminPort: number, protocol: string, n: number, timeoutMs = 5000): Promise<number> {
+  const deadline = Date.now() + timeoutMs;
+  let count = await upstreamConnections(adminPort, protocol);
+  while (count !== n && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 20));
+    count = await upstreamConnections(adminPort, protocol);
+  }
+  return count;
+}
+
 /** GET /stats as parsed JSON. */
 export async function cacheStats(adminPort: number): Promise<Record<string, unknown>> {
   return JSON.parse(await getText(adminPort, '/stats')) as Record<string, unknown>;

@@ -9,7 +9,7 @@ import { MySqlSession } from './session.js';
 
 export class MySqlListener extends ProxyListener<MySqlSession, MySqlProxyError> {
   constructor(config: Config, upstream: HostPort, log: Logger, metrics: Metrics, readonly cache: MySqlCache | null = null) {
-    super(config, upstream, log, metrics, cache, {
+    super(config, upstream, log, metrics, {
       protocol: 'mysql',
       logName: 'mysql',
       createSession: (socket) => new MySqlSession(socket, this),

@@ -123,6 +123,11 @@ export class MySqlCache extends ResultCache<MysqlStatementInfo> {
     return this.generationCount;
   }
 
+  /** Decisions, fan-out and startup probes were learned from another server. */
+  protected forgetServer(): void {
+    this.generationCount++;
+  }
+
   /** The analysis and derived facts of a statement text under a dialect (analysed once per shape). */
   info(text: string, dialect: MysqlAnalysisOptions, dialectKey: string): MysqlStatementInfo {
     const textKey = dialectKey + text;

@@ -8,7 +8,9 @@
 // Every command that gets a reply has one Pending entry, queued in the order the server answers,
 // mirroring the ReplyTracker's queue; a server packet belongs to the head entry and a reply ends
 // when the tracker's queue shrinks. The cache answers only when nothing is outstanding, outside
-// transactions and with autocommit on, so replies never reorder. Each command starts its own
+// transactions and with autocommit on, so replies never reorder, and only once the session's server
+// is known to be the one the entries came from (the identity check, upstream-identity.ts, pipelined
+// ahead of the session's first command). Each command starts its own
 // sequence at 0, so the probe is a command of its own and a stored reply (sequence ids from 1)
 // replays as is for any later command.
 import type { StatementSource } from '../../admin/query-stats.js';
@@ -26,6 +28,8 @@ import { ServerScanner, type ServerPacketSink } from './server-scanner.js';
 import type { MySqlSessionState } from './session-state.js';
 import { STORED_TRANSACTION_FLAGS, TRANSACTION_FLAGS, withTransactionFlags } from './stored-reply.js';
 import { MysqlProbeError, SessionEffect, type MySqlCache, type MysqlContext, type MysqlProbeResult, type MysqlStatementInfo } from './mysql-cache.js';
+import type { Execution } from './prepared-statements.js';
+import { IdentityError, identityOf, mysqlIdentitySql, readMysqlIdentity } from '../upstream-identity.js';
 
 export interface MySqlRelayIo extends StatementSource {
   toUpstream(bytes: Buffer): void;
@@ -81,6 +85,13 @@ const WRITES_NOTHING = new Set<number>([
   Command.StmtPrepare, Command.StmtReset, Command.SetOption, Command.StmtFetch, Command.BinlogDumpGtid,
   Command.ResetConnection,
 ]);
+/** A command the cache may answer once the identity check is back: a copy of its packet. */
+interface Parked {
+  packet: Buffer;
+  /** COM_STMT_EXECUTE: the execution read from it (reading it again would not give the same). */
+  execution: Execution | null;
+}
+
 /** Commands after which the session's context must be read again. */
 const RESETS_SESSION = new Set<number>([Command.ChangeUser, Command.ResetConnection]);
 
@@ -109,6 +120,17 @@ export class MySqlRelay implements ServerPacketSink {
   private pendingWrites: Writes[] = [];
   /** A read-only transaction began with the latest reply and nothing was sent since: no snapshot yet. */
   private transactionSnapshotFree = false;
+  /** The cache's server epoch under which this session's server was found to be the known one; -1: not yet. */
+  private serverEpoch = -1;
+  /** The identity check in flight. */
+  private checking: Pending | null = null;
+  /** The identity check failed: the cache neither answers nor fills in this session. */
+  private unidentified = false;
+  /** The server epoch the context was learned under: one learned under another is read again. */
+  private ctxEpoch = -1;
+  private parked: Parked | null = null;
+  /** The parked command is being taken up again: it does not park a second time. */
+  private unparking = false;
   private dialect: MysqlAnalysisOptions;
   private dialectKey = '00';
   private readonly mariadb: boolean;
@@ -136,7 +158,7 @@ export class MySqlRelay implements ServerPacketSink {
     // A session with the same login was probed before it changed anything: start from its context,
     // so even a short-lived connection's first read can be a hit.
     const known = cache.startupProbe(this.startupKey);
-    if (known !== undefined) this.adopt(known);
+    if (known !== undefined) this.adopt(known, cache.serverEpoch);
   }
 
   private markStale(): void {
@@ -148,10 +170,11 @@ export class MySqlRelay implements ServerPacketSink {
     return `${(this.state.capabilities & KEYED_CAPABILITIES) >>> 0}:${(this.state.mariaDbCapabilities & KEYED_MARIADB_CAPABILITIES) >>> 0}`;
   }
 
-  /** Takes the context a probe found; false when it found none. */
-  private adopt(result: MysqlProbeResult): boolean {
+  /** Takes the context a probe found under server epoch `epoch`; false when it found none. */
+  private adopt(result: MysqlProbeResult, epoch: number): boolean {
     this.ctx = this.cache.context(result, this.keyedCapabilities(), this.privateContext ? this.id : null);
     this.ctxStale = false;
+    this.ctxEpoch = epoch;
     this.noContext = this.ctx === null;
     if (this.ctx === null) return false;
     this.dialect = { ...serverDialect(this.state.serverVersion), ...this.ctx.dialect };
@@ -173,7 +196,11 @@ export class MySqlRelay implements ServerPacketSink {
 
   /** A whole client packet of a logged-in session (not COM_QUIT). Throws MalformedPacketError. */
   clientPacket(buf: Buffer, start: number, end: number, payloadLength: number): void {
-    if (this.queue.length === 0 && payloadLength > 0 && !this.unanalysable) {
+    // The client did not wait: the parked command goes to the server first, so replies keep their order.
+    if (this.parked !== null) this.unpark();
+    // A session's first command carries the identity check in front of it, pipelined.
+    if (this.serverEpoch === -1 && this.quiet) this.checkServer();
+    if (this.idleQueue && payloadLength > 0 && !this.unanalysable) {
       const command = buf[start + 4]!;
       if (command === Command.Query) return this.onQuery(buf, start, end);
       if (command === Command.StmtExecute) return this.onExecute(buf, start, end);
@@ -241,14 +268,15 @@ export class MySqlRelay implements ServerPacketSink {
     const started = performance.now();
     const text = payloadOf(buf, start, end).toString('utf8', 1);
     const quiet = this.quiet;
-    if (quiet && this.ctx !== null && !this.ctxStale && this.temporaryTables.size === 0) {
+    if (quiet && this.ctx !== null && !this.ctxStale && this.temporaryTables.size === 0 && !this.unidentified) {
       // An entry exists only for a text found cacheable under this context: no analysis on a hit.
       const entry = cache.store.get(this.ctx.keyPrefix + 'Q' + text);
-      if (entry !== undefined) {
+      if (entry !== undefined && this.verified) {
         this.io.toClient(entry.bytes);
         cache.stats.hit(entry.meta.identity, (performance.now() - started) / 1000, this.io);
         return;
       }
+      if (entry !== undefined && this.park(buf, start, end, null)) return;
     }
     const info = this.info(text);
     const inTransaction = !quiet && this.mayAnswerInTransaction(info);
@@ -259,23 +287,29 @@ export class MySqlRelay implements ServerPacketSink {
   }
 
   private onExecute(buf: Buffer, start: number, end: number): void {
-    const cache = this.cache;
     const started = performance.now();
-    const payload = payloadOf(buf, start, end);
-    const executed = this.prepared.execution(payload);
+    const executed = this.prepared.execution(payloadOf(buf, start, end));
     if (executed === null) {
       this.relayPacket(buf, start, end, end - start - 4);
       return;
     }
+    this.execute(buf, start, end, executed, started);
+  }
+
+  /** A COM_STMT_EXECUTE whose execution was read: answered from the cache, or sent on. */
+  private execute(buf: Buffer, start: number, end: number, executed: Execution, started: number): void {
+    const cache = this.cache;
+    const payload = payloadOf(buf, start, end);
     const quiet = this.quiet;
     const suffix = executed.keySuffix;
-    if (quiet && suffix !== null && this.ctx !== null && !this.ctxStale && this.temporaryTables.size === 0) {
+    if (quiet && suffix !== null && this.ctx !== null && !this.ctxStale && this.temporaryTables.size === 0 && !this.unidentified) {
       const entry = cache.store.get(this.ctx.keyPrefix + suffix);
-      if (entry !== undefined) {
+      if (entry !== undefined && this.verified) {
         this.io.toClient(entry.bytes);
         cache.stats.hit(entry.meta.identity, (performance.now() - started) / 1000, this.io);
         return;
       }
+      if (entry !== undefined && this.park(buf, start, end, executed)) return;
     }
     const info = this.info(executed.statement.text);
     const inTransaction = !quiet && suffix !== null && this.mayAnswerInTransaction(info);
@@ -289,7 +323,49 @@ export class MySqlRelay implements ServerPacketSink {
 
   /** Can the cache answer or fill now? Only between commands, outside transactions. */
   private get quiet(): boolean {
-    return this.queue.length === 0 && !this.inTransaction && !this.unanalysable;
+    return this.idleQueue && !this.inTransaction && !this.unanalysable;
+  }
+
+  /** Nothing outstanding but the identity check (which changes nothing in the session). */
+  private get idleQueue(): boolean {
+    return this.queue.length === 0 || (this.queue.length === 1 && this.queue[0] === this.checking);
+  }
+
+  /** This session's server is the one the cache's entries came from. */
+  private get verified(): boolean {
+    return this.serverEpoch === this.cache.serverEpoch;
+  }
+
+  /** Sends the identity check ahead of what goes next, unless the server is verified or a check is in flight. */
+  private checkServer(): void {
+    if (this.verified || this.checking !== null || this.unidentified) return;
+    this.checking = this.injectQuery(mysqlIdentitySql(this.mariadb));
+  }
+
+  /**
+   * The cache holds the answer but the session's server is not verified yet: the command waits
+   * for the identity check (one round trip) instead of going to the server; anything else the
+   * client sends meanwhile sends it on first. Takes a copy of the packet; false when the command
+   * must go on now (no check possible, or it is being sent on).
+   */
+  private park(buf: Buffer, start: number, end: number, execution: Execution | null): boolean {
+    if (this.unidentified || this.unparking) return false;
+    this.checkServer();
+    this.parked = { packet: Buffer.from(buf.subarray(start, end)), execution };
+    return true;
+  }
+
+  /** Takes the parked command up again: answered from the cache once verified, else sent on. */
+  private unpark(): void {
+    const { packet, execution } = this.parked!;
+    this.parked = null;
+    this.unparking = true;
+    try {
+      if (execution === null) this.onQuery(packet, 0, packet.length);
+      else this.execute(packet, 0, packet.length, execution, performance.now());
+    } finally {
+      this.unparking = false;
+    }
   }
 
   /**
@@ -303,7 +379,7 @@ export class MySqlRelay implements ServerPacketSink {
 
   /** Between commands in a read-only transaction, the context known, and a rule opted this read in. */
   private mayAnswerInTransaction(info: MysqlStatementInfo): boolean {
-    return info.readCacheable && this.queue.length === 0 && !this.unanalysable && this.inReadOnlyTransaction
+    return info.readCacheable && this.queue.length === 0 && !this.unanalysable && this.verified && this.inReadOnlyTransaction
       && this.ctx !== null && !this.ctxStale && this.temporaryTables.size === 0 && this.cache.rule(info).inReadOnlyTransactions;
   }
 
@@ -375,10 +451,15 @@ export class MySqlRelay implements ServerPacketSink {
       fill = false;
       reason = 'rule';
     }
-    if (fill && this.ctx === null && !this.ctxStale && this.noContext) {
+    if (fill && this.unidentified) {
+      fill = false;
+      reason = 'unidentified-server';
+    } else if (fill && this.ctx === null && !this.ctxStale && this.noContext) {
       fill = false;
       reason = 'no-database';
     } else if (fill) {
+      // What the probe learns and the fill stores count once the server is verified: the check goes first.
+      this.checkServer();
       const decision = this.ctx !== null && !this.ctxStale ? cache.decision(this.ctx, info) : undefined;
       if (decision === undefined) this.injectProbe(info);
       else if (!decision.cacheable) {
@@ -402,16 +483,20 @@ export class MySqlRelay implements ServerPacketSink {
   }
 
   private injectProbe(info: MysqlStatementInfo): void {
-    const sql = this.cache.probeSql(info, this.mariadb);
+    this.injectQuery(this.cache.probeSql(info, this.mariadb)).probeFor = info;
+  }
+
+  /** Sends a COM_QUERY of the proxy's own, its reply read and swallowed (Kind.Probe). */
+  private injectQuery(sql: string): Pending {
     const payload = Buffer.allocUnsafe(1 + Buffer.byteLength(sql));
     payload[0] = Command.Query;
     payload.write(sql, 1, 'utf8');
     const packet = encodePacket(payload, 0);
     this.tracker.clientPacket(packet, 0, packet.length, payload.length);
     const p = this.pending(Kind.Probe, Command.Query, null, '');
-    p.probeFor = info;
     this.queue.push(p);
     this.io.toUpstream(packet);
+    return p;
   }
 
   private sendClientCommand(buf: Buffer, start: number, end: number): void {
@@ -455,6 +540,8 @@ export class MySqlRelay implements ServerPacketSink {
     }
     this.replies.end();
     this.finishFills();
+    // The identity check is back and nothing was sent after it: the parked command goes on.
+    if (this.parked !== null && this.checking === null) this.unpark();
   }
 
   // ServerPacketSink: the tracker reads the packets; the relay looks at a few itself.
@@ -544,6 +631,10 @@ export class MySqlRelay implements ServerPacketSink {
 
   /** A reply ended (its last packet read, not yet relayed). */
   private replyDone(p: Pending): void {
+    if (p === this.checking) {
+      this.onCheckDone(p);
+      return;
+    }
     if (p.kind === Kind.Probe) {
       this.onProbeDone(p);
       return;
@@ -623,7 +714,8 @@ export class MySqlRelay implements ServerPacketSink {
       const info = p.info!;
       const ctx = this.ctx;
       // A fill inside a read-only transaction is kept only while it still is one (planInTransaction).
-      const ok = !p.poisoned && !p.errored && ctx !== null && !this.ctxStale && (p.inTransaction ? this.inReadOnlyTransaction : !this.inTransaction);
+      const ok = !p.poisoned && !p.errored && ctx !== null && !this.ctxStale && this.verified
+        && (p.inTransaction ? this.inReadOnlyTransaction : !this.inTransaction);
       const d = ok ? cache.decision(ctx, info) : undefined;
       // Stored as if filled outside a transaction (its EOF/OK flags say so).
       const parts = d?.cacheable && p.inTransaction ? withTransactionFlags(Buffer.concat(p.parts), this.state.deprecateEof, STORED_TRANSACTION_FLAGS) : null;
@@ -653,9 +745,30 @@ export class MySqlRelay implements ServerPacketSink {
       this.unanalysable = true;
       return;
     }
-    if (!this.adopt(result)) return;
+    // What a session learns counts for the others only while its server is the known one.
+    const verified = this.verified;
+    if (!this.adopt(result, verified ? this.serverEpoch : -1) || !verified) return;
     this.cache.decide(this.ctx!, p.probeFor!, result);
     if (this.pristine && !this.privateContext) this.cache.rememberStartup(this.startupKey, result);
+  }
+
+  /**
+   * The identity check's reply: the cache drops everything when this is another server than its
+   * entries came from, and the session may use the cache from now on.
+   */
+  private onCheckDone(p: Pending): void {
+    this.checking = null;
+    const seen = identityOf(p.errored, p.probeRow, readMysqlIdentity);
+    if (seen instanceof IdentityError) {
+      this.log.warn({ connectionId: this.state.connectionId, err: seen.message }, 'mysql: cannot identify the upstream server; caching off for this session');
+      this.unidentified = true;
+      return;
+    }
+    const dropped = this.cache.serverSeen(seen);
+    if (dropped !== null) this.log.warn({ dropped }, 'mysql: the upstream server changed (restart, failover or restore); cached results dropped');
+    this.serverEpoch = this.cache.serverEpoch;
+    // A context learned under another server's epoch (adopted at login) is read again.
+    if (this.ctxEpoch !== this.serverEpoch) this.ctxStale = true;
   }
 }
 

@@ -9,7 +9,7 @@ import { PgSession } from './session.js';
 
 export class PgListener extends ProxyListener<PgSession, PgProxyError> {
   constructor(config: Config, upstream: HostPort, log: Logger, metrics: Metrics, readonly cache: PgCache | null) {
-    super(config, upstream, log, metrics, cache, {
+    super(config, upstream, log, metrics, {
       protocol: 'postgres',
       logName: 'pg',
       // Sessions take the accepted socket over with a read buffer of their own (read-buffer.ts).

@@ -28,6 +28,8 @@ export interface StatementInfo {
   readonly writes: readonly string[];
   /** Invalidate the whole database on commit (DDL, unparsable, CALL/DO, writes calling functions). */
   readonly writesUnlisted: boolean;
+  /** Invalidate every database on commit (roles, memberships, server and database settings). */
+  readonly writesServer: boolean;
   /** Calls functions: user ones may write anything or change settings; the probe tells. */
   readonly callsFunctions: boolean;
   /** May change what a session context holds (SET, RESET, DISCARD, SET ROLE, set_config, DO...). */
@@ -56,6 +58,13 @@ export interface Decision {
   readonly functionsBuiltin: boolean;
 }
 
+/** How far a commit's writes reach: the relations listed, their whole database, or every database of the server. */
+export const enum WriteScope {
+  Tables,
+  Database,
+  Server,
+}
+
 /** Everything a session's results depend on besides the statement itself, interned. */
 export class PgContext {
   /** Statement decisions under this context; bounded by clearing (shapes are few in practice). */
@@ -82,6 +91,8 @@ export class PgCache extends ResultCache<StatementInfo> {
   private readonly contexts = new Map<string, PgContext>();
   /** Bumped per database on DDL: decisions taken before may rest on a catalog that changed. */
   private readonly generations = new Map<string, number>();
+  /** Bumped on DDL every database sees and when the server changes: part of every database's generation. */
+  private serverGeneration = 0;
   private nextContextId = 1;
   /**
    * What the probe found in a session that had changed nothing since it started, by its startup
@@ -134,6 +145,7 @@ export class PgCache extends ResultCache<StatementInfo> {
       probeSql: probe ? buildProbeSql(a) : null,
       writes: Object.freeze([...new Set(a.tablesWritten.map((t) => t.name))]),
       writesUnlisted: a.writesUnlisted || a.kind === 'ddl' || a.kind === 'unknown',
+      writesServer: a.serverWide,
       callsFunctions,
       changesSession: a.sessionChanges.length > 0 || a.kind === 'unknown' || a.writesUnlisted,
     });
@@ -200,17 +212,27 @@ export class PgCache extends ResultCache<StatementInfo> {
     return d !== undefined && d.generation === this.generation(ctx.database) ? d : undefined;
   }
 
+  /** Both parts only grow, so their sum is the same only while neither changed. */
   generation(database: string): number {
-    return this.generations.get(database) ?? 0;
+    return this.serverGeneration + (this.generations.get(database) ?? 0);
+  }
+
+  /** Decisions, fan-out and startup probes of every database were learned from another server or catalog. */
+  protected forgetServer(): void {
+    this.serverGeneration++;
   }
 
   /**
-   * A commit wrote `tables` (relation names) of `database`, or anything in it when `wide`; when
+   * A commit wrote `tables` (relation names) of `database`, or as far as `scope` says; when
    * `catalogChanged` (DDL, DO, CALL, ...) the decisions taken under the old catalog go too.
    */
-  invalidate(database: string, tables: Iterable<string>, wide: boolean, catalogChanged: boolean): void {
-    if (catalogChanged) this.generations.set(database, this.generation(database) + 1);
-    if (wide || catalogChanged) {
+  invalidate(database: string, tables: Iterable<string>, scope: WriteScope, catalogChanged: boolean): void {
+    if (scope === WriteScope.Server) {
+      this.invalidateServer();
+      return;
+    }
+    if (catalogChanged) this.generations.set(database, (this.generations.get(database) ?? 0) + 1);
+    if (scope === WriteScope.Database || catalogChanged) {
       const dropped = this.store.invalidateDatabase(database);
       this.stats.invalidated('database', dropped);
       return;

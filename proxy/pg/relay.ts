@@ -6,7 +6,9 @@
 //
 // Every request that produces a ReadyForQuery (a Query, a FunctionCall, the messages up to a Sync)
 // has one Pending entry, queued in the order the server answers; a server message belongs to the
-// head entry. The cache answers only when nothing is outstanding, so replies never reorder.
+// head entry. The cache answers only when nothing is outstanding, so replies never reorder, and
+// only once the session's server is known to be the one the entries came from (the identity check,
+// upstream-identity.ts, pipelined ahead of the session's first request).
 import type { StatementIdentity, StatementSource } from '../../admin/query-stats.js';
 import type { FillToken } from '../../cache/tag-versions.js';
 import { Backend, Frontend } from './codes.js';
@@ -15,7 +17,8 @@ import { READY_IN_BLOCK, endsIdle, readyAsIdle, withoutDescriptions, withoutRead
 import type { BackendSink } from './backend-scanner.js';
 import type { Decision, PgCache, PgContext, SessionIdentity, StatementInfo } from './pg-cache.js';
 import { buildProbeSql, readProbeRow, type ProbeResult } from '../../invalidation/pg-probe.js';
-import { KEYED_PARAMETERS } from './pg-cache.js';
+import { KEYED_PARAMETERS, WriteScope } from './pg-cache.js';
+import { IdentityError, PG_IDENTITY_SQL, identityOf, readPgIdentity } from '../upstream-identity.js';
 import { PgSessionState, TxStatus, readCString } from './session-state.js';
 import { cacheableBatch, type CacheableBatch, type Held } from './cacheable-batch.js';
 import {
@@ -70,6 +73,7 @@ interface Pending {
 const MAX_CUSTOM_SETTINGS = 32;
 /** Extended-protocol messages collected until Sync before anything is decided; beyond, relay. */
 const MAX_HELD_MESSAGES = 64;
+const IDENTITY_QUERY = queryMessage(PG_IDENTITY_SQL);
 
 let nextRelayId = 1;
 
@@ -95,8 +99,20 @@ export class PgRelay {
   private lastProbe: ProbeResult | null = null;
   /** Written tables of the current transaction block, invalidated when it commits. */
   private readonly pendingWrites = new Set<string>();
-  private pendingWide = false;
+  private pendingScope = WriteScope.Tables;
   private pendingCatalog = false;
+  /** The cache's server epoch under which this session's server was found to be the known one; -1: not yet. */
+  private serverEpoch = -1;
+  /** The identity check in flight. */
+  private checking: Pending | null = null;
+  /** The identity check failed: the cache neither answers nor fills in this session. */
+  private unidentified = false;
+  /** The server epoch the context was learned under: one learned under another is read again. */
+  private ctxEpoch = -1;
+  /** A request the cache may answer once the identity check is back (see park), as copies. */
+  private parked: Held[] | null = null;
+  /** The parked request is being taken up again: it does not park a second time. */
+  private unparking = false;
   /** This session's statements cannot be analysed (standard_conforming_strings off, probe failed). */
   private unanalysable = false;
   /**
@@ -131,6 +147,10 @@ export class PgRelay {
       this.forward(code, buf, start, end);
       return;
     }
+    // The client did not wait: the parked request goes to the server first, so replies keep their order.
+    if (this.parked !== null) this.unpark();
+    // A session's first request carries the identity check in front of it, pipelined.
+    if (this.serverEpoch === -1 && this.quiet) this.checkServer();
     switch (code) {
       case Frontend.Query:
         if (this.held.length > 0 || this.open !== null) {
@@ -246,9 +266,51 @@ export class PgRelay {
     return p;
   }
 
-  /** Can the cache answer or fill now? Only between requests, outside transaction blocks. */
+  /**
+   * Can the cache answer or fill now? Only between requests (the identity check aside: it ends
+   * idle), outside transaction blocks.
+   */
   private get quiet(): boolean {
-    return this.queue.length === 0 && this.open === null && this.state.txStatus === TxStatus.Idle && !this.unanalysable;
+    return (this.queue.length === 0 || (this.queue.length === 1 && this.queue[0] === this.checking)) && this.open === null
+      && this.state.txStatus === TxStatus.Idle && !this.unanalysable;
+  }
+
+  /** This session's server is the one the cache's entries came from. */
+  private get verified(): boolean {
+    return this.serverEpoch === this.cache!.serverEpoch;
+  }
+
+  /** Sends the identity check ahead of what goes next, unless the server is verified or a check is in flight. */
+  private checkServer(): void {
+    if (this.verified || this.checking !== null || this.unidentified) return;
+    this.checking = this.enqueue(Kind.Probe, null, '');
+    this.inject(IDENTITY_QUERY);
+  }
+
+  /**
+   * The cache holds the answer but the session's server is not verified yet: the request waits
+   * for the identity check (one round trip) instead of going to the server; anything else the
+   * client sends meanwhile sends it on first. Takes copies of the messages; false when the
+   * request must go on now (no check possible, or it is being sent on).
+   */
+  private park(messages: readonly Held[]): boolean {
+    if (this.unidentified || this.unparking) return false;
+    this.checkServer();
+    this.parked = messages.map((m) => ({ code: m.code, buf: Buffer.from(m.buf.subarray(m.start, m.end)), start: 0, end: m.end - m.start }));
+    return true;
+  }
+
+  /** Takes the parked request up again: answered from the cache once verified, else sent on. */
+  private unpark(): void {
+    const parked = this.parked!;
+    this.parked = null;
+    this.unparking = true;
+    try {
+      for (const m of parked) this.clientMessage(m.code, m.buf, m.start, m.end);
+    } finally {
+      this.unparking = false;
+    }
+    this.flushToUpstream();
   }
 
   /**
@@ -257,7 +319,7 @@ export class PgRelay {
    */
   private get quietInReadOnlyBlock(): boolean {
     return this.readOnlyBlock && this.queue.length === 0 && this.open === null && this.state.txStatus === TxStatus.InTransaction
-      && !this.unanalysable && this.ctx !== null && !this.ctxStale;
+      && !this.unanalysable && this.ctx !== null && !this.ctxStale && this.verified;
   }
 
   /** Sends a stored reply (which ends with ReadyForQuery 'I') as an answer inside the block. */
@@ -282,14 +344,15 @@ export class PgRelay {
     const started = performance.now();
     const quiet = this.quiet;
     // An entry exists only for a text found cacheable under this context: no analysis on a hit.
-    if (quiet && this.ctx !== null && !this.ctxStale) {
+    if (quiet && this.ctx !== null && !this.ctxStale && !this.unidentified) {
       const entry = cache.store.get(this.ctx.keyPrefix + 'Q' + text);
-      if (entry !== undefined) {
+      if (entry !== undefined && this.verified) {
         this.state.answeredQuery();
         this.io.toClient(entry.bytes);
         cache.stats.hit(entry.meta.identity, (performance.now() - started) / 1000, this.io);
         return;
       }
+      if (entry !== undefined && this.park([{ code: Frontend.Query, buf, start, end }])) return;
     }
     const info = cache.info(text);
     const inBlock = !quiet && this.mayAnswerInBlock(info);
@@ -315,16 +378,21 @@ export class PgRelay {
   private plan(info: StatementInfo, keySuffix: string, quiet: boolean, inBlock = false): Pending {
     const cache = this.cache!;
     if (inBlock) return this.planInBlock(info, keySuffix);
+    // A session whose server cannot be identified neither probes nor fills.
+    const caching = quiet && !this.unidentified;
+    // What the probe learns and a fill stores count once the server is verified: the check goes first.
+    if (caching && (info.readCacheable || info.probeSql !== null)) this.checkServer();
     let decision: Decision | undefined;
-    if (quiet && info.probeSql !== null && (this.ctx === null || this.ctxStale || (decision = cache.decision(this.ctx, info)) === undefined)) {
+    if (caching && info.probeSql !== null && (this.ctx === null || this.ctxStale || (decision = cache.decision(this.ctx, info)) === undefined)) {
       const probe = this.enqueue(Kind.Probe, null, '');
       probe.probeFor = info;
       this.inject(queryMessage(this.customSettings.size === 0 ? info.probeSql : buildProbeSql(info.analysis, [...this.customSettings])));
     }
     // A "never" cache rule makes a cacheable read a bypass; the rule is evaluated once per statement.
-    const never = quiet && info.readCacheable && decision?.cacheable !== false && cache.rule(info).never;
-    const fill = quiet && info.readCacheable && !never && (decision === undefined || decision.cacheable);
-    const reason = never ? 'rule' : quiet ? decision?.reason ?? 'not-cacheable' : this.state.txStatus !== TxStatus.Idle ? 'in-transaction' : 'pipelined';
+    const never = caching && info.readCacheable && decision?.cacheable !== false && cache.rule(info).never;
+    const fill = caching && info.readCacheable && !never && (decision === undefined || decision.cacheable);
+    const reason = never ? 'rule' : caching ? decision?.reason ?? 'not-cacheable' : quiet ? 'unidentified-server'
+      : this.state.txStatus !== TxStatus.Idle ? 'in-transaction' : 'pipelined';
     const p = this.enqueue(fill ? Kind.Fill : Kind.Forward, info, reason);
     p.executed.push(info);
     if (fill) {
@@ -376,7 +444,9 @@ export class PgRelay {
         const d = cache.decision(this.ctx, info);
         if (d !== undefined && d.cacheable) {
           const found = this.storedReply(this.ctx.keyPrefix, shape);
-          if (found !== undefined && (!inBlock || endsIdle(found.bytes))) {
+          if (found !== undefined && !inBlock && !this.verified) {
+            if (this.park([...batch, { code: Frontend.Sync, buf: syncBuf, start: syncStart, end: syncEnd }])) return;
+          } else if (found !== undefined && (!inBlock || endsIdle(found.bytes))) {
             if (shape.parse !== null) this.state.answeredParse(shape.parse.name, { text: shape.text, sig: shape.sig });
             if (inBlock) this.answerInBlock(found.bytes, shape.parse !== null);
             else if (shape.parse !== null) this.io.toClient(PARSE_COMPLETE, found.bytes);
@@ -491,6 +561,8 @@ export class PgRelay {
     scanner.feed(chunk, this.sink);
     this.replies.end();
     this.finishFills();
+    // The identity check is back and nothing was sent after it: the parked request goes on.
+    if (this.parked !== null && this.checking === null) this.unpark();
   }
 
   private readonly sink: BackendSink = {
@@ -575,6 +647,10 @@ export class PgRelay {
     this.trackReadOnlyBlock(p);
     if (p === undefined || this.cache === null) return;
     const cache = this.cache;
+    if (p === this.checking) {
+      this.onCheckDone(p);
+      return;
+    }
     if (p.kind === Kind.Probe) {
       this.onProbeDone(p);
       return;
@@ -611,7 +687,7 @@ export class PgRelay {
       const info = p.info!;
       const ctx = this.ctx;
       // A fill inside a read-only block is kept only while the block still is one (planInBlock).
-      const ok = !p.poisoned && !p.errored && p.completes === 1 && ctx !== null && !this.ctxStale
+      const ok = !p.poisoned && !p.errored && p.completes === 1 && ctx !== null && !this.ctxStale && this.verified
         && (p.inBlock ? this.readOnlyBlock : this.state.txStatus === TxStatus.Idle);
       const d = ok && (!p.inBlock || readyAsIdle(p.parts)) ? cache.decision(ctx, info) : undefined;
       if (d !== undefined && d.cacheable) {
@@ -643,8 +719,31 @@ export class PgRelay {
     this.lastProbe = result;
     this.ctx = cache.context(result, this.identity());
     this.ctxStale = this.ctx === null;
-    if (this.ctx !== null) cache.decide(this.ctx, p.probeFor!, result);
-    if (this.pristine) cache.rememberStartup(this.startupKey + '\u0000' + this.reportedParameters(), result);
+    // What a session learns counts for the others only while its server is the known one.
+    const verified = this.verified;
+    this.ctxEpoch = verified ? this.serverEpoch : -1;
+    if (this.ctx !== null && verified) cache.decide(this.ctx, p.probeFor!, result);
+    if (this.pristine && verified) cache.rememberStartup(this.startupKey + '\u0000' + this.reportedParameters(), result);
+  }
+
+  /**
+   * The identity check's reply: the cache drops everything when this is another server than its
+   * entries came from, and the session may use the cache from now on.
+   */
+  private onCheckDone(p: Pending): void {
+    const cache = this.cache!;
+    this.checking = null;
+    const seen = identityOf(p.errored, p.probeRow, readPgIdentity);
+    if (seen instanceof IdentityError) {
+      this.log.warn({ database: this.database, err: seen.message }, 'pg: cannot identify the upstream server; caching off for this session');
+      this.unidentified = true;
+      return;
+    }
+    const dropped = cache.serverSeen(seen);
+    if (dropped !== null) this.log.warn({ dropped }, 'pg: the upstream server changed (restart, failover or restore); cached results dropped');
+    this.serverEpoch = cache.serverEpoch;
+    // A context learned under another server's epoch (adopted at login) is read again.
+    if (this.ctxEpoch !== this.serverEpoch) this.ctxStale = true;
   }
 
   /**
@@ -676,6 +775,7 @@ export class PgRelay {
     this.lastProbe = probe;
     this.ctx = cache.context(probe, this.identity());
     this.ctxStale = this.ctx === null;
+    this.ctxEpoch = cache.serverEpoch;
   }
 
   private identity(): SessionIdentity {
@@ -690,15 +790,19 @@ export class PgRelay {
   private collectWrites(executed: readonly (StatementInfo | null)[]): void {
     for (const info of executed) {
       if (info === null || info.writesUnlisted) this.pendingCatalog = true;
-      if (this.writesWide(info)) this.pendingWide = true;
-      else for (const t of info!.writes) this.pendingWrites.add(t);
+      if (info !== null && info.writesServer) this.pendingScope = WriteScope.Server;
+      else if (this.writesWide(info)) {
+        if (this.pendingScope === WriteScope.Tables) this.pendingScope = WriteScope.Database;
+      } else {
+        for (const t of info!.writes) this.pendingWrites.add(t);
+      }
     }
   }
 
   private invalidate(executed: readonly (StatementInfo | null)[]): void {
     this.collectWrites(executed);
     const db = this.currentDatabase;
-    if (this.pendingWide || this.pendingWrites.size > 0) this.cache!.invalidate(db, this.pendingWrites, this.pendingWide, this.pendingCatalog);
+    if (this.pendingScope !== WriteScope.Tables || this.pendingWrites.size > 0) this.cache!.invalidate(db, this.pendingWrites, this.pendingScope, this.pendingCatalog);
     this.clearPendingWrites();
   }
 
@@ -737,7 +841,7 @@ export class PgRelay {
 
   private clearPendingWrites(): void {
     this.pendingWrites.clear();
-    this.pendingWide = false;
+    this.pendingScope = WriteScope.Tables;
     this.pendingCatalog = false;
   }
 

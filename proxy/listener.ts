@@ -5,6 +5,7 @@ import net from 'node:net';
 import type { Logger } from '../cli/log.js';
 import type { Config, HostPort } from '../config/settings.js';
 import type { Metrics, Protocol } from '../admin/metrics.js';
+import type { BufferBudget } from './buffer-budget.js';
 
 /** The limits every session enforces, from the config. */
 export interface SessionLimits {
@@ -21,6 +22,8 @@ export interface ListenerHost<S> {
   readonly upstream: HostPort;
   readonly limits: SessionLimits;
   readonly log: Logger;
+  /** Where every session takes the bytes of client messages that arrive in part. */
+  readonly buffers: BufferBudget;
   /** Asks for a connection slot once the client has said who it is; false = over the limit. */
   admit(session: S): boolean;
   upstreamOpened(): void;
@@ -73,6 +76,7 @@ export class ProxyListener<S extends ListenedSession<E>, E> implements ListenerH
     readonly upstream: HostPort,
     readonly log: Logger,
     private readonly metrics: Metrics,
+    readonly buffers: BufferBudget,
     private readonly lossCache: LosableCache | null,
     private readonly kind: ListenerProtocol<S, E>,
   ) {

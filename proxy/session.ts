@@ -64,6 +64,8 @@ export abstract class ProxySession<E extends Error> {
   protected abstract onUpstreamData(chunk: Buffer): void;
   /** The client stream stopped inside a message. */
   protected abstract get hasPartialMessage(): boolean;
+  /** The session ended: the unfinished client message goes, and its bytes back to the budget. */
+  protected abstract dropPartialMessage(): void;
   /** The session's error to `err` as the bytes the client reads, or null where one cannot be inserted now. */
   protected abstract errorBytes(err: E): Buffer | null;
   protected abstract loginTimeoutError(ms: number): E;
@@ -232,8 +234,7 @@ export abstract class ProxySession<E extends Error> {
     // its own, a refused login): pass the close on once what it sent has been written.
     if (this.phase === Phase.Ready && !this.clientLeaving) this.host.upstreamLost();
     this.moveTo(Phase.Closed);
-    this.clearTimers();
-    this.client.end();
+    this.endClient();
     this.logEnd('server closed the connection');
     this.host.closed(this);
   };
@@ -288,8 +289,7 @@ export abstract class ProxySession<E extends Error> {
     if (this.phase === Phase.Closed) return;
     const wasReady = this.phase === Phase.Ready;
     this.moveTo(Phase.Closed);
-    this.clearTimers();
-    this.client.end();
+    this.endClient();
     const upstream = this.upstream;
     if (upstream !== null) {
       this.endUpstream(upstream, wasReady);
@@ -298,6 +298,13 @@ export abstract class ProxySession<E extends Error> {
     }
     this.logEnd('client closed the connection');
     this.host.closed(this);
+  }
+
+  /** The client's side of every end: timers stop, the unfinished message goes, the socket closes. */
+  private endClient(): void {
+    this.clearTimers();
+    this.dropPartialMessage();
+    this.client.end();
   }
 
   private clearLoginTimer(): void {

@@ -7,6 +7,29 @@ import type { SessionLabel } from '../admin/query-stats.js';
 import type { ListenerHost } from './listener.js';
 import { ReadBuffer, adoptAccepted } from './read-buffer.js';
 
+/**
+ * How long a socket the proxy has ended stays open for the peer to read what was written last and
+ * close its side. Ending only half-closes: a peer that neither reads nor closes would keep the
+ * descriptor forever. What the kernel already holds for the peer is still delivered after the
+ * descriptor is closed.
+ */
+export const CLOSE_GRACE_MS = 2000;
+
+/**
+ * Ends `socket` (after `lastBytes`) and destroys it CLOSE_GRACE_MS later unless the peer closed
+ * first. Meanwhile whatever the peer still sends is read and dropped: closing with unread bytes
+ * would reset the connection, and a reset can discard the error the peer has not read yet.
+ */
+export function endSocket(socket: net.Socket, lastBytes?: Buffer): void {
+  if (lastBytes === undefined) socket.end();
+  else socket.end(lastBytes);
+  socket.resume();
+  if (socket.destroyed) return;
+  const timer = setTimeout(() => socket.destroy(), CLOSE_GRACE_MS);
+  timer.unref();
+  socket.once('close', () => clearTimeout(timer));
+}
+
 /** Every phase either protocol goes through; each session allows its own moves (`legalMoves`). */
 export const enum Phase {
   /** PostgreSQL: waiting for the StartupMessage (or an SSLRequest / CancelRequest). */
@@ -72,7 +95,10 @@ export abstract class ProxySession<E extends Error> {
   protected abstract stallError(ms: number): E;
   /** `reason`: the upstream was never reached (Connecting) or the connection broke later. */
   protected abstract upstreamError(reason: 'unreachable' | 'lost', detail: string): E;
-  /** Ends the upstream connection politely (Terminate, COM_QUIT) or not, as the protocol state allows. */
+  /**
+   * Ends the upstream connection politely (Terminate, COM_QUIT) or not, as the protocol state
+   * allows, with endSocket: bytes still arriving from the upstream have nowhere to go.
+   */
   protected abstract endUpstream(upstream: net.Socket, wasReady: boolean): void;
   /** Who logged in, for the connection log lines. */
   protected abstract get login(): { readonly user: string | null; readonly database: string | null };
@@ -291,11 +317,7 @@ export abstract class ProxySession<E extends Error> {
     this.moveTo(Phase.Closed);
     this.endClient();
     const upstream = this.upstream;
-    if (upstream !== null) {
-      this.endUpstream(upstream, wasReady);
-      // Bytes still arriving from the upstream have nowhere to go.
-      upstream.resume();
-    }
+    if (upstream !== null) this.endUpstream(upstream, wasReady);
     this.logEnd('client closed the connection');
     this.host.closed(this);
   }
@@ -304,7 +326,7 @@ export abstract class ProxySession<E extends Error> {
   private endClient(): void {
     this.clearTimers();
     this.dropPartialMessage();
-    this.client.end();
+    endSocket(this.client);
   }
 
   private clearLoginTimer(): void {

@@ -25,7 +25,7 @@ import { ServerScanner } from './server-scanner.js';
 import { MySqlSessionState } from './session-state.js';
 import { BufferBudget } from '../buffer-budget.js';
 import type { ListenerHost } from '../listener.js';
-import { Phase, ProxySession, type LegalMoves } from '../session.js';
+import { Phase, ProxySession, endSocket, type LegalMoves } from '../session.js';
 
 const LEGAL_MOVES: LegalMoves = {
   [Phase.Connecting]: [Phase.Greeting, Phase.Closed],
@@ -277,8 +277,8 @@ export class MySqlSession extends ProxySession<MySqlProxyError> {
    */
   protected endUpstream(upstream: net.Socket, wasReady: boolean): void {
     if (upstream.readyState !== 'open') upstream.destroy();
-    else if (wasReady && !this.tracker.awaitingClient) upstream.end(COM_QUIT);
-    else upstream.end();
+    else if (wasReady && !this.tracker.awaitingClient) endSocket(upstream, COM_QUIT);
+    else endSocket(upstream);
   }
 }
 

@@ -20,7 +20,7 @@ import type { PgSessionState } from './session-state.js';
 import { decodeStartupPacket } from './startup.js';
 import { sendCancelRequest } from './cancel.js';
 import type { ListenerHost } from '../listener.js';
-import { Phase, ProxySession, type LegalMoves } from '../session.js';
+import { Phase, ProxySession, endSocket, type LegalMoves } from '../session.js';
 
 const LEGAL_MOVES: LegalMoves = {
   [Phase.Startup]: [Phase.Connecting, Phase.Closed],
@@ -200,7 +200,7 @@ export class PgSession extends ProxySession<PgProxyError> implements RelayIo {
     if (state !== undefined && state.awaitingReady > 0 && state.backendKey) {
       sendCancelRequest(this.host.upstream, cancelPacket(state.backendKey.pid, state.backendKey.secret), this.host.log);
     }
-    if (upstream.readyState === 'open') upstream.end(TERMINATE);
+    if (upstream.readyState === 'open') endSocket(upstream, TERMINATE);
     else upstream.destroy();
   }
 }

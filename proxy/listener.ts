@@ -7,6 +7,15 @@ import type { Config, HostPort } from '../config/settings.js';
 import type { Metrics, Protocol } from '../admin/metrics.js';
 import type { BufferBudget } from './buffer-budget.js';
 
+/**
+ * The accept queue asked of the kernel, which caps it at net.core.somaxconn (4096 by default since
+ * Linux 5.4). Node's default of 511 overflows when a burst of clients arrives faster than the
+ * event loop accepts: the kernel then drops their handshakes, so they connect seconds later (SYN
+ * retries), hang (a dropped final ACK of a client that waits for the server to speak first), or
+ * get a bare reset, instead of the protocol's own refusal.
+ */
+const LISTEN_BACKLOG = 65535;
+
 /** The limits every session enforces, from the config. */
 export interface SessionLimits {
   maxMessageBytes: number;
@@ -100,7 +109,7 @@ export class ProxyListener<S extends ListenedSession<E>, E> implements ListenerH
   listen(at: HostPort): Promise<net.AddressInfo> {
     return new Promise((resolve, reject) => {
       this.server.once('error', reject);
-      this.server.listen(at.port, at.host, () => {
+      this.server.listen({ port: at.port, host: at.host, backlog: LISTEN_BACKLOG }, () => {
         this.server.off('error', reject);
         this.server.on('error', (err) => this.log.error({ err: err.message }, `${this.kind.logName}: listener error`));
         resolve(this.server.address() as net.AddressInfo);

@@ -223,19 +223,6 @@ async function waitBuffered(proxy: RunningProxy, bytes: number, atMost = false):
   }
 }
 
-/** Packets up to the end of a text result set (without CLIENT_DEPRECATE_EOF: two EOFs) or an ERR. */
-async function readResultSet(c: RawMySql): Promise<Packet[]> {
-  const packets: Packet[] = [];
-  let eofs = 0;
-  while (eofs < 2) {
-    const p = await c.readPacket(10_000);
-    packets.push(p);
-    if (isErr(p)) return packets;
-    if (p.payload[0] === 0xfe && p.payload.length < 9) eofs++;
-  }
-  return packets;
-}
-
 const QUERY_BYTES = 700 * KiB;
 const FIRST_PART = 600 * KiB;
 
@@ -283,7 +270,7 @@ test('--max-buffered-message-bytes: the client whose message would pass the budg
     assert.match(errorOf(messages).message!, /out of memory.*--max-buffered-message-bytes/);
 
     slowMySql.send(mysqlQuery.subarray(FIRST_PART));
-    const result = await readResultSet(slowMySql);
+    const result = await slowMySql.readResultSet(10_000);
     assert.not.ok(isErr(result.at(-1)!), decodeErr(result.at(-1)!.payload).message);
     assert.ok(result.some((p) => p.payload.toString('latin1').includes(String(length))), 'the slow client\'s answer');
   } finally {

@@ -114,8 +114,8 @@ test('--max-message-bytes 1MiB: a packet just under passes, one over is refused 
     const id = c.handshake!.connectionId;
     const filler = 'x'.repeat(1024 * 1024 - 100);
     c.send(command(0x03, `SELECT LENGTH('${filler}')`));
-    const reply = await c.readQuiet();
-    assert.ok(reply.includes(Buffer.from(String(filler.length))), 'the answer');
+    const reply = await c.readResultSet(10_000);
+    assert.ok(reply.some((p) => p.payload.includes(String(filler.length))), 'the answer');
     const tooLong = 2 * 1024 * 1024;
     c.send(packet(Buffer.from('\x03SELECT 1'), 0, tooLong));
     const e = await expectErr(c, 1153, 1);

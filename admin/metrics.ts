@@ -17,6 +17,8 @@ export interface Metrics {
   upstreamErrors: Counter<'protocol' | 'reason'>;
   /** Each protocol's cache statistics; QueryStats' constructor adds itself. Read by the cache metrics and /stats. */
   cacheStats: Map<Protocol, QueryStats>;
+  /** The budget of client messages that arrived in part (proxy/buffer-budget.ts), set at start; read at scrape time. */
+  messageBuffers: { readonly used: number; readonly limit: number } | null;
 }
 
 export function createMetrics(): Metrics {
@@ -25,7 +27,7 @@ export function createMetrics(): Metrics {
   const registers = [registry];
   const cacheStats = new Map<Protocol, QueryStats>();
   registerCacheMetrics(registry, cacheStats);
-  return {
+  const metrics: Metrics = {
     registry,
     clientConnections: new Gauge({ name: 'sidecache_client_connections', help: 'Client connections open now', labelNames: ['protocol'], registers }),
     upstreamConnections: new Gauge({ name: 'sidecache_upstream_connections', help: 'Upstream database connections open now', labelNames: ['protocol'], registers }),
@@ -34,7 +36,21 @@ export function createMetrics(): Metrics {
     protocolErrors: new Counter({ name: 'sidecache_protocol_errors_total', help: 'Client connections closed for breaking the protocol', labelNames: ['protocol', 'reason'], registers }),
     upstreamErrors: new Counter({ name: 'sidecache_upstream_errors_total', help: 'Upstream connection failures', labelNames: ['protocol', 'reason'], registers }),
     cacheStats,
+    messageBuffers: null,
   };
+  const bufferGauge = (name: string, help: string, value: (b: NonNullable<Metrics['messageBuffers']>) => number): void => {
+    new Gauge({
+      name,
+      help,
+      registers,
+      collect() {
+        if (metrics.messageBuffers !== null) this.set(value(metrics.messageBuffers));
+      },
+    });
+  };
+  bufferGauge('sidecache_buffered_message_bytes', 'Bytes held now for client messages that have arrived in part (all connections)', (b) => b.used);
+  bufferGauge('sidecache_buffered_message_max_bytes', 'The limit on those bytes (--max-buffered-message-bytes)', (b) => b.limit);
+  return metrics;
 }
 
 /**

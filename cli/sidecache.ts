@@ -6,6 +6,7 @@ import { createMetrics, type Metrics, type Protocol } from '../admin/metrics.js'
 import { SlowQueryLog } from '../admin/slow-query-log.js';
 import type { ReloadReport } from '../config/reload.js';
 import type { Config, HostPort } from '../config/settings.js';
+import { BufferBudget } from '../proxy/buffer-budget.js';
 import { MySqlListener } from '../proxy/mysql/listener.js';
 import { MySqlCache } from '../proxy/mysql/mysql-cache.js';
 import { PgListener } from '../proxy/pg/listener.js';
@@ -56,6 +57,9 @@ export interface ConfigSource {
  */
 export async function startSidecache(config: Config, pgUpstream: HostPort | null, log: Logger, source: ConfigSource | null = null): Promise<RunningSidecache> {
   const metrics = createMetrics();
+  // One budget for both protocols: it bounds the process's memory, whichever side the clients use.
+  const buffers = new BufferBudget(config.maxBufferedMessageBytes);
+  metrics.messageBuffers = buffers;
   const listeners: Listener[] = [];
   // Filled below as each side starts; the admin API and reloads read it per call.
   const caches = new Map<Protocol, ReloadableCache>();
@@ -71,6 +75,7 @@ export async function startSidecache(config: Config, pgUpstream: HostPort | null
     }
     report = keepCacheSwitch(report, running, caches.size > 0);
     for (const l of listeners) l.applyConfig(report.config);
+    buffers.limit = report.config.maxBufferedMessageBytes;
     for (const c of caches.values()) c.applyConfig(report.config);
     slowQueries.applyConfig(report.config);
     log.level = report.config.logLevel;
@@ -90,7 +95,7 @@ export async function startSidecache(config: Config, pgUpstream: HostPort | null
         caches.set('postgres', cache);
         slowQueries.watch(cache.stats);
       }
-      const pg = new PgListener(config, pgUpstream, log, metrics, cache);
+      const pg = new PgListener(config, pgUpstream, log, metrics, buffers, cache);
       pgAddress = await bind('--pg-listen', config.pgListen, (at) => pg.listen(at));
       listeners.push(pg);
     }
@@ -100,7 +105,7 @@ export async function startSidecache(config: Config, pgUpstream: HostPort | null
         caches.set('mysql', cache);
         slowQueries.watch(cache.stats);
       }
-      const mysql = new MySqlListener(config, config.mysqlUpstream, log, metrics, cache);
+      const mysql = new MySqlListener(config, config.mysqlUpstream, log, metrics, buffers, cache);
       mysqlAddress = await bind('--mysql-listen', config.mysqlListen, (at) => mysql.listen(at));
       listeners.push(mysql);
     }

@@ -29,6 +29,7 @@ export interface Config {
   /** Host names the admin listener answers besides localhost and IP addresses; null: its listen host's. */
   adminAllowedHosts: readonly string[] | null;
   maxMessageBytes: number;
+  maxBufferedMessageBytes: number;
   maxClientConnections: number;
   loginTimeoutMs: number;
   messageStallTimeoutMs: number;
@@ -91,7 +92,9 @@ export const SETTINGS: readonly Setting[] = [
   { key: 'adminAllowedHosts', flag: 'admin-allowed-hosts', kind: 'host-list', default: null, live: false,
     help: 'comma-separated host names the admin listener answers in the Host header (a web page reached through DNS rebinding carries its own name); localhost and IP addresses are always accepted, /healthz and /metrics answer any name; unset: the name of `admin-listen`, or any name when it listens on 0.0.0.0 or [::] (see docs/admin-api.md)' },
   { key: 'maxMessageBytes', flag: 'max-message-bytes', kind: 'bytes', default: '64MiB', live: true,
-    help: 'largest message a client may send; longer ones get a protocol error and that connection is closed' },
+    help: 'largest message a logged-in client may send (before login: 64 KiB on PostgreSQL, 128 KiB on MySQL); longer ones get a protocol error and that connection is closed' },
+  { key: 'maxBufferedMessageBytes', flag: 'max-buffered-message-bytes', kind: 'bytes', default: '256MiB', live: true,
+    help: 'memory for client messages that have arrived only in part, summed over all connections of both protocols; the client whose message would pass it gets an out-of-memory error (PostgreSQL 53200, MySQL 1037) and that connection is closed. Before login a message may be at most 64 KiB (PostgreSQL, as the server itself allows) or 128 KiB (MySQL), so most of it serves logged-in clients; a message that arrives over several reads and is larger than this setting can never be received' },
   { key: 'maxClientConnections', flag: 'max-client-connections', kind: 'count', default: '1000', live: true,
     help: 'client connections accepted at once per protocol; more get a "too many connections" error' },
   { key: 'loginTimeoutMs', flag: 'login-timeout', kind: 'duration', default: '30s', live: true,

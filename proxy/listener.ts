@@ -4,6 +4,16 @@ import net from 'node:net';
 import type { Logger } from '../cli/log.js';
 import type { Config, HostPort } from '../config/settings.js';
 import type { Metrics, Protocol } from '../admin/metrics.js';
+import type { BufferBudget } from './buffer-budget.js';
+
+/**
+ * The accept queue asked of the kernel, which caps it at net.core.somaxconn (4096 by default since
+ * Linux 5.4). Node's default of 511 overflows when a burst of clients arrives faster than the
+ * event loop accepts: the kernel then drops their handshakes, so they connect seconds later (SYN
+ * retries), hang (a dropped final ACK of a client that waits for the server to speak first), or
+ * get a bare reset, instead of the protocol's own refusal.
+ */
+const LISTEN_BACKLOG = 65535;
 
 /** The limits every session enforces, from the config. */
 export interface SessionLimits {
@@ -20,6 +30,8 @@ export interface ListenerHost<S> {
   readonly upstream: HostPort;
   readonly limits: SessionLimits;
   readonly log: Logger;
+  /** Where every session takes the bytes of client messages that arrive in part. */
+  readonly buffers: BufferBudget;
   /** Asks for a connection slot once the client has said who it is; false = over the limit. */
   admit(session: S): boolean;
   upstreamOpened(): void;
@@ -62,6 +74,7 @@ export class ProxyListener<S extends ListenedSession<E>, E> implements ListenerH
     readonly upstream: HostPort,
     readonly log: Logger,
     private readonly metrics: Metrics,
+    readonly buffers: BufferBudget,
     private readonly kind: ListenerProtocol<S, E>,
   ) {
     this.limits = sessionLimits(config);
@@ -84,7 +97,7 @@ export class ProxyListener<S extends ListenedSession<E>, E> implements ListenerH
   listen(at: HostPort): Promise<net.AddressInfo> {
     return new Promise((resolve, reject) => {
       this.server.once('error', reject);
-      this.server.listen(at.port, at.host, () => {
+      this.server.listen({ port: at.port, host: at.host, backlog: LISTEN_BACKLOG }, () => {
         this.server.off('error', reject);
         this.server.on('error', (err) => this.log.error({ err: err.message }, `${this.kind.logName}: listener error`));
         resolve(this.server.address() as net.AddressInfo);

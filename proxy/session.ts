@@ -7,6 +7,29 @@ import type { SessionLabel } from '../admin/query-stats.js';
 import type { ListenerHost } from './listener.js';
 import { ReadBuffer, adoptAccepted } from './read-buffer.js';
 
+/**
+ * How long a socket the proxy has ended stays open for the peer to read what was written last and
+ * close its side. Ending only half-closes: a peer that neither reads nor closes would keep the
+ * descriptor forever. What the kernel already holds for the peer is still delivered after the
+ * descriptor is closed.
+ */
+export const CLOSE_GRACE_MS = 2000;
+
+/**
+ * Ends `socket` (after `lastBytes`) and destroys it CLOSE_GRACE_MS later unless the peer closed
+ * first. Meanwhile whatever the peer still sends is read and dropped: closing with unread bytes
+ * would reset the connection, and a reset can discard the error the peer has not read yet.
+ */
+export function endSocket(socket: net.Socket, lastBytes?: Buffer): void {
+  if (lastBytes === undefined) socket.end();
+  else socket.end(lastBytes);
+  socket.resume();
+  if (socket.destroyed) return;
+  const timer = setTimeout(() => socket.destroy(), CLOSE_GRACE_MS);
+  timer.unref();
+  socket.once('close', () => clearTimeout(timer));
+}
+
 /** Every phase either protocol goes through; each session allows its own moves (`legalMoves`). */
 export const enum Phase {
   /** PostgreSQL: waiting for the StartupMessage (or an SSLRequest / CancelRequest). */
@@ -64,13 +87,18 @@ export abstract class ProxySession<E extends Error> {
   protected abstract onUpstreamData(chunk: Buffer): void;
   /** The client stream stopped inside a message. */
   protected abstract get hasPartialMessage(): boolean;
+  /** The session ended: the unfinished client message goes, and its bytes back to the budget. */
+  protected abstract dropPartialMessage(): void;
   /** The session's error to `err` as the bytes the client reads, or null where one cannot be inserted now. */
   protected abstract errorBytes(err: E): Buffer | null;
   protected abstract loginTimeoutError(ms: number): E;
   protected abstract stallError(ms: number): E;
   /** `reason`: the upstream was never reached (Connecting) or the connection broke later. */
   protected abstract upstreamError(reason: 'unreachable' | 'lost', detail: string): E;
-  /** Ends the upstream connection politely (Terminate, COM_QUIT) or not, as the protocol state allows. */
+  /**
+   * Ends the upstream connection politely (Terminate, COM_QUIT) or not, as the protocol state
+   * allows, with endSocket: bytes still arriving from the upstream have nowhere to go.
+   */
   protected abstract endUpstream(upstream: net.Socket, wasReady: boolean): void;
   /** Who logged in, for the connection log lines. */
   protected abstract get login(): { readonly user: string | null; readonly database: string | null };
@@ -232,8 +260,7 @@ export abstract class ProxySession<E extends Error> {
     // its own, a refused login): pass the close on once what it sent has been written. The cache
     // stays: a restart or failover shows in the server's identity at the next login.
     this.moveTo(Phase.Closed);
-    this.clearTimers();
-    this.client.end();
+    this.endClient();
     this.logEnd('server closed the connection');
     this.host.closed(this);
   };
@@ -288,16 +315,18 @@ export abstract class ProxySession<E extends Error> {
     if (this.phase === Phase.Closed) return;
     const wasReady = this.phase === Phase.Ready;
     this.moveTo(Phase.Closed);
-    this.clearTimers();
-    this.client.end();
+    this.endClient();
     const upstream = this.upstream;
-    if (upstream !== null) {
-      this.endUpstream(upstream, wasReady);
-      // Bytes still arriving from the upstream have nowhere to go.
-      upstream.resume();
-    }
+    if (upstream !== null) this.endUpstream(upstream, wasReady);
     this.logEnd('client closed the connection');
     this.host.closed(this);
+  }
+
+  /** The client's side of every end: timers stop, the unfinished message goes, the socket closes. */
+  private endClient(): void {
+    this.clearTimers();
+    this.dropPartialMessage();
+    endSocket(this.client);
   }
 
   private clearLoginTimer(): void {

@@ -217,6 +217,25 @@ export class RawMySql {
    * Every byte that arrives until nothing more comes for `quietMs`. Only for showing that nothing
    * (more) comes: a reply slower than `quietMs`, as on a loaded machine, would be cut short.
    */
+
+  /**
+   * The packets of a text result set up to its second EOF (for a client without
+   * CLIENT_DEPRECATE_EOF, as login() is by default), or up to an ERR.
+   */
+  async readResultSet(timeoutMs = DEFAULT_TIMEOUT_MS): Promise<Packet[]> {
+    const deadline = Date.now() + timeoutMs;
+    const packets: Packet[] = [];
+    let eofs = 0;
+    while (eofs < 2) {
+      const p = await this.readPacket(Math.max(1, deadline - Date.now()));
+      packets.push(p);
+      if (isErr(p)) return packets;
+      if (p.payload[0] === 0xfe && p.payload.length < 9) eofs++;
+    }
+    return packets;
+  }
+
+  /** Every byte that arrives until nothing more comes for `quietMs` (a reply of unknown shape). */
   async readQuiet(quietMs = 150, timeoutMs = DEFAULT_TIMEOUT_MS): Promise<Buffer> {
     const deadline = Date.now() + timeoutMs;
     let seen = -1;

@@ -8,6 +8,8 @@ export const MySqlErrorCode = {
   TooManyConnections: { code: 1040, sqlState: '08004' },
   /** ER_HANDSHAKE_ERROR: "Bad handshake" (garbage or an unsupported login request). */
   BadHandshake: { code: 1043, sqlState: '08S01' },
+  /** ER_OUTOFMEMORY: "Out of memory; restart server and try again (needed N bytes)". */
+  OutOfMemory: { code: 1037, sqlState: 'HY001' },
   /** ER_SERVER_SHUTDOWN. */
   ServerShutdown: { code: 1053, sqlState: '08S01' },
   /** ER_NET_PACKET_TOO_LARGE. */

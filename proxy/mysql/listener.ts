@@ -2,14 +2,15 @@
 import type { Logger } from '../../cli/log.js';
 import type { Config, HostPort } from '../../config/settings.js';
 import type { Metrics } from '../../admin/metrics.js';
+import type { BufferBudget } from '../buffer-budget.js';
 import { ProxyListener } from '../listener.js';
 import { MySqlErrorCode, MySqlProxyError } from './error-packet.js';
 import type { MySqlCache } from './mysql-cache.js';
 import { MySqlSession } from './session.js';
 
 export class MySqlListener extends ProxyListener<MySqlSession, MySqlProxyError> {
-  constructor(config: Config, upstream: HostPort, log: Logger, metrics: Metrics, readonly cache: MySqlCache | null = null) {
-    super(config, upstream, log, metrics, {
+  constructor(config: Config, upstream: HostPort, log: Logger, metrics: Metrics, buffers: BufferBudget, readonly cache: MySqlCache | null = null) {
+    super(config, upstream, log, metrics, buffers, {
       protocol: 'mysql',
       logName: 'mysql',
       createSession: (socket) => new MySqlSession(socket, this),

@@ -1,9 +1,12 @@
 // Cuts a MySQL byte stream into whole logical packets. A packet is a 3-byte little-endian payload
 // length and a 1-byte sequence id; a payload of exactly 0xFFFFFF bytes continues in the next packet
 // (sequence id + 1) until one shorter than that, possibly empty, ends it. A logical packet that lies
-// inside one chunk is handed on as a view into that chunk, headers included, without copying.
+// inside one chunk is handed on as a view into that chunk, headers included, without copying; one
+// that spans chunks is assembled in a PartialMessage, whose bytes come from the shared budget.
 // Pure: bytes in, packet boundaries out. Also the few payload readers the codecs share.
 import { MAX_PACKET_PAYLOAD } from './codes.js';
+import type { BufferBudget } from '../buffer-budget.js';
+import { PartialMessage } from '../partial-message.js';
 
 export interface PacketSink {
   /**
@@ -15,21 +18,26 @@ export interface PacketSink {
 
 export type PacketError =
   | { kind: 'too-long'; length: number; limit: number }
-  | { kind: 'out-of-order'; expected: number; got: number };
+  | { kind: 'out-of-order'; expected: number; got: number }
+  /** Holding the rest of a `length`-byte packet would pass the budget's `limit` (`held` already held). */
+  | { kind: 'over-budget'; length: number; held: number; limit: number };
 
 export class PacketFramer {
   private readonly header = Buffer.alloc(4);
   private headerFilled = 0;
-  /** The physical packet being assembled across chunks, and how much of it is filled. */
-  private pending: Buffer | null = null;
-  private pendingFilled = 0;
-  /** Physical packets of a logical packet that continues (each 0xFFFFFF long). */
+  /** The physical packet being assembled across chunks. */
+  private readonly partial: PartialMessage;
+  /** Physical packets of a logical packet that continues (each 0xFFFFFF long), held in the budget. */
   private parts: Buffer[] = [];
   private partsPayload = 0;
+  private partsHeld = 0;
   private firstSeq = 0;
   private lastSeq = 0;
 
-  constructor(private limit: number) {}
+  /** Split packets take their bytes from `budget`. */
+  constructor(private limit: number, private readonly budget: BufferBudget) {
+    this.partial = new PartialMessage(budget);
+  }
 
   /** Changes the size limit from the next logical packet on (e.g. after login). */
   setLimit(limit: number): void {
@@ -38,7 +46,14 @@ export class PacketFramer {
 
   /** True when the stream stopped in the middle of a logical packet. */
   get hasPartial(): boolean {
-    return this.headerFilled > 0 || this.pending !== null || this.parts.length > 0;
+    return this.headerFilled > 0 || this.partial.active || this.parts.length > 0;
+  }
+
+  /** Drops a packet that arrived in part (the session ended), giving its bytes back to the budget. */
+  discardPartial(): void {
+    this.headerFilled = 0;
+    this.partial.discard();
+    this.dropParts();
   }
 
   /** `chunk` may be reused once this returns (read-buffer.ts): what is kept longer is copied. */
@@ -46,18 +61,15 @@ export class PacketFramer {
     let pos = 0;
     const len = chunk.length;
     while (pos < len) {
-      if (this.pending !== null) {
-        const need = this.pending.length - this.pendingFilled;
-        const take = Math.min(need, len - pos);
-        chunk.copy(this.pending, this.pendingFilled, pos, pos + take);
-        this.pendingFilled += take;
+      if (this.partial.active) {
+        const take = Math.min(this.partial.missing, len - pos);
+        // (The logical packet's length counts payloads: without this physical packet's header.)
+        if (!this.partial.append(chunk, pos, pos + take)) return this.overBudget(this.partsPayload + this.partial.size - 4);
         pos += take;
-        if (take === need) {
-          const whole = this.pending;
-          this.pending = null;
-          this.pendingFilled = 0;
-          this.physical(whole, 0, whole.length, sink, true);
-        }
+        if (this.partial.missing > 0) continue;
+        const whole = this.partial.finish();
+        const err = this.physical(whole, 0, whole.length, sink, true);
+        if (err) return err;
         continue;
       }
       let payload: number;
@@ -84,23 +96,18 @@ export class PacketFramer {
       if (err) return err;
       if (start >= 0 && len - pos >= payload) {
         pos += payload;
-        this.physical(chunk, start, pos, sink, false);
+        const err = this.physical(chunk, start, pos, sink, false);
+        if (err) return err;
         continue;
       }
-      const whole = Buffer.allocUnsafe(4 + payload);
-      if (start >= 0) {
-        chunk.copy(whole, 0, start, pos);
-      } else {
-        this.header.copy(whole, 0);
-      }
-      const have = Math.min(payload, len - pos);
-      chunk.copy(whole, 4, pos, pos + have);
-      pos += have;
-      if (have === payload) {
-        this.physical(whole, 0, whole.length, sink, true);
-      } else {
-        this.pending = whole;
-        this.pendingFilled = 4 + have;
+      // The packet goes on in later chunks (or only its header came, split): assemble it.
+      const begun = start >= 0 ? this.partial.start(4 + payload, chunk, start, len) : this.partial.start(4 + payload, this.header, 0, 4);
+      if (!begun) return this.overBudget(this.partsPayload + payload);
+      if (start >= 0) pos = len;
+      if (this.partial.missing === 0) {
+        const whole = this.partial.finish();
+        const err = this.physical(whole, 0, whole.length, sink, true);
+        if (err) return err;
       }
     }
     return null;
@@ -116,28 +123,43 @@ export class PacketFramer {
     return null;
   }
 
+  private overBudget(length: number): PacketError {
+    return { kind: 'over-budget', length, held: this.budget.used, limit: this.budget.limit };
+  }
+
   /** One whole physical packet buf[start, end); `owned`: buf is the framer's own (not the chunk). */
-  private physical(buf: Buffer, start: number, end: number, sink: PacketSink, owned: boolean): void {
+  private physical(buf: Buffer, start: number, end: number, sink: PacketSink, owned: boolean): PacketError | null {
     const payload = end - start - 4;
     const seq = buf[start + 3]!;
     if (this.parts.length === 0) this.firstSeq = seq;
     this.lastSeq = seq;
     if (payload === MAX_PACKET_PAYLOAD) {
       // Kept past this chunk, which may be reused: a copy unless assembled in a buffer of our own.
-      this.parts.push(owned ? buf : Buffer.from(buf.subarray(start, end)));
+      // Either way it is held until the logical packet ends, so it counts in the budget again.
+      const part = owned ? buf : Buffer.from(buf.subarray(start, end));
+      if (!this.budget.take(part.length)) return this.overBudget(this.partsPayload + payload);
+      this.parts.push(part);
       this.partsPayload += payload;
-      return;
+      this.partsHeld += part.length;
+      return null;
     }
     if (this.parts.length === 0) {
       sink.packet(buf, start, end, seq, seq, payload);
-      return;
+      return null;
     }
     this.parts.push(buf.subarray(start, end));
     const whole = Buffer.concat(this.parts);
     const total = this.partsPayload + payload;
+    this.dropParts();
+    sink.packet(whole, 0, whole.length, this.firstSeq, seq, total);
+    return null;
+  }
+
+  private dropParts(): void {
+    this.budget.give(this.partsHeld);
     this.parts = [];
     this.partsPayload = 0;
-    sink.packet(whole, 0, whole.length, this.firstSeq, seq, total);
+    this.partsHeld = 0;
   }
 }
 

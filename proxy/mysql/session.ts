@@ -23,8 +23,9 @@ import { MySqlRelay } from './relay.js';
 import { ReplyTracker } from './replies.js';
 import { ServerScanner } from './server-scanner.js';
 import { MySqlSessionState } from './session-state.js';
+import { BufferBudget } from '../buffer-budget.js';
 import type { ListenerHost } from '../listener.js';
-import { Phase, ProxySession, type LegalMoves } from '../session.js';
+import { Phase, ProxySession, endSocket, type LegalMoves } from '../session.js';
 
 const LEGAL_MOVES: LegalMoves = {
   [Phase.Connecting]: [Phase.Greeting, Phase.Closed],
@@ -47,9 +48,9 @@ export class MySqlSession extends ProxySession<MySqlProxyError> {
   readonly state = new MySqlSessionState();
   private readonly tracker = new ReplyTracker(this.state);
   /** Client packets, whole; the limit rises from MAX_LOGIN_PACKET to --max-message-bytes after login. */
-  private readonly framer = new PacketFramer(MAX_LOGIN_PACKET);
-  /** The server's handshake, read whole so its capabilities can be rewritten. */
-  private readonly greetingFramer = new PacketFramer(MAX_LOGIN_PACKET);
+  private readonly framer: PacketFramer;
+  /** The server's handshake, read whole so its capabilities can be rewritten; not a client's bytes, so outside the budget. */
+  private readonly greetingFramer = new PacketFramer(MAX_LOGIN_PACKET, new BufferBudget(Infinity));
   private readonly scanner = new ServerScanner();
   /** Routes traffic through the cache once logged in; null when caching is off (bytes flow as they come). */
   private relay: MySqlRelay | null = null;
@@ -60,6 +61,7 @@ export class MySqlSession extends ProxySession<MySqlProxyError> {
 
   constructor(accepted: net.Socket, host: SessionHost) {
     super(accepted, host, Phase.Connecting, LEGAL_MOVES, { log: 'mysql', scheme: 'mysql' });
+    this.framer = new PacketFramer(MAX_LOGIN_PACKET, host.buffers);
   }
 
   /** The server speaks first: the upstream is opened as soon as the client is admitted. */
@@ -92,6 +94,10 @@ export class MySqlSession extends ProxySession<MySqlProxyError> {
 
   protected get hasPartialMessage(): boolean {
     return this.framer.hasPartial;
+  }
+
+  protected dropPartialMessage(): void {
+    this.framer.discardPartial();
   }
 
   private readonly clientSink: PacketSink = {
@@ -271,15 +277,20 @@ export class MySqlSession extends ProxySession<MySqlProxyError> {
    */
   protected endUpstream(upstream: net.Socket, wasReady: boolean): void {
     if (upstream.readyState !== 'open') upstream.destroy();
-    else if (wasReady && !this.tracker.awaitingClient) upstream.end(COM_QUIT);
-    else upstream.end();
+    else if (wasReady && !this.tracker.awaitingClient) endSocket(upstream, COM_QUIT);
+    else endSocket(upstream);
   }
 }
 
 function packetErrorToMySql(err: PacketError, loggedIn: boolean): MySqlProxyError {
-  if (err.kind === 'too-long') {
-    const what = loggedIn ? '(--max-message-bytes)' : 'for a login packet';
-    return new MySqlProxyError(MySqlErrorCode.PacketTooLarge, `sidecache: Got a packet bigger than the limit: ${err.length} bytes exceeds ${err.limit} bytes ${what}`);
+  switch (err.kind) {
+    case 'too-long': {
+      const what = loggedIn ? '(--max-message-bytes)' : 'for a login packet';
+      return new MySqlProxyError(MySqlErrorCode.PacketTooLarge, `sidecache: Got a packet bigger than the limit: ${err.length} bytes exceeds ${err.limit} bytes ${what}`);
+    }
+    case 'out-of-order':
+      return new MySqlProxyError(MySqlErrorCode.PacketsOutOfOrder, `sidecache: Got packets out of order: expected sequence id ${err.expected}, got ${err.got}`);
+    case 'over-budget':
+      return new MySqlProxyError(MySqlErrorCode.OutOfMemory, `sidecache: Out of memory (needed ${err.length} bytes): incomplete client packets already hold ${err.held} of ${err.limit} bytes (--max-buffered-message-bytes)`);
   }
-  return new MySqlProxyError(MySqlErrorCode.PacketsOutOfOrder, `sidecache: Got packets out of order: expected sequence id ${err.expected}, got ${err.got}`);
 }

@@ -52,3 +52,10 @@ export const enum StartupCode {
 export const PROTOCOL_MAJOR_3 = 3;
 /** Startup packets are small; PostgreSQL itself refuses any longer than this. */
 export const MAX_STARTUP_PACKET = 10000;
+/**
+ * The longest message (length field) a client may send before its login completes: PostgreSQL
+ * reads password and SASL messages with this limit (PG_MAX_AUTH_TOKEN_LENGTH, libpq/auth.h), so
+ * no client that the server would let in needs more, and one that has not logged in cannot make
+ * the proxy hold --max-message-bytes.
+ */
+export const MAX_LOGIN_MESSAGE = 65535;

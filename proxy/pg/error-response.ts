@@ -6,6 +6,7 @@ export const SqlState = {
   ConnectionFailure: '08006',
   CannotConnectNow: '57P03',
   TooManyConnections: '53300',
+  OutOfMemory: '53200',
   AdminShutdown: '57P01',
 } as const;
 export type SqlState = (typeof SqlState)[keyof typeof SqlState];

@@ -1,6 +1,9 @@
 // Cuts a PostgreSQL byte stream into whole messages without copying when a message lies inside one
 // chunk. Startup-phase packets are untyped (length + payload); after startup every message is typed
-// (code + length + payload). Pure: bytes in, message boundaries out.
+// (code + length + payload). A message that spans chunks is assembled in a PartialMessage, whose
+// bytes come from the shared budget. Pure: bytes in, message boundaries out.
+import type { BufferBudget } from '../buffer-budget.js';
+import { PartialMessage } from '../partial-message.js';
 
 export interface FrameSink {
   /** One whole message: `code` (0 for untyped packets) and its bytes buf[start, end) incl. header. */
@@ -9,26 +12,32 @@ export interface FrameSink {
 
 export type FrameError =
   | { kind: 'too-short'; length: number }
-  | { kind: 'too-long'; length: number; limit: number };
+  | { kind: 'too-long'; length: number; limit: number }
+  /** Holding the rest of a `length`-byte message would pass the budget's `limit` (`held` already held). */
+  | { kind: 'over-budget'; length: number; held: number; limit: number };
 
 export class Framer {
   /** Typed messages carry a one-byte code before the length. */
   private typed = false;
-  private limit: number;
   private readonly header = Buffer.alloc(5);
   private headerFilled = 0;
-  /** A message being assembled across chunks, and how much of it is filled. */
-  private pending: Buffer | null = null;
-  private pendingFilled = 0;
+  /** A message being assembled across chunks. */
+  private readonly partial: PartialMessage;
 
-  constructor(private readonly typedLimit: number, untypedLimit: number) {
-    this.limit = untypedLimit;
+  /** `limit`: the largest startup packet; split messages take their bytes from `budget`. */
+  constructor(private limit: number, private readonly budget: BufferBudget) {
+    this.partial = new PartialMessage(budget);
   }
 
-  /** Switches to typed messages; takes effect at the next message boundary, even within a chunk. */
-  startTyped(): void {
+  /** Switches to typed messages of at most `limit` bytes; takes effect at the next message boundary, even within a chunk. */
+  startTyped(limit: number): void {
     this.typed = true;
-    this.limit = this.typedLimit;
+    this.limit = limit;
+  }
+
+  /** Changes the size limit from the next message on (e.g. after login). */
+  setLimit(limit: number): void {
+    this.limit = limit;
   }
 
   get isTyped(): boolean {
@@ -37,23 +46,25 @@ export class Framer {
 
   /** True when the stream stopped in the middle of a message. */
   get hasPartial(): boolean {
-    return this.headerFilled > 0 || this.pending !== null;
+    return this.headerFilled > 0 || this.partial.active;
+  }
+
+  /** Drops a message that arrived in part (the session ended), giving its bytes back to the budget. */
+  discardPartial(): void {
+    this.headerFilled = 0;
+    this.partial.discard();
   }
 
   feed(chunk: Buffer, sink: FrameSink): FrameError | null {
     let pos = 0;
     const len = chunk.length;
     while (pos < len) {
-      if (this.pending !== null) {
-        const need = this.pending.length - this.pendingFilled;
-        const take = Math.min(need, len - pos);
-        chunk.copy(this.pending, this.pendingFilled, pos, pos + take);
-        this.pendingFilled += take;
+      if (this.partial.active) {
+        const take = Math.min(this.partial.missing, len - pos);
+        if (!this.partial.append(chunk, pos, pos + take)) return this.overBudget(this.partial.size);
         pos += take;
-        if (take === need) {
-          const whole = this.pending;
-          this.pending = null;
-          this.pendingFilled = 0;
+        if (this.partial.missing === 0) {
+          const whole = this.partial.finish();
           sink.message(this.typed ? whole[0]! : 0, whole, 0, whole.length);
         }
         continue;
@@ -70,9 +81,7 @@ export class Framer {
           sink.message(code, chunk, pos, pos + total);
           pos += total;
         } else {
-          this.pending = Buffer.allocUnsafe(total);
-          chunk.copy(this.pending, 0, pos, len);
-          this.pendingFilled = len - pos;
+          if (!this.partial.start(total, chunk, pos, len)) return this.overBudget(total);
           pos = len;
         }
         continue;
@@ -88,13 +97,11 @@ export class Framer {
       if (err) return err;
       this.headerFilled = 0;
       const total = length + headerSize - 4;
-      const whole = Buffer.allocUnsafe(total);
-      this.header.copy(whole, 0, 0, headerSize);
       if (total === headerSize) {
-        sink.message(this.typed ? whole[0]! : 0, whole, 0, total);
-      } else {
-        this.pending = whole;
-        this.pendingFilled = headerSize;
+        // A copy: the sink may keep the message (a queued write) past the next header.
+        sink.message(this.typed ? this.header[0]! : 0, Buffer.from(this.header.subarray(0, total)), 0, total);
+      } else if (!this.partial.start(total, this.header, 0, headerSize)) {
+        return this.overBudget(total);
       }
     }
     return null;
@@ -106,5 +113,9 @@ export class Framer {
     if (length < min) return { kind: 'too-short', length };
     if (length > this.limit) return { kind: 'too-long', length, limit: this.limit };
     return null;
+  }
+
+  private overBudget(length: number): FrameError {
+    return { kind: 'over-budget', length, held: this.budget.used, limit: this.budget.limit };
   }
 }

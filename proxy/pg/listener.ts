@@ -2,14 +2,15 @@
 import type { Logger } from '../../cli/log.js';
 import type { Config, HostPort } from '../../config/settings.js';
 import type { Metrics } from '../../admin/metrics.js';
+import type { BufferBudget } from '../buffer-budget.js';
 import { ProxyListener } from '../listener.js';
 import { PgProxyError, SqlState } from './error-response.js';
 import type { PgCache } from './pg-cache.js';
 import { PgSession } from './session.js';
 
 export class PgListener extends ProxyListener<PgSession, PgProxyError> {
-  constructor(config: Config, upstream: HostPort, log: Logger, metrics: Metrics, readonly cache: PgCache | null) {
-    super(config, upstream, log, metrics, {
+  constructor(config: Config, upstream: HostPort, log: Logger, metrics: Metrics, buffers: BufferBudget, readonly cache: PgCache | null) {
+    super(config, upstream, log, metrics, buffers, {
       protocol: 'postgres',
       logName: 'pg',
       // Sessions take the accepted socket over with a read buffer of their own (read-buffer.ts).

@@ -7,10 +7,11 @@
 //   Authenticating -> Ready (first ReadyForQuery)          | Closed
 //   Ready          -> Closed
 // Client messages are forwarded only when whole, so the upstream always sits at a message boundary
-// and the proxy can add a Terminate of its own when the client vanishes.
+// and the proxy can add a Terminate of its own when the client vanishes. Until the login completes
+// a client message may be at most MAX_LOGIN_MESSAGE bytes, --max-message-bytes after.
 import net from 'node:net';
 import { BackendScanner } from './backend-scanner.js';
-import { Frontend, MAX_STARTUP_PACKET } from './codes.js';
+import { Frontend, MAX_LOGIN_MESSAGE, MAX_STARTUP_PACKET } from './codes.js';
 import { PgProxyError, SqlState, errorResponse } from './error-response.js';
 import { Framer, type FrameError, type FrameSink } from './framer.js';
 import type { PgCache } from './pg-cache.js';
@@ -19,7 +20,7 @@ import type { PgSessionState } from './session-state.js';
 import { decodeStartupPacket, isTerminateBeforeStartup } from './startup.js';
 import { sendCancelRequest } from './cancel.js';
 import type { ListenerHost } from '../listener.js';
-import { Phase, ProxySession, type LegalMoves } from '../session.js';
+import { Phase, ProxySession, endSocket, type LegalMoves } from '../session.js';
 
 const LEGAL_MOVES: LegalMoves = {
   [Phase.Startup]: [Phase.Connecting, Phase.Closed],
@@ -42,14 +43,17 @@ export class PgSession extends ProxySession<PgProxyError> implements RelayIo {
   startupParams: ReadonlyMap<string, string> = new Map();
   /** Created with the StartupMessage; owns the traffic from then on. */
   private relay: PgRelay | null = null;
-  /** Whole client messages that arrived while the upstream connection was being opened. */
+  /**
+   * Whole client messages that arrived while the upstream connection was being opened: at most
+   * the rest of the chunk that held the StartupMessage, as the client is not read meanwhile.
+   */
   private held: Buffer[] = [];
   private readonly framer: Framer;
   private readonly scanner = new BackendScanner();
 
   constructor(accepted: net.Socket, host: SessionHost) {
     super(accepted, host, Phase.Startup, LEGAL_MOVES, { log: 'pg', scheme: 'postgres' });
-    this.framer = new Framer(host.limits.maxMessageBytes, MAX_STARTUP_PACKET);
+    this.framer = new Framer(MAX_STARTUP_PACKET, host.buffers);
   }
 
   start(): void {
@@ -82,11 +86,15 @@ export class PgSession extends ProxySession<PgProxyError> implements RelayIo {
       this.close();
       return;
     }
-    this.fail(frameErrorToPg(err, this.framer.isTyped), err.kind);
+    this.fail(frameErrorToPg(err, this.framer.isTyped, this.phase === Phase.Ready), err.kind);
   }
 
   protected get hasPartialMessage(): boolean {
     return this.framer.hasPartial;
+  }
+
+  protected dropPartialMessage(): void {
+    this.framer.discardPartial();
   }
 
   private readonly clientSink: FrameSink = {
@@ -142,15 +150,18 @@ export class PgSession extends ProxySession<PgProxyError> implements RelayIo {
       this.fail(new PgProxyError(SqlState.TooManyConnections, 'sorry, too many clients already (sidecache --max-client-connections)'), null);
       return;
     }
-    this.framer.startTyped();
+    this.framer.startTyped(MAX_LOGIN_MESSAGE);
     this.moveTo(Phase.Connecting);
     this.connectUpstream(Buffer.from(packet));
   }
 
   private connectUpstream(startupPacket: Buffer): void {
+    // Nothing can be forwarded yet: reading on would pile up whatever the client sends.
+    this.client.pause();
     this.openUpstream(() => {
       if (this.phase !== Phase.Connecting) return;
       this.moveTo(Phase.Authenticating);
+      this.client.resume();
       const upstream = this.upstream!;
       upstream.cork();
       upstream.write(startupPacket);
@@ -168,6 +179,7 @@ export class PgSession extends ProxySession<PgProxyError> implements RelayIo {
     if (this.phase === Phase.Authenticating && relay.state.ready) {
       this.moveTo(Phase.Ready);
       this.loggedIn();
+      this.framer.setLimit(this.host.limits.maxMessageBytes);
     }
   }
 
@@ -194,17 +206,23 @@ export class PgSession extends ProxySession<PgProxyError> implements RelayIo {
     if (state !== undefined && state.awaitingReady > 0 && state.backendKey) {
       sendCancelRequest(this.host.upstream, cancelPacket(state.backendKey.pid, state.backendKey.secret), this.host.log);
     }
-    if (upstream.readyState === 'open') upstream.end(TERMINATE);
+    if (upstream.readyState === 'open') endSocket(upstream, TERMINATE);
     else upstream.destroy();
   }
 }
 
-function frameErrorToPg(err: FrameError, typed: boolean): PgProxyError {
+function frameErrorToPg(err: FrameError, typed: boolean, loggedIn: boolean): PgProxyError {
   const what = typed ? 'message' : 'startup packet';
-  if (err.kind === 'too-long') {
-    return new PgProxyError(SqlState.ProtocolViolation, `sidecache: invalid ${what} length ${err.length}: exceeds the limit of ${err.limit} bytes`);
+  switch (err.kind) {
+    case 'too-long': {
+      const which = !typed ? '' : loggedIn ? ' (--max-message-bytes)' : ' before login';
+      return new PgProxyError(SqlState.ProtocolViolation, `sidecache: invalid ${what} length ${err.length}: exceeds the limit of ${err.limit} bytes${which}`);
+    }
+    case 'too-short':
+      return new PgProxyError(SqlState.ProtocolViolation, `sidecache: invalid ${what} length ${err.length}`);
+    case 'over-budget':
+      return new PgProxyError(SqlState.OutOfMemory, `sidecache: out of memory: a ${err.length}-byte ${what} does not fit: incomplete client messages already hold ${err.held} of ${err.limit} bytes (--max-buffered-message-bytes)`);
   }
-  return new PgProxyError(SqlState.ProtocolViolation, `sidecache: invalid ${what} length ${err.length}`);
 }
 
 function cancelPacket(pid: number, secret: Buffer): Buffer {

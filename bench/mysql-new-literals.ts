@@ -124,6 +124,16 @@ async function main(): Promise<number> {
   }
   const server = await MysqlBenchServer.connect(MYSQL_SERVER);
   const proxies: RunningProxy[] = [];
+  let cleaning: Promise<void> | undefined;
+  // Runs once, whether reached by SIGINT or by the end of main: the database is on a shared server.
+  const cleanup = (): Promise<void> => (cleaning ??= (async () => {
+    await Promise.allSettled(proxies.map((p) => p.stop()));
+    await server.close();
+  })());
+  process.once('SIGINT', () => {
+    console.error('bench-mysql-literals: interrupted, cleaning up');
+    void cleanup().finally(() => process.exit(130));
+  });
   try {
     const database = `sidecache_bench_literals_${process.pid}`;
     await server.createDatabase(database);
@@ -169,8 +179,7 @@ looked up: a failed probe turns caching off for its session). Table nl: ${TABLE_
     console.error(`bench-mysql-literals: ${err instanceof Error ? err.message : String(err)}`);
     return 1;
   } finally {
-    await Promise.allSettled(proxies.map((p) => p.stop()));
-    await server.close();
+    await cleanup();
   }
 }
 

@@ -16,6 +16,8 @@ import { processCpuSeconds } from './process-cpu.js';
 const MYSQL_SERVER = { host: '127.0.0.1', port: 3306, user: 'root' };
 const UPSTREAM = `mysql://${MYSQL_SERVER.host}:${MYSQL_SERVER.port}`;
 const TABLE_ROWS = 1000;
+/** Statements per target of the unmeasured batch before each workload's rounds. */
+const WARMUP_STATEMENTS = 200;
 
 /** A statement text for the i-th statement of a batch; `tag` makes every batch's literals new. */
 interface Workload {
@@ -30,14 +32,23 @@ const WORKLOADS: readonly Workload[] = [
   { key: 'literal', literalsOnly: true, statement: (tag, i) => `SELECT 'c${tag}_${i}' AS a` },
   // One table, a new string in the WHERE clause.
   { key: 'table-literal', literalsOnly: true, statement: (tag, i) => `SELECT id, c FROM nl WHERE c = 'c${tag}_${i}'` },
+  // One table, a number never seen (numbers were always left out of the shape): any miss costs this.
+  { key: 'table-number', literalsOnly: true, statement: (tag, i) => `SELECT id, c FROM nl WHERE id = ${i % TABLE_ROWS} AND id <> ${numberOf(tag) * 1_000_000 + i}` },
   // One table, a new statement shape each time (an alias never seen): the table's facts are known.
   { key: 'table-shape', literalsOnly: false, statement: (tag, i) => `SELECT id AS a${tag}_${i} FROM nl WHERE id = ${i % TABLE_ROWS}` },
 ];
 
+/** A number for a batch's tag (the tag makes literals new across batches and targets). */
+function numberOf(tag: string): number {
+  let n = 7;
+  for (let i = 0; i < tag.length; i++) n = (n * 31 + tag.charCodeAt(i)) % 1_000_003;
+  return n;
+}
+
 const USAGE = `usage: node dist/bench/mysql-new-literals.js [options]
   --statements N   statements per batch, each with a literal never sent before (default 2000)
   --connections C  connections sharing a batch, each sending its share one after another (default 1)
-  --rounds R       batches per workload and target, the targets in alternating order; the fastest is reported (default 3)
+  --rounds R       batches per workload; the fastest of each target's is reported (default 3)
   --workloads LIST comma-separated, from: ${WORKLOADS.map((w) => w.key).join(', ')} (default all)`;
 
 interface Options {
@@ -77,7 +88,6 @@ async function comSelect(c: mysql.Connection): Promise<number> {
   return Number(rows[0]!['Value']);
 }
 
-/** One batch: `statements` new texts over `connections` connections opened beforehand (not timed). */
 /** Where a batch goes: the port, and for a proxy its process (CPU) and admin port (sidecache's counters). */
 interface Endpoint {
   port: number;
@@ -85,28 +95,67 @@ interface Endpoint {
   adminPort?: number;
 }
 
-async function batch(endpoint: Endpoint, database: string, workload: Workload, target: NewLiteralsTarget, tag: string, options: Options): Promise<NewLiteralsRun> {
-  const connections = await Promise.all(Array.from({ length: options.connections }, () =>
-    mysql.createConnection({ ...MYSQL_SERVER, port: endpoint.port, database })));
+/** One target's side of a batch: its connections (one per lane), counters before, time spent. */
+interface Side {
+  target: NewLiteralsTarget;
+  endpoint: Endpoint;
+  connections: mysql.Connection[];
+  selectsBefore: number[];
+  cpuBefore: number | undefined;
+  missesBefore: number | undefined;
+  seconds: number;
+}
+
+/**
+ * One batch: `statements` new texts to every target, interleaved statement by statement (in an
+ * order that rotates) so that load from elsewhere on a shared machine falls on all targets alike;
+ * each target's time is the sum of its own statements' round trips. Connections are opened
+ * beforehand (not timed), `connections` lanes per target run at once.
+ */
+async function batch(endpoints: Record<NewLiteralsTarget, Endpoint>, database: string, workload: Workload, round: number, options: Options): Promise<NewLiteralsRun[]> {
+  const sides: Side[] = [];
   try {
-    const before = await Promise.all(connections.map(comSelect));
-    const { pid, adminPort } = endpoint;
-    const cpuBefore = pid === undefined ? undefined : await processCpuSeconds(pid);
-    const cacheBefore = adminPort === undefined ? undefined : await mysqlCacheCounters(adminPort);
-    const started = performance.now();
-    await Promise.all(connections.map(async (c, k) => {
-      for (let i = k; i < options.statements; i += connections.length) await c.query(workload.statement(tag, i));
+    for (const target of NEW_LITERALS_TARGETS) {
+      const endpoint = endpoints[target];
+      const connections = await Promise.all(Array.from({ length: options.connections }, () =>
+        mysql.createConnection({ ...MYSQL_SERVER, port: endpoint.port, database })));
+      sides.push({ target, endpoint, connections, selectsBefore: [], cpuBefore: undefined, missesBefore: undefined, seconds: 0 });
+    }
+    for (const side of sides) {
+      side.selectsBefore = await Promise.all(side.connections.map(comSelect));
+      side.cpuBefore = side.endpoint.pid === undefined ? undefined : await processCpuSeconds(side.endpoint.pid);
+      side.missesBefore = side.endpoint.adminPort === undefined ? undefined : (await mysqlCacheCounters(side.endpoint.adminPort)).misses;
+    }
+    await Promise.all(Array.from({ length: options.connections }, async (_, lane) => {
+      for (let i = lane; i < options.statements; i += options.connections) {
+        for (let k = 0; k < sides.length; k++) {
+          const side = sides[(i + k) % sides.length]!;
+          const started = performance.now();
+          await side.connections[lane]!.query(workload.statement(`${process.pid}x${round}${side.target}`, i));
+          side.seconds += (performance.now() - started) / 1000;
+        }
+      }
     }));
-    const seconds = (performance.now() - started) / 1000;
-    const cpuAfter = pid === undefined ? undefined : await processCpuSeconds(pid);
-    const cacheAfter = adminPort === undefined ? undefined : await mysqlCacheCounters(adminPort);
-    const after = await Promise.all(connections.map(comSelect));
-    const serverSelects = after.reduce((sum, n, k) => sum + n - before[k]!, 0);
-    const proxyCpuSeconds = cpuBefore === undefined || cpuAfter === undefined ? undefined : cpuAfter - cpuBefore;
-    const misses = cacheBefore === undefined || cacheAfter === undefined ? undefined : cacheAfter.misses - cacheBefore.misses;
-    return { workload: workload.key, target, statements: options.statements, seconds, serverSelects, proxyCpuSeconds, misses };
+    const runs: NewLiteralsRun[] = [];
+    for (const side of sides) {
+      const { pid, adminPort } = side.endpoint;
+      const cpuAfter = pid === undefined ? undefined : await processCpuSeconds(pid);
+      const missesAfter = adminPort === undefined ? undefined : (await mysqlCacheCounters(adminPort)).misses;
+      const selectsAfter = await Promise.all(side.connections.map(comSelect));
+      runs.push({
+        workload: workload.key,
+        target: side.target,
+        statements: options.statements,
+        // Lanes run at once: a lane's share of the time, as a batch's elapsed time would be.
+        seconds: side.seconds / options.connections,
+        serverSelects: selectsAfter.reduce((sum, n, k) => sum + n - side.selectsBefore[k]!, 0),
+        proxyCpuSeconds: side.cpuBefore === undefined || cpuAfter === undefined ? undefined : cpuAfter - side.cpuBefore,
+        misses: side.missesBefore === undefined || missesAfter === undefined ? undefined : missesAfter - side.missesBefore,
+      });
+    }
+    return runs;
   } finally {
-    await Promise.allSettled(connections.map((c) => c.end()));
+    await Promise.allSettled(sides.flatMap((side) => side.connections.map((c) => c.end())));
   }
 }
 
@@ -153,13 +202,13 @@ async function main(): Promise<number> {
     console.log(`bench-mysql-literals: ${options.statements} statements per batch over ${options.connections} connection(s), best of ${options.rounds}`);
     const runs: NewLiteralsRun[] = [];
     for (const workload of options.workloads) {
+      // Not measured: the first statements of a kind warm up the proxies (JIT, first probe) and the server.
+      await batch(endpoints, database, workload, -1, { ...options, statements: Math.min(WARMUP_STATEMENTS, options.statements) });
       for (let round = 0; round < options.rounds; round++) {
-        const order = round % 2 === 0 ? NEW_LITERALS_TARGETS : [...NEW_LITERALS_TARGETS].reverse();
-        for (const target of order) {
-          const run = await batch(endpoints[target], database, workload, target, `${process.pid}x${round}${target}`, options);
+        for (const run of await batch(endpoints, database, workload, round, options)) {
           const cpu = (run.proxyCpuSeconds === undefined ? '' : `, proxy CPU ${(run.proxyCpuSeconds * 1000).toFixed(0)} ms`)
             + (run.misses === undefined ? '' : `, sidecache misses ${run.misses}`);
-          console.log(`  ${workload.key.padEnd(14)} ${target.padEnd(9)} round ${round + 1}/${options.rounds}: ${run.seconds.toFixed(3)} s, ${run.serverSelects} server SELECTs${cpu}`);
+          console.log(`  ${workload.key.padEnd(14)} ${run.target.padEnd(9)} round ${round + 1}/${options.rounds}: ${run.seconds.toFixed(3)} s, ${run.serverSelects} server SELECTs${cpu}`);
           runs.push(run);
         }
       }
@@ -169,7 +218,9 @@ async function main(): Promise<number> {
     console.log(`\n${formatNewLiterals(keys, runs)}\n\n${formatNewLiteralsGoals(goalKeys, runs)}`);
     console.log(`
 how measured: every statement carries a literal (or, for table-shape, a column alias) no earlier statement of the run used, so
-each is a miss through sidecache; mysql2 text queries, each connection sending its share one after another. relay: sidecache
+each is a miss through sidecache; mysql2 text queries, the three targets interleaved statement by statement (rotating order, so
+passing load falls on all alike), each target's time the sum of its own round trips; an unmeasured batch of ${WARMUP_STATEMENTS} first
+per workload. relay: sidecache
 with --cache-max-bytes 0. selects/stmt: MariaDB's session Com_select growth on the bench's connections per statement (1.00 = no
 probe; through sidecache a probe is one more). CPU µs/stmt: the proxy process's user+system CPU (/proc) over the batch, the steadier
 figure on a shared machine. sidecache misses: from its /metrics (fewer than the statements means some were not

@@ -76,8 +76,12 @@ function rewriteLiterals(text: string, dialect: MysqlDialect, mark: boolean): st
 
 /** AS or ROLE, in any case: the string after it is a name (an alias, a role), not a value. */
 function isNameKeyword(text: string, start: number, end: number): boolean {
-  const n = end - start;
-  if (n !== 2 && n !== 4) return false;
-  const word = text.slice(start, end).toUpperCase();
-  return word === 'AS' || word === 'ROLE';
+  return wordIs(text, start, end, 'as') || wordIs(text, start, end, 'role');
+}
+
+/** text[start, end) is `lower` in any case (ASCII letters), compared without a copy: most words are not. */
+function wordIs(text: string, start: number, end: number, lower: string): boolean {
+  if (end - start !== lower.length) return false;
+  for (let i = 0; i < lower.length; i++) if ((text.charCodeAt(start + i) | 0x20) !== lower.charCodeAt(i)) return false;
+  return true;
 }

@@ -77,6 +77,10 @@ test('mysql2 compress: true is compressed to sidecache, not to MariaDB; replies 
 
   await c.query("UPDATE items SET name = 'deux' WHERE id = 2");
   assert.equal((await c.execute<RowDataPacket[]>(prepared, [2]))[0], [{ name: 'deux' }], 'and invalidated by a write');
+  // COM_CHANGE_USER's auth exchange and COM_RESET_CONNECTION run inside the compressed stream too.
+  await c.changeUser({ user: DIRECT_MYSQL.user, password: DIRECT_MYSQL.password, database: db });
+  await c.reset();
+  assert.equal((await c.query<RowDataPacket[]>('SELECT name FROM items WHERE id = 1'))[0], [{ name: 'one' }]);
 });
 
 test('packets over 16 MiB both ways, and compressed payloads over 64 KiB', async () => {

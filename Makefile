@@ -58,3 +58,9 @@ check-consistency: build ensure-servers
 .PHONY: bench-mysql
 bench-mysql: build ensure-servers
 	node dist/bench/mysql-run.js $(ARGS)
+
+# Statements whose literals are new (bench/mysql-new-literals.ts): MariaDB direct vs sidecache with
+# caching off vs sidecache, about a minute. ARGS overrides, e.g. ARGS='--statements 200 --rounds 1'.
+.PHONY: bench-mysql-literals
+bench-mysql-literals: build ensure-servers
+	node dist/bench/mysql-new-literals.js $(ARGS)

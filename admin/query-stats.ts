@@ -39,7 +39,10 @@ export class StatementIdentity {
   constructor(
     /** libpg-query's fingerprint (hex), or OVERFLOW_FINGERPRINT. */
     readonly fingerprint: string,
-    /** The first text seen with this fingerprint, whitespace collapsed, at most SAMPLE_CHARS. */
+    /**
+     * The text the protocol gives for the fingerprint (MySQL: its shape with each literal shown as
+     * `?`; PostgreSQL: the first text seen), whitespace collapsed, at most SAMPLE_CHARS.
+     */
     readonly sample: string,
     /** Tables the statement reads or writes, as the caller named them ("schema.table"). */
     readonly tables: readonly string[],

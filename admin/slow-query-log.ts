@@ -62,8 +62,9 @@ export class SlowQueryLog implements SlowStatementSink {
       durationMs: Math.round(seconds * 10_000) / 10,
       thresholdMs: this.thresholdMs,
       fingerprint: id?.fingerprint ?? null,
-      // The first text seen with this fingerprint (whitespace collapsed, at most SAMPLE_CHARS): the
-      // literals may differ from this statement's.
+      // The fingerprint's sample (whitespace collapsed, at most SAMPLE_CHARS): MySQL's shows each
+      // literal as `?`; PostgreSQL's is the first text seen, whose literals may differ from this
+      // statement's.
       sample: id?.sample ?? null,
       ...(bypassReason === null ? {} : { bypassReason }),
       // Who sent it: remote address, user, database.

@@ -133,6 +133,25 @@ test('SET sql_mode: PIPES_AS_CONCAT turns || from OR into concatenation', async 
   assert.is(String((await c.query<RowDataPacket[]>(sql))[0][0]!.v), '1', 'and back');
 });
 
+test('SET sql_mode: a read right after NO_BACKSLASH_ESCAPES is stored only as the server reads it', async () => {
+  const c = await connect();
+  // With backslash escapes the string runs to the last quote and the text reads the other
+  // database's items; under NO_BACKSLASH_ESCAPES the string is 'a\' and it reads this one's.
+  const sql = `SELECT 'a\\', name FROM items WHERE id = 1 -- ', name FROM ${other}.items WHERE id = 1`;
+  await c.query("SET sql_mode = CONCAT(@@sql_mode, ',NO_BACKSLASH_ESCAPES')");
+  const [first] = await c.query<RowDataPacket[]>(sql);
+  assert.equal(first, await directly(["SET sql_mode = CONCAT(@@sql_mode, ',NO_BACKSLASH_ESCAPES')"], sql));
+  await c.query<RowDataPacket[]>(sql);
+  const writer = await connect();
+  await writer.query("UPDATE items SET name = 'renamed' WHERE id = 1");
+  try {
+    const [after] = await c.query<RowDataPacket[]>(sql);
+    assert.is(after[0]!.name, 'renamed', 'the write to items reached the entry of the text that reads items');
+  } finally {
+    await writer.query("UPDATE items SET name = 'one' WHERE id = 1");
+  }
+});
+
 test('COM_CHANGE_USER: the new user never gets the old user\'s cached rows', async () => {
   const c = await connect({ user: reader, password: 'pw1' });
   const sql = 'SELECT v FROM secret WHERE id = 1';

@@ -194,9 +194,11 @@ test('a write in a multi-statement text and DDL invalidate', async () => {
 
 test('a write that fires a trigger invalidates the table the trigger writes', async () => {
   await reset();
-  await directMySql(`CREATE TRIGGER ${db}.acct_audit AFTER UPDATE ON ${db}.acct FOR EACH ROW UPDATE ${db}.other SET note = 'trig' WHERE acct_id = NEW.id`);
+  // Through sidecache: what it knows of the catalog is learned again after DDL it sees (DDL made
+  // behind its back is not followed: docs/consistency.md).
+  await writer.query(`CREATE TRIGGER acct_audit AFTER UPDATE ON acct FOR EACH ROW UPDATE other SET note = 'trig' WHERE acct_id = NEW.id`);
   const sql = 'SELECT note FROM other WHERE id = 1';
-  await writer.query('DELETE FROM acct WHERE id = -1'); // the CREATE TRIGGER was not seen by the proxy
+  await writer.query('DELETE FROM acct WHERE id = -1');
   await reader.query(sql);
   await reader.query(sql);
   await writer.query('UPDATE acct SET bal = 1 WHERE id = 1');
@@ -221,10 +223,10 @@ test('LOAD DATA LOCAL INFILE from another connection invalidates the table it lo
 
 test('a write through an updatable view invalidates reads of its base table', async () => {
   await reset();
-  await directMySql(`CREATE VIEW ${db}.acct_view AS SELECT id, bal FROM ${db}.acct WHERE id > 0`);
+  await writer.query('CREATE VIEW acct_view AS SELECT id, bal FROM acct WHERE id > 0'); // through sidecache, as above
   try {
     const sql = 'SELECT bal AS through_view FROM acct WHERE id = 1';
-    await writer.query('DELETE FROM acct WHERE id = -1'); // a probe in this database sees the new view
+    await writer.query('DELETE FROM acct WHERE id = -1');
     await reader.query(sql);
     await reader.query(sql);
     await writer.query('UPDATE acct_view SET bal = 77 WHERE id = 1');

@@ -1,6 +1,7 @@
 // The mariadb command-line client through the proxy, compared with the same client talking to
 // MariaDB directly: `-e` statements, a script on stdin (with `use`, which the client sends as
-// COM_INIT_DB, errors under --force, multiple result sets) and logins that need an auth switch.
+// COM_INIT_DB, errors under --force, multiple result sets), --compress and logins that need an auth
+// switch.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawn } from 'node:child_process';
@@ -91,6 +92,19 @@ DROP PROCEDURE ${db}.two;
   assert.match(result.stdout, /apple/);
   assert.match(result.stderr, /no_such_table/);
   assert.match(result.stdout, /\| mysql +\|/);
+});
+
+test('--compress: the client speaks the compressed protocol to sidecache, with the same output', async () => {
+  // `status` prints "Protocol: Compressed" only when the client's connection is compressed.
+  const sql = `status; SELECT REPEAT('ab', 200) AS r, 1 AS one; SELECT table_name FROM information_schema.tables WHERE table_schema = 'mysql' ORDER BY 1 LIMIT 3`;
+  const direct = await mariadb(DIRECT_MYSQL.port, ['-u', 'root', '--compress', '-e', sql, 'test']);
+  const proxied = await mariadb(proxy.mysqlPort, ['-u', 'root', '--compress', '-e', sql, 'test']);
+  assert.is(proxied.code, 0, proxied.stderr);
+  assert.match(proxied.stdout, /Protocol:\s+Compressed/);
+  // status names the connection and its counters, which differ; the results after it must not.
+  const results = (out: string): string => out.slice(out.lastIndexOf('--------------'));
+  assert.is(results(proxied.stdout), results(direct.stdout));
+  assert.match(proxied.stdout, /(ab){200}\t1/);
 });
 
 test('logins: a wrong password gives the server\'s error; a native-password user logs in', async () => {

@@ -3,6 +3,7 @@
 // compare the bytes that reach a client through the proxy with those the server sends directly.
 // It logs in with an empty password (mysql_native_password), the local MariaDB's root setup.
 import net from 'node:net';
+import { deflateSync, inflateSync } from 'node:zlib';
 
 export const DEFAULT_TIMEOUT_MS = 5000;
 
@@ -10,6 +11,7 @@ export const DEFAULT_TIMEOUT_MS = 5000;
 export const CLIENT = {
   LONG_PASSWORD: 0x1,
   CONNECT_WITH_DB: 0x8,
+  COMPRESS: 0x20,
   LOCAL_FILES: 0x80,
   PROTOCOL_41: 0x200,
   SSL: 0x800,
@@ -29,6 +31,26 @@ export const BASE_CAPABILITIES = CLIENT.LONG_PASSWORD | CLIENT.PROTOCOL_41 | CLI
 export interface Packet {
   seq: number;
   payload: Buffer;
+}
+
+export interface CompressedPacket {
+  seq: number;
+  /** The payload's length on the wire. */
+  wireLength: number;
+  /** The header's length before compression; 0: the payload was sent uncompressed. */
+  inflatedLength: number;
+  /** The plain bytes it carries. */
+  plain: Buffer;
+}
+
+/** One compressed packet (7-byte header) carrying `plain`, deflated or as it is. */
+export function compressedPacket(plain: Buffer, seq: number, deflate: boolean): Buffer {
+  const payload = deflate ? deflateSync(plain) : plain;
+  const header = Buffer.alloc(7);
+  header.writeUIntLE(payload.length, 0, 3);
+  header[3] = seq;
+  header.writeUIntLE(deflate ? plain.length : 0, 4, 3);
+  return Buffer.concat([header, payload]);
 }
 
 export class RawMySqlError extends Error {
@@ -214,11 +236,6 @@ export class RawMySql {
   }
 
   /**
-   * Every byte that arrives until nothing more comes for `quietMs`. Only for showing that nothing
-   * (more) comes: a reply slower than `quietMs`, as on a loaded machine, would be cut short.
-   */
-
-  /**
    * The packets of a text result set up to its second EOF (for a client without
    * CLIENT_DEPRECATE_EOF, as login() is by default), or up to an ERR.
    */
@@ -235,7 +252,32 @@ export class RawMySql {
     return packets;
   }
 
-  /** Every byte that arrives until nothing more comes for `quietMs` (a reply of unknown shape). */
+  /**
+   * The next compressed packet (CLIENT_COMPRESS, after the login): its header's fields and its
+   * payload as sent and inflated.
+   */
+  async readCompressedPacket(timeoutMs = DEFAULT_TIMEOUT_MS): Promise<CompressedPacket> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      if (this.pending.length >= 7) {
+        const wireLength = this.pending.readUIntLE(0, 3);
+        if (this.pending.length >= 7 + wireLength) {
+          const inflatedLength = this.pending.readUIntLE(4, 3);
+          const payload = Buffer.from(this.pending.subarray(7, 7 + wireLength));
+          const seq = this.pending[3]!;
+          this.pending = this.pending.subarray(7 + wireLength);
+          return { seq, wireLength, inflatedLength, plain: inflatedLength === 0 ? payload : inflateSync(payload) };
+        }
+      }
+      if (this.ended) throw new RawMySqlError('connection closed while waiting for a compressed packet');
+      if (!(await this.waitForData(deadline - Date.now()))) throw new RawMySqlError(`no compressed packet within ${timeoutMs} ms`);
+    }
+  }
+
+  /**
+   * Every byte that arrives until nothing more comes for `quietMs`. Only for showing that nothing
+   * (more) comes: a reply slower than `quietMs`, as on a loaded machine, would be cut short.
+   */
   async readQuiet(quietMs = 150, timeoutMs = DEFAULT_TIMEOUT_MS): Promise<Buffer> {
     const deadline = Date.now() + timeoutMs;
     let seen = -1;

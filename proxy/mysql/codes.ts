@@ -81,11 +81,17 @@ export const enum MariaDbCapability {
 }
 
 /**
- * Capabilities the proxy hides from clients: each would change the framing of what follows so the
- * proxy could no longer find where a reply ends (compression), or needs TLS, which the proxy does
- * not terminate yet. Hiding them makes the server and client agree on the plain protocol.
+ * Capabilities the proxy hides from clients: TLS, which it does not terminate yet; zstd compression
+ * (MySQL 8.0.18+ only; MariaDB has none); optional metadata, with which a reply could omit what
+ * the proxy reads to find where it ends. Hiding them makes the server and client agree on the
+ * plain protocol.
  */
-export const HIDDEN_CAPABILITIES = (Capability.Ssl | Capability.Compress | Capability.ZstdCompression | Capability.OptionalResultsetMetadata) >>> 0;
+export const HIDDEN_CAPABILITIES = (Capability.Ssl | Capability.ZstdCompression | Capability.OptionalResultsetMetadata) >>> 0;
+/**
+ * What the upstream is never asked for: the hidden capabilities, and zlib compression, which the
+ * proxy speaks with its client itself (compression.ts) while the upstream leg stays plain.
+ */
+export const UPSTREAM_HIDDEN_CAPABILITIES = (HIDDEN_CAPABILITIES | Capability.Compress) >>> 0;
 export const HIDDEN_MARIADB_CAPABILITIES = (MariaDbCapability.ComMulti | MariaDbCapability.CacheMetadata) >>> 0;
 
 export const enum ServerStatus {

@@ -16,6 +16,8 @@ export const MySqlErrorCode = {
   PacketTooLarge: { code: 1153, sqlState: '08S01' },
   /** ER_NET_PACKETS_OUT_OF_ORDER. */
   PacketsOutOfOrder: { code: 1156, sqlState: '08S01' },
+  /** ER_NET_UNCOMPRESS_ERROR: "Couldn't uncompress communication packet". */
+  UncompressError: { code: 1157, sqlState: '08S01' },
   /** ER_NET_READ_INTERRUPTED: "Got timeout reading communication packets". */
   ReadTimeout: { code: 1159, sqlState: '08S01' },
   /** ER_MALFORMED_PACKET. */

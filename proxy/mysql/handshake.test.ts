@@ -57,13 +57,14 @@ test('the server handshake decodes: version, connection id, both scramble parts,
   assert.is(hs.authPlugin, 'mysql_native_password');
 });
 
-test('the rewrite clears only TLS, compression and the MariaDB framing extensions; every other byte is kept', () => {
+test('the rewrite clears only TLS, zstd, optional metadata and the MariaDB framing extensions; every other byte is kept', () => {
   const payload = serverHandshake();
   const hs = decodeServerHandshake(payload, 0, payload.length);
   const out = rewriteServerHandshake(payload, hs);
   const again = decodeServerHandshake(out, 0, out.length);
   assert.is(again.capabilities, (SERVER_CAPS & ~HIDDEN_CAPABILITIES) >>> 0);
   assert.is(again.capabilities & Capability.Ssl, 0);
+  assert.is(again.capabilities & Capability.Compress, Capability.Compress, 'zlib compression is offered: the proxy speaks it with the client');
   assert.is(again.mariaDbCapabilities, MARIADB_EXT & ~0x12);
   assert.equal(offeredCapabilities(hs), { capabilities: again.capabilities, mariaDbCapabilities: again.mariaDbCapabilities });
   let differing = 0;
@@ -102,7 +103,7 @@ test('HandshakeResponse41 decodes user, auth data, database, plugin; SSLRequest 
   assert.is(decodeClientLogin(old, 0, 10).kind, 'pre-41');
 });
 
-test('the response rewrite clears hidden capabilities the client asked for blindly, and nothing else', () => {
+test('the response rewrite clears hidden capabilities and compression (the upstream leg stays plain), and nothing else', () => {
   const caps = Capability.Protocol41 | Capability.SecureConnection | Capability.Compress | Capability.MultiStatements;
   const payload = clientResponse(caps, { ext: 0x1f });
   const out = rewriteHandshakeResponse(payload);

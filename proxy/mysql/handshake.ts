@@ -2,7 +2,7 @@
 // (HandshakeResponse41 or SSLRequest). Decoders are views over a payload; the two rewrites produce
 // the same packet with capability bits cleared, every other byte unchanged (the scramble, the
 // connection id and the version string reach the client exactly as the server sent them).
-import { Capability, HANDSHAKE_RESPONSE_FIXED, HIDDEN_CAPABILITIES, HIDDEN_MARIADB_CAPABILITIES } from './codes.js';
+import { Capability, HANDSHAKE_RESPONSE_FIXED, HIDDEN_CAPABILITIES, HIDDEN_MARIADB_CAPABILITIES, UPSTREAM_HIDDEN_CAPABILITIES } from './codes.js';
 import { MalformedPacketError, PayloadReader } from './packets.js';
 
 export interface ServerHandshake {
@@ -61,8 +61,9 @@ export function decodeServerHandshake(buf: Buffer, start: number, end: number): 
 }
 
 /**
- * The handshake payload with the capabilities the proxy cannot pass on cleared (TLS, compression,
- * optional metadata; see HIDDEN_CAPABILITIES). A copy; the input is not changed.
+ * The handshake payload with the capabilities the proxy cannot pass on cleared (TLS, zstd,
+ * optional metadata; see HIDDEN_CAPABILITIES). zlib compression stays as the server offers it:
+ * the proxy speaks it with the client. A copy; the input is not changed.
  */
 export function rewriteServerHandshake(payload: Buffer, hs: ServerHandshake): Buffer {
   const out = Buffer.from(payload);
@@ -127,13 +128,14 @@ export function decodeClientLogin(buf: Buffer, start: number, end: number): Clie
 
 /**
  * The client's HandshakeResponse41 payload with the hidden capabilities cleared, in case a client
- * asks for one blindly: the server must not enable what the proxy cannot follow. Other bits pass
- * as sent, so the server sees what it would see without the proxy. A copy.
+ * asks for one blindly: the server must not enable what the proxy cannot follow. Compression is
+ * cleared too: the proxy compresses the client leg itself, the upstream leg stays plain. Other
+ * bits pass as sent, so the server sees what it would see without the proxy. A copy.
  */
 export function rewriteHandshakeResponse(payload: Buffer): Buffer {
   const out = Buffer.from(payload);
   const caps = out.readUInt32LE(0);
-  out.writeUInt32LE((caps & ~HIDDEN_CAPABILITIES) >>> 0, 0);
+  out.writeUInt32LE((caps & ~UPSTREAM_HIDDEN_CAPABILITIES) >>> 0, 0);
   if ((caps & Capability.LongPassword) === 0) out.writeUInt32LE((out.readUInt32LE(28) & ~HIDDEN_MARIADB_CAPABILITIES) >>> 0, 28);
   return out;
 }

@@ -1,7 +1,12 @@
 // The MySQL side's shared cache service: the result store, the statement analysis (one analysis
 // per statement shape and dialect), the session contexts entries are keyed under, the probe that
-// reads a session's context and judges a statement's tables and functions, and invalidation.
-// Sessions (relay.ts) call it; it knows nothing of sockets.
+// reads a session's context and the catalog facts of a statement's tables and functions, and
+// invalidation. Sessions (relay.ts) call it; it knows nothing of sockets.
+//
+// What the probe learns about a table (its TABLE_TYPE) or a stored function (determinism, data
+// access) depends on its name, the session's context and the catalog, never on the statement
+// that named it: facts are kept per context and name until DDL, so a new statement over known
+// tables and functions is judged without a probe.
 import { createHash } from 'node:crypto';
 import type { Metrics } from '../../admin/metrics.js';
 import type { StatementIdentity } from '../../admin/query-stats.js';
@@ -10,7 +15,7 @@ import { ResultCache } from '../result-cache.js';
 import type { Config } from '../../config/settings.js';
 import type { MysqlAnalysisOptions, MysqlQualifiedName, MysqlStatementAnalysis } from '../../invalidation/mysql-analysis.js';
 import { MysqlClassifier } from '../../invalidation/mysql-classifier.js';
-import { mysqlStatementShape } from '../../invalidation/mysql-shape.js';
+import { mysqlStatementSample, mysqlStatementShape } from '../../invalidation/mysql-shape.js';
 
 /** How a statement leaves the session's context once it ran. */
 export const enum SessionEffect {
@@ -24,8 +29,10 @@ export const enum SessionEffect {
 /** What the proxy derives once from the analysis of a statement shape. */
 export interface MysqlStatementInfo {
   readonly analysis: MysqlStatementAnalysis;
+  /** The dialect (sql_mode quoting rules) the text was read under: its analysis holds only under it. */
+  readonly dialectKey: string;
   readonly identity: StatementIdentity;
-  /** The text with numeric literals replaced: what a cache rule's regex is tested against. */
+  /** The text with its literals emptied (mysql-shape.ts): what a cache rule's regex is tested against. */
   readonly shape: string;
   /** Of the shape; identity.fingerprint is "other" past the stats' bound, this never is. */
   readonly fingerprint: string;
@@ -53,9 +60,20 @@ export interface Decision {
   readonly tags: readonly string[];
 }
 
+/** A probe's answer about one table or stored function, as of a catalog generation. */
+interface CatalogFact {
+  readonly generation: number;
+  /** TABLE_TYPE, or IS_DETERMINISTIC:SQL_DATA_ACCESS; null when the probe found none. */
+  readonly value: string | null;
+}
+
 /** Everything a session's results depend on besides the statement itself, interned. */
 export class MysqlContext {
   readonly decisions = new Map<MysqlStatementInfo, Decision>();
+  /** Per table read, by database and name as the probe looked them up. */
+  readonly tableTypes = new Map<string, CatalogFact>();
+  /** Per stored function called, by database and name. */
+  readonly functionFlags = new Map<string, CatalogFact>();
   constructor(readonly id: number, readonly database: string, readonly keyPrefix: string, readonly dialect: MysqlAnalysisOptions) {}
 }
 
@@ -85,6 +103,7 @@ const MAX_CONTEXTS = 10_000;
 const MAX_TEXTS = 10_000;
 const MAX_TEXT_KEY_LENGTH = 4096;
 const MAX_DECISIONS_PER_CONTEXT = 10_000;
+const MAX_FACTS_PER_CONTEXT = 10_000;
 
 /** The probe's row, read. */
 export interface MysqlProbeResult {
@@ -142,7 +161,7 @@ export class MySqlCache extends ResultCache<MysqlStatementInfo> {
     const analysis = classifier.classify(shape);
     let info = this.infos.get(analysis);
     if (info === undefined) {
-      info = this.derive(analysis, shape);
+      info = this.derive(analysis, shape, dialect, dialectKey);
       this.infos.set(analysis, info);
     }
     if (text.length <= MAX_TEXT_KEY_LENGTH) {
@@ -152,7 +171,7 @@ export class MySqlCache extends ResultCache<MysqlStatementInfo> {
     return info;
   }
 
-  private derive(a: MysqlStatementAnalysis, shape: string): MysqlStatementInfo {
+  private derive(a: MysqlStatementAnalysis, shape: string, dialect: MysqlAnalysisOptions, dialectKey: string): MysqlStatementInfo {
     const fingerprint = createHash('sha1').update(shape).digest('hex').slice(0, 16);
     const tables = [...a.tablesRead, ...a.tablesWritten].map((t) => t.name);
     let effect = SessionEffect.None;
@@ -179,7 +198,9 @@ export class MySqlCache extends ResultCache<MysqlStatementInfo> {
     const catalogChanged = a.kind === 'ddl' || a.kind === 'unknown' || a.writesUnlisted;
     return Object.freeze({
       analysis: a,
-      identity: this.stats.identify(fingerprint, shape, [...new Set(tables)]),
+      dialectKey,
+      // /stats and the slow-query log show the shape with its literals marked `?`, never values.
+      identity: this.stats.identify(fingerprint, mysqlStatementSample(shape, dialect), [...new Set(tables)]),
       shape,
       fingerprint,
       readCacheable: a.cacheable && a.kind === 'read',
@@ -195,8 +216,9 @@ export class MySqlCache extends ResultCache<MysqlStatementInfo> {
   /**
    * The probe for a statement: one row of the session's context (database, users, role, keyed
    * variables), the current database's fan-out tables, then one column per table read (its
-   * TABLE_TYPE) and per stored function called (determinism and data access). Names travel as hex
-   * literals so neither sql_mode nor the character set can change how they read.
+   * TABLE_TYPE), per stored function called (determinism and data access) and per table written
+   * (its TABLE_TYPE). Names travel as hex literals so neither sql_mode nor the character set can
+   * change how they read.
    */
   probeSql(info: MysqlStatementInfo, mariadb: boolean): string {
     const variables = [...KEYED_VARIABLES, ...(mariadb ? KEYED_MARIADB_VARIABLES : KEYED_MYSQL_VARIABLES)];
@@ -212,18 +234,18 @@ export class MySqlCache extends ResultCache<MysqlStatementInfo> {
         + "SELECT REFERENCED_TABLE_NAME FROM information_schema.REFERENTIAL_CONSTRAINTS WHERE UNIQUE_CONSTRAINT_SCHEMA = DATABASE() AND (DELETE_RULE NOT IN ('RESTRICT', 'NO ACTION') OR UPDATE_RULE NOT IN ('RESTRICT', 'NO ACTION'))"
         + ') f)',
     ];
-    for (const t of info.analysis.tablesRead) {
-      columns.push(`(SELECT TABLE_TYPE FROM information_schema.TABLES WHERE TABLE_SCHEMA = ${schemaOf(t)} AND TABLE_NAME = ${literal(t.name)})`);
-    }
+    for (const t of info.analysis.tablesRead) columns.push(tableTypeColumn(t));
     for (const r of info.analysis.routines) {
       columns.push(`(SELECT CONCAT(IS_DETERMINISTIC, ':', SQL_DATA_ACCESS) FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = ${schemaOf(r)} AND ROUTINE_NAME = ${literal(r.name)} AND ROUTINE_TYPE = 'FUNCTION' LIMIT 1)`);
     }
+    for (const t of info.analysis.tablesWritten) columns.push(tableTypeColumn(t));
     return `SELECT ${columns.join(', ')}`;
   }
 
   /** Reads the probe's row (text protocol values, NULL as null). */
   readProbe(row: readonly (string | null)[], info: MysqlStatementInfo): MysqlProbeResult {
-    const expected = FIRST_CHECK_COLUMN + info.analysis.tablesRead.length + info.analysis.routines.length;
+    const { tablesRead, routines, tablesWritten } = info.analysis;
+    const expected = FIRST_CHECK_COLUMN + tablesRead.length + routines.length + tablesWritten.length;
     if (row.length !== expected) throw new MysqlProbeError(`probe returned ${row.length} columns, expected ${expected}`);
     const settings = row[SETTINGS_COLUMN] ?? '';
     const sqlMode = settings.split('\u0000')[KEYED_VARIABLES.indexOf('sql_mode')] ?? '';
@@ -264,14 +286,56 @@ export class MySqlCache extends ResultCache<MysqlStatementInfo> {
     return known !== undefined && known.generation === this.generationCount ? known.probe : undefined;
   }
 
-  /** Records what the probe found for `info` under `ctx`. */
+  /** Records what the probe found for `info` under `ctx`: its tables' and functions' facts and its decision. */
   decide(ctx: MysqlContext, info: MysqlStatementInfo, probe: MysqlProbeResult): Decision {
     this.fanOut.set(ctx.database, { generation: this.generationCount, tables: probe.fanOut });
+    const { tablesRead, routines, tablesWritten } = info.analysis;
+    const generation = this.generationCount;
+    const fact = (i: number): CatalogFact => ({ generation, value: probe.checks[i] ?? null });
+    tablesRead.forEach((t, i) => remember(ctx.tableTypes, nameKey(ctx, t), fact(i)));
+    routines.forEach((r, i) => remember(ctx.functionFlags, nameKey(ctx, r), fact(tablesRead.length + i)));
+    tablesWritten.forEach((t, i) => remember(ctx.tableTypes, nameKey(ctx, t), fact(tablesRead.length + routines.length + i)));
+    return this.record(ctx, info, probe.checks);
+  }
+
+  /**
+   * Have the tables `info` writes been looked up under `ctx` since the last DDL? A probe before a
+   * write to one that has not refreshes what the database's fan-out (triggers, cascades, views)
+   * is known to be, so a view or trigger made since the last probe is not missed.
+   */
+  knowsWrittenTables(ctx: MysqlContext, info: MysqlStatementInfo): boolean {
+    return info.analysis.tablesWritten.every((t) => ctx.tableTypes.get(nameKey(ctx, t))?.generation === this.generationCount);
+  }
+
+  /**
+   * The decision for `info` under `ctx`: taken before, or taken now from the facts known about
+   * its tables and functions; undefined when one of them is not known (a probe is needed).
+   */
+  decision(ctx: MysqlContext, info: MysqlStatementInfo): Decision | undefined {
+    const d = ctx.decisions.get(info);
+    if (d !== undefined && d.generation === this.generationCount) return d;
+    const a = info.analysis;
+    const checks: (string | null)[] = [];
+    for (const t of a.tablesRead) {
+      const fact = ctx.tableTypes.get(nameKey(ctx, t));
+      if (fact === undefined || fact.generation !== this.generationCount) return undefined;
+      checks.push(fact.value);
+    }
+    for (const r of a.routines) {
+      const fact = ctx.functionFlags.get(nameKey(ctx, r));
+      if (fact === undefined || fact.generation !== this.generationCount) return undefined;
+      checks.push(fact.value);
+    }
+    return this.record(ctx, info, checks);
+  }
+
+  /** Judges `info` from its tables' types and its functions' flags (in probe column order) and keeps the decision. */
+  private record(ctx: MysqlContext, info: MysqlStatementInfo, checks: readonly (string | null)[]): Decision {
     const a = info.analysis;
     let reason: string | null = info.readCacheable ? null : a.reasonNotCacheable ?? 'not-cacheable';
     const tags = new Set<string>([databaseTag(ctx.database)]);
     a.tablesRead.forEach((t, i) => {
-      const type = probe.checks[i] ?? null;
+      const type = checks[i] ?? null;
       if (reason === null && type === null) reason = 'unknown-table'; // a temporary table, or one that does not exist
       else if (reason === null && !CACHEABLE_TABLE_TYPES.has(type!)) reason = type === 'VIEW' ? 'view' : 'table-type';
       const db = t.database ?? ctx.database;
@@ -279,18 +343,13 @@ export class MySqlCache extends ResultCache<MysqlStatementInfo> {
       tags.add(tableTag(db, '', t.name));
     });
     a.routines.forEach((_r, i) => {
-      const flags = probe.checks[a.tablesRead.length + i] ?? null;
+      const flags = checks[a.tablesRead.length + i] ?? null;
       if (reason === null && flags !== 'YES:NO SQL' && flags !== 'YES:CONTAINS SQL') reason = 'user-function';
     });
     const decision: Decision = Object.freeze({ generation: this.generationCount, cacheable: reason === null, reason, tags: Object.freeze([...tags]) });
     if (ctx.decisions.size >= MAX_DECISIONS_PER_CONTEXT) ctx.decisions.clear();
     ctx.decisions.set(info, decision);
     return decision;
-  }
-
-  decision(ctx: MysqlContext, info: MysqlStatementInfo): Decision | undefined {
-    const d = ctx.decisions.get(info);
-    return d !== undefined && d.generation === this.generationCount ? d : undefined;
   }
 
   /**
@@ -346,8 +405,22 @@ function readFanOut(value: string | null): ReadonlySet<string> | null {
   return names.length === count ? new Set(names) : null;
 }
 
+/** A table's or function's key among a context's facts: its database (the context's when unnamed) and name. */
+function nameKey(ctx: MysqlContext, name: MysqlQualifiedName): string {
+  return `${name.database ?? ctx.database}\u0000${name.name}`;
+}
+
+function remember(facts: Map<string, CatalogFact>, key: string, fact: CatalogFact): void {
+  if (facts.size >= MAX_FACTS_PER_CONTEXT && !facts.has(key)) facts.clear();
+  facts.set(key, fact);
+}
+
 function literal(name: string): string {
   return `CONVERT(X'${Buffer.from(name, 'utf8').toString('hex')}' USING utf8mb4)`;
+}
+
+function tableTypeColumn(t: MysqlQualifiedName): string {
+  return `(SELECT TABLE_TYPE FROM information_schema.TABLES WHERE TABLE_SCHEMA = ${schemaOf(t)} AND TABLE_NAME = ${literal(t.name)})`;
 }
 
 function schemaOf(name: MysqlQualifiedName): string {

@@ -466,6 +466,10 @@ export class MySqlRelay implements ServerPacketSink {
         fill = false;
         reason = decision.reason ?? 'not-cacheable';
       }
+    } else if (quiet && info.writes.length > 0 && !info.writesUnlisted && this.writesUnknownTables(info)) {
+      // Its invalidation depends on the database's fan-out (triggers, cascades, views), which the
+      // probe reads: one pipelined before the first write to a table since the last DDL.
+      this.injectProbe(info);
     }
     const p = this.pending(fill ? Kind.Fill : Kind.Forward, command, info, reason);
     p.sentOutsideTransaction = !this.state.inTransaction;
@@ -475,6 +479,13 @@ export class MySqlRelay implements ServerPacketSink {
     }
     this.queue.push(p);
     return p;
+  }
+
+  /** Does `info` write a table not looked up in this context since the last DDL (or is the context unknown)? */
+  private writesUnknownTables(info: MysqlStatementInfo): boolean {
+    if (this.ctx !== null && !this.ctxStale) return !this.cache.knowsWrittenTables(this.ctx, info);
+    // The latest probe found no current database and nothing changed since: probing again finds none.
+    return this.ctxStale || !this.noContext;
   }
 
   private readsTemporaryTable(info: MysqlStatementInfo): boolean {
@@ -714,7 +725,9 @@ export class MySqlRelay implements ServerPacketSink {
       const info = p.info!;
       const ctx = this.ctx;
       // A fill inside a read-only transaction is kept only while it still is one (planInTransaction).
-      const ok = !p.poisoned && !p.errored && ctx !== null && !this.ctxStale && this.verified
+      // A text read under another sql_mode than the one the probe found (SET sql_mode just before)
+      // may name other tables than the server read: its verdict and tags do not hold.
+      const ok = !p.poisoned && !p.errored && ctx !== null && !this.ctxStale && this.verified && info.dialectKey === this.dialectKey
         && (p.inTransaction ? this.inReadOnlyTransaction : !this.inTransaction);
       const d = ok ? cache.decision(ctx, info) : undefined;
       // Stored as if filled outside a transaction (its EOF/OK flags say so).

@@ -10,8 +10,13 @@
 //   Ready          -> Closed
 // Client packets are forwarded only when whole, so the upstream always sits at a packet boundary
 // and the proxy can add a COM_QUIT of its own when the client vanishes.
+//
+// Compression (CLIENT_COMPRESS) is the client leg's alone: a client that asks for it gets it from
+// the first byte after the login's OK, both ways (compression.ts), as from a server; the upstream
+// never sees the flag, so what the relay and the cache read and store is the plain protocol.
 import net from 'node:net';
-import { Command, MAX_LOGIN_PACKET } from './codes.js';
+import { Capability, Command, MAX_LOGIN_PACKET } from './codes.js';
+import { CompressedPacketReader, CompressedPacketWriter } from './compression.js';
 import { MySqlErrorCode, MySqlProxyError, errPacket } from './error-packet.js';
 import {
   decodeClientLogin, decodeServerHandshake, offeredCapabilities, rewriteHandshakeResponse, rewriteServerHandshake,
@@ -58,6 +63,8 @@ export class MySqlSession extends ProxySession<MySqlProxyError> {
   /** The latest sequence id relayed either way, and which way: the proxy's own packets follow it. */
   private lastSeq = 0;
   private lastFromClient = false;
+  /** The client's leg is compressed from the login's OK on: what it sends is read, what it gets wrapped. */
+  private compression: { readonly reader: CompressedPacketReader; readonly writer: CompressedPacketWriter } | null = null;
 
   constructor(accepted: net.Socket, host: SessionHost) {
     super(accepted, host, Phase.Connecting, LEGAL_MOVES, { log: 'mysql', scheme: 'mysql' });
@@ -88,12 +95,33 @@ export class MySqlSession extends ProxySession<MySqlProxyError> {
   // ---- client -> upstream ----
 
   protected onClientData(chunk: Buffer): void {
-    const err = this.framer.feed(chunk, this.clientSink);
+    const compression = this.compression;
+    if (compression === null) {
+      this.clientBytes(chunk);
+      return;
+    }
+    const err = compression.reader.feed(chunk, (plain, seq) => {
+      compression.writer.received(seq);
+      if (this.phase !== Phase.Closed) this.clientBytes(plain);
+    });
+    if (err) this.fail(new MySqlProxyError(MySqlErrorCode.UncompressError, `sidecache: Couldn't uncompress communication packet: ${err.detail}`), 'uncompress');
+  }
+
+  /** Plain client bytes (inflated when the leg is compressed), framed into packets. */
+  private clientBytes(bytes: Buffer): void {
+    const err = this.framer.feed(bytes, this.clientSink);
     if (err) this.fail(packetErrorToMySql(err, this.phase === Phase.Ready), err.kind);
   }
 
   protected get hasPartialMessage(): boolean {
-    return this.framer.hasPartial;
+    return this.framer.hasPartial || this.compression?.reader.hasPartial === true;
+  }
+
+  /** Bytes for the client, in compressed packets once the leg is compressed. */
+  override toClient(bytes: Buffer, more?: Buffer): void {
+    const compression = this.compression;
+    if (compression === null) super.toClient(bytes, more);
+    else super.toClient(compression.writer.wrap(more === undefined ? bytes : Buffer.concat([bytes, more])));
   }
 
   protected dropPartialMessage(): void {
@@ -192,6 +220,10 @@ export class MySqlSession extends ProxySession<MySqlProxyError> {
     if (this.phase === Phase.Authenticating) {
       if (this.state.authenticated) {
         this.moveTo(Phase.Ready);
+        // The OK went out plain (above); everything after it is compressed, as a server does.
+        if ((this.state.capabilities & Capability.Compress) !== 0) {
+          this.compression = { reader: new CompressedPacketReader(), writer: new CompressedPacketWriter() };
+        }
         this.loggedIn();
         this.framer.setLimit(this.host.limits.maxMessageBytes);
         // The login's reply ended at a packet boundary: the relay's own scanner starts here.
@@ -268,7 +300,9 @@ export class MySqlSession extends ProxySession<MySqlProxyError> {
   /** An ERR where it cannot break a packet or a reply in flight, numbered as the client expects. */
   protected errorBytes(err: MySqlProxyError): Buffer | null {
     const atBoundary = this.relay !== null ? this.relay.atBoundary : this.scanner.atBoundary;
-    return atBoundary && this.tracker.canInterject ? errPacket(err, this.errorSeq()) : null;
+    if (!atBoundary || !this.tracker.canInterject) return null;
+    const packet = errPacket(err, this.errorSeq());
+    return this.compression === null ? packet : this.compression.writer.wrap(packet);
   }
 
   /**

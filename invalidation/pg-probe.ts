@@ -61,6 +61,58 @@ export class ProbeError extends Error {
   override name = 'ProbeError';
 }
 
+/**
+ * What the probe sets for itself: a client's planner and timeout settings must not reach it. With
+ * `enable_seqscan = off` the probe's plan costs about 1e10, past jit_above_cost, and the server
+ * JIT-compiles it (seconds); a client's short statement_timeout would cancel it. [name, value,
+ * first major version that has it, last one]. DEFAULT is the server's own value (postgresql.conf,
+ * ALTER ROLE/DATABASE), not a value the session SET. Settings the probe reads for the context
+ * (PROBED_SETTINGS) are not touched. statement_timeout bounds the probe, lock waits included.
+ */
+const PROBE_OWN_SETTINGS: readonly (readonly [string, string, number, number])[] = [
+  ['statement_timeout', "'10s'", 0, Infinity], ['lock_timeout', '0', 0, Infinity],
+  ['transaction_timeout', '0', 17, Infinity], ['jit', 'off', 11, Infinity],
+  ...['enable_seqscan', 'enable_indexscan', 'enable_indexonlyscan', 'enable_bitmapscan', 'enable_tidscan', 'enable_sort',
+    'enable_hashagg', 'enable_nestloop', 'enable_hashjoin', 'enable_mergejoin', 'enable_material']
+    .map((name) => [name, 'on', 0, Infinity] as const),
+  ['enable_memoize', 'on', 14, Infinity], ['enable_incremental_sort', 'on', 13, Infinity],
+  ['max_parallel_workers_per_gather', '0', 10, Infinity],
+  ['force_parallel_mode', 'off', 10, 15], ['debug_parallel_query', 'off', 16, Infinity],
+  ...['seq_page_cost', 'random_page_cost', 'cpu_tuple_cost', 'cpu_index_tuple_cost', 'cpu_operator_cost',
+    'effective_cache_size', 'work_mem', 'from_collapse_limit', 'geqo', 'constraint_exclusion']
+    .map((name) => [name, 'DEFAULT', 0, Infinity] as const),
+];
+
+const probePrefixes = new Map<number, string>();
+
+/**
+ * The Query message text that runs `select` (a probe from buildProbeSql) with the probe's own
+ * settings, on a server reporting `serverVersion`. Several statements in one Query run as one
+ * implicit transaction block, where SET LOCAL applies until the block ends, with no warning: the
+ * client's session is left as it was, and none of these settings is reported by ParameterStatus.
+ */
+export function probeQuery(select: string, serverVersion: string): string {
+  const major = Number.parseInt(serverVersion, 10) || 0;
+  let prefix = probePrefixes.get(major);
+  if (prefix === undefined) {
+    prefix = '/* sidecache probe */ ' + PROBE_OWN_SETTINGS
+      .filter(([, , since, until]) => major >= since && major <= until)
+      .map(([name, value]) => `SET LOCAL ${name} = ${value}; `).join('');
+    probePrefixes.set(major, prefix);
+  }
+  return prefix + select;
+}
+
+/**
+ * A probe that failed for a passing reason (cancelled by the client's cancel request, a lock or
+ * resource shortage, a serialization failure) is tried again later; any other failure means the
+ * probe cannot work in this session. By SQLSTATE class: 40 transaction rollback, 53 insufficient
+ * resources, 55P03 lock not available, 57014 query canceled.
+ */
+export function probeFailureIsPassing(sqlstate: string): boolean {
+  return sqlstate.startsWith('40') || sqlstate.startsWith('53') || sqlstate === '55P03' || sqlstate === '57014';
+}
+
 /** Quotes an identifier the way quote_ident does, always. */
 function quoteIdent(name: string): string {
   return '"' + name.replace(/"/g, '""') + '"';

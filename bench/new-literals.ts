@@ -9,10 +9,12 @@ import { startProxy, type RunningProxy } from '../e2e/support/sidecache.js';
 import { withClient } from './bench-database.js';
 import { readCache, readingDelta } from './cache-metrics.js';
 import {
-  LITERAL_TABLE_ROWS, LITERAL_WORKLOADS, formatLiteralTable, literalGoal, type LiteralRun, type LiteralTarget, type LiteralWorkload,
+  BATCH_STATEMENTS, LITERAL_TABLE_ROWS, LITERAL_WORKLOADS, formatLiteralTable, literalGoal, medianSeconds,
+  type LiteralRun, type LiteralTarget, type LiteralWorkload,
 } from './literal-workloads.js';
 import { positiveInt, targetList, workloadList } from './options.js';
 import type { PgbenchTarget } from './pgbench.js';
+import { processCpuSeconds } from './process-cpu.js';
 
 const PG_SERVER = { host: '127.0.0.1', port: 5432, user: 'postgres' };
 const ALL_TARGETS: LiteralTarget[] = ['direct', 'passthrough', 'sidecache'];
@@ -23,7 +25,7 @@ const WARMUP_RUNS = 1000;
 
 const USAGE = `usage: node dist/bench/new-literals.js [options]
   --statements N   measured statements per run (default 500)
-  --rounds R       alternating runs per workload and target; the best is reported (default 3)
+  --rounds R       alternating runs per workload and target (default 3)
   --workloads LIST comma-separated, from: ${LITERAL_WORKLOADS.map((w) => w.key).join(', ')} (default all)
   --targets LIST   comma-separated, from: ${ALL_TARGETS.join(', ')} (default all)`;
 
@@ -79,7 +81,11 @@ async function main(): Promise<number> {
     if (options.targets.includes('sidecache')) proxies.set('sidecache', await startProxy({ pgUpstream: upstream }));
     if (options.targets.includes('passthrough')) proxies.set('passthrough', await startProxy({ pgUpstream: upstream, args: ['--cache-max-bytes', '0'] }));
     const port = (t: LiteralTarget): number => (t === 'direct' ? PG_SERVER.port : proxies.get(t)!.pgPort);
-    console.log(`bench-literals: ${options.statements} statements per run, best of ${options.rounds} alternating runs, one client, simple protocol`);
+    console.log(`bench-literals: ${options.statements} statements per run, ${options.rounds} alternating runs per target, one client, simple protocol`);
+    // Untimed: every process runs every kind of statement once (JIT, first probes, the context).
+    for (const workload of options.workloads) {
+      for (const target of options.targets) await timeRun({ ...PG_SERVER, port: port(target), database }, workload, 500, 100);
+    }
     const runs: LiteralRun[] = [];
     let run = 1;
     for (const workload of options.workloads) {
@@ -88,15 +94,22 @@ async function main(): Promise<number> {
         for (const target of order) {
           const admin = proxies.get(target)?.adminPort;
           const before = target === 'sidecache' && admin !== undefined ? await readCache(admin) : undefined;
-          const seconds = await timeRun({ ...PG_SERVER, port: port(target), database }, workload, run++, options.statements);
+          const pid = proxies.get(target)?.child.pid;
+          const cpuBefore = pid === undefined ? undefined : await processCpuSeconds(pid);
+          const batches = await timeRun({ ...PG_SERVER, port: port(target), database }, workload, run++, options.statements);
+          const cpuAfter = pid === undefined ? undefined : await processCpuSeconds(pid);
           const cache = before !== undefined ? readingDelta(await readCache(admin!), before) : undefined;
-          runs.push({ workload: workload.key, target, statements: options.statements, seconds });
+          const relayCpu = cpuBefore === undefined || cpuAfter === undefined ? undefined : (cpuAfter - cpuBefore) / (options.statements + WARMUP_STATEMENTS);
+          const result: LiteralRun = { workload: workload.key, target, batches, relayCpu };
+          runs.push(result);
           const counts = cache ? `, sidecache misses ${cache.misses} hits ${cache.hits} bypass ${cache.bypass}` : '';
-          console.log(`  ${workload.key.padEnd(8)} ${target.padEnd(11)} round ${round + 1}: ${(seconds * 1e6 / options.statements).toFixed(0)} µs/statement${counts}`);
+          const median = medianSeconds([result], workload.key, target)!;
+          console.log(`  ${workload.key.padEnd(8)} ${target.padEnd(11)} round ${round + 1}: median ${(median * 1e6).toFixed(0)} µs/statement${counts}`);
         }
       }
     }
-    console.log(`\nresults (µs per statement, best run; passthrough = sidecache --cache-max-bytes 0)`);
+    console.log(`\nresults (µs per statement: the median batch of ${BATCH_STATEMENTS} statements over all runs; passthrough = sidecache --cache-max-bytes 0;`
+      + ' relay CPU per statement from /proc, warm-ups included)');
     for (const w of options.workloads) console.log(`  ${w.key}: ${w.example}`);
     console.log(formatLiteralTable(runs, options.targets));
     console.log(literalGoal(runs));
@@ -111,14 +124,19 @@ async function main(): Promise<number> {
   }
 }
 
-/** Seconds for `count` statements of run number `run` on a new connection, after its warm-up. */
-async function timeRun(target: PgbenchTarget, workload: LiteralWorkload, run: number, count: number): Promise<number> {
+/** Seconds per statement of each batch of `count` statements of run number `run`, on a new connection after its warm-up. */
+async function timeRun(target: PgbenchTarget, workload: LiteralWorkload, run: number, count: number): Promise<number[]> {
   return withClient(target, async (client) => {
     // The warm-up's statements are of the same kind, with literals of their own.
     for (let i = 0; i < WARMUP_STATEMENTS; i++) await client.query(workload.statement(WARMUP_RUNS + run, i));
-    const started = process.hrtime.bigint();
-    for (let i = 0; i < count; i++) await client.query(workload.statement(run, i));
-    return Number(process.hrtime.bigint() - started) / 1e9;
+    const batches: number[] = [];
+    for (let i = 0; i < count; i += BATCH_STATEMENTS) {
+      const started = process.hrtime.bigint();
+      const end = Math.min(i + BATCH_STATEMENTS, count);
+      for (let j = i; j < end; j++) await client.query(workload.statement(run, j));
+      batches.push(Number(process.hrtime.bigint() - started) / 1e9 / (end - i));
+    }
+    return batches;
   });
 }
 

@@ -27,7 +27,7 @@ export interface RuleOutcome {
 export interface RuleSubject {
   /** As /stats and /api/queries show it. */
   readonly fingerprint: string;
-  /** The statement's text with numeric literals replaced by 0 (its shape), which the regex is tested against. */
+  /** The statement's shape (its text with literal values replaced), which the regex is tested against. */
   readonly shape: string;
   /** Bare names of the tables it reads or writes. */
   readonly tables: readonly string[];

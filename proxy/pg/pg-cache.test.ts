@@ -56,7 +56,7 @@ test('a text whose shape the parser rejects is analysed as it is', () => {
 test('a probe teaches the context about each relation and function: a new statement over them is decided without one', () => {
   const ctx = cache.context(probeOf([]), session())!;
   const first = cache.info('SELECT * FROM orders WHERE id = 1');
-  const decided = cache.decide(ctx, first, probeOf([table('orders', ['customers'])]));
+  const decided = cache.decide(ctx, first, probeOf([table('orders', ['customers'])]), cache.generation('db'));
   assert.equal([decided.cacheable, decided.tags], [true, [databaseTag('db'), tableTag('db', '', 'orders'), tableTag('db', '', 'customers')]]);
   const second = cache.info('SELECT count(*) FROM orders o JOIN orders p USING (id)');
   assert.is(cache.decision(ctx, second), undefined, 'count() is not known yet');
@@ -71,11 +71,21 @@ test('a probe teaches the context about each relation and function: a new statem
 
 test('DDL forgets what the context learned: the next statement is probed again', () => {
   const ctx = cache.context(probeOf([], [], 'ddl'), session())!;
-  cache.decide(ctx, cache.info('SELECT * FROM items WHERE id = 1'), probeOf([table('items')], [], 'ddl'));
+  cache.decide(ctx, cache.info('SELECT * FROM items WHERE id = 1'), probeOf([table('items')], [], 'ddl'), cache.generation('db'));
   const next = cache.info('SELECT v FROM items');
   assert.ok(cache.decision(ctx, next));
   cache.invalidate('db', [], false, true);
   assert.is(cache.decision(ctx, next), undefined);
+});
+
+test('a probe that DDL overtook teaches nothing, and its decision does not outlive it', () => {
+  const ctx = cache.context(probeOf([], [], 'raced'), session())!;
+  const sent = cache.generation('db');
+  cache.invalidate('db', [], false, true);
+  const info = cache.info('SELECT * FROM raced WHERE id = 1');
+  assert.ok(cache.decide(ctx, info, probeOf([table('raced')], [], 'raced'), sent).cacheable);
+  assert.is(cache.decision(ctx, info), undefined, 'the statement is probed again');
+  assert.is(cache.decision(ctx, cache.info('SELECT v FROM raced')), undefined, 'nothing was learned of the relation');
 });
 
 test.run();

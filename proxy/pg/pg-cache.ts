@@ -189,19 +189,22 @@ export class PgCache extends ResultCache<StatementInfo> {
   }
 
   /**
-   * Learns what `probe` (run for `info`) tells about the relations and functions it reported, in
-   * `ctx`, and decides `info` by it.
+   * Learns what `probe` (run for `info`, sent under catalog `generation`) tells about the
+   * relations and functions it reported, in `ctx`, and decides `info` by it. A probe that DDL
+   * overtook (the generation moved on while it ran) may have read the old catalog: its decision
+   * is already stale, and nothing is learned from it.
    */
-  decide(ctx: PgContext, info: StatementInfo, probe: ProbeResult): Decision {
-    const generation = this.generation(ctx.database);
-    this.fanOut.set(ctx.database, { generation, tables: new Set(probe.fanOutTables) });
+  decide(ctx: PgContext, info: StatementInfo, probe: ProbeResult, generation: number): Decision {
     const learned = learnFacts(probe.relations, probe.functions, (definition) => this.classifier.classify(definition));
+    const decision = this.remember(ctx, info, judgeProbed(info.analysis, learned), generation);
+    if (generation !== this.generation(ctx.database)) return decision;
+    this.fanOut.set(ctx.database, { generation, tables: new Set(probe.fanOutTables) });
     this.currentFacts(ctx, generation);
     if (ctx.relations.size + learned.relations.size > MAX_FACTS_PER_CONTEXT) ctx.relations.clear();
     if (ctx.functions.size + learned.functions.size > MAX_FACTS_PER_CONTEXT) ctx.functions.clear();
     for (const [key, facts] of learned.relations) ctx.relations.set(key, facts);
     for (const [name, facts] of learned.functions) ctx.functions.set(name, facts);
-    return this.remember(ctx, info, judgeProbed(info.analysis, learned), generation);
+    return decision;
   }
 
   /**

@@ -61,8 +61,10 @@ interface Pending {
   poisoned: boolean;
   completes: number;
   errored: boolean;
-  // A probe: the statement it is for, the row it returned, the SQLSTATE it failed with.
+  // A probe: the statement it is for, the catalog generation when it was sent, the row it
+  // returned, the SQLSTATE it failed with.
   probeFor: StatementInfo | null;
+  probeGeneration: number;
   probeRow: (string | null)[] | null;
   probeError: string;
 }
@@ -248,7 +250,7 @@ export class PgRelay {
     const p: Pending = {
       kind, startedAt: performance.now(), info, executed: [], autocommit: false, bypassReason,
       swallowParse: 0, swallowClose: 0, skipParse: 0, rolledBack: false, invalidated: false, inBlock: false, keySuffix: '', token: 0, parts: [], size: 0, poisoned: false,
-      completes: 0, errored: false, probeFor: null, probeRow: null, probeError: '',
+      completes: 0, errored: false, probeFor: null, probeGeneration: 0, probeRow: null, probeError: '',
     };
     this.queue.push(p);
     this.blockSnapshotFree = false;
@@ -332,6 +334,7 @@ export class PgRelay {
       } else {
         const probe = this.enqueue(Kind.Probe, null, '');
         probe.probeFor = info;
+        probe.probeGeneration = cache.generation(this.currentDatabase);
         const select = this.customSettings.size === 0 ? info.probeSql : buildProbeSql(info.analysis, [...this.customSettings]);
         this.inject(queryMessage(probeQuery(select, this.state.parameters.get('server_version') ?? '')));
       }
@@ -681,7 +684,7 @@ export class PgRelay {
     this.lastProbe = result;
     this.ctx = cache.context(result, this.identity());
     this.ctxStale = this.ctx === null;
-    if (this.ctx !== null) cache.decide(this.ctx, p.probeFor!, result);
+    if (this.ctx !== null) cache.decide(this.ctx, p.probeFor!, result, p.probeGeneration);
     if (this.pristine) cache.rememberStartup(this.startupKey + '\u0000' + this.reportedParameters(), result);
   }
 

@@ -4,11 +4,12 @@
 // same tables and call the same functions, so they share one analysis: the parser runs once per
 // shape, not once per text. What a literal's value can change is kept: a string naming a time
 // ('now', 'today', ... : 'now'::timestamptz is the current time, see TIME_LITERALS) stays as it
-// is, so do U&'' strings (their UESCAPE clause must stay valid), E'' strings with a backslash
-// (an escape may spell 'now'), strings continued on the next line ('no'<newline>'w' is 'now'),
-// dollar quotes, quoted identifiers and comments. Anything unusual is left alone: a shape is only
-// ever a cache key for the analysis, never sent to a server; texts whose analysis may depend on a
-// literal (set_config('app.tenant', ...)) are analysed as they are (PgCache.info).
+// is, so do U&'' strings and E'' strings with a backslash (an escape may spell 'now'), strings
+// continued on the next line ('no'<newline>'w' is 'now'), dollar quotes, quoted identifiers and
+// comments. Anything unusual is left alone: a shape is only ever a cache key for the analysis,
+// never sent to a server; texts whose analysis may depend on a literal (set_config('app.tenant',
+// ...)) or whose shape the parser rejects (U&'..' UESCAPE '!' with the '!' emptied) are analysed
+// as they are (PgCache.info).
 //
 // Assumes standard_conforming_strings = on (the parser does too); sessions without it are not
 // analysed at all (see the session's classification).

@@ -10,7 +10,7 @@ import type { Config } from '../../config/settings.js';
 import type { StatementAnalysis } from '../../invalidation/pg-analysis.js';
 import { PgClassifier } from '../../invalidation/pg-classifier.js';
 import { judgeProbed, judgeStatement, learnFacts, type FunctionFacts, type RelationFacts, type StatementVerdict } from '../../invalidation/pg-facts.js';
-import { buildProbeSql, type ProbeResult } from '../../invalidation/pg-probe.js';
+import type { ProbeResult } from '../../invalidation/pg-probe.js';
 import { statementShape } from '../../invalidation/pg-shape.js';
 
 /** What the proxy derives once from the analysis of a statement shape. */
@@ -23,8 +23,11 @@ export interface StatementInfo {
   readonly fingerprint: string;
   /** The text's own verdict allows caching (a single plain SELECT ...). */
   readonly readCacheable: boolean;
-  /** The probe must run before this statement can be cached or its functions judged. */
-  readonly probeSql: string | null;
+  /**
+   * What the catalog says of its relations and functions (a probe, or the facts its context
+   * learned from one) must be known before this statement can be cached or its functions judged.
+   */
+  readonly needsCatalog: boolean;
   /** Relation names whose cached reads a commit of this statement makes stale. */
   readonly writes: readonly string[];
   /** Invalidate the whole database on commit (DDL, unparsable, CALL/DO, writes calling functions). */
@@ -134,7 +137,7 @@ export class PgCache extends ResultCache<StatementInfo> {
   private derive(a: StatementAnalysis, text: string, shape: string): StatementInfo {
     const isRead = a.kind === 'read';
     const callsFunctions = a.functions.length > 0;
-    const probe = (a.cacheable && isRead) || ((isRead || a.kind === 'write') && callsFunctions);
+    const needsCatalog = (a.cacheable && isRead) || ((isRead || a.kind === 'write') && callsFunctions);
     const fingerprint = createHash('sha1').update(shape).digest('hex').slice(0, 16);
     // Bare names, as invalidation spells them (tags are per relation name within a database).
     const tables = [...a.tablesRead, ...a.tablesWritten].map((t) => t.name);
@@ -144,7 +147,7 @@ export class PgCache extends ResultCache<StatementInfo> {
       shape,
       fingerprint,
       readCacheable: a.cacheable && isRead,
-      probeSql: probe ? buildProbeSql(a) : null,
+      needsCatalog,
       writes: Object.freeze([...new Set(a.tablesWritten.map((t) => t.name))]),
       writesUnlisted: a.writesUnlisted || a.kind === 'ddl' || a.kind === 'unknown',
       callsFunctions,

@@ -327,7 +327,7 @@ export class PgRelay {
     if (inBlock) return this.planInBlock(info, keySuffix);
     let decision: Decision | undefined;
     let unprobed = false;
-    if (quiet && info.probeSql !== null && (this.ctx === null || this.ctxStale || (decision = cache.decision(this.ctx, info)) === undefined)) {
+    if (quiet && info.needsCatalog && (this.ctx === null || this.ctxStale || (decision = cache.decision(this.ctx, info)) === undefined)) {
       if (this.probeBackoff > 0) {
         this.probeBackoff--;
         unprobed = true;
@@ -335,7 +335,7 @@ export class PgRelay {
         const probe = this.enqueue(Kind.Probe, null, '');
         probe.probeFor = info;
         probe.probeGeneration = cache.generation(this.currentDatabase);
-        const select = this.customSettings.size === 0 ? info.probeSql : buildProbeSql(info.analysis, [...this.customSettings]);
+        const select = buildProbeSql(info.analysis, [...this.customSettings]);
         this.inject(queryMessage(probeQuery(select, this.state.parameters.get('server_version') ?? '')));
       }
     }

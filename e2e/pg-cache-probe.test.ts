@@ -108,8 +108,8 @@ test('enable_seqscan = off and jit_above_cost = 0 in the session: the probe is n
 test('a statement_timeout shorter than a probe under the session\'s planner settings: no error, and the reads are cached', async () => {
   const c = await client();
   // Without the probe's own settings its plan costs ~1e10 here, past jit_above_cost: JIT takes far
-  // longer than 100 ms, while the client's own statement (an index scan) stays cheap.
-  await c.query("SET enable_seqscan = off; SET statement_timeout = '100ms'");
+  // longer than 200 ms, while the client's own statement (an index scan) stays cheap.
+  await c.query("SET enable_seqscan = off; SET statement_timeout = '200ms'");
   const sql = `SELECT v AS short_timeout FROM ${TABLE} WHERE id = 8`;
   const { result, delta } = await measure(proxy.adminPort, async () => {
     const rows = [];

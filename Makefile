@@ -64,3 +64,10 @@ bench-mysql: build ensure-servers
 .PHONY: bench-mysql-literals
 bench-mysql-literals: build ensure-servers
 	node dist/bench/mysql-new-literals.js $(ARGS)
+
+# What a statement with a never-seen literal costs (bench/new-literals.ts): one client, N statements
+# each with new literals, direct vs sidecache with caching off vs sidecache; about a minute.
+# ARGS overrides, e.g. make bench-literals ARGS='--statements 2000 --workloads strings'.
+.PHONY: bench-literals
+bench-literals: build ensure-servers
+	node dist/bench/new-literals.js $(ARGS)

@@ -27,7 +27,7 @@ export interface RuleOutcome {
 export interface RuleSubject {
   /** As /stats and /api/queries show it. */
   readonly fingerprint: string;
-  /** The statement's shape (numeric literals 0; MySQL's strings emptied too), which the regex is tested against. */
+  /** The statement's shape (its text with literal values replaced), which the regex is tested against. */
   readonly shape: string;
   /** Bare names of the tables it reads or writes. */
   readonly tables: readonly string[];

@@ -60,6 +60,17 @@ test('SET app.tenant: each tenant sees its own rows, read after read, simple and
   assert.equal(await rows(a), ['beta-1'], 'after set_config the session reads as tenant b');
 });
 
+test('set_config alone: sessions choosing tenants by literal values only (one statement shape) never share', async () => {
+  const a = await connect();
+  const b = await connect();
+  await a.query(`SELECT set_config('app.tenant', 'a', false)`);
+  await b.query(`SELECT set_config('app.tenant', 'b', false)`);
+  for (let round = 0; round < 2; round++) {
+    assert.equal(await rows(a), ['alpha-1', 'alpha-2'], `tenant a, round ${round}`);
+    assert.equal(await rows(b), ['beta-1'], `tenant b, round ${round}`);
+  }
+});
+
 test('a tenant chosen in the startup options is part of the key', async () => {
   const a = await connect('-c app.tenant=a');
   const b = await connect('-c app.tenant=b');

@@ -6,23 +6,41 @@ import * as assert from 'uvu/assert';
 import type pg from 'pg';
 import { connectPg, uniqueName } from '../e2e/support/pg-direct.js';
 import { analyzeSql, loadPgParser } from './pg-analysis.js';
-import { buildProbeSql, readProbeRow, viewDefinitionHazard, type ProbeResult } from './pg-probe.js';
+import { closureDefinitions, judgeProbed, learnFacts, viewDefinitionHazard } from './pg-facts.js';
+import { buildProbeSql, probeFailureIsPassing, probeQuery, readProbeRow, type ProbeResult } from './pg-probe.js';
 
 const schema = uniqueName('sc_probe');
 /** A foreign-data wrapper and server are database objects, not schema ones: dropped by name. */
 const wrapper = uniqueName('sc_probe_fdw');
 let c: pg.Client;
 
-async function probe(sql: string): Promise<ProbeResult> {
-  const r = await c.query({ text: buildProbeSql(analyzeSql(sql)), rowMode: 'array' });
-  assert.is(r.rows.length, 1);
-  return readProbeRow((r.rows[0] as unknown[]).map((v) => (v === null ? null : String(v))));
+/** The probe's row for `sql`, and what the proxy concludes from it for `sql`. */
+interface Probed extends ProbeResult {
+  /** Why the proxy refuses to cache `sql`, or null. */
+  notCacheable: string | null;
+  dependsOn: string[];
+  functionsBuiltin: boolean;
+  /** The view definitions and policies (as queries) of the relations read. */
+  definitions: string[];
 }
 
-/** Why the proxy refuses to cache `sql` (the probe's verdict, then its view definitions'), or null. */
+async function probe(sql: string): Promise<Probed> {
+  const analysis = analyzeSql(sql);
+  const r = await c.query({ text: buildProbeSql(analysis), rowMode: 'array' });
+  assert.is(r.rows.length, 1);
+  const result = readProbeRow((r.rows[0] as unknown[]).map((v) => (v === null ? null : String(v))));
+  const verdict = judgeProbed(analysis, learnFacts(result.relations, result.functions, analyzeSql));
+  return {
+    ...result,
+    notCacheable: verdict.reason,
+    dependsOn: [...verdict.dependsOn],
+    functionsBuiltin: verdict.functionsBuiltin,
+    definitions: [...new Set(result.relations.flatMap((rel) => closureDefinitions(rel.closure ?? [])))],
+  };
+}
+
 async function verdict(sql: string): Promise<string | null> {
-  const p = await probe(sql);
-  return p.notCacheable ?? viewDefinitionHazard(p.viewDefinitions, analyzeSql);
+  return (await probe(sql)).notCacheable;
 }
 
 test.before(async () => {
@@ -130,9 +148,9 @@ test('foreign tables, sequences, temporary and missing tables are refused', asyn
 test('a view over a table may be cached and depends on the table', async () => {
   const p = await probe('SELECT * FROM plain_view WHERE id = 1');
   assert.is(p.notCacheable, null);
-  assert.is(viewDefinitionHazard(p.viewDefinitions, analyzeSql), null);
+  assert.is(viewDefinitionHazard(p.definitions, analyzeSql), null);
   assert.equal(p.dependsOn.sort(), ['plain', 'plain_view']);
-  assert.is(p.viewDefinitions.length, 1);
+  assert.is(p.definitions.length, 1);
   assert.ok(p.functionsBuiltin);
 });
 
@@ -140,7 +158,7 @@ test('a view over a view over a join depends on every base table', async () => {
   const p = await probe('SELECT * FROM recent_order_names');
   assert.is(await verdict('SELECT * FROM recent_order_names'), null);
   assert.equal(p.dependsOn.sort(), ['customers', 'order_names', 'orders', 'recent_order_names']);
-  assert.is(p.viewDefinitions.length, 2, 'both views are judged by their definitions');
+  assert.is(p.definitions.length, 2, 'both views are judged by their definitions');
 });
 
 test('a view over a partitioned table depends on its partitions', async () => {
@@ -234,15 +252,56 @@ test('functions: only IMMUTABLE or built-in STABLE may be cached; only built-ins
   assert.is((await probe('SELECT no_such_function(1)')).notCacheable, 'function');
 });
 
+test('each relation and each function is reported on its own, a name that does not resolve with no closure', async () => {
+  const p = await probe('SELECT * FROM plain_view v JOIN child c ON c.id = v.id JOIN no_such_table n ON true WHERE f_immutable(v.id) > lower(c.id::text)::int');
+  assert.equal(p.relations.map((r) => r.name), ['"plain_view"', '"child"', '"no_such_table"']);
+  assert.equal(p.relations[0]!.closure!.map((r) => r.name).sort(), ['plain', 'plain_view']);
+  assert.equal(p.relations[1]!.closure!.map((r) => r.name).sort(), ['child', 'parent']);
+  assert.is(p.relations[2]!.closure, null);
+  assert.equal(p.functions.map((f) => [f.name, f.safe, f.builtin, f.found]).sort(),
+    [['f_immutable', true, false, true], ['lower', true, true, true]]);
+  assert.is(p.notCacheable, 'unresolved-table');
+});
+
+test('run as a Query with its own settings: the session\'s planner and timeouts do not reach it, and stay as they were', async () => {
+  const analysis = analyzeSql('SELECT * FROM recent_order_names');
+  const expected = await c.query({ text: buildProbeSql(analysis), rowMode: 'array' });
+  await c.query("SET enable_seqscan = off; SET enable_indexscan = off; SET jit_above_cost = 0; SET statement_timeout = '5s'");
+  try {
+    const results = await c.query({ text: probeQuery(buildProbeSql(analysis), '15.20 (Debian)'), rowMode: 'array' }) as unknown as pg.QueryResult[];
+    assert.equal(results[results.length - 1]!.rows, expected.rows);
+    const after = await c.query("SELECT current_setting('enable_seqscan') AS s, current_setting('jit_above_cost') AS j, current_setting('statement_timeout') AS t");
+    assert.equal(after.rows, [{ s: 'off', j: '0', t: '5s' }]);
+  } finally {
+    await c.query('RESET enable_seqscan; RESET enable_indexscan; RESET jit_above_cost; RESET statement_timeout');
+  }
+});
+
+test('the probe\'s own settings exist on the server version they are set for', () => {
+  assert.match(probeQuery('SELECT 1', '15.20'), /SET LOCAL jit = off; .*SET LOCAL force_parallel_mode = off;/);
+  assert.not.match(probeQuery('SELECT 1', '16.1'), /force_parallel_mode/);
+  assert.match(probeQuery('SELECT 1', '16.1'), /debug_parallel_query/);
+  assert.not.match(probeQuery('SELECT 1', '10.23'), /jit|memoize/);
+  assert.ok(probeQuery('SELECT 1', '15.20').endsWith('; SELECT 1'));
+});
+
+test('a failure for a passing reason (cancel, lock, resources, serialization) is told apart from one that will repeat', () => {
+  for (const code of ['57014', '55P03', '40001', '40P01', '53200']) assert.ok(probeFailureIsPassing(code), code);
+  for (const code of ['42501', '42883', '42P01', 'XX000', '']) assert.not.ok(probeFailureIsPassing(code), code);
+});
+
 test('a malformed row is refused', () => {
-  const row = ['test', 'u', 'u', 's', '0', '[]', 'true true true', 'false', '[]'];
+  const row = ['test', 'u', 'u', 's', '[{"name": "\\"t\\"", "closure": null, "calls": "true true"}]',
+    '[{"name": "f", "safe": true, "builtin": true, "found": true}]', 'false', '[]'];
   assert.ok(readProbeRow(row));
-  assert.throws(() => readProbeRow(['a', 'b']), /9/);
+  assert.throws(() => readProbeRow(['a', 'b']), /8/);
   assert.throws(() => readProbeRow([null, ...row.slice(1)]), /NULL/);
-  assert.throws(() => readProbeRow(row.map((v, i) => (i === 5 ? null : v))), /NULL/);
-  assert.throws(() => readProbeRow(row.map((v, i) => (i === 5 ? '[{"name": "t"}]' : v))), /closure/);
-  assert.throws(() => readProbeRow(row.map((v, i) => (i === 5 ? 'not json' : v))), /closure/);
-  assert.throws(() => readProbeRow(row.map((v, i) => (i === 8 ? '[1]' : v))), /fan-out/);
+  assert.throws(() => readProbeRow(row.map((v, i) => (i === 4 ? null : v))), /NULL/);
+  assert.throws(() => readProbeRow(row.map((v, i) => (i === 4 ? '[{"name": "t"}]' : v))), /relations/);
+  assert.throws(() => readProbeRow(row.map((v, i) => (i === 4 ? '[{"name": "t", "closure": [{"name": "t"}], "calls": "true true"}]' : v))), /relations/);
+  assert.throws(() => readProbeRow(row.map((v, i) => (i === 4 ? 'not json' : v))), /relations/);
+  assert.throws(() => readProbeRow(row.map((v, i) => (i === 5 ? '[{"name": "f", "safe": "yes"}]' : v))), /functions/);
+  assert.throws(() => readProbeRow(row.map((v, i) => (i === 7 ? '[1]' : v))), /fan-out/);
 });
 
 test.run();

@@ -1,12 +1,21 @@
-// The shape of a statement text: the text with its numeric literals replaced by 0. Texts that
-// differ only in numbers (`... WHERE aid = 17` vs `... WHERE aid = 42`) read and write the same
-// tables and call the same functions, so they share one analysis: the parser runs once per shape,
-// not once per text. Strings, quoted identifiers, dollar quotes and comments are copied verbatim
-// (a string such as 'now' changes the analysis), and anything unusual is left alone: a shape is
-// only ever a cache key for the analysis, never sent to a server.
+// The shape of a statement text: the text with its numeric literals replaced by 0 and its string
+// literals by empty ones ('', E'', B'', X'', N''). Texts that differ only in literal values
+// (`... WHERE aid = 17` vs `... WHERE aid = 42`, `... WHERE v = 'a'` vs `'b'`) read and write the
+// same tables and call the same functions, so they share one analysis: the parser runs once per
+// shape, not once per text. What a literal's value can change is kept: a string naming a time
+// ('now', 'today', ... : 'now'::timestamptz is the current time, see TIME_LITERALS) stays as it
+// is, so do U&'' strings and E'' strings with a backslash (an escape may spell 'now'), strings
+// continued on the next line ('no'<newline>'w' is 'now'), dollar quotes, quoted identifiers and
+// comments. Anything unusual is left alone: a shape is only ever a cache key for the analysis,
+// never sent to a server; texts whose analysis may depend on a literal (set_config('app.tenant',
+// ...)) or whose shape the parser rejects (U&'..' UESCAPE '!' with the '!' emptied) are analysed
+// as they are (PgCache.info).
 //
 // Assumes standard_conforming_strings = on (the parser does too); sessions without it are not
 // analysed at all (see the session's classification).
+
+/** Literal values that date/time input reads as a moment (some relative to now): kept in the shape. */
+const TIME_WORDS = /now|today|tomorrow|yesterday|epoch|infinity/i;
 
 const enum Ch {
   Quote = 0x27, // '
@@ -18,6 +27,7 @@ const enum Ch {
   Dot = 0x2e, // .
   Backslash = 0x5c, // \
   Newline = 0x0a,
+  Ampersand = 0x26, // &
   Zero = 0x30,
   Nine = 0x39,
   Underscore = 0x5f,
@@ -40,8 +50,17 @@ export function statementShape(text: string): string {
   while (i < n) {
     const c = text.charCodeAt(i);
     if (c === Ch.Quote) {
-      const escapes = i > 0 && (text.charCodeAt(i - 1) | 0x20) === 0x65 && (i < 2 || !isIdentChar(text.charCodeAt(i - 2)));
-      i = skipQuoted(text, i + 1, Ch.Quote, escapes);
+      const end = stringLiteralsEnd(text, i);
+      if (end > 0) {
+        if (end - i > 2) {
+          out ??= [];
+          out.push(text.slice(copiedUpTo, i), "''");
+          copiedUpTo = end;
+        }
+        i = end;
+      } else {
+        i = -end;
+      }
     } else if (c === Ch.DoubleQuote) {
       i = skipQuoted(text, i + 1, Ch.DoubleQuote, false);
     } else if (c === Ch.Minus && text.charCodeAt(i + 1) === Ch.Minus) {
@@ -70,6 +89,61 @@ export function statementShape(text: string): string {
   if (out === null) return text;
   out.push(text.slice(copiedUpTo));
   return out.join('');
+}
+
+/**
+ * The string literal whose opening quote is at `quote`: its end when its value may be replaced,
+ * or minus the end of what must stay as it is (the literal, or a run of literals continued on the
+ * following lines).
+ */
+function stringLiteralsEnd(text: string, quote: number): number {
+  const prefix = literalPrefix(text, quote);
+  let end = skipQuoted(text, quote + 1, Ch.Quote, prefix === 'E');
+  const body = text.slice(quote + 1, end - 1);
+  let keep = prefix === 'U&' || (prefix === 'E' && body.includes('\\')) || TIME_WORDS.test(body);
+  for (let next = continuation(text, end); next > 0; next = continuation(text, end)) {
+    keep = true;
+    end = skipQuoted(text, next + 1, Ch.Quote, prefix === 'E');
+  }
+  return keep ? -end : end;
+}
+
+/** What stands before a string's opening quote: E (escapes), U& (Unicode escapes), another letter (B, X, N) or nothing. */
+function literalPrefix(text: string, quote: number): 'E' | 'U&' | 'other' | '' {
+  const before = (at: number): number => (at >= 0 ? text.charCodeAt(at) : 0);
+  const standsAlone = (at: number): boolean => at < 0 || !isIdentChar(before(at));
+  const c = before(quote - 1) | 0x20;
+  if (c === 0x65 && standsAlone(quote - 2)) return 'E';
+  if ((c === 0x62 || c === 0x78 || c === 0x6e) && standsAlone(quote - 2)) return 'other';
+  if (before(quote - 1) === Ch.Ampersand && (before(quote - 2) | 0x20) === 0x75 && standsAlone(quote - 3)) return 'U&';
+  return '';
+}
+
+/**
+ * Where a string literal ending at `end` continues: the quote of the next one, when only
+ * whitespace and comments with a newline stand between them (the lexer joins them), else -1.
+ */
+function continuation(text: string, end: number): number {
+  let newline = false;
+  let i = end;
+  const n = text.length;
+  while (i < n) {
+    const c = text.charCodeAt(i);
+    if (c === Ch.Newline || c === 0x0d) {
+      newline = true;
+      i++;
+    } else if (c === 0x20 || c === 0x09 || c === 0x0c) {
+      i++;
+    } else if (c === Ch.Minus && text.charCodeAt(i + 1) === Ch.Minus) {
+      const lineEnd = text.indexOf('\n', i);
+      i = lineEnd < 0 ? n : lineEnd;
+    } else if (c === Ch.Slash && text.charCodeAt(i + 1) === Ch.Star) {
+      i = skipBlockComment(text, i + 2);
+    } else {
+      break;
+    }
+  }
+  return newline && text.charCodeAt(i) === Ch.Quote ? i : -1;
 }
 
 /** End of a numeric literal starting at `start`, or -1 when it runs into an identifier (0x1F, 1abc). */

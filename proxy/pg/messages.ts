@@ -57,11 +57,20 @@ export function decodeTextRow(buf: Buffer, start: number, end: number): (string 
 
 /** The 'M' field of an ErrorResponse body. */
 export function errorMessageOf(buf: Buffer, start: number, end: number): string {
+  return errorField(buf, start, end, 0x4d); // M
+}
+
+/** The 'C' field (SQLSTATE) of an ErrorResponse body. */
+export function errorCodeOf(buf: Buffer, start: number, end: number): string {
+  return errorField(buf, start, end, 0x43); // C
+}
+
+function errorField(buf: Buffer, start: number, end: number, field: number): string {
   let pos = start;
   while (pos < end && buf[pos] !== 0) {
     const fieldEnd = buf.indexOf(0, pos + 1);
     if (fieldEnd < 0 || fieldEnd > end) break;
-    if (buf[pos] === 0x4d) return buf.toString('utf8', pos + 1, fieldEnd); // M
+    if (buf[pos] === field) return buf.toString('utf8', pos + 1, fieldEnd);
     pos = fieldEnd + 1;
   }
   return '';

@@ -1,6 +1,6 @@
 // The PostgreSQL side's shared cache service: the result store, the statement analysis (one parse
-// per statement shape), the session contexts entries are keyed under, and invalidation. Sessions
-// call it; it knows nothing of sockets.
+// per statement shape), the session contexts entries are keyed under with what probes taught
+// about the catalog in each, and invalidation. Sessions call it; it knows nothing of sockets.
 import { createHash } from 'node:crypto';
 import type { Metrics } from '../../admin/metrics.js';
 import type { StatementIdentity } from '../../admin/query-stats.js';
@@ -9,21 +9,25 @@ import { ResultCache } from '../result-cache.js';
 import type { Config } from '../../config/settings.js';
 import type { StatementAnalysis } from '../../invalidation/pg-analysis.js';
 import { PgClassifier } from '../../invalidation/pg-classifier.js';
-import { buildProbeSql, viewDefinitionHazard, type ProbeResult } from '../../invalidation/pg-probe.js';
+import { judgeProbed, judgeStatement, learnFacts, type FunctionFacts, type RelationFacts, type StatementVerdict } from '../../invalidation/pg-facts.js';
+import type { ProbeResult } from '../../invalidation/pg-probe.js';
 import { statementShape } from '../../invalidation/pg-shape.js';
 
 /** What the proxy derives once from the analysis of a statement shape. */
 export interface StatementInfo {
   readonly analysis: StatementAnalysis;
   readonly identity: StatementIdentity;
-  /** The text with numeric literals replaced by 0: what a cache rule's regex is tested against. */
+  /** The text with its literals replaced (pg-shape.ts): what a cache rule's regex is tested against. */
   readonly shape: string;
   /** Of the shape; identity.fingerprint is "other" past the stats' bound, this never is. */
   readonly fingerprint: string;
   /** The text's own verdict allows caching (a single plain SELECT ...). */
   readonly readCacheable: boolean;
-  /** The probe must run before this statement can be cached or its functions judged. */
-  readonly probeSql: string | null;
+  /**
+   * What the catalog says of its relations and functions (a probe, or the facts its context
+   * learned from one) must be known before this statement can be cached or its functions judged.
+   */
+  readonly needsCatalog: boolean;
   /** Relation names whose cached reads a commit of this statement makes stale. */
   readonly writes: readonly string[];
   /** Invalidate the whole database on commit (DDL, unparsable, CALL/DO, writes calling functions). */
@@ -48,7 +52,7 @@ export interface SessionIdentity {
   readonly ownContext: boolean;
 }
 
-/** What the probe decided for one statement shape in one context. */
+/** What the catalog decided for one statement shape in one context (from a probe or known facts). */
 export interface Decision {
   readonly generation: number;
   readonly cacheable: boolean;
@@ -69,6 +73,13 @@ export const enum WriteScope {
 export class PgContext {
   /** Statement decisions under this context; bounded by clearing (shapes are few in practice). */
   readonly decisions = new Map<StatementInfo, Decision>();
+  /**
+   * What probes in this context taught about relations (by relationKey: names resolve through the
+   * context's search_path) and functions, as of catalog generation `factsGeneration`.
+   */
+  readonly relations = new Map<string, RelationFacts>();
+  readonly functions = new Map<string, FunctionFacts>();
+  factsGeneration = 0;
   constructor(readonly id: number, readonly database: string, readonly keyPrefix: string) {}
 }
 
@@ -77,6 +88,7 @@ const MAX_CONTEXTS = 10_000;
 const MAX_TEXTS = 10_000;
 const MAX_TEXT_KEY_LENGTH = 4096;
 const MAX_DECISIONS_PER_CONTEXT = 10_000;
+const MAX_FACTS_PER_CONTEXT = 10_000;
 
 /** Settings reported by ParameterStatus that change results or their text. */
 export const KEYED_PARAMETERS = [
@@ -115,10 +127,15 @@ export class PgCache extends ResultCache<StatementInfo> {
   info(text: string): StatementInfo {
     const known = this.infoByText.get(text);
     if (known !== undefined) return known;
-    const analysis = this.classifier.classify(statementShape(text));
+    const shape = statementShape(text);
+    let analysis = this.classifier.classify(shape);
+    // What a statement changes in the session may be spelled in a literal (set_config('app.tenant',
+    // ...), SET x = '...'), and a shape the parser rejects tells nothing of its text (U&'...'
+    // UESCAPE '!' with the escape character emptied): such texts are analysed as they are.
+    if (shape !== text && (analysis.sessionChanges.length > 0 || analysis.kind === 'unknown')) analysis = this.classifier.classify(text);
     let info = this.infos.get(analysis);
     if (info === undefined) {
-      info = this.derive(analysis, text);
+      info = this.derive(analysis, text, shape);
       this.infos.set(analysis, info);
     }
     if (text.length <= MAX_TEXT_KEY_LENGTH) {
@@ -128,11 +145,10 @@ export class PgCache extends ResultCache<StatementInfo> {
     return info;
   }
 
-  private derive(a: StatementAnalysis, text: string): StatementInfo {
+  private derive(a: StatementAnalysis, text: string, shape: string): StatementInfo {
     const isRead = a.kind === 'read';
     const callsFunctions = a.functions.length > 0;
-    const probe = (a.cacheable && isRead) || ((isRead || a.kind === 'write') && callsFunctions);
-    const shape = statementShape(text);
+    const needsCatalog = (a.cacheable && isRead) || ((isRead || a.kind === 'write') && callsFunctions);
     const fingerprint = createHash('sha1').update(shape).digest('hex').slice(0, 16);
     // Bare names, as invalidation spells them (tags are per relation name within a database).
     const tables = [...a.tablesRead, ...a.tablesWritten].map((t) => t.name);
@@ -142,7 +158,7 @@ export class PgCache extends ResultCache<StatementInfo> {
       shape,
       fingerprint,
       readCacheable: a.cacheable && isRead,
-      probeSql: probe ? buildProbeSql(a) : null,
+      needsCatalog,
       writes: Object.freeze([...new Set(a.tablesWritten.map((t) => t.name))]),
       writesUnlisted: a.writesUnlisted || a.kind === 'ddl' || a.kind === 'unknown',
       writesServer: a.serverWide,
@@ -187,29 +203,60 @@ export class PgCache extends ResultCache<StatementInfo> {
     return known === undefined || known.generation !== this.generation(database) || known.tables.has(table);
   }
 
-  decide(ctx: PgContext, info: StatementInfo, probe: ProbeResult): Decision {
-    this.fanOut.set(ctx.database, { generation: this.generation(ctx.database), tables: new Set(probe.fanOutTables) });
-    // The probe judged the relations and functions reached; what the views read compute shows
-    // only in their definitions.
-    const notCacheable = !info.readCacheable ? 'not-cacheable' : probe.notCacheable
-      ?? viewDefinitionHazard(probe.viewDefinitions, (definition) => this.classifier.classify(definition));
-    const tags = [databaseTag(ctx.database), ...probe.dependsOn.map((name) => tableTag(ctx.database, '', name))];
+  /**
+   * Learns what `probe` (run for `info`, sent under catalog `generation`) tells about the
+   * relations and functions it reported, in `ctx`, and decides `info` by it. A probe that DDL
+   * overtook (the generation moved on while it ran) may have read the old catalog: its decision
+   * is already stale, and nothing is learned from it.
+   */
+  decide(ctx: PgContext, info: StatementInfo, probe: ProbeResult, generation: number): Decision {
+    const learned = learnFacts(probe.relations, probe.functions, (definition) => this.classifier.classify(definition));
+    const decision = this.remember(ctx, info, judgeProbed(info.analysis, learned), generation);
+    if (generation !== this.generation(ctx.database)) return decision;
+    this.fanOut.set(ctx.database, { generation, tables: new Set(probe.fanOutTables) });
+    this.currentFacts(ctx, generation);
+    if (ctx.relations.size + learned.relations.size > MAX_FACTS_PER_CONTEXT) ctx.relations.clear();
+    if (ctx.functions.size + learned.functions.size > MAX_FACTS_PER_CONTEXT) ctx.functions.clear();
+    for (const [key, facts] of learned.relations) ctx.relations.set(key, facts);
+    for (const [name, facts] of learned.functions) ctx.functions.set(name, facts);
+    return decision;
+  }
+
+  /**
+   * A decision still valid for this context: taken before, or derived from what the context knows
+   * of every relation and function the statement names. Undefined when something is not known:
+   * the statement must be probed.
+   */
+  decision(ctx: PgContext, info: StatementInfo): Decision | undefined {
+    const generation = this.generation(ctx.database);
+    const d = ctx.decisions.get(info);
+    if (d !== undefined && d.generation === generation) return d;
+    this.currentFacts(ctx, generation);
+    const verdict = judgeStatement(info.analysis, (key) => ctx.relations.get(key), (name) => ctx.functions.get(name));
+    return verdict === undefined ? undefined : this.remember(ctx, info, verdict, generation);
+  }
+
+  /** Forgets the facts a context learned under an older catalog generation (DDL happened since). */
+  private currentFacts(ctx: PgContext, generation: number): void {
+    if (ctx.factsGeneration === generation) return;
+    ctx.relations.clear();
+    ctx.functions.clear();
+    ctx.factsGeneration = generation;
+  }
+
+  private remember(ctx: PgContext, info: StatementInfo, verdict: StatementVerdict, generation: number): Decision {
+    const reason = !info.readCacheable ? 'not-cacheable' : verdict.reason;
+    const tags = [databaseTag(ctx.database), ...verdict.dependsOn.map((name) => tableTag(ctx.database, '', name))];
     const decision: Decision = Object.freeze({
-      generation: this.generation(ctx.database),
-      cacheable: notCacheable === null,
-      reason: notCacheable,
+      generation,
+      cacheable: reason === null,
+      reason,
       tags: Object.freeze(tags),
-      functionsBuiltin: probe.functionsBuiltin,
+      functionsBuiltin: verdict.functionsBuiltin,
     });
     if (ctx.decisions.size >= MAX_DECISIONS_PER_CONTEXT) ctx.decisions.clear();
     ctx.decisions.set(info, decision);
     return decision;
-  }
-
-  /** A decision still valid for this context, if any. */
-  decision(ctx: PgContext, info: StatementInfo): Decision | undefined {
-    const d = ctx.decisions.get(info);
-    return d !== undefined && d.generation === this.generation(ctx.database) ? d : undefined;
   }
 
   /** Both parts only grow, so their sum is the same only while neither changed. */

@@ -16,13 +16,13 @@ import { Kind, ReplyRouter, Route } from '../reply-router.js';
 import { READY_IN_BLOCK, endsIdle, readyAsIdle, withoutDescriptions, withoutReady } from './stored-reply.js';
 import type { BackendSink } from './backend-scanner.js';
 import type { Decision, PgCache, PgContext, SessionIdentity, StatementInfo } from './pg-cache.js';
-import { buildProbeSql, readProbeRow, type ProbeResult } from '../../invalidation/pg-probe.js';
+import { buildProbeSql, probeFailureIsPassing, probeQuery, readProbeRow, type ProbeResult } from '../../invalidation/pg-probe.js';
 import { KEYED_PARAMETERS, WriteScope } from './pg-cache.js';
 import { IdentityError, PG_IDENTITY_SQL, identityOf, readPgIdentity } from '../upstream-identity.js';
 import { PgSessionState, TxStatus, readCString } from './session-state.js';
 import { cacheableBatch, type CacheableBatch, type Held } from './cacheable-batch.js';
 import {
-  PARSE_COMPLETE, closeStatementMessage, decodeTextRow, equalsName, errorMessageOf, parseMessage, queryMessage, startsWithAscii,
+  PARSE_COMPLETE, closeStatementMessage, decodeTextRow, equalsName, errorCodeOf, errorMessageOf, parseMessage, queryMessage, startsWithAscii,
 } from './messages.js';
 import type { Logger } from '../../cli/log.js';
 
@@ -64,9 +64,12 @@ interface Pending {
   poisoned: boolean;
   completes: number;
   errored: boolean;
-  // A probe: the statement it is for and the row it returned.
+  // A probe: the statement it is for, the catalog generation when it was sent, the row it
+  // returned, the SQLSTATE it failed with.
   probeFor: StatementInfo | null;
+  probeGeneration: number;
   probeRow: (string | null)[] | null;
+  probeError: string;
 }
 
 /** Custom settings a session may set before it stops sharing entries with other sessions. */
@@ -74,6 +77,8 @@ const MAX_CUSTOM_SETTINGS = 32;
 /** Extended-protocol messages collected until Sync before anything is decided; beyond, relay. */
 const MAX_HELD_MESSAGES = 64;
 const IDENTITY_QUERY = queryMessage(PG_IDENTITY_SQL);
+/** After probes failed in a row for passing reasons, statements relayed unprobed before the next try. */
+const MAX_PROBE_BACKOFF = 256;
 
 let nextRelayId = 1;
 
@@ -113,8 +118,12 @@ export class PgRelay {
   private parked: Held[] | null = null;
   /** The parked request is being taken up again: it does not park a second time. */
   private unparking = false;
-  /** This session's statements cannot be analysed (standard_conforming_strings off, probe failed). */
+  /** This session's statements cannot be analysed (standard_conforming_strings off, the probe cannot work). */
   private unanalysable = false;
+  /** Probes failed in a row for a passing reason (cancelled, lock, resources): the next waits longer. */
+  private probeFailures = 0;
+  /** Statements still to relay unprobed (and uncached) before the next probe is tried. */
+  private probeBackoff = 0;
   /**
    * The transaction block is known read-only: BEGIN / START TRANSACTION ... READ ONLY opened it and
    * only plain reads ran in it since (see trackReadOnlyBlock). A rule may let the cache answer in it.
@@ -259,7 +268,7 @@ export class PgRelay {
     const p: Pending = {
       kind, startedAt: performance.now(), info, executed: [], autocommit: false, bypassReason,
       swallowParse: 0, swallowClose: 0, skipParse: 0, rolledBack: false, invalidated: false, inBlock: false, keySuffix: '', token: 0, parts: [], size: 0, poisoned: false,
-      completes: 0, errored: false, probeFor: null, probeRow: null,
+      completes: 0, errored: false, probeFor: null, probeGeneration: 0, probeRow: null, probeError: '',
     };
     this.queue.push(p);
     this.blockSnapshotFree = false;
@@ -381,17 +390,25 @@ export class PgRelay {
     // A session whose server cannot be identified neither probes nor fills.
     const caching = quiet && !this.unidentified;
     // What the probe learns and a fill stores count once the server is verified: the check goes first.
-    if (caching && (info.readCacheable || info.probeSql !== null)) this.checkServer();
+    if (caching && (info.readCacheable || info.needsCatalog)) this.checkServer();
     let decision: Decision | undefined;
-    if (caching && info.probeSql !== null && (this.ctx === null || this.ctxStale || (decision = cache.decision(this.ctx, info)) === undefined)) {
-      const probe = this.enqueue(Kind.Probe, null, '');
-      probe.probeFor = info;
-      this.inject(queryMessage(this.customSettings.size === 0 ? info.probeSql : buildProbeSql(info.analysis, [...this.customSettings])));
+    let unprobed = false;
+    if (caching && info.needsCatalog && (this.ctx === null || this.ctxStale || (decision = cache.decision(this.ctx, info)) === undefined)) {
+      if (this.probeBackoff > 0) {
+        this.probeBackoff--;
+        unprobed = true;
+      } else {
+        const probe = this.enqueue(Kind.Probe, null, '');
+        probe.probeFor = info;
+        probe.probeGeneration = cache.generation(this.currentDatabase);
+        const select = buildProbeSql(info.analysis, [...this.customSettings]);
+        this.inject(queryMessage(probeQuery(select, this.state.parameters.get('server_version') ?? '')));
+      }
     }
     // A "never" cache rule makes a cacheable read a bypass; the rule is evaluated once per statement.
-    const never = caching && info.readCacheable && decision?.cacheable !== false && cache.rule(info).never;
-    const fill = caching && info.readCacheable && !never && (decision === undefined || decision.cacheable);
-    const reason = never ? 'rule' : caching ? decision?.reason ?? 'not-cacheable' : quiet ? 'unidentified-server'
+    const never = caching && info.readCacheable && !unprobed && decision?.cacheable !== false && cache.rule(info).never;
+    const fill = caching && info.readCacheable && !never && !unprobed && (decision === undefined || decision.cacheable);
+    const reason = never ? 'rule' : unprobed ? 'probe-failed' : caching ? decision?.reason ?? 'not-cacheable' : quiet ? 'unidentified-server'
       : this.state.txStatus !== TxStatus.Idle ? 'in-transaction' : 'pipelined';
     const p = this.enqueue(fill ? Kind.Fill : Kind.Forward, info, reason);
     p.executed.push(info);
@@ -571,11 +588,13 @@ export class PgRelay {
       let route = Route.Forward;
       let target: Pending | null = null;
       let want = WATCHED[code] === 1;
-      if (head !== undefined && !ASYNC[code]) {
-        if (head.kind === Kind.Probe) {
-          route = Route.Drop;
-          want = true;
-        } else if (code === Backend.ParseComplete && head.swallowParse > 0) {
+      if (head !== undefined && head.kind === Kind.Probe && code !== Backend.ParameterStatus && code !== Backend.NotificationResponse) {
+        // All of the probe's reply, its notices included (a session at client_min_messages = debug
+        // would see its transaction start and end).
+        route = Route.Drop;
+        want = true;
+      } else if (head !== undefined && !ASYNC[code]) {
+        if (code === Backend.ParseComplete && head.swallowParse > 0) {
           head.swallowParse--;
           route = Route.Drop;
         } else if (code === Backend.CloseComplete && head.swallowClose > 0) {
@@ -602,6 +621,7 @@ export class PgRelay {
           return;
         case Backend.ErrorResponse:
           if (head !== undefined) head.errored = true;
+          if (head !== undefined && head.kind === Kind.Probe) head.probeError = errorCodeOf(buf, start, end);
           if (!this.state.ready) this.io.loginRefused(errorMessageOf(buf, start, end));
           return;
         case Backend.CommandComplete:
@@ -703,11 +723,22 @@ export class PgRelay {
 
   private onProbeDone(p: Pending): void {
     const cache = this.cache!;
+    if (p.errored && probeFailureIsPassing(p.probeError)) {
+      // Cancelled (the client's cancel request met the probe), a lock, resources: try again later,
+      // after twice as many statements as the last time. Said once per run of failures.
+      if (this.probeFailures === 0) {
+        this.log.warn({ database: this.database, sqlstate: p.probeError }, 'pg: cache probe failed; it is tried again later');
+      }
+      this.probeFailures++;
+      this.probeBackoff = Math.min(2 ** this.probeFailures, MAX_PROBE_BACKOFF);
+      return;
+    }
     if (p.errored || p.probeRow === null) {
-      this.log.warn({ database: this.database }, 'pg: cache probe failed; caching off for this session');
+      this.log.warn({ database: this.database, sqlstate: p.probeError }, 'pg: cache probe failed; caching off for this session');
       this.unanalysable = true;
       return;
     }
+    this.probeFailures = 0;
     let result: ProbeResult;
     try {
       result = readProbeRow(p.probeRow);
@@ -722,7 +753,7 @@ export class PgRelay {
     // What a session learns counts for the others only while its server is the known one.
     const verified = this.verified;
     this.ctxEpoch = verified ? this.serverEpoch : -1;
-    if (this.ctx !== null && verified) cache.decide(this.ctx, p.probeFor!, result);
+    if (this.ctx !== null && verified) cache.decide(this.ctx, p.probeFor!, result, p.probeGeneration);
     if (this.pristine && verified) cache.rememberStartup(this.startupKey + '\u0000' + this.reportedParameters(), result);
   }
 

@@ -2,6 +2,7 @@
 // from here; only the admin server renders them. The cache metrics are not counted here: each
 // protocol's QueryStats counts in plain fields, and these metrics read them when Prometheus scrapes.
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import { registerChangeStreamMetrics, type ChangeStreamReading } from './change-streams.js';
 import { PrecountedHistogram, type LabelledHistogram } from './duration-histogram.js';
 import { OUTCOMES, type QueryStats, type StoreReading } from './query-stats.js';
 
@@ -17,6 +18,8 @@ export interface Metrics {
   upstreamErrors: Counter<'protocol' | 'reason'>;
   /** Each protocol's cache statistics; QueryStats' constructor adds itself. Read by the cache metrics and /stats. */
   cacheStats: Map<Protocol, QueryStats>;
+  /** The change streams followed (changes/ adds one per stream): sidecache_cdc_*, /stats and the dashboard read them. */
+  changeStreams: Set<ChangeStreamReading>;
 }
 
 export function createMetrics(): Metrics {
@@ -25,6 +28,8 @@ export function createMetrics(): Metrics {
   const registers = [registry];
   const cacheStats = new Map<Protocol, QueryStats>();
   registerCacheMetrics(registry, cacheStats);
+  const changeStreams = new Set<ChangeStreamReading>();
+  registerChangeStreamMetrics(registry, changeStreams);
   return {
     registry,
     clientConnections: new Gauge({ name: 'sidecache_client_connections', help: 'Client connections open now', labelNames: ['protocol'], registers }),
@@ -34,6 +39,7 @@ export function createMetrics(): Metrics {
     protocolErrors: new Counter({ name: 'sidecache_protocol_errors_total', help: 'Client connections closed for breaking the protocol', labelNames: ['protocol', 'reason'], registers }),
     upstreamErrors: new Counter({ name: 'sidecache_upstream_errors_total', help: 'Upstream connection failures', labelNames: ['protocol', 'reason'], registers }),
     cacheStats,
+    changeStreams,
   };
 }
 

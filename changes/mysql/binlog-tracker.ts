@@ -41,8 +41,9 @@ export class BinlogTracker {
   private inGroup = false;
   /** The GTID of the group being read, applied to the position when it commits. */
   private pendingGtid: { domainId: number; gtid: string } | null = null;
-  /** MariaDB's position: the last committed GTID per replication domain. */
+  /** MariaDB's position: the last committed GTID per replication domain, and as text. */
   private readonly gtids = new Map<number, string>();
+  private position = '';
   events = 0;
   /** Events that forced everything to be dropped (statements, unknown events). */
   unattributed = 0;
@@ -52,10 +53,15 @@ export class BinlogTracker {
     for (const gtid of startPosition.split(',').map((s) => s.trim()).filter((s) => s !== '')) {
       this.gtids.set(Number(gtid.split('-')[0]), gtid);
     }
+    this.position = this.formatPosition();
   }
 
   /** The GTID position reached (`0-1-42,1-1-7`), what a resumed dump starts from; '' on MySQL. */
   get gtidPosition(): string {
+    return this.position;
+  }
+
+  private formatPosition(): string {
     return [...this.gtids.keys()].sort((a, b) => a - b).map((d) => this.gtids.get(d)!).join(',');
   }
 
@@ -118,7 +124,10 @@ export class BinlogTracker {
   }
 
   private commit(): BinlogInvalidation | null {
-    if (this.pendingGtid !== null) this.gtids.set(this.pendingGtid.domainId, this.pendingGtid.gtid);
+    if (this.pendingGtid !== null) {
+      this.gtids.set(this.pendingGtid.domainId, this.pendingGtid.gtid);
+      this.position = this.formatPosition();
+    }
     this.pendingGtid = null;
     this.inGroup = false;
     this.tableIds.clear();

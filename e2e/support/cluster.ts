@@ -38,6 +38,8 @@ export interface Cluster {
   socketDir: string;
   /** Runs one statement as superuser in database `postgres` on a fresh connection; returns its rows. */
   query<R extends Record<string, unknown> = Record<string, unknown>>(sql: string, params?: unknown[]): Promise<R[]>;
+  /** Stops the server (fast: sessions are terminated) and starts it again on the same port. */
+  restart(): Promise<void>;
   /** Immediate shutdown, then the temp dir is removed. Safe to call twice. */
   stop(): Promise<void>;
 }
@@ -82,7 +84,7 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
       try {
         await asPostgres('pg_ctl', ['start', '-D', dataDir, '-l', logFile, '-w', '-t', String(Math.ceil(remaining(deadline) / 1000))],
           baseDir, remaining(deadline) + 2000);
-        return cluster(entry, port, baseDir);
+        return cluster(entry, port, baseDir, logFile);
       } catch (err) {
         const log = await readFile(logFile, 'utf8').catch(() => '');
         // Another process may grab the port between our probe and the server's bind.
@@ -96,7 +98,7 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
   }
 }
 
-function cluster(entry: LiveCluster, port: number, socketDir: string): Cluster {
+function cluster(entry: LiveCluster, port: number, socketDir: string, logFile: string): Cluster {
   return {
     host: '127.0.0.1',
     port,
@@ -110,6 +112,9 @@ function cluster(entry: LiveCluster, port: number, socketDir: string): Cluster {
       } finally {
         await client.end();
       }
+    },
+    async restart(): Promise<void> {
+      await asPostgres('pg_ctl', ['restart', '-D', entry.dataDir, '-m', 'fast', '-l', logFile, '-w', '-t', '60'], entry.baseDir, 70_000);
     },
     async stop(): Promise<void> {
       if (!live.has(entry)) return;

@@ -324,8 +324,10 @@ export class PgRelay {
     }
     // A "never" cache rule makes a cacheable read a bypass; the rule is evaluated once per statement.
     const never = quiet && info.readCacheable && decision?.cacheable !== false && cache.rule(info).never;
-    const fill = quiet && info.readCacheable && !never && (decision === undefined || decision.cacheable);
-    const reason = never ? 'rule' : quiet ? decision?.reason ?? 'not-cacheable' : this.state.txStatus !== TxStatus.Idle ? 'in-transaction' : 'pipelined';
+    // CDC (changes/): while this database's change stream is not up, its reads are bypasses.
+    const fenced = quiet && info.readCacheable && !never && decision?.cacheable !== false ? cache.fence(this.database) : null;
+    const fill = quiet && info.readCacheable && !never && fenced === null && (decision === undefined || decision.cacheable);
+    const reason = never ? 'rule' : fenced ?? (quiet ? decision?.reason ?? 'not-cacheable' : this.state.txStatus !== TxStatus.Idle ? 'in-transaction' : 'pipelined');
     const p = this.enqueue(fill ? Kind.Fill : Kind.Forward, info, reason);
     p.executed.push(info);
     if (fill) {
@@ -349,7 +351,7 @@ export class PgRelay {
   private planInBlock(info: StatementInfo, keySuffix: string): Pending {
     const cache = this.cache!;
     const decision = cache.decision(this.ctx!, info);
-    const fill = this.blockSnapshotFree && decision !== undefined && decision.cacheable;
+    const fill = this.blockSnapshotFree && decision !== undefined && decision.cacheable && cache.fence(this.database) === null; // CDC (changes/)
     const p = this.enqueue(fill ? Kind.Fill : Kind.Forward, info, decision?.reason ?? 'in-transaction');
     p.executed.push(info);
     p.inBlock = decision === undefined || decision.cacheable;

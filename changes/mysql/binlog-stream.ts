@@ -195,8 +195,9 @@ class BinlogStream implements ChangeStream {
       const packet = decodeBinlogPacket(payload, this.format);
       if (packet.kind === 'error') {
         if (packet.code === ER_MASTER_FATAL_ERROR_READING_BINLOG) this.options.kept.gtid = ''; // the next stream starts afresh
-        this.finish(new BinlogStreamError(`the server stopped the binlog stream: ${packet.code} ${packet.message}`
-          + (packet.code === ER_MASTER_FATAL_ERROR_READING_BINLOG ? ' (the position is gone: the next stream starts from the current one)' : '')));
+        const why = this.explain(Object.assign(new Error(`the server stopped the binlog stream: ${packet.code} ${packet.message}`), { errno: packet.code }));
+        this.finish(packet.code === ER_MASTER_FATAL_ERROR_READING_BINLOG
+          ? new BinlogStreamError(`${why.message} (the position is gone: the next stream starts from the current one)`) : why);
         return false;
       }
       if (packet.kind === 'eof') {

@@ -122,7 +122,8 @@ export class Follower<I> implements ChangeStreamReading {
       let upAt = 0;
       let why: Error;
       try {
-        await stream.started;
+        // A stream closed (or dead) before it started counts as not started.
+        await Promise.race([stream.started, stream.ended.then((reason) => Promise.reject(reason))]);
         if (this.stopped) break;
         upAt = Date.now();
         this.setState('up');

@@ -78,6 +78,9 @@ test.before(async () => {
     INSERT INTO audited VALUES (1, 0); INSERT INTO audit_log VALUES (1, 0);
     CREATE TRIGGER audited_count AFTER UPDATE ON audited FOR EACH ROW UPDATE audit_log SET n = n + 1 WHERE k = 1;
     CREATE TABLE marker (k INT PRIMARY KEY, v INT) ENGINE=InnoDB; INSERT INTO marker VALUES (1, 0);
+    CREATE TABLE parent (id INT PRIMARY KEY) ENGINE=InnoDB; INSERT INTO parent VALUES (1), (2);
+    CREATE TABLE ${DB}_other.child (id INT PRIMARY KEY, pid INT, FOREIGN KEY (pid) REFERENCES ${DB}.parent (id) ON DELETE CASCADE) ENGINE=InnoDB;
+    INSERT INTO ${DB}_other.child VALUES (1, 1), (2, 2);
     CREATE TABLE ${DB}_other.remote (k INT PRIMARY KEY, v INT) ENGINE=InnoDB; INSERT INTO ${DB}_other.remote VALUES (1, 0);`);
   await writeFile(LOAD_FILE, '1,one\n2,two\n3,three\n');
   db = await connect(server.port);
@@ -119,6 +122,12 @@ const CASES: WriteCase[] = [
   { name: 'a non-transactional (MyISAM) table', read: 'SELECT v FROM plain WHERE k = 1', write: () => db.query('UPDATE plain SET v = 1'), after: [{ v: 1 }] },
   { name: 'a partitioned table', read: 'SELECT v FROM parted WHERE k = 150', write: () => db.query('UPDATE parted SET v = 7 WHERE k = 150'), after: [{ v: 7 }] },
   { name: 'a table written by a trigger', read: 'SELECT n FROM audit_log WHERE k = 1', write: () => db.query('UPDATE audited SET v = v + 1'), after: [{ n: 1 }] },
+  {
+    name: 'a foreign-key cascade into another database (its rows are not in the binlog)',
+    read: `SELECT COUNT(*) AS n FROM ${DB}_other.child`,
+    write: () => db.query('DELETE FROM parent WHERE id = 2'),
+    after: [{ n: 1 }],
+  },
   { name: 'another database', read: `SELECT v FROM ${DB}_other.remote WHERE k = 1`, write: () => db.query(`UPDATE ${DB}_other.remote SET v = 9`), after: [{ v: 9 }] },
   {
     name: 'writes in a long transaction, seen at its commit',

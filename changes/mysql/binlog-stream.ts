@@ -74,6 +74,8 @@ class BinlogStream implements ChangeStream {
   private probe: { target: FilePosition; askedAt: number } | null = null;
   private probing = false;
   private firstEvent: (() => void) | null = null;
+  /** lower_case_table_names is not 0: table-level invalidation cannot match clients' spelling. */
+  private caseFolded = false;
 
   constructor(private readonly options: BinlogStreamOptions, private readonly sink: ChangeSink<BinlogInvalidation>) {
     this.ended = new Promise((resolve) => {
@@ -128,8 +130,12 @@ class BinlogStream implements ChangeStream {
   private async start(): Promise<void> {
     const [{ version }] = await this.query<{ version: string }>(this.control, 'SELECT @@version AS version');
     const mariadb = /mariadb/i.test(version);
-    const [server] = await this.query<{ log_bin: number; format: string; checksum: string; server_id: number }>(this.control,
-      'SELECT @@global.log_bin AS log_bin, @@global.binlog_format AS format, @@global.binlog_checksum AS checksum, @@global.server_id AS server_id');
+    const [server] = await this.query<{ log_bin: number; format: string; checksum: string; server_id: number; lctn: number }>(this.control,
+      'SELECT @@global.log_bin AS log_bin, @@global.binlog_format AS format, @@global.binlog_checksum AS checksum, @@global.server_id AS server_id, '
+        + '@@lower_case_table_names AS lctn');
+    // With case-folded names the binlog spells a table in lower case and clients may not: their
+    // entries' tags would not match, so every change drops everything there.
+    this.caseFolded = Number(server!.lctn) !== 0;
     if (Number(server!.log_bin) !== 1) {
       throw new BinlogStreamError('the binary log is off (log_bin=OFF): start the server with --log-bin (log_bin in its config) and binlog_format=ROW; '
         + "on Amazon RDS turn on automated backups, which turns the binlog on, and keep it long enough: CALL mysql.rds_set_configuration('binlog retention hours', 24)");
@@ -212,7 +218,7 @@ class BinlogStream implements ChangeStream {
       if (e.kind === 'format') this.format = { checksum: this.format.checksum, tableIdBytes: e.tableIdBytes };
       this.sink.decoded(1);
       const inv = this.tracker.apply(e);
-      if (inv !== null) this.sink.invalidate(inv);
+      if (inv !== null) this.sink.invalidate(this.caseFolded && !inv.wide ? { tables: [], wide: true, catalogChanged: inv.catalogChanged } : inv);
       this.options.kept.gtid = this.tracker.gtidPosition;
       if (this.probe !== null && atOrAfter(this.at, this.probe.target)) this.probeReached();
       return true;

@@ -54,6 +54,12 @@ test('several tables and statements in one transaction are handed out once, at t
   }]);
 });
 
+test('a table mapped in a transaction is invalidated even without rows of its own (a foreign-key cascade target)', () => {
+  const t = new BinlogTracker();
+  assert.equal(feed(t, [mariadbGtidEvent(1n, 0, false), tableMapEvent(5, 'a', 'parent'), tableMapEvent(6, 'b', 'child'), rowsEvent(EventType.DeleteRowsV1, 5), xidEvent()]),
+    [{ tables: [{ database: 'a', name: 'parent' }, { database: 'b', name: 'child' }], wide: false, catalogChanged: false }]);
+});
+
 test('table ids are forgotten at each commit: a rows event without its map is unattributable (everything)', () => {
   const t = new BinlogTracker();
   feed(t, [mariadbGtidEvent(1n, 0, false), tableMapEvent(5, 's', 'a'), rowsEvent(23, 5), xidEvent()]);

@@ -1,9 +1,13 @@
 // What a decoded binlog means for the cache: the tables each committed transaction wrote, handed
 // out at its commit marker, and the MariaDB GTID position reached. Pure state, no I/O.
 //
-// - TABLE_MAP events name the table behind a table id; the rows events after them (in the same
-//   statement) say which ids changed. The map is cleared at each commit: the server writes the
-//   maps again for every statement, and this keeps it bounded.
+// - TABLE_MAP events name the table behind a table id. The server writes one for every table a
+//   statement locked for writing, when it logs the statement's first row: the tables its rows
+//   change, and also those a foreign-key cascade changes, whose rows it does not log (the
+//   replica's engine would cascade itself). So every table mapped in a transaction is
+//   invalidated at its commit; a rows event of an unmapped id makes it wide. The map is cleared at
+//   each commit: the maps come again with every statement, and this keeps it bounded. Triggers'
+//   changes are logged as rows of their own.
 // - A transaction ends at its XID event (InnoDB), a COMMIT Query (non-transactional engines, which
 //   MariaDB logs as their own group), or an XA PREPARE event; a MariaDB standalone group (DDL) is
 //   one Query. Rolled-back transactions never reach the binlog, but for their non-transactional
@@ -73,19 +77,18 @@ export class BinlogTracker {
         this.pendingGtid = { domainId: e.domainId, gtid: `${e.domainId}-${e.header.serverId}-${e.sequence}` };
         this.inGroup = !e.standalone;
         return null;
-      case 'table-map':
-        this.tableIds.set(e.tableId, { database: e.schema, name: e.table });
-        return null;
-      case 'rows': {
-        const t = this.tableIds.get(e.tableId);
-        if (t === undefined) {
-          this.unattributed++;
-          this.wide = true;
-        } else {
-          this.tables.set(`${t.database}\u0000${t.name}`, t);
-        }
+      case 'table-map': {
+        const t = { database: e.schema, name: e.table };
+        this.tableIds.set(e.tableId, t);
+        this.tables.set(`${t.database}\u0000${t.name}`, t);
         return null;
       }
+      case 'rows':
+        if (!this.tableIds.has(e.tableId)) {
+          this.unattributed++;
+          this.wide = true;
+        }
+        return null;
       case 'xid':
       case 'xa-prepare':
         return this.commit();

@@ -48,7 +48,7 @@ export function derivedServerId(hostname: string, pid: number): number {
 export function mysqlTarget(cache: MySqlCache): FollowTarget<BinlogInvalidation> {
   return {
     apply(inv) {
-      cache.invalidate(null, inv.tables, inv.wide, inv.catalogChanged);
+      cache.invalidateStreamed(inv.tables, inv.wide, inv.catalogChanged);
     },
     drop() {
       cache.invalidate(null, [], true, true);

@@ -42,6 +42,15 @@ export interface ChangeSink<I> {
 
 export type OpenStream<I> = (sink: ChangeSink<I>) => ChangeStream;
 
+/** For a stream's `started`: `start` bounded in time, failing with `timeout()` after `ms`. */
+export function startWithin<T>(start: Promise<T>, ms: number, timeout: () => Error): Promise<T> {
+  let timer: NodeJS.Timeout;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(timeout()), ms);
+  });
+  return Promise.race([start, late]).finally(() => clearTimeout(timer));
+}
+
 /** The cache side of one followed target. */
 export interface FollowTarget<I> {
   apply(inv: I): void;

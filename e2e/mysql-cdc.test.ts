@@ -11,8 +11,7 @@ import { writeFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import mysql, { type Connection, type RowDataPacket } from 'mysql2/promise';
-import { ECHO_MS } from '../changes/echo.js';
-import { cdcDownBypasses, connectedMetric, streamOf, waitFor, waitForStream } from './support/cdc.js';
+import { cdcDownBypasses, connectedMetric, readUntil, stableHit, streamOf, waitFor, waitForStream } from './support/cdc.js';
 import { startMariadb, type MariadbServer } from './support/mariadb-server.js';
 import { measureMySql } from './support/mysql-metrics.js';
 import { startProxy, type RunningProxy } from './support/sidecache.js';
@@ -38,26 +37,16 @@ async function read(c: Connection, sql: string): Promise<unknown[]> {
   return rows.map((r) => ({ ...r }));
 }
 
-/** Reads `sql` through sidecache until it is a hit twice, the echo window apart. */
-async function cached(sql: string, via: Connection = app, adminPort = proxy.adminPort): Promise<unknown[]> {
-  const hit = async (): Promise<unknown[] | undefined> => {
+/** Reads `sql` through sidecache until it stays a hit. */
+function cached(sql: string, via: Connection = app, adminPort = proxy.adminPort): Promise<unknown[]> {
+  return stableHit(async () => {
     const { result, delta } = await measureMySql(adminPort, () => read(via, sql));
-    return delta.hits === 1 ? result : undefined;
-  };
-  return waitFor(`${sql} to stay a hit`, async () => {
-    if ((await hit()) === undefined) return undefined;
-    await new Promise((r) => setTimeout(r, 3 * ECHO_MS));
-    return hit();
-  }, 20_000, 50);
+    return { rows: result, hit: delta.hits === 1 };
+  }, sql);
 }
 
-async function seen(sql: string, expected: unknown[], via: Connection = app): Promise<number> {
-  let reads = 0;
-  await waitFor(`${sql} to return ${JSON.stringify(expected)}`, async () => {
-    reads++;
-    return JSON.stringify(await read(via, sql)) === JSON.stringify(expected) ? true : undefined;
-  }, 20_000);
-  return reads;
+function seen(sql: string, expected: unknown[], via: Connection = app): Promise<number> {
+  return readUntil(() => read(via, sql), expected, sql);
 }
 
 const LOAD_FILE = path.join(os.tmpdir(), `sidecache-cdc-load-${process.pid}.csv`);

@@ -6,9 +6,8 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import pg from 'pg';
-import { ECHO_MS } from '../changes/echo.js';
 import type { Cluster } from './support/cluster.js';
-import { startLogicalCluster, waitFor, waitForStream } from './support/cdc.js';
+import { stableHit, startLogicalCluster, waitFor, waitForStream } from './support/cdc.js';
 import { measure } from './support/metrics.js';
 import { startProxy, type RunningProxy } from './support/sidecache.js';
 
@@ -29,16 +28,11 @@ function start(extra: string[]): Promise<RunningProxy> {
   return startProxy({ pgUpstream: `postgres://127.0.0.1:${cluster.port}`, args: ['--pg-cdc', `postgres://postgres@127.0.0.1:${cluster.port}`, '--cache-ttl', '10m', ...extra] });
 }
 
-async function cached(c: pg.Client, sql: string, proxy: RunningProxy): Promise<unknown[]> {
-  const hit = async (): Promise<unknown[] | undefined> => {
+function cached(c: pg.Client, sql: string, proxy: RunningProxy): Promise<unknown[]> {
+  return stableHit(async () => {
     const { result, delta } = await measure(proxy.adminPort, () => c.query(sql));
-    return delta.hits === 1 ? result.rows : undefined;
-  };
-  return waitFor(`${sql} to stay a hit`, async () => {
-    if ((await hit()) === undefined) return undefined;
-    await new Promise((r) => setTimeout(r, 3 * ECHO_MS));
-    return hit();
-  }, 20_000, 50);
+    return { rows: result.rows, hit: delta.hits === 1 };
+  }, sql);
 }
 
 /** Polls `sql` through `c` until `accept` says yes (a result or an error message). */

@@ -8,10 +8,9 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import pg from 'pg';
 import type { Cluster } from './support/cluster.js';
-import { cdcDownBypasses, connectedMetric, startLogicalCluster, streamOf, waitFor, waitForStream } from './support/cdc.js';
+import { cdcDownBypasses, connectedMetric, readUntil, stableHit, startLogicalCluster, streamOf, waitFor, waitForStream } from './support/cdc.js';
 import { measure } from './support/metrics.js';
 import { startProxy, type RunningProxy } from './support/sidecache.js';
-import { ECHO_MS } from '../changes/echo.js';
 
 const DB = 'cdc_app';
 let cluster: Cluster;
@@ -30,31 +29,17 @@ function startCdcProxy(extra: string[] = []): Promise<RunningProxy> {
   return startProxy({ pgUpstream: `postgres://127.0.0.1:${cluster.port}`, args: ['--pg-cdc', `postgres://postgres@127.0.0.1:${cluster.port}`, '--cache-ttl', '10m', ...extra] });
 }
 
-/**
- * Reads `sql` through sidecache until it is a hit twice, the echo window apart: a fill right after
- * an invalidation is dropped again by the echo (changes/echo.ts), by design.
- */
-async function cached(sql: string, via: pg.Client = app, adminPort = proxy.adminPort): Promise<unknown[]> {
-  const hit = async (): Promise<unknown[] | undefined> => {
+/** Reads `sql` through sidecache until it stays a hit. */
+function cached(sql: string, via: pg.Client = app, adminPort = proxy.adminPort): Promise<unknown[]> {
+  return stableHit(async () => {
     const { result, delta } = await measure(adminPort, () => via.query(sql));
-    return delta.hits === 1 ? result.rows : undefined;
-  };
-  return waitFor(`${sql} to stay a hit`, async () => {
-    if ((await hit()) === undefined) return undefined;
-    await new Promise((r) => setTimeout(r, 3 * ECHO_MS));
-    return hit();
-  }, 20_000, 50);
+    return { rows: result.rows, hit: delta.hits === 1 };
+  }, sql);
 }
 
 /** Reads `sql` through sidecache until it returns `expected`; returns how many reads it took. */
-async function seen(sql: string, expected: unknown[], via: pg.Client = app): Promise<number> {
-  let reads = 0;
-  await waitFor(`${sql} to return ${JSON.stringify(expected)}`, async () => {
-    reads++;
-    const rows = (await via.query(sql)).rows;
-    return JSON.stringify(rows) === JSON.stringify(expected) ? true : undefined;
-  }, 20_000);
-  return reads;
+function seen(sql: string, expected: unknown[], via: pg.Client = app): Promise<number> {
+  return readUntil(async () => (await via.query(sql)).rows, expected, sql);
 }
 
 test.before(async () => {

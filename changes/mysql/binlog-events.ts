@@ -7,6 +7,7 @@
 // A packet's payload is 0x00 then one event (v4 header + body [+ CRC32]), 0xFE at the end of a
 // non-blocking dump, or 0xFF and an error. Event layouts: MySQL's libbinlogevents and MariaDB's
 // log_event.h; MariaDB numbers its own events from 160.
+import { MalformedPacketError, PayloadReader } from '../../proxy/mysql/packets.js';
 
 export const enum EventType {
   StartV3 = 1,
@@ -115,6 +116,27 @@ export class BinlogError extends Error {
   override name = 'BinlogError';
 }
 
+/** Reads of a body: the proxy's own payload cursor, with the widths binlog events use. */
+class EventReader extends PayloadReader {
+  /** A little-endian unsigned integer of 4 or 6 bytes (table ids, the low part of a position). */
+  uint(bytes: number): number {
+    return this.bytes(bytes).readUIntLE(0, bytes);
+  }
+
+  /** A u64 as its exact decimal text (MariaDB sequence numbers may pass 2^53). */
+  u64String(): string {
+    return this.bytes(8).readBigUInt64LE(0).toString();
+  }
+
+  string(n: number): string {
+    return this.bytes(n).toString('utf8');
+  }
+
+  restString(): string {
+    return this.rest().toString('utf8');
+  }
+}
+
 const HEADER_BYTES = 19;
 const CHECKSUM_BYTES = 4;
 /** The event may be skipped by a reader that does not know it (LOG_EVENT_IGNORABLE_F). */
@@ -141,6 +163,15 @@ const OPAQUE_STATEMENTS = new Set<number>([EventType.Load, EventType.ExecLoad, E
 
 /** Decodes one packet of the dump: `payload` is the packet without its 4-byte header. */
 export function decodeBinlogPacket(payload: Buffer, format: BinlogFormat): BinlogPacket {
+  try {
+    return decodePacket(payload, format);
+  } catch (err) {
+    if (err instanceof MalformedPacketError) throw new BinlogError(`binlog event type ${payload.length > 5 ? payload[5] : '?'}: ${err.message}`);
+    throw err;
+  }
+}
+
+function decodePacket(payload: Buffer, format: BinlogFormat): BinlogPacket {
   if (payload.length === 0) throw new BinlogError('empty binlog packet');
   switch (payload[0]) {
     case 0x00:
@@ -175,7 +206,8 @@ function decodeEvent(buf: Buffer, at: number, format: BinlogFormat): BinlogEvent
   };
   if (header.eventSize !== buf.length - at) throw new BinlogError(`event type ${header.type} says ${header.eventSize} bytes, the packet holds ${buf.length - at}`);
   const end = buf.length - (format.checksum ? CHECKSUM_BYTES : 0);
-  const r = new Reader(buf, at + HEADER_BYTES, end, header.type);
+  if (end < at + HEADER_BYTES) throw new BinlogError(`event type ${header.type}: shorter than its header and checksum`);
+  const r = new EventReader(buf, at + HEADER_BYTES, end);
   const t = header.type;
   switch (t) {
     case EventType.Query: {
@@ -185,7 +217,7 @@ function decodeEvent(buf: Buffer, at: number, format: BinlogFormat): BinlogEvent
       r.skip(r.u16()); // status variables
       const schema = r.string(schemaLength);
       r.skip(1); // NUL
-      return { kind: 'query', header, schema, sql: r.rest() };
+      return { kind: 'query', header, schema, sql: r.restString() };
     }
     case EventType.Xid:
       return { kind: 'xid', header };
@@ -203,7 +235,7 @@ function decodeEvent(buf: Buffer, at: number, format: BinlogFormat): BinlogEvent
     case EventType.Rotate: {
       const position = r.uint(6);
       r.skip(2); // the high bytes of the u64 position
-      return { kind: 'rotate', header, position, nextFile: r.rest() };
+      return { kind: 'rotate', header, position, nextFile: r.restString() };
     }
     case EventType.FormatDescription: {
       r.skip(2);
@@ -225,7 +257,7 @@ function decodeEvent(buf: Buffer, at: number, format: BinlogFormat): BinlogEvent
     case EventType.GtidTagged:
       return { kind: 'mysql-gtid', header };
     case EventType.Heartbeat:
-      return { kind: 'heartbeat', header, file: r.rest() };
+      return { kind: 'heartbeat', header, file: r.restString() };
     case EventType.TransactionPayload:
       return { kind: 'transaction-payload', header };
     case EventType.Incident:
@@ -238,68 +270,4 @@ function decodeEvent(buf: Buffer, at: number, format: BinlogFormat): BinlogEvent
   if (OPAQUE_STATEMENTS.has(t)) return { kind: 'opaque-statement', header };
   if (IGNORED.has(t) || (header.flags & IGNORABLE_FLAG) !== 0) return { kind: 'ignored', header };
   return { kind: 'unknown', header };
-}
-
-/** A bounded cursor over one event body (the CRC32 trailer excluded). */
-class Reader {
-  constructor(private readonly buf: Buffer, public pos: number, private readonly end: number, private readonly type: number) {
-    if (end < pos) throw new BinlogError(`event type ${type}: shorter than its header and checksum`);
-  }
-
-  need(n: number): void {
-    if (this.pos + n > this.end) throw new BinlogError(`event type ${this.type}: truncated at byte ${this.pos} (needs ${n} more, ends at ${this.end})`);
-  }
-
-  skip(n: number): void {
-    this.need(n);
-    this.pos += n;
-  }
-
-  u8(): number {
-    this.need(1);
-    return this.buf[this.pos++]!;
-  }
-
-  u16(): number {
-    this.need(2);
-    const v = this.buf.readUInt16LE(this.pos);
-    this.pos += 2;
-    return v;
-  }
-
-  u32(): number {
-    this.need(4);
-    const v = this.buf.readUInt32LE(this.pos);
-    this.pos += 4;
-    return v;
-  }
-
-  /** A little-endian unsigned integer of 4 or 6 bytes (table ids, the low part of a position). */
-  uint(bytes: number): number {
-    this.need(bytes);
-    const v = this.buf.readUIntLE(this.pos, bytes);
-    this.pos += bytes;
-    return v;
-  }
-
-  /** A u64 as its exact decimal text (MariaDB sequence numbers may pass 2^53). */
-  u64String(): string {
-    this.need(8);
-    const v = this.buf.readBigUInt64LE(this.pos);
-    this.pos += 8;
-    return v.toString();
-  }
-
-  string(n: number): string {
-    this.need(n);
-    const s = this.buf.toString('utf8', this.pos, this.pos + n);
-    this.pos += n;
-    return s;
-  }
-
-  rest(): string {
-    const s = this.buf.toString('utf8', this.pos, this.end);
-    this.pos = this.end;
-    return s;
-  }
 }

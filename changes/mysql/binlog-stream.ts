@@ -16,7 +16,7 @@
 // invalidation a rows event only needs its table id.
 import mysql from 'mysql2';
 import type { CdcUrl } from '../../config/settings.js';
-import type { ChangeSink, ChangeStream } from '../follower.js';
+import { startWithin, type ChangeSink, type ChangeStream } from '../follower.js';
 import { BinlogDumpCommand } from './binlog-dump.js';
 import { decodeBinlogPacket, type BinlogFormat } from './binlog-events.js';
 import { BinlogTracker, type BinlogInvalidation } from './binlog-tracker.js';
@@ -83,7 +83,8 @@ class BinlogStream implements ChangeStream {
     });
     this.tracker = new BinlogTracker(options.kept.gtid);
     this.control = this.connect();
-    this.started = withTimeout(this.start(), options.startTimeoutMs ?? DEFAULT_START_TIMEOUT_MS);
+    const startTimeoutMs = options.startTimeoutMs ?? DEFAULT_START_TIMEOUT_MS;
+    this.started = startWithin(this.start(), startTimeoutMs, () => new BinlogStreamError(`starting the binlog stream took longer than ${startTimeoutMs} ms`));
     this.started.catch((err: Error) => this.finish(err));
   }
 
@@ -263,12 +264,4 @@ class BinlogStream implements ChangeStream {
     if (e.errno === 1040) return new BinlogStreamError(`${at}: ${e.message}: the server refuses more connections (max_connections)`);
     return new BinlogStreamError(`${at}: ${e.message}`);
   }
-}
-
-function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new BinlogStreamError(`starting the binlog stream took longer than ${ms} ms`)), ms);
-  });
-  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
 }

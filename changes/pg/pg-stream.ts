@@ -17,7 +17,7 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import type { CdcUrl } from '../../config/settings.js';
-import type { ChangeSink, ChangeStream } from '../follower.js';
+import { startWithin, type ChangeSink, type ChangeStream } from '../follower.js';
 import { DDL_FUNCTION, DDL_INSTALL_SQL, DDL_SCHEMA, DDL_TRIGGERS, isCurrentFunction } from './ddl-trigger.js';
 import { decodePgoutput, decodeReplicationMessage, formatLsn, parseLsn, standbyStatusUpdate } from './pgoutput.js';
 import { PgoutputTracker, type PgInvalidation } from './pgoutput-tracker.js';
@@ -92,7 +92,8 @@ class PgStream implements ChangeStream {
     this.client = new pg.Client(config);
     this.client.on('error', (err) => this.finish(explain(err, options)));
     this.client.on('end', () => this.finish(new Error('the server closed the replication connection')));
-    this.started = withTimeout(this.start(), options.startTimeoutMs ?? DEFAULT_START_TIMEOUT_MS, 'starting the change stream');
+    const startTimeoutMs = options.startTimeoutMs ?? DEFAULT_START_TIMEOUT_MS;
+    this.started = startWithin(this.start(), startTimeoutMs, () => new PgStreamError(`starting the change stream took longer than ${startTimeoutMs} ms`));
     this.started.catch((err: Error) => this.finish(err));
   }
 
@@ -298,12 +299,4 @@ function explain(err: Error, options: PgStreamOptions): Error {
   }
   if (e.code === '53300') return new PgStreamError(`${at}: ${e.message}: the server refuses more connections (max_connections)`);
   return new PgStreamError(`${at}: ${e.message}`);
-}
-
-function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new PgStreamError(`${what} took longer than ${ms} ms`)), ms);
-  });
-  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
 }

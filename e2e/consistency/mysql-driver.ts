@@ -6,7 +6,7 @@
 // MySQL does not abort a transaction when a statement in it fails, so it has no 'transaction-failed'.
 import type mysql from 'mysql2/promise';
 import type { ResultSetHeader, RowDataPacket } from 'mysql2/promise';
-import { DIRECT_MYSQL, connectMySql } from '../support/mysql-direct.js';
+import { DIRECT_MYSQL, connectMySql, statementsAt } from '../support/mysql-direct.js';
 import { DIRECT_MYSQL_URL, type RunningProxy, type StartOptions } from '../support/sidecache.js';
 import { DriverError, type ConsistencyDriver, type DriverConnection, type ReadPath, type Stamp, type VersionRow, type WriteForm } from './driver.js';
 
@@ -132,16 +132,7 @@ export interface MySqlServer {
 /** The driver for `server`, whose sidecache is started with `proxy`. */
 export function mysqlDriverAt(server: MySqlServer, proxy: StartOptions): ConsistencyDriver {
   const connect = (port: number, extra: mysql.ConnectionOptions = {}): Promise<mysql.Connection> => connectMySql(port, { database: server.database, ...extra });
-  const direct = async (...statements: string[]): Promise<unknown> => {
-    const c = await connect(server.port);
-    try {
-      let last: unknown;
-      for (const sql of statements) [last] = await c.query(sql);
-      return last;
-    } finally {
-      await c.end();
-    }
-  };
+  const direct = (...statements: string[]): Promise<unknown> => statementsAt(server.port, { database: server.database }, statements);
   return {
     protocol: 'mysql',
     metricsProtocol: 'mysql',

@@ -2,6 +2,8 @@
 // server runs wal_level=replica), the change streams' state as /stats and /metrics show it, and
 // polling until something is seen or a deadline passes (the tests assert what was seen, never how
 // fast).
+import type { ChangeStreamItem } from '../../admin/change-streams.js';
+import { ECHO_MS } from '../../changes/echo.js';
 import { startCluster, type Cluster, type ClusterOptions } from './cluster.js';
 import { cacheStats, scrape, sumOf } from './metrics.js';
 
@@ -25,17 +27,7 @@ export function startLogicalCluster(opts: ClusterOptions = {}): Promise<Cluster>
   });
 }
 
-export interface StreamItem {
-  protocol: string;
-  database: string;
-  state: 'starting' | 'up' | 'down';
-  lastError: string | null;
-  position: string | null;
-  events: number;
-  invalidations: number;
-  failures: number;
-  lag: { count: number; lastMs: number | null; p50Ms: number | null; p99Ms: number | null };
-}
+export type StreamItem = ChangeStreamItem;
 
 /** The change stream of `database` ('*' for MySQL) as /stats shows it; undefined when not followed. */
 export async function streamOf(adminPort: number, protocol: string, database: string): Promise<StreamItem | undefined> {
@@ -75,4 +67,27 @@ export async function connectedMetric(adminPort: number, protocol: string, datab
 /** Bypasses of `protocol` with reason cdc-down so far. */
 export async function cdcDownBypasses(adminPort: number, protocol: string): Promise<number> {
   return sumOf(await scrape(adminPort), 'sidecache_cache_bypass_total', { protocol, reason: 'cdc-down' });
+}
+
+/**
+ * Reads through sidecache until a read is a hit twice, the echo window apart (a fill right after an
+ * invalidation is dropped again by the echo, changes/echo.ts, by design); returns the rows.
+ */
+export function stableHit<R>(read: () => Promise<{ rows: R; hit: boolean }>, what: string): Promise<R> {
+  return waitFor(`${what} to stay a hit`, async () => {
+    if (!(await read()).hit) return undefined;
+    await new Promise((r) => setTimeout(r, 3 * ECHO_MS));
+    const again = await read();
+    return again.hit ? again.rows : undefined;
+  }, 20_000, 50);
+}
+
+/** Reads until the result equals `expected` (as JSON); returns how many reads it took. */
+export async function readUntil(read: () => Promise<unknown>, expected: unknown, what: string): Promise<number> {
+  let reads = 0;
+  await waitFor(`${what} to return ${JSON.stringify(expected)}`, async () => {
+    reads++;
+    return JSON.stringify(await read()) === JSON.stringify(expected) ? true : undefined;
+  }, 20_000);
+  return reads;
 }

@@ -28,8 +28,13 @@ export function connectMySql(port: number, extra: mysql.ConnectionOptions = {}):
 }
 
 /** Statements on a short-lived direct connection; returns the last one's result. */
-export async function directMySql(...statements: string[]): Promise<unknown> {
-  const c = await connectMySql(DIRECT_MYSQL.port);
+export function directMySql(...statements: string[]): Promise<unknown> {
+  return statementsAt(DIRECT_MYSQL.port, {}, statements);
+}
+
+/** Statements on a short-lived connection to `port` (a private server's); returns the last one's result. */
+export async function statementsAt(port: number, extra: mysql.ConnectionOptions, statements: readonly string[]): Promise<unknown> {
+  const c = await connectMySql(port, extra);
   try {
     let last: unknown;
     for (const sql of statements) [last] = await c.query(sql);

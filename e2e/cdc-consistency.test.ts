@@ -11,7 +11,8 @@ import { checkWithChangeStream, streamLine } from './consistency/change-stream-r
 import { DEFAULT_OPTIONS, type CheckOptions } from './consistency/checker.js';
 import { details, summaryLine } from './consistency/summary.js';
 
-const CI_RUN: CheckOptions = { ...DEFAULT_OPTIONS, seconds: 5, writers: 3, readers: 6, allowedLagMs: 1000 };
+// Each invalidation is echoed (changes/echo.ts), so fewer reads hit than through the proxy alone: a lower floor.
+const CI_RUN: CheckOptions = { ...DEFAULT_OPTIONS, seconds: 5, writers: 3, readers: 6, allowedLagMs: 1000, minHitRatio: 0.1 };
 
 for (const protocol of ['postgres', 'mysql']) {
   test(`${protocol}: writes straight to the database are seen within the lag, rollbacks never, and reads hit the cache`, async () => {

@@ -2,9 +2,16 @@
 // fills: a read of a target whose stream is not up is a bypass (reason `cdc-down`). PostgreSQL
 // follows each database on its first use (logical replication is per database); MySQL's one binlog
 // stream covers the whole server and starts with sidecache.
+import type { ChangeStreamReading } from '../admin/change-streams.js';
 import type { Metrics } from '../admin/metrics.js';
 import type { Logger } from '../cli/log.js';
-import type { Follower } from './follower.js';
+
+/** What the fence needs of a follower (follower.ts), whatever its invalidations look like. */
+export interface Followed extends ChangeStreamReading {
+  readonly up: boolean;
+  start(): void;
+  stop(): Promise<void>;
+}
 
 /** The bypass reason while a target's stream is not up. */
 export const CDC_DOWN = 'cdc-down';
@@ -16,7 +23,7 @@ export const CDC_DOWN = 'cdc-down';
 export const MAX_FOLLOWED = 100;
 
 export class ChangeFence {
-  private readonly followers = new Map<string, Follower<unknown>>();
+  private readonly followers = new Map<string, Followed>();
   private warnedFull = false;
   private stopped = false;
 
@@ -26,7 +33,7 @@ export class ChangeFence {
    */
   constructor(
     private readonly targetOf: (database: string | null) => string | null,
-    private readonly follow: (target: string) => Follower<unknown>,
+    private readonly follow: (target: string) => Followed,
     private readonly metrics: Metrics,
     private readonly log: Logger,
   ) {}
@@ -40,7 +47,7 @@ export class ChangeFence {
   };
 
   /** Follows `target` now rather than at its first read (MySQL's one stream). */
-  start(target: string): Follower<unknown> | null {
+  start(target: string): Followed | null {
     const known = this.followers.get(target);
     if (known !== undefined || this.stopped) return known ?? null;
     if (this.followers.size >= MAX_FOLLOWED) {

@@ -159,7 +159,7 @@ test('ChangeFence starts a follower per target on first use, answers cdc-down un
     const s = new ScriptedStream(sink);
     streams.push(s);
     return s;
-  }, target, silent) as Follower<unknown>, metrics, silent);
+  }, target, silent), metrics, silent);
   assert.is(fence.fence('a'), CDC_DOWN);
   assert.is(fence.fence(null), CDC_DOWN, 'no database, no stream');
   await tick();

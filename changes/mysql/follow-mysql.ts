@@ -20,7 +20,7 @@ export function followMysql(config: Config, cache: MySqlCache, metrics: Metrics,
   const kept = { gtid: '' };
   const fence = new ChangeFence(
     () => SERVER,
-    () => new Follower<BinlogInvalidation>('mysql', SERVER, (sink) => openBinlogStream({ source, serverId, kept }, sink), mysqlTarget(cache), log) as Follower<unknown>,
+    () => new Follower<BinlogInvalidation>('mysql', SERVER, (sink) => openBinlogStream({ source, serverId, kept }, sink), mysqlTarget(cache), log),
     metrics,
     log,
   );

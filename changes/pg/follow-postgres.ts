@@ -16,7 +16,7 @@ export function followPostgres(config: Config, cache: PgCache, metrics: Metrics,
     (database) => database,
     (database) => new Follower<PgInvalidation>('postgres', database,
       (sink) => openPgStream({ source, database, publication: config.pgCdcPublication, ddl: config.pgCdcDdl === 'on' }, sink),
-      pgTarget(cache, database), log) as Follower<unknown>,
+      pgTarget(cache, database), log),
     metrics,
     log,
   );

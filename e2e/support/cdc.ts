@@ -91,3 +91,37 @@ export async function readUntil(read: () => Promise<unknown>, expected: unknown,
   }, 20_000);
   return reads;
 }
+
+/** One kind of write sent straight to the database, and a read through sidecache that must see it. */
+export interface WriteCase {
+  name: string;
+  read: string;
+  write: () => Promise<unknown>;
+  /** What `read` returns once the write is seen. */
+  after: unknown[];
+}
+
+export interface WriteCaseIo {
+  /** Reads through sidecache until the read stays a hit; returns its rows. */
+  cached(sql: string): Promise<unknown[]>;
+  /** Reads through sidecache until it returns `expected`. */
+  seen(sql: string, expected: unknown[]): Promise<number>;
+  /** The stream's invalidations so far. */
+  invalidations(): Promise<number>;
+}
+
+/**
+ * For each case in turn: its read cached, the write sent straight to the database, the read seen
+ * through sidecache with the new result (polled up to a deadline), and the stream having invalidated.
+ * Throws naming the case that failed.
+ */
+export async function everyWriteSeen(cases: readonly WriteCase[], io: WriteCaseIo): Promise<void> {
+  for (const c of cases) {
+    const before = await io.cached(c.read);
+    if (JSON.stringify(before) === JSON.stringify(c.after)) throw new Error(`${c.name}: the case must change what is read`);
+    const invalidations = await io.invalidations();
+    await c.write();
+    await io.seen(c.read, c.after);
+    if ((await io.invalidations()) <= invalidations) throw new Error(`${c.name}: not invalidated by the stream`);
+  }
+}

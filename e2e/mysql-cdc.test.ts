@@ -194,6 +194,37 @@ test('a restart of the server: no stale read during or after, caching resumes', 
   await seen(sql, [{ v: 98 }]);
 });
 
+test('the kept position lost (its binlogs purged while the stream was down): the stream starts from the current one, no stale read', async () => {
+  await db.query("CREATE USER IF NOT EXISTS repl@'%'; GRANT REPLICATION SLAVE, REPLICATION CLIENT ON *.* TO repl@'%'");
+  const own = await startCdcProxy(['--mysql-cdc', `mysql://repl@127.0.0.1:${server.port}`, '--mysql-cdc-server-id', '777']);
+  try {
+    await waitForStream(own.adminPort, 'mysql', '*', 'up');
+    const c = await connect(own.mysqlPort);
+    const sql = 'SELECT v FROM kv WHERE k = 11';
+    assert.equal(await cached(sql, c, own.adminPort), [{ v: 0 }]);
+    const failures = (await streamOf(own.adminPort, 'mysql', '*'))!.failures;
+    // Down and kept down: the user may no longer dump, and its dump is killed.
+    await db.query("REVOKE REPLICATION SLAVE ON *.* FROM repl@'%'");
+    const [dumps] = await db.query<RowDataPacket[]>("SELECT ID AS id FROM information_schema.PROCESSLIST WHERE USER = 'repl' AND COMMAND LIKE 'Binlog Dump%'");
+    for (const d of dumps) await db.query(`KILL ${d.id as number}`);
+    await waitFor('the stream to fail', async () => ((await streamOf(own.adminPort, 'mysql', '*'))!.failures > failures ? true : undefined));
+    // A write the stream never saw, then the binlog that holds it is purged.
+    await db.query('UPDATE kv SET v = 111 WHERE k = 11');
+    await db.query('FLUSH BINARY LOGS');
+    const [[{ File: file }]] = await db.query<RowDataPacket[]>('SHOW MASTER STATUS') as unknown as [[{ File: string }]];
+    await db.query(`PURGE BINARY LOGS TO '${file}'`);
+    await db.query("GRANT REPLICATION SLAVE ON *.* TO repl@'%'");
+    await waitFor('the server to refuse the kept position', async () =>
+      (/the position is gone/.test((await streamOf(own.adminPort, 'mysql', '*'))!.lastError ?? '') ? true : undefined));
+    await waitForStream(own.adminPort, 'mysql', '*', 'up');
+    assert.equal(await read(c, sql), [{ v: 111 }], 'never the value cached before the loss');
+    assert.equal(await cached(sql, c, own.adminPort), [{ v: 111 }], 'caching resumes');
+    await c.end();
+  } finally {
+    await own.stop();
+  }
+});
+
 test('a second sidecache follows with its own server id; each sees the other\'s writes', async () => {
   const second = await startCdcProxy(['--mysql-cdc-server-id', '4242']);
   try {

@@ -210,9 +210,15 @@ test('the kept position lost (its binlogs purged while the stream was down): the
     await waitFor('the stream to fail', async () => ((await streamOf(own.adminPort, 'mysql', '*'))!.failures > failures ? true : undefined));
     // A write the stream never saw, then the binlog that holds it is purged.
     await db.query('UPDATE kv SET v = 111 WHERE k = 11');
-    await db.query('FLUSH BINARY LOGS');
-    const [[{ File: file }]] = await db.query<RowDataPacket[]>('SHOW MASTER STATUS') as unknown as [[{ File: string }]];
-    await db.query(`PURGE BINARY LOGS TO '${file}'`);
+    const [[{ File: holding }]] = await db.query<RowDataPacket[]>('SHOW MASTER STATUS') as unknown as [[{ File: string }]];
+    // MariaDB keeps a binlog until its binlog checkpoint has moved on: rotate and purge until it is gone.
+    await waitFor(`${holding} to be purged`, async () => {
+      await db.query('FLUSH BINARY LOGS');
+      const [[{ File: current }]] = await db.query<RowDataPacket[]>('SHOW MASTER STATUS') as unknown as [[{ File: string }]];
+      await db.query(`PURGE BINARY LOGS TO '${current}'`);
+      const [logs] = await db.query<RowDataPacket[]>('SHOW BINARY LOGS');
+      return logs.every((l) => l.Log_name !== holding) ? true : undefined;
+    }, 20_000, 300);
     await db.query("GRANT REPLICATION SLAVE ON *.* TO repl@'%'");
     await waitFor('the server to refuse the kept position', async () =>
       (/the position is gone/.test((await streamOf(own.adminPort, 'mysql', '*'))!.lastError ?? '') ? true : undefined));

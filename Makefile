@@ -53,6 +53,19 @@ docs: build
 check-consistency: build ensure-servers
 	node dist/e2e/consistency/run.js --protocol all --seconds 60 $(ARGS)
 
+# The change streams' bench (bench/cdc-run.ts): commit-to-invalidation lag and sidecache's CPU per
+# decoded change while pgbench TPC-B / sysbench write straight to private servers at full speed.
+.PHONY: bench-cdc
+bench-cdc: build ensure-servers
+	node dist/bench/cdc-run.js $(ARGS)
+
+# The checker's change-stream mode: writers write straight to a private PostgreSQL (wal_level=logical)
+# and MariaDB (ROW binlog) that sidecache follows (--pg-cdc, --mysql-cdc); a read may lag a write by
+# the allowed lag (--allowed-lag-ms, default 1000), then every read path must be exact.
+.PHONY: check-consistency-cdc
+check-consistency-cdc: build ensure-servers
+	node dist/e2e/consistency/run.js --protocol all --seconds 60 --direct-writes $(ARGS)
+
 # The MySQL bench (bench/mysql-run.ts): sysbench direct vs sidecache vs MariaDB's query cache,
 # about 2 minutes. ARGS overrides, e.g. make bench-mysql ARGS='--workloads hot-text --seconds 20'.
 .PHONY: bench-mysql

@@ -114,6 +114,16 @@ test('redactedConfig hides the token and leaves the rest', () => {
   assert.is(redactedConfig(loadConfig([], {}).config).adminToken, null);
 });
 
+test('redactedConfig hides the change streams\' passwords wherever they were given', () => {
+  const given = loadConfig(['--pg-upstream', 'postgres://db:5432', '--pg-cdc', 'postgres://repl:s3cret-pg@db:5432',
+    '--mysql-upstream', 'mysql://db:3306', '--mysql-cdc', 'mysql://repl@db:3306'], { SIDECACHE_MYSQL_CDC_PASSWORD: 's3cret-my' }).config;
+  const shown = JSON.stringify(redactedConfig(given));
+  assert.not.match(shown, /s3cret/);
+  assert.match(shown, /"pgCdc":\{"url":"postgres:\/\/repl@db:5432"/);
+  assert.is(redactedConfig(given).mysqlCdc!.password, '(redacted)');
+  assert.is(redactedConfig(given).mysqlCdcPassword, '(redacted)');
+});
+
 test('without the right token: 401 JSON on /api/* and /stats; /metrics and /healthz stay open', async () => {
   for (const token of [null, 'wrong']) {
     for (const path of ['/api/queries', '/api/config', '/stats']) {

@@ -7,7 +7,7 @@ import type { CacheEntry, ResultStore } from '../cache/store.js';
 import { chargedBytes } from '../cache/store.js';
 import { databaseTag, tableTag } from '../cache/tags.js';
 import type { ReloadReport } from '../config/reload.js';
-import { ConfigError, type Config } from '../config/settings.js';
+import { ConfigError, type CdcUrl, type Config } from '../config/settings.js';
 import { declaresJson } from './browser-guard.js';
 import type { Protocol } from './metrics.js';
 import { top, type QueryItem, type QueryStats, type StatementIdentity, type TableItem, type TopOrder } from './query-stats.js';
@@ -112,9 +112,18 @@ export function tableUsage(entries: Iterable<CacheEntry<unknown>>, limit: number
   return { tables: [...byTag.values()], scanned, truncated: false };
 }
 
-/** The effective config as the API shows it: the token never leaves the process. */
+/** The effective config as the API shows it: the token and the change streams' passwords never leave the process. */
 export function redactedConfig(config: Config): Config {
-  return Object.freeze({ ...config, adminToken: config.adminToken === null ? null : REDACTED });
+  const secret = (v: string | null): string | null => (v === null ? null : REDACTED);
+  const cdc = (url: CdcUrl | null): CdcUrl | null => (url === null ? null : { ...url, password: secret(url.password) });
+  return Object.freeze({
+    ...config,
+    adminToken: secret(config.adminToken),
+    pgCdc: cdc(config.pgCdc),
+    pgCdcPassword: secret(config.pgCdcPassword),
+    mysqlCdc: cdc(config.mysqlCdc),
+    mysqlCdcPassword: secret(config.mysqlCdcPassword),
+  });
 }
 
 export interface TableRow extends TableUsage {

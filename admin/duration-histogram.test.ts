@@ -75,4 +75,18 @@ test('PrecountedHistogram renders cumulative buckets, +Inf, sum and count in the
   assert.is(json.length, 1, 'the JSON view works too');
 });
 
+test('a histogram with its own buckets counts, estimates and renders against them', async () => {
+  const h = new DurationHistogram([0.001, 0.01, 0.1]);
+  for (const s of [0.0005, 0.002, 0.003, 0.05, 3]) h.observe(s);
+  assert.equal([...h.counts], [1, 2, 1, 1]);
+  assert.ok(h.quantileMs(0.5)! > 1 && h.quantileMs(0.5)! <= 10);
+  assert.is(h.quantileMs(0.99), 100, 'above the top bound: the top bound');
+  const registry = new Registry();
+  new PrecountedHistogram('lag_seconds', 'test', () => [{ labels: { protocol: 'mysql' }, histogram: h }], registry);
+  const text = await registry.metrics();
+  assert.match(text, 'lag_seconds_bucket{protocol="mysql",le="0.01"} 3\n');
+  assert.match(text, 'lag_seconds_bucket{protocol="mysql",le="+Inf"} 5\n');
+  assert.not.match(text, 'le="0.00002"');
+});
+
 test.run();

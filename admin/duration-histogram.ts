@@ -15,16 +15,25 @@ const BOUNDS = Float64Array.from(DURATION_BUCKETS_SECONDS);
 
 /** One latency distribution. `observe` allocates nothing and does no lookups. */
 export class DurationHistogram {
+  /** Upper bounds in seconds, ascending. */
+  readonly bounds: Float64Array;
   /** counts[i]: observations in (bound[i-1], bound[i]]; the last slot counts those above the top bound. */
-  readonly counts = new Float64Array(BOUNDS.length + 1);
+  readonly counts: Float64Array;
   sum = 0;
   count = 0;
 
+  /** `bounds`: other buckets than the query latencies' (e.g. a change stream's lag). */
+  constructor(bounds: readonly number[] = DURATION_BUCKETS_SECONDS) {
+    this.bounds = bounds === DURATION_BUCKETS_SECONDS ? BOUNDS : Float64Array.from(bounds);
+    this.counts = new Float64Array(this.bounds.length + 1);
+  }
+
   observe(seconds: number): void {
+    const bounds = this.bounds;
     // NaN or a negative duration (a caller's clock bug) must not poison the sum.
     const s = seconds >= 0 ? seconds : 0;
     let i = 0;
-    while (i < BOUNDS.length && s > BOUNDS[i]!) i++;
+    while (i < bounds.length && s > bounds[i]!) i++;
     this.counts[i]++;
     this.sum += s;
     this.count++;
@@ -41,18 +50,19 @@ export class DurationHistogram {
    */
   quantileMs(q: number): number | null {
     if (this.count === 0) return null;
+    const bounds = this.bounds;
     const rank = q * this.count;
     let below = 0;
-    for (let i = 0; i < BOUNDS.length; i++) {
+    for (let i = 0; i < bounds.length; i++) {
       const inBucket = this.counts[i]!;
       if (below + inBucket >= rank && inBucket > 0) {
-        const lower = i === 0 ? 0 : BOUNDS[i - 1]!;
-        const upper = BOUNDS[i]!;
+        const lower = i === 0 ? 0 : bounds[i - 1]!;
+        const upper = bounds[i]!;
         return (lower + ((upper - lower) * (rank - below)) / inBucket) * 1000;
       }
       below += inBucket;
     }
-    return BOUNDS[BOUNDS.length - 1]! * 1000;
+    return bounds[bounds.length - 1]! * 1000;
   }
 }
 
@@ -89,10 +99,11 @@ export class PrecountedHistogram {
   async get(): Promise<{ name: string; help: string; type: 'histogram'; aggregator: 'sum'; values: SampleValue[] }> {
     const values: SampleValue[] = [];
     for (const { labels, histogram } of this.read()) {
+      const bounds = histogram.bounds;
       let cumulative = 0;
-      for (let i = 0; i < BOUNDS.length; i++) {
+      for (let i = 0; i < bounds.length; i++) {
         cumulative += histogram.counts[i]!;
-        values.push({ metricName: `${this.name}_bucket`, labels: { ...labels, le: BOUNDS[i]! }, value: cumulative });
+        values.push({ metricName: `${this.name}_bucket`, labels: { ...labels, le: bounds[i]! }, value: cumulative });
       }
       values.push({ metricName: `${this.name}_bucket`, labels: { ...labels, le: '+Inf' }, value: histogram.count });
       values.push({ metricName: `${this.name}_sum`, labels: { ...labels }, value: histogram.sum });

@@ -2,6 +2,7 @@
 // from here; only the admin server renders them. The cache metrics are not counted here: each
 // protocol's QueryStats counts in plain fields, and these metrics read them when Prometheus scrapes.
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import { registerChangeStreamMetrics, type ChangeStreamReading } from './change-streams.js';
 import { PrecountedHistogram, type LabelledHistogram } from './duration-histogram.js';
 import { OUTCOMES, type QueryStats, type StoreReading } from './query-stats.js';
 
@@ -19,6 +20,8 @@ export interface Metrics {
   cacheStats: Map<Protocol, QueryStats>;
   /** The budget of client messages that arrived in part (proxy/buffer-budget.ts), set at start; read at scrape time. */
   messageBuffers: { readonly used: number; readonly limit: number } | null;
+  /** The change streams followed (changes/ adds one per stream): sidecache_cdc_*, /stats and the dashboard read them. */
+  changeStreams: Set<ChangeStreamReading>;
 }
 
 export function createMetrics(): Metrics {
@@ -27,6 +30,8 @@ export function createMetrics(): Metrics {
   const registers = [registry];
   const cacheStats = new Map<Protocol, QueryStats>();
   registerCacheMetrics(registry, cacheStats);
+  const changeStreams = new Set<ChangeStreamReading>();
+  registerChangeStreamMetrics(registry, changeStreams);
   const metrics: Metrics = {
     registry,
     clientConnections: new Gauge({ name: 'sidecache_client_connections', help: 'Client connections open now', labelNames: ['protocol'], registers }),
@@ -37,6 +42,7 @@ export function createMetrics(): Metrics {
     upstreamErrors: new Counter({ name: 'sidecache_upstream_errors_total', help: 'Upstream connection failures', labelNames: ['protocol', 'reason'], registers }),
     cacheStats,
     messageBuffers: null,
+    changeStreams,
   };
   const bufferGauge = (name: string, help: string, value: (b: NonNullable<Metrics['messageBuffers']>) => number): void => {
     new Gauge({

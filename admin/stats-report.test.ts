@@ -2,13 +2,15 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createMetrics } from './metrics.js';
 import { QueryStats } from './query-stats.js';
+import { LAG_BUCKETS_SECONDS, type ChangeStreamReading } from './change-streams.js';
+import { DurationHistogram } from './duration-histogram.js';
 import { buildStatsReport } from './stats-report.js';
 
 test('with no protocols and no traffic the report is all zeros and a null hit ratio', () => {
   const report = buildStatsReport([], 20);
   assert.equal(report, {
     hits: 0, misses: 0, bypasses: 0, writes: 0, hitRatio: null, entries: 0, bytes: 0, maxBytes: 0, evictions: 0, invalidations: 0,
-    protocols: {}, topQueries: { byHits: [], byMisses: [] }, topTables: { byHits: [], byMisses: [] },
+    protocols: {}, topQueries: { byHits: [], byMisses: [] }, topTables: { byHits: [], byMisses: [] }, changeStreams: [],
   });
 });
 
@@ -41,6 +43,23 @@ test('totals add up over protocols; top lists merge them in one order', () => {
   assert.equal(report.topTables.byHits.map((t) => `${t.protocol}:${t.table}`), ['mysql:test.c', 'postgres:public.a', 'mysql:test.a']);
   assert.is(report.topTables.byHits[1]!.invalidations, 1);
   assert.equal(JSON.parse(JSON.stringify(report)), report, 'the report is plain JSON');
+});
+
+test('change streams: state, position, counts and the lag quantiles of each, sorted by protocol and database', () => {
+  const lag = new DurationHistogram(LAG_BUCKETS_SECONDS);
+  for (const s of [0.001, 0.002, 0.004, 0.04]) lag.observe(s);
+  const reading = (protocol: 'postgres' | 'mysql', database: string, state: 'up' | 'down'): ChangeStreamReading => ({
+    protocol, database, state, sinceMs: Date.UTC(2026, 11, 7), lastError: state === 'down' ? 'wal_level is replica' : null,
+    position: '0/16B3748', events: 10, invalidations: 4, failures: state === 'down' ? 1 : 0, lag, lastLagMs: 40,
+  });
+  const report = buildStatsReport([], 3, [reading('postgres', 'b', 'up'), reading('mysql', '*', 'down'), reading('postgres', 'a', 'up')]);
+  assert.equal(report.changeStreams.map((s) => `${s.protocol}:${s.database}:${s.state}`), ['mysql:*:down', 'postgres:a:up', 'postgres:b:up']);
+  const a = report.changeStreams[1]!;
+  assert.is(a.since, '2026-12-07T00:00:00.000Z');
+  assert.equal([a.events, a.invalidations, a.failures, a.lag.count, a.lag.lastMs], [10, 4, 0, 4, 40]);
+  assert.ok(a.lag.p50Ms! > 1 && a.lag.p50Ms! <= 3, String(a.lag.p50Ms));
+  assert.ok(a.lag.p99Ms! > 30 && a.lag.p99Ms! <= 50, String(a.lag.p99Ms));
+  assert.is(report.changeStreams[0]!.lastError, 'wal_level is replica');
 });
 
 test.run();

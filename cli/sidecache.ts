@@ -11,6 +11,7 @@ import { MySqlListener } from '../proxy/mysql/listener.js';
 import { MySqlCache } from '../proxy/mysql/mysql-cache.js';
 import { PgListener } from '../proxy/pg/listener.js';
 import { PgCache } from '../proxy/pg/pg-cache.js';
+import { startChangeStreams } from '../changes/start.js';
 import type { Logger } from './log.js';
 
 /** A listener could not bind; names the setting so the operator knows what to change. */
@@ -88,9 +89,14 @@ export async function startSidecache(config: Config, pgUpstream: HostPort | null
   let mysqlAddress: net.AddressInfo | null = null;
   let adminAddress: net.AddressInfo;
   const admin = new AdminServer(metrics, { api: new AdminApi(caches, () => running, reload), token: config.adminToken, allowedHosts: config.adminAllowedHosts });
+  const pgCache = pgUpstream !== null && config.cacheMaxBytes > 0 ? await PgCache.create(config, metrics) : null;
+  const mysqlCache = config.mysqlUpstream !== null && config.cacheMaxBytes > 0 ? new MySqlCache(config, metrics) : null;
+  // CDC: writes that bypass sidecache invalidate too, through the databases' own change streams;
+  // fenced from the start, before any client can connect.
+  const changes = startChangeStreams(config, { postgres: pgCache, mysql: mysqlCache }, metrics, log);
   try {
     if (pgUpstream !== null) {
-      const cache = config.cacheMaxBytes > 0 ? await PgCache.create(config, metrics) : null;
+      const cache = pgCache;
       if (cache !== null) {
         caches.set('postgres', cache);
         slowQueries.watch(cache.stats);
@@ -100,7 +106,7 @@ export async function startSidecache(config: Config, pgUpstream: HostPort | null
       listeners.push(pg);
     }
     if (config.mysqlUpstream !== null) {
-      const cache = config.cacheMaxBytes > 0 ? new MySqlCache(config, metrics) : null;
+      const cache = mysqlCache;
       if (cache !== null) {
         caches.set('mysql', cache);
         slowQueries.watch(cache.stats);
@@ -112,6 +118,7 @@ export async function startSidecache(config: Config, pgUpstream: HostPort | null
     adminAddress = await bind('--admin-listen', config.adminListen, (at) => admin.listen(at));
   } catch (err) {
     await Promise.all(listeners.map((l) => l.close(0)));
+    await changes.stop();
     throw err;
   }
   return {
@@ -125,6 +132,7 @@ export async function startSidecache(config: Config, pgUpstream: HostPort | null
     reload,
     async close(deadlineMs = 10_000) {
       await Promise.all(listeners.map((l) => l.close(deadlineMs)));
+      await changes.stop();
       await admin.close();
     },
   };

@@ -1,5 +1,8 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import { ConfigError, SETTINGS, envName, helpText, loadConfig } from './settings.js';
 
 test('defaults apply when nothing is given', () => {
@@ -80,6 +83,59 @@ test('--help lists every setting with its environment variable', () => {
     assert.ok(text.includes(`--${s.flag}`), s.flag);
     assert.ok(text.includes(envName(s)), envName(s));
   }
+});
+
+
+test('change stream URLs take the login; the password comes from exactly one place and stays out of url', async () => {
+  const base = ['--pg-upstream', 'postgres://db:5432', '--mysql-upstream', 'mysql://db:3306'];
+  const fromUrl = loadConfig([...base, '--pg-cdc', 'postgres://repl:p%40ss@db:6000'], {}).config.pgCdc!;
+  assert.equal(fromUrl, { url: 'postgres://repl@db:6000', host: 'db', port: 6000, user: 'repl', password: 'p@ss' });
+  const fromEnv = loadConfig([...base, '--mysql-cdc', 'mysql://repl@db'], { SIDECACHE_MYSQL_CDC_PASSWORD: 'envpw' }).config.mysqlCdc!;
+  assert.equal(fromEnv, { url: 'mysql://repl@db', host: 'db', port: 3306, user: 'repl', password: 'envpw' });
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'sidecache-settings-'));
+  try {
+    const file = path.join(dir, 'pw');
+    await writeFile(file, 'filepw\nignored\n');
+    assert.is(loadConfig([...base, '--pg-cdc', 'postgres://repl@db', '--pg-cdc-password-file', file], {}).config.pgCdc!.password, 'filepw');
+    assert.throws(() => loadConfig([...base, '--pg-cdc', 'postgres://repl:a@db', '--pg-cdc-password-file', file], {}), /--pg-cdc: the password is given more than once/);
+    assert.throws(() => loadConfig([...base, '--pg-cdc', 'postgres://repl@db', '--pg-cdc-password-file', path.join(dir, 'missing')], {}),
+      /--pg-cdc-password-file: cannot read .*missing: ENOENT/);
+    await writeFile(file, '\n');
+    assert.throws(() => loadConfig([...base, '--pg-cdc', 'postgres://repl@db', '--pg-cdc-password-file', file], {}), /is empty/);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+  assert.is(loadConfig([...base, '--pg-cdc', 'postgres://repl@db'], {}).config.pgCdc!.password, null);
+  assert.is(loadConfig(base, {}).config.pgCdcPublication, 'sidecache');
+  assert.is(loadConfig(base, {}).config.pgCdcDdl, 'off');
+  assert.is(loadConfig(base, {}).config.mysqlCdcServerId, null);
+  assert.is(loadConfig([...base, '--mysql-cdc-server-id', '4294967295'], {}).config.mysqlCdcServerId, 4294967295);
+});
+
+test('bad change stream settings name the flag and never echo a password', () => {
+  const base = ['--pg-upstream', 'postgres://db:5432', '--mysql-upstream', 'mysql://db:3306'];
+  const cases: [string[], RegExp][] = [
+    [['--pg-cdc', 'mysql://repl:hunter2@db'], /--pg-cdc: expected postgres:\/\/USER\[:PASSWORD\]@HOST:PORT$/],
+    [['--pg-cdc', 'postgres://db:5432'], /--pg-cdc: needs a user/],
+    [['--mysql-cdc', 'postgres://repl:hunter2@db'], /--mysql-cdc: expected mysql:\/\/USER/],
+    [['--mysql-cdc-server-id', '0'], /--mysql-cdc-server-id: expected a server id from 1 to 4294967295/],
+    [['--mysql-cdc-server-id', '4294967296'], /--mysql-cdc-server-id: expected a server id/],
+    [['--pg-cdc-publication', ''], /--pg-cdc-publication: expected a name of 1 to 63 bytes/],
+    [['--pg-cdc-publication', 'x'.repeat(64)], /--pg-cdc-publication: expected a name of 1 to 63 bytes/],
+    [['--pg-cdc-ddl', 'maybe'], /--pg-cdc-ddl: expected one of on, off/],
+  ];
+  for (const [args, pattern] of cases) {
+    try {
+      loadConfig([...base, ...args], {});
+      assert.unreachable(`${args.join(' ')} was accepted`);
+    } catch (err) {
+      assert.instance(err, ConfigError);
+      assert.match((err as Error).message, pattern);
+      assert.not.match((err as Error).message, /hunter2/);
+    }
+  }
+  assert.throws(() => loadConfig(['--pg-cdc', 'postgres://repl@db'], {}), /--pg-cdc: follows the pg-upstream server: set --pg-upstream too/);
+  assert.throws(() => loadConfig(['--mysql-cdc', 'mysql://repl@db'], {}), /--mysql-cdc: follows the mysql-upstream server/);
 });
 
 test.run();

@@ -16,6 +16,16 @@ export interface UpstreamUrl extends HostPort {
   url: string;
 }
 
+/**
+ * Where a change stream connects (--pg-cdc, --mysql-cdc): the server, the login and its password.
+ * `url` is the same without the password, for logs and errors; the password is never printed.
+ */
+export interface CdcUrl extends UpstreamUrl {
+  user: string;
+  /** From the URL, the -password setting or the -password-file (loadConfig resolves it); null for none. */
+  password: string | null;
+}
+
 export interface Config {
   /** The YAML file read at start and on reload; null when there is none. */
   configFile: string | null;
@@ -42,6 +52,20 @@ export interface Config {
   logLevel: LogLevel;
   logFormat: LogFormat;
   logConnections: OnOff;
+  /** PostgreSQL's change stream (logical replication); null leaves it off. */
+  pgCdc: CdcUrl | null;
+  /** Given apart from the URL; already folded into pgCdc.password. */
+  pgCdcPassword: string | null;
+  pgCdcPasswordFile: string | null;
+  pgCdcPublication: string;
+  /** Install an event trigger that reports DDL into the stream (logical decoding messages). */
+  pgCdcDdl: OnOff;
+  /** MySQL/MariaDB's change stream (the ROW binary log); null leaves it off. */
+  mysqlCdc: CdcUrl | null;
+  mysqlCdcPassword: string | null;
+  mysqlCdcPasswordFile: string | null;
+  /** The replica server id the binlog dump announces; null derives one (logged at start). */
+  mysqlCdcServerId: number | null;
   /** The config file's `rules:` list (not a flag or variable); applied by a reload. */
   cacheRules: CacheRules;
 }
@@ -58,7 +82,8 @@ export type LogFormat = (typeof LOG_FORMATS)[number];
 /** Config fields that are settings of the table (the rules list is the file's alone). */
 export type SettingKey = Exclude<keyof Config, 'cacheRules'>;
 
-type Kind = 'hostport' | 'pg-url' | 'mysql-url' | 'bytes' | 'count' | 'duration' | 'duration-or-off' | 'choice' | 'secret' | 'path' | 'host-list';
+type Kind = 'hostport' | 'pg-url' | 'mysql-url' | 'pg-cdc-url' | 'mysql-cdc-url' | 'bytes' | 'count' | 'duration' | 'duration-or-off'
+  | 'choice' | 'secret' | 'path' | 'name' | 'server-id' | 'host-list';
 
 export interface Setting<K extends SettingKey = SettingKey> {
   key: K;
@@ -117,6 +142,24 @@ export const SETTINGS: readonly Setting[] = [
     help: '`json`: one JSON object per line on stderr, for log collectors; `pretty`: one readable line per event (local time, level, message, key=value fields), colored when stderr is a terminal' },
   { key: 'logConnections', flag: 'log-connections', kind: 'choice', choices: ON_OFF, default: 'on', live: true,
     help: '`on`: an info line when a client has logged in ("connection opened": remote address, user, database) and when its session ends ("connection closed": the same, why, how long it lasted), as PgBouncer\'s log_connections / log_disconnections; refused logins and errors are logged either way' },
+  { key: 'pgCdc', flag: 'pg-cdc', kind: 'pg-cdc-url', default: null, live: false,
+    help: 'follow PostgreSQL\'s own change stream so writes that bypass sidecache invalidate too: postgres://USER[:PASSWORD]@HOST:PORT of the pg-upstream server, a role with REPLICATION (and, to create the publication, superuser); one logical replication connection with a temporary slot per database clients use, started at its first cacheable read; while a stream is not up that database\'s reads bypass the cache (reason `cdc-down`). See docs/consistency.md#change-streams' },
+  { key: 'pgCdcPassword', flag: 'pg-cdc-password', kind: 'secret', default: null, live: false,
+    help: 'the pg-cdc role\'s password when its URL has none; never logged or shown. Prefer the environment variable or pg-cdc-password-file: flags show in `ps`' },
+  { key: 'pgCdcPasswordFile', flag: 'pg-cdc-password-file', kind: 'path', default: null, live: false,
+    help: 'a file whose first line is the pg-cdc role\'s password (read at start)' },
+  { key: 'pgCdcPublication', flag: 'pg-cdc-publication', kind: 'name', default: 'sidecache', live: false,
+    help: 'the publication the stream reads; created `FOR ALL TABLES` in each followed database when missing and the role may, else the start of that stream fails with the SQL a DBA must run' },
+  { key: 'pgCdcDdl', flag: 'pg-cdc-ddl', kind: 'choice', choices: ON_OFF, default: 'off', live: false,
+    help: '`on`: install (needs superuser) an event trigger in each followed database that reports every DDL command, GRANT and REVOKE into the stream, which drops the affected entries; `off`: DDL made outside sidecache is seen only when a changed table is next written, else bounded by cache-ttl' },
+  { key: 'mysqlCdc', flag: 'mysql-cdc', kind: 'mysql-cdc-url', default: null, live: false,
+    help: 'follow the MySQL/MariaDB binary log (binlog_format=ROW) so writes that bypass sidecache invalidate too: mysql://USER[:PASSWORD]@HOST:PORT of the mysql-upstream server, a user with REPLICATION SLAVE and REPLICATION CLIENT; one connection per sidecache; while it is not up every MySQL read bypasses the cache (reason `cdc-down`). See docs/consistency.md#change-streams' },
+  { key: 'mysqlCdcPassword', flag: 'mysql-cdc-password', kind: 'secret', default: null, live: false,
+    help: 'the mysql-cdc user\'s password when its URL has none; never logged or shown. Prefer the environment variable or mysql-cdc-password-file: flags show in `ps`' },
+  { key: 'mysqlCdcPasswordFile', flag: 'mysql-cdc-password-file', kind: 'path', default: null, live: false,
+    help: 'a file whose first line is the mysql-cdc user\'s password (read at start)' },
+  { key: 'mysqlCdcServerId', flag: 'mysql-cdc-server-id', kind: 'server-id', default: null, live: false,
+    help: 'the replica server id the binlog stream announces, 1 to 4294967295, unique among the server\'s replicas and binlog readers (a second reader with the same id disconnects the first); unset derives one from the host name and process id and logs it' },
 ];
 
 export function envName(setting: Setting): string {
@@ -144,6 +187,32 @@ function parsePgUrl(key: string, text: string): UpstreamUrl {
   const port = url.port ? Number(url.port) : 5432;
   const host = url.hostname.replace(/^\[|\]$/g, '') || '127.0.0.1';
   return { url: `postgres://${url.host || host}`, host, port };
+}
+
+/**
+ * A change stream's URL: like an upstream's, plus the login. The password is taken out of `url`
+ * (which errors and logs show) and never appears in an error message.
+ */
+function parseCdcUrl(key: string, text: string, schemes: readonly string[], defaultPort: number): CdcUrl {
+  const example = `${schemes[0]}//USER[:PASSWORD]@HOST:PORT`;
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    throw new ConfigError(key, `expected ${example}`);
+  }
+  if (!schemes.includes(url.protocol)) throw new ConfigError(key, `expected ${example}`);
+  if (url.username === '') throw new ConfigError(key, `needs a user: ${example}`);
+  const port = url.port ? Number(url.port) : defaultPort;
+  const host = url.hostname.replace(/^\[|\]$/g, '') || '127.0.0.1';
+  const user = decodeURIComponent(url.username);
+  return {
+    url: `${schemes[0]}//${url.username}@${url.host || host}`,
+    host,
+    port,
+    user,
+    password: url.password === '' ? null : decodeURIComponent(url.password),
+  };
 }
 
 function parseMySqlUrl(key: string, text: string): UpstreamUrl {
@@ -208,6 +277,18 @@ function parseHostList(key: string, text: string): string[] {
   return names;
 }
 
+/** A PostgreSQL name (quoted where it is used): up to 63 bytes, no NUL. */
+function parseName(key: string, text: string): string {
+  if (text === '' || text.includes('\u0000') || Buffer.byteLength(text) > 63) throw new ConfigError(key, `expected a name of 1 to 63 bytes, got "${text}"`);
+  return text;
+}
+
+function parseServerId(key: string, text: string): number {
+  const n = /^\d{1,10}$/.test(text.trim()) ? Number(text) : NaN;
+  if (!(n >= 1 && n <= 0xffffffff)) throw new ConfigError(key, `expected a server id from 1 to 4294967295, got "${text}"`);
+  return n;
+}
+
 function parsePath(key: string, text: string): string {
   if (text.trim() === '') throw new ConfigError(key, 'expected a file path');
   return text;
@@ -219,6 +300,8 @@ function parseValue(setting: Setting, text: string, key: string): Config[Setting
     case 'hostport': return parseHostPort(key, text);
     case 'pg-url': return parsePgUrl(key, text);
     case 'mysql-url': return parseMySqlUrl(key, text);
+    case 'pg-cdc-url': return parseCdcUrl(key, text, ['postgres:', 'postgresql:'], 5432);
+    case 'mysql-cdc-url': return parseCdcUrl(key, text, ['mysql:', 'mariadb:'], 3306);
     case 'bytes': return parseBytes(key, text);
     case 'count': return parseCount(key, text);
     case 'duration': return parseDuration(key, text);
@@ -227,6 +310,8 @@ function parseValue(setting: Setting, text: string, key: string): Config[Setting
     case 'secret': return parseSecret(key, text);
     case 'path': return parsePath(key, text);
     case 'host-list': return parseHostList(key, text);
+    case 'name': return parseName(key, text);
+    case 'server-id': return parseServerId(key, text);
   }
 }
 
@@ -281,7 +366,33 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Par
     const text = given === undefined ? s.default : given.text;
     config[s.key] = text === null ? null : parseValue(s, text, given?.source ?? '--' + s.flag);
   }
-  return { config: Object.freeze(config as unknown as Config), explicit, help };
+  const built = config as unknown as Config;
+  built.pgCdc = withCdcPassword(built.pgCdc, built.pgCdcPassword, built.pgCdcPasswordFile, 'pg-cdc');
+  built.mysqlCdc = withCdcPassword(built.mysqlCdc, built.mysqlCdcPassword, built.mysqlCdcPasswordFile, 'mysql-cdc');
+  if (built.pgCdc !== null && built.pgUpstream === null) throw new ConfigError('--pg-cdc', 'follows the pg-upstream server: set --pg-upstream too');
+  if (built.mysqlCdc !== null && built.mysqlUpstream === null) throw new ConfigError('--mysql-cdc', 'follows the mysql-upstream server: set --mysql-upstream too');
+  return { config: Object.freeze(built), explicit, help };
+}
+
+/**
+ * Folds the password given apart from a change stream's URL into it: the URL's own, the
+ * -password setting or the first line of the -password-file, exactly one of them (two sources
+ * would leave the operator guessing which one is used).
+ */
+function withCdcPassword(url: CdcUrl | null, password: string | null, file: string | null, flag: string): CdcUrl | null {
+  if (url === null) return null;
+  const sources = [url.password, password, file].filter((v) => v !== null).length;
+  if (sources > 1) throw new ConfigError(`--${flag}`, `the password is given more than once (in the URL, --${flag}-password, --${flag}-password-file): give it once`);
+  if (file === null) return password === null ? url : { ...url, password };
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new ConfigError(`--${flag}-password-file`, `cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+  const line = text.split(/\r?\n/, 1)[0]!;
+  if (line === '') throw new ConfigError(`--${flag}-password-file`, `${file} is empty`);
+  return { ...url, password: line };
 }
 
 /**

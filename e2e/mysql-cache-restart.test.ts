@@ -60,7 +60,7 @@ const scenarios = serverChangeTests({
     return { read: (sql) => read(c, sql) };
   },
   closeAll,
-  direct: async (sql) => void await server.query('USE d', sql),
+  direct: async (sql) => void await server.query(`USE d; ${sql}`),
   restart: async () => {
     await pastStartSecond(server);
     await server.restart();
@@ -70,13 +70,13 @@ const scenarios = serverChangeTests({
     await pastStartSecond(server);
     await server.stop();
     second = await startMariadb({ port });
-    await second.query('CREATE DATABASE d', 'CREATE TABLE d.t (id INT PRIMARY KEY, v INT)', 'INSERT INTO d.t VALUES (1, 99)');
+    await second.query('CREATE DATABASE d; CREATE TABLE d.t (id INT PRIMARY KEY, v INT); INSERT INTO d.t VALUES (1, 99)');
   },
 });
 
 test.before(async () => {
   server = await startMariadb();
-  await server.query('CREATE DATABASE d', 'CREATE TABLE d.t (id INT PRIMARY KEY, v INT)', 'INSERT INTO d.t VALUES (1, 10), (2, 20)');
+  await server.query('CREATE DATABASE d; CREATE TABLE d.t (id INT PRIMARY KEY, v INT); INSERT INTO d.t VALUES (1, 10), (2, 20)');
   proxy = await startProxy({ pgUpstream: null, mysqlUpstream: `mysql://${server.host}:${server.port}` });
 });
 

@@ -31,6 +31,8 @@ export abstract class ResultCache<I extends RuledStatement> {
   maxEntryBytes: number;
   private readonly rules: StatementRules<I>;
   private readonly server = new UpstreamIdentity();
+  /** CDC (changes/): asked before a fill; null while no change stream is configured. */
+  private changeFence: ((database: string | null) => string | null) | null = null;
 
   protected constructor(protocol: Protocol, config: Config, metrics: Metrics) {
     this.store = new ResultStore<EntryMeta>({
@@ -60,6 +62,20 @@ export abstract class ResultCache<I extends RuledStatement> {
     this.store.setLimits({ maxBytes: config.cacheMaxBytes, maxEntryBytes: config.cacheMaxEntryBytes, defaultTtlMs: config.cacheTtlMs });
     this.maxEntryBytes = config.cacheMaxEntryBytes;
     if (this.rules.replace(config.cacheRules)) this.stats.invalidated('database', this.store.invalidateAll());
+  }
+
+  /**
+   * CDC (changes/): why the cache must not fill for `database` now (`cdc-down`: its change stream
+   * is not up), or null. Entries of a fenced database were dropped when it was fenced and none is
+   * stored until its stream is up again, so only the fill path needs to ask.
+   */
+  fence(database: string | null): string | null {
+    return this.changeFence === null ? null : this.changeFence(database);
+  }
+
+  /** CDC (changes/): from now on fills ask `fence` first. */
+  followChanges(fence: (database: string | null) => string | null): void {
+    this.changeFence = fence;
   }
 
   /** The cache rule for a cacheable read, evaluated once per statement shape and rules. */

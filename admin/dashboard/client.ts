@@ -3,6 +3,7 @@
 // The first half is pure (history, rates, scales, formatting) and unit-tested in Node; start() at the
 // bottom wires it to the page and runs only where there is a document.
 import type { LatencySummary, Outcome, ProtocolStats, QueryItem, TableItem } from '../query-stats.js';
+import type { ChangeStreamItem } from '../change-streams.js';
 import type { StatsReport } from '../stats-report.js';
 
 export const POLL_MS = 1000;
@@ -457,6 +458,19 @@ function reasonRows(protocols: [string, ProtocolStats][], showProtocol: boolean)
   });
 }
 
+/** One row per change stream: a stream not up means its database's reads bypass the cache. */
+function streamRows(items: readonly ChangeStreamItem[], view: string): HTMLTableRowElement[] {
+  return items.filter((s) => view === ALL || s.protocol === view).map((s) => {
+    const tr = el('tr');
+    const name = el('td', 'name');
+    name.append(protocolBadge(s.protocol), el('span', '', s.database === '*' ? 'all databases' : s.database));
+    name.title = `${s.position ?? 'no position yet'}${s.lastError === null ? '' : `\nlast error: ${s.lastError}`}\nsince ${s.since}`;
+    const state = cell(s.state, `stream-state ${s.state}`);
+    tr.append(name, state, cell(formatMs(s.lag.p50Ms), 'num'), cell(formatMs(s.lag.p99Ms), 'num'), countCell(s.invalidations));
+    return tr;
+  });
+}
+
 class Dashboard {
   private readonly history = new History();
   private readonly headers = authHeaders(location.search);
@@ -619,6 +633,7 @@ class Dashboard {
     fillRows(byId('tables'), 5, tableRows(topTables(report, view, TOP_ROWS), many), 'No table reads yet');
     fillRows(byId('latency'), 5, latencyRows(shown, many), 'No statements yet');
     fillRows(byId('bypass-reasons'), 2, reasonRows(shown, many), 'No bypasses');
+    fillRows(byId('change-streams'), 5, streamRows(report.changeStreams ?? [], view), 'None configured (--pg-cdc, --mysql-cdc)');
   }
 }
 

@@ -47,6 +47,7 @@ for (const path of ['/', '/dashboard', '/dashboard?token=abc']) {
     assert.match(res.body, /^<!doctype html>/);
     assert.match(res.body, '<title>sidecache dashboard</title>');
     assert.match(res.body, 'id="chart-ratio"');
+    assert.match(res.body, 'id="change-streams"');
     // The compiled client script is inlined, not referenced.
     assert.match(res.body, 'class Dashboard');
   });

@@ -94,6 +94,8 @@ tr.empty td { color: var(--muted); text-align: center; padding: 14px; }
 .badge.mysql { background: #fdf1dc; color: #a15c00; }
 .outcome::before { content: ""; display: inline-block; width: 8px; height: 8px; border-radius: 2px; margin-right: 6px; }
 .outcome.hit::before { background: var(--hits); }
+.stream-state.up { color: #067647; font-weight: 600; }
+.stream-state.down, .stream-state.starting { color: #b42318; font-weight: 600; }
 .outcome.miss::before { background: var(--misses); }
 .outcome.bypass::before { background: var(--bypasses); }
 .outcome.write::before { background: var(--danger); }
@@ -151,6 +153,10 @@ const BODY = `
         <table><colgroup><col><col class="w-count"></colgroup>
           <thead><tr><th>Reason</th><th class="num">Count</th></tr></thead>
           <tbody id="bypass-reasons"></tbody></table></div>
+      <div class="panel"><h2>Change streams</h2>
+        <table><colgroup><col><col class="w-count"><col class="w-ms"><col class="w-ms"><col class="w-count"></colgroup>
+          <thead><tr><th>Database</th><th>State</th><th class="num">Lag p50</th><th class="num">Lag p99</th><th class="num">Invalid.</th></tr></thead>
+          <tbody id="change-streams"></tbody></table></div>
     </div>
   </section>
 </main>

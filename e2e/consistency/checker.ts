@@ -26,6 +26,11 @@ export interface CheckOptions {
   keys: number;
   /** Each writer pauses up to this long between writes, so entries live long enough to be hit. */
   writePauseMs: number;
+  /**
+   * Writes go behind the proxy's back (a change stream must invalidate them): a read is held only
+   * to what was acknowledged this long before it was sent. 0 (the default): to everything acknowledged.
+   */
+  allowedLagMs?: number;
   /** Called every `progressSeconds` while the run lasts. */
   onProgress?: (progress: Progress) => void;
   progressSeconds?: number;
@@ -99,7 +104,7 @@ export async function cacheCounts(adminPort: number, metricsProtocol: string): P
 /** Runs the check against a proxy already listening at `endpoint`, on the driver's table `table`. */
 export async function checkConsistency(driver: ConsistencyDriver, endpoint: Endpoint, table: string, options: CheckOptions): Promise<CheckReport> {
   const { onProgress, progressSeconds, ...plain } = options;
-  const ledger = new VersionLedger(options.keys);
+  const ledger = new VersionLedger(options.keys, options.allowedLagMs ?? 0);
   const report: CheckReport = {
     protocol: driver.protocol, options: plain, elapsedSeconds: 0,
     reads: 0, readsByPath: { simple: 0, parameterised: 0, prepared: 0 }, hits: 0, misses: 0, bypass: 0,
@@ -177,6 +182,8 @@ export async function checkConsistency(driver: ConsistencyDriver, endpoint: Endp
     ], { minMs: options.seconds * 1000, maxMs: options.maxSeconds * 1000, enough, failed: () => report.errors.length > 0 });
     report.elapsedSeconds = (Date.now() - started) / 1000;
     Object.assign(report, countsDelta(await cacheCounts(endpoint.adminPort, driver.metricsProtocol), before));
+    // The last writes may still be on their way through the change stream.
+    await sleep(options.allowedLagMs ?? 0);
     if (report.errors.length === 0) record(await finalCheck(driver, table, ledger, connect));
   } finally {
     if (progress !== null) clearInterval(progress);

@@ -70,4 +70,20 @@ test('every stale row of an all-keys read is reported', () => {
   assert.equal(found.map((v) => [v.kind, v.key]), [['stale', 0], ['stale', 1]]);
 });
 
+test('with an allowed lag, a read is held only to what was acknowledged that long before it', () => {
+  const ledger = new VersionLedger(1, 100);
+  const v1 = ledger.issue();
+  const v2 = ledger.issue();
+  ledger.acknowledge(0, v1, 1000);
+  ledger.acknowledge(0, v2, 1150);
+  assert.equal(ledger.floors(1050), [0], 'v1 is only 50 ms old');
+  assert.equal(ledger.floors(1120), [v1]);
+  assert.equal(ledger.floors(1200), [v1], 'v2 is only 50 ms old');
+  assert.equal(ledger.floors(1260), [v2]);
+  assert.equal(ledger.judge(0, v1, ledger.floors(1260), 'r')?.kind, 'stale');
+  for (let t = 2000; t < 10_000; t += 10) ledger.acknowledge(0, ledger.issue(), t);
+  assert.equal(ledger.floors(9000).length, 1, 'old history is pruned, the floors still answer');
+  assert.ok(ledger.floors(9000)[0]! > v2);
+});
+
 test.run();

@@ -33,9 +33,16 @@ export class VersionLedger {
   private readonly acked: number[];
   /** Versions of writes that roll back: handed out, never to be seen. */
   private readonly doomed = new Set<number>();
+  /**
+   * With an allowed lag: per key, [when, highest version acknowledged by then], oldest first, so
+   * a read may be held to what was acknowledged `allowedLagMs` before it was sent.
+   */
+  private readonly history: Array<Array<[number, number]>>;
 
-  constructor(readonly keys: number) {
+  /** `allowedLagMs`: how long after its acknowledgement a write may still be unseen (writes behind the proxy's back, seen through a change stream). */
+  constructor(readonly keys: number, private readonly allowedLagMs = 0) {
     this.acked = new Array<number>(keys).fill(0);
+    this.history = Array.from({ length: keys }, () => []);
   }
 
   /** The next version, taken before its write is sent. */
@@ -48,14 +55,34 @@ export class VersionLedger {
     this.doomed.add(version);
   }
 
-  /** The server acknowledged the commit of `version` on `key`. */
-  acknowledge(key: number, version: number): void {
-    if (version > this.acked[key]!) this.acked[key] = version;
+  /** The server acknowledged the commit of `version` on `key` at `at` (performance.now()). */
+  acknowledge(key: number, version: number, at = performance.now()): void {
+    if (version <= this.acked[key]!) return;
+    this.acked[key] = version;
+    if (this.allowedLagMs === 0) return;
+    const h = this.history[key]!;
+    h.push([at, version]);
+    // Keep one entry older than any floor still asked for, as the base.
+    let drop = 0;
+    while (drop + 1 < h.length && h[drop + 1]![0] <= at - this.allowedLagMs - 1000) drop++;
+    if (drop > 0) h.splice(0, drop);
   }
 
-  /** The highest acknowledged version of every key; taken just before a read is sent. */
-  floors(): number[] {
-    return this.acked.slice();
+  /**
+   * The floors of a read about to be sent at `at`: the highest version of every key acknowledged
+   * at least the allowed lag before (just acknowledged, without a lag).
+   */
+  floors(at = performance.now()): number[] {
+    if (this.allowedLagMs === 0) return this.acked.slice();
+    const until = at - this.allowedLagMs;
+    return this.history.map((h) => {
+      let floor = 0;
+      for (const [when, version] of h) {
+        if (when > until) break;
+        floor = version;
+      }
+      return floor;
+    });
   }
 
   /** The highest acknowledged version of `key`. */

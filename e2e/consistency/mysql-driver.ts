@@ -6,7 +6,7 @@
 // MySQL does not abort a transaction when a statement in it fails, so it has no 'transaction-failed'.
 import type mysql from 'mysql2/promise';
 import type { ResultSetHeader, RowDataPacket } from 'mysql2/promise';
-import { connectMySql, directMySql } from '../support/mysql-direct.js';
+import { DIRECT_MYSQL, connectMySql, statementsOn } from '../support/mysql-direct.js';
 import { DIRECT_MYSQL_URL, type RunningProxy, type StartOptions } from '../support/sidecache.js';
 import { DriverError, type ConsistencyDriver, type DriverConnection, type ReadPath, type Stamp, type VersionRow, type WriteForm } from './driver.js';
 
@@ -123,33 +123,46 @@ function toVersionRows(rows: RowDataPacket[]): VersionRow[] {
   return rows.map((r) => ({ key: Number(r.k), version: Number(r.version) }));
 }
 
-export const mysqlDriver: ConsistencyDriver = {
-  protocol: 'mysql',
-  metricsProtocol: 'mysql',
-  writeForms: [
-    'autocommit-simple', 'autocommit-parameterised', 'autocommit-prepared', 'upsert', 'multi-statement',
-    'transaction-commit', 'multi-statement-transaction', 'transaction-rollback', 'multi-statement-rollback',
-  ],
-  proxyOptions(): StartOptions {
-    return { pgUpstream: null, mysqlUpstream: DIRECT_MYSQL_URL };
-  },
-  portOf(proxy: RunningProxy): number {
-    return proxy.mysqlPort;
-  },
-  async createTable(table: string, keys: number): Promise<void> {
-    const values = Array.from({ length: keys }, (_, k) => `(${k}, 0)`).join(', ');
-    await directMySql(
-      `CREATE TABLE ${table} (k INT PRIMARY KEY, version BIGINT NOT NULL) ENGINE=InnoDB`,
-      `INSERT INTO ${table} VALUES ${values}`,
-    );
-  },
-  async dropTable(table: string): Promise<void> {
-    await directMySql(`DROP TABLE IF EXISTS ${table}`);
-  },
-  async readDirect(table: string): Promise<VersionRow[]> {
-    return toVersionRows(await directMySql(`SELECT k, version FROM ${table} ORDER BY k`) as RowDataPacket[]);
-  },
-  async connect(port: number, table: string): Promise<DriverConnection> {
-    return new MySqlConnection(await connectMySql(port, { multipleStatements: true }), table);
-  },
-};
+/** A MySQL/MariaDB server the checker runs against: the shared one, or a private one (the change-stream mode). */
+export interface MySqlServer {
+  port: number;
+  database: string;
+}
+
+/** The driver for `server`, whose sidecache is started with `proxy`. */
+export function mysqlDriverAt(server: MySqlServer, proxy: StartOptions): ConsistencyDriver {
+  const connect = (port: number, extra: mysql.ConnectionOptions = {}): Promise<mysql.Connection> => connectMySql(port, { database: server.database, ...extra });
+  const direct = (...statements: string[]): Promise<unknown> => statementsOn(server.port, statements, { database: server.database });
+  return {
+    protocol: 'mysql',
+    metricsProtocol: 'mysql',
+    writeForms: [
+      'autocommit-simple', 'autocommit-parameterised', 'autocommit-prepared', 'upsert', 'multi-statement',
+      'transaction-commit', 'multi-statement-transaction', 'transaction-rollback', 'multi-statement-rollback',
+    ],
+    proxyOptions(): StartOptions {
+      return proxy;
+    },
+    portOf(running: RunningProxy): number {
+      return running.mysqlPort;
+    },
+    async createTable(table: string, keys: number): Promise<void> {
+      const values = Array.from({ length: keys }, (_, k) => `(${k}, 0)`).join(', ');
+      await direct(
+        `CREATE TABLE ${table} (k INT PRIMARY KEY, version BIGINT NOT NULL) ENGINE=InnoDB`,
+        `INSERT INTO ${table} VALUES ${values}`,
+      );
+    },
+    async dropTable(table: string): Promise<void> {
+      await direct(`DROP TABLE IF EXISTS ${table}`);
+    },
+    async readDirect(table: string): Promise<VersionRow[]> {
+      return toVersionRows(await direct(`SELECT k, version FROM ${table} ORDER BY k`) as RowDataPacket[]);
+    },
+    async connect(port: number, table: string): Promise<DriverConnection> {
+      return new MySqlConnection(await connect(port, { multipleStatements: true }), table);
+    },
+  };
+}
+
+export const mysqlDriver: ConsistencyDriver = mysqlDriverAt(DIRECT_MYSQL, { pgUpstream: null, mysqlUpstream: DIRECT_MYSQL_URL });

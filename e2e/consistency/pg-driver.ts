@@ -2,7 +2,7 @@
 // simple protocol, one with values over an unnamed prepared statement (Parse/Bind/Execute/Sync each
 // time), one with a `name` over a named statement parsed once per connection.
 import pg from 'pg';
-import { DIRECT_PG, connectPg, direct } from '../support/pg-direct.js';
+import { DIRECT_PG } from '../support/pg-direct.js';
 import type { RunningProxy, StartOptions } from '../support/sidecache.js';
 import { DriverError, type ConsistencyDriver, type DriverConnection, type ReadPath, type Stamp, type VersionRow, type WriteForm } from './driver.js';
 
@@ -113,31 +113,56 @@ function toVersionRows(rows: Array<Record<string, unknown>>): VersionRow[] {
   return rows.map((r) => ({ key: Number(r.k), version: Number(r.version) }));
 }
 
-export const pgDriver: ConsistencyDriver = {
-  protocol: 'postgres',
-  metricsProtocol: 'postgres',
-  writeForms: [
-    'autocommit-simple', 'autocommit-parameterised', 'autocommit-prepared', 'upsert', 'multi-statement',
-    'transaction-commit', 'multi-statement-transaction', 'transaction-rollback', 'multi-statement-rollback',
-    'transaction-failed',
-  ],
-  proxyOptions(): StartOptions {
-    return {};
-  },
-  portOf(proxy: RunningProxy): number {
-    return proxy.pgPort;
-  },
-  async createTable(table: string, keys: number): Promise<void> {
-    await direct(`CREATE TABLE ${table} (k int PRIMARY KEY, version bigint NOT NULL)`);
-    await direct(`INSERT INTO ${table} SELECT k, 0 FROM generate_series(0, $1 - 1) AS k`, [keys]);
-  },
-  async dropTable(table: string): Promise<void> {
-    await direct(`DROP TABLE IF EXISTS ${table}`);
-  },
-  async readDirect(table: string): Promise<VersionRow[]> {
-    return toVersionRows((await direct(`SELECT k, version FROM ${table} ORDER BY k`)).rows);
-  },
-  async connect(port: number, table: string): Promise<DriverConnection> {
-    return new PgConnection(await connectPg(port, { database: DIRECT_PG.database }), table);
-  },
-};
+/** A PostgreSQL server the checker runs against: the shared one, or a private one (the change-stream mode). */
+export interface PgServer {
+  host: string;
+  port: number;
+  database: string;
+}
+
+/** The driver for `server`, whose sidecache is started with `proxy`. */
+export function pgDriverAt(server: PgServer, proxy: StartOptions): ConsistencyDriver {
+  const connect = async (port: number): Promise<pg.Client> => {
+    const client = new pg.Client({ host: server.host, port, user: DIRECT_PG.user, database: server.database });
+    await client.connect();
+    return client;
+  };
+  const direct = async (sql: string, params: unknown[] = []): Promise<pg.QueryResult> => {
+    const c = await connect(server.port);
+    try {
+      return await c.query(sql, params);
+    } finally {
+      await c.end();
+    }
+  };
+  return {
+    protocol: 'postgres',
+    metricsProtocol: 'postgres',
+    writeForms: [
+      'autocommit-simple', 'autocommit-parameterised', 'autocommit-prepared', 'upsert', 'multi-statement',
+      'transaction-commit', 'multi-statement-transaction', 'transaction-rollback', 'multi-statement-rollback',
+      'transaction-failed',
+    ],
+    proxyOptions(): StartOptions {
+      return proxy;
+    },
+    portOf(running: RunningProxy): number {
+      return running.pgPort;
+    },
+    async createTable(table: string, keys: number): Promise<void> {
+      await direct(`CREATE TABLE ${table} (k int PRIMARY KEY, version bigint NOT NULL)`);
+      await direct(`INSERT INTO ${table} SELECT k, 0 FROM generate_series(0, $1 - 1) AS k`, [keys]);
+    },
+    async dropTable(table: string): Promise<void> {
+      await direct(`DROP TABLE IF EXISTS ${table}`);
+    },
+    async readDirect(table: string): Promise<VersionRow[]> {
+      return toVersionRows((await direct(`SELECT k, version FROM ${table} ORDER BY k`)).rows);
+    },
+    async connect(port: number, table: string): Promise<DriverConnection> {
+      return new PgConnection(await connect(port), table);
+    },
+  };
+}
+
+export const pgDriver: ConsistencyDriver = pgDriverAt(DIRECT_PG, {});

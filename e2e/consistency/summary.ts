@@ -3,9 +3,10 @@
 import type { CheckReport, Progress } from './checker.js';
 
 export function summaryLine(r: CheckReport): string {
-  const { writers, readers, keys } = r.options;
+  const { writers, readers, keys, allowedLagMs } = r.options;
   const ratio = r.reads === 0 ? 0 : r.hits / r.reads;
-  return `consistency ${r.protocol}: ${r.elapsedSeconds.toFixed(1)} s, ${writers} writers, ${readers} readers, ${keys} keys: `
+  const lag = allowedLagMs === undefined || allowedLagMs === 0 ? '' : ` (writes straight to the database, allowed lag ${allowedLagMs} ms)`;
+  return `consistency ${r.protocol}: ${r.elapsedSeconds.toFixed(1)} s, ${writers} writers${lag}, ${readers} readers, ${keys} keys: `
     + `reads ${r.reads} (hits ${r.hits}, misses ${r.misses}, bypass ${r.bypass}, hit ratio ${ratio.toFixed(2)}), `
     + `writes ${r.committed} committed / ${r.rolledBack} rolled back, errors ${r.errors.length}, violations ${r.violations}: `
     + (r.failures.length === 0 ? 'PASS' : 'FAIL');

@@ -86,7 +86,7 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
       try {
         await asPostgres('pg_ctl', ['start', '-D', dataDir, '-l', logFile, '-w', '-t', String(Math.ceil(remaining(deadline) / 1000))],
           baseDir, remaining(deadline) + 2000);
-        return cluster(entry, port, baseDir);
+        return cluster(entry, port, baseDir, logFile);
       } catch (err) {
         const log = await readFile(logFile, 'utf8').catch(() => '');
         // Another process may grab the port between our probe and the server's bind.
@@ -100,7 +100,7 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
   }
 }
 
-function cluster(entry: LiveCluster, port: number, socketDir: string): Cluster {
+function cluster(entry: LiveCluster, port: number, socketDir: string, logFile: string): Cluster {
   return {
     host: '127.0.0.1',
     port,
@@ -116,8 +116,7 @@ function cluster(entry: LiveCluster, port: number, socketDir: string): Cluster {
       }
     },
     async restart(): Promise<void> {
-      await asPostgres('pg_ctl', ['restart', '-D', entry.dataDir, '-m', 'fast', '-w', '-l', path.join(entry.baseDir, 'postgres.log')],
-        entry.baseDir, 60_000);
+      await asPostgres('pg_ctl', ['restart', '-D', entry.dataDir, '-m', 'fast', '-l', logFile, '-w', '-t', '60'], entry.baseDir, 70_000);
     },
     async stop(): Promise<void> {
       if (!live.has(entry)) return;

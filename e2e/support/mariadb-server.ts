@@ -1,194 +1,213 @@
-// Throwaway MariaDB servers for e2e tests that must restart the server or put another one at its
-// address, which the shared server cannot give. Each lives in a temp dir owned by the `mysql` OS
-// user, listens on 127.0.0.1 at a free port (or the one asked for) and lets root in without a
-// password. The data directory is installed once per test process (mariadb-install-db takes
-// seconds) and copied for every server.
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { promisify } from 'node:util';
-import { mkdtemp, mkdir, readFile, chown, rm } from 'node:fs/promises';
+// Throwaway MariaDB servers for e2e tests that need what the shared one cannot give: the binary log
+// (the shared server runs with log_bin=OFF), restarts. A server lives in a temp dir owned by the
+// `mysql` OS user, listens on 127.0.0.1 at a free port with a passwordless root, and is stopped and
+// removed when the test process ends, however it ends (a watchdog outlives a SIGKILL).
+import { execFile, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { rmSync } from 'node:fs';
+import { chown, mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { promisify } from 'node:util';
+import mysql from 'mysql2/promise';
 import { freePort } from './ports.js';
-import { connectMySql, statementsOn } from './mysql-direct.js';
 
 const run = promisify(execFile);
-
 const OS_USER = 'mysql';
 const START_ATTEMPTS = 3;
 
-export interface MariadbOptions {
-  /** Where to listen; a free port when unset. */
+export interface MariadbServerOptions {
+  /** Binary log on, ROW format (the default); false starts it without one. */
+  binlog?: boolean;
+  /** binlog_format when the binlog is on; ROW by default. */
+  binlogFormat?: 'ROW' | 'MIXED' | 'STATEMENT';
+  /** More mariadbd options, e.g. ['--max-connections=20']. */
+  args?: string[];
+  /** Where to listen (a failover to another server at the same address); a free port when unset. */
   port?: number;
-  /** Bound on installing (the first time) and starting together. */
+  /** Bound on install + start together. */
   startTimeoutMs?: number;
 }
 
 export interface MariadbServer {
   host: string;
   port: number;
-  /** Runs statements as root on a fresh connection; returns the last one's rows. */
-  query(...statements: string[]): Promise<unknown>;
-  /** A clean shutdown, then the same data served again on the same port. */
+  dataDir: string;
+  /** mysql://root@127.0.0.1:PORT */
+  url: string;
+  /** Runs statements as root on a fresh connection (multiple statements allowed); returns the last result's rows. */
+  query<R = Record<string, unknown>>(sql: string, params?: unknown[]): Promise<R[]>;
+  /** Shuts the server down cleanly and starts it again on the same port and data. */
   restart(): Promise<void>;
-  /** A clean shutdown, then the data is removed. Safe to call twice. */
+  /** Kills the server and removes its directory. Safe to call twice. */
   stop(): Promise<void>;
 }
 
 export class MariadbStartError extends Error {
   constructor(message: string, readonly log: string) {
-    super(`${message}\n--- mariadbd log ---\n${log}`);
+    super(`${message}\n--- mariadbd error log ---\n${log}`);
     this.name = 'MariadbStartError';
   }
 }
 
-interface Live {
-  dir: string;
+interface LiveServer {
+  baseDir: string;
   child: ChildProcess | null;
+  watchdogPid: number | undefined;
 }
 
-/** This process's temp dir (the installed template and every server), removed when it ends. */
-let root: Promise<{ dir: string; template: string }> | null = null;
-const live = new Set<Live>();
-let serial = 0;
+const live = new Set<LiveServer>();
+let exitHooksInstalled = false;
 
-export async function startMariadb(opts: MariadbOptions = {}): Promise<MariadbServer> {
+export async function startMariadb(opts: MariadbServerOptions = {}): Promise<MariadbServer> {
   const deadline = Date.now() + (opts.startTimeoutMs ?? 90_000);
-  const { dir: rootDir, template } = await installOnce(deadline);
-  const dir = path.join(rootDir, `server-${++serial}`);
-  const entry: Live = { dir, child: null };
+  const baseDir = await mkdtemp(path.join(os.tmpdir(), 'sidecache-mariadb-'));
+  const dataDir = path.join(baseDir, 'data');
+  const entry: LiveServer = { baseDir, child: null, watchdogPid: undefined };
   live.add(entry);
+  installExitHooks();
   try {
-    await run('cp', ['-a', template, dir], { timeout: remaining(deadline) });
-    let port = opts.port ?? await freePort();
+    const { uid, gid } = await mysqlIds();
+    await chown(baseDir, uid, gid);
+    await run('mariadb-install-db', ['--no-defaults', `--user=${OS_USER}`, `--datadir=${dataDir}`, '--auth-root-authentication-method=normal',
+      '--skip-test-db', '--skip-name-resolve'], { cwd: baseDir, timeout: remaining(deadline) });
     for (let attempt = 1; ; attempt++) {
+      const port = opts.port ?? await freePort();
+      const args = serverArgs(baseDir, dataDir, port, opts);
       try {
-        await launch(entry, port, deadline);
-        break;
+        await launch(entry, args, port, deadline);
+        return server(entry, dataDir, port, args, deadline);
       } catch (err) {
-        // Another process may grab a free port between our probe and the server's bind.
-        if (opts.port !== undefined || attempt >= START_ATTEMPTS || !(err instanceof MariadbStartError) || !/bind|in use/i.test(err.log)) throw err;
-        port = await freePort();
+        const log = await readFile(path.join(baseDir, 'error.log'), 'utf8').catch(() => '');
+        if (attempt < START_ATTEMPTS && opts.port === undefined && /already in use|Can't start server: Bind/i.test(log)) continue;
+        throw new MariadbStartError(`mariadbd did not start: ${(err as Error).message}`, log.slice(-4000));
       }
     }
-    return server(entry, port);
   } catch (err) {
     stopNow(entry);
     throw err;
   }
 }
 
-function server(entry: Live, port: number): MariadbServer {
+function serverArgs(baseDir: string, dataDir: string, port: number, opts: MariadbServerOptions): string[] {
+  const binlog = opts.binlog === false ? [] : [`--log-bin=${path.join(dataDir, 'binlog')}`, `--binlog-format=${opts.binlogFormat ?? 'ROW'}`];
+  return [
+    '--no-defaults', `--user=${OS_USER}`, `--datadir=${dataDir}`, `--port=${port}`, '--bind-address=127.0.0.1',
+    `--socket=${path.join(baseDir, 'mysqld.sock')}`, `--pid-file=${path.join(baseDir, 'mysqld.pid')}`, `--log-error=${path.join(baseDir, 'error.log')}`,
+    '--server-id=1', '--skip-name-resolve', '--innodb-buffer-pool-size=32M', '--innodb-log-file-size=16M', '--performance-schema=OFF',
+    ...binlog, ...(opts.args ?? []),
+  ];
+}
+
+/** Starts mariadbd and waits until it answers a query. */
+async function launch(entry: LiveServer, args: string[], port: number, deadline: number): Promise<void> {
+  const child = spawn('mariadbd', args, { cwd: entry.baseDir, stdio: 'ignore' });
+  entry.child = child;
+  killWatchdog(entry);
+  entry.watchdogPid = spawnWatchdog(entry.baseDir, child.pid!);
+  for (;;) {
+    if (child.exitCode !== null || child.signalCode !== null) throw new Error(`mariadbd exited with ${child.exitCode ?? child.signalCode}`);
+    try {
+      const c = await mysql.createConnection({ host: '127.0.0.1', port, user: 'root', connectTimeout: 2000 });
+      await c.query('SELECT 1');
+      await c.end();
+      return;
+    } catch {
+      if (Date.now() > deadline) {
+        child.kill('SIGKILL');
+        throw new Error('mariadbd did not accept connections in time');
+      }
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+}
+
+function server(entry: LiveServer, dataDir: string, port: number, args: string[], deadline: number): MariadbServer {
   return {
     host: '127.0.0.1',
     port,
-    query(...statements: string[]): Promise<unknown> {
-      // No database: the server has no `test` database.
-      return statementsOn(port, statements, { database: undefined });
+    dataDir,
+    url: `mysql://root@127.0.0.1:${port}`,
+    async query<R>(sql: string, params?: unknown[]): Promise<R[]> {
+      const c = await mysql.createConnection({ host: '127.0.0.1', port, user: 'root', multipleStatements: true });
+      try {
+        const [rows] = await c.query(sql, params);
+        const last = Array.isArray(rows) && Array.isArray(rows[rows.length - 1]) ? rows[rows.length - 1] : rows;
+        return (Array.isArray(last) ? last : []) as R[];
+      } finally {
+        await c.end();
+      }
     },
     async restart(): Promise<void> {
       await shutdown(entry);
-      await launch(entry, port, Date.now() + 60_000);
+      await launch(entry, args, port, Math.max(deadline, Date.now() + 60_000));
     },
     async stop(): Promise<void> {
       if (!live.has(entry)) return;
       live.delete(entry);
-      await shutdown(entry);
-      await rm(entry.dir, { recursive: true, force: true });
+      killWatchdog(entry);
+      entry.child?.kill('SIGKILL');
+      if (entry.child !== null && entry.child.exitCode === null && entry.child.signalCode === null) {
+        await new Promise((resolve) => entry.child!.once('exit', resolve));
+      }
+      await rm(entry.baseDir, { recursive: true, force: true });
     },
   };
 }
 
-/** Starts mariadbd on `port` over the entry's data and waits until it answers. */
-async function launch(entry: Live, port: number, deadline: number): Promise<void> {
-  const logFile = path.join(entry.dir, 'error.log');
-  await rm(logFile, { force: true });
-  const child = spawn('mariadbd', [
-    '--no-defaults', `--datadir=${path.join(entry.dir, 'data')}`, `--user=${OS_USER}`, `--port=${port}`, '--bind-address=127.0.0.1',
-    `--socket=${path.join(entry.dir, 'mysqld.sock')}`, `--pid-file=${path.join(entry.dir, 'mysqld.pid')}`, `--log-error=${logFile}`,
-    '--skip-log-bin', '--innodb-buffer-pool-size=16M', '--innodb-log-file-size=8M',
-  ], { stdio: 'ignore', cwd: '/' });
-  entry.child = child;
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  for (;;) {
-    if (child.exitCode !== null || child.signalCode !== null) {
-      throw new MariadbStartError(`mariadbd exited (${child.exitCode ?? child.signalCode})`, await readFile(logFile, 'utf8').catch(() => ''));
-    }
-    try {
-      const c = await connectMySql(port, { database: undefined, connectTimeout: 1000 });
-      await c.end();
-      return;
-    } catch {
-      // not listening yet
-    }
-    if (Date.now() >= deadline) {
-      child.kill('SIGKILL');
-      await exited;
-      throw new MariadbStartError('mariadbd did not answer in time', await readFile(logFile, 'utf8').catch(() => ''));
-    }
-    await Promise.race([exited, new Promise((r) => setTimeout(r, 200))]);
-  }
-}
-
-/** SIGTERM is mariadbd's clean shutdown; SIGKILL after 30 s. */
-async function shutdown(entry: Live): Promise<void> {
+/** SIGTERM (a clean shutdown: the binlog is closed properly), SIGKILL after 30 s. */
+async function shutdown(entry: LiveServer): Promise<void> {
   const child = entry.child;
-  entry.child = null;
   if (child === null || child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const exited = new Promise((resolve) => child.once('exit', resolve));
   child.kill('SIGTERM');
   const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
   await exited;
   clearTimeout(timer);
 }
 
-function installOnce(deadline: number): Promise<{ dir: string; template: string }> {
-  root ??= (async () => {
-    const dir = await mkdtemp(path.join(os.tmpdir(), 'sidecache-mariadb-'));
-    installExitHooks(dir);
-    const [u, g] = await Promise.all([run('id', ['-u', OS_USER]), run('id', ['-g', OS_USER])]);
-    await chown(dir, Number(u.stdout.trim()), Number(g.stdout.trim()));
-    const template = path.join(dir, 'template');
-    await mkdir(template);
-    await chown(template, Number(u.stdout.trim()), Number(g.stdout.trim()));
-    await run('mariadb-install-db', ['--no-defaults', `--datadir=${path.join(template, 'data')}`, `--user=${OS_USER}`,
-      '--auth-root-authentication-method=normal', '--skip-test-db'], { cwd: '/', timeout: remaining(deadline) });
-    return { dir, template };
-  })();
-  return root;
+async function mysqlIds(): Promise<{ uid: number; gid: number }> {
+  const [u, g] = await Promise.all([run('id', ['-u', OS_USER]), run('id', ['-g', OS_USER])]);
+  return { uid: Number(u.stdout.trim()), gid: Number(g.stdout.trim()) };
 }
 
 function remaining(deadline: number): number {
   return Math.max(deadline - Date.now(), 1000);
 }
 
-/** Synchronous, for 'exit' handlers where nothing asynchronous runs any more. */
-function stopNow(entry: Live): void {
-  live.delete(entry);
-  entry.child?.kill('SIGKILL');
-  entry.child = null;
-  rmSync(entry.dir, { recursive: true, force: true });
+/** A detached shell that kills the server and removes its directory once this process is gone. */
+function spawnWatchdog(baseDir: string, serverPid: number): number | undefined {
+  const script = 'while kill -0 "$1" 2>/dev/null; do sleep 1; done; kill -9 "$2" 2>/dev/null; sleep 1; rm -rf "$3"';
+  const child = spawn('sh', ['-c', script, 'sidecache-mariadb-watchdog', String(process.pid), String(serverPid), baseDir],
+    { detached: true, stdio: 'ignore', cwd: '/' });
+  child.unref();
+  return child.pid;
 }
 
-function installExitHooks(dir: string): void {
+function killWatchdog(entry: LiveServer): void {
+  if (entry.watchdogPid === undefined) return;
+  try {
+    process.kill(-entry.watchdogPid, 'SIGKILL');
+  } catch {
+    // already gone
+  }
+  entry.watchdogPid = undefined;
+}
+
+/** Synchronous, for 'exit' handlers. */
+function stopNow(entry: LiveServer): void {
+  live.delete(entry);
+  killWatchdog(entry);
+  if (entry.child?.pid !== undefined) spawnSync('kill', ['-9', String(entry.child.pid)], { stdio: 'ignore' });
+  rmSync(entry.baseDir, { recursive: true, force: true });
+}
+
+function installExitHooks(): void {
+  if (exitHooksInstalled) return;
+  exitHooksInstalled = true;
   process.on('exit', () => {
     for (const entry of [...live]) stopNow(entry);
-    rmSync(dir, { recursive: true, force: true });
   });
-  // A signal handler replaces the default "die"; exiting keeps that behaviour and runs the hook above.
   for (const [signal, code] of [['SIGTERM', 143], ['SIGINT', 130], ['SIGHUP', 129]] as const) {
     process.once(signal, () => process.exit(code));
   }
-  spawnWatchdog(dir);
-}
-
-/**
- * A detached shell that outlives this process only to kill its servers once it is gone — the one
- * cleanup that still runs when the test runner SIGKILLs a test on timeout.
- */
-function spawnWatchdog(dir: string): void {
-  const script = 'while kill -0 "$1" 2>/dev/null; do sleep 1; done; '
-    + 'for f in "$2"/server-*/mysqld.pid; do [ -f "$f" ] && kill -9 "$(cat "$f")" 2>/dev/null; done; rm -rf "$2"';
-  const child = spawn('sh', ['-c', script, 'sidecache-mariadb-watchdog', String(process.pid), dir], { detached: true, stdio: 'ignore', cwd: '/' });
-  child.unref();
 }

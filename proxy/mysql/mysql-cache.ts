@@ -379,6 +379,21 @@ export class MySqlCache extends ResultCache<MysqlStatementInfo> {
     this.stats.invalidated(names, this.store.invalidateTags(tags));
   }
 
+  /**
+   * CDC (changes/): the tables a transaction wrote as the binlog names them. Every table it opened
+   * for writing has a TABLE_MAP there, foreign-key cascade targets included, and triggers' writes
+   * are logged as rows: exactly these go, without the fan-out rule writes through the proxy need.
+   */
+  invalidateStreamed(tables: readonly { database: string; name: string }[], wide: boolean, catalogChanged: boolean): void {
+    if (catalogChanged) this.generationCount++;
+    if (wide) {
+      this.stats.invalidated('database', this.store.invalidateAll());
+      return;
+    }
+    if (tables.length === 0) return;
+    this.stats.invalidated(tables.map((t) => t.name), this.store.invalidateTags(tables.map((t) => tableTag(t.database, '', t.name))));
+  }
+
   /** May a write to `table` change other tables? Unknown for this catalog generation counts as yes. */
   private writeFansOut(database: string, table: string): boolean {
     const known = this.fanOut.get(database);

@@ -402,7 +402,7 @@ export class MySqlRelay implements ServerPacketSink {
    */
   private planInTransaction(info: MysqlStatementInfo, keySuffix: string, command: number): Pending {
     const decision = this.cache.decision(this.ctx!, info);
-    const fill = this.transactionSnapshotFree && decision !== undefined && decision.cacheable;
+    const fill = this.transactionSnapshotFree && decision !== undefined && decision.cacheable && this.cache.fence(this.ctx!.database) === null; // CDC (changes/)
     const p = this.pending(fill ? Kind.Fill : Kind.Forward, command, info, decision?.reason ?? 'in-transaction');
     p.inTransaction = decision === undefined || decision.cacheable;
     if (fill) {
@@ -450,6 +450,12 @@ export class MySqlRelay implements ServerPacketSink {
     if (fill && cache.rule(info).never) {
       fill = false;
       reason = 'rule';
+    }
+    // CDC (changes/): while the binlog stream is not up, reads are bypasses.
+    const fenced = fill ? cache.fence(this.ctx?.database ?? null) : null;
+    if (fenced !== null) {
+      fill = false;
+      reason = fenced;
     }
     if (fill && this.unidentified) {
       fill = false;

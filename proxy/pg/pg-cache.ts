@@ -294,4 +294,13 @@ export class PgCache extends ResultCache<StatementInfo> {
     const dropped = this.store.invalidateTags(tags);
     this.stats.invalidated(names, dropped);
   }
+
+  /**
+   * CDC (changes/): the change stream saw DDL bounded to `tables` (relation names): their entries
+   * go, and decisions taken under the old catalog are taken again; other entries stay.
+   */
+  catalogChangedFor(database: string, tables: readonly string[]): void {
+    this.generations.set(database, this.generation(database) + 1);
+    this.invalidate(database, tables, WriteScope.Tables, false);
+  }
 }

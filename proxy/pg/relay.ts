@@ -407,9 +407,11 @@ export class PgRelay {
     }
     // A "never" cache rule makes a cacheable read a bypass; the rule is evaluated once per statement.
     const never = caching && info.readCacheable && !unprobed && decision?.cacheable !== false && cache.rule(info).never;
-    const fill = caching && info.readCacheable && !never && !unprobed && (decision === undefined || decision.cacheable);
-    const reason = never ? 'rule' : unprobed ? 'probe-failed' : caching ? decision?.reason ?? 'not-cacheable' : quiet ? 'unidentified-server'
-      : this.state.txStatus !== TxStatus.Idle ? 'in-transaction' : 'pipelined';
+    // CDC (changes/): while this database's change stream is not up, its reads are bypasses.
+    const fenced = caching && info.readCacheable && !never && !unprobed && decision?.cacheable !== false ? cache.fence(this.database) : null;
+    const fill = caching && info.readCacheable && !never && !unprobed && fenced === null && (decision === undefined || decision.cacheable);
+    const reason = never ? 'rule' : unprobed ? 'probe-failed' : fenced ?? (caching ? decision?.reason ?? 'not-cacheable' : quiet ? 'unidentified-server'
+      : this.state.txStatus !== TxStatus.Idle ? 'in-transaction' : 'pipelined');
     const p = this.enqueue(fill ? Kind.Fill : Kind.Forward, info, reason);
     p.executed.push(info);
     if (fill) {
@@ -433,7 +435,7 @@ export class PgRelay {
   private planInBlock(info: StatementInfo, keySuffix: string): Pending {
     const cache = this.cache!;
     const decision = cache.decision(this.ctx!, info);
-    const fill = this.blockSnapshotFree && decision !== undefined && decision.cacheable;
+    const fill = this.blockSnapshotFree && decision !== undefined && decision.cacheable && cache.fence(this.database) === null; // CDC (changes/)
     const p = this.enqueue(fill ? Kind.Fill : Kind.Forward, info, decision?.reason ?? 'in-transaction');
     p.executed.push(info);
     p.inBlock = decision === undefined || decision.cacheable;

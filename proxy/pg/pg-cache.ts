@@ -82,6 +82,8 @@ export class PgCache extends ResultCache<StatementInfo> {
   private readonly contexts = new Map<string, PgContext>();
   /** Bumped per database on DDL: decisions taken before may rest on a catalog that changed. */
   private readonly generations = new Map<string, number>();
+  /** Added to every database's generation: bumped when DDL may have run in any of them. */
+  private everyDatabaseGeneration = 0;
   private nextContextId = 1;
   /**
    * What the probe found in a session that had changed nothing since it started, by its startup
@@ -201,7 +203,12 @@ export class PgCache extends ResultCache<StatementInfo> {
   }
 
   generation(database: string): number {
-    return this.generations.get(database) ?? 0;
+    return this.everyDatabaseGeneration + (this.generations.get(database) ?? 0);
+  }
+
+  protected catalogChanged(database: string | null): void {
+    if (database === null) this.everyDatabaseGeneration++;
+    else this.generations.set(database, (this.generations.get(database) ?? 0) + 1);
   }
 
   /**
@@ -209,10 +216,8 @@ export class PgCache extends ResultCache<StatementInfo> {
    * `catalogChanged` (DDL, DO, CALL, ...) the decisions taken under the old catalog go too.
    */
   invalidate(database: string, tables: Iterable<string>, wide: boolean, catalogChanged: boolean): void {
-    if (catalogChanged) this.generations.set(database, this.generation(database) + 1);
     if (wide || catalogChanged) {
-      const dropped = this.store.invalidateDatabase(database);
-      this.stats.invalidated('database', dropped);
+      this.invalidateEverywhere({ scope: 'tags', tags: [databaseTag(database)], tables: 'database', catalog: catalogChanged ? database : null });
       return;
     }
     const tags: string[] = [];
@@ -221,8 +226,6 @@ export class PgCache extends ResultCache<StatementInfo> {
       tags.push(tableTag(database, '', t));
       names.push(t);
     }
-    if (tags.length === 0) return;
-    const dropped = this.store.invalidateTags(tags);
-    this.stats.invalidated(names, dropped);
+    if (tags.length > 0) this.invalidateEverywhere({ scope: 'tags', tags, tables: names, catalog: null });
   }
 }

@@ -118,6 +118,9 @@ test('redactedConfig hides the token and leaves the rest', () => {
   assert.is(shown.cacheMaxBytes, config.cacheMaxBytes);
   assert.ok(Object.isFrozen(shown));
   assert.is(redactedConfig(loadConfig([], {}).config).adminToken, null);
+  const fleet = redactedConfig(loadConfig(['--redis', 'redis://app:url-secret@127.0.0.1:1'], { SIDECACHE_REDIS_PASSWORD: 'env-secret' }).config);
+  assert.equal([fleet.redis?.password, fleet.redisPassword, fleet.redis?.display], ['(redacted)', '(redacted)', 'redis://app@127.0.0.1:1']);
+  assert.not.match(JSON.stringify(fleet), /secret/);
 });
 
 test('without the right token: 401 JSON on /api/* and /stats; /metrics and /healthz stay open', async () => {

@@ -6,6 +6,7 @@ import type http from 'node:http';
 import type { CacheEntry, ResultStore } from '../cache/store.js';
 import { chargedBytes } from '../cache/store.js';
 import { databaseTag, tableTag } from '../cache/tags.js';
+import type { RedisTarget } from '../config/redis-target.js';
 import type { ReloadReport } from '../config/reload.js';
 import type { Invalidation } from '../proxy/result-cache.js';
 import { ConfigError, type Config } from '../config/settings.js';
@@ -114,9 +115,17 @@ export function tableUsage(entries: Iterable<CacheEntry<unknown>>, limit: number
   return { tables: [...byTag.values()], scanned, truncated: false };
 }
 
-/** The effective config as the API shows it: the token never leaves the process. */
+/** The effective config as the API shows it: the token and the Redis password never leave the process. */
 export function redactedConfig(config: Config): Config {
-  return Object.freeze({ ...config, adminToken: config.adminToken === null ? null : REDACTED });
+  const secret = <T>(value: T | null): T | string | null => (value === null ? null : REDACTED);
+  const target = (t: RedisTarget | null): RedisTarget | null => (t === null ? null : { ...t, password: secret(t.password) });
+  return Object.freeze({
+    ...config,
+    adminToken: secret(config.adminToken),
+    redis: target(config.redis),
+    redisCluster: target(config.redisCluster),
+    redisPassword: secret(config.redisPassword),
+  });
 }
 
 export interface TableRow extends TableUsage {

@@ -3,6 +3,7 @@
 // protocol's QueryStats counts in plain fields, and these metrics read them when Prometheus scrapes.
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import { PrecountedHistogram, type LabelledHistogram } from './duration-histogram.js';
+import type { FleetReport } from '../fleet/fleet.js';
 import { OUTCOMES, type QueryStats, type StoreReading } from './query-stats.js';
 
 export type Protocol = 'postgres' | 'mysql';
@@ -17,6 +18,8 @@ export interface Metrics {
   upstreamErrors: Counter<'protocol' | 'reason'>;
   /** Each protocol's cache statistics; QueryStats' constructor adds itself. Read by the cache metrics and /stats. */
   cacheStats: Map<Protocol, QueryStats>;
+  /** The fleet's state for /stats and the dashboard, set by fleet/fleet.ts; null without a fleet. */
+  fleet: (() => FleetReport) | null;
 }
 
 export function createMetrics(): Metrics {
@@ -34,6 +37,7 @@ export function createMetrics(): Metrics {
     protocolErrors: new Counter({ name: 'sidecache_protocol_errors_total', help: 'Client connections closed for breaking the protocol', labelNames: ['protocol', 'reason'], registers }),
     upstreamErrors: new Counter({ name: 'sidecache_upstream_errors_total', help: 'Upstream connection failures', labelNames: ['protocol', 'reason'], registers }),
     cacheStats,
+    fleet: null,
   };
 }
 

@@ -1,5 +1,6 @@
 // The JSON behind GET /stats: the cache totals over every protocol, each protocol's own numbers,
 // and the statements and tables with the most hits and misses.
+import type { FleetReport } from '../fleet/fleet.js';
 import type { Protocol } from './metrics.js';
 import { ratio, top, type ProtocolStats, type QueryItem, type QueryStats, type TableItem } from './query-stats.js';
 
@@ -21,9 +22,11 @@ export interface StatsReport {
   protocols: Partial<Record<Protocol, ProtocolStats>>;
   topQueries: { byHits: QueryItem[]; byMisses: QueryItem[] };
   topTables: { byHits: TableItem[]; byMisses: TableItem[] };
+  /** The fleet bus and leases (--redis); null when this proxy works alone. */
+  fleet: FleetReport | null;
 }
 
-export function buildStatsReport(sources: Iterable<QueryStats>, topN: number): StatsReport {
+export function buildStatsReport(sources: Iterable<QueryStats>, topN: number, fleet: FleetReport | null = null): StatsReport {
   const report: StatsReport = {
     hits: 0,
     misses: 0,
@@ -38,6 +41,7 @@ export function buildStatsReport(sources: Iterable<QueryStats>, topN: number): S
     protocols: {},
     topQueries: { byHits: [], byMisses: [] },
     topTables: { byHits: [], byMisses: [] },
+    fleet,
   };
   for (const stats of sources) {
     const p = stats.snapshot();

@@ -10,6 +10,7 @@ import { MySqlListener } from '../proxy/mysql/listener.js';
 import { MySqlCache } from '../proxy/mysql/mysql-cache.js';
 import { PgListener } from '../proxy/pg/listener.js';
 import { PgCache } from '../proxy/pg/pg-cache.js';
+import { startFleet, type Fleet, type FleetCache } from '../fleet/fleet.js';
 import type { Logger } from './log.js';
 
 /** A listener could not bind; names the setting so the operator knows what to change. */
@@ -43,7 +44,7 @@ interface Listener {
   close(deadlineMs: number): Promise<void>;
 }
 
-type ReloadableCache = CachedResults & { applyConfig(config: Config): void };
+type ReloadableCache = CachedResults & FleetCache & { applyConfig(config: Config): void };
 
 /** Where a reload reads the config again (config/reload.ts). */
 export interface ConfigSource {
@@ -83,30 +84,31 @@ export async function startSidecache(config: Config, pgUpstream: HostPort | null
   let mysqlAddress: net.AddressInfo | null = null;
   let adminAddress: net.AddressInfo;
   const admin = new AdminServer(metrics, { api: new AdminApi(caches, () => running, reload), token: config.adminToken });
+  let fleet: Fleet | null = null;
   try {
+    const pgCache = pgUpstream !== null && config.cacheMaxBytes > 0 ? await PgCache.create(config, metrics) : null;
+    const mysqlCache = config.mysqlUpstream !== null && config.cacheMaxBytes > 0 ? new MySqlCache(config, metrics) : null;
+    for (const cache of [pgCache, mysqlCache]) {
+      if (cache === null) continue;
+      caches.set(cache.stats.protocol, cache);
+      slowQueries.watch(cache.stats);
+    }
+    // Before any listener: with --redis the caches stay off until the fleet's bus is followed.
+    fleet = startFleet(config, caches, metrics, log);
     if (pgUpstream !== null) {
-      const cache = config.cacheMaxBytes > 0 ? await PgCache.create(config, metrics) : null;
-      if (cache !== null) {
-        caches.set('postgres', cache);
-        slowQueries.watch(cache.stats);
-      }
-      const pg = new PgListener(config, pgUpstream, log, metrics, cache);
+      const pg = new PgListener(config, pgUpstream, log, metrics, pgCache);
       pgAddress = await bind('--pg-listen', config.pgListen, (at) => pg.listen(at));
       listeners.push(pg);
     }
     if (config.mysqlUpstream !== null) {
-      const cache = config.cacheMaxBytes > 0 ? new MySqlCache(config, metrics) : null;
-      if (cache !== null) {
-        caches.set('mysql', cache);
-        slowQueries.watch(cache.stats);
-      }
-      const mysql = new MySqlListener(config, config.mysqlUpstream, log, metrics, cache);
+      const mysql = new MySqlListener(config, config.mysqlUpstream, log, metrics, mysqlCache);
       mysqlAddress = await bind('--mysql-listen', config.mysqlListen, (at) => mysql.listen(at));
       listeners.push(mysql);
     }
     adminAddress = await bind('--admin-listen', config.adminListen, (at) => admin.listen(at));
   } catch (err) {
     await Promise.all(listeners.map((l) => l.close(0)));
+    await fleet?.close();
     throw err;
   }
   return {
@@ -120,6 +122,8 @@ export async function startSidecache(config: Config, pgUpstream: HostPort | null
     reload,
     async close(deadlineMs = 10_000) {
       await Promise.all(listeners.map((l) => l.close(deadlineMs)));
+      // After the sessions: the invalidations of their last writes still reach the fleet.
+      await fleet?.close();
       await admin.close();
     },
   };

@@ -6,8 +6,8 @@ import { hostname } from 'node:os';
 import type { Logger } from 'pino';
 import type { Metrics, Protocol } from '../admin/metrics.js';
 import type { Config } from '../config/settings.js';
-import type { ResultCache, RuledStatement } from '../proxy/result-cache.js';
-import { InvalidationBus, type BusState, type BusStatus, type FenceReason } from './bus.js';
+import type { Invalidation, InvalidationSink } from '../proxy/result-cache.js';
+import { InvalidationBus, type BusCache, type BusState, type BusStatus, type FenceReason } from './bus.js';
 import { fleetKeys } from './keys.js';
 import { Lease, type LeaderTask } from './lease.js';
 import { registerFleetMetrics } from './metrics.js';
@@ -43,6 +43,12 @@ export interface FleetReport {
   leader: Record<string, boolean>;
 }
 
+/** What the fleet needs of a protocol's cache (proxy/result-cache.ts ResultCache fits). */
+export interface FleetCache extends BusCache {
+  joinFleet(sink: InvalidationSink): void;
+  invalidateEverywhere(invalidation: Invalidation): number;
+}
+
 export interface LeadOptions {
   /**
    * Protocols whose caches every proxy drops when this proxy takes the task over: what the
@@ -61,7 +67,7 @@ export interface Fleet {
 }
 
 /** Null when no fleet is configured. Throws FleetConfigError when a secret file cannot be read. */
-export function startFleet(config: Config, caches: ReadonlyMap<Protocol, ResultCache<RuledStatement>>, metrics: Metrics, log: Logger): Fleet | null {
+export function startFleet(config: Config, caches: ReadonlyMap<Protocol, FleetCache>, metrics: Metrics, log: Logger): Fleet | null {
   const access = redisAccess(config);
   if (access === null) return null;
   const instance = `${hostname()}/${process.pid}/${randomBytes(3).toString('hex')}`;

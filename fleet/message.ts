@@ -53,7 +53,7 @@ export function decodeEntry(fields: readonly string[]): BusEntry {
   const map = new Map<string, string>();
   for (let i = 0; i + 1 < fields.length; i += 2) map.set(fields[i]!, fields[i + 1]!);
   const seqText = map.get(SEQ_FIELD);
-  const seq = seqText !== undefined && /^\d{1,15}$/.test(seqText) ? Number(seqText) : null;
+  const seq = seqText !== undefined && /^\d{1,16}$/.test(seqText) && Number.isSafeInteger(Number(seqText)) ? Number(seqText) : null;
   return { seq, message: readMessage(map) };
 }
 

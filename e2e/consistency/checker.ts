@@ -38,6 +38,14 @@ export interface Endpoint {
   adminPort: number;
   /** Writers connect here instead of `port`: only to show that the checker notices writes the proxy cannot see. */
   writePort?: number;
+  /**
+   * A fleet: readers spread over these proxies (not the writers' one) instead of `port`, and a read
+   * through them is held to the writes acknowledged at least `allowedLagMs` before it was sent.
+   */
+  readPorts?: readonly number[];
+  allowedLagMs?: number;
+  /** Whose cache counters are summed for the report (the read proxies'); [adminPort] when absent. */
+  adminPorts?: readonly number[];
 }
 
 export interface CacheCounts {
@@ -77,14 +85,17 @@ export interface CheckReport extends CacheCounts {
 const READ_PATHS: readonly ReadPath[] = ['simple', 'parameterised', 'prepared'];
 const MAX_SAMPLES = 20;
 
-export async function cacheCounts(adminPort: number, metricsProtocol: string): Promise<CacheCounts> {
-  const samples = await scrape(adminPort);
+/** The cache counters of one proxy, or summed over several (a fleet). */
+export async function cacheCounts(adminPorts: number | readonly number[], metricsProtocol: string): Promise<CacheCounts> {
   const labels = { protocol: metricsProtocol };
-  return {
-    hits: sumOf(samples, 'sidecache_cache_hits_total', labels),
-    misses: sumOf(samples, 'sidecache_cache_misses_total', labels),
-    bypass: sumOf(samples, 'sidecache_cache_bypass_total', labels),
-  };
+  const total: CacheCounts = { hits: 0, misses: 0, bypass: 0 };
+  for (const port of typeof adminPorts === 'number' ? [adminPorts] : adminPorts) {
+    const samples = await scrape(port);
+    total.hits += sumOf(samples, 'sidecache_cache_hits_total', labels);
+    total.misses += sumOf(samples, 'sidecache_cache_misses_total', labels);
+    total.bypass += sumOf(samples, 'sidecache_cache_bypass_total', labels);
+  }
+  return total;
 }
 
 /** Runs the check against a proxy already listening at `endpoint`, on the driver's table `table`. */
@@ -129,14 +140,17 @@ export async function checkConsistency(driver: ConsistencyDriver, endpoint: Endp
     }
   };
 
+  const lagMs = endpoint.allowedLagMs ?? 0;
+  const readPorts = endpoint.readPorts ?? [endpoint.port];
+  const adminPorts = endpoint.adminPorts ?? [endpoint.adminPort];
   const reader = async (r: number, deadline: number): Promise<void> => {
-    const c = await connect();
+    const c = await connect(readPorts[r % readPorts.length]);
     for (let i = r; Date.now() < deadline; i++) {
       const path = READ_PATHS[i % READ_PATHS.length]!;
       // Every key and, as often as one key, all keys at once.
       const scope = Math.floor(i / READ_PATHS.length) % (options.keys + 1);
       const key = scope === options.keys ? null : scope;
-      const floors = ledger.floors();
+      const floors = lagMs > 0 ? ledger.floors(performance.now() - lagMs) : ledger.floors();
       const rows = await c.read(path, key);
       report.reads++;
       report.readsByPath[path]++;
@@ -147,11 +161,11 @@ export async function checkConsistency(driver: ConsistencyDriver, endpoint: Endp
   const guarded = (role: string, run: () => Promise<void>): Promise<void> =>
     run().catch((err: Error) => { report.errors.push(`${role}: ${err.message}`); });
 
-  const before = await cacheCounts(endpoint.adminPort, driver.metricsProtocol);
+  const before = await cacheCounts(adminPorts, driver.metricsProtocol);
   const started = Date.now();
   const deadline = started + options.seconds * 1000;
   const progress = onProgress === undefined ? null : setInterval(() => {
-    void cacheCounts(endpoint.adminPort, driver.metricsProtocol).then((now) => onProgress({
+    void cacheCounts(adminPorts, driver.metricsProtocol).then((now) => onProgress({
       elapsedSeconds: (Date.now() - started) / 1000,
       reads: report.reads, committed: report.committed, rolledBack: report.rolledBack, violations: report.violations,
       ...countsDelta(now, before),
@@ -163,8 +177,11 @@ export async function checkConsistency(driver: ConsistencyDriver, endpoint: Endp
       ...Array.from({ length: options.readers }, (_, r) => guarded(`reader ${r}`, () => reader(r, deadline))),
     ]);
     report.elapsedSeconds = (Date.now() - started) / 1000;
-    Object.assign(report, countsDelta(await cacheCounts(endpoint.adminPort, driver.metricsProtocol), before));
-    if (report.errors.length === 0) record(await finalCheck(driver, table, ledger, connect));
+    Object.assign(report, countsDelta(await cacheCounts(adminPorts, driver.metricsProtocol), before));
+    if (report.errors.length === 0) {
+      await sleep(lagMs);
+      for (const port of readPorts) record(await finalCheck(driver, table, ledger, () => connect(port)));
+    }
   } finally {
     if (progress !== null) clearInterval(progress);
     await Promise.all(connections.map((c) => c.close().catch(() => undefined)));

@@ -25,6 +25,20 @@ test('floors are taken before the read: a later acknowledgement does not raise t
   assert.is(ledger.judge(0, v1, floors, 'r'), null);
 });
 
+test('floors as of a moment in the past hold reads to what was acknowledged by then (a fleet\'s allowed lag)', () => {
+  const ledger = new VersionLedger(2);
+  const v1 = ledger.issue();
+  const v2 = ledger.issue();
+  ledger.acknowledge(0, v1, 100);
+  ledger.acknowledge(0, v2, 200);
+  ledger.acknowledge(1, ledger.issue(), 300);
+  assert.equal(ledger.floors(99), [0, 0]);
+  assert.equal(ledger.floors(150), [v1, 0]);
+  assert.equal(ledger.floors(250), [v2, 0]);
+  assert.equal(ledger.floors(300), [v2, 3]);
+  assert.equal(ledger.floors(), [v2, 3]);
+});
+
 test('an acknowledgement arriving late never lowers the floor', () => {
   const ledger = new VersionLedger(1);
   const v1 = ledger.issue();

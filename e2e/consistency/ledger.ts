@@ -28,14 +28,20 @@ export interface Violation {
   how: string;
 }
 
+/** Acknowledgements kept per key for floors in the past (a fleet's allowed lag); older ones are dropped. */
+const MAX_HISTORY = 4096;
+
 export class VersionLedger {
   private issued = 0;
   private readonly acked: number[];
+  /** Per key, the acknowledgements that raised its floor: when (performance.now()) and to what. */
+  private readonly raised: { at: number; version: number }[][];
   /** Versions of writes that roll back: handed out, never to be seen. */
   private readonly doomed = new Set<number>();
 
   constructor(readonly keys: number) {
     this.acked = new Array<number>(keys).fill(0);
+    this.raised = Array.from({ length: keys }, () => []);
   }
 
   /** The next version, taken before its write is sent. */
@@ -48,14 +54,26 @@ export class VersionLedger {
     this.doomed.add(version);
   }
 
-  /** The server acknowledged the commit of `version` on `key`. */
-  acknowledge(key: number, version: number): void {
-    if (version > this.acked[key]!) this.acked[key] = version;
+  /** The server acknowledged the commit of `version` on `key`, at `at` (performance.now()). */
+  acknowledge(key: number, version: number, at = performance.now()): void {
+    if (version <= this.acked[key]!) return;
+    this.acked[key] = version;
+    const raised = this.raised[key]!;
+    raised.push({ at, version });
+    if (raised.length > MAX_HISTORY) raised.splice(0, MAX_HISTORY / 2);
   }
 
-  /** The highest acknowledged version of every key; taken just before a read is sent. */
-  floors(): number[] {
-    return this.acked.slice();
+  /**
+   * The highest version of every key acknowledged at or before `asOf` (performance.now() scale;
+   * now when absent); taken just before a read is sent. Through another proxy of a fleet a read is
+   * held to the writes acknowledged more than the allowed lag before it: `asOf` = now - lag.
+   */
+  floors(asOf?: number): number[] {
+    if (asOf === undefined) return this.acked.slice();
+    return this.raised.map((raised) => {
+      for (let i = raised.length - 1; i >= 0; i--) if (raised[i]!.at <= asOf) return raised[i]!.version;
+      return 0;
+    });
   }
 
   /** The highest acknowledged version of `key`. */

@@ -67,6 +67,7 @@ const MAX_QUEUED = 10_000;
 const READ_COUNT = 1000;
 const MIN_RETRY_MS = 50;
 const MAX_RETRY_MS = 2000;
+const ERROR_LOG_MS = 30_000;
 
 class BusTrouble extends Error {
   constructor(readonly reason: FenceReason, message: string) {
@@ -95,6 +96,8 @@ export class InvalidationBus implements InvalidationSink {
   private readonly unwatch: (() => void)[] = [];
   private loop: Promise<void> | null = null;
   private wake: (() => void) | null = null;
+  private lastError = '';
+  private lastErrorAt = 0;
 
   constructor(
     private readonly commands: RedisConnection,
@@ -109,6 +112,7 @@ export class InvalidationBus implements InvalidationSink {
     for (const redis of [this.commands, this.reader]) {
       this.unwatch.push(watchConnection(redis, (what, err) => {
         this.troubles++;
+        if (err !== undefined) this.logError(what, err);
         this.fence('connection', err === undefined ? what : `${what}: ${err.message}`);
       }));
     }
@@ -185,6 +189,15 @@ export class InvalidationBus implements InvalidationSink {
     this.queued = [...this.caches.keys()].map((protocol) => encodeMessage({
       origin: this.options.instance, sentAt: wallClockMs(), body: { kind: 'invalidation', protocol, invalidation: { scope: 'all', catalog: true } },
     }));
+  }
+
+  /** Connection errors (refused, wrong password, TLS) at warn: each new one, then at most every ERROR_LOG_MS. */
+  private logError(what: string, err: Error): void {
+    const now = performance.now();
+    if (err.message === this.lastError && now - this.lastErrorAt < ERROR_LOG_MS) return;
+    this.lastError = err.message;
+    this.lastErrorAt = now;
+    this.options.log.warn({ err: err.message }, `fleet: Redis ${what}`);
   }
 
   private fence(reason: FenceReason, detail: string): void {

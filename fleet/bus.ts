@@ -301,15 +301,25 @@ export class InvalidationBus implements InvalidationSink {
 /** [stream, [[id, [field, value, ...]], ...]] per stream; null when the block time passed. */
 type XreadReply = [string, [string, string[]][]][] | null;
 
+/**
+ * `promise`, or `onExpiry()`'s error when it has not settled `ms` after now. After a stall of the
+ * event loop the timer runs before the socket that holds the reply is read; the verdict waits for
+ * the next check phase (setImmediate), after that read, so a stall alone is no lost bus.
+ */
 function withDeadline<T>(promise: Promise<T>, ms: number, onExpiry: () => Error): Promise<T> {
   return new Promise<T>((resolve, reject) => {
-    const timer = setTimeout(() => reject(onExpiry()), ms);
+    let settled = false;
+    const timer = setTimeout(() => setImmediate(() => {
+      if (!settled) reject(onExpiry());
+    }), ms);
     promise.then(
       (value) => {
+        settled = true;
         clearTimeout(timer);
         resolve(value);
       },
       (err: unknown) => {
+        settled = true;
         clearTimeout(timer);
         reject(err);
       },

@@ -13,9 +13,12 @@ import { Lease, type LeaderTask } from './lease.js';
 import { registerFleetMetrics } from './metrics.js';
 import { openRedis, redisAccess } from './redis-connection.js';
 
-/** One XREAD waits this long; one that has not come back this much later counts as a lost bus. */
-const BLOCK_MS = 500;
-const GRACE_MS = 500;
+/**
+ * One XREAD waits this long; one that has not come back this much later counts as a lost bus (a
+ * Redis gone silent without closing the connection is noticed within their sum).
+ */
+const BLOCK_MS = 1000;
+const GRACE_MS = 1000;
 /** Bound on a publish or a lease command. */
 const COMMAND_TIMEOUT_MS = 2000;
 /** The leader's pulse. */

@@ -18,6 +18,7 @@ import type { FleetKeys } from './keys.js';
 import { decodeEntry, encodeMessage, type BusMessage } from './message.js';
 import { isReady, watchConnection, type RedisConnection } from './redis-connection.js';
 import { POSITION, PUBLISH, runScript } from './scripts.js';
+import { Sleeper } from './sleeper.js';
 
 /** What the bus needs of a protocol's cache (ResultCache fits). */
 export interface BusCache {
@@ -95,7 +96,7 @@ export class InvalidationBus implements InvalidationSink {
   private readonly lag = new DurationHistogram();
   private readonly unwatch: (() => void)[] = [];
   private loop: Promise<void> | null = null;
-  private wake: (() => void) | null = null;
+  private readonly sleeper = new Sleeper();
   private lastError = '';
   private lastErrorAt = 0;
 
@@ -148,7 +149,7 @@ export class InvalidationBus implements InvalidationSink {
   /** Stops following; publishes still in flight get a moment to finish. */
   async close(): Promise<void> {
     this.closed = true;
-    this.wake?.();
+    this.sleeper.wake();
     for (const stop of this.unwatch) stop();
     // Ends a blocked XREAD at once instead of after its block time.
     this.reader.disconnect();
@@ -206,7 +207,7 @@ export class InvalidationBus implements InvalidationSink {
     this.fences[reason]++;
     for (const cache of this.caches.values()) cache.suspend(BYPASS_REASON);
     this.options.log.warn({ reason, detail, position: this.position }, 'fleet: bus lost; answering nothing from the cache until it is back and caught up');
-    this.wake?.();
+    this.sleeper.wake();
   }
 
   private async run(): Promise<void> {
@@ -221,7 +222,7 @@ export class InvalidationBus implements InvalidationSink {
         const trouble = err instanceof BusTrouble ? err : new BusTrouble('connection', (err as Error).message);
         this.fence(trouble.reason, trouble.message);
         this.options.log.debug({ err: trouble.message, retryMs }, 'fleet: bus not ready');
-        await this.pause(retryMs);
+        await this.sleeper.sleep(retryMs);
         retryMs = Math.min(retryMs * 2, MAX_RETRY_MS);
       }
     }
@@ -284,17 +285,6 @@ export class InvalidationBus implements InvalidationSink {
     const body = message.body;
     if (body.kind === 'invalidation') this.caches.get(body.protocol)?.applyInvalidation(body.invalidation);
     this.lag.observe((wallClockMs() - message.sentAt) / 1000);
-  }
-
-  private pause(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const timer = setTimeout(done, ms);
-      function done(): void {
-        clearTimeout(timer);
-        resolve();
-      }
-      this.wake = done;
-    });
   }
 }
 

@@ -9,6 +9,7 @@
 // one attempt interval.
 import type { Logger } from 'pino';
 import type { RedisConnection } from './redis-connection.js';
+import { Sleeper } from './sleeper.js';
 import { RELEASE, RENEW, runScript } from './scripts.js';
 
 /** Runs while this proxy leads; must stop (settle) soon after `signal` aborts. */
@@ -38,7 +39,7 @@ export class Lease {
   private controller: AbortController | null = null;
   private running: Promise<void> | null = null;
   private loop: Promise<void> | null = null;
-  private wake: (() => void) | null = null;
+  private readonly sleeper = new Sleeper();
   private taken = 0;
   /** The value this proxy's current (or last) term wrote into the key. */
   private term = '';
@@ -65,7 +66,7 @@ export class Lease {
   /** Aborts the task, waits for it, and releases the lease so another proxy takes over now. */
   async stop(): Promise<void> {
     this.stopped = true;
-    this.wake?.();
+    this.sleeper.wake();
     await this.loop;
   }
 
@@ -73,16 +74,16 @@ export class Lease {
     const { ttlMs } = this.options;
     while (!this.stopped) {
       if (this.leading) {
-        await this.pause(ttlMs / RENEWALS_PER_TTL);
+        await this.sleeper.sleep(ttlMs / RENEWALS_PER_TTL);
         if (this.leading && !this.stopped && !(await this.attempt('renew'))) this.end('the lease could not be renewed');
       } else if (this.resting) {
         // After a term ended here, others get a whole ttl to take the lease first.
         this.resting = false;
-        await this.pause(ttlMs);
+        await this.sleeper.sleep(ttlMs);
       } else if (await this.attempt('take')) {
         this.begin(task);
       } else {
-        await this.pause(ttlMs / ATTEMPTS_PER_TTL);
+        await this.sleeper.sleep(ttlMs / ATTEMPTS_PER_TTL);
       }
     }
     this.end('shutting down');
@@ -154,17 +155,6 @@ export class Lease {
     this.controller?.abort();
     this.options.log.info({ key: this.options.key, why }, 'fleet: no longer leading');
     this.options.onChange?.(false);
-    this.wake?.();
-  }
-
-  private pause(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const timer = setTimeout(done, ms);
-      function done(): void {
-        clearTimeout(timer);
-        resolve();
-      }
-      this.wake = done;
-    });
+    this.sleeper.wake();
   }
 }

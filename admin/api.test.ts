@@ -1,20 +1,31 @@
 import { request } from 'undici';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { ResultStore } from '../cache/store.js';
-import { dependencyTags } from '../cache/tags.js';
+import { databaseTag, dependencyTags, tableTag } from '../cache/tags.js';
 import { loadConfig } from '../config/settings.js';
+import { ResultCache, type Invalidation, type RuledStatement } from '../proxy/result-cache.js';
 import { AdminApi, MAX_BODY_BYTES, parseFlushRequest, redactedConfig, tableUsage, tokenMatches, type CachedResults } from './api.js';
 import { createMetrics, type Protocol } from './metrics.js';
-import { QueryStats, type StatementIdentity } from './query-stats.js';
+
 import { AdminServer } from './server.js';
 
 const TOKEN = 's3cret-token';
 const config = loadConfig(['--admin-token', TOKEN, '--cache-ttl', '0'], {}).config;
 const metrics = createMetrics();
-const stats = new QueryStats('postgres', metrics);
-const store = new ResultStore<{ readonly identity: StatementIdentity }>({ maxBytes: 1 << 20, maxEntryBytes: 1 << 16, defaultTtlMs: 0 });
-const caches = new Map<Protocol, CachedResults>([['postgres', { store, stats }]]);
+
+/** The cache service without a protocol's analysis: the API only drives its store, stats and invalidations. */
+class PlainCache extends ResultCache<RuledStatement> {
+  constructor() {
+    super('postgres', config, metrics);
+  }
+  protected catalogChanged(): void {}
+}
+const cache = new PlainCache();
+const { store, stats } = cache;
+/** What the flushes told a fleet's other proxies. */
+const published: Invalidation[] = [];
+cache.joinFleet({ publish: (_protocol, invalidation) => void published.push(invalidation) });
+const caches = new Map<Protocol, CachedResults>([['postgres', cache]]);
 const admin = new AdminServer(metrics, { api: new AdminApi(caches, () => config), token: TOKEN });
 let base = '';
 
@@ -112,6 +123,9 @@ test('redactedConfig hides the token and leaves the rest', () => {
   assert.is(shown.cacheMaxBytes, config.cacheMaxBytes);
   assert.ok(Object.isFrozen(shown));
   assert.is(redactedConfig(loadConfig([], {}).config).adminToken, null);
+  const fleet = redactedConfig(loadConfig(['--redis', 'redis://app:url-secret@127.0.0.1:1'], { SIDECACHE_REDIS_PASSWORD: 'env-secret' }).config);
+  assert.equal([fleet.redis?.password, fleet.redisPassword, fleet.redis?.display], ['(redacted)', '(redacted)', 'redis://app@127.0.0.1:1']);
+  assert.not.match(JSON.stringify(fleet), /secret/);
 });
 
 test('redactedConfig hides the change streams\' passwords wherever they were given', () => {
@@ -179,6 +193,12 @@ test('POST /api/flush by table, by fingerprint, by database, then all', async ()
   res = await call('POST', '/api/flush', { body: '{"all":true}' });
   assert.is(res.json.dropped, 4);
   assert.is(store.size, 0);
+  assert.equal(published, [
+    { scope: 'tags', tags: [tableTag('app', '', 'orders')], tables: ['orders'], catalog: null },
+    { scope: 'fingerprint', fingerprint: 'fp-users' },
+    { scope: 'tags', tags: [databaseTag('shop')], tables: 'database', catalog: null },
+    { scope: 'all', catalog: false },
+  ], 'each flush is published to the other proxies of a fleet');
 });
 
 test('flush errors: 400 bad body, 405 wrong method, 413 too large, 404 unknown path', async () => {

@@ -6,7 +6,9 @@ import type http from 'node:http';
 import type { CacheEntry, ResultStore } from '../cache/store.js';
 import { chargedBytes } from '../cache/store.js';
 import { databaseTag, tableTag } from '../cache/tags.js';
+import type { RedisTarget } from '../config/redis-target.js';
 import type { ReloadReport } from '../config/reload.js';
+import type { Invalidation } from '../proxy/result-cache.js';
 import { ConfigError, type CdcUrl, type Config } from '../config/settings.js';
 import { declaresJson } from './browser-guard.js';
 import type { Protocol } from './metrics.js';
@@ -17,11 +19,13 @@ import { DEFAULT_TOP, MAX_TOP } from './stats-report.js';
 export interface CachedResults {
   readonly store: ResultStore<{ readonly identity: StatementIdentity }>;
   readonly stats: QueryStats;
+  /** Drops the entries here and, in a fleet, on every other proxy too (proxy/result-cache.ts). */
+  invalidateEverywhere(invalidation: Invalidation): number;
 }
 
 /** Largest request body accepted; a flush request is a few dozen bytes. */
 export const MAX_BODY_BYTES = 64 * 1024;
-/** Entries looked at by one /api/tables or fingerprint flush; past it the answer says `truncated`. */
+/** Entries looked at by one /api/tables or fingerprint flush (proxy/result-cache.ts); past it /api/tables says `truncated`. */
 export const MAX_SCANNED_ENTRIES = 500_000;
 /** Rows of /api/tables. */
 export const MAX_TABLE_ROWS = 1000;
@@ -112,10 +116,11 @@ export function tableUsage(entries: Iterable<CacheEntry<unknown>>, limit: number
   return { tables: [...byTag.values()], scanned, truncated: false };
 }
 
-/** The effective config as the API shows it: the token and the change streams' passwords never leave the process. */
+/** The effective config as the API shows it: the token and the passwords (change streams, Redis) never leave the process. */
 export function redactedConfig(config: Config): Config {
-  const secret = (v: string | null): string | null => (v === null ? null : REDACTED);
-  const cdc = (url: CdcUrl | null): CdcUrl | null => (url === null ? null : { ...url, password: secret(url.password) });
+  const secret = <T>(value: T | null): T | string | null => (value === null ? null : REDACTED);
+  const cdc = (url: CdcUrl | null): CdcUrl | null => (url === null ? null : { ...url, password: secret(url.password) as string | null });
+  const target = (t: RedisTarget | null): RedisTarget | null => (t === null ? null : { ...t, password: secret(t.password) });
   return Object.freeze({
     ...config,
     adminToken: secret(config.adminToken),
@@ -123,6 +128,9 @@ export function redactedConfig(config: Config): Config {
     pgCdcPassword: secret(config.pgCdcPassword),
     mysqlCdc: cdc(config.mysqlCdc),
     mysqlCdcPassword: secret(config.mysqlCdcPassword),
+    redis: target(config.redis),
+    redisCluster: target(config.redisCluster),
+    redisPassword: secret(config.redisPassword),
   });
 }
 
@@ -255,37 +263,18 @@ export class AdminApi {
   }
 }
 
+/** A flush as the invalidation the cache applies here and publishes to the other proxies of a fleet. */
 function flushOne(cache: CachedResults, request: FlushRequest): number {
-  const { store, stats } = cache;
   switch (request.kind) {
-    case 'all': {
-      const n = store.invalidateAll();
-      stats.invalidated('database', n);
-      return n;
-    }
-    case 'database': {
+    case 'all':
+      return cache.invalidateEverywhere({ scope: 'all', catalog: false });
+    case 'database':
       // The same tags a write's invalidation uses, so fills in flight go stale too.
-      const n = store.invalidateTags([databaseTag(request.database)]);
-      stats.invalidated('database', n);
-      return n;
-    }
-    case 'table': {
-      const n = store.invalidateTags([tableTag(request.database, '', request.table)]);
-      stats.invalidated([request.table], n);
-      return n;
-    }
-    case 'fingerprint': {
-      // No tag stands for a statement: find its entries, then delete (the iterator forbids
-      // mutation while it runs). A fill of it in flight may still land afterwards.
-      const keys: string[] = [];
-      let scanned = 0;
-      for (const entry of store.entriesByRecency()) {
-        if (scanned++ === MAX_SCANNED_ENTRIES) break;
-        if (entry.meta.identity.fingerprint === request.fingerprint) keys.push(entry.key);
-      }
-      for (const key of keys) store.delete(key);
-      return keys.length;
-    }
+      return cache.invalidateEverywhere({ scope: 'tags', tags: [databaseTag(request.database)], tables: 'database', catalog: null });
+    case 'table':
+      return cache.invalidateEverywhere({ scope: 'tags', tags: [tableTag(request.database, '', request.table)], tables: [request.table], catalog: null });
+    case 'fingerprint':
+      return cache.invalidateEverywhere({ scope: 'fingerprint', fingerprint: request.fingerprint });
   }
 }
 

@@ -4,6 +4,7 @@
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import { registerChangeStreamMetrics, type ChangeStreamReading } from './change-streams.js';
 import { PrecountedHistogram, type LabelledHistogram } from './duration-histogram.js';
+import type { FleetReport } from '../fleet/fleet.js';
 import { OUTCOMES, type QueryStats, type StoreReading } from './query-stats.js';
 
 export type Protocol = 'postgres' | 'mysql';
@@ -22,6 +23,8 @@ export interface Metrics {
   messageBuffers: { readonly used: number; readonly limit: number } | null;
   /** The change streams followed (changes/ adds one per stream): sidecache_cdc_*, /stats and the dashboard read them. */
   changeStreams: Set<ChangeStreamReading>;
+  /** The fleet's state for /stats and the dashboard, set by fleet/fleet.ts; null without a fleet. */
+  fleet: (() => FleetReport) | null;
 }
 
 export function createMetrics(): Metrics {
@@ -43,6 +46,7 @@ export function createMetrics(): Metrics {
     cacheStats,
     messageBuffers: null,
     changeStreams,
+    fleet: null,
   };
   const bufferGauge = (name: string, help: string, value: (b: NonNullable<Metrics['messageBuffers']>) => number): void => {
     new Gauge({

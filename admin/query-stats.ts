@@ -170,6 +170,8 @@ export class QueryStats {
   /** Infinity while the slow-query log is off, so a statement under it costs one comparison. */
   private slowSeconds = Infinity;
   private slowSink: SlowStatementSink | null = null;
+  /** Set while the store takes no fills (a fleet member fenced off its bus): misses count as bypasses. */
+  private missesDivertedTo: string | null = null;
 
   /** Registers itself in `metrics`, where the Prometheus metrics and /stats find it. */
   constructor(
@@ -208,6 +210,10 @@ export class QueryStats {
   }
 
   miss(id: StatementIdentity, seconds: number, source?: StatementSource): void {
+    if (this.missesDivertedTo !== null) {
+      this.bypass(id, this.missesDivertedTo, seconds, source);
+      return;
+    }
     id.misses++;
     id.missSeconds += seconds;
     this.missCount++;
@@ -235,6 +241,14 @@ export class QueryStats {
     this.writeCount++;
     this.writeDurations.observe(seconds);
     if (seconds >= this.slowSeconds) this.slowSink!.slow(this.protocol, 'write', id, null, seconds, source);
+  }
+
+  /**
+   * While the cache can neither serve nor store (ResultCache.suspend), a cacheable read sent
+   * upstream is no miss: it counts as a bypass with `reason`. null ends that.
+   */
+  divertMisses(reason: string | null): void {
+    this.missesDivertedTo = reason;
   }
 
   /** One invalidation: of the named tables, or of a whole database (DDL, statements not understood). */

@@ -114,7 +114,7 @@ export class AdminServer {
           res.writeHead(400, { 'content-type': 'text/plain' }).end(`top must be an integer from 0 to ${MAX_TOP}\n`);
           return;
         }
-        const body = JSON.stringify(buildStatsReport(this.metrics.cacheStats.values(), top, this.metrics.changeStreams), null, 2);
+        const body = JSON.stringify(buildStatsReport(this.metrics.cacheStats.values(), top, this.metrics.changeStreams, this.metrics.fleet?.() ?? null), null, 2);
         res.writeHead(200, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' }).end(`${body}\n`);
         return;
       }

@@ -10,7 +10,7 @@ test('with no protocols and no traffic the report is all zeros and a null hit ra
   const report = buildStatsReport([], 20);
   assert.equal(report, {
     hits: 0, misses: 0, bypasses: 0, writes: 0, hitRatio: null, entries: 0, bytes: 0, maxBytes: 0, evictions: 0, invalidations: 0,
-    protocols: {}, topQueries: { byHits: [], byMisses: [] }, topTables: { byHits: [], byMisses: [] }, changeStreams: [],
+    protocols: {}, topQueries: { byHits: [], byMisses: [] }, topTables: { byHits: [], byMisses: [] }, changeStreams: [], fleet: null,
   });
 });
 

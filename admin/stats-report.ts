@@ -1,6 +1,7 @@
 // The JSON behind GET /stats: the cache totals over every protocol, each protocol's own numbers,
 // and the statements and tables with the most hits and misses.
 import { changeStreamItems, type ChangeStreamItem, type ChangeStreamReading } from './change-streams.js';
+import type { FleetReport } from '../fleet/fleet.js';
 import type { Protocol } from './metrics.js';
 import { ratio, top, type ProtocolStats, type QueryItem, type QueryStats, type TableItem } from './query-stats.js';
 
@@ -24,9 +25,12 @@ export interface StatsReport {
   topTables: { byHits: TableItem[]; byMisses: TableItem[] };
   /** Each change stream followed (--pg-cdc, --mysql-cdc); empty when none is configured. */
   changeStreams: ChangeStreamItem[];
+  /** The fleet bus and leases (--redis); null when this proxy works alone. */
+  fleet: FleetReport | null;
 }
 
-export function buildStatsReport(sources: Iterable<QueryStats>, topN: number, streams: Iterable<ChangeStreamReading> = []): StatsReport {
+export function buildStatsReport(sources: Iterable<QueryStats>, topN: number, streams: Iterable<ChangeStreamReading> = [],
+  fleet: FleetReport | null = null): StatsReport {
   const report: StatsReport = {
     hits: 0,
     misses: 0,
@@ -42,6 +46,7 @@ export function buildStatsReport(sources: Iterable<QueryStats>, topN: number, st
     topQueries: { byHits: [], byMisses: [] },
     topTables: { byHits: [], byMisses: [] },
     changeStreams: changeStreamItems(streams),
+    fleet,
   };
   for (const stats of sources) {
     const p = stats.snapshot();

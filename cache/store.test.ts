@@ -222,6 +222,21 @@ test('invalidateAll flushes everything and refuses every fill in flight', () => 
   assert.is(store.set('a', Buffer.alloc(10), { rows: 1 }, { token, tags: [] }), 'invalidated');
 });
 
+test('suspend frees everything and refuses every fill until resume; fills sent before resume stay refused', () => {
+  const store = makeStore();
+  put(store, 'a', Buffer.alloc(10));
+  const inFlight = store.startFill();
+  assert.is(store.suspend(), 1);
+  assert.is(store.get('a'), undefined);
+  assert.is(put(store, 'b', Buffer.alloc(10)), 'invalidated', 'a fill sent while suspended');
+  const during = store.startFill();
+  store.resume();
+  assert.is(store.set('c', Buffer.alloc(10), { rows: 1 }, { token: inFlight, tags: [T1] }), 'invalidated');
+  assert.is(store.set('c', Buffer.alloc(10), { rows: 1 }, { token: during, tags: [T1] }), 'invalidated');
+  assert.is(put(store, 'c', Buffer.alloc(10)), 'stored', 'a fill sent after resume');
+  assert.ok(store.get('c') !== undefined);
+});
+
 test('delete removes one entry and reports whether it existed', () => {
   const store = makeStore();
   put(store, 'a', Buffer.alloc(10));

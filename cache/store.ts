@@ -289,6 +289,21 @@ export class ResultStore<M> {
     return freed;
   }
 
+  /**
+   * Stops serving: every entry is freed and every fill refused ('invalidated') until resume(). For
+   * a proxy that can no longer know what other writers changed (a fleet member without its bus).
+   * A suspended store is empty, so every lookup misses: callers need no check of their own.
+   */
+  suspend(): number {
+    this.versions.suspend();
+    return this.invalidateAll();
+  }
+
+  /** Serves again; fills sent upstream before now, while suspended included, are still refused. */
+  resume(): void {
+    this.versions.resume();
+  }
+
   /** Frees entries whose TTL has passed without waiting for a lookup or eviction to find them. */
   purgeExpired(): number {
     const now = this.clock.now();

@@ -57,4 +57,20 @@ test('bumping the same tags repeatedly does not grow the history', () => {
   assert.is(versions.trackedTags, 2);
 });
 
+test('while suspended no token is current; after resume, tokens taken before or during it stay refused', () => {
+  const versions = new TagVersions(100);
+  const before = versions.token();
+  versions.suspend();
+  assert.not.ok(versions.isCurrent(before, []));
+  const during = versions.token();
+  assert.not.ok(versions.isCurrent(during, ['a']));
+  versions.bump(['a', 'b', 'c']); // bumps while suspended, even past a history reset, keep it suspended
+  versions.bumpAll();
+  assert.not.ok(versions.isCurrent(versions.token(), []));
+  versions.resume();
+  assert.not.ok(versions.isCurrent(before, []));
+  assert.not.ok(versions.isCurrent(during, []));
+  assert.ok(versions.isCurrent(versions.token(), ['a']));
+});
+
 test.run();

@@ -10,6 +10,9 @@
 // peer proxy ever published). When it exceeds `maxTrackedTags` it is forgotten wholesale and the
 // current epoch becomes the floor: any fill whose token predates the floor is refused, because its
 // tags' history is gone. Refusing a fill only costs a later miss, never a stale answer.
+//
+// While suspended (the proxy cannot know what others wrote: a fleet member that lost its bus),
+// no token is current; resuming forgets the history, so tokens taken while suspended stay refused.
 
 declare const fillTokenBrand: unique symbol;
 /** The epoch at which a fill's query was sent upstream; only `TagVersions.token()` makes one. */
@@ -20,6 +23,7 @@ export class TagVersions {
   /** Tokens older than this are refused: the bumps between them and now were forgotten. */
   private floor = 0;
   private readonly lastBump = new Map<string, number>();
+  private suspended = false;
 
   constructor(private readonly maxTrackedTags: number) {}
 
@@ -41,9 +45,20 @@ export class TagVersions {
     this.forgetHistory();
   }
 
-  /** True when no tag in `tags` was bumped since `token` was taken. */
+  /** Until resume(), every fill is refused, whenever its token was taken. */
+  suspend(): void {
+    this.suspended = true;
+  }
+
+  /** Fills whose tokens were taken before now (while suspended included) stay refused. */
+  resume(): void {
+    this.suspended = false;
+    this.bumpAll();
+  }
+
+  /** True when no tag in `tags` was bumped since `token` was taken (and not suspended). */
   isCurrent(token: FillToken, tags: readonly string[]): boolean {
-    if (token < this.floor) return false;
+    if (token < this.floor || this.suspended) return false;
     for (let i = 0; i < tags.length; i++) {
       const bumpedAt = this.lastBump.get(tags[i]!);
       if (bumpedAt !== undefined && bumpedAt > token) return false;

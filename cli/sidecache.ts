@@ -12,6 +12,7 @@ import { MySqlCache } from '../proxy/mysql/mysql-cache.js';
 import { PgListener } from '../proxy/pg/listener.js';
 import { PgCache } from '../proxy/pg/pg-cache.js';
 import { startChangeStreams } from '../changes/start.js';
+import { startFleet, type Fleet, type FleetCache } from '../fleet/fleet.js';
 import type { Logger } from './log.js';
 
 /** A listener could not bind; names the setting so the operator knows what to change. */
@@ -45,7 +46,7 @@ interface Listener {
   close(deadlineMs: number): Promise<void>;
 }
 
-type ReloadableCache = CachedResults & { applyConfig(config: Config): void };
+type ReloadableCache = CachedResults & FleetCache & { applyConfig(config: Config): void };
 
 /** Where a reload reads the config again (config/reload.ts). */
 export interface ConfigSource {
@@ -94,24 +95,22 @@ export async function startSidecache(config: Config, pgUpstream: HostPort | null
   // CDC: writes that bypass sidecache invalidate too, through the databases' own change streams;
   // fenced from the start, before any client can connect.
   const changes = startChangeStreams(config, { postgres: pgCache, mysql: mysqlCache }, metrics, log);
+  let fleet: Fleet | null = null;
   try {
+    for (const cache of [pgCache, mysqlCache]) {
+      if (cache === null) continue;
+      caches.set(cache.stats.protocol, cache);
+      slowQueries.watch(cache.stats);
+    }
+    // Before any listener: with --redis the caches stay off until the fleet's bus is followed.
+    fleet = startFleet(config, caches, metrics, log);
     if (pgUpstream !== null) {
-      const cache = pgCache;
-      if (cache !== null) {
-        caches.set('postgres', cache);
-        slowQueries.watch(cache.stats);
-      }
-      const pg = new PgListener(config, pgUpstream, log, metrics, buffers, cache);
+      const pg = new PgListener(config, pgUpstream, log, metrics, buffers, pgCache);
       pgAddress = await bind('--pg-listen', config.pgListen, (at) => pg.listen(at));
       listeners.push(pg);
     }
     if (config.mysqlUpstream !== null) {
-      const cache = mysqlCache;
-      if (cache !== null) {
-        caches.set('mysql', cache);
-        slowQueries.watch(cache.stats);
-      }
-      const mysql = new MySqlListener(config, config.mysqlUpstream, log, metrics, buffers, cache);
+      const mysql = new MySqlListener(config, config.mysqlUpstream, log, metrics, buffers, mysqlCache);
       mysqlAddress = await bind('--mysql-listen', config.mysqlListen, (at) => mysql.listen(at));
       listeners.push(mysql);
     }
@@ -119,6 +118,7 @@ export async function startSidecache(config: Config, pgUpstream: HostPort | null
   } catch (err) {
     await Promise.all(listeners.map((l) => l.close(0)));
     await changes.stop();
+    await fleet?.close();
     throw err;
   }
   return {
@@ -133,6 +133,8 @@ export async function startSidecache(config: Config, pgUpstream: HostPort | null
     async close(deadlineMs = 10_000) {
       await Promise.all(listeners.map((l) => l.close(deadlineMs)));
       await changes.stop();
+      // After the sessions: the invalidations of their last writes still reach the fleet.
+      await fleet?.close();
       await admin.close();
     },
   };

@@ -54,6 +54,21 @@ test('bad values name the flag and what is wrong', () => {
   }
 });
 
+test('fleet settings: --redis or --redis-cluster (not both), one password source, a plain key prefix', () => {
+  const defaults = loadConfig([], {}).config;
+  assert.equal([defaults.redis, defaults.redisCluster, defaults.redisKeyPrefix, defaults.fleetStreamMaxLength, defaults.fleetLeaseMs], [null, null, 'sidecache', 100_000, 5000]);
+  const { config } = loadConfig(['--redis', 'redis://127.0.0.1:6390'], { SIDECACHE_REDIS_PASSWORD: 'from-env' });
+  assert.equal([config.redis?.nodes, config.redisPassword], [[{ host: '127.0.0.1', port: 6390 }], 'from-env']);
+  assert.equal(loadConfig(['--redis-cluster', '127.0.0.1:7000,127.0.0.1:7001'], {}).config.redisCluster?.nodes.length, 2);
+  const refused: [string[], RegExp][] = [
+    [['--redis', 'redis://a:1', '--redis-cluster', 'b:2'], /--redis-cluster: give either --redis or --redis-cluster/],
+    [['--redis', 'redis://a:1', '--redis-password', 'x', '--redis-password-file', '/run/secret'], /--redis-password-file: give either/],
+    [['--redis-key-prefix', '{app}'], /--redis-key-prefix: expected 1 to 64 letters/],
+    [['--redis', 'redis://:pw@a:1,b:2'], /--redis: name one host/],
+  ];
+  for (const [argv, pattern] of refused) assert.throws(() => loadConfig(argv, {}), pattern);
+});
+
 test('log settings and the slow-query threshold: defaults, environment, "off"', () => {
   const defaults = loadConfig([], {}).config;
   assert.is(defaults.logFormat, 'json');

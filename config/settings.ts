@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import { parseDocument } from 'yaml';
 import { ConfigError } from './errors.js';
+import { parseRedisCluster, parseRedisUrl, RedisTargetError, type RedisTarget } from './redis-target.js';
 import { CacheRules, parseRules } from './rules.js';
 
 export interface HostPort {
@@ -66,6 +67,20 @@ export interface Config {
   mysqlCdcPasswordFile: string | null;
   /** The replica server id the binlog dump announces; null derives one (logged at start). */
   mysqlCdcServerId: number | null;
+  /** The fleet's Redis (one node); null with redisCluster null: no fleet, sidecache works alone. */
+  redis: RedisTarget | null;
+  /** The fleet's Redis Cluster (seed nodes). */
+  redisCluster: RedisTarget | null;
+  /** Overrides the URL's password. Never logged; /api/config shows it redacted. */
+  redisPassword: string | null;
+  /** A file whose content (trailing newline cut) is the password: a Docker or Kubernetes secret. */
+  redisPasswordFile: string | null;
+  /** Every key the fleet uses starts with `{prefix}:`, one Cluster hash slot for all of them. */
+  redisKeyPrefix: string;
+  /** Approximate bound on the invalidation stream's length (XADD MAXLEN ~). */
+  fleetStreamMaxLength: number;
+  /** How long a leader's lease lasts without renewal: a dead leader's task moves on within it. */
+  fleetLeaseMs: number;
   /** The config file's `rules:` list (not a flag or variable); applied by a reload. */
   cacheRules: CacheRules;
 }
@@ -82,8 +97,8 @@ export type LogFormat = (typeof LOG_FORMATS)[number];
 /** Config fields that are settings of the table (the rules list is the file's alone). */
 export type SettingKey = Exclude<keyof Config, 'cacheRules'>;
 
-type Kind = 'hostport' | 'pg-url' | 'mysql-url' | 'pg-cdc-url' | 'mysql-cdc-url' | 'bytes' | 'count' | 'duration' | 'duration-or-off'
-  | 'choice' | 'secret' | 'path' | 'name' | 'server-id' | 'host-list';
+type Kind = 'hostport' | 'pg-url' | 'mysql-url' | 'pg-cdc-url' | 'mysql-cdc-url' | 'redis-url' | 'redis-cluster' | 'bytes' | 'count'
+  | 'duration' | 'duration-or-off' | 'choice' | 'secret' | 'path' | 'name' | 'server-id' | 'host-list' | 'key-prefix';
 
 export interface Setting<K extends SettingKey = SettingKey> {
   key: K;
@@ -160,6 +175,20 @@ export const SETTINGS: readonly Setting[] = [
     help: 'a file whose first line is the mysql-cdc user\'s password (read at start)' },
   { key: 'mysqlCdcServerId', flag: 'mysql-cdc-server-id', kind: 'server-id', default: null, live: false,
     help: 'the replica server id the binlog stream announces, 1 to 4294967295, unique among the server\'s replicas and binlog readers (a second reader with the same id disconnects the first); unset derives one from the host name and process id and logs it' },
+  { key: 'redis', flag: 'redis', kind: 'redis-url', default: null, live: false,
+    help: 'a fleet: the Redis that proxies in front of the same databases share, `redis://[user:password@]HOST:PORT[/DB]`, or `rediss://...[?ca=FILE]` for TLS (FILE: the PEM of the CA that signed the server\'s certificate); every invalidation is published to a Redis Stream and applied by the other proxies, and a proxy that loses Redis answers nothing from its cache until it is back (README "A fleet", docs/consistency.md); unset: sidecache works alone' },
+  { key: 'redisCluster', flag: 'redis-cluster', kind: 'redis-cluster', default: null, live: false,
+    help: 'a fleet on a Redis Cluster: seed nodes `HOST:PORT,HOST:PORT,...`, or `redis[s]://[user:password@]HOST:PORT,HOST:PORT[?ca=FILE]` for an ACL user, password or TLS; instead of `--redis`' },
+  { key: 'redisPassword', flag: 'redis-password', kind: 'secret', default: null, live: false,
+    help: 'the Redis password (AUTH token, or the ACL user\'s password), instead of one in the URL; prefer the environment variable or `--redis-password-file` to a flag other users can see in the process list; never logged' },
+  { key: 'redisPasswordFile', flag: 'redis-password-file', kind: 'path', default: null, live: false,
+    help: 'a file holding the Redis password (a trailing newline is ignored), read at start: a Docker or Kubernetes secret' },
+  { key: 'redisKeyPrefix', flag: 'redis-key-prefix', kind: 'key-prefix', default: 'sidecache', live: false,
+    help: 'the fleet\'s keys are `{PREFIX}:bus`, `{PREFIX}:bus:seq` and `{PREFIX}:leader:TASK` (one Cluster hash slot); proxies with the same prefix form one fleet, so give fleets in front of different databases different prefixes' },
+  { key: 'fleetStreamMaxLength', flag: 'fleet-stream-max-length', kind: 'count', default: '100000', live: false,
+    help: 'about how many invalidations the Redis Stream keeps (XADD MAXLEN ~); a proxy that falls further behind finds a gap and drops its cache once' },
+  { key: 'fleetLeaseMs', flag: 'fleet-lease', kind: 'duration', default: '5s', live: false,
+    help: 'how long a fleet leader\'s lease in Redis lasts unless renewed (every third of it): when the leader dies, another proxy takes its task over within about this time' },
 ];
 
 export function envName(setting: Setting): string {
@@ -233,6 +262,21 @@ function parseMySqlUrl(key: string, text: string): UpstreamUrl {
 const BYTE_UNITS: Record<string, number> = { '': 1, b: 1, k: 1024, kb: 1024, kib: 1024, m: 1 << 20, mb: 1 << 20, mib: 1 << 20, g: 1 << 30, gb: 1 << 30, gib: 1 << 30 };
 const TIME_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
 
+function parseRedis(key: string, text: string, parse: (text: string) => RedisTarget): RedisTarget {
+  try {
+    return parse(text);
+  } catch (err) {
+    if (err instanceof RedisTargetError) throw new ConfigError(key, err.message);
+    throw err;
+  }
+}
+
+function parseKeyPrefix(key: string, text: string): string {
+  // Braces would change the Cluster hash tag the prefix is put in.
+  if (!/^[A-Za-z0-9_.:-]{1,64}$/.test(text)) throw new ConfigError(key, `expected 1 to 64 letters, digits or _ . : -, got "${text}"`);
+  return text;
+}
+
 function parseBytes(key: string, text: string): number {
   const m = /^(\d+(?:\.\d+)?)\s*([a-z]*)$/i.exec(text.trim());
   const unit = m ? BYTE_UNITS[m[2]!.toLowerCase()] : undefined;
@@ -302,6 +346,9 @@ function parseValue(setting: Setting, text: string, key: string): Config[Setting
     case 'mysql-url': return parseMySqlUrl(key, text);
     case 'pg-cdc-url': return parseCdcUrl(key, text, ['postgres:', 'postgresql:'], 5432);
     case 'mysql-cdc-url': return parseCdcUrl(key, text, ['mysql:', 'mariadb:'], 3306);
+    case 'redis-url': return parseRedis(key, text, parseRedisUrl);
+    case 'redis-cluster': return parseRedis(key, text, parseRedisCluster);
+    case 'key-prefix': return parseKeyPrefix(key, text);
     case 'bytes': return parseBytes(key, text);
     case 'count': return parseCount(key, text);
     case 'duration': return parseDuration(key, text);
@@ -367,6 +414,8 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Par
     config[s.key] = text === null ? null : parseValue(s, text, given?.source ?? '--' + s.flag);
   }
   const built = config as unknown as Config;
+  if (built.redis !== null && built.redisCluster !== null) throw new ConfigError('--redis-cluster', 'give either --redis or --redis-cluster, not both');
+  if (built.redisPassword !== null && built.redisPasswordFile !== null) throw new ConfigError('--redis-password-file', 'give either --redis-password or --redis-password-file, not both');
   built.pgCdc = withCdcPassword(built.pgCdc, built.pgCdcPassword, built.pgCdcPasswordFile, 'pg-cdc');
   built.mysqlCdc = withCdcPassword(built.mysqlCdc, built.mysqlCdcPassword, built.mysqlCdcPasswordFile, 'mysql-cdc');
   if (built.pgCdc !== null && built.pgUpstream === null) throw new ConfigError('--pg-cdc', 'follows the pg-upstream server: set --pg-upstream too');

@@ -1,12 +1,38 @@
 // What the PostgreSQL and MySQL cache services share: the result store, the query stats, the
 // cache rules, config reloads and which server the entries came from (a restart or failover drops
 // them). Each protocol's cache extends it with its own statement analysis, contexts and invalidation.
+//
+// Every invalidation goes through invalidateEverywhere(): applied to this proxy's store and, in a
+// fleet (fleet/), handed to the bus so the other proxies apply it too. That is the one seam
+// between the caches and the fleet; the fleet calls applyInvalidation(), suspend() and resume().
+import { MAX_SCANNED_ENTRIES } from '../admin/api.js';
 import type { Metrics, Protocol } from '../admin/metrics.js';
 import { QueryStats, type StatementIdentity } from '../admin/query-stats.js';
 import { ResultStore } from '../cache/store.js';
 import { StatementRules, type RuleOutcome } from '../config/rules.js';
 import type { Config } from '../config/settings.js';
 import { UpstreamIdentity, type ServerIdentity } from './upstream-identity.js';
+
+/**
+ * One invalidation in the form every proxy of a fleet can apply without analysing SQL: the store's
+ * tags (cache/tags.ts spelling), plus whether what the proxy learned of the catalog is void.
+ */
+export type Invalidation =
+  /**
+   * Entries carrying any of `tags` go. `tables` names them for the stats ('database' for a
+   * database's tag); `catalog` names the database whose catalog changed (DDL), null for none.
+   */
+  | { readonly scope: 'tags'; readonly tags: readonly string[]; readonly tables: readonly string[] | 'database'; readonly catalog: string | null }
+  /** Every entry goes (a flush, a lost upstream, a write the analysis cannot bound). */
+  | { readonly scope: 'all'; readonly catalog: boolean }
+  /** The entries of one statement fingerprint (an admin flush); a fill in flight may still land. */
+  | { readonly scope: 'fingerprint'; readonly fingerprint: string };
+
+/** Where a cache's invalidations go besides its own store: the fleet bus (fleet/bus.ts). */
+export interface InvalidationSink {
+  /** Called after the local store dropped the entries, before the caller goes on (a write's ack). */
+  publish(protocol: Protocol, invalidation: Invalidation): void;
+}
 
 export interface EntryMeta {
   readonly identity: StatementIdentity;
@@ -33,6 +59,7 @@ export abstract class ResultCache<I extends RuledStatement> {
   private readonly server = new UpstreamIdentity();
   /** CDC (changes/): asked before a fill; null while no change stream is configured. */
   private changeFence: ((database: string | null) => string | null) | null = null;
+  private fleet: InvalidationSink | null = null;
 
   protected constructor(protocol: Protocol, config: Config, metrics: Metrics) {
     this.store = new ResultStore<EntryMeta>({
@@ -98,14 +125,76 @@ export abstract class ResultCache<I extends RuledStatement> {
     return this.server.observe(seen) ? this.invalidateServer() : null;
   }
 
-  /** Drops every entry of every database and what was learned of the server; returns the entries dropped. */
+  /**
+   * Drops every entry of every database, and what was learned of every database's catalog, here
+   * and in the fleet; returns the entries dropped here.
+   */
   protected invalidateServer(): number {
-    this.forgetServer();
-    const dropped = this.store.invalidateAll();
-    this.stats.invalidated('database', dropped);
+    return this.invalidateEverywhere({ scope: 'all', catalog: true });
+  }
+
+  /** From now on this cache's invalidations are also published to the other proxies of a fleet. */
+  joinFleet(sink: InvalidationSink): void {
+    this.fleet = sink;
+  }
+
+  /**
+   * Drops what `invalidation` covers from this proxy's store and publishes it to the fleet, if
+   * any. Writes call it before their acknowledgement is relayed. Returns the entries dropped here.
+   */
+  invalidateEverywhere(invalidation: Invalidation): number {
+    const dropped = this.applyInvalidation(invalidation);
+    this.fleet?.publish(this.stats.protocol, invalidation);
     return dropped;
   }
 
-  /** Forgets what was learned of the server's catalog and of its sessions' startup state. */
-  protected abstract forgetServer(): void;
+  /** Drops what `invalidation` covers from this proxy's store only (one that another proxy made). */
+  applyInvalidation(invalidation: Invalidation): number {
+    switch (invalidation.scope) {
+      case 'tags': {
+        if (invalidation.catalog !== null) this.catalogChanged(invalidation.catalog);
+        if (invalidation.tags.length === 0) return 0;
+        const dropped = this.store.invalidateTags(invalidation.tags);
+        this.stats.invalidated(invalidation.tables, dropped);
+        return dropped;
+      }
+      case 'all': {
+        if (invalidation.catalog) this.catalogChanged(null);
+        const dropped = this.store.invalidateAll();
+        this.stats.invalidated('database', dropped);
+        return dropped;
+      }
+      case 'fingerprint': {
+        // No tag stands for a statement: find its entries, then delete (the iterator forbids
+        // mutation while it runs).
+        const keys: string[] = [];
+        let scanned = 0;
+        for (const entry of this.store.entriesByRecency()) {
+          if (scanned++ === MAX_SCANNED_ENTRIES) break;
+          if (entry.meta.identity.fingerprint === invalidation.fingerprint) keys.push(entry.key);
+        }
+        for (const key of keys) this.store.delete(key);
+        return keys.length;
+      }
+    }
+  }
+
+  /**
+   * The cache cannot know what other writers changed (a fleet member that lost its bus, or found
+   * a gap in it): every entry goes and nothing is stored or served until resume(); cacheable
+   * reads count as bypasses with `reason`.
+   */
+  suspend(reason: string): void {
+    this.stats.invalidated('database', this.store.suspend());
+    this.stats.divertMisses(reason);
+  }
+
+  /** Serves and stores again; fills sent upstream before now are refused. */
+  resume(): void {
+    this.store.resume();
+    this.stats.divertMisses(null);
+  }
+
+  /** What was learned about `database`'s catalog (every database's when null) is void: DDL ran. */
+  protected abstract catalogChanged(database: string | null): void;
 }

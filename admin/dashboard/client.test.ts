@@ -5,7 +5,7 @@ import { createMetrics } from '../metrics.js';
 import { QueryStats } from '../query-stats.js';
 import { buildStatsReport } from '../stats-report.js';
 import {
-  ALL, GAP_MS, HISTORY_MS, History, WINDOW_MS, authHeaders, countersOf, formatBytes, formatCompact, formatCount, formatMs, formatPercent,
+  ALL, GAP_MS, HISTORY_MS, History, WINDOW_MS, authHeaders, countersOf, fleetLine, formatBytes, formatCompact, formatCount, formatMs, formatPercent,
   formatRate, hitRatioPoints, niceScale, ratePoints, recentRate, timeTicks, topQueries, topTables, type Counters, type Sample,
 } from './client.js';
 
@@ -87,6 +87,19 @@ test('formatting of counts, rates, bytes, ratios and latencies', () => {
   assert.equal([0, 512, 2048, 1536 * 1024, 64 * 1024 ** 2, 300 * 1024 ** 3].map(formatBytes), ['0 B', '512 B', '2.00 KiB', '1.50 MiB', '64.0 MiB', '300 GiB']);
   assert.equal([null, 0, 0.5, 465 / 495, 1].map(formatPercent), ['–', '0.0%', '50.0%', '93.9%', '100.0%']);
   assert.equal([null, 0.045, 1.234, 12.34, 456.7].map(formatMs), ['–', '45 µs', '1.23 ms', '12.3 ms', '457 ms']);
+});
+
+test('fleetLine: nothing alone; live with the lag and the tasks led; fenced says the cache is off', () => {
+  assert.is(fleetLine(null), null);
+  const fleet = {
+    instance: 'a/1/x', redis: 'redis://127.0.0.1:6390', state: 'live' as const, connected: true, position: 7, published: 3, applied: 4,
+    publishFailures: 0, unreadable: 0, queued: 0, fences: { connection: 0, gap: 0, timeout: 0, 'publish-failed': 0 },
+    lagMs: { count: 4, p50Ms: 0.4, p99Ms: 1.5, meanMs: 0.5 }, leader: { beat: true, cdc: false },
+  };
+  assert.equal(fleetLine(fleet), { ok: true, text: 'Fleet: live · lag p99 1.50 ms · leads beat' });
+  assert.equal(fleetLine({ ...fleet, leader: {}, lagMs: { count: 0, p50Ms: null, p99Ms: null, meanMs: null } }), { ok: true, text: 'Fleet: live' });
+  assert.equal(fleetLine({ ...fleet, state: 'fenced', connected: false }), { ok: false, text: 'Fleet: bus down, cache off (bypass "bus-down")' });
+  assert.equal(fleetLine({ ...fleet, state: 'starting', connected: false })?.text, 'Fleet: connecting to Redis, cache off (bypass "bus-down")');
 });
 
 test('authHeaders: ?token= becomes a bearer token; no token, no header', () => {

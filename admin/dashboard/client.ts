@@ -4,6 +4,7 @@
 // bottom wires it to the page and runs only where there is a document.
 import type { LatencySummary, Outcome, ProtocolStats, QueryItem, TableItem } from '../query-stats.js';
 import type { ChangeStreamItem } from '../change-streams.js';
+import type { FleetReport } from '../../fleet/fleet.js';
 import type { StatsReport } from '../stats-report.js';
 
 export const POLL_MS = 1000;
@@ -200,6 +201,15 @@ export function formatBytes(n: number): string {
 /** A ratio as a percentage with one decimal; '–' before there is one. */
 export function formatPercent(ratio: number | null): string {
   return ratio === null ? '–' : `${(ratio * 100).toFixed(1)}%`;
+}
+
+/** The header's fleet line: whether the bus is followed, its lag, what this proxy leads; null alone. */
+export function fleetLine(fleet: FleetReport | null | undefined): { ok: boolean; text: string } | null {
+  if (fleet === null || fleet === undefined) return null;
+  if (!fleet.connected) return { ok: false, text: `Fleet: ${fleet.state === 'starting' ? 'connecting to Redis' : 'bus down'}, cache off (bypass "bus-down")` };
+  const leads = Object.entries(fleet.leader).filter(([, leading]) => leading).map(([task]) => task);
+  const lag = fleet.lagMs.p99Ms === null ? '' : ` · lag p99 ${formatMs(fleet.lagMs.p99Ms)}`;
+  return { ok: true, text: `Fleet: live${lag}${leads.length > 0 ? ` · leads ${leads.join(', ')}` : ''}` };
 }
 
 export function formatMs(ms: number | null): string {
@@ -502,6 +512,7 @@ class Dashboard {
       this.report = report;
       this.history.add({ at, views: countersOf(report) });
       this.setStatus(true, `updated ${clock(at)}`);
+      this.setFleet(fleetLine(report.fleet));
       this.render();
     } catch (err) {
       this.setStatus(false, `${(err as Error).message || 'no answer'} · retrying every ${POLL_MS / 1000} s`);
@@ -516,6 +527,14 @@ class Dashboard {
     setText('status-text', live ? 'Live' : 'Disconnected');
     setText('status-detail', detail);
     document.body.classList.toggle('stale', !live);
+  }
+
+  private setFleet(line: { ok: boolean; text: string } | null): void {
+    const fleet = byId('fleet');
+    fleet.hidden = line === null;
+    if (line === null) return;
+    fleet.className = line.ok ? 'fleet' : 'fleet down';
+    fleet.textContent = line.text;
   }
 
   private hover(svg: SVGSVGElement, e: MouseEvent): void {

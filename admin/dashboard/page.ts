@@ -40,6 +40,8 @@ header { display: flex; align-items: center; gap: 16px; height: 52px; padding: 0
 .status.down .dot { background: #f04438; box-shadow: 0 0 0 3px rgba(240, 68, 56, .3); }
 .status.down b { color: #fda29b; }
 .status-detail { color: #98a2b3; font-size: 12px; }
+.fleet { color: #d0d5dd; font-size: 12px; padding: 3px 9px; border: 1px solid #344054; border-radius: 7px; }
+.fleet.down { color: #fda29b; border-color: #f04438; }
 main { padding: 16px 24px 24px; display: grid; gap: 16px; }
 .panel { background: var(--panel); border: 1px solid var(--border); border-radius: 10px; padding: 14px 16px; min-width: 0; }
 body.stale .panel { opacity: .6; }
@@ -112,6 +114,7 @@ const BODY = `
   <div class="brand">sidecache<span>dashboard</span></div>
   <div class="spacer"></div>
   <nav class="protocols" id="protocols" aria-label="protocol"></nav>
+  <div class="fleet" id="fleet" hidden></div>
   <div class="status" id="status"><i class="dot"></i><b id="status-text">Connecting</b><span class="status-detail" id="status-detail">waiting for /stats</span></div>
 </header>
 <main>

@@ -52,6 +52,14 @@ export interface Endpoint {
   adminPort: number;
   /** Writers connect here instead of `port`: only to show that the checker notices writes the proxy cannot see. */
   writePort?: number;
+  /**
+   * A fleet: readers spread over these proxies (not the writers' one) instead of `port`, and a read
+   * through them is held to the writes acknowledged at least `allowedLagMs` before it was sent.
+   */
+  readPorts?: readonly number[];
+  allowedLagMs?: number;
+  /** Whose cache counters are summed for the report (the read proxies'); [adminPort] when absent. */
+  adminPorts?: readonly number[];
 }
 
 export interface CacheCounts {
@@ -91,20 +99,23 @@ export interface CheckReport extends CacheCounts {
 const READ_PATHS: readonly ReadPath[] = ['simple', 'parameterised', 'prepared'];
 const MAX_SAMPLES = 20;
 
-export async function cacheCounts(adminPort: number, metricsProtocol: string): Promise<CacheCounts> {
-  const samples = await scrape(adminPort);
+/** The cache counters of one proxy, or summed over several (a fleet). */
+export async function cacheCounts(adminPorts: number | readonly number[], metricsProtocol: string): Promise<CacheCounts> {
   const labels = { protocol: metricsProtocol };
-  return {
-    hits: sumOf(samples, 'sidecache_cache_hits_total', labels),
-    misses: sumOf(samples, 'sidecache_cache_misses_total', labels),
-    bypass: sumOf(samples, 'sidecache_cache_bypass_total', labels),
-  };
+  const total: CacheCounts = { hits: 0, misses: 0, bypass: 0 };
+  for (const port of typeof adminPorts === 'number' ? [adminPorts] : adminPorts) {
+    const samples = await scrape(port);
+    total.hits += sumOf(samples, 'sidecache_cache_hits_total', labels);
+    total.misses += sumOf(samples, 'sidecache_cache_misses_total', labels);
+    total.bypass += sumOf(samples, 'sidecache_cache_bypass_total', labels);
+  }
+  return total;
 }
 
 /** Runs the check against a proxy already listening at `endpoint`, on the driver's table `table`. */
 export async function checkConsistency(driver: ConsistencyDriver, endpoint: Endpoint, table: string, options: CheckOptions): Promise<CheckReport> {
   const { onProgress, progressSeconds, ...plain } = options;
-  const ledger = new VersionLedger(options.keys, options.allowedLagMs ?? 0);
+  const ledger = new VersionLedger(options.keys);
   const report: CheckReport = {
     protocol: driver.protocol, options: plain, elapsedSeconds: 0,
     reads: 0, readsByPath: { simple: 0, parameterised: 0, prepared: 0 }, hits: 0, misses: 0, bypass: 0,
@@ -143,14 +154,19 @@ export async function checkConsistency(driver: ConsistencyDriver, endpoint: Endp
     }
   };
 
+  // Writes behind the proxy's back (a change stream) or through another proxy of a fleet (its bus):
+  // a read is held to what was acknowledged the allowed lag before it was sent.
+  const lagMs = Math.max(options.allowedLagMs ?? 0, endpoint.allowedLagMs ?? 0);
+  const readPorts = endpoint.readPorts ?? [endpoint.port];
+  const adminPorts = endpoint.adminPorts ?? [endpoint.adminPort];
   const reader = async (r: number, running: () => boolean): Promise<void> => {
-    const c = await connect();
+    const c = await connect(readPorts[r % readPorts.length]);
     for (let i = r; running(); i++) {
       const path = READ_PATHS[i % READ_PATHS.length]!;
       // Every key and, as often as one key, all keys at once.
       const scope = Math.floor(i / READ_PATHS.length) % (options.keys + 1);
       const key = scope === options.keys ? null : scope;
-      const floors = ledger.floors();
+      const floors = lagMs > 0 ? ledger.floors(performance.now() - lagMs) : ledger.floors();
       const rows = await c.read(path, key);
       report.reads++;
       report.readsByPath[path]++;
@@ -161,15 +177,15 @@ export async function checkConsistency(driver: ConsistencyDriver, endpoint: Endp
   const guarded = (role: string, run: (running: () => boolean) => Promise<void>) => (running: () => boolean): Promise<void> =>
     run(running).catch((err: Error) => { report.errors.push(`${role}: ${err.message}`); });
 
-  const before = await cacheCounts(endpoint.adminPort, driver.metricsProtocol);
+  const before = await cacheCounts(adminPorts, driver.metricsProtocol);
   const started = Date.now();
   const enough = async (): Promise<boolean> => {
     if (driver.writeForms.some((f) => (report.writesByForm[f] ?? 0) === 0)) return false;
-    const now = await cacheCounts(endpoint.adminPort, driver.metricsProtocol).catch(() => null);
+    const now = await cacheCounts(adminPorts, driver.metricsProtocol).catch(() => null);
     return now !== null && now.hits - before.hits >= options.minHits;
   };
   const progress = onProgress === undefined ? null : setInterval(() => {
-    void cacheCounts(endpoint.adminPort, driver.metricsProtocol).then((now) => onProgress({
+    void cacheCounts(adminPorts, driver.metricsProtocol).then((now) => onProgress({
       elapsedSeconds: (Date.now() - started) / 1000,
       reads: report.reads, committed: report.committed, rolledBack: report.rolledBack, violations: report.violations,
       ...countsDelta(now, before),
@@ -181,10 +197,11 @@ export async function checkConsistency(driver: ConsistencyDriver, endpoint: Endp
       ...Array.from({ length: options.readers }, (_, r) => guarded(`reader ${r}`, (running) => reader(r, running))),
     ], { minMs: options.seconds * 1000, maxMs: options.maxSeconds * 1000, enough, failed: () => report.errors.length > 0 });
     report.elapsedSeconds = (Date.now() - started) / 1000;
-    Object.assign(report, countsDelta(await cacheCounts(endpoint.adminPort, driver.metricsProtocol), before));
-    // The last writes may still be on their way through the change stream.
-    await sleep(options.allowedLagMs ?? 0);
-    if (report.errors.length === 0) record(await finalCheck(driver, table, ledger, connect));
+    Object.assign(report, countsDelta(await cacheCounts(adminPorts, driver.metricsProtocol), before));
+    if (report.errors.length === 0) {
+      await sleep(lagMs);
+      for (const port of readPorts) record(await finalCheck(driver, table, ledger, () => connect(port)));
+    }
   } finally {
     if (progress !== null) clearInterval(progress);
     await Promise.all(connections.map((c) => c.close().catch(() => undefined)));

@@ -25,6 +25,20 @@ test('floors are taken before the read: a later acknowledgement does not raise t
   assert.is(ledger.judge(0, v1, floors, 'r'), null);
 });
 
+test('floors as of a moment in the past hold reads to what was acknowledged by then (a fleet\'s allowed lag)', () => {
+  const ledger = new VersionLedger(2);
+  const v1 = ledger.issue();
+  const v2 = ledger.issue();
+  ledger.acknowledge(0, v1, 100);
+  ledger.acknowledge(0, v2, 200);
+  ledger.acknowledge(1, ledger.issue(), 300);
+  assert.equal(ledger.floors(99), [0, 0]);
+  assert.equal(ledger.floors(150), [v1, 0]);
+  assert.equal(ledger.floors(250), [v2, 0]);
+  assert.equal(ledger.floors(300), [v2, 3]);
+  assert.equal(ledger.floors(), [v2, 3]);
+});
+
 test('an acknowledgement arriving late never lowers the floor', () => {
   const ledger = new VersionLedger(1);
   const v1 = ledger.issue();
@@ -71,19 +85,20 @@ test('every stale row of an all-keys read is reported', () => {
 });
 
 test('with an allowed lag, a read is held only to what was acknowledged that long before it', () => {
-  const ledger = new VersionLedger(1, 100);
+  const lag = 100;
+  const ledger = new VersionLedger(1);
   const v1 = ledger.issue();
   const v2 = ledger.issue();
   ledger.acknowledge(0, v1, 1000);
   ledger.acknowledge(0, v2, 1150);
-  assert.equal(ledger.floors(1050), [0], 'v1 is only 50 ms old');
-  assert.equal(ledger.floors(1120), [v1]);
-  assert.equal(ledger.floors(1200), [v1], 'v2 is only 50 ms old');
-  assert.equal(ledger.floors(1260), [v2]);
-  assert.equal(ledger.judge(0, v1, ledger.floors(1260), 'r')?.kind, 'stale');
-  for (let t = 2000; t < 10_000; t += 10) ledger.acknowledge(0, ledger.issue(), t);
-  assert.equal(ledger.floors(9000).length, 1, 'old history is pruned, the floors still answer');
-  assert.ok(ledger.floors(9000)[0]! > v2);
+  assert.equal(ledger.floors(1050 - lag), [0], 'v1 is only 50 ms old');
+  assert.equal(ledger.floors(1120 - lag), [v1]);
+  assert.equal(ledger.floors(1200 - lag), [v1], 'v2 is only 50 ms old');
+  assert.equal(ledger.floors(1260 - lag), [v2]);
+  assert.equal(ledger.judge(0, v1, ledger.floors(1260 - lag), 'r')?.kind, 'stale');
+  for (let t = 2000; t < 100_000; t += 10) ledger.acknowledge(0, ledger.issue(), t);
+  assert.equal(ledger.floors(99_000 - lag).length, 1, 'old history is pruned, the floors still answer');
+  assert.ok(ledger.floors(99_000 - lag)[0]! > v2);
 });
 
 test.run();

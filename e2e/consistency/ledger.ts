@@ -28,21 +28,19 @@ export interface Violation {
   how: string;
 }
 
+/** Acknowledgements kept per key for floors in the past (a fleet's allowed lag); older ones are dropped. */
+const MAX_HISTORY = 4096;
+
 export class VersionLedger {
   private issued = 0;
   private readonly acked: number[];
+  /** Per key, the acknowledgements that raised its floor: when (performance.now()) and to what. */
+  private readonly raised: { at: number; version: number }[][];
   /** Versions of writes that roll back: handed out, never to be seen. */
   private readonly doomed = new Set<number>();
-  /**
-   * With an allowed lag: per key, [when, highest version acknowledged by then], oldest first, so
-   * a read may be held to what was acknowledged `allowedLagMs` before it was sent.
-   */
-  private readonly history: Array<Array<[number, number]>>;
-
-  /** `allowedLagMs`: how long after its acknowledgement a write may still be unseen (writes behind the proxy's back, seen through a change stream). */
-  constructor(readonly keys: number, private readonly allowedLagMs = 0) {
+  constructor(readonly keys: number) {
     this.acked = new Array<number>(keys).fill(0);
-    this.history = Array.from({ length: keys }, () => []);
+    this.raised = Array.from({ length: keys }, () => []);
   }
 
   /** The next version, taken before its write is sent. */
@@ -55,33 +53,25 @@ export class VersionLedger {
     this.doomed.add(version);
   }
 
-  /** The server acknowledged the commit of `version` on `key` at `at` (performance.now()). */
+  /** The server acknowledged the commit of `version` on `key`, at `at` (performance.now()). */
   acknowledge(key: number, version: number, at = performance.now()): void {
     if (version <= this.acked[key]!) return;
     this.acked[key] = version;
-    if (this.allowedLagMs === 0) return;
-    const h = this.history[key]!;
-    h.push([at, version]);
-    // Keep one entry older than any floor still asked for, as the base.
-    let drop = 0;
-    while (drop + 1 < h.length && h[drop + 1]![0] <= at - this.allowedLagMs - 1000) drop++;
-    if (drop > 0) h.splice(0, drop);
+    const raised = this.raised[key]!;
+    raised.push({ at, version });
+    if (raised.length > MAX_HISTORY) raised.splice(0, MAX_HISTORY / 2);
   }
 
   /**
-   * The floors of a read about to be sent at `at`: the highest version of every key acknowledged
-   * at least the allowed lag before (just acknowledged, without a lag).
+   * The highest version of every key acknowledged at or before `asOf` (performance.now() scale;
+   * now when absent); taken just before a read is sent. Through another proxy of a fleet a read is
+   * held to the writes acknowledged more than the allowed lag before it: `asOf` = now - lag.
    */
-  floors(at = performance.now()): number[] {
-    if (this.allowedLagMs === 0) return this.acked.slice();
-    const until = at - this.allowedLagMs;
-    return this.history.map((h) => {
-      let floor = 0;
-      for (const [when, version] of h) {
-        if (when > until) break;
-        floor = version;
-      }
-      return floor;
+  floors(asOf?: number): number[] {
+    if (asOf === undefined) return this.acked.slice();
+    return this.raised.map((raised) => {
+      for (let i = raised.length - 1; i >= 0; i--) if (raised[i]!.at <= asOf) return raised[i]!.version;
+      return 0;
     });
   }
 

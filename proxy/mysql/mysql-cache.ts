@@ -142,10 +142,6 @@ export class MySqlCache extends ResultCache<MysqlStatementInfo> {
     return this.generationCount;
   }
 
-  /** Decisions, fan-out and startup probes were learned from another server. */
-  protected forgetServer(): void {
-    this.generationCount++;
-  }
 
   /** The analysis and derived facts of a statement text under a dialect (analysed once per shape). */
   info(text: string, dialect: MysqlAnalysisOptions, dialectKey: string): MysqlStatementInfo {
@@ -357,9 +353,10 @@ export class MySqlCache extends ResultCache<MysqlStatementInfo> {
    * unknown). Writes the proxy cannot bound (unknown database, triggers, cascades, DDL) drop everything.
    */
   invalidate(database: string | null, tables: Iterable<MysqlQualifiedName>, wide: boolean, catalogChanged: boolean): void {
-    if (catalogChanged) this.generationCount++;
     const tags: string[] = [];
     const names: string[] = [];
+    // Catalog changes come from statements the analysis cannot bound (writesUnlisted): wide anyway.
+    wide ||= catalogChanged;
     if (!wide) {
       for (const t of tables) {
         const db = t.database ?? database;
@@ -371,12 +368,13 @@ export class MySqlCache extends ResultCache<MysqlStatementInfo> {
         names.push(t.name);
       }
     }
-    if (wide) {
-      this.stats.invalidated('database', this.store.invalidateAll());
-      return;
-    }
-    if (tags.length === 0) return;
-    this.stats.invalidated(names, this.store.invalidateTags(tags));
+    if (wide) this.invalidateEverywhere({ scope: 'all', catalog: catalogChanged });
+    else if (tags.length > 0) this.invalidateEverywhere({ scope: 'tags', tags, tables: names, catalog: null });
+  }
+
+  /** A MySQL statement can reach any database: DDL voids the decisions of all of them. */
+  protected catalogChanged(): void {
+    this.generationCount++;
   }
 
   /**

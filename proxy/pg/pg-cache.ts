@@ -103,8 +103,8 @@ export class PgCache extends ResultCache<StatementInfo> {
   private readonly contexts = new Map<string, PgContext>();
   /** Bumped per database on DDL: decisions taken before may rest on a catalog that changed. */
   private readonly generations = new Map<string, number>();
-  /** Bumped on DDL every database sees and when the server changes: part of every database's generation. */
-  private serverGeneration = 0;
+  /** Added to every database's generation: bumped when DDL may have run in any of them, or the server changed. */
+  private everyDatabaseGeneration = 0;
   private nextContextId = 1;
   /**
    * What the probe found in a session that had changed nothing since it started, by its startup
@@ -261,12 +261,12 @@ export class PgCache extends ResultCache<StatementInfo> {
 
   /** Both parts only grow, so their sum is the same only while neither changed. */
   generation(database: string): number {
-    return this.serverGeneration + (this.generations.get(database) ?? 0);
+    return this.everyDatabaseGeneration + (this.generations.get(database) ?? 0);
   }
 
-  /** Decisions, fan-out and startup probes of every database were learned from another server or catalog. */
-  protected forgetServer(): void {
-    this.serverGeneration++;
+  protected catalogChanged(database: string | null): void {
+    if (database === null) this.everyDatabaseGeneration++;
+    else this.generations.set(database, (this.generations.get(database) ?? 0) + 1);
   }
 
   /**
@@ -278,10 +278,8 @@ export class PgCache extends ResultCache<StatementInfo> {
       this.invalidateServer();
       return;
     }
-    if (catalogChanged) this.generations.set(database, (this.generations.get(database) ?? 0) + 1);
     if (scope === WriteScope.Database || catalogChanged) {
-      const dropped = this.store.invalidateDatabase(database);
-      this.stats.invalidated('database', dropped);
+      this.invalidateEverywhere({ scope: 'tags', tags: [databaseTag(database)], tables: 'database', catalog: catalogChanged ? database : null });
       return;
     }
     const tags: string[] = [];
@@ -290,9 +288,7 @@ export class PgCache extends ResultCache<StatementInfo> {
       tags.push(tableTag(database, '', t));
       names.push(t);
     }
-    if (tags.length === 0) return;
-    const dropped = this.store.invalidateTags(tags);
-    this.stats.invalidated(names, dropped);
+    if (tags.length > 0) this.invalidateEverywhere({ scope: 'tags', tags, tables: names, catalog: null });
   }
 
   /**
@@ -300,7 +296,7 @@ export class PgCache extends ResultCache<StatementInfo> {
    * go, and decisions taken under the old catalog are taken again; other entries stay.
    */
   catalogChangedFor(database: string, tables: readonly string[]): void {
-    this.generations.set(database, this.generation(database) + 1);
+    this.catalogChanged(database);
     this.invalidate(database, tables, WriteScope.Tables, false);
   }
 }

@@ -1,0 +1,136 @@
+// A fleet of sidecaches sharing one Redis: the invalidation bus, the leases of leader tasks and
+// what /metrics, /stats and the dashboard show of them. cli/sidecache.ts starts it when --redis or
+// --redis-cluster is set; without them nothing here runs and each proxy works alone.
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
+import type { Logger } from 'pino';
+import type { Metrics, Protocol } from '../admin/metrics.js';
+import type { Config } from '../config/settings.js';
+import type { Invalidation, InvalidationSink } from '../proxy/result-cache.js';
+import { InvalidationBus, type BusCache, type BusState, type BusStatus, type FenceReason } from './bus.js';
+import { fleetKeys } from './keys.js';
+import { Lease, type LeaderTask } from './lease.js';
+import { registerFleetMetrics } from './metrics.js';
+import { openRedis, redisAccess } from './redis-connection.js';
+
+/**
+ * One XREAD waits this long; one that has not come back this much later counts as a lost bus (a
+ * Redis gone silent without closing the connection is noticed within their sum).
+ */
+const BLOCK_MS = 1000;
+const GRACE_MS = 1000;
+/** Bound on a publish or a lease command. */
+const COMMAND_TIMEOUT_MS = 2000;
+/** The leader's pulse. */
+export const BEAT_TASK = 'beat';
+const BEAT_MS = 1000;
+
+/** What /stats and the dashboard show of the fleet. */
+export interface FleetReport {
+  instance: string;
+  /** The Redis URL without its password. */
+  redis: string;
+  state: BusState;
+  /** Live: following the bus, so the cache answers. */
+  connected: boolean;
+  position: number;
+  published: number;
+  applied: number;
+  publishFailures: number;
+  unreadable: number;
+  queued: number;
+  fences: Record<FenceReason, number>;
+  /** Publish to apply of other proxies' entries. */
+  lagMs: { count: number; p50Ms: number | null; p99Ms: number | null; meanMs: number | null };
+  /** Per leader task: does this proxy lead it now? */
+  leader: Record<string, boolean>;
+}
+
+/** What the fleet needs of a protocol's cache (proxy/result-cache.ts ResultCache fits). */
+export interface FleetCache extends BusCache {
+  joinFleet(sink: InvalidationSink): void;
+  invalidateEverywhere(invalidation: Invalidation): number;
+}
+
+export interface LeadOptions {
+  /**
+   * Protocols whose caches every proxy drops when this proxy takes the task over: what the
+   * previous leader read last, or would have, may never have been published (a change stream).
+   */
+  handoverGap?: readonly Protocol[];
+}
+
+export interface Fleet {
+  readonly bus: InvalidationBus;
+  /** Runs `run` on one proxy of the fleet at a time, moving on within the lease when it dies. */
+  lead(task: string, run: LeaderTask, options?: LeadOptions): void;
+  report(): FleetReport;
+  /** Releases the leases, stops following the bus, closes the connections. */
+  close(): Promise<void>;
+}
+
+/** Null when no fleet is configured. Throws FleetConfigError when a secret file cannot be read. */
+export function startFleet(config: Config, caches: ReadonlyMap<Protocol, FleetCache>, metrics: Metrics, log: Logger): Fleet | null {
+  const access = redisAccess(config);
+  if (access === null) return null;
+  const instance = `${hostname()}/${process.pid}/${randomBytes(3).toString('hex')}`;
+  const keys = fleetKeys(config.redisKeyPrefix);
+  const commands = openRedis(access, 'fleet', COMMAND_TIMEOUT_MS);
+  const reader = openRedis(access, 'fleet-reader', BLOCK_MS + GRACE_MS + COMMAND_TIMEOUT_MS);
+  const bus = new InvalidationBus(commands, reader, caches, { keys, instance, maxLength: config.fleetStreamMaxLength, blockMs: BLOCK_MS, graceMs: GRACE_MS, log });
+  log.info({ redis: access.target.display, cluster: access.cluster, instance, stream: keys.stream }, 'fleet: joining; caching off until the bus is connected');
+  for (const cache of caches.values()) cache.joinFleet(bus);
+  bus.start();
+
+  const leases = new Map<string, Lease>();
+  const fleet: Fleet = {
+    bus,
+    lead(task, run, options = {}) {
+      if (leases.has(task)) throw new Error(`a leader task named ${task} runs already`);
+      const lease = new Lease(commands, { key: keys.lease(task), holder: instance, ttlMs: config.fleetLeaseMs, log });
+      leases.set(task, lease);
+      lease.whileLeader(async (signal) => {
+        // A hand-over is a gap: the previous leader may have died before publishing what it read.
+        for (const protocol of options.handoverGap ?? []) caches.get(protocol)?.invalidateEverywhere({ scope: 'all', catalog: false });
+        await run(signal);
+      });
+    },
+    report: () => report(access.target.display, bus.status(), leases),
+    async close() {
+      await Promise.all([...leases.values()].map((l) => l.stop()));
+      await bus.close();
+      commands.disconnect();
+      reader.disconnect();
+    },
+  };
+  fleet.lead(BEAT_TASK, async (signal) => {
+    while (!signal.aborted) {
+      bus.publishBeat();
+      await sleep(BEAT_MS, signal);
+    }
+  });
+  registerFleetMetrics(metrics.registry, () => bus.status(), () => leases);
+  metrics.fleet = fleet.report;
+  return fleet;
+}
+
+function report(redis: string, bus: BusStatus, leases: ReadonlyMap<string, Lease>): FleetReport {
+  const { lag, instance, state, position, published, applied, publishFailures, unreadable, queued, fences } = bus;
+  return {
+    instance, redis, state, connected: state === 'live', position, published, applied, publishFailures, unreadable, queued, fences: { ...fences },
+    lagMs: { count: lag.count, p50Ms: lag.quantileMs(0.5), p99Ms: lag.quantileMs(0.99), meanMs: lag.meanMs() },
+    leader: Object.fromEntries([...leases].map(([task, lease]) => [task, lease.isLeader])),
+  };
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(done, ms);
+    signal.addEventListener('abort', done, { once: true });
+    function done(): void {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    }
+  });
+}

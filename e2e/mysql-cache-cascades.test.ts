@@ -14,6 +14,9 @@ import { DIRECT_MYSQL_URL, startProxy, type RunningProxy } from './support/sidec
 const db = uniqueName('sc_mcasc');
 const USER = `${db}_u`;
 const PASSWORD = 'pw-casc';
+/** May delete from `orders` but not see the cascade into `order_lines` (information_schema shows a
+ * foreign key only to users with a privilege on its child table). */
+const CLERK = `${db}_c`;
 let proxy: RunningProxy;
 const open: MySqlConnection[] = [];
 /** root, through the proxy: reads. */
@@ -73,6 +76,13 @@ test.before(async () => {
     `INSERT INTO ${db}.secret VALUES (1, 'classified')`,
     `CREATE USER '${USER}'@'%' IDENTIFIED BY '${PASSWORD}'`,
     `GRANT SELECT ON ${db}.secret TO '${USER}'@'%'`,
+    `CREATE TABLE ${db}.orders (id INT PRIMARY KEY) ENGINE=InnoDB`,
+    `CREATE TABLE ${db}.order_lines (id INT PRIMARY KEY, order_id INT,
+       FOREIGN KEY (order_id) REFERENCES ${db}.orders (id) ON DELETE CASCADE) ENGINE=InnoDB`,
+    `INSERT INTO ${db}.orders VALUES (7), (8)`,
+    `INSERT INTO ${db}.order_lines VALUES (70, 7), (80, 8)`,
+    `CREATE USER '${CLERK}'@'%' IDENTIFIED BY '${PASSWORD}'`,
+    `GRANT SELECT, DELETE ON ${db}.orders TO '${CLERK}'@'%'`,
   );
   proxy = await startProxy({ pgUpstream: null, mysqlUpstream: DIRECT_MYSQL_URL });
   reader = await connect();
@@ -81,7 +91,7 @@ test.before(async () => {
 
 test.after(async () => {
   for (const c of open) await c.end().catch(() => undefined);
-  await directMySql(`DROP DATABASE IF EXISTS ${db}`, `DROP USER IF EXISTS '${USER}'@'%'`).catch(() => undefined);
+  await directMySql(`DROP DATABASE IF EXISTS ${db}`, `DROP USER IF EXISTS '${USER}'@'%'`, `DROP USER IF EXISTS '${CLERK}'@'%'`).catch(() => undefined);
   await proxy?.stop();
 });
 
@@ -182,6 +192,17 @@ test('ALTER TABLE ADD COLUMN: SELECT * returns the new shape, text and prepared'
   // the old shape either.
   const [prepared] = await reader.execute<RowDataPacket[]>(PREPARED, [1]);
   assert.equal(prepared, [{ id: 1, label: 'x' }]);
+});
+
+
+test('a cascade the writing user cannot see: its delete still shows in cached reads of the child table', async () => {
+  const LINES = 'SELECT id, order_id FROM order_lines ORDER BY id';
+  await primed(reader, LINES);
+  const clerk = await connect({ user: CLERK, password: PASSWORD });
+  // The clerk's own read is probed under the clerk's privileges, which hide the foreign key.
+  assert.equal(await rows(clerk, 'SELECT id FROM orders ORDER BY id'), [{ id: 7 }, { id: 8 }]);
+  await clerk.query('DELETE FROM orders WHERE id = 7');
+  assert.equal(await rows(reader, LINES), [{ id: 80, order_id: 8 }]);
 });
 
 test.run();

@@ -120,7 +120,9 @@ start_pg() {
 }
 
 start_mariadb() {
-  local cmd="start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd -- --user=mysql"
+  # --pidfile: the tests' private mariadbd processes run the same executable; matched by --exec
+  # alone, any of them counts as "already running" and the shared server is never started.
+  local cmd="start-stop-daemon --start --oknodo --background --pidfile /run/mysqld/mysqld.pid --exec /usr/sbin/mariadbd -- --user=mysql"
   is_root || die "MariaDB is installed but not answering on $MY_HOST:$MY_PORT; start it: sudo $cmd"
   log "starting MariaDB"
   # /run is a tmpfs: after a reboot the socket directory is gone and mariadbd will not create it.

@@ -223,12 +223,13 @@ export class MySqlCache extends ResultCache<MysqlStatementInfo> {
       // CONCAT_WS skips NULLs (character_set_results may be NULL): mark them so positions hold.
       `CONCAT_WS(X'00', ${variables.map((v) => `IFNULL(@@SESSION.${v}, X'01')`).join(', ')})`,
       // Writes to these reach other tables (triggers, cascading foreign keys, updatable views):
-      // invalidated wide. The count tells a truncated list.
-      "(SELECT CONCAT(COUNT(DISTINCT t), ':', IFNULL(GROUP_CONCAT(DISTINCT HEX(t)), '')) FROM ("
+      // invalidated wide. The count tells a truncated list. NULL (unknown) unless this login sees
+      // the whole database's catalog: see fanOutVisible.
+      `IF(${fanOutVisible(mariadb)}, (SELECT CONCAT(COUNT(DISTINCT t), ':', IFNULL(GROUP_CONCAT(DISTINCT HEX(t)), '')) FROM (`
         + 'SELECT EVENT_OBJECT_TABLE AS t FROM information_schema.TRIGGERS WHERE EVENT_OBJECT_SCHEMA = DATABASE() UNION '
         + 'SELECT TABLE_NAME FROM information_schema.VIEWS WHERE TABLE_SCHEMA = DATABASE() UNION '
         + "SELECT REFERENCED_TABLE_NAME FROM information_schema.REFERENTIAL_CONSTRAINTS WHERE UNIQUE_CONSTRAINT_SCHEMA = DATABASE() AND (DELETE_RULE NOT IN ('RESTRICT', 'NO ACTION') OR UPDATE_RULE NOT IN ('RESTRICT', 'NO ACTION'))"
-        + ') f)',
+        + ') f), NULL)',
     ];
     for (const t of info.analysis.tablesRead) columns.push(tableTypeColumn(t));
     for (const r of info.analysis.routines) {
@@ -284,7 +285,12 @@ export class MySqlCache extends ResultCache<MysqlStatementInfo> {
 
   /** Records what the probe found for `info` under `ctx`: its tables' and functions' facts and its decision. */
   decide(ctx: MysqlContext, info: MysqlStatementInfo, probe: MysqlProbeResult): Decision {
-    this.fanOut.set(ctx.database, { generation: this.generationCount, tables: probe.fanOut });
+    // The fan-out is the database's, whoever looked: a complete answer of this catalog generation
+    // stays when a login that cannot see it all probes later.
+    const known = this.fanOut.get(ctx.database);
+    if (probe.fanOut !== null || known?.generation !== this.generationCount || known.tables === null) {
+      this.fanOut.set(ctx.database, { generation: this.generationCount, tables: probe.fanOut });
+    }
     const { tablesRead, routines, tablesWritten } = info.analysis;
     const generation = this.generationCount;
     const fact = (i: number): CatalogFact => ({ generation, value: probe.checks[i] ?? null });
@@ -406,6 +412,21 @@ export function dialectOf(sqlMode: string): MysqlAnalysisOptions {
     ansiQuotes: modes.includes('ANSI_QUOTES') || modes.includes('ANSI'),
     noBackslashEscapes: modes.includes('NO_BACKSLASH_ESCAPES'),
   };
+}
+
+/**
+ * Does this login see every trigger, cascading foreign key and view of the current database?
+ * information_schema shows a foreign key only to a login with a privilege on its child table, and
+ * MySQL shows a trigger only to TRIGGER holders: a login granted table by table would learn a
+ * fan-out with holes, and a write through it would leave another login's cached reads stale. Only
+ * a global or database-wide SELECT (plus TRIGGER on MySQL) granted to the login itself counts;
+ * privileges through roles are not looked at (unknown: writes are invalidated wide).
+ */
+function fanOutVisible(mariadb: boolean): string {
+  const grantee = "CONCAT(CHAR(39), SUBSTRING_INDEX(CURRENT_USER(), '@', 1), CHAR(39, 64, 39), SUBSTRING_INDEX(CURRENT_USER(), '@', -1), CHAR(39))";
+  const needed = mariadb ? ['SELECT'] : ['SELECT', 'TRIGGER'];
+  return needed.map((privilege) => `EXISTS (SELECT 1 FROM information_schema.USER_PRIVILEGES WHERE GRANTEE = ${grantee} AND PRIVILEGE_TYPE = '${privilege}' `
+    + `UNION ALL SELECT 1 FROM information_schema.SCHEMA_PRIVILEGES WHERE GRANTEE = ${grantee} AND TABLE_SCHEMA = DATABASE() AND PRIVILEGE_TYPE = '${privilege}')`).join(' AND ');
 }
 
 function readFanOut(value: string | null): ReadonlySet<string> | null {

@@ -141,7 +141,7 @@ test('entries trimmed before they were read are a gap, not a silent skip', async
   await until('live', () => b.bus.isLive);
   // While this process is blocked (spawnSync), another client appends far more than MAXLEN keeps.
   const fields = encodeMessage({ origin: 'elsewhere', sentAt: Date.now(), body: { kind: 'invalidation', protocol: 'postgres', invalidation: orders } });
-  const line = `EVAL "${PUBLISH.replace(/\n/g, ' ').replace(/"/g, '\\"')}" 2 ${keys.stream} ${keys.seq} 5 ${fields.map((f) => `'${f}'`).join(' ')}\n`;
+  const line = `EVAL "${PUBLISH.replace(/\n/g, ' ').replace(/"/g, '\\"')}" 3 ${keys.stream} ${keys.seq} ${keys.l2Tags} 5 0 ${fields.map((f) => `'${f}'`).join(' ')}\n`;
   const cli = spawnSync('redis-cli', ['-p', String(server.port), '-a', PASSWORD, '--no-auth-warning'], { input: line.repeat(400), encoding: 'utf8' });
   assert.is(cli.status, 0, cli.stderr);
   assert.ok(Number(await server.cli('xlen', keys.stream)) < 400, 'the stream was trimmed');

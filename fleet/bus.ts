@@ -15,6 +15,7 @@ import type { Protocol } from '../admin/metrics.js';
 import { DurationHistogram } from '../admin/duration-histogram.js';
 import type { Invalidation, InvalidationSink } from '../proxy/result-cache.js';
 import type { FleetKeys } from './keys.js';
+import { invalidatedFields } from './l2-entry.js';
 import { decodeEntry, encodeMessage, type BusMessage } from './message.js';
 import { isReady, watchConnection, type RedisConnection } from './redis-connection.js';
 import { POSITION, PUBLISH, runScript } from './scripts.js';
@@ -43,6 +44,17 @@ export interface BusOptions {
   blockMs: number;
   graceMs: number;
   log: Logger;
+  /**
+   * Runs each time the bus has caught up, before the caches resume (the second tier starts a new
+   * era there: entries filled before a lost connection may rest on invalidations a failover lost).
+   */
+  onCaughtUp?: () => Promise<void>;
+}
+
+/** An entry to publish: the second tier's tag-table fields it bumps, and the entry's fields. */
+interface Outgoing {
+  readonly tagFields: readonly string[];
+  readonly fields: readonly string[];
 }
 
 export interface BusStatus {
@@ -85,11 +97,11 @@ export function wallClockMs(): number {
 export class InvalidationBus implements InvalidationSink {
   private state: BusState = 'starting';
   private closed = false;
-  private position = 0;
+  private lastSeq = 0;
   private lastId = '0-0';
   /** Bumped by every connection event; goLive refuses to finish when it moved meanwhile. */
   private troubles = 0;
-  private queued: string[][] = [];
+  private queued: Outgoing[] = [];
   private readonly inFlight = new Set<Promise<unknown>>();
   private readonly counts = { published: 0, publishFailures: 0, applied: 0, unreadable: 0 };
   private readonly fences: Record<FenceReason, number> = { connection: 0, gap: 0, timeout: 0, 'publish-failed': 0 };
@@ -124,21 +136,27 @@ export class InvalidationBus implements InvalidationSink {
     return this.state === 'live';
   }
 
+  /** The last entry applied (the second tier's `asOf` of a fill sent now). */
+  position(): number {
+    return this.lastSeq;
+  }
+
   /** Sends a cache's invalidation to the other proxies (InvalidationSink). */
   publish(protocol: Protocol, invalidation: Invalidation): void {
-    this.send(encodeMessage({ origin: this.options.instance, sentAt: wallClockMs(), body: { kind: 'invalidation', protocol, invalidation } }));
+    const fields = encodeMessage({ origin: this.options.instance, sentAt: wallClockMs(), body: { kind: 'invalidation', protocol, invalidation } });
+    this.send({ tagFields: invalidatedFields(protocol, invalidation), fields });
   }
 
   /** The leader's pulse: shows the bus moves and gives every proxy a lag reading without writes. */
   publishBeat(): void {
-    this.send(encodeMessage({ origin: this.options.instance, sentAt: wallClockMs(), body: { kind: 'beat' } }));
+    this.send({ tagFields: [], fields: encodeMessage({ origin: this.options.instance, sentAt: wallClockMs(), body: { kind: 'beat' } }) });
   }
 
   status(): BusStatus {
     return {
       instance: this.options.instance,
       state: this.state,
-      position: this.position,
+      position: this.lastSeq,
       ...this.counts,
       queued: this.queued.length,
       fences: { ...this.fences },
@@ -161,13 +179,13 @@ export class InvalidationBus implements InvalidationSink {
    * The entry is written to Redis's socket now, before the caller goes on: a write's
    * acknowledgement leaves after its invalidation. Queued while Redis cannot be reached.
    */
-  private send(fields: string[]): void {
+  private send(outgoing: Outgoing): void {
     this.counts.published++;
     if (!isReady(this.commands)) {
-      this.enqueue(fields);
+      this.enqueue(outgoing);
       return;
     }
-    const sent = runScript(this.commands, PUBLISH, [this.options.keys.stream, this.options.keys.seq], [this.options.maxLength, ...fields]);
+    const sent = this.runPublish(outgoing);
     this.inFlight.add(sent);
     sent.then(
       () => this.inFlight.delete(sent),
@@ -175,21 +193,28 @@ export class InvalidationBus implements InvalidationSink {
         this.inFlight.delete(sent);
         this.counts.publishFailures++;
         // It may or may not have been appended: publishing it again is harmless, losing it is not.
-        this.enqueue(fields);
+        this.enqueue(outgoing);
         this.fence('publish-failed', err.message);
       },
     );
   }
 
-  private enqueue(fields: string[]): void {
+  private runPublish({ tagFields, fields }: Outgoing): Promise<unknown> {
+    const { stream, seq, l2Tags } = this.options.keys;
+    return runScript(this.commands, PUBLISH, [stream, seq, l2Tags], [this.options.maxLength, tagFields.length, ...tagFields, ...fields]);
+  }
+
+  private enqueue(outgoing: Outgoing): void {
     if (this.queued.length < MAX_QUEUED) {
-      this.queued.push(fields);
+      this.queued.push(outgoing);
       return;
     }
     // Too many to keep: one message per protocol that drops everything covers them all.
-    this.queued = [...this.caches.keys()].map((protocol) => encodeMessage({
-      origin: this.options.instance, sentAt: wallClockMs(), body: { kind: 'invalidation', protocol, invalidation: { scope: 'all', catalog: true } },
-    }));
+    this.queued = [...this.caches.keys()].map((protocol) => {
+      const invalidation: Invalidation = { scope: 'all', catalog: true };
+      const fields = encodeMessage({ origin: this.options.instance, sentAt: wallClockMs(), body: { kind: 'invalidation', protocol, invalidation } });
+      return { tagFields: invalidatedFields(protocol, invalidation), fields };
+    });
   }
 
   /** Connection errors (refused, wrong password, TLS) at warn: each new one, then at most every ERROR_LOG_MS. */
@@ -206,7 +231,7 @@ export class InvalidationBus implements InvalidationSink {
     this.state = 'fenced';
     this.fences[reason]++;
     for (const cache of this.caches.values()) cache.suspend(BYPASS_REASON);
-    this.options.log.warn({ reason, detail, position: this.position }, 'fleet: bus lost; answering nothing from the cache until it is back and caught up');
+    this.options.log.warn({ reason, detail, position: this.lastSeq }, 'fleet: bus lost; answering nothing from the cache until it is back and caught up');
     this.sleeper.wake();
   }
 
@@ -236,7 +261,7 @@ export class InvalidationBus implements InvalidationSink {
       const batch = this.queued;
       this.queued = [];
       try {
-        await Promise.all(batch.map((fields) => runScript(this.commands, PUBLISH, [stream, seq], [this.options.maxLength, ...fields])));
+        await Promise.all(batch.map((outgoing) => this.runPublish(outgoing)));
       } catch (err) {
         this.queued.push(...batch);
         throw err;
@@ -244,12 +269,14 @@ export class InvalidationBus implements InvalidationSink {
     }
     const [id, position] = await runScript(this.reader, POSITION, [stream, seq], []) as [string, string];
     if (this.troubles !== troubles || this.closed) throw new BusTrouble('connection', 'the connection changed while catching up');
+    await this.options.onCaughtUp?.();
+    if (this.troubles !== troubles || this.closed) throw new BusTrouble('connection', 'the connection changed while catching up');
     this.lastId = id;
-    this.position = Number(position);
+    this.lastSeq = Number(position);
     const wasStarting = this.state === 'starting';
     this.state = 'live';
     for (const cache of this.caches.values()) cache.resume();
-    this.options.log.info({ position: this.position, stream }, wasStarting ? 'fleet: bus connected; caching on' : 'fleet: bus back and caught up; caching on');
+    this.options.log.info({ position: this.lastSeq, stream }, wasStarting ? 'fleet: bus connected; caching on' : 'fleet: bus back and caught up; caching on');
   }
 
   /** One XREAD: applies what came, or throws when the stream cannot be followed without a gap. */
@@ -265,8 +292,8 @@ export class InvalidationBus implements InvalidationSink {
     for (const [, entries] of reply) {
       for (const [id, fields] of entries) {
         const entry = decodeEntry(fields);
-        if (entry.seq !== this.position + 1) throw new BusTrouble('gap', `expected entry ${this.position + 1} after ${this.lastId}, read ${entry.seq ?? 'an unnumbered one'} at ${id}`);
-        this.position = entry.seq;
+        if (entry.seq !== this.lastSeq + 1) throw new BusTrouble('gap', `expected entry ${this.lastSeq + 1} after ${this.lastId}, read ${entry.seq ?? 'an unnumbered one'} at ${id}`);
+        this.lastSeq = entry.seq;
         this.lastId = id;
         this.apply(entry.message);
       }

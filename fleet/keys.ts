@@ -8,6 +8,13 @@ export interface FleetKeys {
   readonly seq: string;
   /** The lease of a leader's task. */
   lease(task: string): string;
+  /** The second tier's tag table: per tag, the last bus entry that invalidated it; its era. */
+  readonly l2Tags: string;
+  /**
+   * A second-tier entry. Outside the `{prefix}` hash tag, so a Redis Cluster spreads the entries
+   * over its slots by key; `digest` is a hash of the L1 key.
+   */
+  l2Entry(protocol: string, digest: string): string;
 }
 
 export function fleetKeys(prefix: string): FleetKeys {
@@ -16,5 +23,7 @@ export function fleetKeys(prefix: string): FleetKeys {
     stream: `${tag}:bus`,
     seq: `${tag}:bus:seq`,
     lease: (task) => `${tag}:leader:${task}`,
+    l2Tags: `${tag}:l2:tags`,
+    l2Entry: (protocol, digest) => `${prefix}:l2:${protocol}:${digest}`,
   };
 }

@@ -5,10 +5,32 @@
 // acknowledgement.
 import type { RedisConnection } from './redis-connection.js';
 
-/** KEYS: stream, sequence counter. ARGV: approximate max length, then the entry's fields. Returns the entry id. */
+/**
+ * KEYS: stream, sequence counter, the second tier's tag table. ARGV: approximate max length, the
+ * number n of tag-table fields, those n fields, then the entry's fields. Each field gets the
+ * entry's number (l2-entry.ts: what an entry of the second tier depends on), in the same step as
+ * the entry is appended. Returns the entry id.
+ */
 export const PUBLISH = `
 local seq = redis.call('INCR', KEYS[2])
-return redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 's', seq, unpack(ARGV, 2))`;
+local n = tonumber(ARGV[2])
+for i = 3, 2 + n do redis.call('HSET', KEYS[3], ARGV[i], seq) end
+return redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 's', seq, unpack(ARGV, 3 + n))`;
+
+/**
+ * KEYS: the second tier's tag table. ARGV: an entry's era, its asOf, then the fields it depends on.
+ * Returns {1 when the era is current and no field was bumped after asOf, else 0; the current era
+ * or ''}.
+ */
+export const L2_CHECK = `
+local era = redis.call('HGET', KEYS[1], 'era')
+if era ~= ARGV[1] then return {0, era or ''} end
+local seqs = redis.call('HMGET', KEYS[1], unpack(ARGV, 3))
+local asOf = tonumber(ARGV[2])
+for i = 1, #seqs do
+  if seqs[i] and tonumber(seqs[i]) > asOf then return {0, era} end
+end
+return {1, era}`;
 
 /**
  * KEYS: stream, sequence counter. Returns {last entry id, its sequence number}: where a reader

@@ -1,0 +1,182 @@
+// test-timeout: 120
+//
+// The second tier against a private redis-server, with two proxies' buses: a fill one proxy keeps
+// is served to the other; an invalidation published after the fill's position voids it (and one of
+// another table does not); a fill sent before an invalidation it did not see is never served (the
+// fill race across proxies); a new era after trouble voids everything older; Redis gone is a miss.
+import { pino } from 'pino';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import type { Protocol } from '../admin/metrics.js';
+import { parseRedisUrl } from '../config/redis-target.js';
+import { startRedis, type RedisServer } from '../e2e/support/redis-server.js';
+import type { Invalidation } from '../proxy/result-cache.js';
+import { InvalidationBus, type BusCache } from './bus.js';
+import { fleetKeys } from './keys.js';
+import { SecondTier } from './l2.js';
+import { openRedis, type RedisConnection } from './redis-connection.js';
+
+const keys = fleetKeys('l2test');
+const log = pino({ level: 'silent' });
+let server: RedisServer;
+
+const noCache: BusCache = { applyInvalidation: () => 0, suspend: () => undefined, resume: () => undefined };
+
+interface Proxy {
+  bus: InvalidationBus;
+  tier: SecondTier;
+  connections: RedisConnection[];
+}
+const proxies: Proxy[] = [];
+
+function proxy(instance: string): Proxy {
+  const access = { target: parseRedisUrl(`redis://127.0.0.1:${server.port}`), cluster: false, password: null, ca: null };
+  const connections = [openRedis(access, `${instance}-commands`, 2000), openRedis(access, `${instance}-reader`, 5000)];
+  const caches = new Map<Protocol, BusCache>([['postgres', noCache]]);
+  let tier: SecondTier | null = null;
+  const bus = new InvalidationBus(connections[0]!, connections[1]!, caches, {
+    keys, instance, maxLength: 10_000, blockMs: 200, graceMs: 300, log, onCaughtUp: () => tier!.newEra(),
+  });
+  tier = new SecondTier(connections[0]!, keys, bus, log, 1 << 20);
+  bus.start();
+  const p = { bus, tier, connections };
+  proxies.push(p);
+  return p;
+}
+
+async function until(what: string, check: () => boolean, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+const ORDERS = 'app\u0000\u0000orders';
+const orders: Invalidation = { scope: 'tags', tags: [ORDERS], tables: ['orders'], catalog: null };
+const other: Invalidation = { scope: 'tags', tags: ['app\u0000\u0000other'], tables: ['other'], catalog: null };
+const fill = (text: string) => ({ bytes: Buffer.from(text), tags: [ORDERS, 'app\u0000'], fingerprint: 'fp', ttlMs: 60_000 });
+
+/** Two live proxies, the second one's era current (it caught up last): the first adopts it on a lookup. */
+async function pair(): Promise<[Proxy, Proxy]> {
+  const a = proxy('a');
+  await until('a live', () => a.bus.isLive);
+  const b = proxy('b');
+  await until('b live', () => b.bus.isLive);
+  await a.tier.get('postgres', 'warm-up');
+  return [a, b];
+}
+
+/** Waits until `p` applied everything published so far (its own entries included). */
+async function caughtUp(p: Proxy): Promise<void> {
+  const seq = Number(await server.cli('get', keys.seq));
+  await until('caught up', () => p.bus.position() >= seq);
+}
+
+test.before(async () => {
+  server = await startRedis();
+});
+
+test.after.each(async () => {
+  for (const p of proxies.splice(0)) {
+    await p.bus.close();
+    for (const c of p.connections) c.disconnect();
+  }
+  await server.cli('flushall');
+});
+
+test.after(async () => {
+  await server.stop();
+});
+
+test('a result one proxy kept is served to another; an invalidation of another table leaves it', async () => {
+  const [a, b] = await pair();
+  const token = b.tier.fillToken();
+  assert.ok(token !== null, 'a live bus gives fills a token');
+  b.tier.put('postgres', 'K1', token, fill('rows-1'));
+  await until('written', () => b.tier.counts.writes === 1);
+  await new Promise((r) => setTimeout(r, 50));
+  a.bus.publish('postgres', other);
+  await caughtUp(a);
+  const entry = await a.tier.get('postgres', 'K1');
+  assert.ok(entry !== null, 'served from the second tier');
+  assert.is(entry.bytes.toString(), 'rows-1');
+  assert.is(a.tier.counts.hits, 1);
+  assert.is(await a.tier.get('postgres', 'K2'), null, 'another key misses');
+  assert.is(await a.tier.get('mysql', 'K1'), null, 'another protocol misses');
+});
+
+test('an invalidation of a table the entry read, published after its fill, voids it everywhere', async () => {
+  const [a, b] = await pair();
+  b.tier.put('postgres', 'K1', b.tier.fillToken()!, fill('rows-1'));
+  await new Promise((r) => setTimeout(r, 50));
+  a.bus.publish('postgres', orders);
+  // Served by neither, whether or not its bus applied the entry yet: the tag table was bumped in
+  // the publish itself, before the writer's acknowledgement would have left.
+  assert.is(await a.tier.get('postgres', 'K1'), null);
+  assert.is(await b.tier.get('postgres', 'K1'), null);
+  assert.is(a.tier.counts.stale + b.tier.counts.stale, 2);
+});
+
+test('a fill sent before an invalidation its proxy had not applied yet is never served (the fill race)', async () => {
+  const [a, b] = await pair();
+  const token = b.tier.fillToken()!; // b sends its fill here...
+  a.bus.publish('postgres', orders); // ...a's write commits and is published meanwhile...
+  await caughtUp(a);
+  b.tier.put('postgres', 'K1', token, fill('maybe-before-the-write')); // ...and b's reply comes
+  await new Promise((r) => setTimeout(r, 50));
+  assert.is(await a.tier.get('postgres', 'K1'), null);
+  // A fill sent after b applied the write is served.
+  await caughtUp(b);
+  b.tier.put('postgres', 'K2', b.tier.fillToken()!, fill('after-the-write'));
+  await new Promise((r) => setTimeout(r, 50));
+  assert.is((await a.tier.get('postgres', 'K2'))?.bytes.toString(), 'after-the-write');
+});
+
+test('"everything" and a statement flush void entries too', async () => {
+  const [a, b] = await pair();
+  b.tier.put('postgres', 'K1', b.tier.fillToken()!, fill('x'));
+  b.tier.put('postgres', 'K2', b.tier.fillToken()!, fill('y'));
+  await new Promise((r) => setTimeout(r, 50));
+  a.bus.publish('postgres', { scope: 'fingerprint', fingerprint: 'fp' });
+  assert.is(await a.tier.get('postgres', 'K1'), null);
+  await caughtUp(b);
+  b.tier.put('postgres', 'K3', b.tier.fillToken()!, fill('z'));
+  await new Promise((r) => setTimeout(r, 50));
+  assert.ok(await a.tier.get('postgres', 'K3') !== null);
+  a.bus.publish('postgres', { scope: 'all', catalog: false });
+  assert.is(await a.tier.get('postgres', 'K3'), null);
+});
+
+test('a failover that lost an invalidation: the buses catch up in a new era and nothing filled before is served', async () => {
+  const [a, b] = await pair();
+  b.tier.put('postgres', 'K1', b.tier.fillToken()!, fill('before'));
+  await new Promise((r) => setTimeout(r, 50));
+  assert.ok(await a.tier.get('postgres', 'K1') !== null);
+  a.bus.publish('postgres', orders);
+  await caughtUp(a);
+  // What a promoted replica that had not received the bump would hold, and the connections the
+  // failover closed.
+  assert.is(await a.connections[0]!.call('HDEL', keys.l2Tags, `postgres:t:${ORDERS}`), 1);
+  await server.cli('client', 'kill', 'type', 'normal');
+  await until('both fenced', () => !a.bus.isLive || !b.bus.isLive);
+  await until('both live again', () => a.bus.isLive && b.bus.isLive);
+  assert.is(await a.tier.get('postgres', 'K1'), null, 'an entry of an earlier era is void');
+  await caughtUp(b);
+  await b.tier.get('postgres', 'warm-up');
+  b.tier.put('postgres', 'K2', b.tier.fillToken()!, fill('new'));
+  await new Promise((r) => setTimeout(r, 50));
+  assert.is((await a.tier.get('postgres', 'K2'))?.bytes.toString(), 'new', 'fills of the new era are served');
+});
+
+test('Redis frozen: a lookup fails as a miss within the command timeout, never an exception', async () => {
+  const [a] = await pair();
+  server.freeze();
+  try {
+    assert.is(await a.tier.get('postgres', 'K1'), null);
+  } finally {
+    server.thaw();
+  }
+});
+
+test.run();

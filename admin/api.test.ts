@@ -24,7 +24,7 @@ const cache = new PlainCache();
 const { store, stats } = cache;
 /** What the flushes told a fleet's other proxies. */
 const published: Invalidation[] = [];
-cache.joinFleet({ publish: (_protocol, invalidation) => void published.push(invalidation) });
+cache.joinFleet({ publish: (_protocol, invalidation) => void published.push(invalidation) }, null);
 const caches = new Map<Protocol, CachedResults>([['postgres', cache]]);
 const admin = new AdminServer(metrics, { api: new AdminApi(caches, () => config), token: TOKEN });
 let base = '';

@@ -65,7 +65,10 @@ test('fleet settings: --redis or --redis-cluster (not both), one password source
     [['--redis', 'redis://a:1', '--redis-password', 'x', '--redis-password-file', '/run/secret'], /--redis-password-file: give either/],
     [['--redis-key-prefix', '{app}'], /--redis-key-prefix: expected 1 to 64 letters/],
     [['--redis', 'redis://:pw@a:1,b:2'], /--redis: name one host/],
+    [['--l2', 'on'], /--l2: the second tier lives in the fleet's Redis/],
   ];
+  assert.is(defaults.l2, 'off');
+  assert.is(loadConfig(['--redis-cluster', 'a:1', '--l2', 'on'], {}).config.l2, 'on');
   for (const [argv, pattern] of refused) assert.throws(() => loadConfig(argv, {}), pattern);
 });
 

@@ -81,6 +81,8 @@ export interface Config {
   fleetStreamMaxLength: number;
   /** How long a leader's lease lasts without renewal: a dead leader's task moves on within it. */
   fleetLeaseMs: number;
+  /** The second tier: fills also kept in the fleet's Redis, asked on a miss before the database. */
+  l2: OnOff;
   /** The config file's `rules:` list (not a flag or variable); applied by a reload. */
   cacheRules: CacheRules;
 }
@@ -189,6 +191,8 @@ export const SETTINGS: readonly Setting[] = [
     help: 'about how many invalidations the Redis Stream keeps (XADD MAXLEN ~); a proxy that falls further behind finds a gap and drops its cache once' },
   { key: 'fleetLeaseMs', flag: 'fleet-lease', kind: 'duration', default: '5s', live: false,
     help: 'how long a fleet leader\'s lease in Redis lasts unless renewed (every third of it): when the leader dies, another proxy takes its task over within about this time' },
+  { key: 'l2', flag: 'l2', kind: 'choice', choices: ON_OFF, default: 'off', live: false,
+    help: '`on` (needs --redis or --redis-cluster): fills are also kept in Redis as a second tier shared by the fleet, keyed `PREFIX:l2:PROTOCOL:HASH` (spread over a Cluster), and a miss asks it before the database; an entry is served only while no table it read was invalidated since its fill. Give Redis a `maxmemory` with `maxmemory-policy volatile-lru`. See docs/consistency.md#a-second-tier' },
 ];
 
 export function envName(setting: Setting): string {
@@ -391,7 +395,7 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Par
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
     if (arg === '--help' || arg === '-h') { help = true; continue; }
-    const m = /^--([a-z-]+)(?:=(.*))?$/.exec(arg);
+    const m = /^--([a-z][a-z0-9-]*)(?:=(.*))?$/.exec(arg);
     const setting = m ? SETTINGS.find((s) => s.flag === m[1]) : undefined;
     if (!m || !setting) throw new ConfigError(arg, 'unknown option (see --help)');
     let value = m[2];
@@ -416,6 +420,7 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Par
   const built = config as unknown as Config;
   if (built.redis !== null && built.redisCluster !== null) throw new ConfigError('--redis-cluster', 'give either --redis or --redis-cluster, not both');
   if (built.redisPassword !== null && built.redisPasswordFile !== null) throw new ConfigError('--redis-password-file', 'give either --redis-password or --redis-password-file, not both');
+  if (built.l2 === 'on' && built.redis === null && built.redisCluster === null) throw new ConfigError('--l2', 'the second tier lives in the fleet\'s Redis: give --redis or --redis-cluster too');
   built.pgCdc = withCdcPassword(built.pgCdc, built.pgCdcPassword, built.pgCdcPasswordFile, 'pg-cdc');
   built.mysqlCdc = withCdcPassword(built.mysqlCdc, built.mysqlCdcPassword, built.mysqlCdcPasswordFile, 'mysql-cdc');
   if (built.pgCdc !== null && built.pgUpstream === null) throw new ConfigError('--pg-cdc', 'follows the pg-upstream server: set --pg-upstream too');

@@ -8,6 +8,7 @@ import type { Metrics, Protocol } from '../admin/metrics.js';
 import type { Config } from '../config/settings.js';
 import type { Invalidation, InvalidationSink } from '../proxy/result-cache.js';
 import { InvalidationBus, type BusCache, type BusState, type BusStatus, type FenceReason } from './bus.js';
+import { SecondTier, type L2Counts } from './l2.js';
 import { fleetKeys } from './keys.js';
 import { Lease, type LeaderTask } from './lease.js';
 import { registerFleetMetrics } from './metrics.js';
@@ -44,11 +45,13 @@ export interface FleetReport {
   lagMs: { count: number; p50Ms: number | null; p99Ms: number | null; meanMs: number | null };
   /** Per leader task: does this proxy lead it now? */
   leader: Record<string, boolean>;
+  /** The second tier's counts (--l2 on); null without it. */
+  l2: L2Counts | null;
 }
 
 /** What the fleet needs of a protocol's cache (proxy/result-cache.ts ResultCache fits). */
 export interface FleetCache extends BusCache {
-  joinFleet(sink: InvalidationSink): void;
+  joinFleet(sink: InvalidationSink, secondTier: SecondTier | null): void;
   invalidateEverywhere(invalidation: Invalidation): number;
 }
 
@@ -77,9 +80,17 @@ export function startFleet(config: Config, caches: ReadonlyMap<Protocol, FleetCa
   const keys = fleetKeys(config.redisKeyPrefix);
   const commands = openRedis(access, 'fleet', COMMAND_TIMEOUT_MS);
   const reader = openRedis(access, 'fleet-reader', BLOCK_MS + GRACE_MS + COMMAND_TIMEOUT_MS);
-  const bus = new InvalidationBus(commands, reader, caches, { keys, instance, maxLength: config.fleetStreamMaxLength, blockMs: BLOCK_MS, graceMs: GRACE_MS, log });
+  let tier: SecondTier | null = null;
+  const bus = new InvalidationBus(commands, reader, caches, {
+    keys, instance, maxLength: config.fleetStreamMaxLength, blockMs: BLOCK_MS, graceMs: GRACE_MS, log,
+    onCaughtUp: async () => tier?.newEra(),
+  });
+  // Entries may be large and are read on a client's miss: not on the bus's command connection,
+  // where a publish must not wait behind them.
+  const l2Connection = config.l2 === 'on' ? openRedis(access, 'l2', COMMAND_TIMEOUT_MS) : null;
+  if (l2Connection !== null) tier = new SecondTier(l2Connection, keys, bus, log, config.cacheMaxEntryBytes);
   log.info({ redis: access.target.display, cluster: access.cluster, instance, stream: keys.stream }, 'fleet: joining; caching off until the bus is connected');
-  for (const cache of caches.values()) cache.joinFleet(bus);
+  for (const cache of caches.values()) cache.joinFleet(bus, tier);
   bus.start();
 
   const leases = new Map<string, Lease>();
@@ -95,12 +106,13 @@ export function startFleet(config: Config, caches: ReadonlyMap<Protocol, FleetCa
         await run(signal);
       });
     },
-    report: () => report(access.target.display, bus.status(), leases),
+    report: () => report(access.target.display, bus.status(), leases, tier),
     async close() {
       await Promise.all([...leases.values()].map((l) => l.stop()));
       await bus.close();
       commands.disconnect();
       reader.disconnect();
+      l2Connection?.disconnect();
     },
   };
   fleet.lead(BEAT_TASK, async (signal) => {
@@ -109,17 +121,18 @@ export function startFleet(config: Config, caches: ReadonlyMap<Protocol, FleetCa
       await sleep(BEAT_MS, signal);
     }
   });
-  registerFleetMetrics(metrics.registry, () => bus.status(), () => leases);
+  registerFleetMetrics(metrics.registry, () => bus.status(), () => leases, tier);
   metrics.fleet = fleet.report;
   return fleet;
 }
 
-function report(redis: string, bus: BusStatus, leases: ReadonlyMap<string, Lease>): FleetReport {
+function report(redis: string, bus: BusStatus, leases: ReadonlyMap<string, Lease>, tier: SecondTier | null): FleetReport {
   const { lag, instance, state, position, published, applied, publishFailures, unreadable, queued, fences } = bus;
   return {
     instance, redis, state, connected: state === 'live', position, published, applied, publishFailures, unreadable, queued, fences: { ...fences },
     lagMs: { count: lag.count, p50Ms: lag.quantileMs(0.5), p99Ms: lag.quantileMs(0.99), meanMs: lag.meanMs() },
     leader: Object.fromEntries([...leases].map(([task, lease]) => [task, lease.isLeader])),
+    l2: tier === null ? null : { ...tier.counts },
   };
 }
 

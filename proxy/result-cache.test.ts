@@ -19,7 +19,7 @@ function put(cache: PgCache | MySqlCache, key: string, database: string, table: 
 test('a write is applied here and published; a peer\'s invalidation is applied and not published again', async () => {
   const cache = await PgCache.create(config, createMetrics());
   const published: Invalidation[] = [];
-  cache.joinFleet({ publish: (protocol, invalidation) => void published.push(invalidation) });
+  cache.joinFleet({ publish: (protocol, invalidation) => void published.push(invalidation) }, null);
   put(cache, 'a', 'app', 'orders');
   put(cache, 'b', 'app', 'users');
   cache.invalidate('app', ['orders'], WriteScope.Tables, false);
@@ -44,7 +44,7 @@ test('PostgreSQL: DDL from a peer voids that database\'s decisions; "all" with c
 test('MySQL: DDL (wide, catalog) is published as everything with the catalog, and applied as such', () => {
   const cache = new MySqlCache(config, createMetrics());
   const published: Invalidation[] = [];
-  cache.joinFleet({ publish: (protocol, invalidation) => void published.push(invalidation) });
+  cache.joinFleet({ publish: (protocol, invalidation) => void published.push(invalidation) }, null);
   const before = cache.generation;
   cache.invalidate('app', [], true, true);
   assert.equal(published, [{ scope: 'all', catalog: true }]);

@@ -11,6 +11,7 @@ import { QueryStats, type StatementIdentity } from '../admin/query-stats.js';
 import { ResultStore } from '../cache/store.js';
 import { StatementRules, type RuleOutcome } from '../config/rules.js';
 import type { Config } from '../config/settings.js';
+import type { SecondTier } from '../fleet/l2.js';
 import { UpstreamIdentity, type ServerIdentity } from './upstream-identity.js';
 
 /**
@@ -60,6 +61,8 @@ export abstract class ResultCache<I extends RuledStatement> {
   /** CDC (changes/): asked before a fill; null while no change stream is configured. */
   private changeFence: ((database: string | null) => string | null) | null = null;
   private fleet: InvalidationSink | null = null;
+  /** The fleet's second tier in Redis (--l2 on): kept fills, asked on a miss; null without it. */
+  secondTier: SecondTier | null = null;
 
   protected constructor(protocol: Protocol, config: Config, metrics: Metrics) {
     this.store = new ResultStore<EntryMeta>({
@@ -134,8 +137,9 @@ export abstract class ResultCache<I extends RuledStatement> {
   }
 
   /** From now on this cache's invalidations are also published to the other proxies of a fleet. */
-  joinFleet(sink: InvalidationSink): void {
+  joinFleet(sink: InvalidationSink, secondTier: SecondTier | null): void {
     this.fleet = sink;
+    this.secondTier = secondTier;
   }
 
   /**

@@ -209,7 +209,8 @@ export function fleetLine(fleet: FleetReport | null | undefined): { ok: boolean;
   if (!fleet.connected) return { ok: false, text: `Fleet: ${fleet.state === 'starting' ? 'connecting to Redis' : 'bus down'}, cache off (bypass "bus-down")` };
   const leads = Object.entries(fleet.leader).filter(([, leading]) => leading).map(([task]) => task);
   const lag = fleet.lagMs.p99Ms === null ? '' : ` · lag p99 ${formatMs(fleet.lagMs.p99Ms)}`;
-  return { ok: true, text: `Fleet: live${lag}${leads.length > 0 ? ` · leads ${leads.join(', ')}` : ''}` };
+  const l2 = fleet.l2 === null ? '' : ` · L2 hits ${formatCompact(fleet.l2.hits)} / ${formatCompact(fleet.l2.hits + fleet.l2.misses)}`;
+  return { ok: true, text: `Fleet: live${lag}${leads.length > 0 ? ` · leads ${leads.join(', ')}` : ''}${l2}` };
 }
 
 export function formatMs(ms: number | null): string {

@@ -8,8 +8,8 @@
 // that named it: facts are kept per context and name until DDL, so a new statement over known
 // tables and functions is judged without a probe.
 import { createHash } from 'node:crypto';
-import type { Metrics } from '../../admin/metrics.js';
-import type { StatementIdentity } from '../../admin/query-stats.js';
+import type { Metrics } from '../../telemetry/metrics.js';
+import type { StatementIdentity } from '../../telemetry/query-stats.js';
 import { databaseTag, tableTag } from '../../cache/tags.js';
 import { ResultCache } from '../result-cache.js';
 import type { Config } from '../../config/settings.js';

@@ -13,11 +13,11 @@
 // ahead of the session's first command). Each command starts its own
 // sequence at 0, so the probe is a command of its own and a stored reply (sequence ids from 1)
 // replays as is for any later command.
-import type { StatementSource } from '../../admin/query-stats.js';
+import type { StatementSource } from '../../telemetry/query-stats.js';
 import type { FillToken } from '../../cache/tag-versions.js';
 import { serverDialect } from '../../invalidation/mysql-lexer.js';
 import type { MysqlAnalysisOptions } from '../../invalidation/mysql-analysis.js';
-import type { Logger } from '../../cli/log.js';
+import type { Logger } from '../../telemetry/log.js';
 import { Command, MariaDbCapability, Capability, ServerStatus } from './codes.js';
 import { MalformedPacketError, PayloadReader, encodePacket, payloadOf } from './packets.js';
 import { Kind, ReplyRouter, Route } from '../reply-router.js';

@@ -2,8 +2,8 @@
 // per statement shape), the session contexts entries are keyed under with what probes taught
 // about the catalog in each, and invalidation. Sessions call it; it knows nothing of sockets.
 import { createHash } from 'node:crypto';
-import type { Metrics } from '../../admin/metrics.js';
-import type { StatementIdentity } from '../../admin/query-stats.js';
+import type { Metrics } from '../../telemetry/metrics.js';
+import type { StatementIdentity } from '../../telemetry/query-stats.js';
 import { databaseTag, tableTag } from '../../cache/tags.js';
 import { ResultCache } from '../result-cache.js';
 import type { Config } from '../../config/settings.js';

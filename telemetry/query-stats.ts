@@ -2,7 +2,7 @@
 // cache metrics and /stats. The session calls identify() once per distinct statement and keeps the
 // identity with its cached decision, so counting a hit is a few field increments on objects it
 // already holds: no Map lookup, no label hashing, no allocation. prom-client reads the totals at
-// scrape time (admin/metrics.ts).
+// scrape time (telemetry/metrics.ts).
 import { DurationHistogram } from './duration-histogram.js';
 import type { Metrics, Protocol } from './metrics.js';
 
@@ -130,7 +130,7 @@ export interface StatementSource {
   readonly label: SessionLabel;
 }
 
-/** Where QueryStats sends the statements at or over the slow-query threshold (admin/slow-query-log.ts). */
+/** Where QueryStats sends the statements at or over the slow-query threshold (telemetry/slow-query-log.ts). */
 export interface SlowStatementSink {
   slow(protocol: Protocol, outcome: Outcome, id: StatementIdentity | null, bypassReason: string | null, seconds: number, source: StatementSource | undefined): void;
 }

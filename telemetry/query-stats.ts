@@ -37,7 +37,11 @@ export class StatementIdentity {
   rule: string | null = null;
 
   constructor(
-    /** libpg-query's fingerprint (hex), or OVERFLOW_FINGERPRINT. */
+    /**
+     * The first 16 hex digits of the sha1 of the statement's shape (its text with the literals
+     * emptied: invalidation/pg-shape.ts, invalidation/mysql-shape.ts), so texts differing only in
+     * literal values share one; or OVERFLOW_FINGERPRINT.
+     */
     readonly fingerprint: string,
     /**
      * The text the protocol gives for the fingerprint (MySQL: its shape with each literal shown as

@@ -3,11 +3,21 @@
 // identity with its cached decision, so counting a hit is a few field increments on objects it
 // already holds: no Map lookup, no label hashing, no allocation. prom-client reads the totals at
 // scrape time (telemetry/metrics.ts).
+import { createHash } from 'node:crypto';
 import { DurationHistogram } from './duration-histogram.js';
 import type { Metrics, Protocol } from './metrics.js';
 
 export type Outcome = 'hit' | 'miss' | 'bypass' | 'write';
 export const OUTCOMES: readonly Outcome[] = Object.freeze(['hit', 'miss', 'bypass', 'write']);
+
+/**
+ * A statement's fingerprint: the first 16 hex digits of the sha1 of its shape (its text with the
+ * literals emptied: invalidation/pg-shape.ts, invalidation/mysql-shape.ts). Both protocols spell it
+ * so, and /api/flush and the cache rules match it.
+ */
+export function shapeFingerprint(shape: string): string {
+  return createHash('sha1').update(shape).digest('hex').slice(0, 16);
+}
 
 /** Longest statement text kept as a fingerprint's sample. */
 export const SAMPLE_CHARS = 300;
@@ -38,9 +48,8 @@ export class StatementIdentity {
 
   constructor(
     /**
-     * The first 16 hex digits of the sha1 of the statement's shape (its text with the literals
-     * emptied: invalidation/pg-shape.ts, invalidation/mysql-shape.ts), so texts differing only in
-     * literal values share one; or OVERFLOW_FINGERPRINT.
+     * shapeFingerprint() of the statement's shape, so texts differing only in literal values
+     * share one; or OVERFLOW_FINGERPRINT.
      */
     readonly fingerprint: string,
     /**

@@ -7,9 +7,8 @@
 // access) depends on its name, the session's context and the catalog, never on the statement
 // that named it: facts are kept per context and name until DDL, so a new statement over known
 // tables and functions is judged without a probe.
-import { createHash } from 'node:crypto';
 import type { Metrics } from '../../telemetry/metrics.js';
-import type { StatementIdentity } from '../../telemetry/query-stats.js';
+import { shapeFingerprint, type StatementIdentity } from '../../telemetry/query-stats.js';
 import { databaseTag, tableTag } from '../../cache/tags.js';
 import { ResultCache } from '../result-cache.js';
 import type { Config } from '../../config/settings.js';
@@ -168,7 +167,7 @@ export class MySqlCache extends ResultCache<MysqlStatementInfo> {
   }
 
   private derive(a: MysqlStatementAnalysis, shape: string, dialect: MysqlAnalysisOptions, dialectKey: string): MysqlStatementInfo {
-    const fingerprint = createHash('sha1').update(shape).digest('hex').slice(0, 16);
+    const fingerprint = shapeFingerprint(shape);
     const tables = [...a.tablesRead, ...a.tablesWritten].map((t) => t.name);
     let effect = SessionEffect.None;
     const temporaryTables: string[] = [];

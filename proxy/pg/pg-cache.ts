@@ -1,9 +1,8 @@
 // The PostgreSQL side's shared cache service: the result store, the statement analysis (one parse
 // per statement shape), the session contexts entries are keyed under with what probes taught
 // about the catalog in each, and invalidation. Sessions call it; it knows nothing of sockets.
-import { createHash } from 'node:crypto';
 import type { Metrics } from '../../telemetry/metrics.js';
-import type { StatementIdentity } from '../../telemetry/query-stats.js';
+import { shapeFingerprint, type StatementIdentity } from '../../telemetry/query-stats.js';
 import { databaseTag, tableTag } from '../../cache/tags.js';
 import { ResultCache } from '../result-cache.js';
 import type { Config } from '../../config/settings.js';
@@ -149,7 +148,7 @@ export class PgCache extends ResultCache<StatementInfo> {
     const isRead = a.kind === 'read';
     const callsFunctions = a.functions.length > 0;
     const needsCatalog = (a.cacheable && isRead) || ((isRead || a.kind === 'write') && callsFunctions);
-    const fingerprint = createHash('sha1').update(shape).digest('hex').slice(0, 16);
+    const fingerprint = shapeFingerprint(shape);
     // Bare names, as invalidation spells them (tags are per relation name within a database).
     const tables = [...a.tablesRead, ...a.tablesWritten].map((t) => t.name);
     return Object.freeze({

@@ -21,8 +21,8 @@ export type StatementKind = 'read' | 'write' | 'ddl' | 'transaction' | 'session'
 
 /**
  * A table or function name as written, after the parser's case folding (unquoted names are lower
- * case, quoted ones exact). schema is null when the text left it to the search_path; resolve such
- * names with resolveTables (pg-search-path.ts). A database qualifier (db.schema.t) is dropped:
+ * case, quoted ones exact). schema is null when the text left it to the search_path; the probe
+ * (pg-probe.ts) has the server resolve such names. A database qualifier (db.schema.t) is dropped:
  * PostgreSQL only accepts the current database there.
  */
 export interface QualifiedName {

@@ -7,9 +7,11 @@
 // access) depends on its name, the session's context and the catalog, never on the statement
 // that named it: facts are kept per context and name until DDL, so a new statement over known
 // tables and functions is judged without a probe.
+import { LRUCache } from 'lru-cache';
 import type { Metrics } from '../../telemetry/metrics.js';
 import { shapeFingerprint, type StatementIdentity } from '../../telemetry/query-stats.js';
 import { databaseTag, tableTag } from '../../cache/tags.js';
+import { boundedMap } from '../bounded-map.js';
 import { ResultCache } from '../result-cache.js';
 import type { Config } from '../../config/settings.js';
 import type { MysqlAnalysisOptions, MysqlQualifiedName, MysqlStatementAnalysis } from '../../invalidation/mysql-analysis.js';
@@ -66,13 +68,19 @@ interface CatalogFact {
   readonly value: string | null;
 }
 
+const MAX_CONTEXTS = 10_000;
+const MAX_TEXTS = 10_000;
+const MAX_TEXT_KEY_LENGTH = 4096;
+const MAX_DECISIONS_PER_CONTEXT = 10_000;
+const MAX_FACTS_PER_CONTEXT = 10_000;
+
 /** Everything a session's results depend on besides the statement itself, interned. */
 export class MysqlContext {
-  readonly decisions = new Map<MysqlStatementInfo, Decision>();
+  readonly decisions = boundedMap<MysqlStatementInfo, Decision>(MAX_DECISIONS_PER_CONTEXT);
   /** Per table read, by database and name as the probe looked them up. */
-  readonly tableTypes = new Map<string, CatalogFact>();
+  readonly tableTypes = boundedMap<string, CatalogFact>(MAX_FACTS_PER_CONTEXT);
   /** Per stored function called, by database and name. */
-  readonly functionFlags = new Map<string, CatalogFact>();
+  readonly functionFlags = boundedMap<string, CatalogFact>(MAX_FACTS_PER_CONTEXT);
   constructor(readonly id: number, readonly database: string, readonly keyPrefix: string, readonly dialect: MysqlAnalysisOptions) {}
 }
 
@@ -98,12 +106,6 @@ const SETTINGS_COLUMN = 4;
 const FAN_OUT_COLUMN = 5;
 const FIRST_CHECK_COLUMN = 6;
 
-const MAX_CONTEXTS = 10_000;
-const MAX_TEXTS = 10_000;
-const MAX_TEXT_KEY_LENGTH = 4096;
-const MAX_DECISIONS_PER_CONTEXT = 10_000;
-const MAX_FACTS_PER_CONTEXT = 10_000;
-
 /** The probe's row, read. */
 export interface MysqlProbeResult {
   readonly database: string | null;
@@ -124,12 +126,12 @@ export class MySqlCache extends ResultCache<MysqlStatementInfo> {
   /** One classifier per dialect: the same text can read differently under another sql_mode. */
   private readonly classifiers = new Map<string, MysqlClassifier>();
   private readonly infos = new WeakMap<MysqlStatementAnalysis, MysqlStatementInfo>();
-  private readonly infoByText = new Map<string, MysqlStatementInfo>();
+  private readonly infoByText = new LRUCache<string, MysqlStatementInfo>({ max: MAX_TEXTS });
   private readonly contexts = new Map<string, MysqlContext>();
   /** Bumped on DDL: decisions and fan-out taken before may rest on a catalog that changed. */
   private generationCount = 0;
   /** Probes of sessions that had changed nothing since login, by login (see MySqlRelay). */
-  private readonly startupProbes = new Map<string, { probe: MysqlProbeResult; generation: number }>();
+  private readonly startupProbes = new LRUCache<string, { probe: MysqlProbeResult; generation: number }>({ max: MAX_CONTEXTS });
   private readonly fanOut = new Map<string, { generation: number; tables: ReadonlySet<string> | null }>();
   private nextContextId = 1;
 
@@ -160,7 +162,6 @@ export class MySqlCache extends ResultCache<MysqlStatementInfo> {
       this.infos.set(analysis, info);
     }
     if (text.length <= MAX_TEXT_KEY_LENGTH) {
-      if (this.infoByText.size >= MAX_TEXTS) this.infoByText.clear();
       this.infoByText.set(textKey, info);
     }
     return info;
@@ -271,7 +272,6 @@ export class MySqlCache extends ResultCache<MysqlStatementInfo> {
   }
 
   rememberStartup(startupKey: string, probe: MysqlProbeResult): void {
-    if (this.startupProbes.size >= MAX_CONTEXTS) this.startupProbes.clear();
     this.startupProbes.set(startupKey, { probe, generation: this.generationCount });
   }
 
@@ -287,9 +287,9 @@ export class MySqlCache extends ResultCache<MysqlStatementInfo> {
     const { tablesRead, routines, tablesWritten } = info.analysis;
     const generation = this.generationCount;
     const fact = (i: number): CatalogFact => ({ generation, value: probe.checks[i] ?? null });
-    tablesRead.forEach((t, i) => remember(ctx.tableTypes, nameKey(ctx, t), fact(i)));
-    routines.forEach((r, i) => remember(ctx.functionFlags, nameKey(ctx, r), fact(tablesRead.length + i)));
-    tablesWritten.forEach((t, i) => remember(ctx.tableTypes, nameKey(ctx, t), fact(tablesRead.length + routines.length + i)));
+    tablesRead.forEach((t, i) => ctx.tableTypes.set(nameKey(ctx, t), fact(i)));
+    routines.forEach((r, i) => ctx.functionFlags.set(nameKey(ctx, r), fact(tablesRead.length + i)));
+    tablesWritten.forEach((t, i) => ctx.tableTypes.set(nameKey(ctx, t), fact(tablesRead.length + routines.length + i)));
     return this.record(ctx, info, probe.checks);
   }
 
@@ -342,7 +342,6 @@ export class MySqlCache extends ResultCache<MysqlStatementInfo> {
       if (reason === null && flags !== 'YES:NO SQL' && flags !== 'YES:CONTAINS SQL') reason = 'user-function';
     });
     const decision: Decision = Object.freeze({ generation: this.generationCount, cacheable: reason === null, reason, tags: Object.freeze([...tags]) });
-    if (ctx.decisions.size >= MAX_DECISIONS_PER_CONTEXT) ctx.decisions.clear();
     ctx.decisions.set(info, decision);
     return decision;
   }
@@ -420,11 +419,6 @@ function readFanOut(value: string | null): ReadonlySet<string> | null {
 /** A table's or function's key among a context's facts: its database (the context's when unnamed) and name. */
 function nameKey(ctx: MysqlContext, name: MysqlQualifiedName): string {
   return `${name.database ?? ctx.database}\u0000${name.name}`;
-}
-
-function remember(facts: Map<string, CatalogFact>, key: string, fact: CatalogFact): void {
-  if (facts.size >= MAX_FACTS_PER_CONTEXT && !facts.has(key)) facts.clear();
-  facts.set(key, fact);
 }
 
 function literal(name: string): string {

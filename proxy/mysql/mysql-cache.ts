@@ -1,7 +1,8 @@
 // The MySQL side's shared cache service: the result store, the statement analysis (one analysis
-// per statement shape and dialect), the session contexts entries are keyed under, the probe that
-// reads a session's context and the catalog facts of a statement's tables and functions, and
-// invalidation. Sessions (relay.ts) call it; it knows nothing of sockets.
+// per statement shape and dialect), the session contexts entries are keyed under, what the probe
+// (invalidation/mysql-probe.ts) taught about a session's context and the catalog facts of a
+// statement's tables and functions, and invalidation. Sessions (relay.ts) call it; it knows
+// nothing of sockets.
 //
 // What the probe learns about a table (its TABLE_TYPE) or a stored function (determinism, data
 // access) depends on its name, the session's context and the catalog, never on the statement
@@ -16,6 +17,7 @@ import { ResultCache } from '../result-cache.js';
 import type { Config } from '../../config/settings.js';
 import type { MysqlAnalysisOptions, MysqlQualifiedName, MysqlStatementAnalysis } from '../../invalidation/mysql-analysis.js';
 import { MysqlClassifier } from '../../invalidation/mysql-classifier.js';
+import { buildMySqlProbeSql, MYSQL_KEYED_VARIABLES, mySqlCheckVerdict, readMySqlProbeRow, type MySqlProbeResult } from '../../invalidation/mysql-probe.js';
 import { mysqlStatementSample, mysqlStatementShape } from '../../invalidation/mysql-shape.js';
 
 /** How a statement leaves the session's context once it ran. */
@@ -84,44 +86,6 @@ export class MysqlContext {
   constructor(readonly id: number, readonly database: string, readonly keyPrefix: string, readonly dialect: MysqlAnalysisOptions) {}
 }
 
-/**
- * Session variables that change a result or its bytes, read by the probe into the context.
- * Setting any other variable that may change results makes the session private (SessionEffect).
- */
-const KEYED_VARIABLES = [
-  'character_set_client', 'character_set_connection', 'character_set_results', 'collation_connection',
-  'character_set_database', 'collation_database', 'time_zone', 'sql_mode', 'div_precision_increment',
-  'lc_time_names', 'group_concat_max_len', 'default_week_format', 'sql_select_limit', 'max_sort_length',
-  'sql_auto_is_null',
-] as const;
-/** Each server has some of its own; the other would fail the probe on them. */
-const KEYED_MARIADB_VARIABLES = ['system_versioning_asof'] as const;
-const KEYED_MYSQL_VARIABLES = ['block_encryption_mode'] as const;
-const KEYED_SET: ReadonlySet<string> = new Set<string>([...KEYED_VARIABLES, ...KEYED_MARIADB_VARIABLES, ...KEYED_MYSQL_VARIABLES]);
-/** Table types whose rows change only through writes the proxy sees (views are resolved later, not cached). */
-const CACHEABLE_TABLE_TYPES: ReadonlySet<string> = new Set(['BASE TABLE', 'SYSTEM VERSIONED']);
-
-/** The probe's row: DATABASE(), CURRENT_USER(), USER(), CURRENT_ROLE(), the keyed variables, fan-out, then the checks. */
-const SETTINGS_COLUMN = 4;
-const FAN_OUT_COLUMN = 5;
-const FIRST_CHECK_COLUMN = 6;
-
-/** The probe's row, read. */
-export interface MysqlProbeResult {
-  readonly database: string | null;
-  /** The identity and settings part of the context key. */
-  readonly contextText: string;
-  readonly sqlMode: string;
-  /** Tables of the current database whose writes reach other tables (triggers, cascading foreign keys); null = unknown. */
-  readonly fanOut: ReadonlySet<string> | null;
-  /** Per statement check: the values of its table-type and routine columns. */
-  readonly checks: readonly (string | null)[];
-}
-
-export class MysqlProbeError extends Error {
-  override name = 'MysqlProbeError';
-}
-
 export class MySqlCache extends ResultCache<MysqlStatementInfo> {
   /** One classifier per dialect: the same text can read differently under another sql_mode. */
   private readonly classifiers = new Map<string, MysqlClassifier>();
@@ -131,7 +95,7 @@ export class MySqlCache extends ResultCache<MysqlStatementInfo> {
   /** Bumped on DDL: decisions and fan-out taken before may rest on a catalog that changed. */
   private generationCount = 0;
   /** Probes of sessions that had changed nothing since login, by login (see MySqlRelay). */
-  private readonly startupProbes = new LRUCache<string, { probe: MysqlProbeResult; generation: number }>({ max: MAX_CONTEXTS });
+  private readonly startupProbes = new LRUCache<string, { probe: MySqlProbeResult; generation: number }>({ max: MAX_CONTEXTS });
   private readonly fanOut = new Map<string, { generation: number; tables: ReadonlySet<string> | null }>();
   private nextContextId = 1;
 
@@ -180,7 +144,7 @@ export class MySqlCache extends ResultCache<MysqlStatementInfo> {
           effect = Math.max(effect, SessionEffect.Stale);
           break;
         case 'variable':
-          effect = Math.max(effect, change.setting !== null && KEYED_SET.has(change.setting) ? SessionEffect.Stale : SessionEffect.Private);
+          effect = Math.max(effect, change.setting !== null && MYSQL_KEYED_VARIABLES.has(change.setting) ? SessionEffect.Stale : SessionEffect.Private);
           break;
         case 'temporary-table':
           if (change.setting !== null) temporaryTables.push(change.setting);
@@ -209,56 +173,21 @@ export class MySqlCache extends ResultCache<MysqlStatementInfo> {
     });
   }
 
-  /**
-   * The probe for a statement: one row of the session's context (database, users, role, keyed
-   * variables), the current database's fan-out tables, then one column per table read (its
-   * TABLE_TYPE), per stored function called (determinism and data access) and per table written
-   * (its TABLE_TYPE). Names travel as hex literals so neither sql_mode nor the character set can
-   * change how they read.
-   */
+  /** The probe for a statement (invalidation/mysql-probe.ts). */
   probeSql(info: MysqlStatementInfo, mariadb: boolean): string {
-    const variables = [...KEYED_VARIABLES, ...(mariadb ? KEYED_MARIADB_VARIABLES : KEYED_MYSQL_VARIABLES)];
-    const columns = [
-      'DATABASE()', 'CURRENT_USER()', 'USER()', 'CURRENT_ROLE()',
-      // CONCAT_WS skips NULLs (character_set_results may be NULL): mark them so positions hold.
-      `CONCAT_WS(X'00', ${variables.map((v) => `IFNULL(@@SESSION.${v}, X'01')`).join(', ')})`,
-      // Writes to these reach other tables (triggers, cascading foreign keys, updatable views):
-      // invalidated wide. The count tells a truncated list.
-      "(SELECT CONCAT(COUNT(DISTINCT t), ':', IFNULL(GROUP_CONCAT(DISTINCT HEX(t)), '')) FROM ("
-        + 'SELECT EVENT_OBJECT_TABLE AS t FROM information_schema.TRIGGERS WHERE EVENT_OBJECT_SCHEMA = DATABASE() UNION '
-        + 'SELECT TABLE_NAME FROM information_schema.VIEWS WHERE TABLE_SCHEMA = DATABASE() UNION '
-        + "SELECT REFERENCED_TABLE_NAME FROM information_schema.REFERENTIAL_CONSTRAINTS WHERE UNIQUE_CONSTRAINT_SCHEMA = DATABASE() AND (DELETE_RULE NOT IN ('RESTRICT', 'NO ACTION') OR UPDATE_RULE NOT IN ('RESTRICT', 'NO ACTION'))"
-        + ') f)',
-    ];
-    for (const t of info.analysis.tablesRead) columns.push(tableTypeColumn(t));
-    for (const r of info.analysis.routines) {
-      columns.push(`(SELECT CONCAT(IS_DETERMINISTIC, ':', SQL_DATA_ACCESS) FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = ${schemaOf(r)} AND ROUTINE_NAME = ${literal(r.name)} AND ROUTINE_TYPE = 'FUNCTION' LIMIT 1)`);
-    }
-    for (const t of info.analysis.tablesWritten) columns.push(tableTypeColumn(t));
-    return `SELECT ${columns.join(', ')}`;
+    return buildMySqlProbeSql(info.analysis, mariadb);
   }
 
-  /** Reads the probe's row (text protocol values, NULL as null). */
-  readProbe(row: readonly (string | null)[], info: MysqlStatementInfo): MysqlProbeResult {
-    const { tablesRead, routines, tablesWritten } = info.analysis;
-    const expected = FIRST_CHECK_COLUMN + tablesRead.length + routines.length + tablesWritten.length;
-    if (row.length !== expected) throw new MysqlProbeError(`probe returned ${row.length} columns, expected ${expected}`);
-    const settings = row[SETTINGS_COLUMN] ?? '';
-    const sqlMode = settings.split('\u0000')[KEYED_VARIABLES.indexOf('sql_mode')] ?? '';
-    return {
-      database: row[0] ?? null,
-      contextText: row.slice(0, SETTINGS_COLUMN + 1).map((v) => v ?? '\u0001').join('\u0000'),
-      sqlMode,
-      fanOut: readFanOut(row[FAN_OUT_COLUMN] ?? null),
-      checks: row.slice(FIRST_CHECK_COLUMN),
-    };
+  /** Reads the probe's row for `info` (text protocol values, NULL as null); throws MySqlProbeError. */
+  readProbe(row: readonly (string | null)[], info: MysqlStatementInfo): MySqlProbeResult {
+    return readMySqlProbeRow(row, info.analysis);
   }
 
   /**
    * The context for a probe's view of the session plus the capabilities that shape result bytes.
    * `privateId` is set when the session must share nothing (temporary tables, unreadable settings).
    */
-  context(probe: MysqlProbeResult, capabilities: string, privateId: number | null): MysqlContext | null {
+  context(probe: MySqlProbeResult, capabilities: string, privateId: number | null): MysqlContext | null {
     if (probe.database === null) return null;
     const text = `${probe.contextText}\u0000${capabilities}\u0000${privateId ?? ''}`;
     let ctx = this.contexts.get(text);
@@ -271,18 +200,18 @@ export class MySqlCache extends ResultCache<MysqlStatementInfo> {
     return ctx;
   }
 
-  rememberStartup(startupKey: string, probe: MysqlProbeResult): void {
+  rememberStartup(startupKey: string, probe: MySqlProbeResult): void {
     this.startupProbes.set(startupKey, { probe, generation: this.generationCount });
   }
 
   /** The probe of an earlier session with the same login, unless DDL happened since. */
-  startupProbe(startupKey: string): MysqlProbeResult | undefined {
+  startupProbe(startupKey: string): MySqlProbeResult | undefined {
     const known = this.startupProbes.get(startupKey);
     return known !== undefined && known.generation === this.generationCount ? known.probe : undefined;
   }
 
   /** Records what the probe found for `info` under `ctx`: its tables' and functions' facts and its decision. */
-  decide(ctx: MysqlContext, info: MysqlStatementInfo, probe: MysqlProbeResult): Decision {
+  decide(ctx: MysqlContext, info: MysqlStatementInfo, probe: MySqlProbeResult): Decision {
     this.fanOut.set(ctx.database, { generation: this.generationCount, tables: probe.fanOut });
     const { tablesRead, routines, tablesWritten } = info.analysis;
     const generation = this.generationCount;
@@ -327,20 +256,13 @@ export class MySqlCache extends ResultCache<MysqlStatementInfo> {
   /** Judges `info` from its tables' types and its functions' flags (in probe column order) and keeps the decision. */
   private record(ctx: MysqlContext, info: MysqlStatementInfo, checks: readonly (string | null)[]): Decision {
     const a = info.analysis;
-    let reason: string | null = info.readCacheable ? null : a.reasonNotCacheable ?? 'not-cacheable';
+    const reason = info.readCacheable ? mySqlCheckVerdict(a, checks) : a.reasonNotCacheable ?? 'not-cacheable';
     const tags = new Set<string>([databaseTag(ctx.database)]);
-    a.tablesRead.forEach((t, i) => {
-      const type = checks[i] ?? null;
-      if (reason === null && type === null) reason = 'unknown-table'; // a temporary table, or one that does not exist
-      else if (reason === null && !CACHEABLE_TABLE_TYPES.has(type!)) reason = type === 'VIEW' ? 'view' : 'table-type';
+    for (const t of a.tablesRead) {
       const db = t.database ?? ctx.database;
       tags.add(databaseTag(db));
       tags.add(tableTag(db, '', t.name));
-    });
-    a.routines.forEach((_r, i) => {
-      const flags = checks[a.tablesRead.length + i] ?? null;
-      if (reason === null && flags !== 'YES:NO SQL' && flags !== 'YES:CONTAINS SQL') reason = 'user-function';
-    });
+    }
     const decision: Decision = Object.freeze({ generation: this.generationCount, cacheable: reason === null, reason, tags: Object.freeze([...tags]) });
     ctx.decisions.set(info, decision);
     return decision;
@@ -406,29 +328,7 @@ export function dialectOf(sqlMode: string): MysqlAnalysisOptions {
   };
 }
 
-function readFanOut(value: string | null): ReadonlySet<string> | null {
-  if (value === null) return null;
-  const colon = value.indexOf(':');
-  const count = Number(value.slice(0, colon));
-  const list = value.slice(colon + 1);
-  const names = list === '' ? [] : list.split(',').map((hex) => Buffer.from(hex, 'hex').toString('utf8'));
-  // GROUP_CONCAT stops at group_concat_max_len: a short list means names are missing.
-  return names.length === count ? new Set(names) : null;
-}
-
 /** A table's or function's key among a context's facts: its database (the context's when unnamed) and name. */
 function nameKey(ctx: MysqlContext, name: MysqlQualifiedName): string {
   return `${name.database ?? ctx.database}\u0000${name.name}`;
-}
-
-function literal(name: string): string {
-  return `CONVERT(X'${Buffer.from(name, 'utf8').toString('hex')}' USING utf8mb4)`;
-}
-
-function tableTypeColumn(t: MysqlQualifiedName): string {
-  return `(SELECT TABLE_TYPE FROM information_schema.TABLES WHERE TABLE_SCHEMA = ${schemaOf(t)} AND TABLE_NAME = ${literal(t.name)})`;
-}
-
-function schemaOf(name: MysqlQualifiedName): string {
-  return name.database === null ? 'DATABASE()' : literal(name.database);
 }

@@ -27,7 +27,9 @@ import { decodeOk } from './server-packets.js';
 import { ServerScanner, type ServerPacketSink } from './server-scanner.js';
 import type { MySqlSessionState } from './session-state.js';
 import { STORED_TRANSACTION_FLAGS, TRANSACTION_FLAGS, withTransactionFlags } from './stored-reply.js';
-import { MysqlProbeError, SessionEffect, type MySqlCache, type MysqlContext, type MysqlProbeResult, type MysqlStatementInfo } from './mysql-cache.js';
+import { SessionEffect, type MySqlCache, type MysqlContext, type MysqlStatementInfo } from './mysql-cache.js';
+// Aliased so this change touches only imports; the relay's own rewrite takes the MySql spelling.
+import { MySqlProbeError as MysqlProbeError, type MySqlProbeResult as MysqlProbeResult } from '../../invalidation/mysql-probe.js';
 import type { Execution } from './prepared-statements.js';
 import { IdentityError, identityOf, mysqlIdentitySql, readMysqlIdentity } from '../upstream-identity.js';
 

@@ -39,12 +39,17 @@ test('the checker finds each kind of violation in a tree that has them', () => {
     write('cache/tags.ts', "import { analyse } from '../invalidation/pg-analysis.js';\n");
     write('telemetry/metrics.ts', "import type { PgCache } from '../proxy/pg/pg-cache.js';\nimport type { Config } from '../config/settings.js';\n");
     write('admin/api.ts', "import type { Invalidation } from '../proxy/result-cache.js';\n");
+    write('invalidation/mysql-analysis.ts', "import type { StatementKind } from './pg-analysis.js';\nimport { x } from './statement-facts.js';\n");
+    write('invalidation/pg-analysis.ts', "import { widestKind } from './statement-facts.js';\n");
+    write('invalidation/pg-facts.ts', "import { tokenize } from './mysql-lexer.js';\n");
     const found = layerViolations(root).map((v) => `${v.file} -> ${v.specifier}`).sort();
     assert.equal(found, [
       'cache/store.ts -> libpg-query',
       'cache/store.ts -> node:net',
       'cache/tags.ts -> ../invalidation/pg-analysis.js',
       'changes/follower.test.ts -> ../admin/metrics.js',
+      'invalidation/mysql-analysis.ts -> ./pg-analysis.js',
+      'invalidation/pg-facts.ts -> ./mysql-lexer.js',
       'proxy/pg/relay.ts -> ../../cli/log.js',
       'telemetry/metrics.ts -> ../proxy/pg/pg-cache.js',
     ]);

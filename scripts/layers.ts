@@ -7,9 +7,12 @@ import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 
 export interface LayerRule {
-  /** Top-level directories whose files the rule covers (tests included). */
+  /**
+   * Directories (`proxy`, `proxy/pg`) or file-name prefixes (`invalidation/mysql-`, ending in `-`)
+   * whose files the rule covers, tests included.
+   */
   readonly from: readonly string[];
-  /** Top-level directories (`admin`) or packages (`mysql2`, `node:net`) those files may not import. */
+  /** Directories or file-name prefixes (as in `from`), or packages (`mysql2`, `node:net`), those files may not import. */
   readonly forbid: readonly string[];
   readonly why: string;
 }
@@ -33,6 +36,16 @@ export const LAYER_RULES: readonly LayerRule[] = [
     forbid: ['proxy', 'invalidation', 'changes', 'fleet', 'telemetry', ...SOCKETS, ...DRIVERS],
     why: 'the store knows nothing of SQL or sockets: keys and tags are strings built by the caller',
   },
+  {
+    from: ['invalidation/mysql-'],
+    forbid: ['invalidation/pg-'],
+    why: 'what both protocols share lives in invalidation/statement-facts.ts, not in the other protocol\'s modules',
+  },
+  {
+    from: ['invalidation/pg-'],
+    forbid: ['invalidation/mysql-'],
+    why: 'what both protocols share lives in invalidation/statement-facts.ts, not in the other protocol\'s modules',
+  },
 ];
 
 export interface LayerViolation {
@@ -49,15 +62,15 @@ export function importsOf(source: string): string[] {
   return [...source.matchAll(IMPORT)].map((m) => (m[1] ?? m[2])!);
 }
 
-/** What a specifier names, for the rules: a top-level directory of the root, or a package. */
+/** What a specifier names, for the rules: a path from the root, or a package. */
 function targetOf(file: string, specifier: string): string {
   if (!specifier.startsWith('.')) return specifier;
-  const resolved = path.posix.normalize(path.posix.join(path.posix.dirname(file), specifier));
-  return resolved.startsWith('../') ? resolved : resolved.split('/')[0]!;
+  return path.posix.normalize(path.posix.join(path.posix.dirname(file), specifier));
 }
 
-function matches(target: string, forbidden: string): boolean {
-  return target === forbidden || target.startsWith(`${forbidden}/`);
+/** Is `target` (a path or a package) inside `place` (a directory, a file-name prefix or a package)? */
+function within(target: string, place: string): boolean {
+  return target === place || target.startsWith(place.endsWith('-') ? place : `${place}/`);
 }
 
 function* sourcesUnder(root: string, dir: string): Generator<string> {
@@ -79,11 +92,13 @@ function* sourcesUnder(root: string, dir: string): Generator<string> {
 export function layerViolations(root: string, rules: readonly LayerRule[] = LAYER_RULES): LayerViolation[] {
   const found: LayerViolation[] = [];
   for (const rule of rules) {
-    for (const dir of rule.from) {
+    for (const place of rule.from) {
+      const dir = place.endsWith('-') ? path.posix.dirname(place) : place;
       for (const file of sourcesUnder(root, dir)) {
+        if (!within(file, place)) continue;
         for (const specifier of importsOf(readFileSync(path.join(root, file), 'utf8'))) {
           const target = targetOf(file, specifier);
-          if (rule.forbid.some((f) => matches(target, f))) found.push({ file, specifier, why: rule.why });
+          if (rule.forbid.some((f) => within(target, f))) found.push({ file, specifier, why: rule.why });
         }
       }
     }

@@ -5,7 +5,7 @@ import { databaseTag, dependencyTags, tableTag } from '../cache/tags.js';
 import { loadConfig } from '../config/settings.js';
 import { ResultCache, type Invalidation, type RuledStatement } from '../proxy/result-cache.js';
 import { AdminApi, MAX_BODY_BYTES, parseFlushRequest, redactedConfig, tableUsage, tokenMatches, type CachedResults } from './api.js';
-import { createMetrics, type Protocol } from './metrics.js';
+import { createMetrics, type Protocol } from '../telemetry/metrics.js';
 
 import { AdminServer } from './server.js';
 

@@ -4,15 +4,15 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type http from 'node:http';
 import type { CacheEntry, ResultStore } from '../cache/store.js';
-import { chargedBytes } from '../cache/store.js';
+import { chargedBytes, MAX_SCANNED_ENTRIES } from '../cache/store.js';
 import { databaseTag, tableTag } from '../cache/tags.js';
 import type { RedisTarget } from '../config/redis-target.js';
 import type { ReloadReport } from '../config/reload.js';
 import type { Invalidation } from '../proxy/result-cache.js';
 import { ConfigError, type CdcUrl, type Config } from '../config/settings.js';
 import { declaresJson } from './browser-guard.js';
-import type { Protocol } from './metrics.js';
-import { top, type QueryItem, type QueryStats, type StatementIdentity, type TableItem, type TopOrder } from './query-stats.js';
+import type { Protocol } from '../telemetry/metrics.js';
+import { top, type QueryItem, type QueryStats, type StatementIdentity, type TableItem, type TopOrder } from '../telemetry/query-stats.js';
 import { DEFAULT_TOP, MAX_TOP } from './stats-report.js';
 
 /** What the API needs of one protocol's cache service (PgCache and MySqlCache both fit). */
@@ -25,8 +25,6 @@ export interface CachedResults {
 
 /** Largest request body accepted; a flush request is a few dozen bytes. */
 export const MAX_BODY_BYTES = 64 * 1024;
-/** Entries looked at by one /api/tables or fingerprint flush (proxy/result-cache.ts); past it /api/tables says `truncated`. */
-export const MAX_SCANNED_ENTRIES = 500_000;
 /** Rows of /api/tables. */
 export const MAX_TABLE_ROWS = 1000;
 const PROTOCOLS: readonly Protocol[] = ['postgres', 'mysql'];

@@ -1,8 +1,8 @@
 import { request } from 'undici';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { createMetrics } from './metrics.js';
-import { QueryStats } from './query-stats.js';
+import { createMetrics } from '../telemetry/metrics.js';
+import { QueryStats } from '../telemetry/query-stats.js';
 import { AdminServer, parseTop } from './server.js';
 import { DEFAULT_TOP, MAX_TOP, type StatsReport } from './stats-report.js';
 

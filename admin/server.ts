@@ -2,10 +2,11 @@
 import http from 'node:http';
 import type net from 'node:net';
 import type { HostPort } from '../config/settings.js';
+import type { FleetReport } from '../fleet/fleet.js';
 import { sendJson, tokenMatches, type AdminApi } from './api.js';
 import { crossSiteRefusal, hostAllowed, hostPolicy, isSafeMethod, type HostPolicy } from './browser-guard.js';
 import { dashboardPage } from './dashboard/page.js';
-import type { Metrics } from './metrics.js';
+import type { Metrics } from '../telemetry/metrics.js';
 import { buildStatsReport, DEFAULT_TOP, MAX_TOP } from './stats-report.js';
 
 const ROUTES = '/ (the dashboard), /healthz, /metrics, /stats, /api/';
@@ -26,6 +27,8 @@ export interface AdminOptions {
   token?: string | null;
   /** Host names answered besides localhost and IP addresses; null: the listen host's (see hostPolicy). */
   allowedHosts?: readonly string[] | null;
+  /** The fleet's state for /stats and the dashboard; absent or null without a fleet. */
+  fleet?: () => FleetReport | null;
 }
 
 export class AdminServer {
@@ -33,6 +36,7 @@ export class AdminServer {
   private readonly api: AdminApi | null;
   private readonly token: string | null;
   private readonly allowedHosts: readonly string[] | null;
+  private readonly fleet: () => FleetReport | null;
   /** Set by listen(), which knows the listen host. */
   private hosts: HostPolicy;
 
@@ -41,6 +45,7 @@ export class AdminServer {
     this.api = options.api ?? null;
     this.token = options.token ?? null;
     this.allowedHosts = options.allowedHosts ?? null;
+    this.fleet = options.fleet ?? (() => null);
     this.hosts = hostPolicy('localhost', this.allowedHosts);
     this.server = http.createServer((req, res) => {
       this.handle(req, res).catch((err: Error) => {
@@ -114,7 +119,7 @@ export class AdminServer {
           res.writeHead(400, { 'content-type': 'text/plain' }).end(`top must be an integer from 0 to ${MAX_TOP}\n`);
           return;
         }
-        const body = JSON.stringify(buildStatsReport(this.metrics.cacheStats.values(), top, this.metrics.changeStreams, this.metrics.fleet?.() ?? null), null, 2);
+        const body = JSON.stringify(buildStatsReport(this.metrics.cacheStats.values(), top, this.metrics.changeStreams, this.fleet()), null, 2);
         res.writeHead(200, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' }).end(`${body}\n`);
         return;
       }

@@ -1,9 +1,9 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { createMetrics } from './metrics.js';
-import { QueryStats } from './query-stats.js';
-import { LAG_BUCKETS_SECONDS, type ChangeStreamReading } from './change-streams.js';
-import { DurationHistogram } from './duration-histogram.js';
+import { createMetrics } from '../telemetry/metrics.js';
+import { QueryStats } from '../telemetry/query-stats.js';
+import { LAG_BUCKETS_SECONDS, type ChangeStreamReading } from '../telemetry/change-streams.js';
+import { DurationHistogram } from '../telemetry/duration-histogram.js';
 import { buildStatsReport } from './stats-report.js';
 
 test('with no protocols and no traffic the report is all zeros and a null hit ratio', () => {

@@ -1,9 +1,10 @@
 // The JSON behind GET /stats: the cache totals over every protocol, each protocol's own numbers,
 // and the statements and tables with the most hits and misses.
-import { changeStreamItems, type ChangeStreamItem, type ChangeStreamReading } from './change-streams.js';
+import { changeStreamItems, type ChangeStreamItem } from './change-streams.js';
+import type { ChangeStreamReading } from '../telemetry/change-streams.js';
 import type { FleetReport } from '../fleet/fleet.js';
-import type { Protocol } from './metrics.js';
-import { ratio, top, type ProtocolStats, type QueryItem, type QueryStats, type TableItem } from './query-stats.js';
+import type { Protocol } from '../telemetry/metrics.js';
+import { ratio, top, type ProtocolStats, type QueryItem, type QueryStats, type TableItem } from '../telemetry/query-stats.js';
 
 export const DEFAULT_TOP = 20;
 export const MAX_TOP = 200;

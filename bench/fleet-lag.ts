@@ -8,7 +8,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { pino } from 'pino';
-import type { Protocol } from '../admin/metrics.js';
+import type { Protocol } from '../telemetry/metrics.js';
 import { parseRedisUrl } from '../config/redis-target.js';
 import { startRedis } from '../e2e/support/redis-server.js';
 import { InvalidationBus, wallClockMs, type BusCache } from '../fleet/bus.js';

@@ -13,6 +13,13 @@ import { type FillToken, TagVersions } from './tag-versions.js';
 import { databaseTag } from './tags.js';
 
 /**
+ * Entries one walk of entriesByRecency() looks at at most (an /api/tables listing, a fingerprint
+ * flush in proxy/result-cache.ts): the walk holds the event loop, so it stops here; past it
+ * /api/tables says `truncated`.
+ */
+export const MAX_SCANNED_ENTRIES = 500_000;
+
+/**
  * Bytes charged per entry on top of its value and key. Measured on Node 20.20 x64 with 200k
  * entries (`node --expose-gc`, heap + array buffers): ~170 bytes of store structures (entry
  * object, key's Map row, typed-array slots with their doubling slack) plus ~180 for the Buffer

@@ -2,9 +2,9 @@
 // fills: a read of a target whose stream is not up is a bypass (reason `cdc-down`). PostgreSQL
 // follows each database on its first use (logical replication is per database); MySQL's one binlog
 // stream covers the whole server and starts with sidecache.
-import type { ChangeStreamReading } from '../admin/change-streams.js';
-import type { Metrics } from '../admin/metrics.js';
-import type { Logger } from '../cli/log.js';
+import type { ChangeStreamReading } from '../telemetry/change-streams.js';
+import type { Metrics } from '../telemetry/metrics.js';
+import type { Logger } from '../telemetry/log.js';
 
 /** What the fence needs of a follower (follower.ts), whatever its invalidations look like. */
 export interface Followed extends ChangeStreamReading {

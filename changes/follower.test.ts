@@ -1,7 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { pino } from 'pino';
-import { createMetrics } from '../admin/metrics.js';
+import { createMetrics } from '../telemetry/metrics.js';
 import { Backoff, FIRST_MS, HEALTHY_AFTER_MS, MAX_MS } from './backoff.js';
 import { CDC_DOWN, ChangeFence } from './change-fence.js';
 import { EchoBuffer } from './echo.js';

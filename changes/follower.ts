@@ -10,11 +10,11 @@
 // its tags, through `FollowTarget.drop`), so a fill is stored only when the stream stayed up from
 // the fill's send to its store: what went unseen while a stream was down can never be served.
 // docs/consistency.md (Change streams) has the argument.
-import type { ChangeStreamReading, ChangeStreamState } from '../admin/change-streams.js';
-import { LAG_BUCKETS_SECONDS } from '../admin/change-streams.js';
-import { DurationHistogram } from '../admin/duration-histogram.js';
-import type { Protocol } from '../admin/metrics.js';
-import type { Logger } from '../cli/log.js';
+import type { ChangeStreamReading, ChangeStreamState } from '../telemetry/change-streams.js';
+import { LAG_BUCKETS_SECONDS } from '../telemetry/change-streams.js';
+import { DurationHistogram } from '../telemetry/duration-histogram.js';
+import type { Protocol } from '../telemetry/metrics.js';
+import type { Logger } from '../telemetry/log.js';
 import { Backoff } from './backoff.js';
 import { ECHO_MS, EchoBuffer } from './echo.js';
 

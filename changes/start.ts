@@ -1,8 +1,8 @@
 // The change streams sidecache follows, per the config: PostgreSQL's (--pg-cdc) and the MySQL
 // binlog (--mysql-cdc), each feeding its protocol's cache. The only place the rest of sidecache
 // starts and stops them (cli/sidecache.ts).
-import type { Metrics } from '../admin/metrics.js';
-import type { Logger } from '../cli/log.js';
+import type { Metrics } from '../telemetry/metrics.js';
+import type { Logger } from '../telemetry/log.js';
 import type { Config } from '../config/settings.js';
 import type { MySqlCache } from '../proxy/mysql/mysql-cache.js';
 import type { PgCache } from '../proxy/pg/pg-cache.js';

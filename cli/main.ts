@@ -2,7 +2,7 @@
 // database when no upstream is configured), print where to connect, stop cleanly on a signal.
 import { ConfigReloader } from '../config/reload.js';
 import { ConfigError, helpText, loadConfig, type Config, type HostPort } from '../config/settings.js';
-import { createLogger } from './log.js';
+import { createLogger } from '../telemetry/log.js';
 import { startEmbeddedPostgres, type EmbeddedPostgres } from './quickstart.js';
 import { ListenError, startSidecache, type RunningSidecache } from './sidecache.js';
 

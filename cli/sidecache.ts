@@ -2,8 +2,8 @@
 import type net from 'node:net';
 import { AdminApi, type CachedResults } from '../admin/api.js';
 import { AdminServer } from '../admin/server.js';
-import { createMetrics, type Metrics, type Protocol } from '../admin/metrics.js';
-import { SlowQueryLog } from '../admin/slow-query-log.js';
+import { createMetrics, type Metrics, type Protocol } from '../telemetry/metrics.js';
+import { SlowQueryLog } from '../telemetry/slow-query-log.js';
 import type { ReloadReport } from '../config/reload.js';
 import type { Config, HostPort } from '../config/settings.js';
 import { BufferBudget } from '../proxy/buffer-budget.js';
@@ -13,7 +13,7 @@ import { PgListener } from '../proxy/pg/listener.js';
 import { PgCache } from '../proxy/pg/pg-cache.js';
 import { startChangeStreams } from '../changes/start.js';
 import { startFleet, type Fleet, type FleetCache } from '../fleet/fleet.js';
-import type { Logger } from './log.js';
+import type { Logger } from '../telemetry/log.js';
 
 /** A listener could not bind; names the setting so the operator knows what to change. */
 export class ListenError extends Error {
@@ -89,13 +89,13 @@ export async function startSidecache(config: Config, pgUpstream: HostPort | null
   let pgAddress: net.AddressInfo | null = null;
   let mysqlAddress: net.AddressInfo | null = null;
   let adminAddress: net.AddressInfo;
-  const admin = new AdminServer(metrics, { api: new AdminApi(caches, () => running, reload), token: config.adminToken, allowedHosts: config.adminAllowedHosts });
+  let fleet: Fleet | null = null;
+  const admin = new AdminServer(metrics, { api: new AdminApi(caches, () => running, reload), token: config.adminToken, allowedHosts: config.adminAllowedHosts, fleet: () => fleet?.report() ?? null });
   const pgCache = pgUpstream !== null && config.cacheMaxBytes > 0 ? await PgCache.create(config, metrics) : null;
   const mysqlCache = config.mysqlUpstream !== null && config.cacheMaxBytes > 0 ? new MySqlCache(config, metrics) : null;
   // CDC: writes that bypass sidecache invalidate too, through the databases' own change streams;
   // fenced from the start, before any client can connect.
   const changes = startChangeStreams(config, { postgres: pgCache, mysql: mysqlCache }, metrics, log);
-  let fleet: Fleet | null = null;
   try {
     for (const cache of [pgCache, mysqlCache]) {
       if (cache === null) continue;

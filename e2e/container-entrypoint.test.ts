@@ -60,7 +60,7 @@ function composeEnv(service: Record<string, unknown>): Record<string, string> {
 
 /**
  * Every SIDECACHE_* variable sidecache reads: one per setting, plus the few read directly in
- * the runtime sources (e.g. SIDECACHE_LOG_LEVEL in cli/log.ts).
+ * the runtime sources (`process.env.SIDECACHE_...`; none today).
  */
 async function knownVariables(runtimeDist: string): Promise<Set<string>> {
   const known = new Set(SETTINGS.map(envName));

@@ -8,7 +8,7 @@ import { spawnSync } from 'node:child_process';
 import { pino } from 'pino';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import type { Protocol } from '../admin/metrics.js';
+import type { Protocol } from '../telemetry/metrics.js';
 import { parseRedisUrl } from '../config/redis-target.js';
 import { startRedis, type RedisServer } from '../e2e/support/redis-server.js';
 import type { Invalidation } from '../proxy/result-cache.js';

@@ -11,8 +11,8 @@
 // were read, a failover that lost entries), a read that does not come back in time, or a publish
 // that failed. Streams and not pub/sub: pub/sub drops messages across a reconnect unnoticed.
 import type { Logger } from 'pino';
-import type { Protocol } from '../admin/metrics.js';
-import { DurationHistogram } from '../admin/duration-histogram.js';
+import type { Protocol } from '../telemetry/metrics.js';
+import { DurationHistogram } from '../telemetry/duration-histogram.js';
 import type { Invalidation, InvalidationSink } from '../proxy/result-cache.js';
 import type { FleetKeys } from './keys.js';
 import { invalidatedFields } from './l2-entry.js';

@@ -4,7 +4,7 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { Logger } from 'pino';
-import type { Metrics, Protocol } from '../admin/metrics.js';
+import type { Metrics, Protocol } from '../telemetry/metrics.js';
 import type { Config } from '../config/settings.js';
 import type { Invalidation, InvalidationSink } from '../proxy/result-cache.js';
 import { InvalidationBus, type BusCache, type BusState, type BusStatus, type FenceReason } from './bus.js';
@@ -122,7 +122,6 @@ export function startFleet(config: Config, caches: ReadonlyMap<Protocol, FleetCa
     }
   });
   registerFleetMetrics(metrics.registry, () => bus.status(), () => leases, tier);
-  metrics.fleet = fleet.report;
   return fleet;
 }
 

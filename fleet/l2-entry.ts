@@ -5,7 +5,7 @@
 // applied when the fill was sent) and under which era of the tag table; the tag table holds, per
 // tag, the number of the last bus entry that invalidated it (scripts.ts PUBLISH writes both in one
 // step). An entry is served only while no tag it depends on was invalidated after its `asOf`.
-import type { Protocol } from '../admin/metrics.js';
+import type { Protocol } from '../telemetry/metrics.js';
 import type { Invalidation } from '../proxy/result-cache.js';
 
 export interface L2Entry {

@@ -16,7 +16,7 @@
 // `volatile-lru` evicts entries and never the bus's stream, counter or tag table (docs/deploy.md).
 import { createHash, randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
-import type { Protocol } from '../admin/metrics.js';
+import type { Protocol } from '../telemetry/metrics.js';
 import type { FleetKeys } from './keys.js';
 import { dependencyFields, decodeL2Entry, encodeL2Entry, ERA_FIELD, type L2Entry } from './l2-entry.js';
 import type { RedisConnection } from './redis-connection.js';

@@ -1,7 +1,7 @@
 // What one entry of the fleet's Redis Stream says, and how it is spelled as the entry's fields.
 // Pure: fields in, message out, and back. The sequence number is not the publisher's to write: the
 // publish script (scripts.ts) adds it atomically with the entry, so readers can tell a gap.
-import type { Protocol } from '../admin/metrics.js';
+import type { Protocol } from '../telemetry/metrics.js';
 import type { Invalidation } from '../proxy/result-cache.js';
 
 export type BusBody =

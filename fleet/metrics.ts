@@ -1,6 +1,6 @@
 // The fleet's Prometheus series, read from the bus and the leases at scrape time.
 import { Counter, Gauge, type Registry } from 'prom-client';
-import { PrecountedHistogram } from '../admin/duration-histogram.js';
+import { PrecountedHistogram } from '../telemetry/duration-histogram.js';
 import { FENCE_REASONS, type BusStatus } from './bus.js';
 import type { SecondTier } from './l2.js';
 import type { Lease } from './lease.js';

@@ -9,7 +9,7 @@
 // takes 0.3-1.7 ms per statement. This one walks the statement only as deep as tables, functions,
 // variables and clauses need, and calls anything it does not follow 'unknown' (never "no tables").
 
-import type { StatementKind } from './pg-analysis.js';
+import { widestKind, type CommonNotCacheableReason, type CommonTransactionAction, type StatementKind } from './statement-facts.js';
 import { MysqlLexError, tokenize, type MysqlDialect } from './mysql-lexer.js';
 import { frozenList, NameList } from './mysql-cursor.js';
 import { analyzeStatement, ANY_CHANGES } from './mysql-statement.js';
@@ -53,21 +53,20 @@ export interface MysqlSessionChange {
   readonly affectsResults: boolean;
 }
 
+/**
+ * CommonNotCacheableReason as MySQL meets them (explain: EXPLAIN / ANALYZE / DESCRIBE /
+ * PROCEDURE ANALYSE; select-into: SELECT ... INTO @var / OUTFILE / DUMPFILE; locking-clause: FOR
+ * UPDATE, FOR SHARE, LOCK IN SHARE MODE; time-dependent: NOW(), CURRENT_TIMESTAMP,
+ * UNIX_TIMESTAMP(), ...; unstable-function: RAND(), UUID(), LAST_INSERT_ID(), GET_LOCK(),
+ * SQL_CALC_FOUND_ROWS, ...; system-catalog: information_schema, mysql, performance_schema, sys),
+ * and its own.
+ */
 export type MysqlNotCacheableReason =
-  | 'parse-error'        // kind unknown; reasonDetail says what was not understood
-  | 'empty'              // no statement at all (only comments or semicolons)
-  | 'several-statements' // more than one statement in the text
-  | 'not-a-read'         // kind other than read
-  | 'explain'            // EXPLAIN / ANALYZE / DESCRIBE / PROCEDURE ANALYSE: a plan, not data
-  | 'select-into'        // SELECT ... INTO @var / OUTFILE / DUMPFILE
-  | 'locking-clause'     // FOR UPDATE, FOR SHARE, LOCK IN SHARE MODE
-  | 'time-dependent'     // NOW(), CURRENT_TIMESTAMP, UNIX_TIMESTAMP(), ...
-  | 'unstable-function'  // RAND(), UUID(), LAST_INSERT_ID(), GET_LOCK(), SQL_CALC_FOUND_ROWS, ...
-  | 'variable'           // reads or assigns @user or @@system variables
-  | 'system-catalog';    // information_schema, mysql, performance_schema, sys
+  | CommonNotCacheableReason
+  | 'variable';          // reads or assigns @user or @@system variables
 
 export type MysqlTransactionAction =
-  | 'begin' | 'start' | 'commit' | 'rollback' | 'savepoint' | 'release' | 'rollback_to'
+  | CommonTransactionAction
   | 'xa_start' | 'xa_end' | 'xa_prepare' | 'xa_commit' | 'xa_rollback' | 'xa_recover';
 
 export interface MysqlStatementFacts {
@@ -117,9 +116,6 @@ export interface MysqlStatementPart extends MysqlStatementFacts {
 export interface MysqlStatementAnalysis extends MysqlStatementFacts {
   readonly statements: readonly MysqlStatementPart[];
 }
-
-// With several statements, the kind that demands the widest reaction names the whole text.
-const KIND_PRIORITY: readonly StatementKind[] = ['unknown', 'ddl', 'write', 'session', 'transaction', 'other', 'read'];
 
 const NONE = frozenList<never>([]);
 
@@ -177,10 +173,8 @@ function combine(parts: readonly MysqlStatementPart[]): MysqlStatementAnalysis {
   const functions = new NameList();
   const routines = new NameList();
   const sessionChanges: MysqlSessionChange[] = [];
-  let kindRank = KIND_PRIORITY.length - 1;
   let writesUnlisted = false;
   for (const part of parts) {
-    kindRank = Math.min(kindRank, KIND_PRIORITY.indexOf(part.kind));
     part.tablesRead.forEach((t) => read.add(t.database, t.name));
     part.tablesWritten.forEach((t) => written.add(t.database, t.name));
     part.functions.forEach((f) => functions.add(f.database, f.name));
@@ -190,7 +184,7 @@ function combine(parts: readonly MysqlStatementPart[]): MysqlStatementAnalysis {
   }
   // analyses are shared by every session through the classifier cache: make accidental mutation fail
   return Object.freeze({
-    kind: KIND_PRIORITY[kindRank]!,
+    kind: widestKind(parts.map((p) => p.kind)),
     cacheable: false,
     reasonNotCacheable: 'several-statements',
     reasonDetail: parts.map((p) => p.kind).join(', '),

@@ -1,22 +1,18 @@
 // The analysis checked against PostgreSQL itself: for each statement, the tables the analysis says
-// it reads and writes, resolved through the search_path with resolveTables and a lookup in the real
-// catalog, must be exactly the relations PostgreSQL's planner touches (EXPLAIN VERBOSE lists each
-// scanned or modified relation with its schema). Cases avoid what the planner prunes (unused CTEs,
+// it reads and writes, resolved through the session's search_path by the server (to_regclass, as
+// the probe does), must be exactly the relations PostgreSQL's planner touches (EXPLAIN VERBOSE
+// lists each scanned or modified relation with its schema). Cases avoid what the planner prunes (unused CTEs,
 // constant-false filters) and views (the planner shows the tables under them).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import type pg from 'pg';
-import { analyzeSql, loadPgParser } from './pg-analysis.js';
-import { resolveTables } from './pg-search-path.js';
+import { analyzeSql, loadPgParser, type QualifiedName } from './pg-analysis.js';
 import { connectPg, DIRECT_PG, uniqueName } from '../e2e/support/pg-direct.js';
 
 const schema = uniqueName('inv_plan');
 const other = `${schema}_other`;
 const mixed = `${schema}_Mixed`;
 let client: pg.Client;
-let relations: Set<string>;
-
-const key = (s: string, n: string): string => `${s}\0${n}`;
 
 test.before(async () => {
   await loadPgParser();
@@ -35,16 +31,22 @@ test.before(async () => {
     CREATE TABLE ${other}.t (x int, y int);
     CREATE TABLE "${mixed}"."Case" (x int);
   `);
-  const rows = await client.query<{ nspname: string; relname: string }>(
-    `SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-      WHERE n.nspname = ANY($1)`, [[schema, other, mixed, 'pg_catalog']]);
-  relations = new Set(rows.rows.map((r) => key(r.nspname, r.relname)));
 });
 
 test.after(async () => {
   await client.query(`DROP SCHEMA IF EXISTS ${schema}, ${other}, "${mixed}" CASCADE`);
   await client.end();
 });
+
+/** `schema.name` of each name as the server resolves it in this session; null for a name it does not know. */
+async function resolved(names: readonly QualifiedName[]): Promise<(string | null)[]> {
+  const rows = await client.query<{ relation: string | null }>(
+    `SELECT (SELECT n.nspname || '.' || c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+              WHERE c.oid = to_regclass(CASE WHEN s IS NULL THEN quote_ident(r) ELSE quote_ident(s) || '.' || quote_ident(r) END)) AS relation
+       FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS q(s, r, i) ORDER BY i`,
+    [names.map((t) => t.schema), names.map((t) => t.name)]);
+  return rows.rows.map((row) => row.relation);
+}
 
 /** Schema-qualified relations in an EXPLAIN (VERBOSE, FORMAT JSON) plan. */
 function plannedRelations(plan: unknown, into = new Set<string>()): Set<string> {
@@ -90,13 +92,12 @@ for (const sql of cases) {
   test(`same relations as the planner: ${sql}`, async () => {
     const analysis = analyzeSql(sql);
     assert.is.not(analysis.kind, 'unknown');
-    const { resolved, unresolved } = resolveTables(
-      [...analysis.tablesRead, ...analysis.tablesWritten], [schema],
-      (s, n) => relations.has(key(s, n)));
-    assert.equal(unresolved, []);
+    const names = [...analysis.tablesRead, ...analysis.tablesWritten];
+    const relations = await resolved(names);
+    assert.equal(names.filter((_, i) => relations[i] === null), []);
     const explained = await client.query<{ 'QUERY PLAN': unknown }>(`EXPLAIN (VERBOSE, FORMAT JSON) ${sql}`);
     const planned = plannedRelations(explained.rows[0]!['QUERY PLAN']);
-    assert.equal(new Set(resolved.map((r) => `${r.schema}.${r.name}`)), planned);
+    assert.equal(new Set(relations), planned);
   });
 }
 

@@ -6,23 +6,14 @@
 import { hasSqlDetails, loadModule, parseSync } from 'libpg-query';
 import type { ValueDependency } from './pg-builtins.js';
 import { analyzeStatement, NameSet } from './pg-statement.js';
+import { widestKind, type CommonNotCacheableReason, type CommonTransactionAction, type StatementKind } from './statement-facts.js';
 
-/**
- * - read: a query whose result comes from tables (cacheable when `cacheable` says so);
- * - write: changes rows of `tablesWritten` (invalidate them on commit);
- * - ddl: changes schema or privileges (invalidate the whole database, or every database of the
- *   server when `serverWide`);
- * - transaction: transaction control; session: changes session state (`sessionChanges`);
- * - other: everything that neither reads for the client nor writes through a table name
- *   (LISTEN, cursors, PREPARE, VACUUM, CALL/DO — see `writesUnlisted`);
- * - unknown: the parser rejected the text: do not cache, invalidate wide.
- */
-export type StatementKind = 'read' | 'write' | 'ddl' | 'transaction' | 'session' | 'other' | 'unknown';
+export type { StatementKind };
 
 /**
  * A table or function name as written, after the parser's case folding (unquoted names are lower
- * case, quoted ones exact). schema is null when the text left it to the search_path; resolve such
- * names with resolveTables (pg-search-path.ts). A database qualifier (db.schema.t) is dropped:
+ * case, quoted ones exact). schema is null when the text left it to the search_path; the probe
+ * (pg-probe.ts) has the server resolve such names. A database qualifier (db.schema.t) is dropped:
  * PostgreSQL only accepts the current database there.
  */
 export interface QualifiedName {
@@ -50,24 +41,19 @@ export interface SessionChange {
   readonly local: boolean;
 }
 
+/**
+ * CommonNotCacheableReason as PostgreSQL meets them (parse-error: the parser's message in
+ * reasonDetail; select-into: SELECT INTO / CREATE TABLE AS; unstable-function: random(),
+ * nextval(), pg_backend_pid(), set_config(), ...; system-catalog: pg_catalog,
+ * information_schema, statistics views, temporary schemas), and its own.
+ */
 export type NotCacheableReason =
-  | 'parse-error'        // kind unknown; reasonDetail holds the parser's message
-  | 'empty'              // no statement at all (only comments or semicolons)
-  | 'several-statements' // more than one statement in the text
-  | 'not-a-read'         // kind other than read
+  | CommonNotCacheableReason
   | 'copy'               // COPY ... TO streams a result outside the query protocol
-  | 'explain'            // a plan, not data
-  | 'select-into'        // SELECT INTO / CREATE TABLE AS creates a table
   | 'data-modifying-cte' // WITH x AS (INSERT/UPDATE/DELETE/MERGE ...)
-  | 'locking-clause'     // FOR UPDATE / FOR SHARE ...: the read takes row locks
-  | 'time-dependent'     // now(), CURRENT_TIMESTAMP, 'now'::timestamptz, ...
-  | 'unstable-function'  // random(), nextval(), pg_backend_pid(), set_config(), ...
-  | 'system-catalog'     // pg_catalog, information_schema, statistics views, temporary schemas
   | 'tablesample';       // TABLESAMPLE without REPEATABLE returns a different sample each time
 
-export type TransactionAction =
-  | 'begin' | 'start' | 'commit' | 'rollback' | 'savepoint' | 'release' | 'rollback_to'
-  | 'prepare' | 'commit_prepared' | 'rollback_prepared';
+export type TransactionAction = CommonTransactionAction | 'prepare' | 'commit_prepared' | 'rollback_prepared';
 
 export interface StatementFacts {
   readonly kind: StatementKind;
@@ -119,9 +105,6 @@ export function loadPgParser(): Promise<void> {
   return loadModule();
 }
 
-// With several statements, the kind that demands the widest reaction names the whole text.
-const KIND_PRIORITY: readonly StatementKind[] = ['unknown', 'ddl', 'write', 'session', 'transaction', 'other', 'read'];
-
 const EMPTY: StatementAnalysis = freezeAnalysis({
   kind: 'other', cacheable: false, reasonNotCacheable: 'empty', statements: [],
   tablesRead: [], tablesWritten: [], writesUnlisted: false, serverWide: false, functions: [], valueFunctions: [], sessionChanges: [],
@@ -165,11 +148,9 @@ function combine(parts: readonly StatementPart[]): StatementAnalysis {
   const functions = new NameSet();
   const valueFunctions = new Map<string, ValueFunctionUse>();
   const sessionChanges: SessionChange[] = [];
-  let kindRank = KIND_PRIORITY.length - 1;
   let writesUnlisted = false;
   let serverWide = false;
   for (const part of parts) {
-    kindRank = Math.min(kindRank, KIND_PRIORITY.indexOf(part.kind));
     part.tablesRead.forEach((t) => read.add(t.schema, t.name));
     part.tablesWritten.forEach((t) => written.add(t.schema, t.name));
     part.functions.forEach((f) => functions.add(f.schema, f.name));
@@ -179,7 +160,7 @@ function combine(parts: readonly StatementPart[]): StatementAnalysis {
     serverWide ||= part.serverWide;
   }
   return {
-    kind: KIND_PRIORITY[kindRank]!,
+    kind: widestKind(parts.map((p) => p.kind)),
     cacheable: false,
     reasonNotCacheable: 'several-statements',
     reasonDetail: parts.map((p) => p.kind).join(', '),

@@ -1,5 +1,6 @@
 // A bounded LRU of analyses keyed by exact statement text, shared by the PostgreSQL and MySQL
 // classifiers: the analysis runs once per distinct text and never on the hit path.
+import { LRUCache } from 'lru-cache';
 
 export interface TextCacheOptions {
   /** Distinct texts remembered. */
@@ -23,17 +24,20 @@ export interface TextCacheStats {
   readonly misses: number;
   /** Texts remembered now. */
   readonly entries: number;
-  /** Sum of the lengths of the remembered texts. */
+  /** Sum of the lengths of the remembered texts (an empty one counts 1). */
   readonly textLength: number;
   /** Misses that were not remembered because the text exceeded maxTextLength. */
   readonly tooLong: number;
 }
 
-export class TextCache<A> {
+export class TextCache<A extends {}> {
   readonly #limits: Required<TextCacheOptions>;
-  // A Map iterates in insertion order: re-inserting on a hit keeps the least recently used first.
-  readonly #entries = new Map<string, A>();
-  #textLength = 0;
+  /**
+   * Bounded by both entries and total text length: when full, the least recently used texts go
+   * one by one, never the whole map. Each entry's size is its text's length (an empty text
+   * counts 1: lru-cache sizes are positive).
+   */
+  readonly #entries: LRUCache<string, A>;
   #hits = 0;
   #misses = 0;
   #tooLong = 0;
@@ -48,6 +52,11 @@ export class TextCache<A> {
     for (const [key, value] of Object.entries(this.#limits)) {
       if (!Number.isSafeInteger(value) || value < 1) throw new RangeError(`${owner} ${key} must be a positive integer, got ${value}`);
     }
+    this.#entries = new LRUCache<string, A>({
+      max: this.#limits.maxEntries,
+      maxSize: this.#limits.maxTotalTextLength,
+      sizeCalculation: (_analysis, text) => Math.max(1, text.length),
+    });
   }
 
   /** The analysis of `text`; the same object for every call with the same text while remembered. */
@@ -55,8 +64,6 @@ export class TextCache<A> {
     const known = this.#entries.get(text);
     if (known !== undefined) {
       this.#hits++;
-      this.#entries.delete(text);
-      this.#entries.set(text, known);
       return known;
     }
     this.#misses++;
@@ -66,23 +73,13 @@ export class TextCache<A> {
       return analysis;
     }
     this.#entries.set(text, analysis);
-    this.#textLength += text.length;
-    this.#evict();
     return analysis;
   }
 
   stats(): TextCacheStats {
     return {
       hits: this.#hits, misses: this.#misses, entries: this.#entries.size,
-      textLength: this.#textLength, tooLong: this.#tooLong,
+      textLength: this.#entries.calculatedSize, tooLong: this.#tooLong,
     };
-  }
-
-  #evict(): void {
-    while (this.#entries.size > this.#limits.maxEntries || this.#textLength > this.#limits.maxTotalTextLength) {
-      const oldest = this.#entries.keys().next().value as string;
-      this.#entries.delete(oldest);
-      this.#textLength -= oldest.length;
-    }
   }
 }

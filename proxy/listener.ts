@@ -1,9 +1,9 @@
 // What a protocol's listener does the same way for PostgreSQL and MySQL: accept clients, enforce
 // the connection limit, count connections in the metrics, and shut down gracefully. Each protocol supplies its session type and its shutdown error.
 import net from 'node:net';
-import type { Logger } from '../cli/log.js';
+import type { Logger } from '../telemetry/log.js';
 import type { Config, HostPort } from '../config/settings.js';
-import type { Metrics, Protocol } from '../admin/metrics.js';
+import type { Metrics, Protocol } from '../telemetry/metrics.js';
 import type { BufferBudget } from './buffer-budget.js';
 
 /**

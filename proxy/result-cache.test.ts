@@ -2,7 +2,7 @@
 // a peer's invalidation changes (entries, catalog generations), and a suspended cache.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { createMetrics } from '../admin/metrics.js';
+import { createMetrics } from '../telemetry/metrics.js';
 import { databaseTag, dependencyTags, tableTag } from '../cache/tags.js';
 import { loadConfig } from '../config/settings.js';
 import { MySqlCache } from './mysql/mysql-cache.js';

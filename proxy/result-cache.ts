@@ -5,10 +5,9 @@
 // Every invalidation goes through invalidateEverywhere(): applied to this proxy's store and, in a
 // fleet (fleet/), handed to the bus so the other proxies apply it too. That is the one seam
 // between the caches and the fleet; the fleet calls applyInvalidation(), suspend() and resume().
-import { MAX_SCANNED_ENTRIES } from '../admin/api.js';
-import type { Metrics, Protocol } from '../admin/metrics.js';
-import { QueryStats, type StatementIdentity } from '../admin/query-stats.js';
-import { ResultStore } from '../cache/store.js';
+import type { Metrics, Protocol } from '../telemetry/metrics.js';
+import { QueryStats, type StatementIdentity } from '../telemetry/query-stats.js';
+import { MAX_SCANNED_ENTRIES, ResultStore } from '../cache/store.js';
 import { StatementRules, type RuleOutcome } from '../config/rules.js';
 import type { Config } from '../config/settings.js';
 import type { SecondTier } from '../fleet/l2.js';

@@ -3,7 +3,7 @@
 // its errors, the login and stalled-message timers, phases with checked moves, and closing. Each
 // protocol's session supplies its framing, its error encoding and how it says goodbye upstream.
 import net from 'node:net';
-import type { SessionLabel } from '../admin/query-stats.js';
+import type { SessionLabel } from '../telemetry/query-stats.js';
 import type { ListenerHost } from './listener.js';
 import { ReadBuffer, adoptAccepted } from './read-buffer.js';
 

@@ -1,8 +1,8 @@
 // The dashboard's pure half, in Node: what the charts and cards show for a given run of /stats answers.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { createMetrics } from '../metrics.js';
-import { QueryStats } from '../query-stats.js';
+import { createMetrics } from '../../telemetry/metrics.js';
+import { QueryStats } from '../../telemetry/query-stats.js';
 import { buildStatsReport } from '../stats-report.js';
 import {
   ALL, GAP_MS, HISTORY_MS, History, WINDOW_MS, authHeaders, countersOf, fleetLine, formatBytes, formatCompact, formatCount, formatMs, formatPercent,

@@ -2,7 +2,7 @@
 // module script, so it must stay one file with no runtime imports (type-only imports are erased).
 // The first half is pure (history, rates, scales, formatting) and unit-tested in Node; start() at the
 // bottom wires it to the page and runs only where there is a document.
-import type { LatencySummary, Outcome, ProtocolStats, QueryItem, TableItem } from '../query-stats.js';
+import type { LatencySummary, Outcome, ProtocolStats, QueryItem, TableItem } from '../../telemetry/query-stats.js';
 import type { ChangeStreamItem } from '../change-streams.js';
 import type { FleetReport } from '../../fleet/fleet.js';
 import type { StatsReport } from '../stats-report.js';

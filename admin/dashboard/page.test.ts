@@ -2,8 +2,8 @@ import { createHash } from 'node:crypto';
 import { request } from 'undici';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { createMetrics } from '../metrics.js';
-import { QueryStats } from '../query-stats.js';
+import { createMetrics } from '../../telemetry/metrics.js';
+import { QueryStats } from '../../telemetry/query-stats.js';
 import { AdminServer } from '../server.js';
 import { buildDashboardPage, DashboardScriptError } from './page.js';
 

@@ -1,8 +1,8 @@
 // The MySQL/MariaDB side of the change streams: one binlog stream for the whole server (the binlog
 // carries every database), started with sidecache, invalidating the MySQL cache.
 import os from 'node:os';
-import type { Metrics } from '../../admin/metrics.js';
-import type { Logger } from '../../cli/log.js';
+import type { Metrics } from '../../telemetry/metrics.js';
+import type { Logger } from '../../telemetry/log.js';
 import type { Config } from '../../config/settings.js';
 import type { MySqlCache } from '../../proxy/mysql/mysql-cache.js';
 import { ChangeFence } from '../change-fence.js';

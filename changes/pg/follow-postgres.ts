@@ -1,8 +1,8 @@
 // The PostgreSQL side of the change streams: one stream per database clients use through
 // sidecache (logical replication is per database), each invalidating that database's entries in
 // the PostgreSQL cache.
-import type { Metrics } from '../../admin/metrics.js';
-import type { Logger } from '../../cli/log.js';
+import type { Metrics } from '../../telemetry/metrics.js';
+import type { Logger } from '../../telemetry/log.js';
 import type { Config } from '../../config/settings.js';
 import { WriteScope, type PgCache } from '../../proxy/pg/pg-cache.js';
 import { ChangeFence } from '../change-fence.js';

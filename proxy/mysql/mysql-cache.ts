@@ -1,20 +1,23 @@
 // The MySQL side's shared cache service: the result store, the statement analysis (one analysis
-// per statement shape and dialect), the session contexts entries are keyed under, the probe that
-// reads a session's context and the catalog facts of a statement's tables and functions, and
-// invalidation. Sessions (relay.ts) call it; it knows nothing of sockets.
+// per statement shape and dialect), the session contexts entries are keyed under, what the probe
+// (invalidation/mysql-probe.ts) taught about a session's context and the catalog facts of a
+// statement's tables and functions, and invalidation. Sessions (relay.ts) call it; it knows
+// nothing of sockets.
 //
 // What the probe learns about a table (its TABLE_TYPE) or a stored function (determinism, data
 // access) depends on its name, the session's context and the catalog, never on the statement
 // that named it: facts are kept per context and name until DDL, so a new statement over known
 // tables and functions is judged without a probe.
-import { createHash } from 'node:crypto';
-import type { Metrics } from '../../admin/metrics.js';
-import type { StatementIdentity } from '../../admin/query-stats.js';
+import { LRUCache } from 'lru-cache';
+import type { Metrics } from '../../telemetry/metrics.js';
+import { shapeFingerprint, type StatementIdentity } from '../../telemetry/query-stats.js';
 import { databaseTag, tableTag } from '../../cache/tags.js';
+import { boundedMap } from '../bounded-map.js';
 import { ResultCache } from '../result-cache.js';
 import type { Config } from '../../config/settings.js';
 import type { MysqlAnalysisOptions, MysqlQualifiedName, MysqlStatementAnalysis } from '../../invalidation/mysql-analysis.js';
 import { MysqlClassifier } from '../../invalidation/mysql-classifier.js';
+import { buildMySqlProbeSql, MYSQL_KEYED_VARIABLES, mySqlCheckVerdict, readMySqlProbeRow, type MySqlProbeResult } from '../../invalidation/mysql-probe.js';
 import { mysqlStatementSample, mysqlStatementShape } from '../../invalidation/mysql-shape.js';
 
 /** How a statement leaves the session's context once it ran. */
@@ -67,70 +70,32 @@ interface CatalogFact {
   readonly value: string | null;
 }
 
-/** Everything a session's results depend on besides the statement itself, interned. */
-export class MysqlContext {
-  readonly decisions = new Map<MysqlStatementInfo, Decision>();
-  /** Per table read, by database and name as the probe looked them up. */
-  readonly tableTypes = new Map<string, CatalogFact>();
-  /** Per stored function called, by database and name. */
-  readonly functionFlags = new Map<string, CatalogFact>();
-  constructor(readonly id: number, readonly database: string, readonly keyPrefix: string, readonly dialect: MysqlAnalysisOptions) {}
-}
-
-/**
- * Session variables that change a result or its bytes, read by the probe into the context.
- * Setting any other variable that may change results makes the session private (SessionEffect).
- */
-const KEYED_VARIABLES = [
-  'character_set_client', 'character_set_connection', 'character_set_results', 'collation_connection',
-  'character_set_database', 'collation_database', 'time_zone', 'sql_mode', 'div_precision_increment',
-  'lc_time_names', 'group_concat_max_len', 'default_week_format', 'sql_select_limit', 'max_sort_length',
-  'sql_auto_is_null',
-] as const;
-/** Each server has some of its own; the other would fail the probe on them. */
-const KEYED_MARIADB_VARIABLES = ['system_versioning_asof'] as const;
-const KEYED_MYSQL_VARIABLES = ['block_encryption_mode'] as const;
-const KEYED_SET: ReadonlySet<string> = new Set<string>([...KEYED_VARIABLES, ...KEYED_MARIADB_VARIABLES, ...KEYED_MYSQL_VARIABLES]);
-/** Table types whose rows change only through writes the proxy sees (views are resolved later, not cached). */
-const CACHEABLE_TABLE_TYPES: ReadonlySet<string> = new Set(['BASE TABLE', 'SYSTEM VERSIONED']);
-
-/** The probe's row: DATABASE(), CURRENT_USER(), USER(), CURRENT_ROLE(), the keyed variables, fan-out, then the checks. */
-const SETTINGS_COLUMN = 4;
-const FAN_OUT_COLUMN = 5;
-const FIRST_CHECK_COLUMN = 6;
-
 const MAX_CONTEXTS = 10_000;
 const MAX_TEXTS = 10_000;
 const MAX_TEXT_KEY_LENGTH = 4096;
 const MAX_DECISIONS_PER_CONTEXT = 10_000;
 const MAX_FACTS_PER_CONTEXT = 10_000;
 
-/** The probe's row, read. */
-export interface MysqlProbeResult {
-  readonly database: string | null;
-  /** The identity and settings part of the context key. */
-  readonly contextText: string;
-  readonly sqlMode: string;
-  /** Tables of the current database whose writes reach other tables (triggers, cascading foreign keys); null = unknown. */
-  readonly fanOut: ReadonlySet<string> | null;
-  /** Per statement check: the values of its table-type and routine columns. */
-  readonly checks: readonly (string | null)[];
-}
-
-export class MysqlProbeError extends Error {
-  override name = 'MysqlProbeError';
+/** Everything a session's results depend on besides the statement itself, interned. */
+export class MysqlContext {
+  readonly decisions = boundedMap<MysqlStatementInfo, Decision>(MAX_DECISIONS_PER_CONTEXT);
+  /** Per table read, by database and name as the probe looked them up. */
+  readonly tableTypes = boundedMap<string, CatalogFact>(MAX_FACTS_PER_CONTEXT);
+  /** Per stored function called, by database and name. */
+  readonly functionFlags = boundedMap<string, CatalogFact>(MAX_FACTS_PER_CONTEXT);
+  constructor(readonly id: number, readonly database: string, readonly keyPrefix: string, readonly dialect: MysqlAnalysisOptions) {}
 }
 
 export class MySqlCache extends ResultCache<MysqlStatementInfo> {
   /** One classifier per dialect: the same text can read differently under another sql_mode. */
   private readonly classifiers = new Map<string, MysqlClassifier>();
   private readonly infos = new WeakMap<MysqlStatementAnalysis, MysqlStatementInfo>();
-  private readonly infoByText = new Map<string, MysqlStatementInfo>();
+  private readonly infoByText = new LRUCache<string, MysqlStatementInfo>({ max: MAX_TEXTS });
   private readonly contexts = new Map<string, MysqlContext>();
   /** Bumped on DDL: decisions and fan-out taken before may rest on a catalog that changed. */
   private generationCount = 0;
   /** Probes of sessions that had changed nothing since login, by login (see MySqlRelay). */
-  private readonly startupProbes = new Map<string, { probe: MysqlProbeResult; generation: number }>();
+  private readonly startupProbes = new LRUCache<string, { probe: MySqlProbeResult; generation: number }>({ max: MAX_CONTEXTS });
   private readonly fanOut = new Map<string, { generation: number; tables: ReadonlySet<string> | null }>();
   private nextContextId = 1;
 
@@ -161,14 +126,13 @@ export class MySqlCache extends ResultCache<MysqlStatementInfo> {
       this.infos.set(analysis, info);
     }
     if (text.length <= MAX_TEXT_KEY_LENGTH) {
-      if (this.infoByText.size >= MAX_TEXTS) this.infoByText.clear();
       this.infoByText.set(textKey, info);
     }
     return info;
   }
 
   private derive(a: MysqlStatementAnalysis, shape: string, dialect: MysqlAnalysisOptions, dialectKey: string): MysqlStatementInfo {
-    const fingerprint = createHash('sha1').update(shape).digest('hex').slice(0, 16);
+    const fingerprint = shapeFingerprint(shape);
     const tables = [...a.tablesRead, ...a.tablesWritten].map((t) => t.name);
     let effect = SessionEffect.None;
     const temporaryTables: string[] = [];
@@ -180,7 +144,7 @@ export class MySqlCache extends ResultCache<MysqlStatementInfo> {
           effect = Math.max(effect, SessionEffect.Stale);
           break;
         case 'variable':
-          effect = Math.max(effect, change.setting !== null && KEYED_SET.has(change.setting) ? SessionEffect.Stale : SessionEffect.Private);
+          effect = Math.max(effect, change.setting !== null && MYSQL_KEYED_VARIABLES.has(change.setting) ? SessionEffect.Stale : SessionEffect.Private);
           break;
         case 'temporary-table':
           if (change.setting !== null) temporaryTables.push(change.setting);
@@ -209,57 +173,21 @@ export class MySqlCache extends ResultCache<MysqlStatementInfo> {
     });
   }
 
-  /**
-   * The probe for a statement: one row of the session's context (database, users, role, keyed
-   * variables), the current database's fan-out tables, then one column per table read (its
-   * TABLE_TYPE), per stored function called (determinism and data access) and per table written
-   * (its TABLE_TYPE). Names travel as hex literals so neither sql_mode nor the character set can
-   * change how they read.
-   */
+  /** The probe for a statement (invalidation/mysql-probe.ts). */
   probeSql(info: MysqlStatementInfo, mariadb: boolean): string {
-    const variables = [...KEYED_VARIABLES, ...(mariadb ? KEYED_MARIADB_VARIABLES : KEYED_MYSQL_VARIABLES)];
-    const columns = [
-      'DATABASE()', 'CURRENT_USER()', 'USER()', 'CURRENT_ROLE()',
-      // CONCAT_WS skips NULLs (character_set_results may be NULL): mark them so positions hold.
-      `CONCAT_WS(X'00', ${variables.map((v) => `IFNULL(@@SESSION.${v}, X'01')`).join(', ')})`,
-      // Writes to these reach other tables (triggers, cascading foreign keys, updatable views):
-      // invalidated wide. The count tells a truncated list. NULL (unknown) unless this login sees
-      // the whole database's catalog: see fanOutVisible.
-      `IF(${fanOutVisible(mariadb)}, (SELECT CONCAT(COUNT(DISTINCT t), ':', IFNULL(GROUP_CONCAT(DISTINCT HEX(t)), '')) FROM (`
-        + 'SELECT EVENT_OBJECT_TABLE AS t FROM information_schema.TRIGGERS WHERE EVENT_OBJECT_SCHEMA = DATABASE() UNION '
-        + 'SELECT TABLE_NAME FROM information_schema.VIEWS WHERE TABLE_SCHEMA = DATABASE() UNION '
-        + "SELECT REFERENCED_TABLE_NAME FROM information_schema.REFERENTIAL_CONSTRAINTS WHERE UNIQUE_CONSTRAINT_SCHEMA = DATABASE() AND (DELETE_RULE NOT IN ('RESTRICT', 'NO ACTION') OR UPDATE_RULE NOT IN ('RESTRICT', 'NO ACTION'))"
-        + ') f), NULL)',
-    ];
-    for (const t of info.analysis.tablesRead) columns.push(tableTypeColumn(t));
-    for (const r of info.analysis.routines) {
-      columns.push(`(SELECT CONCAT(IS_DETERMINISTIC, ':', SQL_DATA_ACCESS) FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = ${schemaOf(r)} AND ROUTINE_NAME = ${literal(r.name)} AND ROUTINE_TYPE = 'FUNCTION' LIMIT 1)`);
-    }
-    for (const t of info.analysis.tablesWritten) columns.push(tableTypeColumn(t));
-    return `SELECT ${columns.join(', ')}`;
+    return buildMySqlProbeSql(info.analysis, mariadb);
   }
 
-  /** Reads the probe's row (text protocol values, NULL as null). */
-  readProbe(row: readonly (string | null)[], info: MysqlStatementInfo): MysqlProbeResult {
-    const { tablesRead, routines, tablesWritten } = info.analysis;
-    const expected = FIRST_CHECK_COLUMN + tablesRead.length + routines.length + tablesWritten.length;
-    if (row.length !== expected) throw new MysqlProbeError(`probe returned ${row.length} columns, expected ${expected}`);
-    const settings = row[SETTINGS_COLUMN] ?? '';
-    const sqlMode = settings.split('\u0000')[KEYED_VARIABLES.indexOf('sql_mode')] ?? '';
-    return {
-      database: row[0] ?? null,
-      contextText: row.slice(0, SETTINGS_COLUMN + 1).map((v) => v ?? '\u0001').join('\u0000'),
-      sqlMode,
-      fanOut: readFanOut(row[FAN_OUT_COLUMN] ?? null),
-      checks: row.slice(FIRST_CHECK_COLUMN),
-    };
+  /** Reads the probe's row for `info` (text protocol values, NULL as null); throws MySqlProbeError. */
+  readProbe(row: readonly (string | null)[], info: MysqlStatementInfo): MySqlProbeResult {
+    return readMySqlProbeRow(row, info.analysis);
   }
 
   /**
    * The context for a probe's view of the session plus the capabilities that shape result bytes.
    * `privateId` is set when the session must share nothing (temporary tables, unreadable settings).
    */
-  context(probe: MysqlProbeResult, capabilities: string, privateId: number | null): MysqlContext | null {
+  context(probe: MySqlProbeResult, capabilities: string, privateId: number | null): MysqlContext | null {
     if (probe.database === null) return null;
     const text = `${probe.contextText}\u0000${capabilities}\u0000${privateId ?? ''}`;
     let ctx = this.contexts.get(text);
@@ -272,19 +200,18 @@ export class MySqlCache extends ResultCache<MysqlStatementInfo> {
     return ctx;
   }
 
-  rememberStartup(startupKey: string, probe: MysqlProbeResult): void {
-    if (this.startupProbes.size >= MAX_CONTEXTS) this.startupProbes.clear();
+  rememberStartup(startupKey: string, probe: MySqlProbeResult): void {
     this.startupProbes.set(startupKey, { probe, generation: this.generationCount });
   }
 
   /** The probe of an earlier session with the same login, unless DDL happened since. */
-  startupProbe(startupKey: string): MysqlProbeResult | undefined {
+  startupProbe(startupKey: string): MySqlProbeResult | undefined {
     const known = this.startupProbes.get(startupKey);
     return known !== undefined && known.generation === this.generationCount ? known.probe : undefined;
   }
 
   /** Records what the probe found for `info` under `ctx`: its tables' and functions' facts and its decision. */
-  decide(ctx: MysqlContext, info: MysqlStatementInfo, probe: MysqlProbeResult): Decision {
+  decide(ctx: MysqlContext, info: MysqlStatementInfo, probe: MySqlProbeResult): Decision {
     // The fan-out is the database's, whoever looked: a complete answer of this catalog generation
     // stays when a login that cannot see it all probes later.
     const known = this.fanOut.get(ctx.database);
@@ -294,9 +221,9 @@ export class MySqlCache extends ResultCache<MysqlStatementInfo> {
     const { tablesRead, routines, tablesWritten } = info.analysis;
     const generation = this.generationCount;
     const fact = (i: number): CatalogFact => ({ generation, value: probe.checks[i] ?? null });
-    tablesRead.forEach((t, i) => remember(ctx.tableTypes, nameKey(ctx, t), fact(i)));
-    routines.forEach((r, i) => remember(ctx.functionFlags, nameKey(ctx, r), fact(tablesRead.length + i)));
-    tablesWritten.forEach((t, i) => remember(ctx.tableTypes, nameKey(ctx, t), fact(tablesRead.length + routines.length + i)));
+    tablesRead.forEach((t, i) => ctx.tableTypes.set(nameKey(ctx, t), fact(i)));
+    routines.forEach((r, i) => ctx.functionFlags.set(nameKey(ctx, r), fact(tablesRead.length + i)));
+    tablesWritten.forEach((t, i) => ctx.tableTypes.set(nameKey(ctx, t), fact(tablesRead.length + routines.length + i)));
     return this.record(ctx, info, probe.checks);
   }
 
@@ -334,22 +261,14 @@ export class MySqlCache extends ResultCache<MysqlStatementInfo> {
   /** Judges `info` from its tables' types and its functions' flags (in probe column order) and keeps the decision. */
   private record(ctx: MysqlContext, info: MysqlStatementInfo, checks: readonly (string | null)[]): Decision {
     const a = info.analysis;
-    let reason: string | null = info.readCacheable ? null : a.reasonNotCacheable ?? 'not-cacheable';
+    const reason = info.readCacheable ? mySqlCheckVerdict(a, checks) : a.reasonNotCacheable ?? 'not-cacheable';
     const tags = new Set<string>([databaseTag(ctx.database)]);
-    a.tablesRead.forEach((t, i) => {
-      const type = checks[i] ?? null;
-      if (reason === null && type === null) reason = 'unknown-table'; // a temporary table, or one that does not exist
-      else if (reason === null && !CACHEABLE_TABLE_TYPES.has(type!)) reason = type === 'VIEW' ? 'view' : 'table-type';
+    for (const t of a.tablesRead) {
       const db = t.database ?? ctx.database;
       tags.add(databaseTag(db));
       tags.add(tableTag(db, '', t.name));
-    });
-    a.routines.forEach((_r, i) => {
-      const flags = checks[a.tablesRead.length + i] ?? null;
-      if (reason === null && flags !== 'YES:NO SQL' && flags !== 'YES:CONTAINS SQL') reason = 'user-function';
-    });
+    }
     const decision: Decision = Object.freeze({ generation: this.generationCount, cacheable: reason === null, reason, tags: Object.freeze([...tags]) });
-    if (ctx.decisions.size >= MAX_DECISIONS_PER_CONTEXT) ctx.decisions.clear();
     ctx.decisions.set(info, decision);
     return decision;
   }
@@ -414,49 +333,7 @@ export function dialectOf(sqlMode: string): MysqlAnalysisOptions {
   };
 }
 
-/**
- * Does this login see every trigger, cascading foreign key and view of the current database?
- * information_schema shows a foreign key only to a login with a privilege on its child table, and
- * MySQL shows a trigger only to TRIGGER holders: a login granted table by table would learn a
- * fan-out with holes, and a write through it would leave another login's cached reads stale. Only
- * a global or database-wide SELECT (plus TRIGGER on MySQL) granted to the login itself counts;
- * privileges through roles are not looked at (unknown: writes are invalidated wide).
- */
-function fanOutVisible(mariadb: boolean): string {
-  const grantee = "CONCAT(CHAR(39), SUBSTRING_INDEX(CURRENT_USER(), '@', 1), CHAR(39, 64, 39), SUBSTRING_INDEX(CURRENT_USER(), '@', -1), CHAR(39))";
-  const needed = mariadb ? ['SELECT'] : ['SELECT', 'TRIGGER'];
-  return needed.map((privilege) => `EXISTS (SELECT 1 FROM information_schema.USER_PRIVILEGES WHERE GRANTEE = ${grantee} AND PRIVILEGE_TYPE = '${privilege}' `
-    + `UNION ALL SELECT 1 FROM information_schema.SCHEMA_PRIVILEGES WHERE GRANTEE = ${grantee} AND TABLE_SCHEMA = DATABASE() AND PRIVILEGE_TYPE = '${privilege}')`).join(' AND ');
-}
-
-function readFanOut(value: string | null): ReadonlySet<string> | null {
-  if (value === null) return null;
-  const colon = value.indexOf(':');
-  const count = Number(value.slice(0, colon));
-  const list = value.slice(colon + 1);
-  const names = list === '' ? [] : list.split(',').map((hex) => Buffer.from(hex, 'hex').toString('utf8'));
-  // GROUP_CONCAT stops at group_concat_max_len: a short list means names are missing.
-  return names.length === count ? new Set(names) : null;
-}
-
 /** A table's or function's key among a context's facts: its database (the context's when unnamed) and name. */
 function nameKey(ctx: MysqlContext, name: MysqlQualifiedName): string {
   return `${name.database ?? ctx.database}\u0000${name.name}`;
-}
-
-function remember(facts: Map<string, CatalogFact>, key: string, fact: CatalogFact): void {
-  if (facts.size >= MAX_FACTS_PER_CONTEXT && !facts.has(key)) facts.clear();
-  facts.set(key, fact);
-}
-
-function literal(name: string): string {
-  return `CONVERT(X'${Buffer.from(name, 'utf8').toString('hex')}' USING utf8mb4)`;
-}
-
-function tableTypeColumn(t: MysqlQualifiedName): string {
-  return `(SELECT TABLE_TYPE FROM information_schema.TABLES WHERE TABLE_SCHEMA = ${schemaOf(t)} AND TABLE_NAME = ${literal(t.name)})`;
-}
-
-function schemaOf(name: MysqlQualifiedName): string {
-  return name.database === null ? 'DATABASE()' : literal(name.database);
 }

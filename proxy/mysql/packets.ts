@@ -7,6 +7,7 @@
 import { MAX_PACKET_PAYLOAD } from './codes.js';
 import type { BufferBudget } from '../buffer-budget.js';
 import { PartialMessage } from '../partial-message.js';
+import { SplitHeader } from '../split-header.js';
 
 export interface PacketSink {
   /**
@@ -23,8 +24,7 @@ export type PacketError =
   | { kind: 'over-budget'; length: number; held: number; limit: number };
 
 export class PacketFramer {
-  private readonly header = Buffer.alloc(4);
-  private headerFilled = 0;
+  private readonly header = new SplitHeader(4);
   /** The physical packet being assembled across chunks. */
   private readonly partial: PartialMessage;
   /** Physical packets of a logical packet that continues (each 0xFFFFFF long), held in the budget. */
@@ -46,12 +46,12 @@ export class PacketFramer {
 
   /** True when the stream stopped in the middle of a logical packet. */
   get hasPartial(): boolean {
-    return this.headerFilled > 0 || this.partial.active || this.parts.length > 0;
+    return this.header.pending || this.partial.active || this.parts.length > 0;
   }
 
   /** Drops a packet that arrived in part (the session ended), giving its bytes back to the budget. */
   discardPartial(): void {
-    this.headerFilled = 0;
+    this.header.discard();
     this.partial.discard();
     this.dropParts();
   }
@@ -72,26 +72,14 @@ export class PacketFramer {
         if (err) return err;
         continue;
       }
-      let payload: number;
-      let seq: number;
-      let start: number;
-      if (this.headerFilled === 0 && len - pos >= 4) {
-        // Fast path: the header is inside this chunk.
-        payload = chunk.readUIntLE(pos, 3);
-        seq = chunk[pos + 3]!;
-        start = pos;
-        pos += 4;
-      } else {
-        const take = Math.min(4 - this.headerFilled, len - pos);
-        chunk.copy(this.header, this.headerFilled, pos, pos + take);
-        this.headerFilled += take;
-        pos += take;
-        if (this.headerFilled < 4) continue;
-        this.headerFilled = 0;
-        payload = this.header.readUIntLE(0, 3);
-        seq = this.header[3]!;
-        start = -1;
-      }
+      const next = this.header.read(chunk, pos, 4);
+      if (next < 0) break;
+      pos = next;
+      const { buf: h, at } = this.header;
+      const payload = h.readUIntLE(at, 3);
+      const seq = h[at + 3]!;
+      // Where the physical packet starts in this chunk; -1 when its header came in pieces.
+      const start = this.header.gathered ? -1 : at;
       const err = this.check(payload, seq);
       if (err) return err;
       if (start >= 0 && len - pos >= payload) {
@@ -101,7 +89,7 @@ export class PacketFramer {
         continue;
       }
       // The packet goes on in later chunks (or only its header came, split): assemble it.
-      const begun = start >= 0 ? this.partial.start(4 + payload, chunk, start, len) : this.partial.start(4 + payload, this.header, 0, 4);
+      const begun = start >= 0 ? this.partial.start(4 + payload, chunk, start, len) : this.partial.start(4 + payload, h, 0, 4);
       if (!begun) return this.overBudget(this.partsPayload + payload);
       if (start >= 0) pos = len;
       if (this.partial.missing === 0) {

@@ -13,11 +13,11 @@
 // ahead of the session's first command). Each command starts its own
 // sequence at 0, so the probe is a command of its own and a stored reply (sequence ids from 1)
 // replays as is for any later command.
-import type { StatementSource } from '../../admin/query-stats.js';
+import type { StatementSource } from '../../telemetry/query-stats.js';
 import type { FillToken } from '../../cache/tag-versions.js';
 import { serverDialect } from '../../invalidation/mysql-lexer.js';
 import type { MysqlAnalysisOptions } from '../../invalidation/mysql-analysis.js';
-import type { Logger } from '../../cli/log.js';
+import type { Logger } from '../../telemetry/log.js';
 import { Command, MariaDbCapability, Capability, ServerStatus } from './codes.js';
 import { MalformedPacketError, PayloadReader, encodePacket, payloadOf } from './packets.js';
 import { Kind, ReplyRouter, Route } from '../reply-router.js';
@@ -27,7 +27,9 @@ import { decodeOk } from './server-packets.js';
 import { ServerScanner, type ServerPacketSink } from './server-scanner.js';
 import type { MySqlSessionState } from './session-state.js';
 import { STORED_TRANSACTION_FLAGS, TRANSACTION_FLAGS, withTransactionFlags } from './stored-reply.js';
-import { MysqlProbeError, SessionEffect, type MySqlCache, type MysqlContext, type MysqlProbeResult, type MysqlStatementInfo } from './mysql-cache.js';
+import { SessionEffect, type MySqlCache, type MysqlContext, type MysqlStatementInfo } from './mysql-cache.js';
+// Aliased so this change touches only imports; the relay's own rewrite takes the MySql spelling.
+import { MySqlProbeError as MysqlProbeError, type MySqlProbeResult as MysqlProbeResult } from '../../invalidation/mysql-probe.js';
 import type { Execution } from './prepared-statements.js';
 import { IdentityError, identityOf, mysqlIdentitySql, readMysqlIdentity } from '../upstream-identity.js';
 

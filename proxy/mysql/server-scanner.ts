@@ -3,6 +3,7 @@
 // themselves are relayed in the chunks they arrived in. Rows are skipped, never buffered: a row of
 // any size costs nothing here. Pure: bytes in, packet events out.
 import { MAX_PACKET_PAYLOAD } from './codes.js';
+import { SplitHeader } from '../split-header.js';
 
 export interface ServerPacketSink {
   /**
@@ -21,8 +22,7 @@ export interface ServerPacketSink {
 }
 
 export class ServerScanner {
-  private readonly header = Buffer.alloc(4);
-  private headerFilled = 0;
+  private readonly header = new SplitHeader(4);
   /** Payload bytes of the current physical packet still to come. */
   private remaining = 0;
   /** Length of the current physical packet's payload. */
@@ -39,7 +39,7 @@ export class ServerScanner {
 
   /** True between logical packets: a packet of the proxy's own may be inserted here. */
   get atBoundary(): boolean {
-    return this.headerFilled === 0 && this.remaining === 0 && !this.continuing;
+    return !this.header.pending && this.remaining === 0 && !this.continuing;
   }
 
   /**
@@ -75,22 +75,11 @@ export class ServerScanner {
         if (this.remaining === 0 && this.physicalDone(sink)) return pos;
         continue;
       }
-      let length: number;
-      let seq: number;
-      if (this.headerFilled === 0 && len - pos >= 4) {
-        length = chunk.readUIntLE(pos, 3);
-        seq = chunk[pos + 3]!;
-        pos += 4;
-      } else {
-        const take = Math.min(4 - this.headerFilled, len - pos);
-        chunk.copy(this.header, this.headerFilled, pos, pos + take);
-        this.headerFilled += take;
-        pos += take;
-        if (this.headerFilled < 4) continue;
-        this.headerFilled = 0;
-        length = this.header.readUIntLE(0, 3);
-        seq = this.header[3]!;
-      }
+      const next = this.header.read(chunk, pos, 4);
+      if (next < 0) break;
+      pos = next;
+      const length = this.header.buf.readUIntLE(this.header.at, 3);
+      const seq = this.header.buf[this.header.at + 3]!;
       this.lastSeq = seq;
       this.physicalLength = length;
       this.remaining = length;

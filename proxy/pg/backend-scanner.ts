@@ -3,6 +3,7 @@
 // needs, while the bytes themselves stay in the chunks they arrived in. Bodies nobody asked for
 // (DataRow, CopyData) are skipped, never buffered: a row of any size costs nothing here.
 // Pure: bytes in, message events out.
+import { SplitHeader } from '../split-header.js';
 
 export interface BackendSink {
   /**
@@ -15,8 +16,7 @@ export interface BackendSink {
 }
 
 export class BackendScanner {
-  private readonly header = Buffer.alloc(5);
-  private headerFilled = 0;
+  private readonly header = new SplitHeader(5);
   private code = 0;
   private wanted = false;
   /** Body bytes of the current message still to come (skipped or assembled). */
@@ -26,7 +26,7 @@ export class BackendScanner {
 
   /** True between messages: a message of the proxy's own may be inserted here. */
   get atBoundary(): boolean {
-    return this.headerFilled === 0 && this.remaining === 0;
+    return !this.header.pending && this.remaining === 0;
   }
 
   feed(chunk: Buffer, sink: BackendSink): void {
@@ -48,23 +48,14 @@ export class BackendScanner {
         }
         continue;
       }
-      let bodyLength: number;
-      if (this.headerFilled === 0) {
+      if (!this.header.pending) {
         this.code = chunk[pos]!;
         this.wanted = sink.begin(this.code, pos);
       }
-      if (this.headerFilled === 0 && len - pos >= 5) {
-        bodyLength = chunk.readInt32BE(pos + 1) - 4;
-        pos += 5;
-      } else {
-        const take = Math.min(5 - this.headerFilled, len - pos);
-        chunk.copy(this.header, this.headerFilled, pos, pos + take);
-        this.headerFilled += take;
-        pos += take;
-        if (this.headerFilled < 5) continue;
-        this.headerFilled = 0;
-        bodyLength = this.header.readInt32BE(1) - 4;
-      }
+      const next = this.header.read(chunk, pos, 5);
+      if (next < 0) break;
+      pos = next;
+      let bodyLength = this.header.buf.readInt32BE(this.header.at + 1) - 4;
       if (bodyLength < 0) bodyLength = 0; // a broken server; keep following, the client will complain
       if (len - pos >= bodyLength) {
         if (this.wanted) sink.message(this.code, chunk, pos, pos + bodyLength);

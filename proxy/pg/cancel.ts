@@ -1,7 +1,7 @@
 // Relays a CancelRequest to the upstream on a connection of its own, as the protocol asks.
 // The client's key is the upstream's own BackendKeyData (relayed unchanged), so it needs no mapping.
 import net from 'node:net';
-import type { Logger } from '../../cli/log.js';
+import type { Logger } from '../../telemetry/log.js';
 import type { HostPort } from '../../config/settings.js';
 
 const CANCEL_TIMEOUT_MS = 5000;

@@ -4,6 +4,7 @@
 // bytes come from the shared budget. Pure: bytes in, message boundaries out.
 import type { BufferBudget } from '../buffer-budget.js';
 import { PartialMessage } from '../partial-message.js';
+import { SplitHeader } from '../split-header.js';
 
 export interface FrameSink {
   /** One whole message: `code` (0 for untyped packets) and its bytes buf[start, end) incl. header. */
@@ -19,8 +20,7 @@ export type FrameError =
 export class Framer {
   /** Typed messages carry a one-byte code before the length. */
   private typed = false;
-  private readonly header = Buffer.alloc(5);
-  private headerFilled = 0;
+  private readonly header = new SplitHeader(5);
   /** A message being assembled across chunks. */
   private readonly partial: PartialMessage;
 
@@ -46,12 +46,12 @@ export class Framer {
 
   /** True when the stream stopped in the middle of a message. */
   get hasPartial(): boolean {
-    return this.headerFilled > 0 || this.partial.active;
+    return this.header.pending || this.partial.active;
   }
 
   /** Drops a message that arrived in part (the session ended), giving its bytes back to the budget. */
   discardPartial(): void {
-    this.headerFilled = 0;
+    this.header.discard();
     this.partial.discard();
   }
 
@@ -70,37 +70,30 @@ export class Framer {
         continue;
       }
       const headerSize = this.typed ? 5 : 4;
-      if (this.headerFilled === 0 && len - pos >= headerSize) {
-        // Fast path: the header is inside this chunk.
-        const code = this.typed ? chunk[pos]! : 0;
-        const length = chunk.readInt32BE(pos + headerSize - 4);
-        const err = this.check(length);
-        if (err) return err;
-        const total = length + headerSize - 4;
-        if (len - pos >= total) {
-          sink.message(code, chunk, pos, pos + total);
-          pos += total;
+      const next = this.header.read(chunk, pos, headerSize);
+      if (next < 0) break;
+      const { buf: h, at } = this.header;
+      const code = this.typed ? h[at]! : 0;
+      const length = h.readInt32BE(at + headerSize - 4);
+      const err = this.check(length);
+      if (err) return err;
+      const total = length + headerSize - 4;
+      if (!this.header.gathered) {
+        // The header was inside this chunk: so is the whole message, or its first part.
+        if (len - at >= total) {
+          sink.message(code, chunk, at, at + total);
+          pos = at + total;
         } else {
-          if (!this.partial.start(total, chunk, pos, len)) return this.overBudget(total);
+          if (!this.partial.start(total, chunk, at, len)) return this.overBudget(total);
           pos = len;
         }
         continue;
       }
-      // The header itself is split across chunks.
-      const take = Math.min(headerSize - this.headerFilled, len - pos);
-      chunk.copy(this.header, this.headerFilled, pos, pos + take);
-      this.headerFilled += take;
-      pos += take;
-      if (this.headerFilled < headerSize) continue;
-      const length = this.header.readInt32BE(headerSize - 4);
-      const err = this.check(length);
-      if (err) return err;
-      this.headerFilled = 0;
-      const total = length + headerSize - 4;
+      pos = next;
       if (total === headerSize) {
         // A copy: the sink may keep the message (a queued write) past the next header.
-        sink.message(this.typed ? this.header[0]! : 0, Buffer.from(this.header.subarray(0, total)), 0, total);
-      } else if (!this.partial.start(total, this.header, 0, headerSize)) {
+        sink.message(code, Buffer.from(h.subarray(0, total)), 0, total);
+      } else if (!this.partial.start(total, h, 0, headerSize)) {
         return this.overBudget(total);
       }
     }

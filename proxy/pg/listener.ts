@@ -1,7 +1,7 @@
 // Accepts PostgreSQL clients: the shared listener (proxy/listener.ts) with PostgreSQL sessions.
-import type { Logger } from '../../cli/log.js';
+import type { Logger } from '../../telemetry/log.js';
 import type { Config, HostPort } from '../../config/settings.js';
-import type { Metrics } from '../../admin/metrics.js';
+import type { Metrics } from '../../telemetry/metrics.js';
 import type { BufferBudget } from '../buffer-budget.js';
 import { ProxyListener } from '../listener.js';
 import { PgProxyError, SqlState } from './error-response.js';

@@ -1,6 +1,6 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { createMetrics } from '../../admin/metrics.js';
+import { createMetrics } from '../../telemetry/metrics.js';
 import { databaseTag, tableTag } from '../../cache/tags.js';
 import { loadConfig } from '../../config/settings.js';
 import type { ProbeResult, ProbedRelation } from '../../invalidation/pg-probe.js';

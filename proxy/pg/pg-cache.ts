@@ -1,10 +1,11 @@
 // The PostgreSQL side's shared cache service: the result store, the statement analysis (one parse
 // per statement shape), the session contexts entries are keyed under with what probes taught
 // about the catalog in each, and invalidation. Sessions call it; it knows nothing of sockets.
-import { createHash } from 'node:crypto';
-import type { Metrics } from '../../admin/metrics.js';
-import type { StatementIdentity } from '../../admin/query-stats.js';
+import { LRUCache } from 'lru-cache';
+import type { Metrics } from '../../telemetry/metrics.js';
+import { shapeFingerprint, type StatementIdentity } from '../../telemetry/query-stats.js';
 import { databaseTag, tableTag } from '../../cache/tags.js';
+import { boundedMap } from '../bounded-map.js';
 import { ResultCache } from '../result-cache.js';
 import type { Config } from '../../config/settings.js';
 import type { StatementAnalysis } from '../../invalidation/pg-analysis.js';
@@ -69,26 +70,26 @@ export const enum WriteScope {
   Server,
 }
 
-/** Everything a session's results depend on besides the statement itself, interned. */
-export class PgContext {
-  /** Statement decisions under this context; bounded by clearing (shapes are few in practice). */
-  readonly decisions = new Map<StatementInfo, Decision>();
-  /**
-   * What probes in this context taught about relations (by relationKey: names resolve through the
-   * context's search_path) and functions, as of catalog generation `factsGeneration`.
-   */
-  readonly relations = new Map<string, RelationFacts>();
-  readonly functions = new Map<string, FunctionFacts>();
-  factsGeneration = 0;
-  constructor(readonly id: number, readonly database: string, readonly keyPrefix: string) {}
-}
-
 const MAX_CONTEXTS = 10_000;
 /** Texts remembered by exact text (the rest go through their shape), and the longest kept. */
 const MAX_TEXTS = 10_000;
 const MAX_TEXT_KEY_LENGTH = 4096;
 const MAX_DECISIONS_PER_CONTEXT = 10_000;
 const MAX_FACTS_PER_CONTEXT = 10_000;
+
+/** Everything a session's results depend on besides the statement itself, interned. */
+export class PgContext {
+  /** Statement decisions under this context (shapes are few in practice). */
+  readonly decisions = boundedMap<StatementInfo, Decision>(MAX_DECISIONS_PER_CONTEXT);
+  /**
+   * What probes in this context taught about relations (by relationKey: names resolve through the
+   * context's search_path) and functions, as of catalog generation `factsGeneration`.
+   */
+  readonly relations = boundedMap<string, RelationFacts>(MAX_FACTS_PER_CONTEXT);
+  readonly functions = boundedMap<string, FunctionFacts>(MAX_FACTS_PER_CONTEXT);
+  factsGeneration = 0;
+  constructor(readonly id: number, readonly database: string, readonly keyPrefix: string) {}
+}
 
 /** Settings reported by ParameterStatus that change results or their text. */
 export const KEYED_PARAMETERS = [
@@ -99,7 +100,7 @@ export const KEYED_PARAMETERS = [
 export class PgCache extends ResultCache<StatementInfo> {
   private readonly infos = new WeakMap<StatementAnalysis, StatementInfo>();
   /** The hot texts' infos by exact text: one Map lookup instead of computing the shape. */
-  private readonly infoByText = new Map<string, StatementInfo>();
+  private readonly infoByText = new LRUCache<string, StatementInfo>({ max: MAX_TEXTS });
   private readonly contexts = new Map<string, PgContext>();
   /** Bumped per database on DDL: decisions taken before may rest on a catalog that changed. */
   private readonly generations = new Map<string, number>();
@@ -111,7 +112,7 @@ export class PgCache extends ResultCache<StatementInfo> {
    * parameters: a new session with the same ones starts in the same state (same role, database,
    * ALTER ROLE/DATABASE settings), so it can be answered from its first statement.
    */
-  private readonly startupProbes = new Map<string, { probe: ProbeResult; generation: number }>();
+  private readonly startupProbes = new LRUCache<string, { probe: ProbeResult; generation: number }>({ max: MAX_CONTEXTS });
   /** Per database, as of a catalog generation: relations whose writes may change other tables. */
   private readonly fanOut = new Map<string, { generation: number; tables: ReadonlySet<string> }>();
 
@@ -139,7 +140,6 @@ export class PgCache extends ResultCache<StatementInfo> {
       this.infos.set(analysis, info);
     }
     if (text.length <= MAX_TEXT_KEY_LENGTH) {
-      if (this.infoByText.size >= MAX_TEXTS) this.infoByText.clear();
       this.infoByText.set(text, info);
     }
     return info;
@@ -149,7 +149,7 @@ export class PgCache extends ResultCache<StatementInfo> {
     const isRead = a.kind === 'read';
     const callsFunctions = a.functions.length > 0;
     const needsCatalog = (a.cacheable && isRead) || ((isRead || a.kind === 'write') && callsFunctions);
-    const fingerprint = createHash('sha1').update(shape).digest('hex').slice(0, 16);
+    const fingerprint = shapeFingerprint(shape);
     // Bare names, as invalidation spells them (tags are per relation name within a database).
     const tables = [...a.tablesRead, ...a.tablesWritten].map((t) => t.name);
     return Object.freeze({
@@ -184,7 +184,6 @@ export class PgCache extends ResultCache<StatementInfo> {
   }
 
   rememberStartup(startupKey: string, probe: ProbeResult): void {
-    if (this.startupProbes.size >= MAX_CONTEXTS) this.startupProbes.clear();
     this.startupProbes.set(startupKey, { probe, generation: this.generation(probe.database) });
   }
 
@@ -215,8 +214,6 @@ export class PgCache extends ResultCache<StatementInfo> {
     if (generation !== this.generation(ctx.database)) return decision;
     this.fanOut.set(ctx.database, { generation, tables: new Set(probe.fanOutTables) });
     this.currentFacts(ctx, generation);
-    if (ctx.relations.size + learned.relations.size > MAX_FACTS_PER_CONTEXT) ctx.relations.clear();
-    if (ctx.functions.size + learned.functions.size > MAX_FACTS_PER_CONTEXT) ctx.functions.clear();
     for (const [key, facts] of learned.relations) ctx.relations.set(key, facts);
     for (const [name, facts] of learned.functions) ctx.functions.set(name, facts);
     return decision;
@@ -254,7 +251,6 @@ export class PgCache extends ResultCache<StatementInfo> {
       tags: Object.freeze(tags),
       functionsBuiltin: verdict.functionsBuiltin,
     });
-    if (ctx.decisions.size >= MAX_DECISIONS_PER_CONTEXT) ctx.decisions.clear();
     ctx.decisions.set(info, decision);
     return decision;
   }

@@ -9,7 +9,7 @@
 // head entry. The cache answers only when nothing is outstanding, so replies never reorder, and
 // only once the session's server is known to be the one the entries came from (the identity check,
 // upstream-identity.ts, pipelined ahead of the session's first request).
-import type { StatementIdentity, StatementSource } from '../../admin/query-stats.js';
+import type { StatementIdentity, StatementSource } from '../../telemetry/query-stats.js';
 import type { FillToken } from '../../cache/tag-versions.js';
 import { Backend, Frontend } from './codes.js';
 import { Kind, ReplyRouter, Route } from '../reply-router.js';
@@ -24,7 +24,7 @@ import { cacheableBatch, type CacheableBatch, type Held } from './cacheable-batc
 import {
   PARSE_COMPLETE, closeStatementMessage, decodeTextRow, equalsName, errorCodeOf, errorMessageOf, parseMessage, queryMessage, startsWithAscii,
 } from './messages.js';
-import type { Logger } from '../../cli/log.js';
+import type { Logger } from '../../telemetry/log.js';
 
 export interface RelayIo extends StatementSource {
   toUpstream(bytes: Buffer): void;

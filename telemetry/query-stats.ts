@@ -2,12 +2,22 @@
 // cache metrics and /stats. The session calls identify() once per distinct statement and keeps the
 // identity with its cached decision, so counting a hit is a few field increments on objects it
 // already holds: no Map lookup, no label hashing, no allocation. prom-client reads the totals at
-// scrape time (admin/metrics.ts).
+// scrape time (telemetry/metrics.ts).
+import { createHash } from 'node:crypto';
 import { DurationHistogram } from './duration-histogram.js';
 import type { Metrics, Protocol } from './metrics.js';
 
 export type Outcome = 'hit' | 'miss' | 'bypass' | 'write';
 export const OUTCOMES: readonly Outcome[] = Object.freeze(['hit', 'miss', 'bypass', 'write']);
+
+/**
+ * A statement's fingerprint: the first 16 hex digits of the sha1 of its shape (its text with the
+ * literals emptied: invalidation/pg-shape.ts, invalidation/mysql-shape.ts). Both protocols spell it
+ * so, and /api/flush and the cache rules match it.
+ */
+export function shapeFingerprint(shape: string): string {
+  return createHash('sha1').update(shape).digest('hex').slice(0, 16);
+}
 
 /** Longest statement text kept as a fingerprint's sample. */
 export const SAMPLE_CHARS = 300;
@@ -37,7 +47,10 @@ export class StatementIdentity {
   rule: string | null = null;
 
   constructor(
-    /** libpg-query's fingerprint (hex), or OVERFLOW_FINGERPRINT. */
+    /**
+     * shapeFingerprint() of the statement's shape, so texts differing only in literal values
+     * share one; or OVERFLOW_FINGERPRINT.
+     */
     readonly fingerprint: string,
     /**
      * The text the protocol gives for the fingerprint (MySQL: its shape with each literal shown as
@@ -130,7 +143,7 @@ export interface StatementSource {
   readonly label: SessionLabel;
 }
 
-/** Where QueryStats sends the statements at or over the slow-query threshold (admin/slow-query-log.ts). */
+/** Where QueryStats sends the statements at or over the slow-query threshold (telemetry/slow-query-log.ts). */
 export interface SlowStatementSink {
   slow(protocol: Protocol, outcome: Outcome, id: StatementIdentity | null, bypassReason: string | null, seconds: number, source: StatementSource | undefined): void;
 }

@@ -2,7 +2,7 @@
 // threshold, whatever the cache did with it. QueryStats compares each duration with the threshold
 // and calls here only past it, so the log costs nothing on the fast path. Lines are bounded: a
 // burst of slow statements (a database that stalls) must not turn into a flood of log lines.
-import type { Logger } from '../cli/log.js';
+import type { Logger } from './log.js';
 import type { Config } from '../config/settings.js';
 import type { Protocol } from './metrics.js';
 import type { Outcome, QueryStats, SlowStatementSink, StatementIdentity, StatementSource } from './query-stats.js';

@@ -1,4 +1,4 @@
-// Micro benchmark of the counting on the query path: `node dist/admin/query-stats.bench.js`.
+// Micro benchmark of the counting on the query path: `node dist/telemetry/query-stats.bench.js`.
 // Not a test (no assertions, machine-dependent); prints ns per call. prom-client's own histogram
 // child is measured alongside, as the cost QueryStats avoids on every hit.
 import { Histogram, Registry } from 'prom-client';

@@ -1,10 +1,10 @@
 // The Prometheus registry and every metric sidecache exports. Proxy modules get the metric objects
-// from here; only the admin server renders them. The cache metrics are not counted here: each
-// protocol's QueryStats counts in plain fields, and these metrics read them when Prometheus scrapes.
+// from here (telemetry/ sits below proxy/, changes/, fleet/ and admin/); only the admin server
+// renders them. The cache metrics are not counted here: each protocol's QueryStats counts in plain
+// fields, and these metrics read them when Prometheus scrapes.
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import { registerChangeStreamMetrics, type ChangeStreamReading } from './change-streams.js';
 import { PrecountedHistogram, type LabelledHistogram } from './duration-histogram.js';
-import type { FleetReport } from '../fleet/fleet.js';
 import { OUTCOMES, type QueryStats, type StoreReading } from './query-stats.js';
 
 export type Protocol = 'postgres' | 'mysql';
@@ -23,8 +23,6 @@ export interface Metrics {
   messageBuffers: { readonly used: number; readonly limit: number } | null;
   /** The change streams followed (changes/ adds one per stream): sidecache_cdc_*, /stats and the dashboard read them. */
   changeStreams: Set<ChangeStreamReading>;
-  /** The fleet's state for /stats and the dashboard, set by fleet/fleet.ts; null without a fleet. */
-  fleet: (() => FleetReport) | null;
 }
 
 export function createMetrics(): Metrics {
@@ -46,7 +44,6 @@ export function createMetrics(): Metrics {
     cacheStats,
     messageBuffers: null,
     changeStreams,
-    fleet: null,
   };
   const bufferGauge = (name: string, help: string, value: (b: NonNullable<Metrics['messageBuffers']>) => number): void => {
     new Gauge({

@@ -19,10 +19,10 @@ import type { Decision, PgCache, PgContext, SessionIdentity, StatementInfo } fro
 import { buildProbeSql, probeFailureIsPassing, probeQuery, readProbeRow, type ProbeResult } from '../../invalidation/pg-probe.js';
 import { KEYED_PARAMETERS, WriteScope } from './pg-cache.js';
 import { IdentityError, PG_IDENTITY_SQL, identityOf, readPgIdentity } from '../upstream-identity.js';
-import { PgSessionState, TxStatus, readCString } from './session-state.js';
+import { PgSessionState, TxStatus } from './session-state.js';
 import { cacheableBatch, type CacheableBatch, type Held } from './cacheable-batch.js';
 import {
-  PARSE_COMPLETE, closeStatementMessage, decodeTextRow, equalsName, errorCodeOf, errorMessageOf, parseMessage, queryMessage, startsWithAscii,
+  PARSE_COMPLETE, closeStatementMessage, readCString, decodeTextRow, equalsName, errorCodeOf, errorMessageOf, parseMessage, queryMessage, startsWithAscii,
 } from './messages.js';
 import type { Logger } from '../../cli/log.js';
 

@@ -24,10 +24,11 @@ test('legal context moves', () => {
   assert.is(contextAfter(ContextState.Known, ContextState.Stale, ContextState.Private, ContextState.Stale, ContextState.Known).context, ContextState.Known);
   assert.is(contextAfter(ContextState.Known, ContextState.Known).context, ContextState.Known, 'staying is no move');
   assert.is(contextAfter(ContextState.Private, ContextState.Off).context, ContextState.Off);
+  assert.is(contextAfter(ContextState.Known, ContextState.Private, ContextState.Known).context, ContextState.Known, 'a probe found temporary relations, then none');
 });
 
 test('illegal context moves throw', () => {
-  for (const moves of [[ContextState.Known, ContextState.Private], [ContextState.Private, ContextState.Known], [ContextState.Off, ContextState.Stale], [ContextState.Off, ContextState.Known], [ContextState.Known, ContextState.Unknown], [ContextState.Stale, ContextState.Unknown]]) {
+  for (const moves of [[ContextState.Off, ContextState.Private], [ContextState.Off, ContextState.Stale], [ContextState.Off, ContextState.Known], [ContextState.Known, ContextState.Unknown], [ContextState.Stale, ContextState.Unknown]]) {
     assert.throws(() => contextAfter(...moves), (e: unknown) => e instanceof IllegalMoveError, moves.join(' -> '));
   }
 });

@@ -15,14 +15,15 @@ export class IllegalMoveError extends Error {}
  *   Unknown ──probe/adopt──> Known | Private        Unknown ──session changed──> Stale
  *   Stale   ──probe──────> Known | Private
  *   Known | Private ──session changed / server epoch moved──> Stale
+ *   Known <──> Private  (a probe found temporary relations, or none any more)
  *   Unknown | Stale | Known | Private ──unanalysable, probe failed──> Off   (Off is final)
- *   Known <──> Private only through Stale (what makes a context private changes the session)
+ *   nothing goes back to Unknown: once changed, a session is never taken for a fresh one
  */
 const CONTEXT_MOVES: readonly (readonly ContextState[])[] = [
   /* Unknown */ [ContextState.Stale, ContextState.Known, ContextState.Private, ContextState.Off],
   /* Stale   */ [ContextState.Known, ContextState.Private, ContextState.Off],
-  /* Known   */ [ContextState.Stale, ContextState.Off],
-  /* Private */ [ContextState.Stale, ContextState.Off],
+  /* Known   */ [ContextState.Stale, ContextState.Private, ContextState.Off],
+  /* Private */ [ContextState.Stale, ContextState.Known, ContextState.Off],
   /* Off     */ [],
 ];
 
@@ -137,6 +138,11 @@ export class SessionCacheState {
   /** The server epoch the session verified under, to learn under (-1 when not verified). */
   verifiedEpoch(cacheEpoch: number): number {
     return this.serverEpoch === cacheEpoch ? cacheEpoch : -1;
+  }
+
+  /** The identity check is in flight. */
+  get checkInFlight(): boolean {
+    return this.checking;
   }
 
   checkSent(): void {

@@ -9,9 +9,12 @@ import { BlockState, ContextState, IdentityState, contextUsable, inReadOnlyBlock
 import { WriteScope, type OutstandingRequest, type ProbeAction, type RequestLedger } from '../request-ledger.js';
 import { SessionCacheState } from '../session-cache.js';
 import { IdentityError, identityOf, readPgIdentity } from '../upstream-identity.js';
-import { queryMessage } from './messages.js';
+import { entryKey } from './cache-key.js';
+import type { CacheableBatch } from './cacheable-batch.js';
+import { queryMessage, startsWithAscii } from './messages.js';
 import { KEYED_PARAMETERS, type Decision, type PgCache, type PgContext, type SessionIdentity, type StatementInfo } from './pg-cache.js';
 import { TxStatus, type PgSessionState } from './session-state.js';
+import { withoutDescriptions } from './stored-reply.js';
 
 /** One request awaiting its ReadyForQuery (a Query, a FunctionCall, the messages up to a Sync). */
 export interface PgRequest extends OutstandingRequest<StatementInfo> {
@@ -103,6 +106,25 @@ export class PgCacheSession {
     return ctx === null ? undefined : this.cache.decision(ctx, info);
   }
 
+  /**
+   * The stored reply for a batch whose statement is known cacheable in this context: its own
+   * entry, or for a batch without Describe the entry of the same execution with one, its
+   * descriptions cut.
+   */
+  storedReply(info: StatementInfo, batch: CacheableBatch): { bytes: Buffer; identity: StatementInfo['identity'] } | undefined {
+    const ctx = this.keyContext;
+    if (ctx === null || this.decision(info)?.cacheable !== true) return undefined;
+    const store = this.cache.store;
+    const entry = store.get(entryKey(ctx.keyPrefix, batch.keySuffix));
+    if (entry !== undefined) return { bytes: entry.bytes, identity: entry.meta.identity };
+    for (const suffix of batch.describedKeySuffixes) {
+      const described = store.get(entryKey(ctx.keyPrefix, suffix));
+      const bytes = described === undefined ? null : withoutDescriptions(described.bytes);
+      if (bytes !== null) return { bytes, identity: described!.meta.identity };
+    }
+    return undefined;
+  }
+
   /** The identity check should go out before what goes next. */
   get needsCheck(): boolean {
     return this.state.identity(this.cache.serverEpoch) === IdentityState.Unchecked;
@@ -180,6 +202,23 @@ export class PgCacheSession {
     this.ctx = this.cache.context(probe, this.identity());
     if (this.ctx === null) this.state.contextMissing(epoch);
     else this.state.contextLearned(probe.hasTempRelations || this.ownContext, epoch);
+  }
+
+  /**
+   * A CommandComplete of `request` (body buf[start, end)): a single statement sent while idle
+   * has committed when it is sent, and so has a block at its COMMIT's (COMMIT AND CHAIN too):
+   * the writes are invalidated now, before this acknowledgement reaches the client.
+   */
+  commandComplete(request: PgRequest, buf: Buffer, start: number, end: number): void {
+    request.completes++;
+    // ROLLBACK TO SAVEPOINT has the same tag: only a statement that ends the block counts.
+    const ends = request.executed.length === 1 && endsBlock(request.executed[0]!);
+    if (ends && end - start === 9 && startsWithAscii(buf, start, end, 'ROLLBACK')) request.rolledBack = true;
+    const committed = request.autocommit || (ends && end - start === 7 && startsWithAscii(buf, start, end, 'COMMIT'));
+    if (committed && !request.invalidated) {
+      this.invalidate(request.executed);
+      request.invalidated = true;
+    }
   }
 
   /**
@@ -298,4 +337,9 @@ export class PgCacheSession {
 /** A statement that can neither write nor change the block's access mode: a plain read. */
 function keepsReadOnly(info: StatementInfo | null): boolean {
   return info !== null && info.analysis.kind === 'read' && info.writes.length === 0 && !info.writesUnlisted && !info.changesSession;
+}
+
+function endsBlock(info: StatementInfo | null): boolean {
+  const t = info?.analysis.statements[0]?.transaction;
+  return t === 'commit' || t === 'rollback';
 }

@@ -16,19 +16,20 @@ import type { Logger } from '../../cli/log.js';
 import {
   ProbePurpose, IdentityState, answersInBlock, mayLookUp, mayLookUpInBlock, route, unreachable, type FenceState, type RuleView, type SessionView, type Verdict,
 } from '../cache-router.js';
+import { ParkedRequest } from '../parked-request.js';
 import { Route, ReplyRouter } from '../reply-router.js';
 import { RequestLedger, forwardAction, isIdentityCheck, type CacheAction } from '../request-ledger.js';
 import { PG_IDENTITY_SQL } from '../upstream-identity.js';
 import type { BackendSink } from './backend-scanner.js';
 import { entryKey, simpleQueryKey } from './cache-key.js';
 import { PgCacheSession, type PgRequest } from './cache-session.js';
-import { cacheableBatch, type CacheableBatch, type Held } from './cacheable-batch.js';
+import { cacheableBatch, type Held } from './cacheable-batch.js';
 import { Backend, Frontend } from './codes.js';
-import { PARSE_COMPLETE, decodeTextRow, equalsName, errorCodeOf, errorMessageOf, queryMessage, queryText, startsWithAscii } from './messages.js';
+import { PARSE_COMPLETE, decodeTextRow, equalsName, errorCodeOf, errorMessageOf, queryMessage, queryText } from './messages.js';
 import type { PgCache, StatementInfo } from './pg-cache.js';
 import { StatementReplay } from './statement-replay.js';
 import { PgSessionState, TxStatus } from './session-state.js';
-import { READY_IN_BLOCK, endsIdle, readyAsIdle, withoutDescriptions, withoutReady } from './stored-reply.js';
+import { READY_IN_BLOCK, endsIdle, readyAsIdle, withoutReady } from './stored-reply.js';
 
 export interface RelayIo extends StatementSource {
   toUpstream(bytes: Buffer): void;
@@ -49,10 +50,8 @@ export class PgRelay {
   private readonly cs: PgCacheSession | null = null;
   /** Extended-protocol messages held until their Sync, the request relayed message by message, Parse replays. */
   private readonly extended: StatementReplay;
-  /** A request the cache may answer once the identity check is back (see park), as copies. */
-  private parked: Held[] | null = null;
-  /** The parked request is being taken up again: it does not park a second time. */
-  private unparking = false;
+  /** A request the cache may answer once the identity check is back, as copies. */
+  private readonly parked = new ParkedRequest<Held[]>();
   // Client -> upstream: the run of whole messages of the current chunk, written at once.
   private runBuf: Buffer | null = null;
   private runStart = 0;
@@ -89,7 +88,7 @@ export class PgRelay {
       return;
     }
     // The client did not wait: the parked request goes to the server first, so replies keep their order.
-    if (this.parked !== null) this.unpark();
+    if (this.parked.waiting) this.unpark();
     // A session's first request carries the identity check in front of it, pipelined.
     if (cs.state.neverChecked && this.quiet) this.checkServer();
     const ext = this.extended;
@@ -195,37 +194,39 @@ export class PgRelay {
    * server (anything else the client sends meanwhile sends it on first), else null: go on.
    */
   private answerOrPark(view: SessionView, entry: unknown, messages: readonly Held[]): 'hit' | null | 'park' {
-    if (view.identity !== IdentityState.Verified && this.unparking) return null;
+    if (view.identity !== IdentityState.Verified && !this.parked.mayPark) return null;
     const verdict = route({ facts: null, session: view, entry, decision: undefined, rule: () => NO_RULE, fence: () => NO_FENCE, mayPark: true });
     if (verdict.kind === 'park') {
       this.checkServer();
-      this.parked = messages.map((m) => ({ code: m.code, buf: Buffer.from(m.buf.subarray(m.start, m.end)), start: 0, end: m.end - m.start }));
+      this.parked.park(messages.map((m) => ({ code: m.code, buf: Buffer.from(m.buf.subarray(m.start, m.end)), start: 0, end: m.end - m.start })));
     }
     return verdict.kind === 'hit' || verdict.kind === 'park' ? verdict.kind : null;
   }
 
   /** Takes the parked request up again: answered from the cache once verified, else sent on. */
   private unpark(): void {
-    const parked = this.parked!;
-    this.parked = null;
-    this.unparking = true;
-    try {
-      for (const m of parked) this.clientMessage(m.code, m.buf, m.start, m.end);
-    } finally {
-      this.unparking = false;
-    }
+    this.parked.resume((messages) => {
+      for (const m of messages) this.clientMessage(m.code, m.buf, m.start, m.end);
+    });
     this.flushToUpstream();
   }
 
-  /** Sends a stored reply (which ends with ReadyForQuery 'I') as an answer inside the block. */
-  private answerInBlock(bytes: Buffer, parseComplete: boolean): void {
-    const body = withoutReady(bytes);
-    if (parseComplete) {
-      this.io.toClient(PARSE_COMPLETE, body);
-      this.io.toClient(READY_IN_BLOCK);
+  /**
+   * Sends a stored reply (which ends with ReadyForQuery 'I') as the answer: after the ParseComplete
+   * of the batch's Parse (stored replies leave it out), ending with 'T' inside a read-only block.
+   */
+  private answer(entry: { bytes: Buffer; identity: StatementInfo['identity'] }, started: number, parseComplete: boolean, inBlock: boolean): void {
+    const bytes = entry.bytes;
+    if (inBlock) {
+      const body = withoutReady(bytes);
+      if (parseComplete) this.io.toClient(PARSE_COMPLETE, body);
+      this.io.toClient(parseComplete ? READY_IN_BLOCK : body, parseComplete ? undefined : READY_IN_BLOCK);
+    } else if (parseComplete) {
+      this.io.toClient(PARSE_COMPLETE, bytes);
     } else {
-      this.io.toClient(body, READY_IN_BLOCK);
+      this.io.toClient(bytes);
     }
+    this.ledger!.answered(entry.identity, started);
   }
 
   private onQuery(buf: Buffer, start: number, end: number): void {
@@ -246,8 +247,7 @@ export class PgRelay {
       const done = entry === undefined ? null : this.answerOrPark(view, entry, [{ code: Frontend.Query, buf, start, end }]);
       if (done === 'hit') {
         this.state.answeredQuery();
-        this.io.toClient(entry!.bytes);
-        this.ledger!.answered(entry!.meta.identity, started);
+        this.answer({ bytes: entry!.bytes, identity: entry!.meta.identity }, started, false, false);
       }
       if (done !== null) return;
     }
@@ -258,8 +258,7 @@ export class PgRelay {
     const verdict = route({ facts: info, session: view, entry, decision: cs.decision(info), rule, fence: () => cs.fences(), mayPark: false });
     if (verdict.kind === 'hit') {
       this.state.answeredQuery();
-      this.answerInBlock(verdict.entry!.bytes, false);
-      this.ledger!.answered(verdict.entry!.meta.identity, started);
+      this.answer({ bytes: verdict.entry!.bytes, identity: verdict.entry!.meta.identity }, started, false, true);
       return;
     }
     const p = this.carryOut(verdict, info, key, view.quiet);
@@ -318,7 +317,7 @@ export class PgRelay {
     const inBlock = info !== null && answersInBlock(view, info, rule);
     const shape = view.quiet || inBlock ? candidate : null;
     if (shape !== null && info !== null) {
-      const found = info.readCacheable ? this.storedReply(info, shape) : undefined;
+      const found = info.readCacheable ? cs.storedReply(info, shape) : undefined;
       const entry = found !== undefined && (!inBlock || endsIdle(found.bytes)) ? found : undefined;
       let verdict: Verdict<typeof found> | null = null;
       if (view.quiet && entry !== undefined && mayLookUp(view)) {
@@ -331,12 +330,8 @@ export class PgRelay {
         facts: info, session: view, entry: view.quiet ? undefined : entry, decision: cs.decision(info), rule, fence: () => cs.fences(), mayPark: false,
       });
       if (verdict.kind === 'hit') {
-        const bytes = verdict.entry!.bytes;
         if (shape.parse !== null) this.state.answeredParse(shape.parse.name, { text: shape.text, sig: shape.sig });
-        if (inBlock) this.answerInBlock(bytes, shape.parse !== null);
-        else if (shape.parse !== null) this.io.toClient(PARSE_COMPLETE, bytes);
-        else this.io.toClient(bytes);
-        this.ledger!.answered(verdict.entry!.identity, started);
+        this.answer(verdict.entry!, started, shape.parse !== null, inBlock);
         return;
       }
       const p = this.carryOut(verdict, info, shape.keySuffix, view.quiet);
@@ -349,25 +344,6 @@ export class PgRelay {
     this.forward(Frontend.Sync, syncBuf, syncStart, syncEnd);
   }
 
-  /**
-   * The stored reply for a batch whose statement is known cacheable in this context: its own
-   * entry, or for a batch without Describe the entry of the same execution with one, its
-   * descriptions cut.
-   */
-  private storedReply(info: StatementInfo, shape: CacheableBatch): { bytes: Buffer; identity: StatementInfo['identity'] } | undefined {
-    const ctx = this.cs!.keyContext;
-    if (ctx === null || this.cs!.decision(info)?.cacheable !== true) return undefined;
-    const store = this.cache!.store;
-    const entry = store.get(entryKey(ctx.keyPrefix, shape.keySuffix));
-    if (entry !== undefined) return { bytes: entry.bytes, identity: entry.meta.identity };
-    for (const suffix of shape.describedKeySuffixes) {
-      const described = store.get(entryKey(ctx.keyPrefix, suffix));
-      const bytes = described === undefined ? null : withoutDescriptions(described.bytes);
-      if (bytes !== null) return { bytes, identity: described!.meta.identity };
-    }
-    return undefined;
-  }
-
   // ---------------------------------------------------------------- upstream -> client
 
   /** Routes one chunk from the server: relays, captures and swallows per message. */
@@ -377,7 +353,7 @@ export class PgRelay {
     this.replies.end();
     this.storeFills();
     // The identity check is back and nothing was sent after it: the parked request goes on.
-    if (this.parked !== null && !this.cs!.state.checkInFlight) this.unpark();
+    if (this.parked.waiting && !this.cs!.state.checkInFlight) this.unpark();
   }
 
   private readonly sink: BackendSink = {
@@ -424,7 +400,7 @@ export class PgRelay {
           if (!this.state.ready) this.io.loginRefused(errorMessageOf(buf, start, end));
           return;
         case Backend.CommandComplete:
-          if (head !== undefined) this.onCommandComplete(head, buf, start, end);
+          if (head !== undefined) this.cs!.commandComplete(head, buf, start, end);
           return;
         case Backend.DataRow:
           if (head?.action.kind === 'probe') head.action.row = decodeTextRow(buf, start, end);
@@ -440,21 +416,6 @@ export class PgRelay {
       }
     },
   };
-
-  private onCommandComplete(head: PgRequest, buf: Buffer, start: number, end: number): void {
-    head.completes++;
-    // ROLLBACK TO SAVEPOINT has the same tag: only a statement that ends the block counts.
-    const ends = head.executed.length === 1 && endsBlock(head.executed[0]!);
-    if (ends && end - start === 9 && startsWithAscii(buf, start, end, 'ROLLBACK')) head.rolledBack = true;
-    // A single statement sent while idle has committed when its CommandComplete is sent, and so
-    // has a block at its COMMIT's (COMMIT AND CHAIN too): invalidate now, before this
-    // acknowledgement reaches the client.
-    const committed = head.autocommit || (ends && end - start === 7 && startsWithAscii(buf, start, end, 'COMMIT'));
-    if (committed && !head.invalidated && this.cs !== null) {
-      this.cs.invalidate(head.executed);
-      head.invalidated = true;
-    }
-  }
 
   private onReady(): void {
     const cs = this.cs;
@@ -494,8 +455,3 @@ for (const c of [Backend.ReadyForQuery, Backend.ParameterStatus, Backend.Backend
 /** Messages the server may send at any time, outside any request's reply. */
 const ASYNC = new Uint8Array(256);
 for (const c of [Backend.NotificationResponse, Backend.NoticeResponse, Backend.ParameterStatus]) ASYNC[c] = 1;
-
-function endsBlock(info: StatementInfo | null): boolean {
-  const t = info?.analysis.statements[0]?.transaction;
-  return t === 'commit' || t === 'rollback';
-}

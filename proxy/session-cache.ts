@@ -100,11 +100,6 @@ export class SessionCacheState {
     if (this.contextState !== ContextState.Off) this.moveContext(ContextState.Stale);
   }
 
-  /** A reset (MySQL COM_RESET_CONNECTION, COM_CHANGE_USER): changed, but not for good. */
-  sessionReset(): void {
-    this.sessionChanged();
-  }
-
   /** A probe (or a session with the same startup) gave the context, learned under `epoch` (-1: unverified). */
   contextLearned(own: boolean, epoch: number): void {
     this.moveContext(own ? ContextState.Private : ContextState.Known);

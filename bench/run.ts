@@ -180,16 +180,20 @@ async function main(): Promise<number> {
     if (filesDir) await rm(filesDir, { recursive: true, force: true });
   })());
   let interrupted = false;
-  process.once('SIGINT', () => {
+  const onInterrupt = (): void => {
     interrupted = true;
     console.error('bench: interrupted, cleaning up');
     void cleanup().finally(() => process.exit(130));
-  });
+  };
+  process.once('SIGINT', onInterrupt);
   try {
     let idleRtt: RttSummary | undefined;
     if (options.rttUs !== undefined) {
       console.log(`bench: network hop of ${options.rttUs} µs round trip: network namespace, private PostgreSQL, delay relay ...`);
       hop = await startNetworkHop(options.rttUs);
+      // cluster.ts exits at once on SIGINT (its exit hook then stops the server); the bench's own
+      // cleanup, which stops the relays and PgBouncer/pgpool too and then the hop, must run instead.
+      for (const listener of process.listeners('SIGINT')) if (listener !== onInterrupt) process.off('SIGINT', listener);
       idleRtt = await hop.measureRtt(IDLE_PINGS, 30_000);
       console.log(`bench: hop ${hop.plan.hostAddress} -> ${hop.plan.namespaceAddress} (namespace ${hop.plan.namespace}), ${hop.plan.oneWayUs} µs each way; measured RTT idle: ${formatRtt(idleRtt)}`);
     }

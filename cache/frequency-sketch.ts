@@ -5,8 +5,7 @@
 // - a count-min sketch: 4 rows of 4-bit-range counters (kept in bytes, capped at 15), each key
 //   counted in one counter per row, its estimate the smallest of them (over-counts by collisions,
 //   never under-counts); conservative update (only the smallest counters grow) keeps collisions'
-//   over-counting down. As in Caffeine, a key's four counters lie in one 64-byte block (16 per
-//   row), so a lookup touches one cache line instead of four: the sketch is counted on every hit;
+//   over-counting down;
 // - a doorkeeper: a Bloom filter that absorbs each key's first access, so the many keys seen once
 //   (a Zipf tail, a scan) never reach the counters;
 // - aging: after 10 x width accesses every counter is halved and the doorkeeper cleared, so the
@@ -43,12 +42,11 @@ function fmix32(x: number): number {
 }
 
 export class FrequencySketch {
-  /** Counters in 64-byte blocks; in a key's block, row r's counter is at 16 * r + (4 bits of h2). */
+  /** Counters, row after row: row r of a key's counters is at r * width + index(r). */
   private readonly counters: Uint8Array;
-  /** Blocks - 1: a key's block is its hash & blockMask. */
-  private readonly blockMask: number;
   /** Doorkeeper bits, two per key. */
   private readonly doorkeeper: Uint32Array;
+  private readonly mask: number;
   private readonly doorMask: number;
   private readonly sampleSize: number;
   private additions = 0;
@@ -57,9 +55,8 @@ export class FrequencySketch {
   constructor(expectedKeys: number) {
     let width = 64;
     while (width < expectedKeys) width *= 2;
-
+    this.mask = width - 1;
     this.counters = new Uint8Array(width * ROWS);
-    this.blockMask = (width * ROWS) / 64 - 1;
     // 8 bits per expected key: with 2 probes a false "seen before" for ~5% of first accesses.
     this.doorkeeper = new Uint32Array(width / 4);
     this.doorMask = width * 8 - 1;
@@ -79,9 +76,9 @@ export class FrequencySketch {
     } else {
       const min = this.counted(hash, h2);
       if (min < MAX_COUNT) {
-        const block = (hash & this.blockMask) << 6;
+        const width = this.mask + 1;
         for (let r = 0; r < ROWS; r++) {
-          const i = block + (r << 4) + ((h2 >>> (r << 2)) & 15);
+          const i = r * width + ((hash + Math.imul(r, h2)) & this.mask);
           // Conservative update: only the counters at the minimum grow.
           if (this.counters[i] === min) this.counters[i] = min + 1;
         }
@@ -97,10 +94,10 @@ export class FrequencySketch {
   }
 
   private counted(hash: number, h2: number): number {
-    const block = (hash & this.blockMask) << 6;
+    const width = this.mask + 1;
     let min = MAX_COUNT;
     for (let r = 0; r < ROWS; r++) {
-      const c = this.counters[block + (r << 4) + ((h2 >>> (r << 2)) & 15)]!;
+      const c = this.counters[r * width + ((hash + Math.imul(r, h2)) & this.mask)]!;
       if (c < min) min = c;
     }
     return min;
@@ -127,7 +124,7 @@ export class FrequencySketch {
   }
 }
 
-/** A second hash, independent of the first: its low 16 bits pick the counters in the block, and the doorkeeper's second bit. */
+/** An odd second hash for double hashing (index(r) = h1 + r * h2), so the rows probe different counters. */
 function secondHash(hash: number): number {
   return (fmix32(hash ^ 0x9e3779b9) & HASH_MASK) | 1;
 }

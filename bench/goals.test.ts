@@ -1,7 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { CacheReading } from './cache-metrics.js';
-import { evaluateGoals, formatGoals, type GoalResult } from './goals.js';
+import { evaluateGoals, evaluateHopGoals, formatGoals, type GoalResult } from './goals.js';
 import type { CellResult, MeasuredRun, TargetId } from './report.js';
 import { WORKLOADS, type Workload } from './workloads.js';
 
@@ -62,6 +62,33 @@ test('all goals met says so', () => {
     redis: { rps: 80000, p50Ms: 0.055, command: 'redis-benchmark' },
   });
   assert.match(formatGoals(results), /\nall goals met$/);
+});
+
+test('across the hop: hot >= 10x, -S and TPC-B >= 0.95x direct, and ahead of PgBouncer on each', () => {
+  const results = evaluateHopGoals({
+    workloads: pick('hot-simple', 'select-simple', 'tpcb-simple'),
+    cells: [
+      cell('hot simple', 'direct', 4000), cell('hot simple', 'sidecache', 40000, 0.1, HOT_CACHE), cell('hot simple', 'pgbouncer', 3000),
+      cell('-S simple', 'direct', 3000), cell('-S simple', 'sidecache', 2800), cell('-S simple', 'pgbouncer', 2900),
+      cell('TPC-B simple', 'direct', 500), cell('TPC-B simple', 'sidecache', 480), cell('TPC-B simple', 'pgbouncer', 470),
+    ],
+  });
+  assert.equal(results.map((r) => `${r.verdict} ${r.goal}`), [
+    'PASS hot simple: sidecache >= 10x direct', // exactly 10x
+    'PASS hot simple: sidecache ahead of PgBouncer',
+    'MISS -S simple: sidecache >= 0.95x direct', // 0.933x
+    'MISS -S simple: sidecache ahead of PgBouncer',
+    'PASS TPC-B simple: sidecache >= 0.95x direct', // 0.96x
+    'PASS TPC-B simple: sidecache ahead of PgBouncer',
+  ]);
+  assert.is(find(results, 'hot simple: sidecache ahead').measured, '13.33x PgBouncer (PgBouncer 0.75x direct)');
+  assert.is(find(results, 'TPC-B simple: sidecache >=').measured, '0.96x');
+});
+
+test('across the hop without PgBouncer installed, "ahead of PgBouncer" is not measured', () => {
+  const results = evaluateHopGoals({ workloads: pick('hot-prepared'), cells: [cell('hot prepared', 'direct', 4000), cell('hot prepared', 'sidecache', 30000)] });
+  assert.equal(results.map((r) => r.verdict), ['MISS', 'not measured']);
+  assert.is(results[1]!.measured, 'PgBouncer not measured');
 });
 
 test.run();

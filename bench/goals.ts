@@ -2,7 +2,7 @@
 // measured cells in, verdicts out.
 import { histogramQuantile, hitRatio, sumReadings, type CacheReading } from './cache-metrics.js';
 import type { RedisCeiling } from './redis.js';
-import { bestRun, type CellResult, type MeasuredRun } from './report.js';
+import { bestRun, type CellResult, type MeasuredRun, type TargetId } from './report.js';
 import type { Workload } from './workloads.js';
 
 export const GOALS = {
@@ -15,6 +15,13 @@ export const GOALS = {
   passThroughRatio: 0.8,
   /** Issue 2: the relay alone (caching off) on -S and TPC-B vs direct. */
   relayOnlyRatio: 0.85,
+} as const;
+
+/** Issue 17 item 1: with the database ~1 ms away, what a cache in front of it should give. */
+export const HOP_GOALS = {
+  hotRatio: 10,
+  uniformRatio: 0.95,
+  tpcbRatio: 0.95,
 } as const;
 
 export type Verdict = 'PASS' | 'MISS' | 'not measured';
@@ -37,11 +44,16 @@ function cellRuns(cells: readonly CellResult[], workload: string, target: string
 }
 
 /** A target's tps over direct tps (best run each), or undefined when either is missing. */
-function ratioToDirect(cells: readonly CellResult[], workload: string, target: 'sidecache' | 'passthrough' = 'sidecache'): number | undefined {
-  const direct = cellRuns(cells, workload, 'direct');
-  const proxied = cellRuns(cells, workload, target);
-  if (direct.length === 0 || proxied.length === 0) return undefined;
-  return bestRun({ workload, target, runs: proxied }).tps / bestRun({ workload, target: 'direct', runs: direct }).tps;
+function ratioToDirect(cells: readonly CellResult[], workload: string, target: TargetId = 'sidecache'): number | undefined {
+  return ratioBetween(cells, workload, target, 'direct');
+}
+
+/** Best-run tps of `target` over that of `base`; undefined when either was not measured. */
+function ratioBetween(cells: readonly CellResult[], workload: string, target: TargetId, base: TargetId): number | undefined {
+  const baseRuns = cellRuns(cells, workload, base);
+  const runs = cellRuns(cells, workload, target);
+  if (baseRuns.length === 0 || runs.length === 0) return undefined;
+  return bestRun({ workload, target, runs }).tps / bestRun({ workload, target: base, runs: baseRuns }).tps;
 }
 
 /** What sidecache's cache did over all measured runs of a cell; undefined when it was not read. */
@@ -113,6 +125,34 @@ export function evaluateGoals(input: GoalInput): GoalResult[] {
     measured: hot && clientP50 !== undefined ? `${micros(clientP50)} (${hot.w.label}${redis ? `; Redis GET ${micros(redis.p50Ms)}` : ''})${proxyText}` : '-',
     verdict: verdict(clientP50, (ms) => ms < GOALS.hitP50Ms),
   });
+  return results;
+}
+
+/**
+ * Issue 17 item 1, judged on a run across the network hop (--rtt): per workload sidecache's ratio
+ * to direct against its goal, and sidecache ahead of PgBouncer (best runs; "not measured" when
+ * PgBouncer is not installed). PgBouncer's own ratio is printed beside each for context.
+ */
+export function evaluateHopGoals(input: Omit<GoalInput, 'redis'>): GoalResult[] {
+  const results: GoalResult[] = [];
+  for (const w of input.workloads) {
+    const min = w.kind === 'hot' ? HOP_GOALS.hotRatio : w.kind === 'uniform' ? HOP_GOALS.uniformRatio : HOP_GOALS.tpcbRatio;
+    const ratio = ratioToDirect(input.cells, w.label);
+    const bouncer = ratioToDirect(input.cells, w.label, 'pgbouncer');
+    const cache = cellCache(input.cells, w.label);
+    const hits = w.kind === 'tpcb' ? '' : `, hit ratio ${percent(cache && hitRatio(cache))}`;
+    results.push({
+      goal: `${w.label}: sidecache >= ${min}x direct`,
+      measured: ratio === undefined ? '-' : `${ratio.toFixed(2)}x${hits}`,
+      verdict: verdict(ratio, (r) => r >= min),
+    });
+    const ahead = ratioBetween(input.cells, w.label, 'sidecache', 'pgbouncer');
+    results.push({
+      goal: `${w.label}: sidecache ahead of PgBouncer`,
+      measured: ahead === undefined ? 'PgBouncer not measured' : `${ahead.toFixed(2)}x PgBouncer (PgBouncer ${bouncer!.toFixed(2)}x direct)`,
+      verdict: verdict(ahead, (r) => r > 1),
+    });
+  }
   return results;
 }
 

@@ -1,7 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { CacheReading } from './cache-metrics.js';
-import { formatCacheTable, formatRelayCpuTable, formatResultsTable, type CellResult, type MeasuredRun, type TargetId } from './report.js';
+import { formatCacheTable, formatHopTable, formatRelayCpuTable, formatResultsTable, type CellResult, type MeasuredRun, type TargetId } from './report.js';
 
 function run(tps: number, relayCpuSeconds?: number, cache?: CacheReading): MeasuredRun {
   return { tps, latencyAvgMs: 8 / tps * 1000, latencyP50Ms: 0.1, latencySamples: tps, transactions: tps, failedTransactions: 0, queryMode: 'simple', output: '', relayCpuSeconds, cache };
@@ -41,6 +41,18 @@ test('the cache table sums hits and misses over the runs and estimates the hit p
   // 990 hits of 1000 lookups; half the hits lie in the 20-50 µs bucket, so the p50 is interpolated to its middle.
   assert.match(row[2]!, /^hot simple\s+990\s+10\s+2\s+99\.0%\s+~35 µs \(20 µs-50 µs\)\s+100 µs$/);
   assert.match(row[3]!, /^-S simple(\s+-){6}$/);
+});
+
+test('the hop table: delay relay CPU per transaction over all runs, RTT percentiles over all samples', () => {
+  const withHop = (tps: number, cpuSeconds: number | undefined, rttSamplesUs: number[]): MeasuredRun => ({ ...run(tps), hop: { cpuSeconds, rttSamplesUs } });
+  const cells: CellResult[] = [
+    { workload: 'hot simple', target: 'direct', runs: [withHop(1000, 0.05, [1000, 1100]), withHop(3000, 0.15, [1200, 1300, 5000])] },
+    { workload: 'hot simple', target: 'sidecache', runs: [withHop(1000, undefined, [])] },
+  ];
+  const lines = formatHopTable(['hot simple'], ['direct', 'sidecache'], cells).split('\n');
+  assert.match(lines[0]!, /^workload\s+direct hop µs\/tx\s+RTT p50\/p90 ms\s+sidecache hop µs\/tx\s+RTT p50\/p90 ms$/);
+  // 0.2 s over 4000 transactions = 50 µs; p50 of the five samples 1.2 ms, p90 5.0 ms.
+  assert.match(lines[2]!, /^hot simple\s+50\.0\s+1\.20\/5\.00\s+-\s+-$/);
 });
 
 test.run();

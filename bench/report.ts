@@ -1,6 +1,7 @@
 // Turns the measured runs into the table the bench prints. Pure: results in, text out.
 import { histogramQuantile, hitRatio, sumReadings, type CacheReading } from './cache-metrics.js';
 import type { PgbenchResult } from './pgbench.js';
+import { summarizeRtt } from './rtt.js';
 
 /**
  * forwarder: a bare byte forwarder (bench/forwarder.ts), the floor for any proxy process in the path;
@@ -13,6 +14,13 @@ export interface MeasuredRun extends PgbenchResult {
   relayCpuSeconds: number | undefined;
   /** What sidecache's cache counted during the run; undefined for other targets. */
   cache: CacheReading | undefined;
+  /** With --rtt: the delay relay's CPU during the run and round trips sampled through it meanwhile. */
+  hop?: HopReading;
+}
+
+export interface HopReading {
+  cpuSeconds: number | undefined;
+  rttSamplesUs: number[];
 }
 
 export interface CellResult {
@@ -60,6 +68,26 @@ export function formatRelayCpuTable(workloads: string[], relays: TargetId[], cel
     const cpu = runs.reduce((sum, r) => sum + r.relayCpuSeconds!, 0);
     const transactions = runs.reduce((sum, r) => sum + r.transactions, 0);
     return transactions > 0 ? (cpu / transactions * 1e6).toFixed(1) : '-';
+  })]);
+  return formatTable(header, rows);
+}
+
+/**
+ * The network hop per cell (--rtt): the delay relay's CPU per transaction (what the hop itself
+ * takes from the 2 cores, so a ratio can be read against it) and the RTT sampled through it
+ * during that cell's runs, p50/p90 in ms (a relay that falls behind under load shows here).
+ */
+export function formatHopTable(workloads: string[], targets: TargetId[], cells: CellResult[]): string {
+  const header = ['workload', ...targets.flatMap((t) => [`${t} hop µs/tx`, 'RTT p50/p90 ms'])];
+  const rows = workloads.map((workload) => [workload, ...targets.flatMap((target) => {
+    const runs = cells.find((c) => c.workload === workload && c.target === target)?.runs ?? [];
+    const transactions = runs.reduce((sum, r) => sum + r.transactions, 0);
+    const cpu = runs.some((r) => r.hop?.cpuSeconds === undefined) ? undefined : runs.reduce((sum, r) => sum + r.hop!.cpuSeconds!, 0);
+    const rtt = summarizeRtt(runs.flatMap((r) => r.hop?.rttSamplesUs ?? []));
+    return [
+      cpu === undefined || transactions === 0 ? '-' : (cpu / transactions * 1e6).toFixed(1),
+      rtt ? `${(rtt.p50Us / 1000).toFixed(2)}/${(rtt.p90Us / 1000).toFixed(2)}` : '-',
+    ];
   })]);
   return formatTable(header, rows);
 }

@@ -4,6 +4,8 @@
 // hit counts, the goals of the result cache with verdicts, a TPC-B consistency check and a check
 // that cached reads are fresh after writes. Below-goal numbers still exit 0: this is a
 // measurement; errors (pgbench failures, lost transactions, stale reads) exit 1.
+// With --rtt the database is a private one behind a network hop of that round trip (netns.ts) and
+// the goals are issue 17's.
 import { mkdtemp, rm } from 'node:fs/promises';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
@@ -13,17 +15,24 @@ import { BenchDatabase, sumsBalance, type TpcbSums } from './bench-database.js';
 import { startForwarder, type RunningForwarder } from './forwarder.js';
 import { readCache, readingDelta, type CacheReading } from './cache-metrics.js';
 import { checkHotReads, primeHotReads, type PrimedReads } from './freshness.js';
-import { evaluateGoals, formatGoals } from './goals.js';
+import { evaluateGoals, evaluateHopGoals, formatGoals } from './goals.js';
+import { startNetworkHop, type NetworkHop } from './netns.js';
+import { formatRtt, parseRtt, summarizeRtt, type RttSummary } from './rtt.js';
 import { PgbenchError, runPgbench, type PgbenchTarget } from './pgbench.js';
 import { findPgbouncer, startPgbouncer, type RunningPgbouncer } from './pgbouncer.js';
 import { findPgpool, startPgpool, type RunningPgpool } from './pgpool.js';
 import { processCpuSeconds } from './process-cpu.js';
 import { measureRedisCeiling, type RedisCeiling } from './redis.js';
-import { formatCacheTable, formatRelayCpuTable, formatResultsTable, type CellResult, type MeasuredRun, type TargetId } from './report.js';
+import { formatCacheTable, formatHopTable, formatRelayCpuTable, formatResultsTable, type CellResult, type MeasuredRun, type TargetId } from './report.js';
 import { DEFAULT_WORKLOADS, HOT_KEYS, WORKLOADS, writeWorkloadFiles, type Workload, type WorkloadFiles } from './workloads.js';
 import { positiveInt, targetList, workloadList } from './options.js';
 
-const PG_SERVER = { host: '127.0.0.1', port: 5432, user: 'postgres' };
+/** The shared server; with --rtt a private one behind the hop instead. */
+const LOCAL_PG_SERVER = { host: '127.0.0.1', port: 5432, user: 'postgres' };
+type PgServer = typeof LOCAL_PG_SERVER;
+/** Round trips through the hop's echo port before the runs (idle RTT), and the spacing of those during runs. */
+const IDLE_PINGS = 200;
+const LOADED_PING_INTERVAL_MS = 20;
 const REDIS = { host: '127.0.0.1', port: 6379, requests: 200_000 };
 const ALL_TARGETS: TargetId[] = ['direct', 'forwarder', 'sidecache', 'passthrough', 'pgbouncer', 'pgpool'];
 /** Seconds of pgbench before measuring: once per target at the start, and per target before each hot workload (fills the caches). */
@@ -36,7 +45,9 @@ const USAGE = `usage: node dist/bench/run.js [options]
   --clients C      pgbench -c and redis-benchmark -c (default 8; pgbench -j is 2)
   --workloads LIST comma-separated, from: ${WORKLOADS.map((w) => w.key).join(', ')}
                    (default ${DEFAULT_WORKLOADS.join(',')})
-  --targets LIST   comma-separated, from: ${ALL_TARGETS.join(', ')} (default all; pgbouncer and pgpool only when installed)`;
+  --targets LIST   comma-separated, from: ${ALL_TARGETS.join(', ')} (default all; pgbouncer and pgpool only when installed)
+  --rtt T          put the database behind a network hop with this round trip (e.g. 1ms, 0.4ms, 400us): a private
+                   PostgreSQL in a network namespace, reached over a veth pair through a delaying relay (root, cc)`;
 
 interface Options {
   seconds: number;
@@ -45,6 +56,8 @@ interface Options {
   clients: number;
   workloads: Workload[];
   targets: TargetId[];
+  /** Round trip of the network hop in µs; undefined: the shared server on loopback. */
+  rttUs: number | undefined;
 }
 
 function parseOptions(argv: string[]): Options | undefined {
@@ -57,6 +70,7 @@ function parseOptions(argv: string[]): Options | undefined {
       clients: { type: 'string', default: '8' },
       workloads: { type: 'string', default: DEFAULT_WORKLOADS.join(',') },
       targets: { type: 'string', default: ALL_TARGETS.join(',') },
+      rtt: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -70,6 +84,7 @@ function parseOptions(argv: string[]): Options | undefined {
     clients: positiveInt('--clients', values.clients),
     workloads,
     targets,
+    rttUs: values.rtt === undefined ? undefined : parseRtt(values.rtt),
   };
 }
 
@@ -90,6 +105,7 @@ interface FreshnessRecord {
 
 /** The running servers under test and how to reach each. */
 class Targets {
+  constructor(readonly server: PgServer, readonly hop: NetworkHop | undefined) {}
   proxy: RunningProxy | undefined;
   /** Copies bytes and nothing else: what the extra hop alone costs. */
   forwarder: RunningForwarder | undefined;
@@ -101,15 +117,15 @@ class Targets {
   readonly notes: string[] = [];
 
   endpoint(target: TargetId, database: string): PgbenchTarget {
-    const ports: Record<TargetId, () => number> = {
-      direct: () => PG_SERVER.port,
+    if (target === 'direct') return { ...this.server, database };
+    const ports: Record<Exclude<TargetId, 'direct'>, () => number> = {
       forwarder: () => this.forwarder!.port,
       sidecache: () => this.proxy!.pgPort,
       passthrough: () => this.passthrough!.pgPort,
       pgbouncer: () => this.pgbouncer!.port,
       pgpool: () => this.pgpool!.port,
     };
-    return { host: '127.0.0.1', port: ports[target](), user: PG_SERVER.user, database };
+    return { host: '127.0.0.1', port: ports[target](), user: this.server.user, database };
   }
 
   /** CPU seconds used so far by the relay between pgbench and PostgreSQL; undefined for direct. */
@@ -150,36 +166,50 @@ async function main(): Promise<number> {
     return 0;
   }
   const perRunSeconds = Math.max(1, Math.round(options.seconds / options.rounds));
-  warnIfBusy();
-  const targets = new Targets();
+  const load = warnIfBusy();
+  let hop: NetworkHop | undefined;
+  let targets: Targets | undefined;
   let db: BenchDatabase | undefined;
   let filesDir: string | undefined;
   let cleaning: Promise<void> | undefined;
   // Runs once, whether reached by SIGINT or by the end of main.
   const cleanup = (): Promise<void> => (cleaning ??= (async () => {
-    await targets.stop();
-    await db?.drop();
+    await targets?.stop();
+    await db?.drop().catch((err: Error) => console.error(`bench: dropping the database: ${err.message}`));
+    await hop?.stop();
     if (filesDir) await rm(filesDir, { recursive: true, force: true });
   })());
   let interrupted = false;
-  process.once('SIGINT', () => {
+  const onInterrupt = (): void => {
     interrupted = true;
     console.error('bench: interrupted, cleaning up');
     void cleanup().finally(() => process.exit(130));
-  });
+  };
+  process.once('SIGINT', onInterrupt);
   try {
+    let idleRtt: RttSummary | undefined;
+    if (options.rttUs !== undefined) {
+      console.log(`bench: network hop of ${options.rttUs} µs round trip: network namespace, private PostgreSQL, delay relay ...`);
+      hop = await startNetworkHop(options.rttUs);
+      // cluster.ts exits at once on SIGINT (its exit hook then stops the server); the bench's own
+      // cleanup, which stops the relays and PgBouncer/pgpool too and then the hop, must run instead.
+      for (const listener of process.listeners('SIGINT')) if (listener !== onInterrupt) process.off('SIGINT', listener);
+      idleRtt = await hop.measureRtt(IDLE_PINGS, 30_000);
+      console.log(`bench: hop ${hop.plan.hostAddress} -> ${hop.plan.namespaceAddress} (namespace ${hop.plan.namespace}), ${hop.plan.oneWayUs} µs each way; measured RTT idle: ${formatRtt(idleRtt)}`);
+    }
+    targets = new Targets(hop?.server ?? LOCAL_PG_SERVER, hop);
     const active = await startTargets(options, targets);
     filesDir = await mkdtemp(path.join(tmpdir(), 'sidecache-bench-'));
     const files = await writeWorkloadFiles(filesDir);
     const name = `sidecache_bench_${process.pid}`;
     console.log(`bench: pgbench -i -s ${options.scale} into database ${name} ...`);
-    db = await BenchDatabase.create(PG_SERVER, name, options.scale);
+    db = await BenchDatabase.create(targets.server, name, options.scale);
     console.log(`bench: targets ${active.join(', ')}; ${options.clients} clients, -j 2, ${options.rounds} alternating runs of ${perRunSeconds} s per workload and target`);
     for (const target of active) {
       await measure(targets, db, target, ['-S', '-M', 'simple'], options.clients, WARMUP_SECONDS);
     }
     const results = await measureWorkloads(options, targets, db, files, active, perRunSeconds);
-    const ok = printResults(options, active, targets, results);
+    const ok = await printResults(options, active, targets, results, { load, idleRtt });
     return ok ? 0 : 1;
   } catch (err) {
     // Ctrl-C reaches pgbench too, whose failure is then no news.
@@ -254,33 +284,34 @@ async function measureRedis(options: Options, runs: RedisCeiling[]): Promise<Red
   return [...runs, outcome.measured];
 }
 
-/** Other work competing for the CPUs skews the ratios; say so before measuring rather than after. */
-function warnIfBusy(): void {
+/** Other work competing for the CPUs skews the ratios; say so before measuring rather than after. Returns the load. */
+function warnIfBusy(): number {
   const load = loadavg()[0]!;
   if (load >= 1) {
     console.log(`bench: warning: the machine is busy before the bench starts (1-minute load average ${load.toFixed(1)} on ${cpus().length} CPUs); ratios may be skewed`);
   }
+  return load;
 }
 
 async function startTargets(options: Options, targets: Targets): Promise<TargetId[]> {
   const wanted = options.targets;
   const active: TargetId[] = ['direct'];
   if (wanted.includes('forwarder')) {
-    targets.forwarder = await startForwarder(PG_SERVER);
+    targets.forwarder = await startForwarder(targets.server);
     active.push('forwarder');
   }
   if (wanted.includes('sidecache')) {
-    targets.proxy = await startProxy({ pgUpstream: `postgres://${PG_SERVER.host}:${PG_SERVER.port}` });
+    targets.proxy = await startProxy({ pgUpstream: `postgres://${targets.server.host}:${targets.server.port}` });
     active.push('sidecache');
   }
   if (wanted.includes('passthrough')) {
-    targets.passthrough = await startProxy({ pgUpstream: `postgres://${PG_SERVER.host}:${PG_SERVER.port}`, args: ['--cache-max-bytes', '0'] });
+    targets.passthrough = await startProxy({ pgUpstream: `postgres://${targets.server.host}:${targets.server.port}`, args: ['--cache-max-bytes', '0'] });
     active.push('passthrough');
   }
   if (wanted.includes('pgbouncer')) {
     const binary = findPgbouncer();
     if (binary) {
-      targets.pgbouncer = await startPgbouncer(binary, PG_SERVER);
+      targets.pgbouncer = await startPgbouncer(binary, targets.server);
       active.push('pgbouncer');
     } else {
       targets.notes.push('pgbouncer: not installed (`apt-get install -y pgbouncer`), column skipped');
@@ -293,7 +324,7 @@ async function startTargets(options: Options, targets: Targets): Promise<TargetI
     } else {
       // A comparison, not the product: a pgpool that will not start is reported, not fatal.
       try {
-        targets.pgpool = await startPgpool(binary, PG_SERVER, options.clients);
+        targets.pgpool = await startPgpool(binary, targets.server, options.clients);
         active.push('pgpool');
       } catch (err) {
         targets.notes.push(`pgpool: could not be started, column skipped: ${(err as Error).message}`);
@@ -309,13 +340,21 @@ async function measure(targets: Targets, db: BenchDatabase, target: TargetId, wo
   const adminPort = target === 'sidecache' ? targets.proxy!.adminPort : undefined;
   try {
     const cpuBefore = await targets.relayCpuSeconds(target);
+    const hopCpuBefore = await targets.hop?.relayCpuSeconds();
     const cacheBefore = adminPort === undefined ? undefined : await readCache(adminPort);
-    const run = await runPgbench({ target: targets.endpoint(target, db.target.database), args, timeoutMs: 60_000 + seconds * 2000 });
+    // The hop's RTT while the run loads it: a delay element that falls behind shows here.
+    const stopSampling = targets.hop?.sampleRtt(LOADED_PING_INTERVAL_MS);
+    const running = runPgbench({ target: targets.endpoint(target, db.target.database), args, timeoutMs: 60_000 + seconds * 2000 });
+    // Sampling stops when pgbench ends, whether it succeeded or not.
+    const rttSamples = await running.then(() => stopSampling?.(), () => stopSampling?.());
+    const run = await running;
     const cacheAfter = adminPort === undefined ? undefined : await readCache(adminPort);
     const cpuAfter = await targets.relayCpuSeconds(target);
-    const relayCpuSeconds = cpuBefore === undefined || cpuAfter === undefined ? undefined : cpuAfter - cpuBefore;
+    const hopCpuAfter = await targets.hop?.relayCpuSeconds();
+    const relayCpuSeconds = difference(cpuAfter, cpuBefore);
     const cache: CacheReading | undefined = cacheBefore && cacheAfter ? readingDelta(cacheAfter, cacheBefore) : undefined;
-    return { ...run, relayCpuSeconds, cache };
+    const hop = targets.hop ? { cpuSeconds: difference(hopCpuAfter, hopCpuBefore), rttSamplesUs: rttSamples ?? [] } : undefined;
+    return { ...run, relayCpuSeconds, cache, hop };
   } catch (err) {
     const relayOutput = targets.relayOutput(target);
     if (err instanceof PgbenchError && relayOutput !== undefined) {
@@ -323,6 +362,10 @@ async function measure(targets: Targets, db: BenchDatabase, target: TargetId, wo
     }
     throw err;
   }
+}
+
+function difference(after: number | undefined, before: number | undefined): number | undefined {
+  return after === undefined || before === undefined ? undefined : after - before;
 }
 
 /**
@@ -341,7 +384,13 @@ function checkTpcbRun(before: TpcbSums, after: TpcbSums, reported: number, recor
 }
 
 /** Prints every table, check and goal; false when a check failed. */
-function printResults(options: Options, active: TargetId[], targets: Targets, m: Measurements): boolean {
+/** What the run started from: the machine's load and, with --rtt, the hop's idle round trip. */
+interface RunContext {
+  load: number;
+  idleRtt: RttSummary | undefined;
+}
+
+async function printResults(options: Options, active: TargetId[], targets: Targets, m: Measurements, context: RunContext): Promise<boolean> {
   const labels = options.workloads.map((w) => w.label);
   console.log(`\nresults (best of ${options.rounds} runs; ratio = tps / direct tps; latency avg from pgbench, p50 from a 2% sample of its per-transaction log)`);
   console.log(formatResultsTable(labels, active, m.cells));
@@ -354,6 +403,15 @@ function printResults(options: Options, active: TargetId[], targets: Targets, m:
     console.log('\nsidecache cache during the measured runs (from its /metrics; warm-ups excluded)');
     console.log(formatCacheTable(labels, m.cells));
   }
+  if (targets.hop) {
+    const all = m.cells.flatMap((c) => c.runs);
+    const loaded = summarizeRtt(all.flatMap((r) => r.hop?.rttSamplesUs ?? []));
+    console.log(`\nnetwork hop: ${targets.hop.plan.rttUs} µs round trip asked (${targets.hop.plan.oneWayUs} µs each way, delay relay in namespace ${targets.hop.plan.namespace})`);
+    console.log(`  measured RTT (1-byte echo through the relay): idle ${formatRtt(context.idleRtt)}; during the measured runs ${formatRtt(loaded)}`);
+    console.log(`  the relay's own lateness (send time - deadline, over the whole bench): ${await targets.hop.lateness() ?? 'not reported'}`);
+    console.log('  per cell: the delay relay\'s CPU per transaction and the RTT sampled every 20 ms during the runs (p50/p90):');
+    console.log(formatHopTable(labels, active, m.cells));
+  }
   const redis = bestRedis(m.redis);
   console.log(typeof redis === 'string'
     ? `\n${redis}`
@@ -361,7 +419,10 @@ function printResults(options: Options, active: TargetId[], targets: Targets, m:
   for (const note of targets.notes) console.log(note);
   const consistent = printConsistency(m.consistency);
   const fresh = printFreshness(m.freshness);
-  console.log(`\n${formatGoals(evaluateGoals({ workloads: options.workloads, cells: m.cells, redis }))}`);
+  console.log(`\n${targets.hop
+    ? formatGoals(evaluateHopGoals({ workloads: options.workloads, cells: m.cells }), `goals (issue 17 item 1, set for ~1 ms RTT; this run: ${formatRtt(context.idleRtt)} idle):`)
+    : formatGoals(evaluateGoals({ workloads: options.workloads, cells: m.cells, redis }))}`);
+  console.log(`machine: 1-minute load average ${context.load.toFixed(1)} at the start, ${loadavg()[0]!.toFixed(1)} at the end, ${cpus().length} CPUs`);
   console.log(`
 how measured: pgbench -c ${options.clients} -j 2 -T ${Math.max(1, Math.round(options.seconds / options.rounds))} -n against each target in turn on one database
 (scale ${options.scale}); the hot workload reads aid 1..${HOT_KEYS} (\\set aid random(1, ${HOT_KEYS}); SELECT abalance ...), after a

@@ -13,8 +13,8 @@ function fill(store: ResultStore<null>, key: string, ttlMs?: number) {
   return store.set(key, VALUE, null, { token: store.startFill(), tags: [TAG], ...(ttlMs === undefined ? {} : { ttlMs }) });
 }
 
-test('shrinking the budget evicts least recently used entries down to it at once', () => {
-  const store = new ResultStore<null>({ maxBytes: 10 * SIZE, maxEntryBytes: SIZE, defaultTtlMs: 0, clock: new ManualClock() });
+test('lru: shrinking the budget evicts least recently used entries down to it at once', () => {
+  const store = new ResultStore<null>({ maxBytes: 10 * SIZE, maxEntryBytes: SIZE, defaultTtlMs: 0, clock: new ManualClock(), eviction: 'lru' });
   for (let i = 0; i < 10; i++) assert.is(fill(store, `k${i}`), 'stored');
   store.get('k0'); // most recently used now: survives
   store.setLimits({ maxBytes: 3 * SIZE, maxEntryBytes: SIZE, defaultTtlMs: 0 });
@@ -22,6 +22,23 @@ test('shrinking the budget evicts least recently used entries down to it at once
   assert.equal([...store.entriesByRecency()].map((e) => e.key), ['k8', 'k9', 'k0']);
   assert.is(store.counters().maxBytes, 3 * SIZE);
   assert.is(store.counters().evictions, 7);
+});
+
+test('tinylfu: shrinking the budget evicts down to it at once, entries never read again before those hit again', () => {
+  const store = new ResultStore<null>({ maxBytes: 10 * SIZE, maxEntryBytes: SIZE, defaultTtlMs: 0, clock: new ManualClock() });
+  for (let i = 0; i < 10; i++) assert.is(fill(store, `k${i}`), 'stored');
+  store.get('k0'); // promoted to protected: survives
+  store.get('k1');
+  store.setLimits({ maxBytes: 3 * SIZE, maxEntryBytes: SIZE, defaultTtlMs: 0 });
+  assert.is(store.bytes, 3 * SIZE);
+  // k9, the window's candidate, is no more popular than probation's oldest and goes first; then
+  // probation oldest first, down to the newest (k8); the two entries hit again stay.
+  assert.equal([...store.entriesByRecency()].map((e) => e.key).sort(), ['k0', 'k1', 'k8']);
+  assert.is(store.counters().evictions, 7);
+  // The budget holds after further fills under the new split.
+  for (let i = 10; i < 30; i++) fill(store, `k${i}`);
+  assert.ok(store.bytes <= 3 * SIZE);
+  assert.ok(store.get('k0') && store.get('k1'));
 });
 
 test('a new entry limit and default TTL judge the next fills', () => {

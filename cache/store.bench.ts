@@ -1,12 +1,13 @@
-// Micro benchmark of the store's hot operations: `node dist/cache/store.bench.js [entries]`.
+// Micro benchmark of the store's hot operations: `node dist/cache/store.bench.js [entries] [tinylfu|lru]`.
 // Not a test (no assertions, machine-dependent); prints ns per operation. Keys look like real
 // cache keys (~80 characters) and values like a small result (~200 bytes of wire data).
 
 import { CoarseClock } from './clock.js';
-import { ResultStore } from './store.js';
+import { ResultStore, type EvictionPolicy } from './store.js';
 import { dependencyTags } from './tags.js';
 
 const entries = Number(process.argv[2] ?? 10_000);
+const eviction = (process.argv[3] ?? 'tinylfu') as EvictionPolicy;
 const keys = Array.from({ length: entries }, (_, i) => `app\u0000alice\u0000search_path=public\u0000SELECT * FROM users WHERE id = $1\u0000${i}`);
 const misses = keys.map((k) => k + '?');
 const tags = Object.freeze(dependencyTags('app', [{ database: 'app', schema: 'public', table: 'users' }]));
@@ -14,7 +15,7 @@ const value = Buffer.allocUnsafeSlow(200).fill(0x44);
 const meta = { rows: 1 };
 
 function makeStore(maxBytes: number): ResultStore<typeof meta> {
-  return new ResultStore({ maxBytes, maxEntryBytes: Math.min(maxBytes, 1 << 20), defaultTtlMs: 60_000, clock: new CoarseClock() });
+  return new ResultStore({ maxBytes, maxEntryBytes: Math.min(maxBytes, 1 << 20), defaultTtlMs: 60_000, clock: new CoarseClock(), eviction });
 }
 
 /** Results of the loops, printed at the end so the JIT cannot drop the work as unused. */

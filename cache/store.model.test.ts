@@ -1,11 +1,14 @@
 // The store against a plain reference model (fast-check): random sequences of fills (immediate and
 // overlapping), lookups, deletes, tag/database/global invalidations, clock moves and purges, with the
-// byte total, recency order, tag index and counters compared after every step.
+// byte total, recency order, tag index and counters compared after every step. Both eviction
+// policies: for 'lru' the model picks the victims itself (least recently used); for 'tinylfu',
+// whose victims depend on its frequency sketch, the model takes the store's choice but checks it
+// was needed (an eviction only while the fill did not fit) and everything else as for 'lru'.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import fc from 'fast-check';
 import { ManualClock } from './clock.js';
-import { ENTRY_OVERHEAD_BYTES, ResultStore, TAG_REF_BYTES } from './store.js';
+import { ENTRY_OVERHEAD_BYTES, ResultStore, TAG_REF_BYTES, type EvictionPolicy } from './store.js';
 import { databaseTag, dependencyTags, tableTag } from './tags.js';
 
 const DATABASES = ['d1', 'd2'];
@@ -63,7 +66,8 @@ class Model {
   evictions = 0;
   expired = 0;
   invalidated = 0;
-  constructor(readonly maxBytes: number, readonly maxEntryBytes: number, readonly defaultTtl: number, readonly clock: ManualClock) {}
+  constructor(readonly maxBytes: number, readonly maxEntryBytes: number, readonly defaultTtl: number, readonly clock: ManualClock,
+    readonly policy: EvictionPolicy) {}
 
   drop(key: string): void {
     this.bytes -= this.entries.get(key)!.size;
@@ -83,14 +87,26 @@ class Model {
     return e.bytes;
   }
 
-  set(key: string, bytes: Buffer, tags: string[], ttl: number | undefined, stale: boolean): string {
+  /** `kept`: the keys the store holds after the same fill (its choice of victims, for 'tinylfu'). */
+  set(key: string, bytes: Buffer, tags: string[], ttl: number | undefined, stale: boolean, kept: Set<string>): string {
     if (this.entries.has(key)) this.drop(key);
     const size = ENTRY_OVERHEAD_BYTES + key.length * 2 + bytes.length + TAG_REF_BYTES * tags.length;
     if (size > this.maxEntryBytes) return 'too-large';
     if (stale) return 'invalidated';
-    while (this.bytes + size > this.maxBytes) {
-      this.drop(this.entries.keys().next().value!);
-      this.evictions++;
+    if (this.policy === 'lru') {
+      while (this.bytes + size > this.maxBytes) {
+        this.drop(this.entries.keys().next().value!);
+        this.evictions++;
+      }
+    } else {
+      // The store's victims; each must have gone while the fill still did not fit, so even the
+      // largest of them, evicted last, was needed.
+      const victims = [...this.entries.keys()].filter((k) => !kept.has(k));
+      const largest = Math.max(0, ...victims.map((k) => this.entries.get(k)!.size));
+      for (const k of victims) this.drop(k);
+      this.evictions += victims.length;
+      assert.ok(this.bytes + size <= this.maxBytes, 'the store kept more than its budget');
+      if (victims.length > 0) assert.ok(this.bytes + largest + size > this.maxBytes, `the store evicted ${victims.join(',')} though fewer would do`);
     }
     const t = ttl ?? this.defaultTtl;
     this.entries.set(key, { bytes, size, tags, expiresAt: t === 0 ? 0 : this.clock.now() + t });
@@ -136,15 +152,17 @@ function tagsOf(db: string, tables: number[]): string[] {
   return dependencyTags(db, tables.map((i) => TABLES[i]!));
 }
 
-test('property: byte accounting, recency, TTL, tags and the race rule match a reference model', () => {
+const keysOf = (store: ResultStore<number>): Set<string> => new Set([...store.entriesByRecency()].map((e) => e.key));
+
+for (const policy of ['lru', 'tinylfu'] as const) test(`property (${policy}): byte accounting, recency, TTL, tags and the race rule match a reference model`, () => {
   let serial = 0;
   fc.assert(
     fc.property(fc.array(arbOp, { maxLength: 120 }), (ops) => {
       const clock = new ManualClock(1);
       const maxBytes = 4_000;
       const maxEntryBytes = 1_600;
-      const store = new ResultStore<number>({ maxBytes, maxEntryBytes, defaultTtlMs: 100, clock });
-      const model = new Model(maxBytes, maxEntryBytes, 100, clock);
+      const store = new ResultStore<number>({ maxBytes, maxEntryBytes, defaultTtlMs: 100, clock, eviction: policy });
+      const model = new Model(maxBytes, maxEntryBytes, 100, clock, policy);
       const tokens = new Map<number, ReturnType<typeof store.startFill>>();
       let hits = 0;
       let misses = 0;
@@ -154,7 +172,7 @@ test('property: byte accounting, recency, TTL, tags and the race rule match a re
             const bytes = Buffer.alloc(o.size, serial++ & 0xff);
             const tags = tagsOf(o.db, o.tables);
             const outcome = store.set(o.key, bytes, serial, { token: store.startFill(), tags, ttlMs: o.ttl });
-            assert.is(outcome, model.set(o.key, bytes, tags, o.ttl, false));
+            assert.is(outcome, model.set(o.key, bytes, tags, o.ttl, false, keysOf(store)));
             break;
           }
           case 'start':
@@ -171,7 +189,7 @@ test('property: byte accounting, recency, TTL, tags and the race rule match a re
             const tags = tagsOf(o.db, o.tables);
             const stale = p.all || tags.some((t) => p.dirty.has(t));
             const outcome = store.set(o.key, bytes, serial, { token, tags, ttlMs: o.ttl });
-            assert.is(outcome, model.set(o.key, bytes, tags, o.ttl, stale));
+            assert.is(outcome, model.set(o.key, bytes, tags, o.ttl, stale, keysOf(store)));
             break;
           }
           case 'get': {
@@ -215,7 +233,10 @@ test('property: byte accounting, recency, TTL, tags and the race rule match a re
         assert.is(c.bytes, model.bytes);
         assert.ok(c.bytes <= maxBytes);
         assert.is(c.entries, model.entries.size);
-        assert.equal([...store.entriesByRecency()].map((e) => e.key), [...model.entries.keys()]);
+        const order = [...store.entriesByRecency()].map((e) => e.key);
+        // 'tinylfu' lists by segment, so only the set of keys is the model's; 'lru' keeps its exact order.
+        if (policy === 'lru') assert.equal(order, [...model.entries.keys()]);
+        else assert.equal(order.sort(), [...model.entries.keys()].sort());
         assert.is(c.indexedTags, new Set([...model.entries.values()].flatMap((e) => e.tags)).size);
         assert.is(c.evictions, model.evictions);
         assert.is(c.expired, model.expired);

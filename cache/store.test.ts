@@ -41,10 +41,10 @@ test('a miss, then a hit that returns the stored bytes and metadata', () => {
   assert.is(c.bytes, chargedBytes('q1', 10, 1));
 });
 
-test('the least recently used entry is evicted first, and a hit refreshes recency', () => {
+test('lru: the least recently used entry is evicted first, and a hit refreshes recency', () => {
   const value = Buffer.alloc(100);
   const one = chargedBytes('a', 100, 1);
-  const store = makeStore({ maxBytes: 3 * one, maxEntryBytes: one });
+  const store = makeStore({ maxBytes: 3 * one, maxEntryBytes: one, eviction: 'lru' });
   put(store, 'a', value);
   put(store, 'b', value);
   put(store, 'c', value);
@@ -58,14 +58,82 @@ test('the least recently used entry is evicted first, and a hit refreshes recenc
   assert.is(store.bytes, 3 * one);
 });
 
-test('one large entry evicts as many old ones as it needs', () => {
+test('lru: one large entry evicts as many old ones as it needs', () => {
   const small = chargedBytes('a', 0, 1);
-  const store = makeStore({ maxBytes: 4 * small, maxEntryBytes: 4 * small });
+  const store = makeStore({ maxBytes: 4 * small, maxEntryBytes: 4 * small, eviction: 'lru' });
   for (const k of ['a', 'b', 'c', 'd']) put(store, k, Buffer.alloc(0));
   assert.is(put(store, 'x', Buffer.alloc(2 * small)), 'stored');
   assert.equal(keysByRecency(store), ['d', 'x']);
   assert.is(store.counters().evictions, 3);
   assert.ok(store.bytes <= 4 * small);
+});
+
+// W-TinyLFU (the default): see the comment at the top of store.ts.
+const ONE = chargedBytes('k00', 100, 1);
+
+/** A tinylfu store of `n` entries of ONE bytes (keys k00..), each looked up `hits` times after its fill. */
+function tinylfuStore(capacity: number, n: number, hits: number): ResultStore<Meta> {
+  const store = makeStore({ maxBytes: capacity * ONE, maxEntryBytes: ONE });
+  for (let i = 0; i < n; i++) {
+    const key = `k${String(i).padStart(2, '0')}`;
+    put(store, key, Buffer.alloc(100));
+    for (let h = 0; h < hits; h++) assert.ok(store.get(key));
+  }
+  return store;
+}
+
+test('tinylfu: entries read again survive a scan of one-off results that flushes LRU', () => {
+  const scan = (store: ResultStore<Meta>): void => {
+    for (let i = 0; i < 200; i++) assert.is(put(store, `s${i.toString(36).padStart(2, '0')}`, Buffer.alloc(100)), 'stored');
+  };
+  const store = tinylfuStore(20, 10, 3);
+  scan(store);
+  for (let i = 0; i < 10; i++) assert.ok(store.get(`k0${i}`), `k0${i} was flushed`);
+  assert.ok(store.bytes <= 20 * ONE);
+  // The same with LRU: the scan pushes every popular entry out.
+  const lru = makeStore({ maxBytes: 20 * ONE, maxEntryBytes: ONE, eviction: 'lru' });
+  for (let i = 0; i < 10; i++) put(lru, `k0${i}`, Buffer.alloc(100));
+  scan(lru);
+  for (let i = 0; i < 10; i++) assert.is(lru.get(`k0${i}`), undefined);
+});
+
+test('tinylfu: a newcomer asked for more often than the oldest probation entry displaces it; a tie keeps the resident', () => {
+  // 10 entries never read again fill the store (one in the window, nine on probation).
+  const store = tinylfuStore(10, 10, 0);
+  // Missed three times, then filled: more popular than k00, the oldest on probation.
+  for (let i = 0; i < 3; i++) assert.is(store.get('hot'), undefined);
+  assert.is(put(store, 'hot', Buffer.alloc(100)), 'stored'); // into the window; k09 (window) loses its tie with k00
+  assert.is(store.get('k09'), undefined, 'the window candidate, no more popular than the victim, is evicted');
+  assert.ok(store.get('k00'), 'the resident wins a tie');
+  // The next fill pushes 'hot' out of the window: it beats the oldest probation entry (k01) and stays.
+  assert.is(put(store, 'new', Buffer.alloc(100)), 'stored');
+  assert.ok(store.get('hot'), 'the popular newcomer was admitted');
+  assert.is(store.get('k01'), undefined, 'the less popular victim was evicted');
+  assert.is(store.size, 10);
+  assert.is(store.bytes, 10 * ONE);
+  assert.is(store.counters().evictions, 2);
+});
+
+test('tinylfu: one large entry evicts as many as it needs, never more, and is itself kept', () => {
+  const small = chargedBytes('a', 0, 1);
+  const store = makeStore({ maxBytes: 4 * small, maxEntryBytes: 4 * small });
+  for (const k of ['a', 'b', 'c', 'd']) put(store, k, Buffer.alloc(0));
+  assert.is(put(store, 'x', Buffer.alloc(2 * small)), 'stored'); // charged 3 small: three must go
+  assert.ok(store.get('x'));
+  assert.is(store.counters().evictions, 3);
+  assert.is(store.size, 2);
+  assert.is(store.bytes, chargedBytes('x', 2 * small, 1) + small);
+});
+
+test('tinylfu: hits on probation promote to protected, which keeps at most 80% of the main space', () => {
+  const store = tinylfuStore(100, 100, 0); // window holds 1 (1% of 100), probation the other 99
+  for (let i = 0; i < 99; i++) store.get(`k${String(i).padStart(2, '0')}`); // each promoted once
+  const order = [...store.entriesByRecency()].map((e) => e.key);
+  // Protected may hold floor(0.8 * 99 entries' bytes) = 79 entries; the 20 promoted first were demoted back.
+  assert.equal(order.slice(0, 20), Array.from({ length: 20 }, (_, i) => `k${String(i).padStart(2, '0')}`), 'probation: the demoted, oldest first');
+  assert.equal(order.slice(20, 99), Array.from({ length: 79 }, (_, i) => `k${String(i + 20).padStart(2, '0')}`), 'protected');
+  assert.equal(order.slice(99), ['k99'], 'window');
+  assert.is(store.bytes, 100 * ONE);
 });
 
 test('overwriting a key replaces the entry and its tags, counting bytes once', () => {

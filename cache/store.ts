@@ -1,14 +1,28 @@
-// The in-memory result store: prebuilt wire bytes by key, under a byte budget, with LRU eviction,
-// per-entry TTL, a size limit per entry and a tag index for invalidation. It knows nothing of SQL:
-// keys and tags are strings its callers build (see tags.ts for the tag spelling).
+// The in-memory result store: prebuilt wire bytes by key, under a byte budget, with W-TinyLFU
+// eviction (or plain LRU), per-entry TTL, a size limit per entry and a tag index for invalidation.
+// It knows nothing of SQL: keys and tags are strings its callers build (see tags.ts for the tag
+// spelling).
 //
-// Layout (after lru-cache): an entry lives in a numbered slot; the recency list is two Int32Arrays
-// (next/prev) and freed slots go on a stack, so a warm `set` reuses a slot and a hit only relinks
-// two integers. `get` allocates nothing: it returns the entry object built once by `set`.
+// Eviction (issue 17 item 5; `node dist/cache/admission.bench.js` compares the two on Zipf
+// workloads larger than the budget, table in bench/README.md): W-TinyLFU after Caffeine. A new
+// entry goes into a small LRU window (1% of the budget); the main space is a segmented LRU
+// (probation, and protected for entries hit again while in it: 80% of the main space). When room
+// is needed and the window is full, its oldest entry (the candidate) is weighed against the
+// oldest of probation (the victim) by their recent access frequency (frequency-sketch.ts: a
+// count-min sketch behind a doorkeeper, halved as it ages) and the less popular one goes. So a
+// burst of one-off results (a scan, a Zipf tail) churns the window without flushing the popular
+// entries, which plain LRU does. With `eviction: 'lru'` the window is the whole budget and nothing
+// is weighed: the store is exactly the LRU it was.
+//
+// Layout (after lru-cache): an entry lives in a numbered slot; the three lists (window,
+// probation, protected) share two Int32Arrays (next/prev) and a segment byte per slot, and freed
+// slots go on a stack, so a warm `set` reuses a slot and a hit only relinks two integers and
+// counts in the sketch. `get` allocates nothing: it returns the entry object built once by `set`.
 // lru-cache itself is not used because invalidation must reach entries by tag and stale fills must
 // be refused atomically with the insert; both need the slot, which lru-cache keeps private.
 
 import { type Clock, CoarseClock } from './clock.js';
+import { FrequencySketch, hashKey } from './frequency-sketch.js';
 import { type FillToken, TagVersions } from './tag-versions.js';
 import { databaseTag } from './tags.js';
 
@@ -39,8 +53,12 @@ export interface StoreOptions {
   defaultTtlMs: number;
   /** Bound on remembered tag bumps (see tag-versions.ts). */
   maxTrackedTags?: number;
+  /** 'tinylfu' (the default): W-TinyLFU admission and eviction; 'lru': least recently used first. */
+  eviction?: EvictionPolicy;
   clock?: Clock;
 }
+
+export type EvictionPolicy = 'tinylfu' | 'lru';
 
 /** What a hit returns; built once per fill and handed out as is, so callers must not mutate it. */
 export interface CacheEntry<M> {
@@ -93,6 +111,22 @@ const NIL = -1;
 const INITIAL_SLOTS = 1024;
 const DEFAULT_MAX_TRACKED_TAGS = 100_000;
 
+/** The three LRU lists of W-TinyLFU; with 'lru' every entry stays in WINDOW. */
+const WINDOW = 0;
+const PROBATION = 1;
+const PROTECTED = 2;
+/** Caffeine's starting split (it then adapts the window; this store keeps it fixed). */
+const WINDOW_SHARE = 0.01;
+const PROTECTED_SHARE = 0.8;
+/**
+ * The sketch is sized for maxBytes / this many entries: a typical cached result (key, a few rows,
+ * the 384 bytes of overhead) is about 1 KiB. More entries than that only blur the estimates a
+ * little. Capped so a huge budget does not make a huge sketch: 5 bytes per counted key, ~1.3 MB
+ * at the default 256 MiB, outside the budget (which counts entries).
+ */
+const SKETCH_BYTES_PER_KEY = 1024;
+const SKETCH_MAX_KEYS = 1 << 20;
+
 /** The charged size of an entry; exported so tests and callers can predict the accounting. */
 export function chargedBytes(key: string, valueBytes: number, tagCount: number): number {
   return ENTRY_OVERHEAD_BYTES + key.length * 2 + valueBytes + tagCount * TAG_REF_BYTES;
@@ -115,12 +149,21 @@ export class ResultStore<M> {
   private expiresAt = new Float64Array(INITIAL_SLOTS);
   private next = new Int32Array(INITIAL_SLOTS);
   private prev = new Int32Array(INITIAL_SLOTS);
+  /** WINDOW, PROBATION or PROTECTED: the list a slot is on. */
+  private segment = new Uint8Array(INITIAL_SLOTS);
+  /** hashKey of the slot's key, so a hit counts in the sketch without hashing the key. */
+  private keyHash = new Int32Array(INITIAL_SLOTS);
   private freeSlots = new Int32Array(INITIAL_SLOTS);
   private freeCount = 0;
-  /** Least recently used end of the list: evicted first. */
-  private head = NIL;
-  /** Most recently used end. */
-  private tail = NIL;
+  /** Per segment: least recently used end of its list (evicted first), most recently used end, bytes. */
+  private readonly heads = new Int32Array([NIL, NIL, NIL]);
+  private readonly tails = new Int32Array([NIL, NIL, NIL]);
+  private readonly segmentBytes = new Float64Array(3);
+  private readonly policy: EvictionPolicy;
+  /** Undefined for 'lru'. Rebuilt (counts forgotten) when the budget changes. */
+  private sketch: FrequencySketch | undefined;
+  private windowMaxBytes = 0;
+  private protectedMaxBytes = 0;
 
   private usedBytes = 0;
   private hits = 0;
@@ -134,6 +177,8 @@ export class ResultStore<M> {
   constructor(options: StoreOptions) {
     const maxTrackedTags = options.maxTrackedTags ?? DEFAULT_MAX_TRACKED_TAGS;
     checkWholeNumbers([['maxTrackedTags', maxTrackedTags]]);
+    this.policy = options.eviction ?? 'tinylfu';
+    if (this.policy !== 'tinylfu' && this.policy !== 'lru') throw new CacheOptionsError(`eviction must be 'tinylfu' or 'lru', got ${String(this.policy)}`);
     this.maxBytes = 0;
     this.maxEntryBytes = 0;
     this.defaultTtlMs = 0;
@@ -143,30 +188,40 @@ export class ResultStore<M> {
   }
 
   /**
-   * New budget, entry limit and default TTL (a config reload). A smaller budget evicts the least
-   * recently used entries down to it at once; entries already stored keep their size and expiry
-   * (the new limits judge the next fills).
+   * New budget, entry limit and default TTL (a config reload). A smaller budget evicts down to it
+   * at once (for 'lru' the least recently used entries; for 'tinylfu' probation first, then
+   * protected, then the window, each least recently used first); entries already stored keep
+   * their size and expiry (the new limits judge the next fills).
    */
   setLimits(limits: Pick<StoreOptions, 'maxBytes' | 'maxEntryBytes' | 'defaultTtlMs'>): void {
     const { maxBytes, maxEntryBytes, defaultTtlMs } = limits;
     checkWholeNumbers([['maxBytes', maxBytes], ['maxEntryBytes', maxEntryBytes], ['defaultTtlMs', defaultTtlMs]]);
+    const budgetChanged = maxBytes !== this.maxBytes || (this.policy === 'tinylfu' && this.sketch === undefined);
     this.maxBytes = maxBytes;
     // Clamped rather than rejected: a small --cache-max-bytes alone is a sensible setting.
     this.maxEntryBytes = Math.min(maxEntryBytes, maxBytes);
     this.defaultTtlMs = defaultTtlMs;
-    while (this.usedBytes > this.maxBytes) {
-      this.remove(this.head);
-      this.evictions++;
+    if (this.policy === 'lru') {
+      this.windowMaxBytes = Infinity;
+    } else {
+      this.windowMaxBytes = Math.floor(maxBytes * WINDOW_SHARE);
+      this.protectedMaxBytes = Math.floor((maxBytes - this.windowMaxBytes) * PROTECTED_SHARE);
+      if (budgetChanged) this.sketch = new FrequencySketch(Math.min(SKETCH_MAX_KEYS, Math.ceil(maxBytes / SKETCH_BYTES_PER_KEY)));
     }
+    this.makeRoom(0);
+    this.rebalance();
   }
 
   /** The entry under `key`, marked most recently used; undefined on a miss or after its TTL. */
   get(key: string): CacheEntry<M> | undefined {
     const slot = this.slotByKey.get(key);
     if (slot === undefined) {
+      // A key asked for while absent gains popularity too: that is what lets it in later.
+      this.sketch?.increment(hashKey(key));
       this.misses++;
       return undefined;
     }
+    this.sketch?.increment(this.keyHash[slot]!);
     const expiresAt = this.expiresAt[slot];
     if (expiresAt !== 0 && expiresAt <= this.clock.now()) {
       this.remove(slot);
@@ -174,10 +229,7 @@ export class ResultStore<M> {
       this.misses++;
       return undefined;
     }
-    if (slot !== this.tail) {
-      this.unlink(slot);
-      this.linkAtTail(slot);
-    }
+    this.touch(slot);
     this.hits++;
     return this.entries[slot];
   }
@@ -225,17 +277,15 @@ export class ResultStore<M> {
       this.refusedInvalidated++;
       return 'invalidated';
     }
-    while (this.usedBytes + size > this.maxBytes) {
-      this.remove(this.head);
-      this.evictions++;
-    }
+    this.makeRoom(size);
 
     const slot = this.allocateSlot();
     const entry: CacheEntry<M> = { key, bytes: ownedCopy(bytes), meta, tags: frozenTags(fill.tags) };
     this.entries[slot] = entry;
     this.sizes[slot] = size;
     this.expiresAt[slot] = ttlMs === 0 ? 0 : this.clock.now() + ttlMs;
-    this.linkAtTail(slot);
+    if (this.sketch !== undefined) this.keyHash[slot] = hashKey(key);
+    this.linkAtTail(slot, WINDOW);
     this.slotByKey.set(key, slot);
     for (let i = 0; i < entry.tags.length; i++) {
       const tag = entry.tags[i]!;
@@ -247,6 +297,7 @@ export class ResultStore<M> {
       slots.add(slot);
     }
     this.usedBytes += size;
+    this.rebalance();
     return 'stored';
   }
 
@@ -291,7 +342,9 @@ export class ResultStore<M> {
   invalidateAll(): number {
     this.versions.bumpAll();
     const freed = this.slotByKey.size;
-    while (this.head !== NIL) this.remove(this.head);
+    for (let seg = WINDOW; seg <= PROTECTED; seg++) {
+      while (this.heads[seg] !== NIL) this.remove(this.heads[seg]!);
+    }
     this.invalidatedEntries += freed;
     return freed;
   }
@@ -315,22 +368,30 @@ export class ResultStore<M> {
   purgeExpired(): number {
     const now = this.clock.now();
     let purged = 0;
-    for (let slot = this.head; slot !== NIL; ) {
-      const following = this.next[slot];
-      const expiresAt = this.expiresAt[slot];
-      if (expiresAt !== 0 && expiresAt <= now) {
-        this.remove(slot);
-        purged++;
+    for (let seg = WINDOW; seg <= PROTECTED; seg++) {
+      for (let slot = this.heads[seg]!; slot !== NIL; ) {
+        const following = this.next[slot]!;
+        const expiresAt = this.expiresAt[slot];
+        if (expiresAt !== 0 && expiresAt <= now) {
+          this.remove(slot);
+          purged++;
+        }
+        slot = following;
       }
-      slot = following;
     }
     this.expired += purged;
     return purged;
   }
 
-  /** Entries from least to most recently used, without touching recency. Do not mutate meanwhile. */
+  /**
+   * Entries without touching recency, in the order they would be evicted if nothing else
+   * happened: for 'lru' from least to most recently used; for 'tinylfu' probation, then protected,
+   * then the window, each from least to most recently used. Do not mutate meanwhile.
+   */
   *entriesByRecency(): IterableIterator<CacheEntry<M>> {
-    for (let slot = this.head; slot !== NIL; slot = this.next[slot]) yield this.entries[slot]!;
+    for (const seg of [PROBATION, PROTECTED, WINDOW]) {
+      for (let slot = this.heads[seg]!; slot !== NIL; slot = this.next[slot]!) yield this.entries[slot]!;
+    }
   }
 
   get size(): number {
@@ -357,6 +418,66 @@ export class ResultStore<M> {
       indexedTags: this.slotsByTag.size,
       trackedTagVersions: this.versions.trackedTags,
     };
+  }
+
+  /**
+   * Evicts until `incoming` more bytes fit the budget. W-TinyLFU: while the window (counting the
+   * incoming entry, which will join it) is over its share, its oldest entry is the candidate for
+   * the main space and is weighed against the oldest of probation (or, probation empty, of
+   * protected); the less often asked for is evicted (a tie keeps the resident: a newcomer must be
+   * more popular to displace it). Otherwise the oldest of the main space goes. For 'lru' the
+   * window is everything and its oldest entry goes.
+   */
+  private makeRoom(incoming: number): void {
+    while (this.usedBytes + incoming > this.maxBytes) {
+      const candidate = this.heads[WINDOW]!;
+      const victim = this.heads[PROBATION] !== NIL ? this.heads[PROBATION]! : this.heads[PROTECTED]!;
+      let evict: number;
+      if (victim === NIL && candidate === NIL) {
+        break; // nothing left; cannot happen while size <= maxEntryBytes <= maxBytes
+      } else if (victim === NIL) {
+        evict = candidate;
+      } else if (candidate !== NIL && this.segmentBytes[WINDOW]! + incoming > this.windowMaxBytes) {
+        const sketch = this.sketch!;
+        evict = sketch.frequency(this.keyHash[candidate]!) > sketch.frequency(this.keyHash[victim]!) ? victim : candidate;
+      } else {
+        evict = victim;
+      }
+      this.remove(evict);
+      this.evictions++;
+    }
+  }
+
+  /**
+   * Moves what the window holds beyond its share to probation (admitted: makeRoom already made the
+   * room), and what protected holds beyond its share back to probation, oldest first. The newest
+   * window entry always stays, so an entry larger than the window share is still cached.
+   */
+  private rebalance(): void {
+    while (this.segmentBytes[WINDOW]! > this.windowMaxBytes && this.heads[WINDOW] !== this.tails[WINDOW]) {
+      this.moveToTail(this.heads[WINDOW]!, PROBATION);
+    }
+    while (this.segmentBytes[PROTECTED]! > this.protectedMaxBytes) {
+      this.moveToTail(this.heads[PROTECTED]!, PROBATION);
+    }
+  }
+
+  /** A hit: most recently used in its list; a hit on probation promotes to protected. */
+  private touch(slot: number): void {
+    const seg = this.segment[slot]!;
+    if (seg === PROBATION) {
+      this.moveToTail(slot, PROTECTED);
+      while (this.segmentBytes[PROTECTED]! > this.protectedMaxBytes && this.heads[PROTECTED] !== slot) {
+        this.moveToTail(this.heads[PROTECTED]!, PROBATION);
+      }
+    } else if (slot !== this.tails[seg]) {
+      this.moveToTail(slot, seg);
+    }
+  }
+
+  private moveToTail(slot: number, seg: number): void {
+    this.unlink(slot);
+    this.linkAtTail(slot, seg);
   }
 
   private remove(slot: number): void {
@@ -390,24 +511,32 @@ export class ResultStore<M> {
     this.expiresAt = grown(this.expiresAt, new Float64Array(capacity));
     this.next = grown(this.next, new Int32Array(capacity));
     this.prev = grown(this.prev, new Int32Array(capacity));
+    this.segment = grown(this.segment, new Uint8Array(capacity));
+    this.keyHash = grown(this.keyHash, new Int32Array(capacity));
     this.freeSlots = grown(this.freeSlots, new Int32Array(capacity));
   }
 
+  /** Takes the slot off its segment's list (and its bytes off the segment's count). */
   private unlink(slot: number): void {
-    const before = this.prev[slot];
-    const after = this.next[slot];
-    if (before === NIL) this.head = after;
+    const seg = this.segment[slot]!;
+    const before = this.prev[slot]!;
+    const after = this.next[slot]!;
+    if (before === NIL) this.heads[seg] = after;
     else this.next[before] = after;
-    if (after === NIL) this.tail = before;
+    if (after === NIL) this.tails[seg] = before;
     else this.prev[after] = before;
+    this.segmentBytes[seg] -= this.sizes[slot]!;
   }
 
-  private linkAtTail(slot: number): void {
-    this.prev[slot] = this.tail;
+  private linkAtTail(slot: number, seg: number): void {
+    const tail = this.tails[seg]!;
+    this.segment[slot] = seg;
+    this.prev[slot] = tail;
     this.next[slot] = NIL;
-    if (this.tail === NIL) this.head = slot;
-    else this.next[this.tail] = slot;
-    this.tail = slot;
+    if (tail === NIL) this.heads[seg] = slot;
+    else this.next[tail] = slot;
+    this.tails[seg] = slot;
+    this.segmentBytes[seg] += this.sizes[slot]!;
   }
 }
 
@@ -417,7 +546,7 @@ function checkWholeNumbers(values: readonly (readonly [string, number])[]): void
   }
 }
 
-function grown<T extends Float64Array | Int32Array>(old: T, larger: T): T {
+function grown<T extends Float64Array | Int32Array | Uint8Array>(old: T, larger: T): T {
   larger.set(old);
   return larger;
 }

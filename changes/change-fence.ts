@@ -14,7 +14,7 @@ export interface Followed extends ChangeStreamReading {
 }
 
 /** The bypass reason while a target's stream is not up. */
-export const CDC_DOWN = 'cdc-down';
+export const CDC_DOWN = 'cdc-down' as const;
 
 /**
  * PostgreSQL databases followed at most: each costs the server a walsender and a slot, and clients
@@ -39,7 +39,7 @@ export class ChangeFence {
   ) {}
 
   /** Why the cache must not fill for `database` now, or null: its stream is up. Starts following on first use. */
-  readonly fence = (database: string | null): string | null => {
+  readonly fence = (database: string | null): typeof CDC_DOWN | null => {
     const target = this.targetOf(database);
     if (target === null) return CDC_DOWN;
     const f = this.followers.get(target) ?? this.start(target);

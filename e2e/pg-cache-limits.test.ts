@@ -1,5 +1,5 @@
 // The cache's bounds, each on a proxy started with the setting under test: a small byte budget
-// evicts (least recently used first) and never exceeds itself; the TTL is the only thing that
+// evicts (W-TinyLFU: results read once before results read often) and never exceeds itself; the TTL is the only thing that
 // refreshes an entry after a write the proxy could not see; a result larger than the per-entry limit
 // is relayed whole but not kept; a result of several MB (many TCP chunks) is kept and replayed
 // exactly under the default limits; a budget of 0 turns caching off.
@@ -47,7 +47,7 @@ test.after(async () => {
   await direct(`DROP TABLE IF EXISTS ${TABLE}`);
 });
 
-test('--cache-max-bytes 64KiB: evictions, bytes never above the budget, a hot entry survives (LRU)', async () => {
+test('--cache-max-bytes 64KiB: evictions, bytes never above the budget, a hot entry survives', async () => {
   const { proxy, client } = await proxyWith(['--cache-max-bytes', '64KiB']);
   const HOT = 1;
   await oneRow(client, HOT);
@@ -57,7 +57,7 @@ test('--cache-max-bytes 64KiB: evictions, bytes never above the budget, a hot en
       const row = await oneRow(client, id);
       assert.is(row.v, id);
       assert.is(row.pad.length, PAD_BYTES);
-      // Touch the hot entry between fills so it stays the most recently used.
+      // Touch the hot entry between fills: the most recently used and the most often read.
       assert.is((await oneRow(client, HOT)).v, HOT);
       if (id % 20 === 0) maxBytesSeen = Math.max(maxBytesSeen, (await cacheCounters(proxy.adminPort)).bytes);
     }

@@ -4,7 +4,7 @@
 // functions they call do not depend on literal values or on which statement named it: learned
 // once per relation and context, they judge every statement over known names without a probe.
 // Pure: probe rows and analyses in, facts and verdicts out.
-import type { StatementAnalysis } from './pg-analysis.js';
+import type { NotCacheableReason, StatementAnalysis } from './pg-analysis.js';
 import { isSystemRelation } from './pg-builtins.js';
 import { relationKey, type ClosureRelation, type ProbedFunction, type ProbedRelation } from './pg-probe.js';
 
@@ -15,7 +15,7 @@ export interface RelationFacts {
   /** Why a read may not be cached for what a relation of its closure is (the first, in the probe's order). */
   readonly hazard: RelationHazard | null;
   /** Why a read may not be cached for what a view or policy of its closure computes (the text analysis). */
-  readonly definitionHazard: string | null;
+  readonly definitionHazard: ViewHazard | null;
   /** The functions its views and policies call are IMMUTABLE or built-in STABLE ones. */
   readonly callsSafe: boolean;
   /** ... and all live in pg_catalog. */
@@ -34,7 +34,10 @@ export interface LearnedFacts {
 }
 
 /** Why a read of a statement may not be cached, as far as the catalog and the definitions behind it tell. */
-export type CatalogReason = RelationHazard | 'unresolved-table' | 'function' | string;
+export type CatalogReason = RelationHazard | 'unresolved-table' | 'function' | ViewHazard;
+
+/** A view or policy of the closure computes something not cacheable (its text's analysis says what). */
+export type ViewHazard = `view-${NotCacheableReason | 'not-cacheable'}`;
 
 export interface StatementVerdict {
   /** null when the catalog allows caching the statement's result. */
@@ -64,7 +67,7 @@ function relationHazard({ kind, persistence, schema, name }: ClosureRelation): R
  * catalog records no dependency on built-ins, so only the definition shows them. Null when every
  * definition may be cached; the probe has judged the functions they call and the relations they read.
  */
-export function viewDefinitionHazard(definitions: readonly string[], analyze: (text: string) => StatementAnalysis): string | null {
+export function viewDefinitionHazard(definitions: readonly string[], analyze: (text: string) => StatementAnalysis): ViewHazard | null {
   for (const definition of definitions) {
     const a = analyze(definition);
     if (a.kind !== 'read') return 'view-not-a-read';

@@ -12,6 +12,7 @@ import { StatementRules, type RuleOutcome } from '../config/rules.js';
 import type { Config } from '../config/settings.js';
 import type { SecondTier } from '../fleet/l2.js';
 import { UpstreamIdentity, type ServerIdentity } from './upstream-identity.js';
+import type { FenceState } from './cache-router.js';
 
 /**
  * One invalidation in the form every proxy of a fleet can apply without analysing SQL: the store's
@@ -58,7 +59,9 @@ export abstract class ResultCache<I extends RuledStatement> {
   private readonly rules: StatementRules<I>;
   private readonly server = new UpstreamIdentity();
   /** CDC (changes/): asked before a fill; null while no change stream is configured. */
-  private changeFence: ((database: string | null) => string | null) | null = null;
+  private changeFence: ((database: string | null) => 'cdc-down' | null) | null = null;
+  /** The fleet lost its bus (suspend): nothing is stored until resume(). */
+  private suspended = false;
   private fleet: InvalidationSink | null = null;
   /** The fleet's second tier in Redis (--l2 on): kept fills, asked on a miss; null without it. */
   secondTier: SecondTier | null = null;
@@ -98,12 +101,17 @@ export abstract class ResultCache<I extends RuledStatement> {
    * is not up), or null. Entries of a fenced database were dropped when it was fenced and none is
    * stored until its stream is up again, so only the fill path needs to ask.
    */
-  fence(database: string | null): string | null {
+  fence(database: string | null): 'cdc-down' | null {
     return this.changeFence === null ? null : this.changeFence(database);
   }
 
+  /** What stops fills for `database` now (cache-router.ts): its change stream, the fleet's bus. */
+  fences(database: string | null): FenceState {
+    return { change: this.fence(database), busDown: this.suspended };
+  }
+
   /** CDC (changes/): from now on fills ask `fence` first. */
-  followChanges(fence: (database: string | null) => string | null): void {
+  followChanges(fence: (database: string | null) => 'cdc-down' | null): void {
     this.changeFence = fence;
   }
 
@@ -188,12 +196,14 @@ export abstract class ResultCache<I extends RuledStatement> {
    * reads count as bypasses with `reason`.
    */
   suspend(reason: string): void {
+    this.suspended = true;
     this.stats.invalidated('database', this.store.suspend());
     this.stats.divertMisses(reason);
   }
 
   /** Serves and stores again; fills sent upstream before now are refused. */
   resume(): void {
+    this.suspended = false;
     this.store.resume();
     this.stats.divertMisses(null);
   }

@@ -30,6 +30,12 @@ export interface ClusterOptions {
   startTimeoutMs?: number;
   /** Listen here instead of on a free port (another server where a stopped one was). */
   port?: number;
+  /**
+   * Start the server inside this network namespace (`ip netns`, as root; the bench's network
+   * hop): it then listens on that namespace's 127.0.0.1, and `port` should be given, since a free
+   * port is probed in this process's namespace. The unix socket still reaches it from here.
+   */
+  netns?: string;
 }
 
 export interface Cluster {
@@ -85,8 +91,8 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
       await appendFile(path.join(dataDir, 'postgresql.conf'), serverConf(port, baseDir, opts));
       try {
         await asPostgres('pg_ctl', ['start', '-D', dataDir, '-l', logFile, '-w', '-t', String(Math.ceil(remaining(deadline) / 1000))],
-          baseDir, remaining(deadline) + 2000);
-        return cluster(entry, port, baseDir, logFile);
+          baseDir, remaining(deadline) + 2000, opts.netns);
+        return cluster(entry, port, baseDir, logFile, opts.netns);
       } catch (err) {
         const log = await readFile(logFile, 'utf8').catch(() => '');
         // Another process may grab the port between our probe and the server's bind.
@@ -100,7 +106,7 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
   }
 }
 
-function cluster(entry: LiveCluster, port: number, socketDir: string, logFile: string): Cluster {
+function cluster(entry: LiveCluster, port: number, socketDir: string, logFile: string, netns: string | undefined): Cluster {
   return {
     host: '127.0.0.1',
     port,
@@ -116,7 +122,7 @@ function cluster(entry: LiveCluster, port: number, socketDir: string, logFile: s
       }
     },
     async restart(): Promise<void> {
-      await asPostgres('pg_ctl', ['restart', '-D', entry.dataDir, '-m', 'fast', '-l', logFile, '-w', '-t', '60'], entry.baseDir, 70_000);
+      await asPostgres('pg_ctl', ['restart', '-D', entry.dataDir, '-m', 'fast', '-l', logFile, '-w', '-t', '60'], entry.baseDir, 70_000, netns);
     },
     async stop(): Promise<void> {
       if (!live.has(entry)) return;
@@ -151,9 +157,11 @@ function serverConf(port: number, socketDir: string, opts: ClusterOptions): stri
   return '\n' + Object.entries(settings).map(([k, v]) => `${k} = ${quote(v)}`).join('\n') + '\n';
 }
 
-async function asPostgres(tool: string, args: string[], cwd: string, timeout: number): Promise<void> {
+async function asPostgres(tool: string, args: string[], cwd: string, timeout: number, netns?: string): Promise<void> {
   // cwd: the postgres user cannot enter the test's working directory.
-  await run('runuser', ['-u', PG_OS_USER, '--', path.join(PG_BIN, tool), ...args], { cwd, timeout: Math.max(timeout, 1000) });
+  const command = ['runuser', '-u', PG_OS_USER, '--', path.join(PG_BIN, tool), ...args];
+  const [file, ...rest] = netns === undefined ? command : ['ip', 'netns', 'exec', netns, ...command];
+  await run(file!, rest, { cwd, timeout: Math.max(timeout, 1000) });
 }
 
 async function postgresIds(): Promise<{ uid: number; gid: number }> {

@@ -1,6 +1,13 @@
 // The few protocol messages the proxy builds or reads itself (its probe, replayed Parses,
-// swallowed replies). Pure.
+// swallowed replies), and named views of the fields of the extended-protocol messages it reads
+// (Parse, Bind, Describe, Execute). Each view takes a whole message: `start` at its type byte,
+// `end` past its last byte. Pure.
 import { Backend, Frontend } from './codes.js';
+
+/** Where a message's body starts: after the type byte and the Int32 length. */
+const BODY = 5;
+const DESCRIBE_STATEMENT = 0x53; // S
+const DESCRIBE_PORTAL = 0x50; // P
 
 export const PARSE_COMPLETE = Buffer.from([Backend.ParseComplete, 0, 0, 0, 4]);
 
@@ -84,4 +91,73 @@ export function startsWithAscii(buf: Buffer, start: number, end: number, text: s
 
 export function equalsName(buf: Buffer, start: number, name: string): boolean {
   return startsWithAscii(buf, start, start + name.length + 1, name) && buf[start + name.length] === 0;
+}
+
+/** Reads a NUL-terminated string starting at `start`, not past `end`. */
+export function readCString(buf: Buffer, start: number, end: number): string {
+  let nul = buf.indexOf(0, start);
+  if (nul < 0 || nul > end) nul = end;
+  return buf.toString('utf8', start, nul);
+}
+
+/** The end of the NUL-terminated name at `start` (the position of its NUL). */
+function nameEnd(buf: Buffer, start: number): number {
+  return buf.indexOf(0, start);
+}
+
+/** Parse: the prepared statement's name ('' for the unnamed one). */
+export function parseStatementName(buf: Buffer, start: number): string {
+  return buf.toString('utf8', start + BODY, nameEnd(buf, start + BODY));
+}
+
+/** Parse: where what follows the name starts (the text, then the parameter types). */
+export function parseSignatureStart(buf: Buffer, start: number): number {
+  return nameEnd(buf, start + BODY) + 1;
+}
+
+/** Parse: the statement text. */
+export function parseText(buf: Buffer, start: number, end: number): string {
+  return readCString(buf, parseSignatureStart(buf, start), end);
+}
+
+/** Bind: the portal's name. */
+export function bindPortal(buf: Buffer, start: number): string {
+  return buf.toString('utf8', start + BODY, nameEnd(buf, start + BODY));
+}
+
+/** Bind: the prepared statement's name. */
+export function bindStatement(buf: Buffer, start: number): string {
+  const portalEnd = nameEnd(buf, start + BODY);
+  return buf.toString('utf8', portalEnd + 1, nameEnd(buf, portalEnd + 1));
+}
+
+/** Bind: where the parameter formats, values and result formats start (after both names). */
+export function bindParametersStart(buf: Buffer, start: number): number {
+  return nameEnd(buf, nameEnd(buf, start + BODY) + 1) + 1;
+}
+
+/** Describe: of a statement ('S') or a portal ('P'), and its name. */
+export function describeTarget(buf: Buffer, start: number, end: number): { kind: 'S' | 'P' | null; name: string } {
+  const kind = buf[start + BODY];
+  return { kind: kind === DESCRIBE_STATEMENT ? 'S' : kind === DESCRIBE_PORTAL ? 'P' : null, name: readCString(buf, start + BODY + 1, end) };
+}
+
+/** Describe: the statement's name when it describes a statement, else null. */
+export function describedStatement(buf: Buffer, start: number, end: number): string | null {
+  return buf[start + BODY] === DESCRIBE_STATEMENT ? readCString(buf, start + BODY + 1, end) : null;
+}
+
+/** Execute: the portal's name. */
+export function executePortal(buf: Buffer, start: number, end: number): string {
+  return readCString(buf, start + BODY, end);
+}
+
+/** Execute: the row limit (0: all rows). */
+export function executeMaxRows(buf: Buffer, start: number): number {
+  return buf.readInt32BE(nameEnd(buf, start + BODY) + 1);
+}
+
+/** Query: the text. */
+export function queryText(buf: Buffer, start: number, end: number): string {
+  return readCString(buf, start + BODY, end);
 }

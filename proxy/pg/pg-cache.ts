@@ -7,6 +7,11 @@ import { shapeFingerprint, type StatementIdentity } from '../../telemetry/query-
 import { databaseTag, tableTag } from '../../cache/tags.js';
 import { boundedMap } from '../bounded-map.js';
 import { ResultCache } from '../result-cache.js';
+import type { CatalogBypassReason } from '../cache-router.js';
+import { WriteScope } from '../request-ledger.js';
+import { contextPrefix } from './cache-key.js';
+
+export { WriteScope };
 import type { Config } from '../../config/settings.js';
 import type { StatementAnalysis } from '../../invalidation/pg-analysis.js';
 import { PgClassifier } from '../../invalidation/pg-classifier.js';
@@ -57,17 +62,10 @@ export interface SessionIdentity {
 export interface Decision {
   readonly generation: number;
   readonly cacheable: boolean;
-  readonly reason: string | null;
+  readonly reason: CatalogBypassReason | 'not-cacheable' | null;
   /** Entry tags: every relation a write to which may change the result, plus the database. */
   readonly tags: readonly string[];
   readonly functionsBuiltin: boolean;
-}
-
-/** How far a commit's writes reach: the relations listed, their whole database, or every database of the server. */
-export const enum WriteScope {
-  Tables,
-  Database,
-  Server,
 }
 
 const MAX_CONTEXTS = 10_000;
@@ -177,7 +175,8 @@ export class PgCache extends ResultCache<StatementInfo> {
     let ctx = this.contexts.get(text);
     if (ctx === undefined) {
       if (this.contexts.size >= MAX_CONTEXTS) return null;
-      ctx = new PgContext(this.nextContextId++, probe.database, `${this.nextContextId - 1}\u0001`);
+      const id = this.nextContextId++;
+      ctx = new PgContext(id, probe.database, contextPrefix(id));
       this.contexts.set(text, ctx);
     }
     return ctx;

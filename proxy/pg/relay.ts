@@ -1,30 +1,35 @@
-// The traffic of one PostgreSQL session once the client is authenticated, both ways: which client
-// requests the cache answers, which go upstream (with the proxy's own probe or a replayed Parse
-// in front when needed), and what happens to each server message (relay, relay and capture for
-// the cache, or swallow the reply to the proxy's own request). Writes invalidate what they made
-// stale before their acknowledgement reaches the client.
+// The traffic of one PostgreSQL session once the client is authenticated, both ways. For each
+// client request the cache router (../cache-router.ts) gives a verdict from what the session
+// knows (cache-session.ts); the relay carries it out: answers from the cache, or sends the request
+// upstream (with the proxy's own probe or a replayed Parse in front when needed), and routes each
+// server message (relay, relay and capture for the cache, or swallow the reply to the proxy's own
+// request). Writes invalidate what they made stale before their acknowledgement reaches the client.
 //
 // Every request that produces a ReadyForQuery (a Query, a FunctionCall, the messages up to a Sync)
-// has one Pending entry, queued in the order the server answers; a server message belongs to the
-// head entry. The cache answers only when nothing is outstanding, so replies never reorder, and
-// only once the session's server is known to be the one the entries came from (the identity check,
-// upstream-identity.ts, pipelined ahead of the session's first request).
-import type { StatementIdentity, StatementSource } from '../../telemetry/query-stats.js';
-import type { FillToken } from '../../cache/tag-versions.js';
-import { Backend, Frontend } from './codes.js';
-import { Kind, ReplyRouter, Route } from '../reply-router.js';
-import { READY_IN_BLOCK, endsIdle, readyAsIdle, withoutDescriptions, withoutReady } from './stored-reply.js';
-import type { BackendSink } from './backend-scanner.js';
-import type { Decision, PgCache, PgContext, SessionIdentity, StatementInfo } from './pg-cache.js';
-import { buildProbeSql, probeFailureIsPassing, probeQuery, readProbeRow, type ProbeResult } from '../../invalidation/pg-probe.js';
-import { KEYED_PARAMETERS, WriteScope } from './pg-cache.js';
-import { IdentityError, PG_IDENTITY_SQL, identityOf, readPgIdentity } from '../upstream-identity.js';
-import { PgSessionState, TxStatus, readCString } from './session-state.js';
-import { cacheableBatch, type CacheableBatch, type Held } from './cacheable-batch.js';
-import {
-  PARSE_COMPLETE, closeStatementMessage, decodeTextRow, equalsName, errorCodeOf, errorMessageOf, parseMessage, queryMessage, startsWithAscii,
-} from './messages.js';
+// has one entry in the request ledger (../request-ledger.ts), queued in the order the server
+// answers; a server message belongs to the head entry. The cache answers only when nothing is
+// outstanding, so replies never reorder, and only once the session's server is known to be the
+// one the entries came from (the identity check, upstream-identity.ts, pipelined ahead of the
+// session's first request).
+import type { StatementSource } from '../../telemetry/query-stats.js';
 import type { Logger } from '../../telemetry/log.js';
+import {
+  ProbePurpose, IdentityState, answersInBlock, mayLookUp, mayLookUpInBlock, route, unreachable, type FenceState, type RuleView, type SessionView, type Verdict,
+} from '../cache-router.js';
+import { ParkedRequest } from '../parked-request.js';
+import { Route, ReplyRouter } from '../reply-router.js';
+import { RequestLedger, forwardAction, isIdentityCheck, type CacheAction } from '../request-ledger.js';
+import { PG_IDENTITY_SQL } from '../upstream-identity.js';
+import type { BackendSink } from './backend-scanner.js';
+import { entryKey, simpleQueryKey } from './cache-key.js';
+import { PgCacheSession, type PgRequest } from './cache-session.js';
+import { cacheableBatch, type Held } from './cacheable-batch.js';
+import { Backend, Frontend } from './codes.js';
+import { PARSE_COMPLETE, decodeTextRow, equalsName, errorCodeOf, errorMessageOf, queryMessage, queryText } from './messages.js';
+import type { PgCache, StatementInfo } from './pg-cache.js';
+import { StatementReplay } from './statement-replay.js';
+import { PgSessionState, TxStatus } from './session-state.js';
+import { READY_IN_BLOCK, endsIdle, readyAsIdle, withoutReady } from './stored-reply.js';
 
 export interface RelayIo extends StatementSource {
   toUpstream(bytes: Buffer): void;
@@ -34,137 +39,64 @@ export interface RelayIo extends StatementSource {
   loginRefused(message: string): void;
 }
 
-
-/** One request awaiting its ReadyForQuery. */
-interface Pending {
-  kind: Kind;
-  startedAt: number;
-  /** The statement measured for stats (a batch's single statement), if known. */
-  info: StatementInfo | null;
-  /** Statements executed, for invalidation; null for one the proxy cannot attribute (may write anything). */
-  executed: (StatementInfo | null)[];
-  /** Sent while idle as one simple statement: its CommandComplete means committed. */
-  autocommit: boolean;
-  bypassReason: string;
-  swallowParse: number;
-  swallowClose: number;
-  /** ParseCompletes relayed but not captured. */
-  skipParse: number;
-  /** The server ended the transaction block without committing it (ROLLBACK, or COMMIT of a failed block). */
-  rolledBack: boolean;
-  /** Its writes were invalidated at its CommandComplete (autocommit). */
-  invalidated: boolean;
-  /** Looked up in the cache inside a read-only block (a rule opted in): a miss, never a bypass. */
-  inBlock: boolean;
-  // A fill: the key without the context prefix, the token taken when sent, the reply so far.
-  keySuffix: string;
-  token: FillToken | 0;
-  parts: Buffer[];
-  size: number;
-  poisoned: boolean;
-  completes: number;
-  errored: boolean;
-  // A probe: the statement it is for, the catalog generation when it was sent, the row it
-  // returned, the SQLSTATE it failed with.
-  probeFor: StatementInfo | null;
-  probeGeneration: number;
-  probeRow: (string | null)[] | null;
-  probeError: string;
-}
-
-/** Custom settings a session may set before it stops sharing entries with other sessions. */
-const MAX_CUSTOM_SETTINGS = 32;
-/** Extended-protocol messages collected until Sync before anything is decided; beyond, relay. */
-const MAX_HELD_MESSAGES = 64;
 const IDENTITY_QUERY = queryMessage(PG_IDENTITY_SQL);
-/** After probes failed in a row for passing reasons, statements relayed unprobed before the next try. */
-const MAX_PROBE_BACKOFF = 256;
-
-let nextRelayId = 1;
+/** For a lookup that needs neither (a stored entry answers or waits, whatever the rule and fences). */
+const NO_RULE: RuleView = Object.freeze({ never: false, inReadOnlyTransactions: false });
+const NO_FENCE: FenceState = Object.freeze({ change: null, busDown: false });
 
 export class PgRelay {
   readonly state = new PgSessionState();
-  /** Tells this session apart in a context of its own (see PgCache.context). */
-  private readonly id = nextRelayId++;
-  /** Server messages that arrive while nothing is queued (auth, notifications) are relayed. */
-  private readonly queue: Pending[] = [];
-  /** The request being relayed message by message (after a Flush), until its Sync. */
-  private open: Pending | null = null;
-  private held: Held[] = [];
-  /** Portal -> statement bound to it, for Execute without a Bind in the same batch. */
-  private readonly portals = new Map<string, StatementInfo>();
-  private ctx: PgContext | null = null;
-  private ctxStale = true;
-  /** Nothing has changed the session's state since it started: its probe describes the startup. */
-  private pristine = true;
-  /** Custom settings (a dot in the name) this session has set: part of its context. */
-  private readonly customSettings = new Set<string>();
-  /** The session's state cannot be read by the probe: it shares no entries. */
-  private ownContext = false;
-  private lastProbe: ProbeResult | null = null;
-  /** Written tables of the current transaction block, invalidated when it commits. */
-  private readonly pendingWrites = new Set<string>();
-  private pendingScope = WriteScope.Tables;
-  private pendingCatalog = false;
-  /** The cache's server epoch under which this session's server was found to be the known one; -1: not yet. */
-  private serverEpoch = -1;
-  /** The identity check in flight. */
-  private checking: Pending | null = null;
-  /** The identity check failed: the cache neither answers nor fills in this session. */
-  private unidentified = false;
-  /** The server epoch the context was learned under: one learned under another is read again. */
-  private ctxEpoch = -1;
-  /** A request the cache may answer once the identity check is back (see park), as copies. */
-  private parked: Held[] | null = null;
-  /** The parked request is being taken up again: it does not park a second time. */
-  private unparking = false;
-  /** This session's statements cannot be analysed (standard_conforming_strings off, the probe cannot work). */
-  private unanalysable = false;
-  /** Probes failed in a row for a passing reason (cancelled, lock, resources): the next waits longer. */
-  private probeFailures = 0;
-  /** Statements still to relay unprobed (and uncached) before the next probe is tried. */
-  private probeBackoff = 0;
-  /**
-   * The transaction block is known read-only: BEGIN / START TRANSACTION ... READ ONLY opened it and
-   * only plain reads ran in it since (see trackReadOnlyBlock). A rule may let the cache answer in it.
-   */
-  private readOnlyBlock = false;
-  /** Nothing went upstream since that BEGIN: the block's snapshot is taken by the next statement. */
-  private blockSnapshotFree = false;
+  private readonly ledger: RequestLedger<StatementInfo, PgRequest> | null = null;
+  private readonly cs: PgCacheSession | null = null;
+  /** Extended-protocol messages held until their Sync, the request relayed message by message, Parse replays. */
+  private readonly extended: StatementReplay;
+  /** A request the cache may answer once the identity check is back, as copies. */
+  private readonly parked = new ParkedRequest<Held[]>();
   // Client -> upstream: the run of whole messages of the current chunk, written at once.
   private runBuf: Buffer | null = null;
   private runStart = 0;
   private runEnd = 0;
   /** Upstream -> client: where each reply's bytes go. */
   private readonly replies = new ReplyRouter((bytes) => this.io.toClient(bytes), () => this.cache?.maxEntryBytes ?? 0);
-  private finished: Pending[] = [];
 
   constructor(
     private readonly io: RelayIo,
     private readonly cache: PgCache | null,
-    private readonly database: string,
+    database: string,
     /** The StartupMessage's parameters that shape the session's initial state, as one string. */
-    private readonly startupKey: string,
-    private readonly log: Logger,
-  ) {}
+    startupKey: string,
+    log: Logger,
+  ) {
+    if (cache !== null) {
+      this.ledger = new RequestLedger<StatementInfo, PgRequest>(cache, io);
+      this.cs = new PgCacheSession(cache, this.state, this.ledger, database, startupKey, log);
+    }
+    this.extended = new StatementReplay(this.state, cache, {
+      forward: (code, buf, start, end) => this.forward(code, buf, start, end),
+      inject: (message) => this.inject(message),
+      request: () => this.enqueue(forwardAction('pipelined', false), null),
+    });
+  }
 
   // ---------------------------------------------------------------- client -> upstream
 
   /** A whole client message of an authenticated session. */
   clientMessage(code: number, buf: Buffer, start: number, end: number): void {
-    if (this.cache === null) {
+    const cs = this.cs;
+    if (cs === null) {
       this.forward(code, buf, start, end);
       return;
     }
     // The client did not wait: the parked request goes to the server first, so replies keep their order.
-    if (this.parked !== null) this.unpark();
+    if (this.parked.waiting) this.unpark();
     // A session's first request carries the identity check in front of it, pipelined.
-    if (this.serverEpoch === -1 && this.quiet) this.checkServer();
+    if (cs.state.neverChecked && this.quiet) this.checkServer();
+    const ext = this.extended;
     switch (code) {
       case Frontend.Query:
-        if (this.held.length > 0 || this.open !== null) {
+        if (ext.pending) {
           // After unsynced extended messages a Query shares their ReadyForQuery.
-          this.finishOpen().executed.push(this.cache.info(readCString(buf, start + 5, end)));
+          ext.finishOpen().executed.push(this.cache!.info(queryText(buf, start, end)));
           this.forward(code, buf, start, end);
         } else {
           this.onQuery(buf, start, end);
@@ -172,7 +104,7 @@ export class PgRelay {
         return;
       case Frontend.FunctionCall:
         // A fast-path call may write anything.
-        (this.held.length > 0 || this.open !== null ? this.finishOpen() : this.enqueue(Kind.Forward, null, 'function-call')).executed.push(null);
+        (ext.pending ? ext.finishOpen() : this.enqueue(forwardAction('function-call', false), null)).executed.push(null);
         this.forward(code, buf, start, end);
         return;
       case Frontend.Parse:
@@ -180,16 +112,11 @@ export class PgRelay {
       case Frontend.Describe:
       case Frontend.Execute:
       case Frontend.Close:
-        if (this.open === null && this.held.length < MAX_HELD_MESSAGES) {
-          this.held.push({ code, buf, start, end });
-          return;
-        }
-        this.releaseHeld();
-        this.forwardExtended(code, buf, start, end, this.open!);
+        ext.extendedMessage(code, buf, start, end);
         return;
       case Frontend.Sync:
-        if (this.open !== null) this.finishOpen();
-        else if (this.held.length === 0) this.enqueue(Kind.Forward, null, 'not-cacheable');
+        if (ext.open !== null) ext.finishOpen();
+        else if (!ext.holding) this.enqueue(forwardAction('not-cacheable', false), null);
         else {
           this.onBatch(buf, start, end);
           return;
@@ -198,7 +125,7 @@ export class PgRelay {
         return;
       default:
         // Flush, COPY data, Terminate, anything unknown: relay now, after what was held.
-        this.releaseHeld();
+        ext.releaseHeld();
         this.forward(code, buf, start, end);
     }
   }
@@ -216,38 +143,10 @@ export class PgRelay {
     }
   }
 
-  /**
-   * The end of a client chunk. A client that sent no Sync may be waiting for a reply the server
-   * sends without one (CopyInResponse after an Execute of COPY FROM STDIN), so held messages go
-   * now unless they begin a read the cache may answer: for a SELECT the protocol promises nothing
-   * before Sync or Flush, so waiting for the rest of its batch cannot stall the client.
-   */
+  /** The end of a client chunk: held messages go now unless they may wait (StatementReplay.endOfChunk). */
   endOfClientChunk(): void {
-    if (this.held.length > 0) {
-      if (!this.heldMayBeCached()) {
-        this.releaseHeld();
-      } else {
-        // Kept past this read: copy out of the session's reused read buffer.
-        for (const m of this.held) {
-          m.buf = Buffer.from(m.buf.subarray(m.start, m.end));
-          m.end -= m.start;
-          m.start = 0;
-        }
-      }
-    }
+    this.extended.endOfChunk();
     this.flushToUpstream();
-  }
-
-  private heldMayBeCached(): boolean {
-    const first = this.held[0]!;
-    let text: string | undefined;
-    if (first.code === Frontend.Parse) {
-      text = readCString(first.buf, first.buf.indexOf(0, first.start + 5) + 1, first.end);
-    } else if (first.code === Frontend.Bind) {
-      const portalEnd = first.buf.indexOf(0, first.start + 5);
-      text = this.state.client.get(readCString(first.buf, portalEnd + 1, first.end))?.text;
-    }
-    return text !== undefined && this.cache !== null && this.cache.info(text).readCacheable;
   }
 
   /** Writes what was gathered from the current client chunk. */
@@ -264,312 +163,185 @@ export class PgRelay {
     this.io.toUpstream(message);
   }
 
-  private enqueue(kind: Kind, info: StatementInfo | null, bypassReason: string): Pending {
-    const p: Pending = {
-      kind, startedAt: performance.now(), info, executed: [], autocommit: false, bypassReason,
-      swallowParse: 0, swallowClose: 0, skipParse: 0, rolledBack: false, invalidated: false, inBlock: false, keySuffix: '', token: 0, parts: [], size: 0, poisoned: false,
-      completes: 0, errored: false, probeFor: null, probeGeneration: 0, probeRow: null, probeError: '',
-    };
-    this.queue.push(p);
-    this.blockSnapshotFree = false;
-    return p;
+  private enqueue(action: CacheAction<StatementInfo>, info: StatementInfo | null): PgRequest {
+    this.cs!.sending();
+    return this.ledger!.push({
+      action, startedAt: performance.now(), info, errored: false, executed: [], autocommit: false,
+      swallowParse: 0, swallowClose: 0, skipParse: 0, rolledBack: false, invalidated: false, completes: 0,
+    });
   }
 
-  /**
-   * Can the cache answer or fill now? Only between requests (the identity check aside: it ends
-   * idle), outside transaction blocks.
-   */
+  /** Nothing outstanding but the identity check, outside transaction blocks, statements analysable. */
   private get quiet(): boolean {
-    return (this.queue.length === 0 || (this.queue.length === 1 && this.queue[0] === this.checking)) && this.open === null
-      && this.state.txStatus === TxStatus.Idle && !this.unanalysable;
+    return this.ledger!.quiet && this.extended.open === null && this.state.txStatus === TxStatus.Idle && !this.cs!.off;
   }
 
-  /** This session's server is the one the cache's entries came from. */
-  private get verified(): boolean {
-    return this.serverEpoch === this.cache!.serverEpoch;
+  private view(): SessionView {
+    return this.cs!.sessionView(this.quiet, this.ledger!.length === 0 && this.extended.open === null);
   }
 
   /** Sends the identity check ahead of what goes next, unless the server is verified or a check is in flight. */
   private checkServer(): void {
-    if (this.verified || this.checking !== null || this.unidentified) return;
-    this.checking = this.enqueue(Kind.Probe, null, '');
+    if (!this.cs!.needsCheck) return;
+    this.enqueue(this.ledger!.probeAction(ProbePurpose.Identity, null, 0), null);
+    this.cs!.state.checkSent();
     this.inject(IDENTITY_QUERY);
   }
 
   /**
-   * The cache holds the answer but the session's server is not verified yet: the request waits
-   * for the identity check (one round trip) instead of going to the server; anything else the
-   * client sends meanwhile sends it on first. Takes copies of the messages; false when the
-   * request must go on now (no check possible, or it is being sent on).
+   * A stored reply under the request's key, outside blocks: 'hit' when the server is verified,
+   * 'park' when the request waits for the identity check (one round trip) instead of going to the
+   * server (anything else the client sends meanwhile sends it on first), else null: go on.
    */
-  private park(messages: readonly Held[]): boolean {
-    if (this.unidentified || this.unparking) return false;
-    this.checkServer();
-    this.parked = messages.map((m) => ({ code: m.code, buf: Buffer.from(m.buf.subarray(m.start, m.end)), start: 0, end: m.end - m.start }));
-    return true;
+  private answerOrPark(view: SessionView, entry: unknown, messages: readonly Held[]): 'hit' | null | 'park' {
+    if (view.identity !== IdentityState.Verified && !this.parked.mayPark) return null;
+    const verdict = route({ facts: null, session: view, entry, decision: undefined, rule: () => NO_RULE, fence: () => NO_FENCE, mayPark: true });
+    if (verdict.kind === 'park') {
+      this.checkServer();
+      this.parked.park(messages.map((m) => ({ code: m.code, buf: Buffer.from(m.buf.subarray(m.start, m.end)), start: 0, end: m.end - m.start })));
+    }
+    return verdict.kind === 'hit' || verdict.kind === 'park' ? verdict.kind : null;
   }
 
   /** Takes the parked request up again: answered from the cache once verified, else sent on. */
   private unpark(): void {
-    const parked = this.parked!;
-    this.parked = null;
-    this.unparking = true;
-    try {
-      for (const m of parked) this.clientMessage(m.code, m.buf, m.start, m.end);
-    } finally {
-      this.unparking = false;
-    }
+    this.parked.resume((messages) => {
+      for (const m of messages) this.clientMessage(m.code, m.buf, m.start, m.end);
+    });
     this.flushToUpstream();
   }
 
   /**
-   * Between requests inside a block known read-only, with the session's context known: the cache
-   * may answer a statement whose rule opts in (no probe runs inside a block).
+   * Sends a stored reply (which ends with ReadyForQuery 'I') as the answer: after the ParseComplete
+   * of the batch's Parse (stored replies leave it out), ending with 'T' inside a read-only block.
    */
-  private get quietInReadOnlyBlock(): boolean {
-    return this.readOnlyBlock && this.queue.length === 0 && this.open === null && this.state.txStatus === TxStatus.InTransaction
-      && !this.unanalysable && this.ctx !== null && !this.ctxStale && this.verified;
-  }
-
-  /** Sends a stored reply (which ends with ReadyForQuery 'I') as an answer inside the block. */
-  private answerInBlock(bytes: Buffer, parseComplete: boolean): void {
-    const body = withoutReady(bytes);
-    if (parseComplete) {
-      this.io.toClient(PARSE_COMPLETE, body);
-      this.io.toClient(READY_IN_BLOCK);
+  private answer(entry: { bytes: Buffer; identity: StatementInfo['identity'] }, started: number, parseComplete: boolean, inBlock: boolean): void {
+    const bytes = entry.bytes;
+    if (inBlock) {
+      const body = withoutReady(bytes);
+      if (parseComplete) this.io.toClient(PARSE_COMPLETE, body);
+      this.io.toClient(parseComplete ? READY_IN_BLOCK : body, parseComplete ? undefined : READY_IN_BLOCK);
+    } else if (parseComplete) {
+      this.io.toClient(PARSE_COMPLETE, bytes);
     } else {
-      this.io.toClient(body, READY_IN_BLOCK);
+      this.io.toClient(bytes);
     }
+    this.ledger!.answered(entry.identity, started);
   }
 
   private onQuery(buf: Buffer, start: number, end: number): void {
     const cache = this.cache!;
-    const text = readCString(buf, start + 5, end);
-    if (this.unanalysable) {
-      this.enqueue(Kind.Forward, null, 'unanalysable').executed.push(null);
+    const cs = this.cs!;
+    if (cs.off) {
+      this.enqueue(forwardAction('unanalysable', false), null).executed.push(null);
       this.forward(Frontend.Query, buf, start, end);
       return;
     }
+    const text = queryText(buf, start, end);
+    const key = simpleQueryKey(text);
     const started = performance.now();
-    const quiet = this.quiet;
+    const view = this.view();
     // An entry exists only for a text found cacheable under this context: no analysis on a hit.
-    if (quiet && this.ctx !== null && !this.ctxStale && !this.unidentified) {
-      const entry = cache.store.get(this.ctx.keyPrefix + 'Q' + text);
-      if (entry !== undefined && this.verified) {
+    if (mayLookUp(view)) {
+      const entry = cache.store.get(entryKey(cs.ctx!.keyPrefix, key));
+      const done = entry === undefined ? null : this.answerOrPark(view, entry, [{ code: Frontend.Query, buf, start, end }]);
+      if (done === 'hit') {
         this.state.answeredQuery();
-        this.io.toClient(entry.bytes);
-        cache.stats.hit(entry.meta.identity, (performance.now() - started) / 1000, this.io);
-        return;
+        this.answer({ bytes: entry!.bytes, identity: entry!.meta.identity }, started, false, false);
       }
-      if (entry !== undefined && this.park([{ code: Frontend.Query, buf, start, end }])) return;
+      if (done !== null) return;
     }
     const info = cache.info(text);
-    const inBlock = !quiet && this.mayAnswerInBlock(info);
-    if (inBlock) {
-      const entry = cache.store.get(this.ctx!.keyPrefix + 'Q' + text);
-      if (entry !== undefined && endsIdle(entry.bytes)) {
-        this.state.answeredQuery();
-        this.answerInBlock(entry.bytes, false);
-        cache.stats.hit(entry.meta.identity, (performance.now() - started) / 1000, this.io);
-        return;
-      }
+    const rule = (): RuleView => cache.rule(info);
+    const stored = answersInBlock(view, info, rule) ? cache.store.get(entryKey(cs.ctx!.keyPrefix, key)) : undefined;
+    const entry = stored !== undefined && endsIdle(stored.bytes) ? stored : undefined;
+    const verdict = route({ facts: info, session: view, entry, decision: cs.decision(info), rule, fence: () => cs.fences(), mayPark: false });
+    if (verdict.kind === 'hit') {
+      this.state.answeredQuery();
+      this.answer({ bytes: verdict.entry!.bytes, identity: verdict.entry!.meta.identity }, started, false, true);
+      return;
     }
-    const p = this.plan(info, 'Q' + text, quiet, inBlock);
-    p.autocommit = quiet && info.analysis.statements.length === 1;
-    if (info.changesSession) this.sessionChanged();
+    const p = this.carryOut(verdict, info, key, view.quiet);
+    p.autocommit = view.quiet && info.analysis.statements.length === 1;
+    if (info.changesSession) cs.state.sessionChanged();
     this.forward(Frontend.Query, buf, start, end);
   }
 
   /**
-   * Queues the request for a statement about to be relayed: a fill when the result may be stored,
-   * preceded by the probe when the session context or the statement's decision is not known yet.
+   * Queues the request for a statement about to be relayed as the verdict says: a fill when the
+   * result may be stored, preceded by the probe when the catalog must judge the statement first.
    */
-  private plan(info: StatementInfo, keySuffix: string, quiet: boolean, inBlock = false): Pending {
-    const cache = this.cache!;
-    if (inBlock) return this.planInBlock(info, keySuffix);
-    // A session whose server cannot be identified neither probes nor fills.
-    const caching = quiet && !this.unidentified;
+  private carryOut(verdict: Verdict<unknown>, info: StatementInfo, keySuffix: string, quiet: boolean): PgRequest {
+    const ledger = this.ledger!;
     // What the probe learns and a fill stores count once the server is verified: the check goes first.
-    if (caching && (info.readCacheable || info.needsCatalog)) this.checkServer();
-    let decision: Decision | undefined;
-    let unprobed = false;
-    if (caching && info.needsCatalog && (this.ctx === null || this.ctxStale || (decision = cache.decision(this.ctx, info)) === undefined)) {
-      if (this.probeBackoff > 0) {
-        this.probeBackoff--;
-        unprobed = true;
-      } else {
-        const probe = this.enqueue(Kind.Probe, null, '');
-        probe.probeFor = info;
-        probe.probeGeneration = cache.generation(this.currentDatabase);
-        const select = buildProbeSql(info.analysis, [...this.customSettings]);
-        this.inject(queryMessage(probeQuery(select, this.state.parameters.get('server_version') ?? '')));
+    if (quiet && (info.readCacheable || info.needsCatalog)) this.checkServer();
+    let action: CacheAction<StatementInfo>;
+    switch (verdict.kind) {
+      case 'probe-then-fill':
+      case 'probe-then-forward': {
+        const probe = this.cs!.probeFor(info);
+        this.enqueue(ledger.probeAction(ProbePurpose.Catalog, info, probe.generation), null);
+        this.inject(probe.message);
+        action = verdict.kind === 'probe-then-fill' ? ledger.fillAction(keySuffix, false) : forwardAction(verdict.reason, false);
+        break;
       }
+      case 'fill':
+        action = ledger.fillAction(keySuffix, verdict.inBlock);
+        break;
+      case 'forward':
+        if (verdict.reason === 'probe-failed') this.cs!.state.probeSkipped();
+        action = forwardAction(verdict.reason, verdict.lookedUp);
+        break;
+      case 'hit':
+      case 'park':
+        throw new Error(`carryOut: a ${verdict.kind} is answered before`);
+      default:
+        return unreachable(verdict);
     }
-    // A "never" cache rule makes a cacheable read a bypass; the rule is evaluated once per statement.
-    const never = caching && info.readCacheable && !unprobed && decision?.cacheable !== false && cache.rule(info).never;
-    // CDC (changes/): while this database's change stream is not up, its reads are bypasses.
-    const fenced = caching && info.readCacheable && !never && !unprobed && decision?.cacheable !== false ? cache.fence(this.database) : null;
-    const fill = caching && info.readCacheable && !never && !unprobed && fenced === null && (decision === undefined || decision.cacheable);
-    const reason = never ? 'rule' : unprobed ? 'probe-failed' : fenced ?? (caching ? decision?.reason ?? 'not-cacheable' : quiet ? 'unidentified-server'
-      : this.state.txStatus !== TxStatus.Idle ? 'in-transaction' : 'pipelined');
-    const p = this.enqueue(fill ? Kind.Fill : Kind.Forward, info, reason);
+    const p = this.enqueue(action, info);
     p.executed.push(info);
-    if (fill) {
-      p.keySuffix = keySuffix;
-      p.token = cache.store.startFill();
-    }
-    return p;
-  }
-
-  /** Inside a read-only block, a rule opted this cacheable read in, and the context is known. */
-  private mayAnswerInBlock(info: StatementInfo): boolean {
-    return info.readCacheable && this.quietInReadOnlyBlock && this.cache!.rule(info).inReadOnlyTransactions;
-  }
-
-  /**
-   * A read the cache could not answer inside a read-only block. Its result is stored only when it
-   * is the block's first statement the server sees: its snapshot is then taken after the fill's
-   * token, as for a statement outside a block; a later one may read an older snapshot than writes
-   * already acknowledged, which must not reach clients outside the block. No probe runs here.
-   */
-  private planInBlock(info: StatementInfo, keySuffix: string): Pending {
-    const cache = this.cache!;
-    const decision = cache.decision(this.ctx!, info);
-    const fill = this.blockSnapshotFree && decision !== undefined && decision.cacheable && cache.fence(this.database) === null; // CDC (changes/)
-    const p = this.enqueue(fill ? Kind.Fill : Kind.Forward, info, decision?.reason ?? 'in-transaction');
-    p.executed.push(info);
-    p.inBlock = decision === undefined || decision.cacheable;
-    if (fill) {
-      p.keySuffix = keySuffix;
-      p.token = cache.store.startFill();
-    }
     return p;
   }
 
   /** A Sync ends a batch held since the last one: answer it from the cache, fill, or relay it. */
   private onBatch(syncBuf: Buffer, syncStart: number, syncEnd: number): void {
     const cache = this.cache!;
+    const cs = this.cs!;
     const started = performance.now();
-    const batch = this.held;
-    this.held = [];
-    const quiet = this.quiet;
-    const candidate = quiet || this.quietInReadOnlyBlock ? cacheableBatch(batch, this.state.client) : null;
+    const batch = this.extended.takeHeld();
+    const view = this.view();
+    const candidate = view.quiet || mayLookUpInBlock(view) ? cacheableBatch(batch, this.state.client) : null;
     const info = candidate === null ? null : cache.info(candidate.text);
+    const rule = (): RuleView => cache.rule(info!);
     // Inside a read-only block only a statement whose rule opts in is looked up.
-    const inBlock = !quiet && info !== null && this.mayAnswerInBlock(info);
-    const shape = quiet || inBlock ? candidate : null;
+    const inBlock = info !== null && answersInBlock(view, info, rule);
+    const shape = view.quiet || inBlock ? candidate : null;
     if (shape !== null && info !== null) {
-      if (info.readCacheable && this.ctx !== null && !this.ctxStale) {
-        const d = cache.decision(this.ctx, info);
-        if (d !== undefined && d.cacheable) {
-          const found = this.storedReply(this.ctx.keyPrefix, shape);
-          if (found !== undefined && !inBlock && !this.verified) {
-            if (this.park([...batch, { code: Frontend.Sync, buf: syncBuf, start: syncStart, end: syncEnd }])) return;
-          } else if (found !== undefined && (!inBlock || endsIdle(found.bytes))) {
-            if (shape.parse !== null) this.state.answeredParse(shape.parse.name, { text: shape.text, sig: shape.sig });
-            if (inBlock) this.answerInBlock(found.bytes, shape.parse !== null);
-            else if (shape.parse !== null) this.io.toClient(PARSE_COMPLETE, found.bytes);
-            else this.io.toClient(found.bytes);
-            cache.stats.hit(found.identity, (performance.now() - started) / 1000, this.io);
-            return;
-          }
-        }
+      const found = info.readCacheable ? cs.storedReply(info, shape) : undefined;
+      const entry = found !== undefined && (!inBlock || endsIdle(found.bytes)) ? found : undefined;
+      let verdict: Verdict<typeof found> | null = null;
+      if (view.quiet && entry !== undefined && mayLookUp(view)) {
+        const sync = { code: Frontend.Sync, buf: syncBuf, start: syncStart, end: syncEnd };
+        const done = this.answerOrPark(view, entry, [...batch, sync]);
+        if (done === 'park') return;
+        if (done === 'hit') verdict = { kind: 'hit', entry };
       }
-      const p = this.plan(info, shape.keySuffix, quiet, inBlock);
+      verdict ??= route({
+        facts: info, session: view, entry: view.quiet ? undefined : entry, decision: cs.decision(info), rule, fence: () => cs.fences(), mayPark: false,
+      });
+      if (verdict.kind === 'hit') {
+        if (shape.parse !== null) this.state.answeredParse(shape.parse.name, { text: shape.text, sig: shape.sig });
+        this.answer(verdict.entry!, started, shape.parse !== null, inBlock);
+        return;
+      }
+      const p = this.carryOut(verdict, info, shape.keySuffix, view.quiet);
       // The stored reply leaves out the ParseComplete, so batches with and without the Parse share it.
       if (shape.parse !== null) p.skipParse = 1;
-      this.relayBatch(batch, p, false);
+      this.extended.relayBatch(batch, p, false);
     } else {
-      this.relayBatch(batch, this.enqueue(Kind.Forward, null, quiet ? 'not-cacheable' : 'in-transaction'), true);
+      this.extended.relayBatch(batch, this.enqueue(forwardAction(view.quiet ? 'not-cacheable' : 'in-transaction', false), null), true);
     }
     this.forward(Frontend.Sync, syncBuf, syncStart, syncEnd);
-  }
-
-  /**
-   * The stored reply for a batch: its own entry, or for a batch without Describe the entry of the
-   * same execution with one, its descriptions cut.
-   */
-  private storedReply(keyPrefix: string, shape: CacheableBatch): { bytes: Buffer; identity: StatementIdentity } | undefined {
-    const store = this.cache!.store;
-    const entry = store.get(keyPrefix + shape.keySuffix);
-    if (entry !== undefined) return { bytes: entry.bytes, identity: entry.meta.identity };
-    for (const suffix of shape.describedKeySuffixes) {
-      const described = store.get(keyPrefix + suffix);
-      const bytes = described === undefined ? null : withoutDescriptions(described.bytes);
-      if (bytes !== null) return { bytes, identity: described!.meta.identity };
-    }
-    return undefined;
-  }
-
-  /** Relays held messages now (a Flush or another message that cannot wait for the Sync). */
-  private releaseHeld(): void {
-    if (this.held.length === 0) return;
-    const batch = this.held;
-    this.held = [];
-    this.open ??= this.enqueue(Kind.Forward, null, 'pipelined');
-    this.relayBatch(batch, this.open, true);
-  }
-
-  /** Ends the request relayed message by message; its ReadyForQuery comes next. */
-  private finishOpen(): Pending {
-    this.releaseHeld();
-    const p = this.open!;
-    this.open = null;
-    return p;
-  }
-
-  private relayBatch(batch: Held[], p: Pending, recordExecuted: boolean): void {
-    for (const m of batch) this.forwardExtended(m.code, m.buf, m.start, m.end, p, recordExecuted);
-  }
-
-  /**
-   * Relays one extended-protocol message, first replaying the Parse the server is missing when
-   * the message refers to a statement the cache answered for (the server never saw its Parse).
-   * The session state follows what the client holds from the server's answers (session-state.ts).
-   */
-  private forwardExtended(code: number, buf: Buffer, start: number, end: number, p: Pending, recordExecuted = true): void {
-    switch (code) {
-      case Frontend.Parse: {
-        // A Parse of a name the client holds must fail as it would without the cache: with 42P05.
-        const name = buf.toString('utf8', start + 5, buf.indexOf(0, start + 5));
-        if (name !== '') this.ensureUpstreamHas(name, p);
-        break;
-      }
-      case Frontend.Bind: {
-        const portalEnd = buf.indexOf(0, start + 5);
-        const stmtEnd = buf.indexOf(0, portalEnd + 1);
-        const stmt = buf.toString('utf8', portalEnd + 1, stmtEnd);
-        this.ensureUpstreamHas(stmt, p);
-        const cs = this.state.client.get(stmt);
-        const portal = buf.toString('utf8', start + 5, portalEnd);
-        if (cs !== undefined) this.portals.set(portal, this.cache!.info(cs.text));
-        else this.portals.delete(portal);
-        break;
-      }
-      case Frontend.Describe:
-        if (buf[start + 5] === 0x53) this.ensureUpstreamHas(readCString(buf, start + 6, end), p);
-        break;
-      case Frontend.Execute: {
-        const info = this.portals.get(readCString(buf, start + 5, end));
-        // An Execute of a portal the proxy cannot attribute may write anything (null).
-        if (recordExecuted) p.executed.push(info ?? null);
-        break;
-      }
-    }
-    this.forward(code, buf, start, end);
-  }
-
-  private ensureUpstreamHas(name: string, p: Pending): void {
-    const cs = this.state.client.get(name);
-    if (cs === undefined) return; // the server answers for a statement nobody prepared
-    const upstream = this.state.upstreamStatement(name);
-    if (upstream === cs.sig) return;
-    if (name !== '' && upstream !== null) {
-      this.inject(closeStatementMessage(name));
-      p.swallowClose++;
-    }
-    this.inject(parseMessage(name, cs.sig));
-    p.swallowParse++;
   }
 
   // ---------------------------------------------------------------- upstream -> client
@@ -579,18 +351,19 @@ export class PgRelay {
     this.replies.begin(chunk);
     scanner.feed(chunk, this.sink);
     this.replies.end();
-    this.finishFills();
+    this.storeFills();
     // The identity check is back and nothing was sent after it: the parked request goes on.
-    if (this.parked !== null && this.checking === null) this.unpark();
+    if (this.parked.waiting && !this.cs!.state.checkInFlight) this.unpark();
   }
 
   private readonly sink: BackendSink = {
     begin: (code, pos) => {
-      const head = this.queue[0];
+      const head = this.ledger?.head;
+      const action = head?.action;
       let route = Route.Forward;
-      let target: Pending | null = null;
+      let target = null;
       let want = WATCHED[code] === 1;
-      if (head !== undefined && head.kind === Kind.Probe && code !== Backend.ParameterStatus && code !== Backend.NotificationResponse) {
+      if (action?.kind === 'probe' && code !== Backend.ParameterStatus && code !== Backend.NotificationResponse) {
         // All of the probe's reply, its notices included (a session at client_min_messages = debug
         // would see its transaction start and end).
         route = Route.Drop;
@@ -604,285 +377,75 @@ export class PgRelay {
           route = Route.Drop;
         } else if (code === Backend.ParseComplete && head.skipParse > 0) {
           head.skipParse--;
-        } else if (head.kind === Kind.Fill && !head.poisoned) {
+        } else if (action!.kind === 'fill' && !action!.capture.poisoned) {
           route = Route.Capture;
-          target = head;
+          target = action!.capture;
         }
-      } else if (head !== undefined && head.kind === Kind.Fill) {
-        head.poisoned = true; // a notification or notice is not part of a reusable result
+      } else if (action?.kind === 'fill') {
+        action.capture.poisoned = true; // a notification or notice is not part of a reusable result
       }
       this.replies.switchTo(route, target, pos);
       return want;
     },
     message: (code, buf, start, end) => {
       this.state.onBackend(code, buf, start, end);
-      const head = this.queue[0];
+      const head = this.ledger?.head;
       switch (code) {
         case Backend.ReadyForQuery:
           this.onReady();
           return;
         case Backend.ErrorResponse:
           if (head !== undefined) head.errored = true;
-          if (head !== undefined && head.kind === Kind.Probe) head.probeError = errorCodeOf(buf, start, end);
+          if (head?.action.kind === 'probe') head.action.error = errorCodeOf(buf, start, end);
           if (!this.state.ready) this.io.loginRefused(errorMessageOf(buf, start, end));
           return;
         case Backend.CommandComplete:
-          if (head !== undefined) this.onCommandComplete(head, buf, start, end);
+          if (head !== undefined) this.cs!.commandComplete(head, buf, start, end);
           return;
         case Backend.DataRow:
-          if (head !== undefined && head.kind === Kind.Probe) head.probeRow = decodeTextRow(buf, start, end);
+          if (head?.action.kind === 'probe') head.action.row = decodeTextRow(buf, start, end);
           return;
         case Backend.ParameterStatus:
           // A setting changed: the context must be read again before the next cached read. A
           // server may repeat values it reported at login (PGlite does at its first query): no change.
-          if (this.state.ready && this.state.parameterChanged) this.sessionChanged();
+          if (this.state.ready && this.state.parameterChanged) this.cs?.state.sessionChanged();
           if (equalsName(buf, start, 'standard_conforming_strings') && this.state.parameters.get('standard_conforming_strings') !== 'on') {
-            this.unanalysable = true;
+            this.cs?.state.off();
           }
           return;
       }
     },
   };
 
-  private onCommandComplete(head: Pending, buf: Buffer, start: number, end: number): void {
-    head.completes++;
-    // ROLLBACK TO SAVEPOINT has the same tag: only a statement that ends the block counts.
-    const ends = head.executed.length === 1 && endsBlock(head.executed[0]!);
-    if (ends && end - start === 9 && startsWithAscii(buf, start, end, 'ROLLBACK')) head.rolledBack = true;
-    // A single statement sent while idle has committed when its CommandComplete is sent:
-    // invalidate now, before this acknowledgement reaches the client.
-    if (head.autocommit && !head.invalidated && this.cache !== null) {
-      this.invalidate(head.executed);
-      head.invalidated = true;
-    }
-  }
-
-  private sessionChanged(): void {
-    this.ctxStale = true;
-    this.pristine = false;
-  }
-
   private onReady(): void {
-    if (this.ctx === null && this.cache !== null && !this.unanalysable) this.adoptStartupContext(this.cache);
-    const p = this.queue.shift();
-    if (this.state.txStatus === TxStatus.Idle) this.portals.clear();
-    this.trackReadOnlyBlock(p);
-    if (p === undefined || this.cache === null) return;
-    const cache = this.cache;
-    if (p === this.checking) {
-      this.onCheckDone(p);
+    const cs = this.cs;
+    if (cs === null) return;
+    cs.adoptStartupContext();
+    const p = this.ledger!.shift();
+    if (this.state.txStatus === TxStatus.Idle) this.extended.portals.clear();
+    cs.trackBlock(p, this.ledger!.length === 0 && this.extended.open === null);
+    if (p === undefined) return;
+    const action = p.action;
+    if (action.kind === 'probe') {
+      if (isIdentityCheck(action)) cs.checkDone(p, action);
+      else cs.probeDone(p, action);
       return;
     }
-    if (p.kind === Kind.Probe) {
-      this.onProbeDone(p);
-      return;
-    }
-    // What ran may have changed the session (settings, role, temporary tables), user functions included.
-    for (const info of p.executed) if (this.mayChangeSession(info)) this.sessionChanged();
-    // An autocommit statement's writes were invalidated at its CommandComplete already.
-    if (!p.invalidated) {
-      if (this.state.txStatus !== TxStatus.Idle) this.collectWrites(p.executed);
-      else if (p.rolledBack) this.clearPendingWrites();
-      else this.invalidate(p.executed);
-    }
-    const seconds = (performance.now() - p.startedAt) / 1000;
-    const info = p.info;
-    // A fill sent before the probe's verdict is a bypass when the verdict was "not cacheable".
-    const verdict = p.kind === Kind.Fill && this.ctx !== null ? cache.decision(this.ctx, info!) : undefined;
-    if (p.kind === Kind.Fill && verdict !== undefined && !verdict.cacheable) {
-      cache.stats.bypass(info!.identity, verdict.reason ?? 'not-cacheable', seconds, this.io);
-    } else if (p.kind === Kind.Fill || p.inBlock) {
-      if (p.kind === Kind.Fill) this.finished.push(p);
-      cache.stats.miss(info!.identity, seconds, this.io);
-    } else if (info !== null && (info.writes.length > 0 || info.writesUnlisted)) {
-      cache.stats.write(info.identity, seconds, this.io);
-    } else {
-      cache.stats.bypass(info?.identity ?? null, p.bypassReason, seconds, this.io);
-    }
+    cs.requestDone(p);
+    this.ledger!.completed(p, action.kind === 'fill' && cs.ctx !== null ? this.cache!.decision(cs.ctx, p.info!) : undefined);
   }
 
   /** Stores the results of fills whose reply is complete (called once their bytes are routed). */
-  private finishFills(): void {
-    if (this.finished.length === 0) return;
-    const cache = this.cache!;
-    for (const p of this.finished) {
-      const info = p.info!;
-      const ctx = this.ctx;
-      // A fill inside a read-only block is kept only while the block still is one (planInBlock).
-      const ok = !p.poisoned && !p.errored && p.completes === 1 && ctx !== null && !this.ctxStale && this.verified
-        && (p.inBlock ? this.readOnlyBlock : this.state.txStatus === TxStatus.Idle);
-      const d = ok && (!p.inBlock || readyAsIdle(p.parts)) ? cache.decision(ctx, info) : undefined;
-      if (d !== undefined && d.cacheable) {
-        // A cache rule may give this statement its own TTL or a smaller entry limit.
-        const rule = cache.rule(info);
-        cache.store.setParts(ctx!.keyPrefix + p.keySuffix, p.parts, p.size, { identity: info.identity },
-          { token: p.token as FillToken, tags: d.tags, ttlMs: rule.ttlMs }, rule.maxEntryBytes);
-      }
-      p.parts = [];
-    }
-    this.finished = [];
-  }
-
-  private onProbeDone(p: Pending): void {
-    const cache = this.cache!;
-    if (p.errored && probeFailureIsPassing(p.probeError)) {
-      // Cancelled (the client's cancel request met the probe), a lock, resources: try again later,
-      // after twice as many statements as the last time. Said once per run of failures.
-      if (this.probeFailures === 0) {
-        this.log.warn({ database: this.database, sqlstate: p.probeError }, 'pg: cache probe failed; it is tried again later');
-      }
-      this.probeFailures++;
-      this.probeBackoff = Math.min(2 ** this.probeFailures, MAX_PROBE_BACKOFF);
-      return;
-    }
-    if (p.errored || p.probeRow === null) {
-      this.log.warn({ database: this.database, sqlstate: p.probeError }, 'pg: cache probe failed; caching off for this session');
-      this.unanalysable = true;
-      return;
-    }
-    this.probeFailures = 0;
-    let result: ProbeResult;
-    try {
-      result = readProbeRow(p.probeRow);
-    } catch (err) {
-      this.log.warn({ err: (err as Error).message }, 'pg: unreadable cache probe reply; caching off for this session');
-      this.unanalysable = true;
-      return;
-    }
-    this.lastProbe = result;
-    this.ctx = cache.context(result, this.identity());
-    this.ctxStale = this.ctx === null;
-    // What a session learns counts for the others only while its server is the known one.
-    const verified = this.verified;
-    this.ctxEpoch = verified ? this.serverEpoch : -1;
-    if (this.ctx !== null && verified) cache.decide(this.ctx, p.probeFor!, result, p.probeGeneration);
-    if (this.pristine && verified) cache.rememberStartup(this.startupKey + '\u0000' + this.reportedParameters(), result);
-  }
-
-  /**
-   * The identity check's reply: the cache drops everything when this is another server than its
-   * entries came from, and the session may use the cache from now on.
-   */
-  private onCheckDone(p: Pending): void {
-    const cache = this.cache!;
-    this.checking = null;
-    const seen = identityOf(p.errored, p.probeRow, readPgIdentity);
-    if (seen instanceof IdentityError) {
-      this.log.warn({ database: this.database, err: seen.message }, 'pg: cannot identify the upstream server; caching off for this session');
-      this.unidentified = true;
-      return;
-    }
-    const dropped = cache.serverSeen(seen);
-    if (dropped !== null) this.log.warn({ dropped }, 'pg: the upstream server changed (restart, failover or restore); cached results dropped');
-    this.serverEpoch = cache.serverEpoch;
-    // A context learned under another server's epoch (adopted at login) is read again.
-    if (this.ctxEpoch !== this.serverEpoch) this.ctxStale = true;
-  }
-
-  /**
-   * Follows whether the transaction block is known read-only. The server's status says a block
-   * began (I to T) with a request that ran BEGIN / START TRANSACTION ... READ ONLY first (alone in
-   * its text) and plain reads after it, if anything. It stays known read-only while only plain
-   * reads run: anything else ends it (PostgreSQL accepts SET TRANSACTION READ WRITE until the
-   * block's first query, which a hit never was), and so does an error ('E') or the block's end.
-   * `default_transaction_read_only` and SET TRANSACTION READ ONLY are not followed.
-   */
-  private trackReadOnlyBlock(p: Pending | undefined): void {
-    if (this.state.txStatus !== TxStatus.InTransaction || p === undefined || p.kind === Kind.Probe) {
-      this.readOnlyBlock = false;
-    } else if (this.state.previousTxStatus === TxStatus.Idle) {
-      const first = p.executed[0];
-      this.readOnlyBlock = first != null && first.analysis.statements.length === 1 && first.analysis.statements[0]!.readOnly === true
-        && p.executed.every((info, i) => i === 0 || keepsReadOnly(info));
-      // A simple Query of the BEGIN alone, nothing sent after it: no snapshot was taken yet.
-      this.blockSnapshotFree = this.readOnlyBlock && p.autocommit && p.executed.length === 1 && this.queue.length === 0 && this.open === null;
-    } else if (this.readOnlyBlock) {
-      this.readOnlyBlock = p.executed.every(keepsReadOnly);
-    }
-  }
-
-  /** At login: the context a session with the same startup was found in, if one was probed. */
-  private adoptStartupContext(cache: PgCache): void {
-    const probe = cache.startupProbe(this.startupKey + '\u0000' + this.reportedParameters(), this.database);
-    if (probe === undefined) return;
-    this.lastProbe = probe;
-    this.ctx = cache.context(probe, this.identity());
-    this.ctxStale = this.ctx === null;
-    this.ctxEpoch = cache.serverEpoch;
-  }
-
-  private identity(): SessionIdentity {
-    return { id: this.id, reported: this.reportedParameters(), startupKey: this.startupKey, ownContext: this.ownContext };
-  }
-
-  private reportedParameters(): string {
-    return KEYED_PARAMETERS.map((k) => this.state.parameters.get(k) ?? '').join('\u0000');
-  }
-
-  /** The writes of statements executed in a transaction block, kept until it ends. */
-  private collectWrites(executed: readonly (StatementInfo | null)[]): void {
-    for (const info of executed) {
-      if (info === null || info.writesUnlisted) this.pendingCatalog = true;
-      if (info !== null && info.writesServer) this.pendingScope = WriteScope.Server;
-      else if (this.writesWide(info)) {
-        if (this.pendingScope === WriteScope.Tables) this.pendingScope = WriteScope.Database;
-      } else {
-        for (const t of info!.writes) this.pendingWrites.add(t);
-      }
-    }
-  }
-
-  private invalidate(executed: readonly (StatementInfo | null)[]): void {
-    this.collectWrites(executed);
-    const db = this.currentDatabase;
-    if (this.pendingScope !== WriteScope.Tables || this.pendingWrites.size > 0) this.cache!.invalidate(db, this.pendingWrites, this.pendingScope, this.pendingCatalog);
-    this.clearPendingWrites();
-  }
-
-  /** Remembers custom settings the session sets, so the probe reads them (they may drive RLS policies). */
-  private noteSettings(info: StatementInfo): void {
-    for (const change of info.analysis.sessionChanges) {
-      if (change.setting === null) {
-        // set_config() with a computed name: no probe can tell what changed.
-        if (change.action === 'set') this.ownContext = true;
-      } else if (change.setting.includes('.') && this.customSettings.size < MAX_CUSTOM_SETTINGS) {
-        this.customSettings.add(change.setting);
-      } else if (change.setting.includes('.')) {
-        this.ownContext = true;
-      }
-    }
-  }
-
-  private mayChangeSession(info: StatementInfo | null): boolean {
-    if (info !== null) this.noteSettings(info);
-    if (info === null || info.changesSession) return true;
-    return this.callsUserFunctions(info);
-  }
-
-  /**
-   * The statement, or a view it reads, calls a function outside pg_catalog. The probe tells; a
-   * statement it has not judged counts by the functions its text calls.
-   */
-  private callsUserFunctions(info: StatementInfo): boolean {
-    const d = this.ctx !== null ? this.cache!.decision(this.ctx, info) : undefined;
-    return d !== undefined ? !d.functionsBuiltin : info.callsFunctions;
-  }
-
-  private get currentDatabase(): string {
-    return this.ctx?.database ?? this.lastProbe?.database ?? this.database;
-  }
-
-  private clearPendingWrites(): void {
-    this.pendingWrites.clear();
-    this.pendingScope = WriteScope.Tables;
-    this.pendingCatalog = false;
-  }
-
-  private writesWide(info: StatementInfo | null): boolean {
-    if (info === null || info.writesUnlisted || this.unanalysable) return true;
-    for (const t of info.writes) if (this.cache!.writeFansOut(this.currentDatabase, t)) return true;
-    // A function that is not built in may write anything; the probe said which are.
-    return this.callsUserFunctions(info);
+  private storeFills(): void {
+    const cs = this.cs;
+    if (cs === null) return;
+    this.ledger!.storeFills((p, fill) => {
+      const ctx = cs.keyContext;
+      // A fill inside a read-only block is kept only while the block still is one.
+      const ok = p.completes === 1 && ctx !== null && cs.verified && (fill.inBlock ? cs.inReadOnlyBlock : this.state.txStatus === TxStatus.Idle);
+      const d = ok && (!fill.inBlock || readyAsIdle(fill.capture.parts)) ? this.cache!.decision(ctx, p.info!) : undefined;
+      return d !== undefined && d.cacheable ? { keyPrefix: ctx!.keyPrefix, parts: fill.capture.parts, tags: d.tags } : null;
+    });
   }
 }
 
@@ -892,13 +455,3 @@ for (const c of [Backend.ReadyForQuery, Backend.ParameterStatus, Backend.Backend
 /** Messages the server may send at any time, outside any request's reply. */
 const ASYNC = new Uint8Array(256);
 for (const c of [Backend.NotificationResponse, Backend.NoticeResponse, Backend.ParameterStatus]) ASYNC[c] = 1;
-
-/** A statement that can neither write nor change the block's access mode: a plain read. */
-function keepsReadOnly(info: StatementInfo | null): boolean {
-  return info !== null && info.analysis.kind === 'read' && info.writes.length === 0 && !info.writesUnlisted && !info.changesSession;
-}
-
-function endsBlock(info: StatementInfo | null): boolean {
-  const t = info?.analysis.statements[0]?.transaction;
-  return t === 'commit' || t === 'rollback';
-}

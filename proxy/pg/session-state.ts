@@ -3,6 +3,7 @@
 // and those its client believes it holds, and how many requests still await ReadyForQuery. The
 // cache decides from these facts.
 import { Backend, Frontend } from './codes.js';
+import { readCString } from './messages.js';
 
 export const enum TxStatus {
   Idle = 0x49, // I
@@ -250,13 +251,6 @@ export class PgSessionState {
  */
 export function statementSignature(buf: Buffer, start: number, end: number): string {
   return buf.toString('latin1', start, end);
-}
-
-/** Reads a NUL-terminated string starting at `start`, not past `end`. */
-export function readCString(buf: Buffer, start: number, end: number): string {
-  let nul = buf.indexOf(0, start);
-  if (nul < 0 || nul > end) nul = end;
-  return buf.toString('utf8', start, nul);
 }
 
 function equalsAscii(buf: Buffer, start: number, end: number, text: string): boolean {

@@ -1,0 +1,236 @@
+// The PostgreSQL relay driven through its RelayIo with scripted server bytes, no sockets: what
+// goes upstream, what reaches the client, and when the cache is invalidated.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { serialize } from 'pg-protocol';
+import { createMetrics } from '../../telemetry/metrics.js';
+import { createLogger } from '../../telemetry/log.js';
+import { loadConfig } from '../../config/settings.js';
+import { relationKey } from '../../invalidation/pg-probe.js';
+import { BackendScanner } from './backend-scanner.js';
+import { Backend } from './codes.js';
+import { PgCache } from './pg-cache.js';
+import { PgRelay, type RelayIo } from './relay.js';
+import { typedMessage } from './test-messages.js';
+
+const config = loadConfig(['--cache-ttl', '0'], {}).config;
+const log = createLogger('error');
+const SELECT = 'SELECT * FROM items';
+
+// ---------------------------------------------------------------- server messages
+
+function int16(n: number): Buffer {
+  const b = Buffer.alloc(2);
+  b.writeInt16BE(n);
+  return b;
+}
+
+function int32(n: number): Buffer {
+  const b = Buffer.alloc(4);
+  b.writeInt32BE(n);
+  return b;
+}
+
+const rowDescription = (columns: string[]) => typedMessage('T', Buffer.concat([
+  int16(columns.length),
+  ...columns.map((c) => Buffer.concat([Buffer.from(c + '\0'), int32(0), int16(0), int32(25), int16(-1), int32(-1), int16(0)])),
+]));
+const dataRow = (values: (string | null)[]) => typedMessage('D', Buffer.concat([
+  int16(values.length),
+  ...values.map((v) => (v === null ? int32(-1) : Buffer.concat([int32(Buffer.byteLength(v)), Buffer.from(v)]))),
+]));
+const commandComplete = (tag: string) => typedMessage('C', tag + '\0');
+const ready = (status: 'I' | 'T' | 'E') => typedMessage('Z', status);
+const parseComplete = () => typedMessage('1');
+const bindComplete = () => typedMessage('2');
+
+/** A one-row result of a simple Query or an extended batch. */
+const result = (value: string, status: 'I' | 'T' = 'I') => [rowDescription(['v']), dataRow([value]), commandComplete('SELECT 1'), ready(status)];
+const identityReply = () => [rowDescription(['system_identifier', 'to_char']), dataRow(['7', '2026-01-01 00:00:00.000000']), commandComplete('SELECT 1'), ready('I')];
+const probeReply = () => {
+  const relations = [{
+    name: relationKey({ schema: null, name: 'items' }),
+    closure: [{ name: 'items', kind: 'r', persistence: 'p', schema: 'public', definition: null, policies: [] }],
+    calls: 'true true',
+  }];
+  const columns = ['database', 'current_user', 'session_user', 'settings', 'relations', 'functions', 'temp', 'fan_out'];
+  return [rowDescription(columns), dataRow(['db', 'app', 'app', 'public', JSON.stringify(relations), '[]', 'false', '[]']), commandComplete('SELECT 1'), ready('I')];
+};
+
+// ---------------------------------------------------------------- the harness
+
+class Harness implements RelayIo {
+  readonly label = { remote: 'test', user: 'app', database: 'db' };
+  /** What went upstream, one buffer per write. */
+  upstream: Buffer[] = [];
+  /** What reached the client, one buffer per piece. */
+  client: Buffer[] = [];
+  onClient: ((bytes: Buffer) => void) | null = null;
+  readonly relay: PgRelay;
+  private readonly scanner = new BackendScanner();
+
+  constructor(readonly cache: PgCache) {
+    this.relay = new PgRelay(this, cache, 'db', 'user\u0000app', log);
+    this.server(typedMessage('S', 'standard_conforming_strings\0on\0'), ready('I'));
+    this.take();
+  }
+
+  toUpstream(bytes: Buffer): void {
+    this.upstream.push(Buffer.from(bytes));
+  }
+
+  toClient(bytes: Buffer, more?: Buffer): void {
+    for (const b of more === undefined ? [bytes] : [bytes, more]) {
+      this.onClient?.(b);
+      this.client.push(Buffer.from(b));
+    }
+  }
+
+  loginRefused(message: string): void {
+    throw new Error(`login refused: ${message}`);
+  }
+
+  /** The client sends `messages` in one chunk. */
+  send(...messages: Buffer[]): void {
+    const chunk = Buffer.concat(messages);
+    let pos = 0;
+    for (const m of messages) {
+      this.relay.clientMessage(m[0]!, chunk, pos, pos + m.length);
+      pos += m.length;
+    }
+    this.relay.endOfClientChunk();
+  }
+
+  /** The server sends `messages` in one chunk. */
+  server(...messages: Buffer[]): void {
+    this.relay.upstreamChunk(Buffer.concat(messages), this.scanner);
+  }
+
+  /** Takes what went each way since the last call: [upstream, client]. */
+  take(): [Buffer, Buffer] {
+    const taken: [Buffer, Buffer] = [Buffer.concat(this.upstream), Buffer.concat(this.client)];
+    this.upstream = [];
+    this.client = [];
+    return taken;
+  }
+}
+
+const query = (text: string) => serialize.query(text);
+
+/** The message codes in `bytes`, as letters. */
+function codes(bytes: Buffer): string {
+  let out = '';
+  for (let pos = 0; pos < bytes.length; pos += 1 + bytes.readInt32BE(pos + 1)) out += String.fromCharCode(bytes[pos]!);
+  return out;
+}
+
+/** The texts of the simple Queries in `bytes`. */
+function queries(bytes: Buffer): string[] {
+  const out: string[] = [];
+  for (let pos = 0; pos < bytes.length; pos += 1 + bytes.readInt32BE(pos + 1)) {
+    if (bytes[pos] === 0x51) out.push(bytes.toString('utf8', pos + 5, pos + bytes.readInt32BE(pos + 1)));
+  }
+  return out;
+}
+
+/** A session whose SELECT * FROM items is stored: identity check, probe and fill scripted. */
+async function warmed(): Promise<Harness> {
+  const h = new Harness(await PgCache.create(config, createMetrics()));
+  h.send(query(SELECT));
+  const [up] = h.take();
+  assert.is(queries(up).length, 3, 'identity check, probe, the statement');
+  h.server(...identityReply(), ...probeReply(), ...result('a'));
+  return h;
+}
+
+test('a probe reply and the identity check\'s never reach the client; the fill is stored', async () => {
+  const h = await warmed();
+  const [, client] = h.take();
+  assert.equal(client, Buffer.concat(result('a')));
+  assert.equal([h.cache.stats.misses, h.cache.store.counters().entries], [1, 1]);
+});
+
+test('a hit sends nothing upstream', async () => {
+  const h = await warmed();
+  h.take();
+  h.send(query(SELECT));
+  const [up, client] = h.take();
+  assert.equal([up.length, client, h.cache.stats.hits], [0, Buffer.concat(result('a')), 1]);
+});
+
+test('a request sent while another is outstanding is relayed with reason "pipelined"', async () => {
+  const h = await warmed();
+  h.take();
+  h.send(query('UPDATE items SET v = 1'), query(SELECT));
+  const [up, before] = h.take();
+  assert.equal([queries(up), before.length], [['UPDATE items SET v = 1', SELECT], 0], 'the stored reply must not overtake the UPDATE\'s');
+  h.server(commandComplete('UPDATE 1'), ready('I'), ...result('b'));
+  assert.equal(h.take()[1], Buffer.concat([commandComplete('UPDATE 1'), ready('I'), ...result('b')]));
+  assert.is(h.cache.stats.bypassReasons().get('pipelined')?.count, 1);
+  assert.is(h.cache.stats.hits, 0);
+});
+
+test('invalidation happens before the write\'s acknowledgement is handed to the client', async () => {
+  const h = await warmed();
+  h.take();
+  const stored = () => h.cache.store.counters().entries;
+  h.send(query('UPDATE items SET v = 2'));
+  h.take();
+  let entriesAtAck = -1;
+  h.onClient = (bytes) => {
+    if (bytes[0] === Backend.CommandComplete) entriesAtAck = stored();
+  };
+  // The acknowledgement alone, its ReadyForQuery in a later read.
+  h.server(commandComplete('UPDATE 1'));
+  assert.equal([entriesAtAck, stored()], [0, 0]);
+  h.server(ready('I'));
+  assert.is(h.cache.stats.writes, 1);
+});
+
+test('a rollback invalidates nothing; a commit invalidates at its acknowledgement', async () => {
+  for (const end of ['ROLLBACK', 'COMMIT']) {
+    const h = await warmed();
+    h.take();
+    h.send(query('BEGIN'));
+    h.server(commandComplete('BEGIN'), ready('T'));
+    h.send(query('UPDATE items SET v = 3'));
+    h.server(commandComplete('UPDATE 1'), ready('T'));
+    assert.is(h.cache.store.counters().entries, 1, 'not before the block ends');
+    h.send(query(end));
+    let entriesAtAck = -1;
+    h.onClient = (bytes) => {
+      if (bytes[0] === Backend.CommandComplete) entriesAtAck = h.cache.store.counters().entries;
+    };
+    h.server(commandComplete(end));
+    h.server(ready('I'));
+    if (end === 'ROLLBACK') assert.equal([entriesAtAck, h.cache.store.counters().entries, h.cache.stats.invalidations], [1, 1, 0]);
+    else assert.equal([entriesAtAck, h.cache.store.counters().entries], [0, 0]);
+  }
+});
+
+test('a replayed Parse\'s ParseComplete is swallowed', async () => {
+  const h = await warmed();
+  h.take();
+  const other = 'SELECT * FROM items WHERE id = $1';
+  const batch = (text: string, value: string) => [serialize.parse({ text }), serialize.bind({ values: text === SELECT ? [] : [value] }), serialize.describe({ type: 'P' }), serialize.execute(), serialize.sync()];
+  const reply = (value: string) => [parseComplete(), bindComplete(), rowDescription(['v']), dataRow([value]), commandComplete('SELECT 1'), ready('I')];
+  // The unnamed statement is SELECT: filled (extended), so the next one is a hit.
+  h.send(...batch(SELECT, ''));
+  h.server(...reply('a'));
+  // The server's unnamed statement becomes another one...
+  h.send(...batch(other, '1'));
+  h.server(...reply('b'));
+  // ...and the client's is SELECT again, answered from the cache: the server never sees that Parse.
+  h.take();
+  h.send(...batch(SELECT, ''));
+  const [upHit, clientHit] = h.take();
+  assert.equal([upHit.length, codes(clientHit)], [0, '12TDCZ']);
+  // A Bind of it that the cache cannot answer: the proxy replays the Parse first and swallows its reply.
+  h.send(serialize.bind({ values: [], binary: true }), serialize.describe({ type: 'P' }), serialize.execute(), serialize.sync());
+  const [up] = h.take();
+  assert.is(codes(up), 'PBDES');
+  h.server(...reply('c'));
+  assert.is(codes(h.take()[1]), '2TDCZ');
+});
+
+test.run();

@@ -1,0 +1,162 @@
+// The extended-protocol side of a PostgreSQL relay: messages held until their Sync (so the cache
+// can answer the batch whole), the request relayed message by message once it cannot wait (after
+// a Flush), and the Parses the server is missing replayed in front of the messages that need them
+// (the cache answered the client's Parse itself, so the server never saw it). The session state
+// follows what the client holds from the server's answers (session-state.ts).
+import type { Held } from './cacheable-batch.js';
+import type { PgRequest } from './cache-session.js';
+import { Frontend } from './codes.js';
+import {
+  bindPortal, bindStatement, closeStatementMessage, describedStatement, executePortal, parseMessage, parseStatementName, parseText,
+} from './messages.js';
+import type { PgCache, StatementInfo } from './pg-cache.js';
+import type { PgSessionState } from './session-state.js';
+
+/** Extended-protocol messages collected until Sync before anything is decided; beyond, relay. */
+const MAX_HELD_MESSAGES = 64;
+
+/** What the replay needs of its relay. */
+export interface ReplayHost {
+  /** Relays a client message (in the current run of the chunk). */
+  forward(code: number, buf: Buffer, start: number, end: number): void;
+  /** Sends a message of the proxy's own, after what was gathered so far. */
+  inject(message: Buffer): void;
+  /** Queues the request relayed message by message (not cached: 'pipelined'). */
+  request(): PgRequest;
+}
+
+export class StatementReplay {
+  /** The request being relayed message by message (after a Flush), until its Sync. */
+  open: PgRequest | null = null;
+  private held: Held[] = [];
+  /** Portal -> statement bound to it, for Execute without a Bind in the same batch. */
+  readonly portals = new Map<string, StatementInfo>();
+
+  constructor(
+    private readonly state: PgSessionState,
+    private readonly cache: PgCache | null,
+    private readonly host: ReplayHost,
+  ) {}
+
+  /** Extended messages are held or open: a Query or FunctionCall now shares their ReadyForQuery. */
+  get pending(): boolean {
+    return this.held.length > 0 || this.open !== null;
+  }
+
+  get holding(): boolean {
+    return this.held.length > 0;
+  }
+
+  /** Parse, Bind, Describe, Execute or Close: held for the batch's Sync, or relayed now. */
+  extendedMessage(code: number, buf: Buffer, start: number, end: number): void {
+    if (this.open === null && this.held.length < MAX_HELD_MESSAGES) {
+      this.held.push({ code, buf, start, end });
+      return;
+    }
+    this.releaseHeld();
+    this.forwardExtended(code, buf, start, end, this.open!);
+  }
+
+  /** The batch held until its Sync, for the relay to decide on. */
+  takeHeld(): Held[] {
+    const batch = this.held;
+    this.held = [];
+    return batch;
+  }
+
+  /**
+   * The end of a client chunk. A client that sent no Sync may be waiting for a reply the server
+   * sends without one (CopyInResponse after an Execute of COPY FROM STDIN), so held messages go
+   * now unless they begin a read the cache may answer: for a SELECT the protocol promises nothing
+   * before Sync or Flush, so waiting for the rest of its batch cannot stall the client.
+   */
+  endOfChunk(): void {
+    if (this.held.length === 0) return;
+    if (!this.heldMayBeCached()) {
+      this.releaseHeld();
+      return;
+    }
+    // Kept past this read: copy out of the session's reused read buffer.
+    for (const m of this.held) {
+      m.buf = Buffer.from(m.buf.subarray(m.start, m.end));
+      m.end -= m.start;
+      m.start = 0;
+    }
+  }
+
+  private heldMayBeCached(): boolean {
+    const first = this.held[0]!;
+    let text: string | undefined;
+    if (first.code === Frontend.Parse) text = parseText(first.buf, first.start, first.end);
+    else if (first.code === Frontend.Bind) text = this.state.client.get(bindStatement(first.buf, first.start))?.text;
+    return text !== undefined && this.cache !== null && this.cache.info(text).readCacheable;
+  }
+
+  /** Relays held messages now (a Flush or another message that cannot wait for the Sync). */
+  releaseHeld(): void {
+    if (this.held.length === 0) return;
+    const batch = this.takeHeld();
+    this.open ??= this.host.request();
+    this.relayBatch(batch, this.open, true);
+  }
+
+  /** Ends the request relayed message by message; its ReadyForQuery comes next. */
+  finishOpen(): PgRequest {
+    this.releaseHeld();
+    const p = this.open!;
+    this.open = null;
+    return p;
+  }
+
+  /** `recordExecuted`: Executes count as statements `p` ran (not when the relay recorded the batch's statement). */
+  relayBatch(batch: readonly Held[], p: PgRequest, recordExecuted: boolean): void {
+    for (const m of batch) this.forwardExtended(m.code, m.buf, m.start, m.end, p, recordExecuted);
+  }
+
+  /**
+   * Relays one extended-protocol message, first replaying the Parse the server is missing when
+   * the message refers to a statement the cache answered for.
+   */
+  private forwardExtended(code: number, buf: Buffer, start: number, end: number, p: PgRequest, recordExecuted = true): void {
+    switch (code) {
+      case Frontend.Parse: {
+        // A Parse of a name the client holds must fail as it would without the cache: with 42P05.
+        const name = parseStatementName(buf, start);
+        if (name !== '') this.ensureUpstreamHas(name, p);
+        break;
+      }
+      case Frontend.Bind: {
+        const stmt = bindStatement(buf, start);
+        this.ensureUpstreamHas(stmt, p);
+        const cs = this.state.client.get(stmt);
+        const portal = bindPortal(buf, start);
+        if (cs !== undefined) this.portals.set(portal, this.cache!.info(cs.text));
+        else this.portals.delete(portal);
+        break;
+      }
+      case Frontend.Describe: {
+        const stmt = describedStatement(buf, start, end);
+        if (stmt !== null) this.ensureUpstreamHas(stmt, p);
+        break;
+      }
+      case Frontend.Execute:
+        // An Execute of a portal the proxy cannot attribute may write anything (null).
+        if (recordExecuted) p.executed.push(this.portals.get(executePortal(buf, start, end)) ?? null);
+        break;
+    }
+    this.host.forward(code, buf, start, end);
+  }
+
+  private ensureUpstreamHas(name: string, p: PgRequest): void {
+    const cs = this.state.client.get(name);
+    if (cs === undefined) return; // the server answers for a statement nobody prepared
+    const upstream = this.state.upstreamStatement(name);
+    if (upstream === cs.sig) return;
+    if (name !== '' && upstream !== null) {
+      this.host.inject(closeStatementMessage(name));
+      p.swallowClose++;
+    }
+    this.host.inject(parseMessage(name, cs.sig));
+    p.swallowParse++;
+  }
+}

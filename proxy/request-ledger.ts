@@ -1,0 +1,227 @@
+// The requests of one session awaiting their reply, in the order the server answers, each with
+// what the cache does with it (in the spirit of PgBouncer's OutstandingRequest {type, action}),
+// and what both relays do around them: the fill lifecycle (token when sent, capture, store on a
+// clean reply), the hit/miss/write/bypass accounting, and the writes of a transaction block kept
+// until it ends. A server reply belongs to the head request.
+import type { StatementSource } from '../telemetry/query-stats.js';
+import type { FillToken } from '../cache/tag-versions.js';
+import { ProbePurpose, unreachable, type BypassReason, type StoredDecision } from './cache-router.js';
+import type { Capture } from './reply-router.js';
+import type { ResultCache, RuledStatement } from './result-cache.js';
+
+/** What the ledger needs of either protocol's statement info. */
+export interface LedgerStatement extends RuledStatement {
+  /** Relation names a commit of the statement makes stale. */
+  readonly writes: readonly string[];
+  /** It may write what no list names (DDL, a statement not understood). */
+  readonly writesUnlisted: boolean;
+}
+
+/** The proxy's own query: its reply is read here and never reaches the client. */
+export interface ProbeAction<I> {
+  readonly kind: 'probe';
+  readonly purpose: ProbePurpose;
+  /** The statement a catalog probe is for. */
+  readonly statement: I | null;
+  /** The catalog generation when it was sent (a probe DDL overtook teaches nothing). */
+  readonly generation: number;
+  /** The row it returned, once read. */
+  row: (string | null)[] | null;
+  /** The error it failed with (PostgreSQL: SQLSTATE), once read. */
+  error: string;
+}
+
+export interface FillAction {
+  readonly kind: 'fill';
+  /** Inside a read-only block: stored only while the block still is one. */
+  readonly inBlock: boolean;
+  /** The entry's key without the context prefix (cache-key.ts). */
+  readonly keySuffix: string;
+  /** Taken when the request was sent: a write invalidated after it refuses the entry. */
+  readonly token: FillToken;
+  readonly capture: Capture;
+}
+
+/** What the cache does with an outstanding request. */
+export type CacheAction<I> =
+  /** Relayed as is, with the reason it was not cached; `lookedUp`: a miss inside a read-only block. */
+  | { readonly kind: 'forward'; readonly reason: BypassReason | null; readonly lookedUp: boolean }
+  /** Relayed and captured: the reply may be stored. */
+  | FillAction
+  | ProbeAction<I>
+  /** The proxy answered it from the cache; nothing went upstream (never queued: hits wait for nothing). */
+  | { readonly kind: 'answered-here' };
+
+export interface OutstandingRequest<I> {
+  readonly action: CacheAction<I>;
+  readonly startedAt: number;
+  /** The statement measured for stats, if known. */
+  readonly info: I | null;
+  /** The server answered with an error: a fill is not stored, a probe tells nothing. */
+  errored: boolean;
+}
+
+/** How far a commit's writes reach: the relations listed, their whole database, or every database of the server. */
+export const enum WriteScope {
+  Tables,
+  Database,
+  Server,
+}
+
+/**
+ * The writes of the current transaction block: invalidated when it commits, before the COMMIT's
+ * acknowledgement reaches the client, and forgotten when it rolls back.
+ */
+export class BlockWrites {
+  private readonly tables = new Set<string>();
+  private scope = WriteScope.Tables;
+  private catalog = false;
+
+  add(tables: Iterable<string>, scope: WriteScope, catalogChanged: boolean): void {
+    if (scope > this.scope) this.scope = scope;
+    this.catalog ||= catalogChanged;
+    if (scope === WriteScope.Tables) for (const t of tables) this.tables.add(t);
+  }
+
+  get empty(): boolean {
+    return this.scope === WriteScope.Tables && this.tables.size === 0 && !this.catalog;
+  }
+
+  /** The block committed: `invalidate` gets what it wrote (unless nothing), then it is forgotten. */
+  commit(invalidate: (tables: ReadonlySet<string>, scope: WriteScope, catalogChanged: boolean) => void): void {
+    if (this.scope !== WriteScope.Tables || this.tables.size > 0) invalidate(this.tables, this.scope, this.catalog);
+    this.discard();
+  }
+
+  /** The block rolled back: its writes changed nothing. */
+  discard(): void {
+    this.tables.clear();
+    this.scope = WriteScope.Tables;
+    this.catalog = false;
+  }
+}
+
+/** How a finished fill is stored: under which context prefix, which bytes, with which tags; null: not stored. */
+export interface StoreAs {
+  readonly keyPrefix: string;
+  readonly parts: readonly Buffer[];
+  readonly tags: readonly string[];
+}
+
+export class RequestLedger<I extends LedgerStatement, R extends OutstandingRequest<I>> {
+  private readonly queue: R[] = [];
+  /** Fills whose reply is complete, stored once their bytes are routed (storeFills). */
+  private finished: R[] = [];
+  readonly blockWrites = new BlockWrites();
+
+  constructor(
+    private readonly cache: ResultCache<I>,
+    private readonly source: StatementSource,
+  ) {}
+
+  get head(): R | undefined {
+    return this.queue[0];
+  }
+
+  get length(): number {
+    return this.queue.length;
+  }
+
+  /** Nothing outstanding but the identity check (which changes nothing in the session). */
+  get quiet(): boolean {
+    const q = this.queue;
+    return q.length === 0 || (q.length === 1 && isIdentityCheck(q[0]!.action));
+  }
+
+  push(request: R): R {
+    this.queue.push(request);
+    return request;
+  }
+
+  shift(): R | undefined {
+    return this.queue.shift();
+  }
+
+  /** A fill: the token is taken now, as the request goes upstream. */
+  fillAction(keySuffix: string, inBlock: boolean): FillAction {
+    return { kind: 'fill', inBlock, keySuffix, token: this.cache.store.startFill(), capture: { parts: [], size: 0, poisoned: false } };
+  }
+
+  probeAction(purpose: ProbePurpose, statement: I | null, generation: number): ProbeAction<I> {
+    return { kind: 'probe', purpose, statement, generation, row: null, error: '' };
+  }
+
+  /** A hit: the stored reply went to the client. */
+  answered(identity: I['identity'], startedAt: number): void {
+    this.cache.stats.hit(identity, (performance.now() - startedAt) / 1000, this.source);
+  }
+
+  /**
+   * A request's reply is complete: it is counted, and a fill waits for storeFills. `decisionNow`:
+   * the statement's decision in the session's context now (a fill sent before the probe's verdict
+   * is a bypass when the verdict was "not cacheable").
+   */
+  completed(request: R, decisionNow: StoredDecision | undefined): void {
+    const seconds = (performance.now() - request.startedAt) / 1000;
+    const { action, info } = request;
+    const stats = this.cache.stats;
+    switch (action.kind) {
+      case 'probe':
+      case 'answered-here':
+        return;
+      case 'fill':
+        if (decisionNow !== undefined && !decisionNow.cacheable) {
+          stats.bypass(info!.identity, decisionNow.reason ?? 'not-cacheable', seconds, this.source);
+        } else {
+          this.finished.push(request);
+          stats.miss(info!.identity, seconds, this.source);
+        }
+        return;
+      case 'forward':
+        if (action.lookedUp) stats.miss(info!.identity, seconds, this.source);
+        else if (info !== null && (info.writes.length > 0 || info.writesUnlisted)) stats.write(info.identity, seconds, this.source);
+        else if (action.reason !== null) stats.bypass(info?.identity ?? null, action.reason, seconds, this.source);
+        return;
+      default:
+        unreachable(action);
+    }
+  }
+
+  /**
+   * Stores the fills whose reply is complete, once their bytes are routed; `storeAs` says whether
+   * and how each is stored (null: the reply or the session's state forbids it).
+   */
+  storeFills(storeAs: (request: R, fill: FillAction) => StoreAs | null): void {
+    if (this.finished.length === 0) return;
+    const cache = this.cache;
+    for (const request of this.finished) {
+      const fill = request.action as FillAction;
+      const as = fill.capture.poisoned || request.errored ? null : storeAs(request, fill);
+      if (as !== null) {
+        const info = request.info!;
+        // A cache rule may give this statement its own TTL or a smaller entry limit.
+        const rule = cache.rule(info);
+        cache.store.setParts(as.keyPrefix + fill.keySuffix, as.parts, fill.capture.size, { identity: info.identity },
+          { token: fill.token, tags: as.tags, ttlMs: rule.ttlMs }, rule.maxEntryBytes);
+      }
+      fill.capture.parts = [];
+    }
+    this.finished = [];
+  }
+}
+
+const FORWARDS = new Map<BypassReason | null, readonly [CacheAction<never>, CacheAction<never>]>();
+
+/** The forward action for a reason (shared, immutable: a forward needs no state of its own). */
+export function forwardAction<I>(reason: BypassReason | null, lookedUp: boolean): CacheAction<I> {
+  let pair = FORWARDS.get(reason);
+  if (pair === undefined) {
+    pair = [Object.freeze({ kind: 'forward', reason, lookedUp: false }), Object.freeze({ kind: 'forward', reason, lookedUp: true })];
+    FORWARDS.set(reason, pair);
+  }
+  return pair[lookedUp ? 1 : 0]!;
+}
+
+export function isIdentityCheck<I>(action: CacheAction<I>): action is ProbeAction<I> {
+  return action.kind === 'probe' && action.purpose === ProbePurpose.Identity;
+}

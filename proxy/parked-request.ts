@@ -15,6 +15,11 @@ export class ParkedRequest<T> {
     return !this.resuming;
   }
 
+  /** Is `request` the one parked (not taken up since)? */
+  holds(request: T): boolean {
+    return this.parked === request;
+  }
+
   park(request: T): void {
     this.parked = request;
   }

@@ -5,6 +5,7 @@
 // until it ends. A server reply belongs to the head request.
 import type { StatementSource } from '../telemetry/query-stats.js';
 import type { FillToken } from '../cache/tag-versions.js';
+import type { L2FillToken } from '../fleet/l2.js';
 import { ProbePurpose, unreachable, type BypassReason, type StoredDecision } from './cache-router.js';
 import type { Capture } from './reply-router.js';
 import type { ResultCache, RuledStatement } from './result-cache.js';
@@ -39,6 +40,8 @@ export interface FillAction {
   readonly keySuffix: string;
   /** Taken when the request was sent: a write invalidated after it refuses the entry. */
   readonly token: FillToken;
+  /** Where the fleet's bus stood when it was sent (--l2 on, bus live): the entry goes to the second tier too. */
+  readonly l2: L2FillToken | null;
   readonly capture: Capture;
 }
 
@@ -144,7 +147,8 @@ export class RequestLedger<I extends LedgerStatement, R extends OutstandingReque
 
   /** A fill: the token is taken now, as the request goes upstream. */
   fillAction(keySuffix: string, inBlock: boolean): FillAction {
-    return { kind: 'fill', inBlock, keySuffix, token: this.cache.store.startFill(), capture: { parts: [], size: 0, poisoned: false } };
+    const l2 = inBlock ? null : this.cache.secondTier?.fillToken() ?? null;
+    return { kind: 'fill', inBlock, keySuffix, token: this.cache.store.startFill(), l2, capture: { parts: [], size: 0, poisoned: false } };
   }
 
   probeAction(purpose: ProbePurpose, statement: I | null, generation: number): ProbeAction<I> {
@@ -201,8 +205,14 @@ export class RequestLedger<I extends LedgerStatement, R extends OutstandingReque
         const info = request.info!;
         // A cache rule may give this statement its own TTL or a smaller entry limit.
         const rule = cache.rule(info);
-        cache.store.setParts(as.keyPrefix + fill.keySuffix, as.parts, fill.capture.size, { identity: info.identity },
+        const key = as.keyPrefix + fill.keySuffix;
+        const outcome = cache.store.setParts(key, as.parts, fill.capture.size, { identity: info.identity },
           { token: fill.token, tags: as.tags, ttlMs: rule.ttlMs }, rule.maxEntryBytes);
+        if (outcome === 'stored' && fill.l2 !== null) {
+          cache.secondTier?.put(cache.protocol, key, fill.l2, {
+            bytes: Buffer.concat(as.parts, fill.capture.size), tags: as.tags, fingerprint: info.fingerprint, ttlMs: rule.ttlMs ?? cache.ttlMs,
+          });
+        }
       }
       fill.capture.parts = [];
     }

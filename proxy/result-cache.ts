@@ -66,7 +66,11 @@ export abstract class ResultCache<I extends RuledStatement> {
   /** The fleet's second tier in Redis (--l2 on): kept fills, asked on a miss; null without it. */
   secondTier: SecondTier | null = null;
 
-  protected constructor(protocol: Protocol, config: Config, metrics: Metrics) {
+  /** The TTL of a fill no rule gives its own (--cache-ttl); a reload changes it. */
+  ttlMs: number;
+
+  protected constructor(readonly protocol: Protocol, config: Config, metrics: Metrics) {
+    this.ttlMs = config.cacheTtlMs;
     this.store = new ResultStore<EntryMeta>({
       maxBytes: config.cacheMaxBytes,
       maxEntryBytes: config.cacheMaxEntryBytes,
@@ -93,6 +97,7 @@ export abstract class ResultCache<I extends RuledStatement> {
   applyConfig(config: Config): void {
     this.store.setLimits({ maxBytes: config.cacheMaxBytes, maxEntryBytes: config.cacheMaxEntryBytes, defaultTtlMs: config.cacheTtlMs });
     this.maxEntryBytes = config.cacheMaxEntryBytes;
+    this.ttlMs = config.cacheTtlMs;
     if (this.rules.replace(config.cacheRules)) this.stats.invalidated('database', this.store.invalidateAll());
   }
 

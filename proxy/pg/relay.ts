@@ -203,6 +203,30 @@ export class PgRelay {
     return verdict.kind === 'hit' || verdict.kind === 'park' ? verdict.kind : null;
   }
 
+  /**
+   * A miss about to be filled: with the fleet's second tier (--l2 on), the request waits for Redis
+   * first, parked as for the identity check. What Redis holds, current, is stored here under a
+   * token taken now, and the request taken up again is then answered from this proxy's memory; a
+   * miss, or an entry a write invalidated meanwhile, goes to the server as before (taken up again,
+   * a request does not ask twice). Anything else the client sends meanwhile sends it on first.
+   */
+  private askSecondTier(view: SessionView, key: string, info: StatementInfo, messages: readonly Held[]): boolean {
+    const cache = this.cache!;
+    const tier = cache.secondTier;
+    if (tier === null || !this.parked.mayPark || !view.quiet || view.identity !== IdentityState.Verified) return false;
+    const copies = messages.map((m) => ({ code: m.code, buf: Buffer.from(m.buf.subarray(m.start, m.end)), start: 0, end: m.end - m.start }));
+    this.parked.park(copies);
+    const token = cache.store.startFill();
+    void tier.get(cache.protocol, key).then((entry) => {
+      if (!this.parked.holds(copies)) return;
+      if (entry !== null) {
+        cache.store.set(key, entry.bytes, { identity: info.identity }, { token, tags: entry.tags, ttlMs: Math.max(1, entry.expiresAt - Date.now()) });
+      }
+      this.unpark();
+    });
+    return true;
+  }
+
   /** Takes the parked request up again: answered from the cache once verified, else sent on. */
   private unpark(): void {
     this.parked.resume((messages) => {
@@ -261,6 +285,7 @@ export class PgRelay {
       this.answer({ bytes: verdict.entry!.bytes, identity: verdict.entry!.meta.identity }, started, false, true);
       return;
     }
+    if (verdict.kind === 'fill' && this.askSecondTier(view, entryKey(cs.ctx!.keyPrefix, key), info, [{ code: Frontend.Query, buf, start, end }])) return;
     const p = this.carryOut(verdict, info, key, view.quiet);
     p.autocommit = view.quiet && info.analysis.statements.length === 1;
     if (info.changesSession) cs.state.sessionChanged();
@@ -333,6 +358,10 @@ export class PgRelay {
         if (shape.parse !== null) this.state.answeredParse(shape.parse.name, { text: shape.text, sig: shape.sig });
         this.answer(verdict.entry!, started, shape.parse !== null, inBlock);
         return;
+      }
+      if (verdict.kind === 'fill' && !verdict.inBlock && cs.ctx !== null) {
+        const sync = { code: Frontend.Sync, buf: syncBuf, start: syncStart, end: syncEnd };
+        if (this.askSecondTier(view, entryKey(cs.ctx.keyPrefix, shape.keySuffix), info, [...batch, sync])) return;
       }
       const p = this.carryOut(verdict, info, shape.keySuffix, view.quiet);
       // The stored reply leaves out the ParseComplete, so batches with and without the Parse share it.

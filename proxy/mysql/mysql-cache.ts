@@ -15,6 +15,8 @@ import { ResultCache } from '../result-cache.js';
 import type { Config } from '../../config/settings.js';
 import type { MysqlAnalysisOptions, MysqlQualifiedName, MysqlStatementAnalysis } from '../../invalidation/mysql-analysis.js';
 import { MysqlClassifier } from '../../invalidation/mysql-classifier.js';
+import type { BypassReason } from '../cache-router.js';
+import { contextPrefix, contextText } from './cache-key.js';
 import { mysqlStatementSample, mysqlStatementShape } from '../../invalidation/mysql-shape.js';
 
 /** How a statement leaves the session's context once it ran. */
@@ -55,7 +57,7 @@ export interface MysqlStatementInfo {
 export interface Decision {
   readonly generation: number;
   readonly cacheable: boolean;
-  readonly reason: string | null;
+  readonly reason: BypassReason | null;
   /** Entry tags: every table read plus the database of each. */
   readonly tags: readonly string[];
 }
@@ -260,12 +262,12 @@ export class MySqlCache extends ResultCache<MysqlStatementInfo> {
    */
   context(probe: MysqlProbeResult, capabilities: string, privateId: number | null): MysqlContext | null {
     if (probe.database === null) return null;
-    const text = `${probe.contextText}\u0000${capabilities}\u0000${privateId ?? ''}`;
+    const text = contextText(probe.contextText, capabilities, privateId);
     let ctx = this.contexts.get(text);
     if (ctx === undefined) {
       if (this.contexts.size >= MAX_CONTEXTS) return null;
       const id = this.nextContextId++;
-      ctx = new MysqlContext(id, probe.database, `${id}\u0001`, dialectOf(probe.sqlMode));
+      ctx = new MysqlContext(id, probe.database, contextPrefix(id), dialectOf(probe.sqlMode));
       this.contexts.set(text, ctx);
     }
     return ctx;
@@ -328,7 +330,7 @@ export class MySqlCache extends ResultCache<MysqlStatementInfo> {
   /** Judges `info` from its tables' types and its functions' flags (in probe column order) and keeps the decision. */
   private record(ctx: MysqlContext, info: MysqlStatementInfo, checks: readonly (string | null)[]): Decision {
     const a = info.analysis;
-    let reason: string | null = info.readCacheable ? null : a.reasonNotCacheable ?? 'not-cacheable';
+    let reason: BypassReason | null = info.readCacheable ? null : a.reasonNotCacheable ?? 'not-cacheable';
     const tags = new Set<string>([databaseTag(ctx.database)]);
     a.tablesRead.forEach((t, i) => {
       const type = checks[i] ?? null;

@@ -32,6 +32,16 @@ test('illegal context moves throw', () => {
   }
 });
 
+test('off and verified, as the relays read them', () => {
+  const s = new SessionCacheState();
+  assert.equal([s.isOff, s.verified(3)], [false, false]);
+  s.checkSent();
+  s.checkDone(3);
+  assert.equal([s.verified(3), s.verified(4)], [true, false], 'verified under one server epoch only');
+  s.off();
+  assert.is(s.isOff, true);
+});
+
 test('legal block moves', () => {
   assert.is(blockAfter(BlockState.ReadOnlySnapshotFree, BlockState.ReadOnly, BlockState.Other, BlockState.None).block, BlockState.None);
   assert.is(blockAfter(BlockState.ReadOnly, BlockState.None, BlockState.Other, BlockState.None, BlockState.ReadOnlySnapshotFree, BlockState.None).block, BlockState.None);

@@ -77,6 +77,11 @@ export class SessionCacheState {
     return this.pristineSession;
   }
 
+  /** The cache neither answers nor fills in this session (see off()). */
+  get isOff(): boolean {
+    return this.contextState === ContextState.Off;
+  }
+
   /** The one way the context state changes; throws on a move the comment above does not list. */
   moveContext(to: ContextState): void {
     const from = this.contextState;
@@ -127,6 +132,11 @@ export class SessionCacheState {
     if (this.identityFailed) return IdentityState.Failed;
     if (this.serverEpoch === cacheEpoch) return IdentityState.Verified;
     return this.checking ? IdentityState.Checking : IdentityState.Unchecked;
+  }
+
+  /** The session's server is the one the cache's entries came from, under the cache's current server epoch. */
+  verified(cacheEpoch: number): boolean {
+    return this.identity(cacheEpoch) === IdentityState.Verified;
   }
 
   /** No check ran yet in this session. */

@@ -7,7 +7,7 @@ import { createMetrics } from '../../admin/metrics.js';
 import { loadConfig } from '../../config/settings.js';
 import { contextPrefix, entryKey, executeKey, keyedCapabilities, queryKey } from './cache-key.js';
 import { Capability, MariaDbCapability } from './codes.js';
-import { MySqlCache, type MysqlProbeResult } from './mysql-cache.js';
+import { MySqlCache, type MySqlProbeResult } from './mysql-cache.js';
 import { PreparedStatements } from './prepared-statements.js';
 
 const LONGLONG = 0x08;
@@ -43,7 +43,7 @@ const lenencString = (s: string): Buffer => Buffer.concat([Buffer.from([s.length
 
 test('different users, roles, databases, settings, capabilities and private sessions give different prefixes', () => {
   const cache = new MySqlCache(loadConfig([], {}).config, createMetrics());
-  const probe = (contextText: string, database = 'db'): MysqlProbeResult => ({ database, contextText, sqlMode: '', fanOut: null, checks: [] });
+  const probe = (contextText: string, database = 'db'): MySqlProbeResult => ({ database, contextText, sqlMode: '', fanOut: null, checks: [] });
   const caps = keyedCapabilities(Capability.Protocol41, 0);
   const variants = [
     cache.context(probe('db\u0000app@%\u0000app@h\u0000\u0001\u0000utf8mb4'), caps, null)!,

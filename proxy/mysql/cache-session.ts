@@ -12,13 +12,13 @@ import { BlockWrites, WriteScope, type OutstandingRequest, type ProbeAction } fr
 import { SessionCacheState } from '../session-cache.js';
 import { IdentityError, identityOf, readMysqlIdentity } from '../upstream-identity.js';
 import { keyedCapabilities } from './cache-key.js';
-import { MysqlProbeError, SessionEffect, type MySqlCache, type MysqlContext, type MysqlProbeResult, type MysqlStatementInfo } from './mysql-cache.js';
+import { MySqlProbeError, SessionEffect, type MySqlCache, type MySqlContext, type MySqlProbeResult, type MySqlStatementInfo } from './mysql-cache.js';
 import { PayloadReader } from './packets.js';
 import type { MySqlSessionState } from './session-state.js';
 import { TRANSACTION_FLAGS } from './stored-reply.js';
 
 /** One command awaiting its reply. */
-export interface MySqlRequest extends OutstandingRequest<MysqlStatementInfo> {
+export interface MySqlRequest extends OutstandingRequest<MySqlStatementInfo> {
   readonly command: number;
   /** Packets of the reply seen so far. */
   packets: number;
@@ -33,7 +33,7 @@ export interface MySqlRequest extends OutstandingRequest<MysqlStatementInfo> {
 }
 
 /** What a statement, or a command the proxy cannot read, may have written. */
-export type Writes = Pick<MysqlStatementInfo, 'writes' | 'writesUnlisted' | 'catalogChanged' | 'rollsBack'>;
+export type Writes = Pick<MySqlStatementInfo, 'writes' | 'writesUnlisted' | 'catalogChanged' | 'rollsBack'>;
 /** A command that may have written anything: every entry is dropped at its OK. */
 export const UNKNOWN_WRITES: Writes = Object.freeze({ writes: [], writesUnlisted: true, catalogChanged: true, rollsBack: false });
 
@@ -42,7 +42,7 @@ let nextSessionId = 1;
 export class MySqlCacheSession {
   readonly state = new SessionCacheState();
   /** The context as last learned (kept while stale: a fill's accounting still reads its decisions). */
-  ctx: MysqlContext | null = null;
+  ctx: MySqlContext | null = null;
   private readonly id = nextSessionId++;
   /** Set once the session changed what the probe cannot read: its contexts are keyed by its own id. */
   private owner: number | null = null;
@@ -81,7 +81,7 @@ export class MySqlCacheSession {
   }
 
   /** The session as the router sees it for `info` (one object, reused). */
-  sessionView(quiet: boolean, idle: boolean, info: MysqlStatementInfo | null): SessionView {
+  sessionView(quiet: boolean, idle: boolean, info: MySqlStatementInfo | null): SessionView {
     const v = this.view;
     v.quiet = quiet;
     v.idle = idle;
@@ -94,36 +94,28 @@ export class MySqlCacheSession {
   }
 
   /** What the router needs of a statement: a plain read is probed first unless the session has no database to probe in. */
-  facts(info: MysqlStatementInfo): StatementFacts {
+  facts(info: MySqlStatementInfo): StatementFacts {
     return { readCacheable: info.readCacheable, needsCatalog: info.readCacheable && !this.noDatabase, notCacheable: info.analysis.reasonNotCacheable };
   }
 
   /** The context, when it can key entries now. */
-  get keyContext(): MysqlContext | null {
+  get keyContext(): MySqlContext | null {
     return contextUsable(this.state.context) ? this.ctx : null;
   }
 
-  get off(): boolean {
-    return this.state.context === ContextState.Off;
-  }
-
-  get verified(): boolean {
-    return this.state.identity(this.cache.serverEpoch) === IdentityState.Verified;
-  }
-
   /** The decision for `info` in the current context, when it is known and the statement judged. */
-  decision(info: MysqlStatementInfo): StoredDecision | undefined {
+  decision(info: MySqlStatementInfo): StoredDecision | undefined {
     const ctx = this.keyContext;
     return ctx === null ? undefined : this.cache.decision(ctx, info);
   }
 
   /** The analysis of a text under the session's dialect (sql_mode quoting rules). */
-  info(text: string): MysqlStatementInfo {
+  info(text: string): MySqlStatementInfo {
     return this.cache.info(text, this.dialect, this.dialectKey);
   }
 
   /** Does `info` write a table not looked up in this context since the last DDL (or is the context unknown)? */
-  writesUnknownTables(info: MysqlStatementInfo): boolean {
+  writesUnknownTables(info: MySqlStatementInfo): boolean {
     if (info.writes.length === 0 || info.writesUnlisted) return false;
     const ctx = this.keyContext;
     return ctx !== null ? !this.cache.knowsWrittenTables(ctx, info) : !this.noDatabase;
@@ -145,7 +137,7 @@ export class MySqlCacheSession {
   }
 
   /** A statement's reply: how it changed the session. */
-  statementDone(info: MysqlStatementInfo): void {
+  statementDone(info: MySqlStatementInfo): void {
     if (info.sessionEffect !== SessionEffect.None) this.changed();
     if (info.sessionEffect === SessionEffect.Private) this.owner = this.id;
     for (const t of info.temporaryTables) this.temporaryTables.add(t);
@@ -202,15 +194,15 @@ export class MySqlCacheSession {
    * in), and read under the sql_mode the probe found (after SET sql_mode the same text may name
    * other tables than the server read, so its decision and tags do not hold).
    */
-  storable(info: MysqlStatementInfo, inBlock: boolean, stillInBlock: boolean): { ctx: MysqlContext; tags: readonly string[] } | null {
+  storable(info: MySqlStatementInfo, inBlock: boolean, stillInBlock: boolean): { ctx: MySqlContext; tags: readonly string[] } | null {
     const ctx = this.keyContext;
-    if (ctx === null || !this.verified || info.dialectKey !== this.dialectKey || (inBlock ? !stillInBlock : this.state.block !== BlockState.None)) return null;
+    if (ctx === null || !this.state.verified(this.cache.serverEpoch) || info.dialectKey !== this.dialectKey || (inBlock ? !stillInBlock : this.state.block !== BlockState.None)) return null;
     const d = this.cache.decision(ctx, info);
     return d?.cacheable === true ? { ctx, tags: d.tags } : null;
   }
 
   /** A reply packet of a probe or of the identity check: the column count, then the one text row. */
-  probePacket(request: MySqlRequest, probe: ProbeAction<MysqlStatementInfo>, buf: Buffer, start: number, end: number): void {
+  probePacket(request: MySqlRequest, probe: ProbeAction<MySqlStatementInfo>, buf: Buffer, start: number, end: number): void {
     if (buf[start] === 0xff) {
       request.errored = true;
       return;
@@ -234,24 +226,24 @@ export class MySqlCacheSession {
   }
 
   /** A catalog probe's reply: the session's context and the statement's decision, or caching off. */
-  probeDone(request: MySqlRequest, probe: ProbeAction<MysqlStatementInfo>): void {
-    if (this.off) return;
+  probeDone(request: MySqlRequest, probe: ProbeAction<MySqlStatementInfo>): void {
+    if (this.state.isOff) return;
     if (request.errored || probe.row === null) {
       this.log.warn({ connectionId: this.session.connectionId }, 'mysql: cache probe failed; caching off for this session');
       this.state.off();
       return;
     }
-    let result: MysqlProbeResult;
+    let result: MySqlProbeResult;
     try {
       result = this.cache.readProbe(probe.row, probe.statement!);
     } catch (err) {
-      if (!(err instanceof MysqlProbeError)) throw err;
+      if (!(err instanceof MySqlProbeError)) throw err;
       this.log.warn({ err: err.message }, 'mysql: unreadable cache probe reply; caching off for this session');
       this.state.off();
       return;
     }
     // What a session learns counts for the others only while its server is the known one.
-    const verified = this.verified;
+    const verified = this.state.verified(this.cache.serverEpoch);
     if (!this.adopt(result, this.state.verifiedEpoch(this.cache.serverEpoch)) || !verified) return;
     this.cache.decide(this.ctx!, probe.statement!, result);
     if (this.state.pristine && this.state.context === ContextState.Known) this.cache.rememberStartup(this.startupKey, result);
@@ -261,7 +253,7 @@ export class MySqlCacheSession {
    * The identity check's reply: the cache drops everything when this is another server than its
    * entries came from, and the session may use the cache from now on.
    */
-  checkDone(request: MySqlRequest, probe: ProbeAction<MysqlStatementInfo>): void {
+  checkDone(request: MySqlRequest, probe: ProbeAction<MySqlStatementInfo>): void {
     const seen = identityOf(request.errored, probe.row, readMysqlIdentity);
     if (seen instanceof IdentityError) {
       this.log.warn({ connectionId: this.session.connectionId, err: seen.message }, 'mysql: cannot identify the upstream server; caching off for this session');
@@ -274,7 +266,7 @@ export class MySqlCacheSession {
   }
 
   /** Takes the context a probe found under server epoch `epoch`; false when it found none. */
-  private adopt(result: MysqlProbeResult, epoch: number): boolean {
+  private adopt(result: MySqlProbeResult, epoch: number): boolean {
     this.ctx = this.cache.context(result, this.capabilities, this.owner);
     this.noDatabase = this.ctx === null;
     if (this.ctx === null) {
@@ -287,7 +279,7 @@ export class MySqlCacheSession {
     return true;
   }
 
-  private readsTemporaryTable(info: MysqlStatementInfo): boolean {
+  private readsTemporaryTable(info: MySqlStatementInfo): boolean {
     if (this.temporaryTables.size === 0) return false;
     return info.analysis.tablesRead.some((t) => this.temporaryTables.has(t.name));
   }

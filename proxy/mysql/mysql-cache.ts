@@ -29,7 +29,7 @@ export const enum SessionEffect {
 }
 
 /** What the proxy derives once from the analysis of a statement shape. */
-export interface MysqlStatementInfo {
+export interface MySqlStatementInfo {
   readonly analysis: MysqlStatementAnalysis;
   /** The dialect (sql_mode quoting rules) the text was read under: its analysis holds only under it. */
   readonly dialectKey: string;
@@ -70,8 +70,8 @@ interface CatalogFact {
 }
 
 /** Everything a session's results depend on besides the statement itself, interned. */
-export class MysqlContext {
-  readonly decisions = new Map<MysqlStatementInfo, Decision>();
+export class MySqlContext {
+  readonly decisions = new Map<MySqlStatementInfo, Decision>();
   /** Per table read, by database and name as the probe looked them up. */
   readonly tableTypes = new Map<string, CatalogFact>();
   /** Per stored function called, by database and name. */
@@ -108,7 +108,7 @@ const MAX_DECISIONS_PER_CONTEXT = 10_000;
 const MAX_FACTS_PER_CONTEXT = 10_000;
 
 /** The probe's row, read. */
-export interface MysqlProbeResult {
+export interface MySqlProbeResult {
   readonly database: string | null;
   /** The identity and settings part of the context key. */
   readonly contextText: string;
@@ -119,20 +119,20 @@ export interface MysqlProbeResult {
   readonly checks: readonly (string | null)[];
 }
 
-export class MysqlProbeError extends Error {
-  override name = 'MysqlProbeError';
+export class MySqlProbeError extends Error {
+  override name = 'MySqlProbeError';
 }
 
-export class MySqlCache extends ResultCache<MysqlStatementInfo> {
+export class MySqlCache extends ResultCache<MySqlStatementInfo> {
   /** One classifier per dialect: the same text can read differently under another sql_mode. */
   private readonly classifiers = new Map<string, MysqlClassifier>();
-  private readonly infos = new WeakMap<MysqlStatementAnalysis, MysqlStatementInfo>();
-  private readonly infoByText = new Map<string, MysqlStatementInfo>();
-  private readonly contexts = new Map<string, MysqlContext>();
+  private readonly infos = new WeakMap<MysqlStatementAnalysis, MySqlStatementInfo>();
+  private readonly infoByText = new Map<string, MySqlStatementInfo>();
+  private readonly contexts = new Map<string, MySqlContext>();
   /** Bumped on DDL: decisions and fan-out taken before may rest on a catalog that changed. */
   private generationCount = 0;
   /** Probes of sessions that had changed nothing since login, by login (see MySqlRelay). */
-  private readonly startupProbes = new Map<string, { probe: MysqlProbeResult; generation: number }>();
+  private readonly startupProbes = new Map<string, { probe: MySqlProbeResult; generation: number }>();
   private readonly fanOut = new Map<string, { generation: number; tables: ReadonlySet<string> | null }>();
   private nextContextId = 1;
 
@@ -146,7 +146,7 @@ export class MySqlCache extends ResultCache<MysqlStatementInfo> {
 
 
   /** The analysis and derived facts of a statement text under a dialect (analysed once per shape). */
-  info(text: string, dialect: MysqlAnalysisOptions, dialectKey: string): MysqlStatementInfo {
+  info(text: string, dialect: MysqlAnalysisOptions, dialectKey: string): MySqlStatementInfo {
     const textKey = dialectKey + text;
     const known = this.infoByText.get(textKey);
     if (known !== undefined) return known;
@@ -169,7 +169,7 @@ export class MySqlCache extends ResultCache<MysqlStatementInfo> {
     return info;
   }
 
-  private derive(a: MysqlStatementAnalysis, shape: string, dialect: MysqlAnalysisOptions, dialectKey: string): MysqlStatementInfo {
+  private derive(a: MysqlStatementAnalysis, shape: string, dialect: MysqlAnalysisOptions, dialectKey: string): MySqlStatementInfo {
     const fingerprint = createHash('sha1').update(shape).digest('hex').slice(0, 16);
     const tables = [...a.tablesRead, ...a.tablesWritten].map((t) => t.name);
     let effect = SessionEffect.None;
@@ -218,7 +218,7 @@ export class MySqlCache extends ResultCache<MysqlStatementInfo> {
    * (its TABLE_TYPE). Names travel as hex literals so neither sql_mode nor the character set can
    * change how they read.
    */
-  probeSql(info: MysqlStatementInfo, mariadb: boolean): string {
+  probeSql(info: MySqlStatementInfo, mariadb: boolean): string {
     const variables = [...KEYED_VARIABLES, ...(mariadb ? KEYED_MARIADB_VARIABLES : KEYED_MYSQL_VARIABLES)];
     const columns = [
       'DATABASE()', 'CURRENT_USER()', 'USER()', 'CURRENT_ROLE()',
@@ -241,10 +241,10 @@ export class MySqlCache extends ResultCache<MysqlStatementInfo> {
   }
 
   /** Reads the probe's row (text protocol values, NULL as null). */
-  readProbe(row: readonly (string | null)[], info: MysqlStatementInfo): MysqlProbeResult {
+  readProbe(row: readonly (string | null)[], info: MySqlStatementInfo): MySqlProbeResult {
     const { tablesRead, routines, tablesWritten } = info.analysis;
     const expected = FIRST_CHECK_COLUMN + tablesRead.length + routines.length + tablesWritten.length;
-    if (row.length !== expected) throw new MysqlProbeError(`probe returned ${row.length} columns, expected ${expected}`);
+    if (row.length !== expected) throw new MySqlProbeError(`probe returned ${row.length} columns, expected ${expected}`);
     const settings = row[SETTINGS_COLUMN] ?? '';
     const sqlMode = settings.split('\u0000')[KEYED_VARIABLES.indexOf('sql_mode')] ?? '';
     return {
@@ -260,32 +260,32 @@ export class MySqlCache extends ResultCache<MysqlStatementInfo> {
    * The context for a probe's view of the session plus the capabilities that shape result bytes.
    * `privateId` is set when the session must share nothing (temporary tables, unreadable settings).
    */
-  context(probe: MysqlProbeResult, capabilities: string, privateId: number | null): MysqlContext | null {
+  context(probe: MySqlProbeResult, capabilities: string, privateId: number | null): MySqlContext | null {
     if (probe.database === null) return null;
     const text = contextText(probe.contextText, capabilities, privateId);
     let ctx = this.contexts.get(text);
     if (ctx === undefined) {
       if (this.contexts.size >= MAX_CONTEXTS) return null;
       const id = this.nextContextId++;
-      ctx = new MysqlContext(id, probe.database, contextPrefix(id), dialectOf(probe.sqlMode));
+      ctx = new MySqlContext(id, probe.database, contextPrefix(id), dialectOf(probe.sqlMode));
       this.contexts.set(text, ctx);
     }
     return ctx;
   }
 
-  rememberStartup(startupKey: string, probe: MysqlProbeResult): void {
+  rememberStartup(startupKey: string, probe: MySqlProbeResult): void {
     if (this.startupProbes.size >= MAX_CONTEXTS) this.startupProbes.clear();
     this.startupProbes.set(startupKey, { probe, generation: this.generationCount });
   }
 
   /** The probe of an earlier session with the same login, unless DDL happened since. */
-  startupProbe(startupKey: string): MysqlProbeResult | undefined {
+  startupProbe(startupKey: string): MySqlProbeResult | undefined {
     const known = this.startupProbes.get(startupKey);
     return known !== undefined && known.generation === this.generationCount ? known.probe : undefined;
   }
 
   /** Records what the probe found for `info` under `ctx`: its tables' and functions' facts and its decision. */
-  decide(ctx: MysqlContext, info: MysqlStatementInfo, probe: MysqlProbeResult): Decision {
+  decide(ctx: MySqlContext, info: MySqlStatementInfo, probe: MySqlProbeResult): Decision {
     this.fanOut.set(ctx.database, { generation: this.generationCount, tables: probe.fanOut });
     const { tablesRead, routines, tablesWritten } = info.analysis;
     const generation = this.generationCount;
@@ -301,7 +301,7 @@ export class MySqlCache extends ResultCache<MysqlStatementInfo> {
    * write to one that has not refreshes what the database's fan-out (triggers, cascades, views)
    * is known to be, so a view or trigger made since the last probe is not missed.
    */
-  knowsWrittenTables(ctx: MysqlContext, info: MysqlStatementInfo): boolean {
+  knowsWrittenTables(ctx: MySqlContext, info: MySqlStatementInfo): boolean {
     return info.analysis.tablesWritten.every((t) => ctx.tableTypes.get(nameKey(ctx, t))?.generation === this.generationCount);
   }
 
@@ -309,7 +309,7 @@ export class MySqlCache extends ResultCache<MysqlStatementInfo> {
    * The decision for `info` under `ctx`: taken before, or taken now from the facts known about
    * its tables and functions; undefined when one of them is not known (a probe is needed).
    */
-  decision(ctx: MysqlContext, info: MysqlStatementInfo): Decision | undefined {
+  decision(ctx: MySqlContext, info: MySqlStatementInfo): Decision | undefined {
     const d = ctx.decisions.get(info);
     if (d !== undefined && d.generation === this.generationCount) return d;
     const a = info.analysis;
@@ -328,7 +328,7 @@ export class MySqlCache extends ResultCache<MysqlStatementInfo> {
   }
 
   /** Judges `info` from its tables' types and its functions' flags (in probe column order) and keeps the decision. */
-  private record(ctx: MysqlContext, info: MysqlStatementInfo, checks: readonly (string | null)[]): Decision {
+  private record(ctx: MySqlContext, info: MySqlStatementInfo, checks: readonly (string | null)[]): Decision {
     const a = info.analysis;
     let reason: BypassReason | null = info.readCacheable ? null : a.reasonNotCacheable ?? 'not-cacheable';
     const tags = new Set<string>([databaseTag(ctx.database)]);
@@ -421,7 +421,7 @@ function readFanOut(value: string | null): ReadonlySet<string> | null {
 }
 
 /** A table's or function's key among a context's facts: its database (the context's when unnamed) and name. */
-function nameKey(ctx: MysqlContext, name: MysqlQualifiedName): string {
+function nameKey(ctx: MySqlContext, name: MysqlQualifiedName): string {
   return `${name.database ?? ctx.database}\u0000${name.name}`;
 }
 

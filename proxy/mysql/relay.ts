@@ -25,7 +25,7 @@ import { mysqlIdentitySql } from '../upstream-identity.js';
 import { entryKey, queryKey } from './cache-key.js';
 import { MySqlCacheSession, UNKNOWN_WRITES, type MySqlRequest } from './cache-session.js';
 import { Command, ServerStatus } from './codes.js';
-import { SessionEffect, type MySqlCache, type MysqlStatementInfo } from './mysql-cache.js';
+import { SessionEffect, type MySqlCache, type MySqlStatementInfo } from './mysql-cache.js';
 import { MalformedPacketError, encodePacket, payloadOf } from './packets.js';
 import { PreparedStatements, type Execution } from './prepared-statements.js';
 import type { ReplyTracker } from './replies.js';
@@ -65,7 +65,7 @@ interface ParkedCommand {
 
 export class MySqlRelay implements ServerPacketSink {
   private readonly prepared = new PreparedStatements();
-  private readonly ledger: RequestLedger<MysqlStatementInfo, MySqlRequest>;
+  private readonly ledger: RequestLedger<MySqlStatementInfo, MySqlRequest>;
   private readonly cs: MySqlCacheSession;
   private parked: ParkedCommand | null = null;
   /** The parked command is being taken up again: it does not park a second time. */
@@ -108,7 +108,7 @@ export class MySqlRelay implements ServerPacketSink {
     if (this.parked !== null) this.unpark();
     // A session's first command carries the identity check in front of it, pipelined.
     if (this.cs.state.neverChecked && this.quiet) this.checkServer();
-    if (this.ledger.quiet && payloadLength > 0 && !this.cs.off) {
+    if (this.ledger.quiet && payloadLength > 0 && !this.cs.state.isOff) {
       const command = buf[start + 4]!;
       if (command === Command.Query) return this.statement(buf, start, end, payloadOf(buf, start, end).toString('utf8', 1), null);
       if (command === Command.StmtExecute) {
@@ -129,7 +129,7 @@ export class MySqlRelay implements ServerPacketSink {
     }
     if (kind !== 'command') return this.io.toUpstream(buf.subarray(start, end));
     const command = buf[start + 4]!;
-    let info: MysqlStatementInfo | null = null;
+    let info: MySqlStatementInfo | null = null;
     let text: string | null = null;
     let out = buf.subarray(start, end);
     switch (command) {
@@ -164,7 +164,7 @@ export class MySqlRelay implements ServerPacketSink {
         break;
     }
     const analysed = command === Command.Query || command === Command.StmtExecute || command === Command.StmtBulkExecute;
-    const action = info === null ? forwardAction<MysqlStatementInfo>(null, false) : this.carryOut(this.verdict(info, null, undefined, false), info, '', false);
+    const action = info === null ? forwardAction<MySqlStatementInfo>(null, false) : this.carryOut(this.verdict(info, null, undefined, false), info, '', false);
     this.enqueue(action, command, info, { unknownWrites: analysed ? info === null : !WRITES_NOTHING.has(command), prepareText: text, sentOutsideBlock: false });
     this.io.toUpstream(out);
   }
@@ -204,7 +204,7 @@ export class MySqlRelay implements ServerPacketSink {
    * (relayed unlooked-up, a cursor, long data). Inside a read-only transaction a read whose rule
    * opts in is looked up here (`entry`, when its flags can be patched).
    */
-  private verdict(info: MysqlStatementInfo, key: string | null, entry: CacheEntry<EntryMeta> | undefined, quiet: boolean): Verdict<CacheEntry<EntryMeta>> {
+  private verdict(info: MySqlStatementInfo, key: string | null, entry: CacheEntry<EntryMeta> | undefined, quiet: boolean): Verdict<CacheEntry<EntryMeta>> {
     const cs = this.cs;
     const view = cs.sessionView(quiet, this.ledger.length === 0, info);
     const facts = key === null ? { readCacheable: false, needsCatalog: false, notCacheable: quiet ? 'cursor-or-long-data' as const : undefined } : cs.facts(info);
@@ -219,7 +219,7 @@ export class MySqlRelay implements ServerPacketSink {
   }
 
   /** The action for a relayed statement as the verdict says, with the proxy's own queries sent ahead. */
-  private carryOut(verdict: Verdict<unknown>, info: MysqlStatementInfo, keySuffix: string, quiet: boolean): CacheAction<MysqlStatementInfo> {
+  private carryOut(verdict: Verdict<unknown>, info: MySqlStatementInfo, keySuffix: string, quiet: boolean): CacheAction<MySqlStatementInfo> {
     switch (verdict.kind) {
       case 'probe-then-fill':
       case 'probe-then-forward':
@@ -254,7 +254,7 @@ export class MySqlRelay implements ServerPacketSink {
 
   /** Can the cache answer or fill now? Only between commands, outside transactions. */
   private get quiet(): boolean {
-    return this.ledger.quiet && this.cs.state.block === BlockState.None && !this.cs.off;
+    return this.ledger.quiet && this.cs.state.block === BlockState.None && !this.cs.state.isOff;
   }
 
   /** Sends the identity check ahead of what goes next, unless the server is verified or a check is in flight. */
@@ -287,7 +287,7 @@ export class MySqlRelay implements ServerPacketSink {
   }
 
   /** Sends a COM_QUERY of the proxy's own, its reply read and swallowed. */
-  private injectQuery(sql: string, purpose: ProbePurpose, statement: MysqlStatementInfo | null): void {
+  private injectQuery(sql: string, purpose: ProbePurpose, statement: MySqlStatementInfo | null): void {
     const payload = Buffer.allocUnsafe(1 + Buffer.byteLength(sql));
     payload[0] = Command.Query;
     payload.write(sql, 1, 'utf8');
@@ -297,7 +297,7 @@ export class MySqlRelay implements ServerPacketSink {
     this.io.toUpstream(packet);
   }
 
-  private enqueue(action: CacheAction<MysqlStatementInfo>, command: number, info: MysqlStatementInfo | null, more: Pick<MySqlRequest, 'unknownWrites' | 'prepareText' | 'sentOutsideBlock'>): void {
+  private enqueue(action: CacheAction<MySqlStatementInfo>, command: number, info: MySqlStatementInfo | null, more: Pick<MySqlRequest, 'unknownWrites' | 'prepareText' | 'sentOutsideBlock'>): void {
     this.cs.sent();
     this.ledger.push({ action, startedAt: performance.now(), info, errored: false, command, packets: 0, probeColumns: 0, ...more });
   }
@@ -428,7 +428,7 @@ export class MySqlRelay implements ServerPacketSink {
  * A lone BEGIN / START TRANSACTION that does not (or may not) say WITH CONSISTENT SNAPSHOT: with
  * the server's read-only flags after it, the transaction's snapshot is taken by its first read.
  */
-function startsWithoutSnapshot(info: MysqlStatementInfo | null): boolean {
+function startsWithoutSnapshot(info: MySqlStatementInfo | null): boolean {
   const statements = info?.analysis.statements;
   if (statements?.length !== 1) return false;
   const action = statements[0]!.transaction;

@@ -2,6 +2,7 @@
 // transaction block stands, whether its server is verified, and how long its probes back off.
 // The relays read it through view() and change it only through the transition methods below.
 import { BlockState, ContextState, IdentityState } from './cache-router.js';
+import { IdentityError, type ServerIdentity } from './upstream-identity.js';
 
 /** After probes failed in a row for passing reasons, statements relayed unprobed before the next try. */
 export const MAX_PROBE_BACKOFF = 256;
@@ -165,6 +166,22 @@ export class SessionCacheState {
     if (this.contextEpoch !== epoch && (this.contextState === ContextState.Known || this.contextState === ContextState.Private)) {
       this.moveContext(ContextState.Stale);
     }
+  }
+
+  /**
+   * The identity check's reply, for either protocol: the cache drops every entry when `seen` is
+   * another server than they came from, and the session may use the cache from now on; a reply
+   * that names no server turns the cache off for the session. Returns that error, or how many
+   * entries were dropped (null: the server is the known one).
+   */
+  checkReplied(seen: ServerIdentity | IdentityError, cache: { serverSeen(seen: ServerIdentity): number | null; readonly serverEpoch: number }): IdentityError | number | null {
+    if (seen instanceof IdentityError) {
+      this.checkDone(null);
+      return seen;
+    }
+    const dropped = cache.serverSeen(seen);
+    this.checkDone(cache.serverEpoch);
+    return dropped;
   }
 
   // ---------------------------------------------------------------- probe backoff

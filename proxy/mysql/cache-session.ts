@@ -254,15 +254,12 @@ export class MySqlCacheSession {
    * entries came from, and the session may use the cache from now on.
    */
   checkDone(request: MySqlRequest, probe: ProbeAction<MySqlStatementInfo>): void {
-    const seen = identityOf(request.errored, probe.row, readMysqlIdentity);
-    if (seen instanceof IdentityError) {
-      this.log.warn({ connectionId: this.session.connectionId, err: seen.message }, 'mysql: cannot identify the upstream server; caching off for this session');
-      this.state.checkDone(null);
-      return;
+    const outcome = this.state.checkReplied(identityOf(request.errored, probe.row, readMysqlIdentity), this.cache);
+    if (outcome instanceof IdentityError) {
+      this.log.warn({ connectionId: this.session.connectionId, err: outcome.message }, 'mysql: cannot identify the upstream server; caching off for this session');
+    } else if (outcome !== null) {
+      this.log.warn({ dropped: outcome }, 'mysql: the upstream server changed (restart, failover or restore); cached results dropped');
     }
-    const dropped = this.cache.serverSeen(seen);
-    if (dropped !== null) this.log.warn({ dropped }, 'mysql: the upstream server changed (restart, failover or restore); cached results dropped');
-    this.state.checkDone(this.cache.serverEpoch);
   }
 
   /** Takes the context a probe found under server epoch `epoch`; false when it found none. */

@@ -199,7 +199,7 @@ test('client leg: a wrong CA, an expired and a wrong-host certificate are refuse
   assert.match(run2.stderr, /server certificate for "wrong\.example" does not match host name "localhost"/);
   // libpq checks the name after the handshake: verify-ca accepts the same certificate.
   assert.is((await psql(wrongHost.pgPort, `user=postgres sslmode=verify-ca sslrootcert=${certs.ca}`, ['SELECT 1'])).stdout, '1\n');
-  await new Promise((r) => setTimeout(r, 200));
+  for (let i = 0; i < 50 && !expired.output().includes('pg: client TLS connection failed'); i++) await new Promise((r) => setTimeout(r, 100));
   assert.match(expired.output(), /pg: client TLS connection failed/);
 });
 
@@ -211,6 +211,7 @@ test('upstream leg: a wrong CA, an expired and a wrong-host server certificate r
     assert.ok(err !== null);
     assert.is(err.code, '08006');
     assert.match(err.message, /TLS to upstream postgres:\/\/localhost:\d+ failed \(sslmode=verify-full\): .*(self[- ]signed|unable to verify|unable to get)/);
+    for (let i = 0; i < 50 && !wrongCa.output().includes('pg: upstream TLS failed'); i++) await new Promise((r) => setTimeout(r, 100));
     assert.is(wrongCa.output().split('\n').filter((l) => l.includes('pg: upstream TLS failed')).length, 1);
     assert.equal((await c.query(`SELECT v FROM ${TABLE} WHERE id = 1`)).rows, [{ v: 'row 1' }], 'another session is unaffected');
   } finally {

@@ -394,7 +394,10 @@ export class MySqlSession extends ProxySession<MySqlProxyError> {
   /** An ERR where it cannot break a packet or a reply in flight, numbered as the client expects. */
   protected errorBytes(err: MySqlProxyError): Buffer | null {
     const atBoundary = this.relay !== null ? this.relay.atBoundary : this.scanner.atBoundary;
-    if (!atBoundary || !this.tracker.canInterject) return null;
+    // Also right after the client's turn in a login exchange, before it went upstream: the client
+    // reads the server's answer next, which may be an ERR.
+    const clientsTurn = this.phase === Phase.Authenticating && this.lastFromClient && this.tracker.awaitingClient;
+    if (!atBoundary || !(this.tracker.canInterject || clientsTurn)) return null;
     const packet = errPacket(err, this.errorSeq());
     return this.compression === null ? packet : this.compression.writer.wrap(packet);
   }

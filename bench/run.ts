@@ -21,7 +21,8 @@ import { processCpuSeconds } from './process-cpu.js';
 import { measureRedisCeiling, type RedisCeiling } from './redis.js';
 import { formatCacheTable, formatRelayCpuTable, formatResultsTable, type CellResult, type MeasuredRun, type TargetId } from './report.js';
 import { DEFAULT_WORKLOADS, HOT_KEYS, WORKLOADS, writeWorkloadFiles, type Workload, type WorkloadFiles } from './workloads.js';
-import { positiveInt, targetList, workloadList } from './options.js';
+import { onOff, positiveInt, targetList, workloadList } from './options.js';
+import { formatTlsResults, runTlsBench } from './tls-bench.js';
 
 const PG_SERVER = { host: '127.0.0.1', port: 5432, user: 'postgres' };
 const REDIS = { host: '127.0.0.1', port: 6379, requests: 200_000 };
@@ -36,7 +37,9 @@ const USAGE = `usage: node dist/bench/run.js [options]
   --clients C      pgbench -c and redis-benchmark -c (default 8; pgbench -j is 2)
   --workloads LIST comma-separated, from: ${WORKLOADS.map((w) => w.key).join(', ')}
                    (default ${DEFAULT_WORKLOADS.join(',')})
-  --targets LIST   comma-separated, from: ${ALL_TARGETS.join(', ')} (default all; pgbouncer and pgpool only when installed)`;
+  --targets LIST   comma-separated, from: ${ALL_TARGETS.join(', ')} (default all; pgbouncer and pgpool only when installed)
+  --tls on|off     also hot and -S workloads with sslmode=require: direct to a private TLS cluster vs sidecache with
+                   TLS on both legs vs a cleartext client leg (default on)`;
 
 interface Options {
   seconds: number;
@@ -45,6 +48,7 @@ interface Options {
   clients: number;
   workloads: Workload[];
   targets: TargetId[];
+  tls: boolean;
 }
 
 function parseOptions(argv: string[]): Options | undefined {
@@ -57,6 +61,7 @@ function parseOptions(argv: string[]): Options | undefined {
       clients: { type: 'string', default: '8' },
       workloads: { type: 'string', default: DEFAULT_WORKLOADS.join(',') },
       targets: { type: 'string', default: ALL_TARGETS.join(',') },
+      tls: { type: 'string', default: 'on' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -70,6 +75,7 @@ function parseOptions(argv: string[]): Options | undefined {
     clients: positiveInt('--clients', values.clients),
     workloads,
     targets,
+    tls: onOff('--tls', values.tls),
   };
 }
 
@@ -180,6 +186,11 @@ async function main(): Promise<number> {
     }
     const results = await measureWorkloads(options, targets, db, files, active, perRunSeconds);
     const ok = printResults(options, active, targets, results);
+    if (options.tls) {
+      // After the main table, on its own cluster: the shared server has no TLS.
+      const tls = await runTlsBench({ perRunSeconds, rounds: options.rounds, clients: options.clients, scale: options.scale }, files);
+      console.log(`\n${formatTlsResults(tls)}`);
+    }
     return ok ? 0 : 1;
   } catch (err) {
     // Ctrl-C reaches pgbench too, whose failure is then no news.

@@ -31,6 +31,16 @@ test('upstream URLs are parsed with a default port', () => {
 
 const PREFER = { mode: 'prefer', ca: null, cert: null, key: null };
 
+function assertRefused(argv: string[], message: RegExp): void {
+  try {
+    loadConfig(argv, {});
+    assert.unreachable(argv.join(' '));
+  } catch (err) {
+    assert.instance(err, ConfigError, argv.join(' '));
+    assert.match((err as Error).message, message);
+  }
+}
+
 test('upstream TLS: libpq\'s and MySQL\'s parameter names and modes, files checked, a CA turns require into verify-ca', async () => {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'sidecache-tls-settings-'));
   try {
@@ -53,15 +63,7 @@ test('upstream TLS: libpq\'s and MySQL\'s parameter names and modes, files check
       ['--pg-upstream', `postgres://db?sslrootcert=${dir}/missing.pem`, /sslrootcert: cannot read .*missing.pem: ENOENT/],
       ['--mysql-upstream', `mysql://db?ssl-cert=${ca}`, /give ssl-cert and ssl-key together/],
     ];
-    for (const [flag, url, message] of bad) {
-      try {
-        loadConfig([flag, url], {});
-        assert.unreachable(url);
-      } catch (err) {
-        assert.instance(err, ConfigError, url);
-        assert.match((err as Error).message, message);
-      }
-    }
+    for (const [flag, url, message] of bad) assertRefused([flag, url], message);
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
@@ -77,15 +79,7 @@ test('client TLS: a certificate needs its key, allow/require need a certificate,
       [['--client-tls', 'require'], /--client-tls: require needs --tls-cert and --tls-key/],
       [['--tls-cert', junk, '--tls-key', junk], /--tls-cert: cannot use .*junk.pem/],
     ];
-    for (const [argv, message] of cases) {
-      try {
-        loadConfig(argv, {});
-        assert.unreachable(argv.join(' '));
-      } catch (err) {
-        assert.instance(err, ConfigError);
-        assert.match((err as Error).message, message);
-      }
-    }
+    for (const [argv, message] of cases) assertRefused(argv, message);
     assert.is(loadConfig(['--client-tls', 'disable'], {}).config.clientTls, 'disable');
     assert.is(loadConfig([], {}).config.clientTls, null);
   } finally {

@@ -29,3 +29,8 @@ export function targetList<T extends string>(text: string, all: readonly T[]): T
   if (!targets.includes('direct' as T)) throw new UsageError('--targets must include direct: ratios are relative to it');
   return targets;
 }
+
+export function onOff(flag: string, text: string): boolean {
+  if (text !== 'on' && text !== 'off') throw new UsageError(`${flag} must be on or off, got "${text}"`);
+  return text === 'on';
+}

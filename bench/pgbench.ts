@@ -11,6 +11,8 @@ export interface PgbenchTarget {
   port: number;
   user: string;
   database: string;
+  /** libpq's sslmode (PGSSLMODE); unset: libpq's default, prefer. */
+  sslmode?: string;
 }
 
 export interface PgbenchSummary {
@@ -105,7 +107,7 @@ export async function runPgbench(opts: RunOptions): Promise<PgbenchResult> {
       ...opts.args,
       opts.target.database,
     ];
-    const output = await runToCompletion('pgbench', args, opts.timeoutMs);
+    const output = await runToCompletion('pgbench', args, opts.timeoutMs, sslEnv(opts.target));
     const summary = parsePgbenchOutput(output);
     const latencies = await readLatencyLogs(logDir);
     const p50Us = median(latencies);
@@ -117,7 +119,11 @@ export async function runPgbench(opts: RunOptions): Promise<PgbenchResult> {
 
 /** `pgbench -i` (initialise tables) at the given scale, quietly. */
 export async function initPgbench(target: PgbenchTarget, scale: number, timeoutMs: number): Promise<void> {
-  await runToCompletion('pgbench', [...connectionArgs(target), '-i', '-q', '-s', String(scale), target.database], timeoutMs);
+  await runToCompletion('pgbench', [...connectionArgs(target), '-i', '-q', '-s', String(scale), target.database], timeoutMs, sslEnv(target));
+}
+
+function sslEnv(target: PgbenchTarget): NodeJS.ProcessEnv {
+  return target.sslmode === undefined ? {} : { PGSSLMODE: target.sslmode };
 }
 
 function connectionArgs(target: PgbenchTarget): string[] {
@@ -133,12 +139,12 @@ async function readLatencyLogs(dir: string): Promise<number[]> {
 }
 
 /** Runs a command and resolves with stdout+stderr; rejects with that output on a non-zero exit or timeout. */
-function runToCompletion(command: string, args: string[], timeoutMs: number): Promise<string> {
+function runToCompletion(command: string, args: string[], timeoutMs: number, env: NodeJS.ProcessEnv = {}): Promise<string> {
   return new Promise((resolve, reject) => {
     // A proxy that accepts but never answers must not hang the bench at connect time either.
     const child = spawn(command, args, {
       stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, PGCONNECT_TIMEOUT: '10' },
+      env: { ...process.env, PGCONNECT_TIMEOUT: '10', ...env },
     });
     let output = '';
     child.stdout.setEncoding('utf8').on('data', (d: string) => { output += d; });

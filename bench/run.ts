@@ -25,7 +25,8 @@ import { processCpuSeconds } from './process-cpu.js';
 import { measureRedisCeiling, type RedisCeiling } from './redis.js';
 import { formatCacheTable, formatHopTable, formatRelayCpuTable, formatResultsTable, type CellResult, type MeasuredRun, type TargetId } from './report.js';
 import { DEFAULT_WORKLOADS, HOT_KEYS, WORKLOADS, writeWorkloadFiles, type Workload, type WorkloadFiles } from './workloads.js';
-import { positiveInt, targetList, workloadList } from './options.js';
+import { onOff, positiveInt, targetList, workloadList } from './options.js';
+import { formatTlsResults, runTlsBench } from './tls-bench.js';
 
 /** The shared server; with --rtt a private one behind the hop instead. */
 const LOCAL_PG_SERVER = { host: '127.0.0.1', port: 5432, user: 'postgres' };
@@ -47,7 +48,9 @@ const USAGE = `usage: node dist/bench/run.js [options]
                    (default ${DEFAULT_WORKLOADS.join(',')})
   --targets LIST   comma-separated, from: ${ALL_TARGETS.join(', ')} (default all; pgbouncer and pgpool only when installed)
   --rtt T          put the database behind a network hop with this round trip (e.g. 1ms, 0.4ms, 400us): a private
-                   PostgreSQL in a network namespace, reached over a veth pair through a delaying relay (root, cc)`;
+                   PostgreSQL in a network namespace, reached over a veth pair through a delaying relay (root, cc)
+  --tls on|off     also hot and -S workloads with sslmode=require: direct to a private TLS cluster vs sidecache with
+                   TLS on both legs vs a cleartext client leg (default on)`;
 
 interface Options {
   seconds: number;
@@ -58,6 +61,7 @@ interface Options {
   targets: TargetId[];
   /** Round trip of the network hop in µs; undefined: the shared server on loopback. */
   rttUs: number | undefined;
+  tls: boolean;
 }
 
 function parseOptions(argv: string[]): Options | undefined {
@@ -71,6 +75,7 @@ function parseOptions(argv: string[]): Options | undefined {
       workloads: { type: 'string', default: DEFAULT_WORKLOADS.join(',') },
       targets: { type: 'string', default: ALL_TARGETS.join(',') },
       rtt: { type: 'string' },
+      tls: { type: 'string', default: 'on' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -85,6 +90,7 @@ function parseOptions(argv: string[]): Options | undefined {
     workloads,
     targets,
     rttUs: values.rtt === undefined ? undefined : parseRtt(values.rtt),
+    tls: onOff('--tls', values.tls),
   };
 }
 
@@ -210,6 +216,11 @@ async function main(): Promise<number> {
     }
     const results = await measureWorkloads(options, targets, db, files, active, perRunSeconds);
     const ok = await printResults(options, active, targets, results, { load, idleRtt });
+    if (options.tls) {
+      // After the main table, on its own cluster: the shared server has no TLS.
+      const tls = await runTlsBench({ perRunSeconds, rounds: options.rounds, clients: options.clients, scale: options.scale }, files);
+      console.log(`\n${formatTlsResults(tls)}`);
+    }
     return ok ? 0 : 1;
   } catch (err) {
     // Ctrl-C reaches pgbench too, whose failure is then no news.

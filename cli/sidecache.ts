@@ -11,6 +11,7 @@ import { MySqlListener } from '../proxy/mysql/listener.js';
 import { MySqlCache } from '../proxy/mysql/mysql-cache.js';
 import { PgListener } from '../proxy/pg/listener.js';
 import { PgCache } from '../proxy/pg/pg-cache.js';
+import { clientTls, type ClientTls } from '../proxy/tls.js';
 import { startChangeStreams } from '../changes/start.js';
 import { startFleet, type Fleet, type FleetCache } from '../fleet/fleet.js';
 import type { Logger } from '../telemetry/log.js';
@@ -42,7 +43,7 @@ export interface RunningSidecache {
 }
 
 interface Listener {
-  applyConfig(config: Config): void;
+  applyConfig(config: Config, tls: ClientTls): void;
   close(deadlineMs: number): Promise<void>;
 }
 
@@ -76,7 +77,15 @@ export async function startSidecache(config: Config, pgUpstream: HostPort | null
       throw err;
     }
     report = keepCacheSwitch(report, running, caches.size > 0);
-    for (const l of listeners) l.applyConfig(report.config);
+    let tls: ClientTls;
+    try {
+      // Read again even under the same file names: a renewed certificate replaces the old in place.
+      tls = clientTls(report.config);
+    } catch (err) {
+      log.error({ err: (err as Error).message }, 'config reload failed; the running config is kept');
+      throw err;
+    }
+    for (const l of listeners) l.applyConfig(report.config, tls);
     buffers.limit = report.config.maxBufferedMessageBytes;
     for (const c of caches.values()) c.applyConfig(report.config);
     slowQueries.applyConfig(report.config);

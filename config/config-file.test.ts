@@ -29,7 +29,7 @@ test('the file sets settings under their flag names', () => {
   const p = file('pg-upstream: postgres://db.internal:6543\ncache-ttl: 5s\ncache-max-bytes: 1MiB\nmax-client-connections: 7\nlogin-timeout: 2\n');
   const { config, explicit } = loadConfig(['--config', p], {});
   assert.is(config.configFile, p);
-  assert.equal(config.pgUpstream, { url: 'postgres://db.internal:6543', host: 'db.internal', port: 6543 });
+  assert.equal(config.pgUpstream, { url: 'postgres://db.internal:6543', host: 'db.internal', port: 6543, tls: { mode: 'prefer', ca: null, cert: null, key: null } });
   assert.is(config.cacheTtlMs, 5000);
   assert.is(config.cacheMaxBytes, 1 << 20);
   assert.is(config.maxClientConnections, 7);

@@ -25,8 +25,66 @@ test('environment variables apply and flags win over them', () => {
 });
 
 test('upstream URLs are parsed with a default port', () => {
-  assert.equal(loadConfig(['--pg-upstream', 'postgres://db.internal'], {}).config.pgUpstream, { url: 'postgres://db.internal', host: 'db.internal', port: 5432 });
+  assert.equal(loadConfig(['--pg-upstream', 'postgres://db.internal'], {}).config.pgUpstream, { url: 'postgres://db.internal', host: 'db.internal', port: 5432, tls: PREFER });
   assert.equal(loadConfig(['--pg-upstream', 'postgresql://127.0.0.1:6543'], {}).config.pgUpstream?.port, 6543);
+});
+
+const PREFER = { mode: 'prefer', ca: null, cert: null, key: null };
+
+function assertRefused(argv: string[], message: RegExp): void {
+  try {
+    loadConfig(argv, {});
+    assert.unreachable(argv.join(' '));
+  } catch (err) {
+    assert.instance(err, ConfigError, argv.join(' '));
+    assert.match((err as Error).message, message);
+  }
+}
+
+test('upstream TLS: libpq\'s and MySQL\'s parameter names and modes, files checked, a CA turns require into verify-ca', async () => {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'sidecache-tls-settings-'));
+  try {
+    const ca = path.join(dir, 'ca.pem');
+    await writeFile(ca, 'not read as PEM here');
+    const pg = (q: string) => loadConfig(['--pg-upstream', `postgres://db:5432?${q}`], {}).config.pgUpstream!.tls;
+    const my = (q: string) => loadConfig(['--mysql-upstream', `mysql://db?${q}`], {}).config.mysqlUpstream!.tls;
+    assert.equal(pg('sslmode=verify-full'), { mode: 'verify-full', ca: null, cert: null, key: null });
+    assert.equal(pg('sslmode=disable').mode, 'disable');
+    assert.equal(pg(`sslmode=require&sslrootcert=${ca}`), { mode: 'verify-ca', ca, cert: null, key: null });
+    assert.equal(pg(`sslmode=require&sslcert=${ca}&sslkey=${ca}`), { mode: 'require', ca: null, cert: ca, key: ca });
+    assert.equal(my('ssl-mode=VERIFY_IDENTITY').mode, 'verify-full');
+    assert.equal(my('ssl-mode=disabled').mode, 'disable');
+    assert.equal(my(`ssl-mode=VERIFY_CA&ssl-ca=${ca}`), { mode: 'verify-ca', ca, cert: null, key: null });
+    assert.equal(loadConfig(['--mysql-upstream', 'mysql://db'], {}).config.mysqlUpstream!.tls, PREFER);
+    const bad: [string, string, RegExp][] = [
+      ['--pg-upstream', 'postgres://db?sslmode=VERIFY_IDENTITY', /sslmode must be one of disable, prefer, require, verify-ca, verify-full/],
+      ['--mysql-upstream', 'mysql://db?ssl-mode=verify-full', /ssl-mode must be one of DISABLED, PREFERRED, REQUIRED, VERIFY_CA, VERIFY_IDENTITY/],
+      ['--pg-upstream', 'postgres://db?ssl-mode=REQUIRED', /unknown URL parameter "ssl-mode"/],
+      ['--pg-upstream', `postgres://db?sslrootcert=${dir}/missing.pem`, /sslrootcert: cannot read .*missing.pem: ENOENT/],
+      ['--mysql-upstream', `mysql://db?ssl-cert=${ca}`, /give ssl-cert and ssl-key together/],
+    ];
+    for (const [flag, url, message] of bad) assertRefused([flag, url], message);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('client TLS: a certificate needs its key, allow/require need a certificate, a key that does not match is refused', async () => {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'sidecache-tls-settings-'));
+  try {
+    const junk = path.join(dir, 'junk.pem');
+    await writeFile(junk, 'junk');
+    const cases: [string[], RegExp][] = [
+      [['--tls-cert', junk], /--tls-key: give --tls-cert and --tls-key together/],
+      [['--client-tls', 'require'], /--client-tls: require needs --tls-cert and --tls-key/],
+      [['--tls-cert', junk, '--tls-key', junk], /--tls-cert: cannot use .*junk.pem/],
+    ];
+    for (const [argv, message] of cases) assertRefused(argv, message);
+    assert.is(loadConfig(['--client-tls', 'disable'], {}).config.clientTls, 'disable');
+    assert.is(loadConfig([], {}).config.clientTls, null);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 });
 
 test('bad values name the flag and what is wrong', () => {

@@ -3,6 +3,7 @@
 // built here; docs and --help are generated from SETTINGS.
 import { readFileSync } from 'node:fs';
 import net from 'node:net';
+import tls from 'node:tls';
 import { parseDocument } from 'yaml';
 import { ConfigError } from './errors.js';
 import { parseRedisCluster, parseRedisUrl, RedisTargetError, type RedisTarget } from './redis-target.js';
@@ -13,15 +14,37 @@ export interface HostPort {
   port: number;
 }
 
-export interface UpstreamUrl extends HostPort {
+/**
+ * TLS to the upstream, in libpq's terms (the MySQL URL's ssl-mode maps onto them: DISABLED, PREFERRED,
+ * REQUIRED, VERIFY_CA, VERIFY_IDENTITY): `prefer` uses TLS when the server offers it, `require`
+ * insists without checking the certificate, `verify-ca` checks it against `ca` (or the system's CAs),
+ * `verify-full` also checks that it names the host.
+ */
+export const UPSTREAM_TLS_MODES = ['disable', 'prefer', 'require', 'verify-ca', 'verify-full'] as const;
+export type UpstreamTlsMode = (typeof UPSTREAM_TLS_MODES)[number];
+
+export interface UpstreamTls {
+  mode: UpstreamTlsMode;
+  /** PEM file of the CA(s) that signed the server's certificate (sslrootcert, ssl-ca); null: the system's. */
+  ca: string | null;
+  /** PEM files of a client certificate and its key (sslcert/sslkey, ssl-cert/ssl-key); both or neither. */
+  cert: string | null;
+  key: string | null;
+}
+
+export interface ServerUrl extends HostPort {
   url: string;
+}
+
+export interface UpstreamUrl extends ServerUrl {
+  tls: UpstreamTls;
 }
 
 /**
  * Where a change stream connects (--pg-cdc, --mysql-cdc): the server, the login and its password.
  * `url` is the same without the password, for logs and errors; the password is never printed.
  */
-export interface CdcUrl extends UpstreamUrl {
+export interface CdcUrl extends ServerUrl {
   user: string;
   /** From the URL, the -password setting or the -password-file (loadConfig resolves it); null for none. */
   password: string | null;
@@ -35,6 +58,11 @@ export interface Config {
   mysqlUpstream: UpstreamUrl | null;
   mysqlListen: HostPort;
   adminListen: HostPort;
+  /** PEM certificate (chain allowed) and key clients see; both or neither; re-read on every reload. */
+  tlsCert: string | null;
+  tlsKey: string | null;
+  /** TLS from clients: null derives it (allow with a certificate, else disable). */
+  clientTls: ClientTlsMode | null;
   /** Bearer token the admin API and /stats require; null leaves them open. */
   adminToken: string | null;
   /** Host names the admin listener answers besides localhost and IP addresses; null: its listen host's. */
@@ -95,6 +123,8 @@ export const LOG_FORMATS = ['json', 'pretty'] as const;
 export const ON_OFF = ['on', 'off'] as const;
 export type OnOff = (typeof ON_OFF)[number];
 export type LogFormat = (typeof LOG_FORMATS)[number];
+export const CLIENT_TLS_MODES = ['disable', 'allow', 'require'] as const;
+export type ClientTlsMode = (typeof CLIENT_TLS_MODES)[number];
 
 /** Config fields that are settings of the table (the rules list is the file's alone). */
 export type SettingKey = Exclude<keyof Config, 'cacheRules'>;
@@ -120,15 +150,21 @@ export const SETTINGS: readonly Setting[] = [
   { key: 'configFile', flag: 'config', kind: 'path', default: null, live: false, notInFile: true,
     help: 'a YAML file whose keys are these flag names (see docs/config.example.yaml); environment variables and flags win over it; re-read on SIGHUP' },
   { key: 'pgUpstream', flag: 'pg-upstream', kind: 'pg-url', default: null, live: false,
-    help: 'the real PostgreSQL server, postgres://HOST:PORT; when neither upstream is set, the quick start runs on an embedded PGlite' },
+    help: 'the real PostgreSQL server, `postgres://HOST:PORT[?sslmode=MODE&sslrootcert=FILE&sslcert=FILE&sslkey=FILE]` with libpq\'s meanings: sslmode `disable`, `prefer` (the default: TLS when the server offers it), `require` (TLS, certificate not checked unless sslrootcert is given), `verify-ca`, `verify-full` (certificate signed by sslrootcert, or the system\'s CAs, and naming HOST); a failed check refuses that client\'s login (08006); when neither upstream is set, the quick start runs on an embedded PGlite (see docs/tls.md)' },
   { key: 'pgListen', flag: 'pg-listen', kind: 'hostport', default: '0.0.0.0:5432', live: false,
     help: 'where sidecache accepts PostgreSQL clients (port 0 picks a free port)' },
   { key: 'mysqlUpstream', flag: 'mysql-upstream', kind: 'mysql-url', default: null, live: false,
-    help: 'the real MySQL or MariaDB server, mysql://HOST:PORT; unset leaves the MySQL side off' },
+    help: 'the real MySQL or MariaDB server, `mysql://HOST:PORT[?ssl-mode=MODE&ssl-ca=FILE&ssl-cert=FILE&ssl-key=FILE]` with MySQL\'s meanings: ssl-mode `DISABLED`, `PREFERRED` (the default: TLS when the server offers it), `REQUIRED` (certificate not checked unless ssl-ca is given), `VERIFY_CA`, `VERIFY_IDENTITY`; a failed check refuses that client\'s login (an ERR packet); unset leaves the MySQL side off (see docs/tls.md)' },
   { key: 'mysqlListen', flag: 'mysql-listen', kind: 'hostport', default: '0.0.0.0:3306', live: false,
     help: 'where sidecache accepts MySQL/MariaDB clients (port 0 picks a free port)' },
   { key: 'adminListen', flag: 'admin-listen', kind: 'hostport', default: '127.0.0.1:9180', live: false,
     help: 'HTTP listener for the dashboard, /healthz, /metrics, /stats and the admin API /api/* (port 0 picks a free port)' },
+  { key: 'tlsCert', flag: 'tls-cert', kind: 'path', default: null, live: true,
+    help: 'PEM certificate (its chain may follow it in the file) sidecache shows clients of both protocols that ask for TLS (PostgreSQL SSLRequest or direct TLS with ALPN `postgresql`, MySQL CLIENT_SSL); with `tls-key`. A reload (SIGHUP, POST /api/config/reload) reads both files again, even under the same names: new connections get the new certificate, open ones keep theirs (see docs/tls.md)' },
+  { key: 'tlsKey', flag: 'tls-key', kind: 'path', default: null, live: true,
+    help: 'PEM private key of `tls-cert` (unencrypted)' },
+  { key: 'clientTls', flag: 'client-tls', kind: 'choice', choices: CLIENT_TLS_MODES, default: null, live: true,
+    help: 'TLS from clients: `disable` (PostgreSQL SSLRequest answered N, MySQL CLIENT_SSL not offered), `allow` (TLS for clients that ask, cleartext for the others) or `require` (a cleartext login is refused: PostgreSQL 28000, MySQL error 3159); unset: `allow` when `tls-cert` is set, else `disable`' },
   { key: 'adminToken', flag: 'admin-token', kind: 'secret', default: null, live: false,
     help: 'when set, the admin API (/api/*) and /stats require `Authorization: Bearer <token>`; /metrics, /healthz and the dashboard page stay open (see docs/admin-api.md)' },
   { key: 'adminAllowedHosts', flag: 'admin-allowed-hosts', kind: 'host-list', default: null, live: false,
@@ -207,19 +243,58 @@ function parseHostPort(key: string, text: string): HostPort {
   return { host: m[1] ?? (m[2] || '0.0.0.0'), port };
 }
 
-function parsePgUrl(key: string, text: string): UpstreamUrl {
+/** An upstream URL's TLS query parameters, by their names in one protocol's client tools. */
+interface TlsParams {
+  mode: string;
+  /** The mode's values in this protocol's spelling, in the order of UPSTREAM_TLS_MODES. */
+  modes: readonly string[];
+  ca: string;
+  cert: string;
+  key: string;
+}
+
+const PG_TLS_PARAMS: TlsParams = { mode: 'sslmode', modes: UPSTREAM_TLS_MODES, ca: 'sslrootcert', cert: 'sslcert', key: 'sslkey' };
+const MYSQL_TLS_PARAMS: TlsParams = {
+  mode: 'ssl-mode', modes: ['DISABLED', 'PREFERRED', 'REQUIRED', 'VERIFY_CA', 'VERIFY_IDENTITY'], ca: 'ssl-ca', cert: 'ssl-cert', key: 'ssl-key',
+};
+
+function parseUpstreamTls(key: string, url: URL, names: TlsParams): UpstreamTls {
+  for (const name of url.searchParams.keys()) {
+    if (![names.mode, names.ca, names.cert, names.key].includes(name)) {
+      throw new ConfigError(key, `unknown URL parameter "${name}" (expected ${names.mode}, ${names.ca}, ${names.cert}, ${names.key})`);
+    }
+  }
+  const given = url.searchParams.get(names.mode);
+  const index = given === null ? 1 : names.modes.findIndex((m) => m.toLowerCase() === given.toLowerCase());
+  if (index < 0) throw new ConfigError(key, `${names.mode} must be one of ${names.modes.join(', ')}, got "${given}"`);
+  const file = (name: string): string | null => {
+    const path = url.searchParams.get(name);
+    if (path === null) return null;
+    try {
+      readFileSync(path);
+    } catch (err) {
+      throw new ConfigError(key, `${name}: cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    }
+    return path;
+  };
+  const tls: UpstreamTls = { mode: UPSTREAM_TLS_MODES[index]!, ca: file(names.ca), cert: file(names.cert), key: file(names.key) };
+  if ((tls.cert === null) !== (tls.key === null)) throw new ConfigError(key, `give ${names.cert} and ${names.key} together`);
+  // As libpq and the MySQL client do: a CA given with require means the certificate is checked.
+  if (tls.mode === 'require' && tls.ca !== null) tls.mode = 'verify-ca';
+  return tls;
+}
+
+function parseUpstreamUrl(key: string, text: string, schemes: readonly string[], defaultPort: number, names: TlsParams): UpstreamUrl {
   let url: URL;
   try {
     url = new URL(text);
   } catch {
-    throw new ConfigError(key, `expected postgres://HOST:PORT, got "${text}"`);
+    throw new ConfigError(key, `expected ${schemes[0]}//HOST:PORT, got "${text}"`);
   }
-  if (url.protocol !== 'postgres:' && url.protocol !== 'postgresql:') {
-    throw new ConfigError(key, `expected a postgres:// URL, got "${text}"`);
-  }
-  const port = url.port ? Number(url.port) : 5432;
+  if (!schemes.includes(url.protocol)) throw new ConfigError(key, `expected a ${schemes[0]}// URL, got "${text}"`);
+  const port = url.port ? Number(url.port) : defaultPort;
   const host = url.hostname.replace(/^\[|\]$/g, '') || '127.0.0.1';
-  return { url: `postgres://${url.host || host}`, host, port };
+  return { url: `${schemes[0]}//${url.host || host}`, host, port, tls: parseUpstreamTls(key, url, names) };
 }
 
 /**
@@ -246,21 +321,6 @@ function parseCdcUrl(key: string, text: string, schemes: readonly string[], defa
     user,
     password: url.password === '' ? null : decodeURIComponent(url.password),
   };
-}
-
-function parseMySqlUrl(key: string, text: string): UpstreamUrl {
-  let url: URL;
-  try {
-    url = new URL(text);
-  } catch {
-    throw new ConfigError(key, `expected mysql://HOST:PORT, got "${text}"`);
-  }
-  if (url.protocol !== 'mysql:' && url.protocol !== 'mariadb:') {
-    throw new ConfigError(key, `expected a mysql:// URL, got "${text}"`);
-  }
-  const port = url.port ? Number(url.port) : 3306;
-  const host = url.hostname.replace(/^\[|\]$/g, '') || '127.0.0.1';
-  return { url: `mysql://${url.host || host}`, host, port };
 }
 
 const BYTE_UNITS: Record<string, number> = { '': 1, b: 1, k: 1024, kb: 1024, kib: 1024, m: 1 << 20, mb: 1 << 20, mib: 1 << 20, g: 1 << 30, gb: 1 << 30, gib: 1 << 30 };
@@ -346,8 +406,8 @@ function parsePath(key: string, text: string): string {
 function parseValue(setting: Setting, text: string, key: string): Config[SettingKey] {
   switch (setting.kind) {
     case 'hostport': return parseHostPort(key, text);
-    case 'pg-url': return parsePgUrl(key, text);
-    case 'mysql-url': return parseMySqlUrl(key, text);
+    case 'pg-url': return parseUpstreamUrl(key, text, ['postgres:', 'postgresql:'], 5432, PG_TLS_PARAMS);
+    case 'mysql-url': return parseUpstreamUrl(key, text, ['mysql:', 'mariadb:'], 3306, MYSQL_TLS_PARAMS);
     case 'pg-cdc-url': return parseCdcUrl(key, text, ['postgres:', 'postgresql:'], 5432);
     case 'mysql-cdc-url': return parseCdcUrl(key, text, ['mysql:', 'mariadb:'], 3306);
     case 'redis-url': return parseRedis(key, text, parseRedisUrl);
@@ -425,7 +485,22 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Par
   built.mysqlCdc = withCdcPassword(built.mysqlCdc, built.mysqlCdcPassword, built.mysqlCdcPasswordFile, 'mysql-cdc');
   if (built.pgCdc !== null && built.pgUpstream === null) throw new ConfigError('--pg-cdc', 'follows the pg-upstream server: set --pg-upstream too');
   if (built.mysqlCdc !== null && built.mysqlUpstream === null) throw new ConfigError('--mysql-cdc', 'follows the mysql-upstream server: set --mysql-upstream too');
+  checkClientTls(built);
   return { config: Object.freeze(built), explicit, help };
+}
+
+/** The certificate and key must come together and make a pair; `require` needs them. */
+function checkClientTls(config: Config): void {
+  if ((config.tlsCert === null) !== (config.tlsKey === null)) throw new ConfigError('--tls-key', 'give --tls-cert and --tls-key together');
+  if (config.tlsCert === null) {
+    if (config.clientTls === 'allow' || config.clientTls === 'require') throw new ConfigError('--client-tls', `${config.clientTls} needs --tls-cert and --tls-key`);
+    return;
+  }
+  try {
+    tls.createSecureContext({ cert: readFileSync(config.tlsCert), key: readFileSync(config.tlsKey!) });
+  } catch (err) {
+    throw new ConfigError('--tls-cert', `cannot use ${config.tlsCert} with ${config.tlsKey}: ${(err as NodeJS.ErrnoException).code ?? ''} ${(err as Error).message}`.replace(/ {2}/, ' '));
+  }
 }
 
 /**

@@ -104,7 +104,10 @@ export function readMySqlProbeRow(row: readonly (string | null)[], analysis: Mys
  * is unknown (temporary or missing) or not a plain table, then the first stored function that is
  * not deterministic or reads data. Null: cacheable.
  */
-export function mySqlCheckVerdict(analysis: MysqlStatementAnalysis, checks: readonly (string | null)[]): string | null {
+/** Why the catalog makes a read not cacheable (bypass reasons of the same names). */
+export type MySqlCatalogVerdict = 'unknown-table' | 'view' | 'table-type' | 'user-function';
+
+export function mySqlCheckVerdict(analysis: MysqlStatementAnalysis, checks: readonly (string | null)[]): MySqlCatalogVerdict | null {
   for (let i = 0; i < analysis.tablesRead.length; i++) {
     const type = checks[i] ?? null;
     if (type === null) return 'unknown-table';

@@ -96,7 +96,8 @@ export type BypassReason =
 /** What the cache decided for a statement in the session's context (a probe's verdict, or known facts). */
 export interface StoredDecision {
   readonly cacheable: boolean;
-  readonly reason: CatalogBypassReason | 'not-cacheable' | null;
+  /** MySQL's decisions carry the analysis' reason of a statement that is not a plain read. */
+  readonly reason: BypassReason | null;
 }
 
 /** What the router needs of a statement's analysis. */
@@ -105,6 +106,8 @@ export interface StatementFacts {
   readonly readCacheable: boolean;
   /** The catalog must be probed before the statement is cached or its functions judged. */
   readonly needsCatalog: boolean;
+  /** Why the text alone forbids caching (MySQL's analysis says), when no decision says; else 'not-cacheable'. */
+  readonly notCacheable?: BypassReason;
 }
 
 /** What the router needs of the session. */
@@ -120,6 +123,8 @@ export interface SessionView {
   readonly probeBackedOff: boolean;
   /** A reason of the protocol's own that forbids filling (MySQL: temporary-table, no-database), or null. */
   readonly fillForbidden: BypassReason | null;
+  /** MySQL: the session has temporary tables, which may shadow the tables a stored reply read: nothing is looked up. */
+  readonly shadowed?: boolean;
 }
 
 /** What the cache rule matching the statement says (config/rules.ts). */
@@ -206,12 +211,13 @@ export function inReadOnlyBlock(block: BlockState): boolean {
 
 /** Should the relay look the request's key up before analysing it (outside blocks)? */
 export function mayLookUp(session: SessionView): boolean {
-  return session.quiet && contextUsable(session.context) && session.identity !== IdentityState.Failed;
+  return session.quiet && contextUsable(session.context) && session.identity !== IdentityState.Failed && session.shadowed !== true;
 }
 
 /** Inside a read-only block, between requests, with the context known and the server verified. */
 export function mayLookUpInBlock(session: SessionView): boolean {
-  return session.idle && inReadOnlyBlock(session.block) && contextUsable(session.context) && session.identity === IdentityState.Verified;
+  return session.idle && inReadOnlyBlock(session.block) && contextUsable(session.context) && session.identity === IdentityState.Verified
+    && session.shadowed !== true;
 }
 
 /** The statement may be answered inside the read-only block: its rule opts in. */
@@ -252,7 +258,7 @@ function routeQuiet<E>(input: RouteInput<E>, facts: StatementFacts): Verdict<E> 
   if (session.identity === IdentityState.Failed) return forward('unidentified-server');
   const probe = facts.needsCatalog && (!contextUsable(session.context) || decision === undefined);
   if (probe && session.probeBackedOff) return forward('probe-failed');
-  const reason = !facts.readCacheable || decision?.cacheable === false ? decision?.reason ?? 'not-cacheable' : fillStopper(input);
+  const reason = !facts.readCacheable || decision?.cacheable === false ? decision?.reason ?? facts.notCacheable ?? 'not-cacheable' : fillStopper(input);
   if (probe) return reason === null ? { kind: 'probe-then-fill', purpose: ProbePurpose.Catalog } : { kind: 'probe-then-forward', purpose: ProbePurpose.Catalog, reason };
   return reason === null ? { kind: 'fill', inBlock: false } : forward(reason);
 }

@@ -5,6 +5,7 @@ import type { Logger } from '../telemetry/log.js';
 import type { Config, HostPort } from '../config/settings.js';
 import type { Metrics, Protocol } from '../telemetry/metrics.js';
 import type { BufferBudget } from './buffer-budget.js';
+import { clientTls, type ClientTls, type UpstreamTlsPlan } from './tls.js';
 
 /**
  * The accept queue asked of the kernel, which caps it at net.core.somaxconn (4096 by default since
@@ -28,6 +29,10 @@ export interface SessionLimits {
 /** What a session needs from the listener that owns it (ProxyListener implements it). */
 export interface ListenerHost<S> {
   readonly upstream: HostPort;
+  /** TLS to the upstream; null: cleartext (sslmode=disable, or the quick start's embedded server). */
+  readonly upstreamTls: UpstreamTlsPlan | null;
+  /** TLS offered to clients, as of the latest reload. */
+  readonly clientTls: ClientTls;
   readonly limits: SessionLimits;
   readonly log: Logger;
   /** Where every session takes the bytes of client messages that arrive in part. */
@@ -57,11 +62,14 @@ export interface ListenerProtocol<S extends ListenedSession<E>, E> {
   logName: string;
   createSession(socket: net.Socket): S;
   shutdownError(): E;
+  upstreamTls: UpstreamTlsPlan | null;
 }
 
 export class ProxyListener<S extends ListenedSession<E>, E> implements ListenerHost<S> {
   /** Replaced whole by a reload; sessions read it when they use a limit, so new values reach them. */
   limits: SessionLimits;
+  clientTls: ClientTls;
+  readonly upstreamTls: UpstreamTlsPlan | null;
   private readonly server: net.Server;
   private maxClients: number;
   /** Sessions that hold a connection slot. */
@@ -78,6 +86,8 @@ export class ProxyListener<S extends ListenedSession<E>, E> implements ListenerH
     private readonly kind: ListenerProtocol<S, E>,
   ) {
     this.limits = sessionLimits(config);
+    this.clientTls = clientTls(config);
+    this.upstreamTls = kind.upstreamTls;
     this.maxClients = config.maxClientConnections;
     this.labels = { protocol: kind.protocol };
     // Paused: each session takes its accepted socket over with its own read buffer (read-buffer.ts).
@@ -86,10 +96,12 @@ export class ProxyListener<S extends ListenedSession<E>, E> implements ListenerH
 
   /**
    * A config reload. Connections already admitted stay even when over a lowered limit; a
-   * session's message-size limit is the one in force when it logged in.
+   * session's message-size limit is the one in force when it logged in. `tls`: the certificate
+   * read again, for new connections; open ones keep the one they were shown.
    */
-  applyConfig(config: Config): void {
+  applyConfig(config: Config, tls: ClientTls): void {
     this.limits = sessionLimits(config);
+    this.clientTls = tls;
     this.maxClients = config.maxClientConnections;
   }
 

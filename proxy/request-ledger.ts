@@ -12,8 +12,8 @@ import type { ResultCache, RuledStatement } from './result-cache.js';
 
 /** What the ledger needs of either protocol's statement info. */
 export interface LedgerStatement extends RuledStatement {
-  /** Relation names a commit of the statement makes stale. */
-  readonly writes: readonly string[];
+  /** Relations a commit of the statement makes stale (names; MySQL: qualified names). */
+  readonly writes: readonly unknown[];
   /** It may write what no list names (DDL, a statement not understood). */
   readonly writesUnlisted: boolean;
 }
@@ -75,12 +75,12 @@ export const enum WriteScope {
  * The writes of the current transaction block: invalidated when it commits, before the COMMIT's
  * acknowledgement reaches the client, and forgotten when it rolls back.
  */
-export class BlockWrites {
-  private readonly tables = new Set<string>();
+export class BlockWrites<T = string> {
+  private readonly tables = new Set<T>();
   private scope = WriteScope.Tables;
   private catalog = false;
 
-  add(tables: Iterable<string>, scope: WriteScope, catalogChanged: boolean): void {
+  add(tables: Iterable<T>, scope: WriteScope, catalogChanged: boolean): void {
     if (scope > this.scope) this.scope = scope;
     this.catalog ||= catalogChanged;
     if (scope === WriteScope.Tables) for (const t of tables) this.tables.add(t);
@@ -91,7 +91,7 @@ export class BlockWrites {
   }
 
   /** The block committed: `invalidate` gets what it wrote (unless nothing), then it is forgotten. */
-  commit(invalidate: (tables: ReadonlySet<string>, scope: WriteScope, catalogChanged: boolean) => void): void {
+  commit(invalidate: (tables: ReadonlySet<T>, scope: WriteScope, catalogChanged: boolean) => void): void {
     if (this.scope !== WriteScope.Tables || this.tables.size > 0) invalidate(this.tables, this.scope, this.catalog);
     this.discard();
   }

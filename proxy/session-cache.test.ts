@@ -4,6 +4,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { BlockState, ContextState, IdentityState } from './cache-router.js';
 import { IllegalMoveError, MAX_PROBE_BACKOFF, SessionCacheState } from './session-cache.js';
+import { IdentityError, type ServerIdentity } from './upstream-identity.js';
 
 
 function contextAfter(...moves: ContextState[]): SessionCacheState {
@@ -31,6 +32,29 @@ test('illegal context moves throw', () => {
   for (const moves of [[ContextState.Off, ContextState.Private], [ContextState.Off, ContextState.Stale], [ContextState.Off, ContextState.Known], [ContextState.Known, ContextState.Unknown], [ContextState.Stale, ContextState.Unknown]]) {
     assert.throws(() => contextAfter(...moves), (e: unknown) => e instanceof IllegalMoveError, moves.join(' -> '));
   }
+});
+
+test('off and verified, as the relays read them', () => {
+  const s = new SessionCacheState();
+  assert.equal([s.isOff, s.verified(3)], [false, false]);
+  s.checkSent();
+  s.checkDone(3);
+  assert.equal([s.verified(3), s.verified(4)], [true, false], 'verified under one server epoch only');
+  s.off();
+  assert.is(s.isOff, true);
+});
+
+test('the identity check\'s reply: verified under the cache\'s epoch, or failed for good', () => {
+  let epoch = 1;
+  const cache = { serverSeen: (seen: ServerIdentity) => (seen.server === 'other' ? (epoch++, 5) : null), get serverEpoch() { return epoch; } };
+  const s = new SessionCacheState();
+  assert.is(s.checkReplied({ server: 'known', startedAtMs: 0 }, cache), null);
+  assert.is(s.identity(1), IdentityState.Verified);
+  assert.is(s.checkReplied({ server: 'other', startedAtMs: 0 }, cache), 5, 'another server: its entries were dropped');
+  assert.equal([s.identity(2), s.identity(1)], [IdentityState.Verified, IdentityState.Unchecked]);
+  const failed = s.checkReplied(new IdentityError('no row'), cache);
+  assert.ok(failed instanceof IdentityError);
+  assert.is(s.identity(2), IdentityState.Failed);
 });
 
 test('legal block moves', () => {

@@ -2,6 +2,7 @@
 // transaction block stands, whether its server is verified, and how long its probes back off.
 // The relays read it through view() and change it only through the transition methods below.
 import { BlockState, ContextState, IdentityState } from './cache-router.js';
+import { IdentityError, type ServerIdentity } from './upstream-identity.js';
 
 /** After probes failed in a row for passing reasons, statements relayed unprobed before the next try. */
 export const MAX_PROBE_BACKOFF = 256;
@@ -78,6 +79,11 @@ export class SessionCacheState {
     return this.pristineSession;
   }
 
+  /** The cache neither answers nor fills in this session (see off()). */
+  get isOff(): boolean {
+    return this.contextState === ContextState.Off;
+  }
+
   /** The one way the context state changes; throws on a move the comment above does not list. */
   moveContext(to: ContextState): void {
     const from = this.contextState;
@@ -125,6 +131,11 @@ export class SessionCacheState {
     return this.checking ? IdentityState.Checking : IdentityState.Unchecked;
   }
 
+  /** The session's server is the one the cache's entries came from, under the cache's current server epoch. */
+  verified(cacheEpoch: number): boolean {
+    return this.identity(cacheEpoch) === IdentityState.Verified;
+  }
+
   /** No check ran yet in this session. */
   get neverChecked(): boolean {
     return this.serverEpoch === -1;
@@ -156,6 +167,22 @@ export class SessionCacheState {
     if (this.contextEpoch !== epoch && (this.contextState === ContextState.Known || this.contextState === ContextState.Private)) {
       this.moveContext(ContextState.Stale);
     }
+  }
+
+  /**
+   * The identity check's reply, for either protocol: the cache drops every entry when `seen` is
+   * another server than they came from, and the session may use the cache from now on; a reply
+   * that names no server turns the cache off for the session. Returns that error, or how many
+   * entries were dropped (null: the server is the known one).
+   */
+  checkReplied(seen: ServerIdentity | IdentityError, cache: { serverSeen(seen: ServerIdentity): number | null; readonly serverEpoch: number }): IdentityError | number | null {
+    if (seen instanceof IdentityError) {
+      this.checkDone(null);
+      return seen;
+    }
+    const dropped = cache.serverSeen(seen);
+    this.checkDone(cache.serverEpoch);
+    return dropped;
   }
 
   // ---------------------------------------------------------------- probe backoff

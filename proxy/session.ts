@@ -3,9 +3,11 @@
 // its errors, the login and stalled-message timers, phases with checked moves, and closing. Each
 // protocol's session supplies its framing, its error encoding and how it says goodbye upstream.
 import net from 'node:net';
+import tls from 'node:tls';
 import type { SessionLabel } from '../telemetry/query-stats.js';
 import type { ListenerHost } from './listener.js';
 import { ReadBuffer, adoptAccepted } from './read-buffer.js';
+import { serverTls, tlsFailure, type UpstreamTlsPlan } from './tls.js';
 
 /**
  * How long a socket the proxy has ended stays open for the peer to read what was written last and
@@ -48,8 +50,17 @@ export const enum Phase {
 export type LegalMoves = Readonly<Partial<Record<Phase, readonly Phase[]>>>;
 
 export abstract class ProxySession<E extends Error> {
-  readonly client: net.Socket;
+  /** The accepted socket, or the TLS socket over it once the client asked for TLS. */
+  client: net.Socket;
   protected upstream: net.Socket | null = null;
+  /** Each leg speaks TLS (from the handshake on): what the login rules read (SCRAM, caching_sha2). */
+  clientTls = false;
+  upstreamTls = false;
+  /** The upstream TLS handshake is under way: its failure refuses the login with the reason. */
+  private upstreamTlsPlan: UpstreamTlsPlan | null = null;
+  /** Raw client reads go here while a TLS layer reads through a stream wrapper (tls.ts serverTls). */
+  private rawClientFeed: ((chunk: Buffer) => void) | null = null;
+  readonly remote: string;
   /** The client ended the session itself (Terminate, COM_QUIT): the upstream closing next is expected. */
   protected clientLeaving = false;
   private loginTimer: NodeJS.Timeout | null = null;
@@ -62,10 +73,14 @@ export abstract class ProxySession<E extends Error> {
   private endReason: string | null = null;
   /** Writes to the upstream during the current client chunk: from the second on they are corked into one. */
   private chunkWrites = -1;
-  private readonly clientReads = new ReadBuffer((chunk) => this.clientChunk(chunk));
-  private readonly upstreamReads = new ReadBuffer((chunk) => {
-    if (this.phase !== Phase.Closed) this.onUpstreamData(chunk);
+  private readonly clientReads = new ReadBuffer((chunk) => {
+    if (this.rawClientFeed === null) this.clientChunk(chunk);
+    else this.rawClientFeed(chunk);
   });
+  private readonly upstreamChunk = (chunk: Buffer): void => {
+    if (this.phase !== Phase.Closed) this.onUpstreamData(chunk);
+  };
+  private readonly upstreamReads = new ReadBuffer(this.upstreamChunk);
 
   /** `accepted` comes from a server with pauseOnConnect; the session reads it through its own buffer. */
   protected constructor(
@@ -77,6 +92,8 @@ export abstract class ProxySession<E extends Error> {
     private readonly names: { readonly log: string; readonly scheme: string },
   ) {
     this.client = adoptAccepted(accepted, this.clientReads);
+    // Kept: a TLS socket over a stream wrapper has no address of its own.
+    this.remote = `${this.client.remoteAddress}:${this.client.remotePort}`;
   }
 
   // ---- what each protocol supplies ----
@@ -105,10 +122,6 @@ export abstract class ProxySession<E extends Error> {
 
   // ---- shared ----
 
-  get remote(): string {
-    return `${this.client.remoteAddress}:${this.client.remotePort}`;
-  }
-
   /** Who this session is, for log lines about its statements (the slow-query log). */
   get label(): SessionLabel {
     return { remote: this.remote, ...this.login };
@@ -135,12 +148,37 @@ export abstract class ProxySession<E extends Error> {
     const { client } = this;
     client.setNoDelay(true);
     client.resume();
-    client.on('error', this.onClientGone);
-    client.on('close', this.onClientGone);
-    client.on('drain', this.onClientDrain);
+    this.watchClient(client);
     if (this.host.limits.loginTimeoutMs > 0) {
       this.loginTimer = setTimeout(this.onLoginTimeout, this.host.limits.loginTimeoutMs);
     }
+  }
+
+  private watchClient(client: net.Socket): void {
+    client.on('error', this.onClientGone);
+    client.on('close', this.onClientGone);
+    client.on('drain', this.onClientDrain);
+  }
+
+  /**
+   * The client asked for TLS: from now on it speaks through `tls`. `already`: bytes of its
+   * handshake that came with the request. Reads resume once the handshake is done.
+   */
+  protected startClientTls(context: tls.SecureContext, already: Buffer | null, alpn?: string[]): void {
+    const raw = this.client;
+    raw.off('error', this.onClientGone);
+    raw.off('close', this.onClientGone);
+    raw.off('drain', this.onClientDrain);
+    const { tls: secure, feed } = serverTls(raw, context, already, alpn);
+    this.rawClientFeed = feed;
+    this.client = secure;
+    this.clientTls = true;
+    this.watchClient(secure);
+    // Before onClientGone closes the session: a client that rejects the certificate is worth a line.
+    secure.prependOnceListener('error', (err) => {
+      if (this.phase !== Phase.Closed) this.host.log.info({ remote: this.remote, err: err.message }, `${this.names.log}: client TLS connection failed`);
+    });
+    secure.on('data', (chunk: Buffer) => this.clientChunk(chunk));
   }
 
   private clientChunk(chunk: Buffer): void {
@@ -170,9 +208,45 @@ export abstract class ProxySession<E extends Error> {
       upstream.setTimeout(0);
       if (this.phase !== Phase.Closed) onConnect();
     });
+    this.watchUpstream(upstream);
+  }
+
+  private watchUpstream(upstream: net.Socket): void {
     upstream.on('drain', this.onUpstreamDrain);
     upstream.on('error', this.onUpstreamError);
     upstream.on('close', this.onUpstreamClose);
+  }
+
+  /**
+   * Starts TLS on the upstream connection (the server agreed to it); `onSecure` runs once the
+   * handshake and the certificate checks of `plan` passed. A failure refuses the login with the reason.
+   */
+  protected startUpstreamTls(plan: UpstreamTlsPlan, onSecure: () => void): void {
+    const raw = this.upstream!;
+    raw.off('drain', this.onUpstreamDrain);
+    raw.off('error', this.onUpstreamError);
+    raw.off('close', this.onUpstreamClose);
+    const secure = tls.connect({ socket: raw, ...plan.options(this.host.upstream.host) });
+    this.upstream = secure;
+    this.upstreamTlsPlan = plan;
+    this.watchUpstream(secure);
+    secure.on('data', this.upstreamChunk);
+    const timeoutMs = this.host.limits.upstreamConnectTimeoutMs;
+    secure.setTimeout(timeoutMs);
+    secure.once('timeout', () => secure.destroy(new Error(`no TLS handshake within ${timeoutMs} ms`)));
+    secure.once('secureConnect', () => {
+      secure.setTimeout(0);
+      this.upstreamTlsPlan = null;
+      this.upstreamTls = true;
+      if (this.phase !== Phase.Closed) onSecure();
+    });
+  }
+
+  /** TLS to the upstream failed (or the server refused it and `plan` insists): this client's login is refused. */
+  protected upstreamTlsFailed(plan: UpstreamTlsPlan, reason: string): void {
+    this.host.upstreamError('tls');
+    this.host.log.warn({ remote: this.remote, upstream: this.upstreamUrl, setting: plan.describe, reason }, `${this.names.log}: upstream TLS failed`);
+    this.fail(this.upstreamError('unreachable', `TLS to upstream ${this.upstreamUrl} failed (${plan.describe}): ${reason}`), null);
   }
 
   /** Bytes for the server, with backpressure: a server not reading stops the client's reads. */
@@ -239,6 +313,10 @@ export abstract class ProxySession<E extends Error> {
   private readonly onUpstreamError = (err: Error): void => {
     if (this.phase === Phase.Closed) return;
     const log = this.names.log;
+    if (this.upstreamTlsPlan !== null) {
+      this.upstreamTlsFailed(this.upstreamTlsPlan, tlsFailure(err));
+      return;
+    }
     if (this.phase === Phase.Connecting) {
       this.host.upstreamError('connect');
       this.host.log.warn({ remote: this.remote, upstream: this.upstreamUrl, err: err.message }, `${log}: upstream unreachable`);

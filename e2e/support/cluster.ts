@@ -4,7 +4,7 @@
 // port; the helper itself talks to it as superuser over the unix socket in that dir.
 import { execFile, spawn, spawnSync } from 'node:child_process';
 import { promisify } from 'node:util';
-import { mkdtemp, appendFile, writeFile, readFile, chown, rm } from 'node:fs/promises';
+import { mkdtemp, appendFile, writeFile, readFile, chown, chmod, copyFile, rm } from 'node:fs/promises';
 import { rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -36,6 +36,8 @@ export interface ClusterOptions {
    * port is probed in this process's namespace. The unix socket still reaches it from here.
    */
   netns?: string;
+  /** ssl=on with this certificate and key (PEM), copied into the data dir for the server's OS user. */
+  tls?: { cert: string; key: string };
 }
 
 export interface Cluster {
@@ -85,6 +87,14 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
     await asPostgres('initdb', ['-D', dataDir, '--auth=trust', '-U', SUPERUSER, '--no-sync', '-E', 'UTF8', '--locale=C'],
       baseDir, remaining(deadline));
     await writeFile(path.join(dataDir, 'pg_hba.conf'), hbaConf(opts.hba));
+    if (opts.tls !== undefined) {
+      // PostgreSQL refuses a key that others can read or that another user owns.
+      for (const [from, name] of [[opts.tls.cert, 'server.crt'], [opts.tls.key, 'server.key']] as const) {
+        await copyFile(from, path.join(dataDir, name));
+        await chown(path.join(dataDir, name), uid, gid);
+        await chmod(path.join(dataDir, name), 0o600);
+      }
+    }
 
     for (let attempt = 1; ; attempt++) {
       const port = opts.port ?? await freePort();
@@ -151,6 +161,7 @@ function serverConf(port: number, socketDir: string, opts: ClusterOptions): stri
     full_page_writes: 'off',
     shared_buffers: '32MB',
     ...(opts.maxConnections === undefined ? {} : { max_connections: opts.maxConnections }),
+    ...(opts.tls === undefined ? {} : { ssl: 'on', ssl_cert_file: 'server.crt', ssl_key_file: 'server.key' }),
     ...opts.settings,
   };
   const quote = (v: string | number): string => `'${String(v).replace(/'/g, "''")}'`;

@@ -3,7 +3,7 @@
 // `mysql` OS user, listens on 127.0.0.1 at a free port with a passwordless root, and is stopped and
 // removed when the test process ends, however it ends (a watchdog outlives a SIGKILL).
 import { execFile, spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { rmSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { chown, mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -26,6 +26,8 @@ export interface MariadbServerOptions {
   port?: number;
   /** Bound on install + start together. */
   startTimeoutMs?: number;
+  /** TLS with this certificate, key and CA, and require_secure_transport=ON: cleartext logins are refused. */
+  tls?: { cert: string; key: string; ca: string };
 }
 
 export interface MariadbServer {
@@ -74,8 +76,9 @@ export async function startMariadb(opts: MariadbServerOptions = {}): Promise<Mar
       const port = opts.port ?? await freePort();
       const args = serverArgs(baseDir, dataDir, port, opts);
       try {
-        await launch(entry, args, port, deadline);
-        return server(entry, dataDir, port, args, deadline);
+        const ssl = opts.tls === undefined ? undefined : { ca: readFileSync(opts.tls.ca) };
+        await launch(entry, args, port, deadline, ssl);
+        return server(entry, dataDir, port, args, deadline, ssl);
       } catch (err) {
         const log = await readFile(path.join(baseDir, 'error.log'), 'utf8').catch(() => '');
         if (attempt < START_ATTEMPTS && opts.port === undefined && /already in use|Can't start server: Bind/i.test(log)) continue;
@@ -95,11 +98,15 @@ function serverArgs(baseDir: string, dataDir: string, port: number, opts: Mariad
     `--socket=${path.join(baseDir, 'mysqld.sock')}`, `--pid-file=${path.join(baseDir, 'mysqld.pid')}`, `--log-error=${path.join(baseDir, 'error.log')}`,
     '--server-id=1', '--skip-name-resolve', '--innodb-buffer-pool-size=32M', '--innodb-log-file-size=16M', '--performance-schema=OFF',
     ...binlog, ...(opts.args ?? []),
+    ...(opts.tls === undefined ? [] : [`--ssl-cert=${opts.tls.cert}`, `--ssl-key=${opts.tls.key}`, `--ssl-ca=${opts.tls.ca}`, '--require-secure-transport=ON']),
   ];
 }
 
 /** Starts mariadbd and waits until it answers a query. */
-async function launch(entry: LiveServer, args: string[], port: number, deadline: number): Promise<void> {
+/** How the helper's own connections reach a server that requires TLS (the test's CA). */
+type HelperSsl = { ca: Buffer } | undefined;
+
+async function launch(entry: LiveServer, args: string[], port: number, deadline: number, ssl: HelperSsl): Promise<void> {
   const child = spawn('mariadbd', args, { cwd: entry.baseDir, stdio: 'ignore' });
   entry.child = child;
   killWatchdog(entry);
@@ -107,7 +114,7 @@ async function launch(entry: LiveServer, args: string[], port: number, deadline:
   for (;;) {
     if (child.exitCode !== null || child.signalCode !== null) throw new Error(`mariadbd exited with ${child.exitCode ?? child.signalCode}`);
     try {
-      const c = await mysql.createConnection({ host: '127.0.0.1', port, user: 'root', connectTimeout: 2000 });
+      const c = await mysql.createConnection({ host: '127.0.0.1', port, user: 'root', connectTimeout: 2000, ssl });
       await c.query('SELECT 1');
       await c.end();
       return;
@@ -121,14 +128,14 @@ async function launch(entry: LiveServer, args: string[], port: number, deadline:
   }
 }
 
-function server(entry: LiveServer, dataDir: string, port: number, args: string[], deadline: number): MariadbServer {
+function server(entry: LiveServer, dataDir: string, port: number, args: string[], deadline: number, ssl: HelperSsl): MariadbServer {
   return {
     host: '127.0.0.1',
     port,
     dataDir,
     url: `mysql://root@127.0.0.1:${port}`,
     async query<R>(sql: string, params?: unknown[]): Promise<R[]> {
-      const c = await mysql.createConnection({ host: '127.0.0.1', port, user: 'root', multipleStatements: true });
+      const c = await mysql.createConnection({ host: '127.0.0.1', port, user: 'root', multipleStatements: true, ssl });
       try {
         const [rows] = await c.query(sql, params);
         const last = Array.isArray(rows) && Array.isArray(rows[rows.length - 1]) ? rows[rows.length - 1] : rows;
@@ -139,7 +146,7 @@ function server(entry: LiveServer, dataDir: string, port: number, args: string[]
     },
     async restart(): Promise<void> {
       await shutdown(entry);
-      await launch(entry, args, port, Math.max(deadline, Date.now() + 60_000));
+      await launch(entry, args, port, Math.max(deadline, Date.now() + 60_000), ssl);
     },
     async stop(): Promise<void> {
       if (!live.has(entry)) return;

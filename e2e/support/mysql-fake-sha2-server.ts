@@ -18,7 +18,8 @@ export interface FakeSha2Server {
   close(): Promise<void>;
 }
 
-const CAPS = 0x1 | 0x8 | 0x200 | 0x2000 | 0x8000 | 0x10000 | 0x20000 | 0x80000 | 0x200000 | 0x1000000 | 0x800; // incl. SSL and DEPRECATE_EOF
+// incl. DEPRECATE_EOF; no CLIENT_SSL: this server speaks no TLS (sidecache would ask for it: ssl-mode PREFERRED).
+const CAPS = 0x1 | 0x8 | 0x200 | 0x2000 | 0x8000 | 0x10000 | 0x20000 | 0x80000 | 0x200000 | 0x1000000;
 
 function sha256(b: Buffer): Buffer {
   return crypto.createHash('sha256').update(b).digest();

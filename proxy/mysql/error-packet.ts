@@ -22,8 +22,10 @@ export const MySqlErrorCode = {
   ReadTimeout: { code: 1159, sqlState: '08S01' },
   /** ER_MALFORMED_PACKET. */
   MalformedPacket: { code: 1835, sqlState: '08S01' },
-  /** ER_NOT_SUPPORTED_YET (TLS requested while the proxy does not terminate it). */
+  /** ER_NOT_SUPPORTED_YET (TLS requested while the proxy has no certificate). */
   NotSupportedYet: { code: 1235, sqlState: '08004' },
+  /** ER_SECURE_TRANSPORT_REQUIRED: a login refused without TLS (--client-tls require, caching_sha2 full auth). */
+  SecureTransportRequired: { code: 3159, sqlState: 'HY000' },
   /** CR_CONN_HOST_ERROR: what a client reports when it cannot reach a server. */
   UpstreamUnreachable: { code: 2003, sqlState: '08S01' },
   /** CR_SERVER_LOST: the connection to the server broke during a request. */

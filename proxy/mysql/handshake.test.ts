@@ -2,7 +2,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import fc from 'fast-check';
 import { Capability, HIDDEN_CAPABILITIES } from './codes.js';
-import { decodeClientLogin, decodeServerHandshake, offeredCapabilities, rewriteHandshakeResponse, rewriteServerHandshake } from './handshake.js';
+import { decodeClientLogin, decodeServerHandshake, offeredCapabilities, rewriteHandshakeResponse, rewriteServerHandshake, sslRequestPacket } from './handshake.js';
 import { MalformedPacketError } from './packets.js';
 
 const SERVER_CAPS = (0xf7fe | (0x81bf << 16) | Capability.Ssl | Capability.Compress) >>> 0; // MariaDB 10.11-like, CLIENT_MYSQL clear
@@ -60,7 +60,7 @@ test('the server handshake decodes: version, connection id, both scramble parts,
 test('the rewrite clears only TLS, zstd, optional metadata and the MariaDB framing extensions; every other byte is kept', () => {
   const payload = serverHandshake();
   const hs = decodeServerHandshake(payload, 0, payload.length);
-  const out = rewriteServerHandshake(payload, hs);
+  const out = rewriteServerHandshake(payload, hs, false);
   const again = decodeServerHandshake(out, 0, out.length);
   assert.is(again.capabilities, (SERVER_CAPS & ~HIDDEN_CAPABILITIES) >>> 0);
   assert.is(again.capabilities & Capability.Ssl, 0);
@@ -74,11 +74,21 @@ test('the rewrite clears only TLS, zstd, optional metadata and the MariaDB frami
   assert.is(again.connectionId, 4242);
 });
 
+test('with a certificate the proxy offers CLIENT_SSL itself, and the capabilities a session keys on stay those without it', () => {
+  const payload = serverHandshake((SERVER_CAPS & ~Capability.Ssl) >>> 0);
+  const hs = decodeServerHandshake(payload, 0, payload.length);
+  const out = rewriteServerHandshake(payload, hs, true);
+  const again = decodeServerHandshake(out, 0, out.length);
+  assert.is(again.capabilities & Capability.Ssl, Capability.Ssl, 'offered although the server has no TLS');
+  assert.is((again.capabilities & ~Capability.Ssl) >>> 0, (SERVER_CAPS & ~HIDDEN_CAPABILITIES) >>> 0);
+  assert.is(offeredCapabilities(hs).capabilities & Capability.Ssl, 0, 'TLS is not part of a cache key');
+});
+
 test('a MySQL handshake (CLIENT_MYSQL set) has no MariaDB capabilities to rewrite', () => {
   const payload = serverHandshake((SERVER_CAPS | 1) >>> 0, 0x55);
   const hs = decodeServerHandshake(payload, 0, payload.length);
   assert.is(hs.mariaDbCapabilities, 0);
-  const out = rewriteServerHandshake(payload, hs);
+  const out = rewriteServerHandshake(payload, hs, false);
   assert.is(out.readUInt32LE(hs.offsets.capsLow + 2 + 1 + 2 + 2 + 1 + 6), 0x55, 'the reserved bytes are untouched');
 });
 
@@ -106,10 +116,24 @@ test('HandshakeResponse41 decodes user, auth data, database, plugin; SSLRequest 
 test('the response rewrite clears hidden capabilities and compression (the upstream leg stays plain), and nothing else', () => {
   const caps = Capability.Protocol41 | Capability.SecureConnection | Capability.Compress | Capability.MultiStatements;
   const payload = clientResponse(caps, { ext: 0x1f });
-  const out = rewriteHandshakeResponse(payload);
+  const out = rewriteHandshakeResponse(payload, false);
   assert.is(out.readUInt32LE(0), (Capability.Protocol41 | Capability.SecureConnection | Capability.MultiStatements) >>> 0);
   assert.is(out.readUInt32LE(28), 0x1f & ~0x12);
   assert.ok(out.subarray(32).equals(payload.subarray(32)));
+});
+
+test('CLIENT_SSL upstream follows the proxy\'s own leg, not the client\'s; the SSLRequest is the response\'s first 32 bytes', () => {
+  const caps = Capability.Protocol41 | Capability.SecureConnection | Capability.Ssl;
+  const payload = clientResponse(caps, { ext: 0x1f });
+  assert.is(rewriteHandshakeResponse(payload, false).readUInt32LE(0) & Capability.Ssl, 0, 'the client\'s TLS ended at the proxy');
+  const tls = rewriteHandshakeResponse(clientResponse(Capability.Protocol41 | Capability.SecureConnection, {}), true);
+  assert.is(tls.readUInt32LE(0) & Capability.Ssl, Capability.Ssl);
+  const request = sslRequestPacket(tls, 1);
+  assert.is(request.readUIntLE(0, 3), 32);
+  assert.is(request[3], 1);
+  assert.ok(request.subarray(4).equals(tls.subarray(0, 32)));
+  const decoded = decodeClientLogin(request, 4, request.length);
+  assert.is(decoded.kind, 'ssl-request');
 });
 
 test('truncated login packets are malformed at every length', () => {

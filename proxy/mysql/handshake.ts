@@ -61,14 +61,15 @@ export function decodeServerHandshake(buf: Buffer, start: number, end: number): 
 }
 
 /**
- * The handshake payload with the capabilities the proxy cannot pass on cleared (TLS, zstd,
- * optional metadata; see HIDDEN_CAPABILITIES). zlib compression stays as the server offers it:
- * the proxy speaks it with the client. A copy; the input is not changed.
+ * The handshake payload with the capabilities the proxy cannot pass on cleared (the server's TLS,
+ * zstd, optional metadata; see HIDDEN_CAPABILITIES). zlib compression stays as the server offers
+ * it: the proxy speaks it with the client. `offerTls`: CLIENT_SSL set, for the proxy's own TLS
+ * (whatever the server offers). A copy; the input is not changed.
  */
-export function rewriteServerHandshake(payload: Buffer, hs: ServerHandshake): Buffer {
+export function rewriteServerHandshake(payload: Buffer, hs: ServerHandshake, offerTls: boolean): Buffer {
   const out = Buffer.from(payload);
   const { capsLow, capsHigh, mariaDbCaps } = hs.offsets;
-  out.writeUInt16LE(out.readUInt16LE(capsLow) & ~HIDDEN_CAPABILITIES & 0xffff, capsLow);
+  out.writeUInt16LE((out.readUInt16LE(capsLow) & ~HIDDEN_CAPABILITIES & 0xffff) | (offerTls ? Capability.Ssl : 0), capsLow);
   if (capsHigh >= 0) out.writeUInt16LE(out.readUInt16LE(capsHigh) & (~HIDDEN_CAPABILITIES >>> 16) & 0xffff, capsHigh);
   if (mariaDbCaps >= 0) out.writeUInt32LE((out.readUInt32LE(mariaDbCaps) & ~HIDDEN_MARIADB_CAPABILITIES) >>> 0, mariaDbCaps);
   return out;
@@ -129,13 +130,26 @@ export function decodeClientLogin(buf: Buffer, start: number, end: number): Clie
 /**
  * The client's HandshakeResponse41 payload with the hidden capabilities cleared, in case a client
  * asks for one blindly: the server must not enable what the proxy cannot follow. Compression is
- * cleared too: the proxy compresses the client leg itself, the upstream leg stays plain. Other
- * bits pass as sent, so the server sees what it would see without the proxy. A copy.
+ * cleared too: the proxy compresses the client leg itself, the upstream leg stays plain. CLIENT_SSL
+ * says whether the proxy's own connection to the server is TLS (`upstreamTls`), whatever the
+ * client's leg is. Other bits pass as sent, so the server sees what it would see without the proxy. A copy.
  */
-export function rewriteHandshakeResponse(payload: Buffer): Buffer {
+export function rewriteHandshakeResponse(payload: Buffer, upstreamTls: boolean): Buffer {
   const out = Buffer.from(payload);
   const caps = out.readUInt32LE(0);
-  out.writeUInt32LE((caps & ~UPSTREAM_HIDDEN_CAPABILITIES) >>> 0, 0);
+  out.writeUInt32LE(((caps & ~UPSTREAM_HIDDEN_CAPABILITIES) | (upstreamTls ? Capability.Ssl : 0)) >>> 0, 0);
   if ((caps & Capability.LongPassword) === 0) out.writeUInt32LE((out.readUInt32LE(28) & ~HIDDEN_MARIADB_CAPABILITIES) >>> 0, 28);
   return out;
+}
+
+/**
+ * The SSLRequest the proxy sends the server before its own TLS handshake: the first 32 bytes of
+ * the (rewritten, CLIENT_SSL set) HandshakeResponse payload, as a client sends them, with `seq`.
+ */
+export function sslRequestPacket(rewrittenResponse: Buffer, seq: number): Buffer {
+  const packet = Buffer.alloc(4 + HANDSHAKE_RESPONSE_FIXED);
+  packet.writeUIntLE(HANDSHAKE_RESPONSE_FIXED, 0, 3);
+  packet[3] = seq;
+  rewrittenResponse.copy(packet, 4, 0, HANDSHAKE_RESPONSE_FIXED);
+  return packet;
 }

@@ -14,6 +14,8 @@ import { shapeFingerprint, type StatementIdentity } from '../../telemetry/query-
 import { databaseTag, tableTag } from '../../cache/tags.js';
 import { boundedMap } from '../bounded-map.js';
 import { ResultCache } from '../result-cache.js';
+import type { BypassReason } from '../cache-router.js';
+import { contextPrefix, contextText } from './cache-key.js';
 import type { Config } from '../../config/settings.js';
 import type { MysqlAnalysisOptions, MysqlQualifiedName, MysqlStatementAnalysis } from '../../invalidation/mysql-analysis.js';
 import { MysqlClassifier } from '../../invalidation/mysql-classifier.js';
@@ -30,7 +32,7 @@ export const enum SessionEffect {
 }
 
 /** What the proxy derives once from the analysis of a statement shape. */
-export interface MysqlStatementInfo {
+export interface MySqlStatementInfo {
   readonly analysis: MysqlStatementAnalysis;
   /** The dialect (sql_mode quoting rules) the text was read under: its analysis holds only under it. */
   readonly dialectKey: string;
@@ -58,7 +60,7 @@ export interface MysqlStatementInfo {
 export interface Decision {
   readonly generation: number;
   readonly cacheable: boolean;
-  readonly reason: string | null;
+  readonly reason: BypassReason | null;
   /** Entry tags: every table read plus the database of each. */
   readonly tags: readonly string[];
 }
@@ -77,8 +79,8 @@ const MAX_DECISIONS_PER_CONTEXT = 10_000;
 const MAX_FACTS_PER_CONTEXT = 10_000;
 
 /** Everything a session's results depend on besides the statement itself, interned. */
-export class MysqlContext {
-  readonly decisions = boundedMap<MysqlStatementInfo, Decision>(MAX_DECISIONS_PER_CONTEXT);
+export class MySqlContext {
+  readonly decisions = boundedMap<MySqlStatementInfo, Decision>(MAX_DECISIONS_PER_CONTEXT);
   /** Per table read, by database and name as the probe looked them up. */
   readonly tableTypes = boundedMap<string, CatalogFact>(MAX_FACTS_PER_CONTEXT);
   /** Per stored function called, by database and name. */
@@ -86,12 +88,12 @@ export class MysqlContext {
   constructor(readonly id: number, readonly database: string, readonly keyPrefix: string, readonly dialect: MysqlAnalysisOptions) {}
 }
 
-export class MySqlCache extends ResultCache<MysqlStatementInfo> {
+export class MySqlCache extends ResultCache<MySqlStatementInfo> {
   /** One classifier per dialect: the same text can read differently under another sql_mode. */
   private readonly classifiers = new Map<string, MysqlClassifier>();
-  private readonly infos = new WeakMap<MysqlStatementAnalysis, MysqlStatementInfo>();
-  private readonly infoByText = new LRUCache<string, MysqlStatementInfo>({ max: MAX_TEXTS });
-  private readonly contexts = new Map<string, MysqlContext>();
+  private readonly infos = new WeakMap<MysqlStatementAnalysis, MySqlStatementInfo>();
+  private readonly infoByText = new LRUCache<string, MySqlStatementInfo>({ max: MAX_TEXTS });
+  private readonly contexts = new Map<string, MySqlContext>();
   /** Bumped on DDL: decisions and fan-out taken before may rest on a catalog that changed. */
   private generationCount = 0;
   /** Probes of sessions that had changed nothing since login, by login (see MySqlRelay). */
@@ -109,7 +111,7 @@ export class MySqlCache extends ResultCache<MysqlStatementInfo> {
 
 
   /** The analysis and derived facts of a statement text under a dialect (analysed once per shape). */
-  info(text: string, dialect: MysqlAnalysisOptions, dialectKey: string): MysqlStatementInfo {
+  info(text: string, dialect: MysqlAnalysisOptions, dialectKey: string): MySqlStatementInfo {
     const textKey = dialectKey + text;
     const known = this.infoByText.get(textKey);
     if (known !== undefined) return known;
@@ -131,7 +133,7 @@ export class MySqlCache extends ResultCache<MysqlStatementInfo> {
     return info;
   }
 
-  private derive(a: MysqlStatementAnalysis, shape: string, dialect: MysqlAnalysisOptions, dialectKey: string): MysqlStatementInfo {
+  private derive(a: MysqlStatementAnalysis, shape: string, dialect: MysqlAnalysisOptions, dialectKey: string): MySqlStatementInfo {
     const fingerprint = shapeFingerprint(shape);
     const tables = [...a.tablesRead, ...a.tablesWritten].map((t) => t.name);
     let effect = SessionEffect.None;
@@ -174,12 +176,12 @@ export class MySqlCache extends ResultCache<MysqlStatementInfo> {
   }
 
   /** The probe for a statement (invalidation/mysql-probe.ts). */
-  probeSql(info: MysqlStatementInfo, mariadb: boolean): string {
+  probeSql(info: MySqlStatementInfo, mariadb: boolean): string {
     return buildMySqlProbeSql(info.analysis, mariadb);
   }
 
   /** Reads the probe's row for `info` (text protocol values, NULL as null); throws MySqlProbeError. */
-  readProbe(row: readonly (string | null)[], info: MysqlStatementInfo): MySqlProbeResult {
+  readProbe(row: readonly (string | null)[], info: MySqlStatementInfo): MySqlProbeResult {
     return readMySqlProbeRow(row, info.analysis);
   }
 
@@ -187,14 +189,14 @@ export class MySqlCache extends ResultCache<MysqlStatementInfo> {
    * The context for a probe's view of the session plus the capabilities that shape result bytes.
    * `privateId` is set when the session must share nothing (temporary tables, unreadable settings).
    */
-  context(probe: MySqlProbeResult, capabilities: string, privateId: number | null): MysqlContext | null {
+  context(probe: MySqlProbeResult, capabilities: string, privateId: number | null): MySqlContext | null {
     if (probe.database === null) return null;
-    const text = `${probe.contextText}\u0000${capabilities}\u0000${privateId ?? ''}`;
+    const text = contextText(probe.contextText, capabilities, privateId);
     let ctx = this.contexts.get(text);
     if (ctx === undefined) {
       if (this.contexts.size >= MAX_CONTEXTS) return null;
       const id = this.nextContextId++;
-      ctx = new MysqlContext(id, probe.database, `${id}\u0001`, dialectOf(probe.sqlMode));
+      ctx = new MySqlContext(id, probe.database, contextPrefix(id), dialectOf(probe.sqlMode));
       this.contexts.set(text, ctx);
     }
     return ctx;
@@ -211,7 +213,7 @@ export class MySqlCache extends ResultCache<MysqlStatementInfo> {
   }
 
   /** Records what the probe found for `info` under `ctx`: its tables' and functions' facts and its decision. */
-  decide(ctx: MysqlContext, info: MysqlStatementInfo, probe: MySqlProbeResult): Decision {
+  decide(ctx: MySqlContext, info: MySqlStatementInfo, probe: MySqlProbeResult): Decision {
     // The fan-out is the database's, whoever looked: a complete answer of this catalog generation
     // stays when a login that cannot see it all probes later.
     const known = this.fanOut.get(ctx.database);
@@ -232,7 +234,7 @@ export class MySqlCache extends ResultCache<MysqlStatementInfo> {
    * write to one that has not refreshes what the database's fan-out (triggers, cascades, views)
    * is known to be, so a view or trigger made since the last probe is not missed.
    */
-  knowsWrittenTables(ctx: MysqlContext, info: MysqlStatementInfo): boolean {
+  knowsWrittenTables(ctx: MySqlContext, info: MySqlStatementInfo): boolean {
     return info.analysis.tablesWritten.every((t) => ctx.tableTypes.get(nameKey(ctx, t))?.generation === this.generationCount);
   }
 
@@ -240,7 +242,7 @@ export class MySqlCache extends ResultCache<MysqlStatementInfo> {
    * The decision for `info` under `ctx`: taken before, or taken now from the facts known about
    * its tables and functions; undefined when one of them is not known (a probe is needed).
    */
-  decision(ctx: MysqlContext, info: MysqlStatementInfo): Decision | undefined {
+  decision(ctx: MySqlContext, info: MySqlStatementInfo): Decision | undefined {
     const d = ctx.decisions.get(info);
     if (d !== undefined && d.generation === this.generationCount) return d;
     const a = info.analysis;
@@ -259,9 +261,9 @@ export class MySqlCache extends ResultCache<MysqlStatementInfo> {
   }
 
   /** Judges `info` from its tables' types and its functions' flags (in probe column order) and keeps the decision. */
-  private record(ctx: MysqlContext, info: MysqlStatementInfo, checks: readonly (string | null)[]): Decision {
+  private record(ctx: MySqlContext, info: MySqlStatementInfo, checks: readonly (string | null)[]): Decision {
     const a = info.analysis;
-    const reason = info.readCacheable ? mySqlCheckVerdict(a, checks) : a.reasonNotCacheable ?? 'not-cacheable';
+    const reason: BypassReason | null = info.readCacheable ? mySqlCheckVerdict(a, checks) : a.reasonNotCacheable ?? 'not-cacheable';
     const tags = new Set<string>([databaseTag(ctx.database)]);
     for (const t of a.tablesRead) {
       const db = t.database ?? ctx.database;
@@ -334,6 +336,6 @@ export function dialectOf(sqlMode: string): MysqlAnalysisOptions {
 }
 
 /** A table's or function's key among a context's facts: its database (the context's when unnamed) and name. */
-function nameKey(ctx: MysqlContext, name: MysqlQualifiedName): string {
+function nameKey(ctx: MySqlContext, name: MysqlQualifiedName): string {
   return `${name.database ?? ctx.database}\u0000${name.name}`;
 }

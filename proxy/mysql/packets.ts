@@ -33,6 +33,10 @@ export class PacketFramer {
   private partsHeld = 0;
   private firstSeq = 0;
   private lastSeq = 0;
+  /** A sink asked to end the feed after the current packet (stopAfterMessage). */
+  private stopping = false;
+  /** The bytes of the chunk after the packet a sink stopped at (copied); null when none. */
+  rest: Buffer | null = null;
 
   /** Split packets take their bytes from `budget`. */
   constructor(private limit: number, private readonly budget: BufferBudget) {
@@ -56,11 +60,21 @@ export class PacketFramer {
     this.dropParts();
   }
 
+  /**
+   * Ends the current feed once the sink returns: what follows in the chunk is not the protocol's
+   * (a TLS handshake after SSLRequest) and is left in `rest`.
+   */
+  stopAfterMessage(): void {
+    this.stopping = true;
+  }
+
   /** `chunk` may be reused once this returns (read-buffer.ts): what is kept longer is copied. */
   feed(chunk: Buffer, sink: PacketSink): PacketError | null {
     let pos = 0;
     const len = chunk.length;
+    this.rest = null;
     while (pos < len) {
+      if (this.stopping) break;
       if (this.partial.active) {
         const take = Math.min(this.partial.missing, len - pos);
         // (The logical packet's length counts payloads: without this physical packet's header.)
@@ -97,6 +111,10 @@ export class PacketFramer {
         const err = this.physical(whole, 0, whole.length, sink, true);
         if (err) return err;
       }
+    }
+    if (this.stopping) {
+      this.stopping = false;
+      if (pos < len) this.rest = Buffer.from(chunk.subarray(pos));
     }
     return null;
   }

@@ -2,6 +2,7 @@
 // needs them to key and relay executions: the text, the parameter count, the parameter types the
 // client last sent (it sends them only when they change) and pending long data. Pure: packets in,
 // facts and rewritten packets out.
+import { executeKey } from './cache-key.js';
 import { PayloadReader, encodePacket } from './packets.js';
 
 export interface PreparedStatement {
@@ -73,7 +74,7 @@ export class PreparedStatements {
     const longData = statement.longData;
     statement.longData = false; // the server forgets long data once the statement is executed
     const n = statement.params;
-    if (n === 0) return { statement, keySuffix: flags === 0 && !longData ? 'E' + statement.text : null, typesAt: -1 };
+    if (n === 0) return { statement, keySuffix: flags === 0 && !longData ? executeKey(statement.text, '', '', '') : null, typesAt: -1 };
     const nullBitmap = (n + 7) >> 3;
     let pos = 10 + nullBitmap;
     if (payload.length <= pos) return { statement, keySuffix: null, typesAt: -1 };
@@ -86,7 +87,7 @@ export class PreparedStatements {
     }
     const types = statement.types;
     if (flags !== 0 || longData || types === null) return { statement, keySuffix: null, typesAt };
-    const key = 'E' + statement.text + '\u0000' + payload.toString('latin1', 10, 10 + nullBitmap) + types.toString('latin1') + payload.toString('latin1', pos);
+    const key = executeKey(statement.text, payload.toString('latin1', 10, 10 + nullBitmap), types.toString('latin1'), payload.toString('latin1', pos));
     return { statement, keySuffix: key, typesAt };
   }
 

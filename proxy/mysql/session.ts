@@ -4,7 +4,7 @@
 //
 // Phases, and the only moves between them (see `moveTo`):
 //   Connecting     -> Greeting (upstream connected)                         | Closed
-//   Greeting       -> Login (server handshake relayed, TLS bit cleared)      | Closed
+//   Greeting       -> Login (server handshake relayed, CLIENT_SSL as sidecache offers it) | Closed
 //   Login          -> Authenticating (client's HandshakeResponse relayed)    | Closed
 //   Authenticating -> Ready (the server's OK ends authentication)            | Closed
 //   Ready          -> Closed
@@ -14,12 +14,22 @@
 // Compression (CLIENT_COMPRESS) is the client leg's alone: a client that asks for it gets it from
 // the first byte after the login's OK, both ways (compression.ts), as from a server; the upstream
 // never sees the flag, so what the relay and the cache read and store is the plain protocol.
-import net from 'node:net';
+//
+// TLS is each leg's own: the client's ends at the proxy (its SSLRequest, then the handshake
+// response inside TLS, sequence id 2), and the proxy opens its own to the server after the client's
+// response, with an SSLRequest of its own built from it. Where one leg has the extra SSLRequest and
+// the other has not, the login's packets are renumbered on the way (seqShift); commands start at 0
+// on both. caching_sha2_password's full authentication sends the password in cleartext when the
+// client's leg is TLS, and expects an RSA exchange otherwise, and the server decides by its own leg:
+// a login where the two legs differ there is refused with the reason (an RSA exchange with a
+// server over TLS fails; a cleartext password must not travel on a cleartext upstream leg).
+import type net from 'node:net';
+import type tls from 'node:tls';
 import { Capability, Command, MAX_LOGIN_PACKET } from './codes.js';
 import { CompressedPacketReader, CompressedPacketWriter } from './compression.js';
 import { MySqlErrorCode, MySqlProxyError, errPacket } from './error-packet.js';
 import {
-  decodeClientLogin, decodeServerHandshake, offeredCapabilities, rewriteHandshakeResponse, rewriteServerHandshake,
+  decodeClientLogin, decodeServerHandshake, offeredCapabilities, rewriteHandshakeResponse, rewriteServerHandshake, sslRequestPacket,
   type ServerHandshake,
 } from './handshake.js';
 import type { MySqlCache } from './mysql-cache.js';
@@ -65,6 +75,12 @@ export class MySqlSession extends ProxySession<MySqlProxyError> {
   private lastFromClient = false;
   /** The client's leg is compressed from the login's OK on: what it sends is read, what it gets wrapped. */
   private compression: { readonly reader: CompressedPacketReader; readonly writer: CompressedPacketWriter } | null = null;
+  /** SSLRequest accepted: TLS starts after it, in the rest of the current chunk or later. */
+  private tlsAccepted: tls.SecureContext | null = null;
+  /** Upstream sequence id minus the client's during the login (the legs' SSLRequests differ). */
+  private seqShift = 0;
+  /** The server asked for caching_sha2_password's full authentication; the client answers next. */
+  private sha2FullAuth = false;
 
   constructor(accepted: net.Socket, host: SessionHost) {
     super(accepted, host, Phase.Connecting, LEGAL_MOVES, { log: 'mysql', scheme: 'mysql' });
@@ -110,7 +126,15 @@ export class MySqlSession extends ProxySession<MySqlProxyError> {
   /** Plain client bytes (inflated when the leg is compressed), framed into packets. */
   private clientBytes(bytes: Buffer): void {
     const err = this.framer.feed(bytes, this.clientSink);
-    if (err) this.fail(packetErrorToMySql(err, this.phase === Phase.Ready), err.kind);
+    if (err) {
+      this.fail(packetErrorToMySql(err, this.phase === Phase.Ready), err.kind);
+      return;
+    }
+    if (this.tlsAccepted !== null) {
+      const context = this.tlsAccepted;
+      this.tlsAccepted = null;
+      this.startClientTls(context, this.framer.rest);
+    }
   }
 
   protected get hasPartialMessage(): boolean {
@@ -154,6 +178,7 @@ export class MySqlSession extends ProxySession<MySqlProxyError> {
               this.relay.clientPacket(buf, start, end, payloadLength);
               return;
             }
+            if (this.phase === Phase.Authenticating && !this.loginPacketMayPass()) return;
             kind = this.tracker.clientPacket(buf, start, end, payloadLength);
           } catch (err) {
             if (!(err instanceof MalformedPacketError)) throw err;
@@ -166,16 +191,35 @@ export class MySqlSession extends ProxySession<MySqlProxyError> {
             this.close();
             return;
           }
+          if (this.phase === Phase.Authenticating && this.seqShift !== 0) buf[start + 3] = (seq + this.seqShift) & 0xff;
           this.toUpstream(buf.subarray(start, end));
           return;
       }
     },
   };
 
+  /**
+   * The client's answer to a full-authentication request, where the legs differ in TLS: the
+   * client sends what its own leg allows, which the server (judging by its leg) cannot take.
+   */
+  private loginPacketMayPass(): boolean {
+    if (!this.sha2FullAuth) return true;
+    this.sha2FullAuth = false;
+    if (this.clientTls === this.upstreamTls) return true;
+    const reason = this.clientTls
+      ? 'caching_sha2_password full authentication: the client sends its password in cleartext inside its TLS connection, and sidecache\'s connection to the server is not TLS; set ssl-mode=REQUIRED (or VERIFY_CA, VERIFY_IDENTITY) on --mysql-upstream'
+      : 'caching_sha2_password full authentication: sidecache\'s connection to the server is TLS, where the server expects the password in cleartext, and the client\'s connection is not, where it would only send it RSA-encrypted; connect to sidecache with TLS';
+    this.host.log.info({ remote: this.remote, user: this.state.user, reason }, 'mysql: login refused');
+    this.fail(new MySqlProxyError(MySqlErrorCode.SecureTransportRequired, `sidecache: ${reason}`), null);
+    return false;
+  }
+
   /** The client's answer to the handshake: HandshakeResponse41, or an SSLRequest we must refuse. */
   private onLoginPacket(buf: Buffer, start: number, end: number, seq: number): void {
-    if (seq !== 1) {
-      this.fail(new MySqlProxyError(MySqlErrorCode.PacketsOutOfOrder, `sidecache: Bad handshake: expected sequence id 1, got ${seq}`), 'bad-handshake');
+    // Inside TLS the response follows the SSLRequest (1).
+    const expected = this.clientTls ? 2 : 1;
+    if (seq !== expected) {
+      this.fail(new MySqlProxyError(MySqlErrorCode.PacketsOutOfOrder, `sidecache: Bad handshake: expected sequence id ${expected}, got ${seq}`), 'bad-handshake');
       return;
     }
     let login;
@@ -187,18 +231,44 @@ export class MySqlSession extends ProxySession<MySqlProxyError> {
       return;
     }
     if (login.kind === 'ssl-request') {
-      this.fail(new MySqlProxyError(MySqlErrorCode.NotSupportedYet, 'sidecache does not support TLS yet: connect without SSL (e.g. --ssl=0, ssl-mode=DISABLED or PREFERRED)'), 'ssl-request');
+      const { context } = this.host.clientTls;
+      if (context === null || this.clientTls) {
+        this.fail(new MySqlProxyError(MySqlErrorCode.NotSupportedYet, 'sidecache does not offer TLS here (no --tls-cert, or --client-tls disable): connect without SSL (e.g. --ssl=0, ssl-mode=DISABLED or PREFERRED)'), 'ssl-request');
+        return;
+      }
+      this.tlsAccepted = context;
+      this.framer.stopAfterMessage();
       return;
     }
     if (login.kind === 'pre-41') {
       this.fail(new MySqlProxyError(MySqlErrorCode.BadHandshake, 'sidecache: Bad handshake: clients without CLIENT_PROTOCOL_41 are not supported'), 'bad-handshake');
       return;
     }
+    if (!this.clientTls && this.host.clientTls.mode === 'require') {
+      this.fail(new MySqlProxyError(MySqlErrorCode.SecureTransportRequired,
+        `sidecache: Connections using insecure transport are prohibited (--client-tls require): user '${login.response.user}' must connect with TLS (e.g. --ssl, ssl-mode=REQUIRED)`), 'cleartext-refused');
+      return;
+    }
     this.state.onLogin(offeredCapabilities(this.handshake!), this.handshake!, login.response);
     this.tracker.startLogin();
     this.moveTo(Phase.Authenticating);
-    const rewritten = Buffer.concat([buf.subarray(start, start + 4), rewriteHandshakeResponse(buf.subarray(start + 4, end))]);
-    this.toUpstream(rewritten);
+    const plan = this.host.upstreamTls;
+    const upstreamTls = plan !== null && (this.handshake!.capabilities & Capability.Ssl) !== 0;
+    if (plan !== null && !upstreamTls && !plan.optional) {
+      this.upstreamTlsFailed(plan, 'the server does not offer TLS (no CLIENT_SSL in its handshake)');
+      return;
+    }
+    const response = rewriteHandshakeResponse(buf.subarray(start + 4, end), upstreamTls);
+    this.seqShift = (upstreamTls ? 1 : 0) - (this.clientTls ? 1 : 0);
+    const header = Buffer.from(buf.subarray(start, start + 4));
+    header[3] = (seq + this.seqShift) & 0xff;
+    const packet = Buffer.concat([header, response]);
+    if (!upstreamTls) {
+      this.toUpstream(packet);
+      return;
+    }
+    this.toUpstream(sslRequestPacket(response, 1));
+    this.startUpstreamTls(plan, () => this.toUpstream(packet));
   }
 
   protected onUpstreamData(chunk: Buffer): void {
@@ -207,6 +277,29 @@ export class MySqlSession extends ProxySession<MySqlProxyError> {
       if (err) this.upstreamBroken(`invalid handshake packet (${err.kind})`);
       return;
     }
+    if (this.phase === Phase.Authenticating && this.seqShift !== 0) {
+      // Packet by packet: each is renumbered for the client's leg.
+      const err = this.greetingFramer.feed(chunk, this.loginSink);
+      if (err) this.upstreamBroken(`invalid login packet (${err.kind})`);
+      return;
+    }
+    this.serverBytes(chunk);
+  }
+
+  /** The server's login packets while the legs' numbering differs (seqShift). */
+  private readonly loginSink: PacketSink = {
+    packet: (buf, start, end, seq, _lastSeq, payloadLength) => {
+      if (this.phase === Phase.Closed) return;
+      if (this.phase === Phase.Authenticating) {
+        // AuthMoreData "perform full authentication" of caching_sha2_password.
+        if (payloadLength === 2 && buf[start + 4] === 0x01 && buf[start + 5] === 0x04) this.sha2FullAuth = true;
+        buf[start + 3] = (seq - this.seqShift) & 0xff;
+      }
+      this.serverBytes(buf.subarray(start, end));
+    },
+  };
+
+  private serverBytes(chunk: Buffer): void {
     if (this.relay !== null) {
       this.relay.upstreamChunk(chunk);
       this.lastSeq = this.relay.lastSeq;
@@ -261,7 +354,8 @@ export class MySqlSession extends ProxySession<MySqlProxyError> {
       }
       this.handshake = hs;
       this.moveTo(Phase.Login);
-      this.toClient(Buffer.concat([buf.subarray(start, start + 4), rewriteServerHandshake(buf.subarray(start + 4, end), hs)]));
+      const offerTls = this.host.clientTls.context !== null;
+      this.toClient(Buffer.concat([buf.subarray(start, start + 4), rewriteServerHandshake(buf.subarray(start + 4, end), hs, offerTls)]));
     },
   };
 
@@ -300,7 +394,10 @@ export class MySqlSession extends ProxySession<MySqlProxyError> {
   /** An ERR where it cannot break a packet or a reply in flight, numbered as the client expects. */
   protected errorBytes(err: MySqlProxyError): Buffer | null {
     const atBoundary = this.relay !== null ? this.relay.atBoundary : this.scanner.atBoundary;
-    if (!atBoundary || !this.tracker.canInterject) return null;
+    // Also right after the client's turn in a login exchange, before it went upstream: the client
+    // reads the server's answer next, which may be an ERR.
+    const clientsTurn = this.phase === Phase.Authenticating && this.lastFromClient && this.tracker.awaitingClient;
+    if (!atBoundary || !(this.tracker.canInterject || clientsTurn)) return null;
     const packet = errPacket(err, this.errorSeq());
     return this.compression === null ? packet : this.compression.writer.wrap(packet);
   }

@@ -187,15 +187,12 @@ export class PgCacheSession {
    * entries came from, and the session may use the cache from now on.
    */
   checkDone(request: PgRequest, probe: ProbeAction<StatementInfo>): void {
-    const seen = identityOf(request.errored, probe.row, readPgIdentity);
-    if (seen instanceof IdentityError) {
-      this.log.warn({ database: this.database, err: seen.message }, 'pg: cannot identify the upstream server; caching off for this session');
-      this.state.checkDone(null);
-      return;
+    const outcome = this.state.checkReplied(identityOf(request.errored, probe.row, readPgIdentity), this.cache);
+    if (outcome instanceof IdentityError) {
+      this.log.warn({ database: this.database, err: outcome.message }, 'pg: cannot identify the upstream server; caching off for this session');
+    } else if (outcome !== null) {
+      this.log.warn({ dropped: outcome }, 'pg: the upstream server changed (restart, failover or restore); cached results dropped');
     }
-    const dropped = this.cache.serverSeen(seen);
-    if (dropped !== null) this.log.warn({ dropped }, 'pg: the upstream server changed (restart, failover or restore); cached results dropped');
-    this.state.checkDone(this.cache.serverEpoch);
   }
 
   private learn(probe: ProbeResult, epoch: number): void {

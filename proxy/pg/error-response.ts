@@ -8,6 +8,7 @@ export const SqlState = {
   TooManyConnections: '53300',
   OutOfMemory: '53200',
   AdminShutdown: '57P01',
+  InvalidAuthorization: '28000',
 } as const;
 export type SqlState = (typeof SqlState)[keyof typeof SqlState];
 

@@ -186,4 +186,26 @@ test('property: random bytes never throw, they frame or are refused', () => {
   );
 });
 
+test('a sink can stop the feed after SSLRequest: the TLS bytes after it are left in rest, however the chunks are cut', () => {
+  const ssl = untyped(80877103);
+  const hello = Buffer.from([0x16, 0x03, 0x01, 0x00, 0x05, 1, 2, 3, 4, 5]);
+  const stream = Buffer.concat([ssl, hello]);
+  for (let cut = 1; cut < stream.length; cut++) {
+    const framer = new Framer(10000, unlimited());
+    const got: Buffer[] = [];
+    const sink: FrameSink = { message: (_code, buf, start, end) => { got.push(Buffer.from(buf.subarray(start, end))); framer.stopAfterMessage(); } };
+    let rest: Buffer | null = null;
+    for (const piece of [stream.subarray(0, cut), stream.subarray(cut)]) {
+      if (got.length > 0) {
+        rest = Buffer.concat([rest ?? Buffer.alloc(0), piece]); // after the stop the caller owns the bytes
+        continue;
+      }
+      assert.is(framer.feed(piece, sink), null);
+      rest = framer.rest;
+    }
+    assert.equal(got, [ssl], `cut at ${cut}`);
+    assert.ok((rest ?? Buffer.alloc(0)).equals(hello), `cut at ${cut}`);
+  }
+});
+
 test.run();

@@ -23,6 +23,10 @@ export class Framer {
   private readonly header = new SplitHeader(5);
   /** A message being assembled across chunks. */
   private readonly partial: PartialMessage;
+  /** A sink asked to end the feed after the current message (stopAfterMessage). */
+  private stopping = false;
+  /** The bytes of the chunk after the message a sink stopped at (copied); null when none. */
+  rest: Buffer | null = null;
 
   /** `limit`: the largest startup packet; split messages take their bytes from `budget`. */
   constructor(private limit: number, private readonly budget: BufferBudget) {
@@ -55,10 +59,20 @@ export class Framer {
     this.partial.discard();
   }
 
+  /**
+   * Ends the current feed once the sink returns: what follows in the chunk is not the protocol's
+   * (a TLS handshake after SSLRequest) and is left in `rest`.
+   */
+  stopAfterMessage(): void {
+    this.stopping = true;
+  }
+
   feed(chunk: Buffer, sink: FrameSink): FrameError | null {
     let pos = 0;
     const len = chunk.length;
+    this.rest = null;
     while (pos < len) {
+      if (this.stopping) break;
       if (this.partial.active) {
         const take = Math.min(this.partial.missing, len - pos);
         if (!this.partial.append(chunk, pos, pos + take)) return this.overBudget(this.partial.size);
@@ -96,6 +110,10 @@ export class Framer {
       } else if (!this.partial.start(total, h, 0, headerSize)) {
         return this.overBudget(total);
       }
+    }
+    if (this.stopping) {
+      this.stopping = false;
+      if (pos < len) this.rest = Buffer.from(chunk.subarray(pos));
     }
     return null;
   }

@@ -9,7 +9,8 @@
 // Client messages are forwarded only when whole, so the upstream always sits at a message boundary
 // and the proxy can add a Terminate of its own when the client vanishes. Until the login completes
 // a client message may be at most MAX_LOGIN_MESSAGE bytes, --max-message-bytes after.
-import net from 'node:net';
+import type net from 'node:net';
+import type tls from 'node:tls';
 import { BackendScanner } from './backend-scanner.js';
 import { Frontend, MAX_LOGIN_MESSAGE, MAX_STARTUP_PACKET } from './codes.js';
 import { PgProxyError, SqlState, errorResponse } from './error-response.js';
@@ -17,6 +18,7 @@ import { Framer, type FrameError, type FrameSink } from './framer.js';
 import type { PgCache } from './pg-cache.js';
 import { PgRelay, type RelayIo } from './relay.js';
 import type { PgSessionState } from './session-state.js';
+import { AuthRewriter, gs2Flag } from './sasl.js';
 import { decodeStartupPacket, isTerminateBeforeStartup } from './startup.js';
 import { sendCancelRequest } from './cancel.js';
 import type { ListenerHost } from '../listener.js';
@@ -36,7 +38,22 @@ export interface SessionHost extends ListenerHost<PgSession> {
 }
 
 const NO_SSL = Buffer.from('N');
+const SSL_OK = Buffer.from('S');
+const SSL_REQUEST = Buffer.from([0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f]);
 const TERMINATE = Buffer.from([Frontend.Terminate, 0, 0, 0, 4]);
+/** A TLS record of type handshake: what a client speaking direct TLS (PostgreSQL 17) sends first. */
+const TLS_HANDSHAKE_RECORD = 0x16;
+/** PostgreSQL's ALPN name; direct TLS requires it (libpq 17 sends it on both paths). */
+const ALPN = ['postgresql'];
+
+/**
+ * The server offers SCRAM-SHA-256-PLUS on its TLS leg; the client, on TLS too, was shown plain SCRAM
+ * and says it could bind (GS2 'y'): the server would refuse that as a downgrade, and the proof
+ * covers the flag, so it cannot be changed on the way.
+ */
+const CHANNEL_BINDING_DOWNGRADE = 'sidecache: SCRAM channel binding cannot pass through sidecache, which terminates TLS on both legs: '
+  + 'the server offers SCRAM-SHA-256-PLUS and would refuse this client\'s SCRAM-SHA-256 with channel binding "y" as a downgrade; '
+  + 'connect with channel_binding=disable, or have sidecache reach the server without TLS (sslmode=disable) on a trusted network';
 
 export class PgSession extends ProxySession<PgProxyError> implements RelayIo {
   protected declare readonly host: SessionHost;
@@ -50,6 +67,14 @@ export class PgSession extends ProxySession<PgProxyError> implements RelayIo {
   private held: Buffer[] = [];
   private readonly framer: Framer;
   private readonly scanner = new BackendScanner();
+  /** The upstream agreed to TLS or refused it ('S'/'N'): until then the answer is awaited. */
+  private awaitingSslAnswer = false;
+  /** The StartupMessage, held while the upstream's TLS is negotiated. */
+  private pendingStartup: Buffer | null = null;
+  /** Login bytes from a TLS upstream, with SCRAM's -PLUS mechanisms removed; null after login. */
+  private authRewriter: AuthRewriter | null = null;
+  /** SSLRequest answered 'S': TLS starts after the current chunk's SSLRequest. */
+  private tlsAccepted: tls.SecureContext | null = null;
 
   constructor(accepted: net.Socket, host: SessionHost) {
     super(accepted, host, Phase.Startup, LEGAL_MOVES, { log: 'pg', scheme: 'postgres' });
@@ -78,7 +103,18 @@ export class PgSession extends ProxySession<PgProxyError> implements RelayIo {
   // ---- client -> upstream ----
 
   protected onClientData(chunk: Buffer): void {
+    if (this.phase === Phase.Startup && !this.clientTls && !this.framer.hasPartial && chunk[0] === TLS_HANDSHAKE_RECORD) {
+      this.directTls(chunk);
+      return;
+    }
     const err = this.framer.feed(chunk, this.clientSink);
+    if (this.tlsAccepted !== null) {
+      // 'S' went out: the client's TLS handshake follows (in this chunk's rest, or later).
+      const context = this.tlsAccepted;
+      this.tlsAccepted = null;
+      this.startClientTls(context, this.framer.rest, ALPN);
+      return;
+    }
     this.relay?.endOfClientChunk();
     if (err === null) return;
     if (!this.framer.isTyped && isTerminateBeforeStartup(err.length)) {
@@ -108,6 +144,10 @@ export class PgSession extends ProxySession<PgProxyError> implements RelayIo {
           this.held.push(Buffer.from(buf.subarray(start, end))); // outlives the read buffer
           return;
         case Phase.Authenticating:
+          if (code === Frontend.Password && this.authRewriter?.takeHidden() === true && gs2Flag(buf.subarray(start, end)) === 'y') {
+            this.fail(new PgProxyError(SqlState.InvalidAuthorization, CHANNEL_BINDING_DOWNGRADE), 'channel-binding');
+            return;
+          }
           this.relay!.forward(code, buf, start, end);
           return;
         case Phase.Ready:
@@ -127,9 +167,20 @@ export class PgSession extends ProxySession<PgProxyError> implements RelayIo {
   private onStartupPacket(packet: Buffer): void {
     const decoded = decodeStartupPacket(packet);
     switch (decoded.kind) {
-      case 'ssl':
+      case 'ssl': {
+        const { context } = this.host.clientTls;
+        if (context === null || this.clientTls) {
+          // No certificate (or TLS already on): the client goes on in plaintext or gives up itself.
+          this.client.write(NO_SSL);
+          return;
+        }
+        this.client.write(SSL_OK);
+        this.tlsAccepted = context;
+        this.framer.stopAfterMessage();
+        return;
+      }
       case 'gssenc':
-        // Encryption is not offered yet: the client goes on in plaintext or gives up itself.
+        // GSSAPI encryption is not offered: the client goes on with SSLRequest, plaintext, or gives up.
         this.client.write(NO_SSL);
         return;
       case 'cancel':
@@ -143,6 +194,13 @@ export class PgSession extends ProxySession<PgProxyError> implements RelayIo {
         break;
     }
     this.startupParams = decoded.params;
+    if (!this.clientTls && this.host.clientTls.mode === 'require') {
+      const user = decoded.params.get('user') ?? '';
+      const db = decoded.params.get('database') ?? user;
+      this.fail(new PgProxyError(SqlState.InvalidAuthorization,
+        `sidecache requires TLS (--client-tls require): no cleartext login for user "${user}", database "${db}"; connect with sslmode=require, verify-ca or verify-full`), 'cleartext-refused');
+      return;
+    }
     const user = decoded.params.get('user') ?? '';
     const startupKey = [...decoded.params].filter(([k]) => k !== 'application_name').sort().join('\u0000');
     this.relay = new PgRelay(this, this.host.cache, decoded.params.get('database') ?? user, startupKey, this.host.log);
@@ -155,28 +213,87 @@ export class PgSession extends ProxySession<PgProxyError> implements RelayIo {
     this.connectUpstream(Buffer.from(packet));
   }
 
+  /** The client's first bytes are a TLS ClientHello: PostgreSQL 17's direct TLS (sslnegotiation=direct). */
+  private directTls(chunk: Buffer): void {
+    const { context } = this.host.clientTls;
+    if (context === null) {
+      this.fail(new PgProxyError(SqlState.ProtocolViolation, 'sidecache: a TLS handshake without SSLRequest (sslnegotiation=direct), but --tls-cert is not set'), 'bad-startup');
+      return;
+    }
+    this.startClientTls(context, Buffer.from(chunk), ALPN);
+    const secure = this.client as tls.TLSSocket;
+    secure.once('secure', () => {
+      // As PostgreSQL 17: direct TLS without the ALPN name could be another protocol's client.
+      if (secure.alpnProtocol !== ALPN[0]) {
+        this.fail(new PgProxyError(SqlState.ProtocolViolation, 'sidecache: direct TLS connection without ALPN "postgresql"'), 'bad-startup');
+      }
+    });
+  }
+
   private connectUpstream(startupPacket: Buffer): void {
     // Nothing can be forwarded yet: reading on would pile up whatever the client sends.
     this.client.pause();
     this.openUpstream(() => {
       if (this.phase !== Phase.Connecting) return;
-      this.moveTo(Phase.Authenticating);
-      this.client.resume();
-      const upstream = this.upstream!;
-      upstream.cork();
-      upstream.write(startupPacket);
-      for (const m of this.held) upstream.write(m);
-      upstream.uncork();
-      this.held = [];
+      const plan = this.host.upstreamTls;
+      if (plan === null) {
+        this.sendStartup(startupPacket);
+        return;
+      }
+      this.awaitingSslAnswer = true;
+      this.pendingStartup = startupPacket;
+      this.upstream!.write(SSL_REQUEST);
     });
+  }
+
+  /** The server's one-byte answer to SSLRequest. */
+  private onSslAnswer(chunk: Buffer): void {
+    const plan = this.host.upstreamTls!;
+    const startup = this.pendingStartup!;
+    this.awaitingSslAnswer = false;
+    this.pendingStartup = null;
+    if (chunk[0] === 0x53 /* S */) {
+      // Bytes after 'S' were not encrypted: a man in the middle could have put them there (CVE-2021-23222).
+      if (chunk.length > 1) {
+        this.upstreamTlsFailed(plan, 'the server sent unencrypted data after agreeing to TLS');
+        return;
+      }
+      this.startUpstreamTls(plan, () => this.sendStartup(startup));
+      return;
+    }
+    if (chunk[0] === 0x4e /* N */ && chunk.length === 1) {
+      if (plan.optional) this.sendStartup(startup);
+      else this.upstreamTlsFailed(plan, 'the server does not support TLS');
+      return;
+    }
+    this.upstreamTlsFailed(plan, `the server answered SSLRequest with ${chunk[0] === 0x45 ? 'an error' : `byte ${chunk[0]}`}`);
+  }
+
+  private sendStartup(startupPacket: Buffer): void {
+    if (this.phase !== Phase.Connecting) return;
+    if (this.upstreamTls) this.authRewriter = new AuthRewriter();
+    this.moveTo(Phase.Authenticating);
+    this.client.resume();
+    const upstream = this.upstream!;
+    upstream.cork();
+    upstream.write(startupPacket);
+    for (const m of this.held) upstream.write(m);
+    upstream.uncork();
+    this.held = [];
   }
 
   // ---- upstream -> client ----
 
   protected onUpstreamData(chunk: Buffer): void {
+    if (this.awaitingSslAnswer) {
+      this.onSslAnswer(chunk);
+      return;
+    }
     const relay = this.relay!;
+    if (this.authRewriter !== null) chunk = this.authRewriter.feed(chunk);
     relay.upstreamChunk(chunk, this.scanner);
     if (this.phase === Phase.Authenticating && relay.state.ready) {
+      this.authRewriter = null;
       this.moveTo(Phase.Ready);
       this.loggedIn();
       this.framer.setLimit(this.host.limits.maxMessageBytes);

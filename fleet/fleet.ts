@@ -83,7 +83,7 @@ export function startFleet(config: Config, caches: ReadonlyMap<Protocol, FleetCa
   let tier: SecondTier | null = null;
   const bus = new InvalidationBus(commands, reader, caches, {
     keys, instance, maxLength: config.fleetStreamMaxLength, blockMs: BLOCK_MS, graceMs: GRACE_MS, log,
-    onCaughtUp: async () => tier?.newEra(),
+    onCaughtUp: async () => tier?.readEra(),
   });
   // Entries may be large and are read on a client's miss: not on the bus's command connection,
   // where a publish must not wait behind them.

@@ -52,9 +52,6 @@ export function decodeL2Entry(data: Buffer): L2Entry | null {
   return { key: o.k, era: o.e, asOf: o.a as number, expiresAt: o.x, tags: o.t as string[], fingerprint: o.f, bytes: data.subarray(5 + length) };
 }
 
-/** The tag table's field that names its era. */
-export const ERA_FIELD = 'era';
-
 /** The tag-table fields an invalidation bumps: what it drops, per protocol. */
 export function invalidatedFields(protocol: Protocol, invalidation: Invalidation): string[] {
   switch (invalidation.scope) {

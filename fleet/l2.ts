@@ -8,19 +8,21 @@
 // `asOf`, the last bus entry its proxy had applied when the fill was sent: every write acknowledged
 // before that is in the fill's snapshot. An entry is served only when no tag it depends on was
 // bumped after its `asOf` (scripts.ts L2_CHECK, asked after the entry was read, so no later than
-// the read began), and its era is the tag table's current one. Each proxy starts a new era when its
-// bus catches up after trouble: Redis replicates asynchronously, and a failover may have lost tag
-// bumps that entries on other nodes (a Cluster) would otherwise be checked against.
+// the read began), and its era is the current one: the run id of the Redis server holding the tag
+// table. Redis replicates asynchronously, so a failover may lose the last tag bumps while entries on
+// other nodes (a Cluster) survive; a restart without persistence loses the table. Both change the
+// run id, and every entry filled before is void. A proxy that merely reconnects changes nothing:
+// a new proxy warms from what the fleet filled.
 //
 // Redis's memory bounds the tier: entries carry a TTL and nothing else does, so `maxmemory` with
 // `volatile-lru` evicts entries and never the bus's stream, counter or tag table (docs/deploy.md).
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Protocol } from '../telemetry/metrics.js';
 import type { FleetKeys } from './keys.js';
-import { dependencyFields, decodeL2Entry, encodeL2Entry, ERA_FIELD, type L2Entry } from './l2-entry.js';
+import { dependencyFields, decodeL2Entry, encodeL2Entry, type L2Entry } from './l2-entry.js';
 import type { RedisConnection } from './redis-connection.js';
-import { L2_CHECK, runScript } from './scripts.js';
+import { L2_CHECK, L2_ERA, runScript } from './scripts.js';
 
 /** Where a fill stood when it was sent; null from fillToken() while the bus is not live. */
 export interface L2FillToken {
@@ -67,11 +69,9 @@ export class SecondTier {
     private readonly maxEntryBytes: number,
   ) {}
 
-  /** Starts a new era: every entry filled before it is void (bus.ts onCaughtUp). */
-  async newEra(): Promise<void> {
-    const era = randomBytes(8).toString('hex');
-    await this.redis.call('HSET', this.keys.l2Tags, ERA_FIELD, era);
-    this.era = era;
+  /** Reads the era (bus.ts onCaughtUp: the Redis server may be another one than before). */
+  async readEra(): Promise<void> {
+    this.era = await runScript(this.redis, L2_ERA, [this.keys.l2Tags], []) as string;
   }
 
   /** Taken when a fill is sent; null (no second-tier write) while the bus is not live. */
@@ -106,10 +106,8 @@ export class SecondTier {
       }
       if (entry.expiresAt <= Date.now()) return this.void();
       const [fresh, era] = await runScript(this.redis, L2_CHECK, [this.keys.l2Tags], [entry.era, entry.asOf, ...dependencyFields(protocol, entry)]) as [number, string];
-      // Another proxy started a new era: fills from now on are made under it. None (the tag table
-      // is gone): start one, or nothing filled from now on could ever be served.
-      if (era === '') void this.newEra().catch(() => undefined);
-      else this.era = era;
+      // The server changed since the bus caught up (its fence is on the way): fills use the new era.
+      this.era = era;
       if (fresh !== 1) return this.void();
       this.counts.hits++;
       this.counts.bytesServed += entry.bytes.length;

@@ -18,13 +18,20 @@ for i = 3, 2 + n do redis.call('HSET', KEYS[3], ARGV[i], seq) end
 return redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 's', seq, unpack(ARGV, 3 + n))`;
 
 /**
+ * The second tier's era: the run id of the Redis server that holds the tag table. It changes when
+ * that server restarts or a replica takes over, exactly when tag bumps may have been lost.
+ * KEYS: the tag table (a Cluster runs the script on its node). Returns the era.
+ */
+export const L2_ERA = `
+return string.match(redis.call('INFO', 'server'), 'run_id:(%w+)')`;
+
+/**
  * KEYS: the second tier's tag table. ARGV: an entry's era, its asOf, then the fields it depends on.
- * Returns {1 when the era is current and no field was bumped after asOf, else 0; the current era
- * or ''}.
+ * Returns {1 when the era is current and no field was bumped after asOf, else 0; the current era}.
  */
 export const L2_CHECK = `
-local era = redis.call('HGET', KEYS[1], 'era')
-if era ~= ARGV[1] then return {0, era or ''} end
+local era = string.match(redis.call('INFO', 'server'), 'run_id:(%w+)')
+if era ~= ARGV[1] then return {0, era} end
 local seqs = redis.call('HMGET', KEYS[1], unpack(ARGV, 3))
 local asOf = tonumber(ARGV[2])
 for i = 1, #seqs do

@@ -33,7 +33,7 @@ test('a fill is stored once complete, under its prefix and key, with its tags', 
   assert.is(ledger.shift(), r);
   ledger.completed(r, { cacheable: true, reason: null });
   assert.is(cache.store.get('1\u0001Qkey'), undefined, 'not before storeFills');
-  ledger.storeFills(() => ({ keyPrefix: '1\u0001', parts: fill.capture.parts, tags: TAGS }));
+  ledger.storeFills(() => ({ keyPrefix: '1\u0001', sharedPrefix: null, parts: fill.capture.parts, tags: TAGS }));
   assert.equal(cache.store.get('1\u0001Qkey')?.bytes, Buffer.from('reply'));
   assert.equal([cache.stats.misses, cache.stats.bypasses], [1, 0]);
   cache.invalidate('db', ['items'], WriteScope.Tables, false);
@@ -51,7 +51,7 @@ test('an errored, poisoned, or refused fill is not stored; a write after the tok
   cache.invalidate('db', ['items'], WriteScope.Tables, false); // after every token: d is refused
   for (let i = 0; i < requests.length; i++) ledger.completed(ledger.shift()!, undefined);
   const asked: string[] = [];
-  ledger.storeFills((_r, fill) => (asked.push(fill.keySuffix), fill.keySuffix === 'c' ? null : { keyPrefix: '', parts: fill.capture.parts, tags: TAGS }));
+  ledger.storeFills((_r, fill) => (asked.push(fill.keySuffix), fill.keySuffix === 'c' ? null : { keyPrefix: '', sharedPrefix: null, parts: fill.capture.parts, tags: TAGS }));
   assert.equal(asked, ['c', 'd'], 'errored and poisoned fills are not even asked');
   for (const k of ['a', 'b', 'c', 'd']) assert.is(cache.store.get(k), undefined, k);
   assert.is(fills[3]!.capture.parts.length, 0, 'captured bytes are let go');

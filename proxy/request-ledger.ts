@@ -107,6 +107,8 @@ export class BlockWrites<T = string> {
 /** How a finished fill is stored: under which context prefix, which bytes, with which tags; null: not stored. */
 export interface StoreAs {
   readonly keyPrefix: string;
+  /** The context's prefix in the fleet's second tier; null: not kept there. */
+  readonly sharedPrefix: string | null;
   readonly parts: readonly Buffer[];
   readonly tags: readonly string[];
 }
@@ -208,8 +210,8 @@ export class RequestLedger<I extends LedgerStatement, R extends OutstandingReque
         const key = as.keyPrefix + fill.keySuffix;
         const outcome = cache.store.setParts(key, as.parts, fill.capture.size, { identity: info.identity },
           { token: fill.token, tags: as.tags, ttlMs: rule.ttlMs }, rule.maxEntryBytes);
-        if (outcome === 'stored' && fill.l2 !== null) {
-          cache.secondTier?.put(cache.protocol, key, fill.l2, {
+        if (outcome === 'stored' && fill.l2 !== null && as.sharedPrefix !== null) {
+          cache.secondTier?.put(cache.protocol, as.sharedPrefix + fill.keySuffix, fill.l2, {
             bytes: Buffer.concat(as.parts, fill.capture.size), tags: as.tags, fingerprint: info.fingerprint, ttlMs: rule.ttlMs ?? cache.ttlMs,
           });
         }

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 // What the PostgreSQL and MySQL cache services share: the result store, the query stats, the
 // cache rules, config reloads and which server the entries came from (a restart or failover drops
 // them). Each protocol's cache extends it with its own statement analysis, contexts and invalidation.
@@ -30,6 +31,14 @@ export type Invalidation =
   | { readonly scope: 'fingerprint'; readonly fingerprint: string };
 
 /** Where a cache's invalidations go besides its own store: the fleet bus (fleet/bus.ts). */
+/**
+ * The prefix a context's entries have in the fleet's second tier (fleet/l2.ts): a hash of the
+ * context's text, the same in every proxy (the local prefix is an id this process handed out).
+ */
+export function sharedContextPrefix(contextText: string): string {
+  return createHash('sha256').update(contextText).digest('base64url') + '\u0001';
+}
+
 export interface InvalidationSink {
   /** Called after the local store dropped the entries, before the caller goes on (a write's ack). */
   publish(protocol: Protocol, invalidation: Invalidation): void;

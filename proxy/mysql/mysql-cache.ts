@@ -13,7 +13,7 @@ import type { Metrics } from '../../telemetry/metrics.js';
 import { shapeFingerprint, type StatementIdentity } from '../../telemetry/query-stats.js';
 import { databaseTag, tableTag } from '../../cache/tags.js';
 import { boundedMap } from '../bounded-map.js';
-import { ResultCache } from '../result-cache.js';
+import { ResultCache, sharedContextPrefix } from '../result-cache.js';
 import type { BypassReason } from '../cache-router.js';
 import { contextPrefix, contextText } from './cache-key.js';
 import type { Config } from '../../config/settings.js';
@@ -85,7 +85,14 @@ export class MySqlContext {
   readonly tableTypes = boundedMap<string, CatalogFact>(MAX_FACTS_PER_CONTEXT);
   /** Per stored function called, by database and name. */
   readonly functionFlags = boundedMap<string, CatalogFact>(MAX_FACTS_PER_CONTEXT);
-  constructor(readonly id: number, readonly database: string, readonly keyPrefix: string, readonly dialect: MysqlAnalysisOptions) {}
+  constructor(
+    readonly id: number,
+    readonly database: string,
+    readonly keyPrefix: string,
+    readonly dialect: MysqlAnalysisOptions,
+    /** Its entries' prefix in the fleet's second tier; null for a session's own context (shares nothing). */
+    readonly sharedPrefix: string | null,
+  ) {}
 }
 
 export class MySqlCache extends ResultCache<MySqlStatementInfo> {
@@ -196,7 +203,7 @@ export class MySqlCache extends ResultCache<MySqlStatementInfo> {
     if (ctx === undefined) {
       if (this.contexts.size >= MAX_CONTEXTS) return null;
       const id = this.nextContextId++;
-      ctx = new MySqlContext(id, probe.database, contextPrefix(id), dialectOf(probe.sqlMode));
+      ctx = new MySqlContext(id, probe.database, contextPrefix(id), dialectOf(probe.sqlMode), privateId === null ? sharedContextPrefix(text) : null);
       this.contexts.set(text, ctx);
     }
     return ctx;

@@ -335,7 +335,7 @@ export class MySqlRelay implements ServerPacketSink {
       // Stored as if filled outside a transaction (its EOF/OK flags say so).
       const parts = fill.inBlock ? withTransactionFlags(Buffer.concat(fill.capture.parts), this.state.deprecateEof, STORED_TRANSACTION_FLAGS) : null;
       if (fill.inBlock && parts === null) return null;
-      return { keyPrefix: as.ctx.keyPrefix, parts: parts === null ? fill.capture.parts : [parts], tags: as.tags };
+      return { keyPrefix: as.ctx.keyPrefix, sharedPrefix: as.ctx.sharedPrefix, parts: parts === null ? fill.capture.parts : [parts], tags: as.tags };
     });
     // The identity check is back and nothing was sent after it: the parked command goes on.
     if (this.parked !== null && this.cs.state.identity(this.cache.serverEpoch) !== IdentityState.Checking) this.unpark();

@@ -6,7 +6,7 @@ import type { Metrics } from '../../telemetry/metrics.js';
 import { shapeFingerprint, type StatementIdentity } from '../../telemetry/query-stats.js';
 import { databaseTag, tableTag } from '../../cache/tags.js';
 import { boundedMap } from '../bounded-map.js';
-import { ResultCache } from '../result-cache.js';
+import { ResultCache, sharedContextPrefix } from '../result-cache.js';
 import type { CatalogBypassReason } from '../cache-router.js';
 import { WriteScope } from '../request-ledger.js';
 import { contextPrefix } from './cache-key.js';
@@ -86,7 +86,13 @@ export class PgContext {
   readonly relations = boundedMap<string, RelationFacts>(MAX_FACTS_PER_CONTEXT);
   readonly functions = boundedMap<string, FunctionFacts>(MAX_FACTS_PER_CONTEXT);
   factsGeneration = 0;
-  constructor(readonly id: number, readonly database: string, readonly keyPrefix: string) {}
+  constructor(
+    readonly id: number,
+    readonly database: string,
+    readonly keyPrefix: string,
+    /** Its entries' prefix in the fleet's second tier; null for a session's own context (shares nothing). */
+    readonly sharedPrefix: string | null,
+  ) {}
 }
 
 /** Settings reported by ParameterStatus that change results or their text. */
@@ -176,7 +182,7 @@ export class PgCache extends ResultCache<StatementInfo> {
     if (ctx === undefined) {
       if (this.contexts.size >= MAX_CONTEXTS) return null;
       const id = this.nextContextId++;
-      ctx = new PgContext(id, probe.database, contextPrefix(id));
+      ctx = new PgContext(id, probe.database, contextPrefix(id), own === '' ? sharedContextPrefix(text) : null);
       this.contexts.set(text, ctx);
     }
     return ctx;

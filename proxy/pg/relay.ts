@@ -50,8 +50,12 @@ export class PgRelay {
   private readonly cs: PgCacheSession | null = null;
   /** Extended-protocol messages held until their Sync, the request relayed message by message, Parse replays. */
   private readonly extended: StatementReplay;
-  /** A request the cache may answer once the identity check is back, as copies. */
+  /** A request the cache may answer once the identity check (or the probe, or Redis) is back, as copies. */
   private readonly parked = new ParkedRequest<Held[]>();
+  /** The parked request whose second-tier lookup is in flight (viaSecondTier). */
+  private secondTierLookup: Held[] | null = null;
+  /** Set while a request is taken up again after its second-tier lookup (it does not ask again) or before a client message that came meanwhile (it may not wait). */
+  private secondTierAsked = false;
   // Client -> upstream: the run of whole messages of the current chunk, written at once.
   private runBuf: Buffer | null = null;
   private runStart = 0;
@@ -88,7 +92,15 @@ export class PgRelay {
       return;
     }
     // The client did not wait: the parked request goes to the server first, so replies keep their order.
-    if (this.parked.waiting) this.unpark();
+    if (this.parked.waiting) {
+      // Taken up again now, it must go to the server before this message: no second-tier wait.
+      this.secondTierAsked = true;
+      try {
+        this.unpark();
+      } finally {
+        this.secondTierAsked = false;
+      }
+    }
     // A session's first request carries the identity check in front of it, pipelined.
     if (cs.state.neverChecked && this.quiet) this.checkServer();
     const ext = this.extended;
@@ -198,37 +210,65 @@ export class PgRelay {
     const verdict = route({ facts: null, session: view, entry, decision: undefined, rule: () => NO_RULE, fence: () => NO_FENCE, mayPark: true });
     if (verdict.kind === 'park') {
       this.checkServer();
-      this.parked.park(messages.map((m) => ({ code: m.code, buf: Buffer.from(m.buf.subarray(m.start, m.end)), start: 0, end: m.end - m.start })));
+      this.parked.park(copiesOf(messages));
     }
     return verdict.kind === 'hit' || verdict.kind === 'park' ? verdict.kind : null;
   }
 
   /**
-   * A miss about to be filled: with the fleet's second tier (--l2 on), the request waits for Redis
-   * first, parked as for the identity check. What Redis holds, current, is stored here under a
-   * token taken now, and the request taken up again is then answered from this proxy's memory; a
-   * miss, or an entry a write invalidated meanwhile, goes to the server as before (taken up again,
-   * a request does not ask twice). Anything else the client sends meanwhile sends it on first.
+   * With the fleet's second tier (--l2 on), a read about to be filled asks Redis first: the request
+   * waits, parked as for the identity check. What Redis holds, current, is stored here under a
+   * token taken now, and the request taken up again is answered from this proxy's memory; a miss,
+   * or an entry a write invalidated meanwhile, goes to the server as before (taken up again, a
+   * request does not ask twice). A read that needs the catalog probe first sends the probe alone
+   * and waits for it, so that its fill can ask Redis too (a new proxy's first reads). Anything
+   * else the client sends meanwhile sends the parked request on first. True when it parked.
    */
-  private askSecondTier(view: SessionView, key: string, info: StatementInfo, messages: readonly Held[]): boolean {
+  private viaSecondTier(verdict: Verdict<unknown>, view: SessionView, info: StatementInfo, keySuffix: string, messages: readonly Held[]): boolean {
     const cache = this.cache!;
     const tier = cache.secondTier;
-    if (tier === null || !this.parked.mayPark || !view.quiet || view.identity !== IdentityState.Verified) return false;
-    const copies = messages.map((m) => ({ code: m.code, buf: Buffer.from(m.buf.subarray(m.start, m.end)), start: 0, end: m.end - m.start }));
+    if (tier === null || this.secondTierAsked || !view.quiet) return false;
+    const checking = view.identity === IdentityState.Checking;
+    if (!checking && view.identity !== IdentityState.Verified) return false;
+    const fill = verdict.kind === 'fill' && !verdict.inBlock;
+    if (verdict.kind === 'probe-then-fill' || (fill && checking)) {
+      // The fill's key and its right to be served need the probe's context or the check's verdict.
+      if (!this.parked.mayPark) return false;
+      if (verdict.kind === 'probe-then-fill') {
+        const probe = this.cs!.probeFor(info);
+        this.enqueue(this.ledger!.probeAction(ProbePurpose.Catalog, info, probe.generation), null);
+        this.inject(probe.message);
+      }
+      this.parked.park(copiesOf(messages));
+      return true;
+    }
+    const ctx = this.cs!.ctx;
+    if (!fill || ctx === null || ctx.sharedPrefix === null) return false;
+    const copies = copiesOf(messages);
     this.parked.park(copies);
+    this.secondTierLookup = copies;
+    const key = entryKey(ctx.keyPrefix, keySuffix);
     const token = cache.store.startFill();
-    void tier.get(cache.protocol, key).then((entry) => {
+    void tier.get(cache.protocol, entryKey(ctx.sharedPrefix, keySuffix)).then((entry) => {
+      if (this.secondTierLookup !== copies) return;
+      this.secondTierLookup = null;
       if (!this.parked.holds(copies)) return;
       if (entry !== null) {
         cache.store.set(key, entry.bytes, { identity: info.identity }, { token, tags: entry.tags, ttlMs: Math.max(1, entry.expiresAt - Date.now()) });
       }
-      this.unpark();
+      this.secondTierAsked = true;
+      try {
+        this.unpark();
+      } finally {
+        this.secondTierAsked = false;
+      }
     });
     return true;
   }
 
   /** Takes the parked request up again: answered from the cache once verified, else sent on. */
   private unpark(): void {
+    this.secondTierLookup = null;
     this.parked.resume((messages) => {
       for (const m of messages) this.clientMessage(m.code, m.buf, m.start, m.end);
     });
@@ -285,7 +325,7 @@ export class PgRelay {
       this.answer({ bytes: verdict.entry!.bytes, identity: verdict.entry!.meta.identity }, started, false, true);
       return;
     }
-    if (verdict.kind === 'fill' && this.askSecondTier(view, entryKey(cs.ctx!.keyPrefix, key), info, [{ code: Frontend.Query, buf, start, end }])) return;
+    if (this.viaSecondTier(verdict, view, info, key, [{ code: Frontend.Query, buf, start, end }])) return;
     const p = this.carryOut(verdict, info, key, view.quiet);
     p.autocommit = view.quiet && info.analysis.statements.length === 1;
     if (info.changesSession) cs.state.sessionChanged();
@@ -359,10 +399,8 @@ export class PgRelay {
         this.answer(verdict.entry!, started, shape.parse !== null, inBlock);
         return;
       }
-      if (verdict.kind === 'fill' && !verdict.inBlock && cs.ctx !== null) {
-        const sync = { code: Frontend.Sync, buf: syncBuf, start: syncStart, end: syncEnd };
-        if (this.askSecondTier(view, entryKey(cs.ctx.keyPrefix, shape.keySuffix), info, [...batch, sync])) return;
-      }
+      const sync = { code: Frontend.Sync, buf: syncBuf, start: syncStart, end: syncEnd };
+      if (this.viaSecondTier(verdict, view, info, shape.keySuffix, [...batch, sync])) return;
       const p = this.carryOut(verdict, info, shape.keySuffix, view.quiet);
       // The stored reply leaves out the ParseComplete, so batches with and without the Parse share it.
       if (shape.parse !== null) p.skipParse = 1;
@@ -381,8 +419,9 @@ export class PgRelay {
     scanner.feed(chunk, this.sink);
     this.replies.end();
     this.storeFills();
-    // The identity check is back and nothing was sent after it: the parked request goes on.
-    if (this.parked.waiting && !this.cs!.state.checkInFlight) this.unpark();
+    // What the parked request waited for is back (the identity check, or the catalog probe sent
+    // alone), and nothing was sent after it: the request goes on. Not while Redis is asked.
+    if (this.parked.waiting && this.secondTierLookup === null && this.ledger!.length === 0) this.unpark();
   }
 
   private readonly sink: BackendSink = {
@@ -473,9 +512,14 @@ export class PgRelay {
       // A fill inside a read-only block is kept only while the block still is one.
       const ok = p.completes === 1 && ctx !== null && cs.verified && (fill.inBlock ? cs.inReadOnlyBlock : this.state.txStatus === TxStatus.Idle);
       const d = ok && (!fill.inBlock || readyAsIdle(fill.capture.parts)) ? this.cache!.decision(ctx, p.info!) : undefined;
-      return d !== undefined && d.cacheable ? { keyPrefix: ctx!.keyPrefix, parts: fill.capture.parts, tags: d.tags } : null;
+      return d !== undefined && d.cacheable ? { keyPrefix: ctx!.keyPrefix, sharedPrefix: ctx!.sharedPrefix, parts: fill.capture.parts, tags: d.tags } : null;
     });
   }
+}
+
+/** Messages the relay keeps beyond the chunk they arrived in (a parked request). */
+function copiesOf(messages: readonly Held[]): Held[] {
+  return messages.map((m) => ({ code: m.code, buf: Buffer.from(m.buf.subarray(m.start, m.end)), start: 0, end: m.end - m.start }));
 }
 
 const WATCHED = new Uint8Array(256);

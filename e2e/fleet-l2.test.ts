@@ -1,0 +1,93 @@
+// test-timeout: 180
+//
+// The fleet's second tier (--l2 on, issue 16 item 4) in front of PostgreSQL, on a private
+// redis-server: a proxy started after another filled a result answers its first read of it from
+// Redis (counted: an L2 hit, no miss), for the simple and the extended protocol; a write through
+// one proxy voids the tier's entry, so a proxy started after the write reads the new row from the
+// database; without --l2 a new proxy's first read is a miss.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { waitForBus } from './support/fleet.js';
+import { cacheCounters, scrape, sumOf } from './support/metrics.js';
+import { connectPg, direct, uniqueName } from './support/pg-direct.js';
+import { startRedis, type RedisServer } from './support/redis-server.js';
+import { startProxy, type RunningProxy } from './support/sidecache.js';
+
+const table = uniqueName('l2_items');
+const SIMPLE = `SELECT v FROM ${table} WHERE id = 1`;
+const EXTENDED = `SELECT v FROM ${table} WHERE id = $1`;
+let redis: RedisServer;
+const proxies: RunningProxy[] = [];
+
+async function proxy(l2: boolean): Promise<RunningProxy> {
+  const p = await startProxy({ args: ['--fleet-lease', '1s', '--redis', `redis://127.0.0.1:${redis.port}`, ...(l2 ? ['--l2', 'on'] : [])] });
+  proxies.push(p);
+  await waitForBus([p]);
+  return p;
+}
+
+/** Reads through `p` on a new connection: the simple query, then the extended one for id 1. */
+async function read(p: RunningProxy): Promise<[string, string]> {
+  const c = await connectPg(p.pgPort);
+  try {
+    const simple = await c.query<{ v: string }>(SIMPLE);
+    const extended = await c.query<{ v: string }>({ text: EXTENDED, values: [1] });
+    return [simple.rows[0]!.v, extended.rows[0]!.v];
+  } finally {
+    await c.end();
+  }
+}
+
+async function l2(p: RunningProxy, what: string): Promise<number> {
+  return sumOf(await scrape(p.adminPort), `sidecache_l2_${what}_total`);
+}
+
+test.before(async () => {
+  redis = await startRedis();
+  await direct(`CREATE TABLE ${table} (id int PRIMARY KEY, v text)`);
+  await direct(`INSERT INTO ${table} VALUES (1, 'one')`);
+});
+
+test.after(async () => {
+  await Promise.all(proxies.map((p) => p.stop()));
+  await redis?.stop();
+  await direct(`DROP TABLE IF EXISTS ${table}`);
+});
+
+test('a proxy started after another filled a result answers its first read from the second tier', async () => {
+  const a = await proxy(true);
+  assert.equal(await read(a), ['one', 'one']);
+  await new Promise((r) => setTimeout(r, 200)); // A's writes to Redis are not awaited by its client
+  assert.is(await l2(a, 'writes'), 2, 'both fills kept in Redis');
+  const b = await proxy(true);
+  assert.equal(await read(b), ['one', 'one']);
+  const counters = await cacheCounters(b.adminPort);
+  assert.is(counters.misses, 0, `nothing went to the database as a miss: l2 ${JSON.stringify(await Promise.all(['hits', 'misses', 'stale', 'errors', 'writes'].map((w) => l2(b, w))))} a: ${JSON.stringify(await Promise.all(['hits', 'misses', 'stale', 'errors', 'writes'].map((w) => l2(a, w))))}`);
+  assert.is(counters.hits, 2);
+  assert.is(await l2(b, 'hits'), 2);
+});
+
+test('a write through one proxy voids the entry: a proxy started after it reads the new row', async () => {
+  const [a, b] = proxies;
+  const w = await connectPg(a!.pgPort);
+  try {
+    await w.query(`UPDATE ${table} SET v = 'two' WHERE id = 1`);
+  } finally {
+    await w.end();
+  }
+  const c = await proxy(true);
+  assert.equal(await read(c), ['two', 'two']);
+  assert.ok(await l2(c, 'stale') >= 1, 'the tier held the old entry, void');
+  assert.is((await cacheCounters(c.adminPort)).hits, 0);
+  assert.equal(await read(b!), ['two', 'two'], 'B\'s own copy was dropped by the bus');
+});
+
+test('without --l2 a new proxy\'s first read goes to the database', async () => {
+  const d = await proxy(false);
+  assert.equal(await read(d), ['two', 'two']);
+  const counters = await cacheCounters(d.adminPort);
+  assert.is(counters.hits, 0);
+  assert.is(counters.misses, 2);
+});
+
+test.run();

@@ -26,6 +26,14 @@ export interface AdminOptions {
   token?: string | null;
   /** Host names answered besides localhost and IP addresses; null: the listen host's (see hostPolicy). */
   allowedHosts?: readonly string[] | null;
+  /** With several workers (workers/): /metrics and /stats of the whole proxy instead of this process's. */
+  whole?: WholeProxy | null;
+}
+
+/** Every worker's metrics and statistics, gathered through the cluster primary. */
+export interface WholeProxy {
+  metrics(): Promise<string>;
+  stats(top: number): Promise<object>;
 }
 
 export class AdminServer {
@@ -33,6 +41,7 @@ export class AdminServer {
   private readonly api: AdminApi | null;
   private readonly token: string | null;
   private readonly allowedHosts: readonly string[] | null;
+  private readonly whole: WholeProxy | null;
   /** Set by listen(), which knows the listen host. */
   private hosts: HostPolicy;
 
@@ -41,6 +50,7 @@ export class AdminServer {
     this.api = options.api ?? null;
     this.token = options.token ?? null;
     this.allowedHosts = options.allowedHosts ?? null;
+    this.whole = options.whole ?? null;
     this.hosts = hostPolicy('localhost', this.allowedHosts);
     this.server = http.createServer((req, res) => {
       this.handle(req, res).catch((err: Error) => {
@@ -104,7 +114,7 @@ export class AdminServer {
         res.writeHead(200, { 'content-type': 'text/plain' }).end('ok\n');
         return;
       case '/metrics': {
-        const body = await this.metrics.registry.metrics();
+        const body = this.whole === null ? await this.metrics.registry.metrics() : await this.whole.metrics();
         res.writeHead(200, { 'content-type': this.metrics.registry.contentType }).end(body);
         return;
       }
@@ -114,7 +124,10 @@ export class AdminServer {
           res.writeHead(400, { 'content-type': 'text/plain' }).end(`top must be an integer from 0 to ${MAX_TOP}\n`);
           return;
         }
-        const body = JSON.stringify(buildStatsReport(this.metrics.cacheStats.values(), top, this.metrics.changeStreams, this.metrics.fleet?.() ?? null), null, 2);
+        const report = this.whole === null
+          ? buildStatsReport(this.metrics.cacheStats.values(), top, this.metrics.changeStreams, this.metrics.fleet?.() ?? null)
+          : await this.whole.stats(top);
+        const body = JSON.stringify(report, null, 2);
         res.writeHead(200, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' }).end(`${body}\n`);
         return;
       }

@@ -18,6 +18,7 @@ import { PgbenchError, runPgbench, type PgbenchTarget } from './pgbench.js';
 import { findPgbouncer, startPgbouncer, type RunningPgbouncer } from './pgbouncer.js';
 import { findPgpool, startPgpool, type RunningPgpool } from './pgpool.js';
 import { processCpuSeconds } from './process-cpu.js';
+import { processTreeCpuSeconds } from './process-tree-cpu.js';
 import { measureRedisCeiling, type RedisCeiling } from './redis.js';
 import { formatCacheTable, formatRelayCpuTable, formatResultsTable, type CellResult, type MeasuredRun, type TargetId } from './report.js';
 import { DEFAULT_WORKLOADS, HOT_KEYS, WORKLOADS, writeWorkloadFiles, type Workload, type WorkloadFiles } from './workloads.js';
@@ -36,7 +37,8 @@ const USAGE = `usage: node dist/bench/run.js [options]
   --clients C      pgbench -c and redis-benchmark -c (default 8; pgbench -j is 2)
   --workloads LIST comma-separated, from: ${WORKLOADS.map((w) => w.key).join(', ')}
                    (default ${DEFAULT_WORKLOADS.join(',')})
-  --targets LIST   comma-separated, from: ${ALL_TARGETS.join(', ')} (default all; pgbouncer and pgpool only when installed)`;
+  --targets LIST   comma-separated, from: ${ALL_TARGETS.join(', ')} (default all; pgbouncer and pgpool only when installed)
+  --workers N      sidecache's (and passthrough's) --workers (default 1; its CPU column is then all processes' sum)`;
 
 interface Options {
   seconds: number;
@@ -45,6 +47,7 @@ interface Options {
   clients: number;
   workloads: Workload[];
   targets: TargetId[];
+  workers: number;
 }
 
 function parseOptions(argv: string[]): Options | undefined {
@@ -57,6 +60,7 @@ function parseOptions(argv: string[]): Options | undefined {
       clients: { type: 'string', default: '8' },
       workloads: { type: 'string', default: DEFAULT_WORKLOADS.join(',') },
       targets: { type: 'string', default: ALL_TARGETS.join(',') },
+      workers: { type: 'string', default: '1' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -70,6 +74,7 @@ function parseOptions(argv: string[]): Options | undefined {
     clients: positiveInt('--clients', values.clients),
     workloads,
     targets,
+    workers: positiveInt('--workers', values.workers),
   };
 }
 
@@ -117,8 +122,9 @@ class Targets {
     switch (target) {
       case 'direct': return undefined;
       case 'forwarder': return processCpuSeconds(this.forwarder!.child.pid!);
-      case 'sidecache': return processCpuSeconds(this.proxy!.child.pid!);
-      case 'passthrough': return processCpuSeconds(this.passthrough!.child.pid!);
+      // With --workers the primary forks the processes that do the work.
+      case 'sidecache': return processTreeCpuSeconds(this.proxy!.child.pid!);
+      case 'passthrough': return processTreeCpuSeconds(this.passthrough!.child.pid!);
       case 'pgbouncer': return processCpuSeconds(this.pgbouncer!.pid);
       case 'pgpool': return this.pgpool!.cpuSeconds();
     }
@@ -262,6 +268,13 @@ function warnIfBusy(): void {
   }
 }
 
+/** A start of sidecache; each worker starts as a whole one does, all at once. */
+const START_TIMEOUT_MS = 30_000;
+
+function workersArgs(options: Options): string[] {
+  return ['--workers', String(options.workers)];
+}
+
 async function startTargets(options: Options, targets: Targets): Promise<TargetId[]> {
   const wanted = options.targets;
   const active: TargetId[] = ['direct'];
@@ -270,11 +283,12 @@ async function startTargets(options: Options, targets: Targets): Promise<TargetI
     active.push('forwarder');
   }
   if (wanted.includes('sidecache')) {
-    targets.proxy = await startProxy({ pgUpstream: `postgres://${PG_SERVER.host}:${PG_SERVER.port}` });
+    targets.proxy = await startProxy({ pgUpstream: `postgres://${PG_SERVER.host}:${PG_SERVER.port}`, args: workersArgs(options), timeoutMs: START_TIMEOUT_MS * options.workers });
     active.push('sidecache');
   }
   if (wanted.includes('passthrough')) {
-    targets.passthrough = await startProxy({ pgUpstream: `postgres://${PG_SERVER.host}:${PG_SERVER.port}`, args: ['--cache-max-bytes', '0'] });
+    targets.passthrough = await startProxy({ pgUpstream: `postgres://${PG_SERVER.host}:${PG_SERVER.port}`, args: ['--cache-max-bytes', '0', ...workersArgs(options)],
+      timeoutMs: START_TIMEOUT_MS * options.workers });
     active.push('passthrough');
   }
   if (wanted.includes('pgbouncer')) {

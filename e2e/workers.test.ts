@@ -1,4 +1,4 @@
-// test-timeout: 180
+// test-timeout: 360
 //
 // Several worker processes (--workers 2, docs/workers.md): the primary spreads connections over
 // both, each worker has its own cache, and the promise of one proxy holds across them. Which worker
@@ -35,6 +35,8 @@ interface WorkerLine {
 }
 
 const WORKERS = ['--workers', '2'];
+/** Both workers start at once, each as a whole sidecache does: slower than one on a loaded machine. */
+const START_TIMEOUT_MS = 90_000;
 /** Connections opened at most to find enough on each worker (the primary hands them out in turn). */
 const MAX_CONNECTIONS = 24;
 
@@ -46,7 +48,8 @@ const tables: string[] = [];
 
 test.before(async () => {
   relay = await startHoldRelay({ host: DIRECT_PG.host, port: DIRECT_PG.port });
-  [proxy, heldProxy] = await Promise.all([startProxy({ args: WORKERS }), startProxy({ pgUpstream: relay.url, args: WORKERS })]);
+  proxy = await startProxy({ args: WORKERS, timeoutMs: START_TIMEOUT_MS });
+  heldProxy = await startProxy({ pgUpstream: relay.url, args: WORKERS, timeoutMs: START_TIMEOUT_MS });
 });
 
 test.after(async () => {

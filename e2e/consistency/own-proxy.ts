@@ -21,7 +21,12 @@ export async function checkThroughOwnProxy(driver: ConsistencyDriver, options: C
   }
 }
 
-/** The checker's sidecache with `options.workers` worker processes (one when unset). */
+/**
+ * The checker's sidecache with `options.workers` worker processes (one when unset). Each worker
+ * starts as a whole sidecache does (the SQL parser's WASM among the rest), all at once: on a
+ * loaded machine that takes longer than one, hence more time to report ready.
+ */
 export function withWorkers(given: StartOptions, options: CheckOptions): StartOptions {
-  return { ...given, args: [...(given.args ?? []), '--workers', String(options.workers ?? 1)] };
+  const workers = options.workers ?? 1;
+  return { ...given, args: [...(given.args ?? []), '--workers', String(workers)], timeoutMs: (given.timeoutMs ?? 30_000) * workers };
 }

@@ -3,8 +3,8 @@
 // built here; docs and --help are generated from SETTINGS.
 import { readFileSync } from 'node:fs';
 import net from 'node:net';
-import os from 'node:os';
 import { parseDocument } from 'yaml';
+import { usableCpus } from './cpu-count.js';
 import { ConfigError } from './errors.js';
 import { parseRedisCluster, parseRedisUrl, RedisTargetError, type RedisTarget } from './redis-target.js';
 import { CacheRules, parseRules } from './rules.js';
@@ -201,9 +201,9 @@ export const SETTINGS: readonly Setting[] = [
     help: `processes serving clients, 1 to ${MAX_WORKERS}: they share the listening ports (Node's cluster module), each with its own cache; a write through one invalidates the others before its acknowledgement reaches the client, the change streams run in one of them, and the admin listener shows the whole proxy. \`auto\`: the number of CPUs, at most ${AUTO_WORKERS_CAP}; 1: everything in one process, as before workers existed. The quick start (no upstream given) always runs one. See docs/workers.md` },
 ];
 
-/** `auto`: the CPUs this process may use, capped; else a whole number from 1 to MAX_WORKERS. */
+/** `auto`: the CPUs this process may use (its container's quota included), capped; else a whole number from 1 to MAX_WORKERS. */
 function parseWorkers(key: string, text: string): number {
-  if (text.trim() === 'auto') return Math.min(os.availableParallelism(), AUTO_WORKERS_CAP);
+  if (text.trim() === 'auto') return Math.min(usableCpus(), AUTO_WORKERS_CAP);
   const n = parseCount(key, text);
   if (n < 1 || n > MAX_WORKERS) throw new ConfigError(key, `expected auto or 1 to ${MAX_WORKERS}, got "${text}"`);
   return n;

@@ -69,7 +69,7 @@ async function main(): Promise<number> {
       const fallback = key === null ? undefined : QUICKSTART_FALLBACK_PORTS[key][attempts[key]++];
       // Only the quick start moves to another port by itself; a configured address is the operator's choice.
       if (embedded === null || key === null || parsed.explicit.has(key) || err.code !== 'EADDRINUSE' || fallback === undefined) {
-        process.stderr.write(`sidecache: ${err.message}${err.code === 'EADDRINUSE' ? ` (pass another ${err.flag} HOST:PORT)` : ''}\n`);
+        process.stderr.write(`${listenFailure(err)}\n`);
         await embedded?.stop();
         return 1;
       }
@@ -128,12 +128,17 @@ async function runWorker(argv: string[], config: Config, log: Logger): Promise<n
     app = await startSidecache(config, config.pgUpstream, log, new ConfigReloader(argv, process.env, config), channel);
   } catch (err) {
     if (!(err instanceof ListenError)) throw err;
-    process.stderr.write(`sidecache: ${err.message}${err.code === 'EADDRINUSE' ? ` (pass another ${err.flag} HOST:PORT)` : ''}\n`);
+    await channel.failed(listenFailure(err));
     return 1;
   }
   stop = handleSignals(app, log, async () => {});
   channel.listening({ pgAddress: app.pgAddress, mysqlAddress: app.mysqlAddress, adminAddress: app.adminAddress });
   return -1;
+}
+
+/** The one line an operator reads when a listener cannot bind. */
+function listenFailure(err: ListenError): string {
+  return `sidecache: ${err.message}${err.code === 'EADDRINUSE' ? ` (pass another ${err.flag} HOST:PORT)` : ''}`;
 }
 
 function printBanner(addresses: Addresses, upstream: HostPort | null, mysqlUpstream: HostPort | null, quickstart: boolean, workers: number): void {

@@ -7,7 +7,7 @@
 // - both workers fill and hit; /metrics is the sum of both;
 // - a write through one worker is acknowledged only after the other dropped what it made stale:
 //   with the other worker stopped (SIGSTOP) the acknowledgement does not come; once it runs again
-//   it comes, and reads on both workers see the write;
+//   it comes, and reads on both workers see the write; the same read-after-write on MySQL;
 // - a fill in flight on one worker while a write through the other is acknowledged is not stored
 //   (its reply held at a relay, as in pg-cache-race.test.ts), with a control run that is stored;
 // - an admin flush empties every worker; the stale-read checker over two workers finds nothing;
@@ -22,17 +22,9 @@ import { details, summaryLine } from './consistency/summary.js';
 import { startHoldRelay, type HoldRelay } from './support/hold-relay.js';
 import { cacheCounters, cacheStats, measure, scrape, sumOf } from './support/metrics.js';
 import { DIRECT_PG, connectPg, direct, sleep, uniqueName } from './support/pg-direct.js';
-import { startProxy, type RunningProxy } from './support/sidecache.js';
-
-interface WorkerLine {
-  slot: number;
-  pid: number;
-  hits: number;
-  misses: number;
-  bypasses: number;
-  writes: number;
-  entries: number;
-}
+import { connectMySql, directMySql, type MySqlConnection } from './support/mysql-direct.js';
+import { DIRECT_MYSQL_URL, startProxy, type RunningProxy } from './support/sidecache.js';
+import type { WorkerSummary } from '../workers/stats-merge.js';
 
 const WORKERS = ['--workers', '2'];
 /** Both workers start at once, each as a whole sidecache does: slower than one on a loaded machine. */
@@ -44,24 +36,28 @@ let proxy: RunningProxy;
 let relay: HoldRelay;
 let heldProxy: RunningProxy;
 const open: pg.Client[] = [];
+const openMySql: MySqlConnection[] = [];
+const MYSQL_DB = uniqueName('sc_mworkers');
 const tables: string[] = [];
 
 test.before(async () => {
   relay = await startHoldRelay({ host: DIRECT_PG.host, port: DIRECT_PG.port });
-  proxy = await startProxy({ args: WORKERS, timeoutMs: START_TIMEOUT_MS });
+  proxy = await startProxy({ mysqlUpstream: DIRECT_MYSQL_URL, args: WORKERS, timeoutMs: START_TIMEOUT_MS });
+  await directMySql(`CREATE DATABASE ${MYSQL_DB}`, `CREATE TABLE ${MYSQL_DB}.t (id INT PRIMARY KEY, v INT NOT NULL) ENGINE=InnoDB`, `INSERT INTO ${MYSQL_DB}.t VALUES (1, 1)`);
   heldProxy = await startProxy({ pgUpstream: relay.url, args: WORKERS, timeoutMs: START_TIMEOUT_MS });
 });
 
 test.after(async () => {
-  await Promise.all(open.map((c) => c.end().catch(() => undefined)));
+  await Promise.all([...open, ...openMySql].map((c) => c.end().catch(() => undefined)));
+  await directMySql(`DROP DATABASE IF EXISTS ${MYSQL_DB}`).catch(() => undefined);
   await proxy?.stop();
   await heldProxy?.stop();
   await relay?.close();
   for (const t of tables) await direct(`DROP TABLE IF EXISTS ${t}`);
 });
 
-async function workers(adminPort: number): Promise<WorkerLine[]> {
-  return (await cacheStats(adminPort)).workers as WorkerLine[];
+async function workers(adminPort: number): Promise<WorkerSummary[]> {
+  return (await cacheStats(adminPort)).workers as WorkerSummary[];
 }
 
 async function newTable(): Promise<string> {
@@ -72,10 +68,10 @@ async function newTable(): Promise<string> {
   return name;
 }
 
-/** The slot of the worker serving `c`: the one whose bypass count a now() moves. */
-async function slotOf(adminPort: number, c: pg.Client): Promise<number> {
+/** The slot of the worker serving a connection: the one whose bypass count `bypass` (a now()) moves. */
+async function slotOf(adminPort: number, bypass: () => Promise<unknown>): Promise<number> {
   const before = await workers(adminPort);
-  await c.query('SELECT now()');
+  await bypass();
   const after = await workers(adminPort);
   const moved = after.filter((w) => w.bypasses > (before.find((b) => b.slot === w.slot)?.bypasses ?? 0));
   assert.is(moved.length, 1, `one worker served the statement: ${JSON.stringify({ before, after })}`);
@@ -83,9 +79,19 @@ async function slotOf(adminPort: number, c: pg.Client): Promise<number> {
 }
 
 /** Opens connections until each of the two workers serves at least `each` of them; by slot. */
-async function clientsOnEachWorker(port: number, adminPort: number, each: number): Promise<Map<number, pg.Client[]>> {
-  const bySlot = new Map<number, pg.Client[]>();
+async function connectionsOnEachWorker<C>(adminPort: number, each: number, connect: () => Promise<C>, bypass: (c: C) => Promise<unknown>): Promise<Map<number, C[]>> {
+  const bySlot = new Map<number, C[]>();
   for (let i = 0; i < MAX_CONNECTIONS && !(bySlot.size === 2 && [...bySlot.values()].every((l) => l.length >= each)); i++) {
+    const c = await connect();
+    const slot = await slotOf(adminPort, () => bypass(c));
+    bySlot.set(slot, [...(bySlot.get(slot) ?? []), c]);
+  }
+  assert.is(bySlot.size, 2, 'connections reached both workers');
+  return bySlot;
+}
+
+function clientsOnEachWorker(port: number, adminPort: number, each: number): Promise<Map<number, pg.Client[]>> {
+  return connectionsOnEachWorker(adminPort, each, async () => {
     const c = await connectPg(port);
     // The last test stops the proxy under open connections: their end is expected.
     c.on('error', () => undefined);
@@ -93,11 +99,8 @@ async function clientsOnEachWorker(port: number, adminPort: number, each: number
     // The session's first cacheable read checks the server's identity (upstream-identity.ts): done
     // now, so the reads below are what the test says.
     await c.query('SELECT 1');
-    const slot = await slotOf(adminPort, c);
-    bySlot.set(slot, [...(bySlot.get(slot) ?? []), c]);
-  }
-  assert.is(bySlot.size, 2, 'connections reached both workers');
-  return bySlot;
+    return c;
+  }, (c) => c.query('SELECT now()'));
 }
 
 async function readV(c: pg.Client, table: string, marker = 'read'): Promise<number> {
@@ -120,7 +123,7 @@ test('both workers fill and hit their own caches; /metrics and /stats sum both',
   }
   const samples = await scrape(proxy.adminPort);
   const stats = await cacheStats(proxy.adminPort);
-  const lines = stats.workers as WorkerLine[];
+  const lines = stats.workers as WorkerSummary[];
   assert.is(lines.length, 2);
   assert.is(sumOf(samples, 'sidecache_cache_hits_total', { protocol: 'postgres' }), lines.reduce((n, w) => n + w.hits, 0));
   assert.is(sumOf(samples, 'sidecache_cache_misses_total', { protocol: 'postgres' }), lines.reduce((n, w) => n + w.misses, 0));
@@ -157,6 +160,27 @@ test('a write through one worker is acknowledged only once the other dropped the
     assert.is(await readV(readers[0]!, table), v - 1);
     await writer.query(`UPDATE ${table} SET v = $1 WHERE id = 1`, [v]);
     assert.is(await readV(readers[0]!, table), v, `read after write ${v}`);
+  }
+});
+
+test('MySQL: a write through one worker is seen at once by a reader on the other', async () => {
+  const bySlot = await connectionsOnEachWorker(proxy.adminPort, 1, async () => {
+    const c = await connectMySql(proxy.mysqlPort, { database: MYSQL_DB });
+    c.on('error', () => undefined);
+    openMySql.push(c);
+    return c;
+  }, (c) => c.query('SELECT NOW()'));
+  const [writer, reader] = [...bySlot.values()].map((l) => l[0]!) as [MySqlConnection, MySqlConnection];
+  const readV = async (): Promise<number> => ((await reader.query('SELECT v FROM t WHERE id = 1'))[0] as { v: number }[])[0]!.v;
+  const hits = async (): Promise<number> => sumOf(await scrape(proxy.adminPort), 'sidecache_cache_hits_total', { protocol: 'mysql' });
+  assert.is(await readV(), 1);
+  const before = await hits();
+  assert.is(await readV(), 1);
+  assert.is(await hits() - before, 1, 'the reader\'s worker holds the entry');
+  for (let v = 2; v < 12; v++) {
+    await writer.query('UPDATE t SET v = ? WHERE id = 1', [v]);
+    assert.is(await readV(), v, `read after write ${v}`);
+    assert.is(await readV(), v);
   }
 });
 

@@ -33,6 +33,8 @@ export interface WorkerStats {
 export type ToPrimary =
   /** The worker's channel listens: invalidations reach it from now on. */
   | { sc: 'ready' }
+  /** The worker cannot start (a port taken); `message` is the one line the operator reads. */
+  | { sc: 'failed'; message: string }
   /** The worker serves: its listeners are bound. */
   | { sc: 'listening'; addresses: Addresses }
   /**

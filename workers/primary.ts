@@ -57,6 +57,8 @@ class Primary {
   private readonly statsGathers = new Map<number, { stats: WorkerStats[]; waiting: Set<number>; done: () => void }>();
   private nextGather = 0;
   private started = false;
+  /** A worker said why it could not start (printed once). */
+  private failure: string | null = null;
   private stopping = false;
   private finish: (code: number) => void = () => {};
   private readonly cdcProtocols: Protocol[];
@@ -108,6 +110,10 @@ class Primary {
       case 'ready':
         this.slots.get(from)!.ready = true;
         if (this.fences.length > 0) this.send(from, { sc: 'fences', fences: this.fences });
+        return;
+      case 'failed':
+        if (this.failure === null) process.stderr.write(`${message.message}\n`);
+        this.failure ??= message.message;
         return;
       case 'listening':
         this.slots.get(from)!.addresses = message.addresses;
@@ -226,8 +232,8 @@ class Primary {
       return;
     }
     if (!this.started) {
-      // A worker that cannot start (a port taken, a bad secret file) says why on stderr; the others stop.
-      this.options.log.error({ slot, code, signal }, 'workers: a worker failed to start; stopping');
+      // A worker that cannot start says why (a taken port: through the primary, once); the others stop.
+      if (this.failure === null) this.options.log.error({ slot, code, signal }, 'workers: a worker failed to start; stopping');
       this.stopping = true;
       this.signalAll('SIGTERM');
       if (this.slots.size === 0) this.finish(1);

@@ -44,7 +44,8 @@ export class WorkerChannel implements InvalidationSink {
   private readonly followAsked = new Map<string, number>();
   /** The following worker's own streams; null elsewhere. */
   private streams: ReadonlySet<ChangeStreamReading> | null = null;
-  private sentFences = '';
+  /** The states last sent (JSON); none followed at first. */
+  private sentFences = '[]';
   private readonly gathers = new Map<number, { resolve: (value: unknown) => void; reject: (err: Error) => void; timer: NodeJS.Timeout }>();
   private lost = false;
 
@@ -69,6 +70,17 @@ export class WorkerChannel implements InvalidationSink {
     // Constructing one installs prom-client's worker-side listener.
     new AggregatorRegistry();
     AggregatorRegistry.setRegistries([metrics.registry]);
+  }
+
+  /**
+   * This worker cannot start: the primary prints `message` once for all workers (each meets the
+   * same taken port) and stops. Resolves once it is sent, so the worker may exit.
+   */
+  failed(message: string): Promise<void> {
+    return new Promise((resolve) => {
+      if (this.lost || !process.connected) resolve();
+      else process.send!({ sc: 'failed', message } satisfies ToPrimary, undefined, {}, () => resolve());
+    });
   }
 
   listening(addresses: Addresses): void {

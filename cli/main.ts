@@ -5,7 +5,7 @@ import { ConfigReloader } from '../config/reload.js';
 import { ConfigError, helpText, loadConfig, type Config, type HostPort } from '../config/settings.js';
 import { createLogger, type Logger } from './log.js';
 import { startEmbeddedPostgres, type EmbeddedPostgres } from './quickstart.js';
-import { ListenError, startSidecache, type RunningSidecache } from './sidecache.js';
+import { checkListenPorts, ListenError, startSidecache, type RunningSidecache } from './sidecache.js';
 import { SLOT_ENV, type Addresses } from '../workers/messages.js';
 import { runPrimary } from '../workers/primary.js';
 import { WorkerChannel } from '../workers/worker-channel.js';
@@ -38,6 +38,13 @@ async function main(): Promise<number> {
   if (cluster.isWorker) return await runWorker(argv, config, log.child({ worker: Number(process.env[SLOT_ENV]) }));
   // The quick start's embedded database serves one session for all connections: one process is all it can use.
   if (config.workers > 1 && (config.pgUpstream !== null || config.mysqlUpstream !== null)) {
+    try {
+      await checkListenPorts(config);
+    } catch (err) {
+      if (!(err instanceof ListenError)) throw err;
+      process.stderr.write(`${listenFailure(err)}\n`);
+      return 1;
+    }
     return await runPrimary({
       config,
       log,

@@ -1,5 +1,5 @@
 // Starts and stops the whole proxy: listeners, admin server, metrics. The CLI and tests use this.
-import type net from 'node:net';
+import net from 'node:net';
 import { AdminApi, type CachedResults } from '../admin/api.js';
 import { AdminServer } from '../admin/server.js';
 import { createMetrics, type Metrics, type Protocol } from '../admin/metrics.js';
@@ -163,6 +163,28 @@ function mirrorChangeFences(config: Config, caches: { postgres: PgCache | null; 
   if (config.pgCdc !== null) caches.postgres?.followChanges(worker.remoteFence('postgres'));
   if (config.mysqlCdc !== null) caches.mysql?.followChanges(worker.remoteFence('mysql'));
   return { stop: async () => {} };
+}
+
+/**
+ * Binds and releases each listener the config asks for (port 0 aside), so a taken port is found
+ * at once, before several workers load everything only to fail at their first listen. Throws
+ * ListenError.
+ */
+export async function checkListenPorts(config: Config): Promise<void> {
+  const wanted: [string, HostPort][] = [
+    ...(config.pgUpstream !== null ? [['--pg-listen', config.pgListen] as [string, HostPort]] : []),
+    ...(config.mysqlUpstream !== null ? [['--mysql-listen', config.mysqlListen] as [string, HostPort]] : []),
+    ['--admin-listen', config.adminListen],
+  ];
+  for (const [flag, at] of wanted) {
+    if (at.port === 0) continue;
+    const server = net.createServer();
+    await bind(flag, at, (a) => new Promise((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(a.port, a.host, () => resolve(server.address() as net.AddressInfo));
+    }));
+    await new Promise((resolve) => server.close(resolve));
+  }
 }
 
 async function bind(flag: string, at: HostPort, listen: (at: HostPort) => Promise<net.AddressInfo>): Promise<net.AddressInfo> {

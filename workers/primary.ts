@@ -60,6 +60,8 @@ class Primary {
   /** A worker said why it could not start (printed once). */
   private failure: string | null = null;
   private stopping = false;
+  /** 1 once a worker could not start. */
+  private exitCode = 0;
   private finish: (code: number) => void = () => {};
   private readonly cdcProtocols: Protocol[];
 
@@ -69,7 +71,7 @@ class Primary {
   }
 
   run(): Promise<number> {
-    const { config, log } = this.options;
+    const { config } = this.options;
     const done = new Promise<number>((resolve) => {
       this.finish = resolve;
     });
@@ -78,7 +80,6 @@ class Primary {
     });
     cluster.on('exit', (worker, code, signal) => this.exited(worker, code, signal));
     for (let slot = 1; slot <= config.workers; slot++) this.fork(slot);
-    log.info({ workers: config.workers }, 'workers: starting');
     process.on('SIGTERM', () => this.stop('SIGTERM'));
     process.on('SIGINT', () => this.stop('SIGINT'));
     // A reload re-reads the config file in every worker.
@@ -228,16 +229,16 @@ class Primary {
     }
     for (const g of this.statsGathers.values()) if (g.waiting.delete(slot) && g.waiting.size === 0) g.done();
     if (this.stopping) {
-      if (this.slots.size === 0) this.finish(0);
+      if (this.slots.size === 0) this.finish(this.exitCode);
       return;
     }
     if (!this.started) {
       // A worker that cannot start says why (a taken port: through the primary, once); the others stop.
       if (this.failure === null) this.options.log.error({ slot, code, signal }, 'workers: a worker failed to start; stopping');
       this.stopping = true;
+      this.exitCode = 1;
       this.signalAll('SIGTERM');
-      if (this.slots.size === 0) this.finish(1);
-      else void this.whenAllExited().then(() => this.finish(1));
+      if (this.slots.size === 0) this.finish(this.exitCode);
       return;
     }
     this.options.log.error({ slot, pid: worker.process.pid, code, signal }, 'workers: a worker ended; starting another in its place');
@@ -262,16 +263,6 @@ class Primary {
 
   private signalAll(signal: NodeJS.Signals): void {
     for (const s of this.slots.values()) s.worker.process.kill(signal);
-  }
-
-  private whenAllExited(): Promise<void> {
-    return new Promise((resolve) => {
-      const check = (): void => {
-        if (this.slots.size === 0) resolve();
-        else setTimeout(check, 50);
-      };
-      check();
-    });
   }
 
   /** Each worker closes its listeners and lets busy sessions finish (cli/main.ts), then exits. */

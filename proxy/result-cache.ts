@@ -3,8 +3,9 @@
 // them). Each protocol's cache extends it with its own statement analysis, contexts and invalidation.
 //
 // Every invalidation goes through invalidateEverywhere(): applied to this proxy's store and, in a
-// fleet (fleet/), handed to the bus so the other proxies apply it too. That is the one seam
-// between the caches and the fleet; the fleet calls applyInvalidation(), suspend() and resume().
+// fleet (fleet/), handed to the bus so the other proxies apply it too, and with several workers
+// (workers/) to the other workers. That is the one seam between the caches and the fleet or the
+// workers; they call applyInvalidation(), suspend() and resume().
 import type { Metrics, Protocol } from '../telemetry/metrics.js';
 import { QueryStats, type StatementIdentity } from '../telemetry/query-stats.js';
 import { MAX_SCANNED_ENTRIES, ResultStore } from '../cache/store.js';
@@ -61,7 +62,8 @@ export abstract class ResultCache<I extends RuledStatement> {
   private changeFence: ((database: string | null) => 'cdc-down' | null) | null = null;
   /** The fleet lost its bus (suspend): nothing is stored until resume(). */
   private suspended = false;
-  private fleet: InvalidationSink | null = null;
+  /** The fleet bus and/or the other workers of this proxy (workers/). */
+  private sinks: InvalidationSink[] = [];
 
   protected constructor(protocol: Protocol, config: Config, metrics: Metrics) {
     this.store = new ResultStore<EntryMeta>({
@@ -140,9 +142,12 @@ export abstract class ResultCache<I extends RuledStatement> {
     return this.invalidateEverywhere({ scope: 'all', catalog: true });
   }
 
-  /** From now on this cache's invalidations are also published to the other proxies of a fleet. */
+  /**
+   * From now on this cache's invalidations are also published to `sink`: the other proxies of a
+   * fleet, the other workers of this proxy, or both.
+   */
   joinFleet(sink: InvalidationSink): void {
-    this.fleet = sink;
+    this.sinks = [...this.sinks, sink];
   }
 
   /**
@@ -151,7 +156,7 @@ export abstract class ResultCache<I extends RuledStatement> {
    */
   invalidateEverywhere(invalidation: Invalidation): number {
     const dropped = this.applyInvalidation(invalidation);
-    this.fleet?.publish(this.stats.protocol, invalidation);
+    for (const sink of this.sinks) sink.publish(this.stats.protocol, invalidation);
     return dropped;
   }
 

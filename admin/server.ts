@@ -29,6 +29,14 @@ export interface AdminOptions {
   allowedHosts?: readonly string[] | null;
   /** The fleet's state for /stats and the dashboard; absent or null without a fleet. */
   fleet?: () => FleetReport | null;
+  /** With several workers (workers/): /metrics and /stats of the whole proxy instead of this process's. */
+  whole?: WholeProxy | null;
+}
+
+/** Every worker's metrics and statistics, gathered through the cluster primary. */
+export interface WholeProxy {
+  metrics(): Promise<string>;
+  stats(top: number): Promise<object>;
 }
 
 export class AdminServer {
@@ -37,6 +45,7 @@ export class AdminServer {
   private readonly token: string | null;
   private readonly allowedHosts: readonly string[] | null;
   private readonly fleet: () => FleetReport | null;
+  private readonly whole: WholeProxy | null;
   /** Set by listen(), which knows the listen host. */
   private hosts: HostPolicy;
 
@@ -46,6 +55,7 @@ export class AdminServer {
     this.token = options.token ?? null;
     this.allowedHosts = options.allowedHosts ?? null;
     this.fleet = options.fleet ?? (() => null);
+    this.whole = options.whole ?? null;
     this.hosts = hostPolicy('localhost', this.allowedHosts);
     this.server = http.createServer((req, res) => {
       this.handle(req, res).catch((err: Error) => {
@@ -109,7 +119,7 @@ export class AdminServer {
         res.writeHead(200, { 'content-type': 'text/plain' }).end('ok\n');
         return;
       case '/metrics': {
-        const body = await this.metrics.registry.metrics();
+        const body = this.whole === null ? await this.metrics.registry.metrics() : await this.whole.metrics();
         res.writeHead(200, { 'content-type': this.metrics.registry.contentType }).end(body);
         return;
       }
@@ -119,7 +129,10 @@ export class AdminServer {
           res.writeHead(400, { 'content-type': 'text/plain' }).end(`top must be an integer from 0 to ${MAX_TOP}\n`);
           return;
         }
-        const body = JSON.stringify(buildStatsReport(this.metrics.cacheStats.values(), top, this.metrics.changeStreams, this.fleet()), null, 2);
+        const report = this.whole === null
+          ? buildStatsReport(this.metrics.cacheStats.values(), top, this.metrics.changeStreams, this.fleet())
+          : await this.whole.stats(top);
+        const body = JSON.stringify(report, null, 2);
         res.writeHead(200, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' }).end(`${body}\n`);
         return;
       }

@@ -22,6 +22,7 @@ import { PgbenchError, runPgbench, type PgbenchTarget } from './pgbench.js';
 import { findPgbouncer, startPgbouncer, type RunningPgbouncer } from './pgbouncer.js';
 import { findPgpool, startPgpool, type RunningPgpool } from './pgpool.js';
 import { processCpuSeconds } from './process-cpu.js';
+import { processTreeCpuSeconds } from './process-tree-cpu.js';
 import { measureRedisCeiling, type RedisCeiling } from './redis.js';
 import { formatCacheTable, formatHopTable, formatRelayCpuTable, formatResultsTable, type CellResult, type MeasuredRun, type TargetId } from './report.js';
 import { DEFAULT_WORKLOADS, HOT_KEYS, WORKLOADS, writeWorkloadFiles, type Workload, type WorkloadFiles } from './workloads.js';
@@ -50,7 +51,8 @@ const USAGE = `usage: node dist/bench/run.js [options]
   --rtt T          put the database behind a network hop with this round trip (e.g. 1ms, 0.4ms, 400us): a private
                    PostgreSQL in a network namespace, reached over a veth pair through a delaying relay (root, cc)
   --tls on|off     also hot and -S workloads with sslmode=require: direct to a private TLS cluster vs sidecache with
-                   TLS on both legs vs a cleartext client leg (default on)`;
+                   TLS on both legs vs a cleartext client leg (default on)
+  --workers N      sidecache's (and passthrough's) --workers (default 1; its CPU column is then all processes' sum)`;
 
 interface Options {
   seconds: number;
@@ -62,6 +64,7 @@ interface Options {
   /** Round trip of the network hop in µs; undefined: the shared server on loopback. */
   rttUs: number | undefined;
   tls: boolean;
+  workers: number;
 }
 
 function parseOptions(argv: string[]): Options | undefined {
@@ -76,6 +79,7 @@ function parseOptions(argv: string[]): Options | undefined {
       targets: { type: 'string', default: ALL_TARGETS.join(',') },
       rtt: { type: 'string' },
       tls: { type: 'string', default: 'on' },
+      workers: { type: 'string', default: '1' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -91,6 +95,7 @@ function parseOptions(argv: string[]): Options | undefined {
     targets,
     rttUs: values.rtt === undefined ? undefined : parseRtt(values.rtt),
     tls: onOff('--tls', values.tls),
+    workers: positiveInt('--workers', values.workers),
   };
 }
 
@@ -139,8 +144,9 @@ class Targets {
     switch (target) {
       case 'direct': return undefined;
       case 'forwarder': return processCpuSeconds(this.forwarder!.child.pid!);
-      case 'sidecache': return processCpuSeconds(this.proxy!.child.pid!);
-      case 'passthrough': return processCpuSeconds(this.passthrough!.child.pid!);
+      // With --workers the primary forks the processes that do the work.
+      case 'sidecache': return processTreeCpuSeconds(this.proxy!.child.pid!);
+      case 'passthrough': return processTreeCpuSeconds(this.passthrough!.child.pid!);
       case 'pgbouncer': return processCpuSeconds(this.pgbouncer!.pid);
       case 'pgpool': return this.pgpool!.cpuSeconds();
     }
@@ -304,6 +310,13 @@ function warnIfBusy(): number {
   return load;
 }
 
+/** A start of sidecache; each worker starts as a whole one does, all at once. */
+const START_TIMEOUT_MS = 30_000;
+
+function workersArgs(options: Options): string[] {
+  return ['--workers', String(options.workers)];
+}
+
 async function startTargets(options: Options, targets: Targets): Promise<TargetId[]> {
   const wanted = options.targets;
   const active: TargetId[] = ['direct'];
@@ -312,11 +325,12 @@ async function startTargets(options: Options, targets: Targets): Promise<TargetI
     active.push('forwarder');
   }
   if (wanted.includes('sidecache')) {
-    targets.proxy = await startProxy({ pgUpstream: `postgres://${targets.server.host}:${targets.server.port}` });
+    targets.proxy = await startProxy({ pgUpstream: `postgres://${targets.server.host}:${targets.server.port}`, args: workersArgs(options), timeoutMs: START_TIMEOUT_MS * options.workers });
     active.push('sidecache');
   }
   if (wanted.includes('passthrough')) {
-    targets.passthrough = await startProxy({ pgUpstream: `postgres://${targets.server.host}:${targets.server.port}`, args: ['--cache-max-bytes', '0'] });
+    targets.passthrough = await startProxy({ pgUpstream: `postgres://${targets.server.host}:${targets.server.port}`, args: ['--cache-max-bytes', '0', ...workersArgs(options)],
+      timeoutMs: START_TIMEOUT_MS * options.workers });
     active.push('passthrough');
   }
   if (wanted.includes('pgbouncer')) {

@@ -1,10 +1,14 @@
 // The `sidecache` command: parse settings, start the proxy (or the quick start on an embedded
 // database when no upstream is configured), print where to connect, stop cleanly on a signal.
+import cluster from 'node:cluster';
 import { ConfigReloader } from '../config/reload.js';
 import { ConfigError, helpText, loadConfig, type Config, type HostPort } from '../config/settings.js';
-import { createLogger } from '../telemetry/log.js';
+import { createLogger, type Logger } from '../telemetry/log.js';
 import { startEmbeddedPostgres, type EmbeddedPostgres } from './quickstart.js';
-import { ListenError, startSidecache, type RunningSidecache } from './sidecache.js';
+import { checkListenPorts, ListenError, startSidecache, type RunningSidecache } from './sidecache.js';
+import { SLOT_ENV, type Addresses } from '../workers/messages.js';
+import { runPrimary } from '../workers/primary.js';
+import { WorkerChannel } from '../workers/worker-channel.js';
 
 /** When the quick start's default ports are taken, these are tried next, then any free port. */
 const QUICKSTART_FALLBACK_PORTS: Record<'pgListen' | 'adminListen', number[]> = {
@@ -31,6 +35,23 @@ async function main(): Promise<number> {
   }
   const log = createLogger(parsed.config.logLevel, parsed.config.logFormat);
   let config = parsed.config;
+  if (cluster.isWorker) return await runWorker(argv, config, log.child({ worker: Number(process.env[SLOT_ENV]) }));
+  // The quick start's embedded database serves one session for all connections: one process is all it can use.
+  if (config.workers > 1 && (config.pgUpstream !== null || config.mysqlUpstream !== null)) {
+    try {
+      await checkListenPorts(config);
+    } catch (err) {
+      if (!(err instanceof ListenError)) throw err;
+      process.stderr.write(`${listenFailure(err)}\n`);
+      return 1;
+    }
+    return await runPrimary({
+      config,
+      log,
+      shutdownDeadlineMs: SHUTDOWN_DEADLINE_MS,
+      onListening: (addresses) => printBanner(addresses, config.pgUpstream, config.mysqlUpstream, false, config.workers),
+    });
+  }
   let embedded: EmbeddedPostgres | null = null;
   // Either side can run alone; with no upstream at all the quick start gives PostgreSQL one.
   let upstream: HostPort | null = null;
@@ -55,7 +76,7 @@ async function main(): Promise<number> {
       const fallback = key === null ? undefined : QUICKSTART_FALLBACK_PORTS[key][attempts[key]++];
       // Only the quick start moves to another port by itself; a configured address is the operator's choice.
       if (embedded === null || key === null || parsed.explicit.has(key) || err.code !== 'EADDRINUSE' || fallback === undefined) {
-        process.stderr.write(`sidecache: ${err.message}${err.code === 'EADDRINUSE' ? ` (pass another ${err.flag} HOST:PORT)` : ''}\n`);
+        process.stderr.write(`${listenFailure(err)}\n`);
         await embedded?.stop();
         return 1;
       }
@@ -64,14 +85,24 @@ async function main(): Promise<number> {
     }
   }
 
-  const running = app;
+  const e = embedded;
+  handleSignals(app, log, async () => {
+    await e?.stop();
+  });
+  // Last: "ready" tells a supervisor (and the tests) that a signal now stops or reloads cleanly.
+  printBanner(app, upstream, config.mysqlUpstream, embedded !== null, 1);
+  return -1;
+}
+
+/** Stops on SIGTERM and SIGINT (then runs `after` and exits), reloads on SIGHUP; returns the stop. */
+function handleSignals(running: RunningSidecache, log: Logger, after: () => Promise<void>): (reason: string, deadlineMs?: number) => Promise<void> {
   let stopping = false;
-  const stop = async (signal: string): Promise<void> => {
+  const stop = async (reason: string, deadlineMs = SHUTDOWN_DEADLINE_MS): Promise<void> => {
     if (stopping) return;
     stopping = true;
-    log.info({ signal }, 'shutting down');
-    await running.close(SHUTDOWN_DEADLINE_MS);
-    await embedded?.stop();
+    log.info({ signal: reason }, 'shutting down');
+    await running.close(deadlineMs);
+    await after();
     process.exit(0);
   };
   process.on('SIGTERM', () => void stop('SIGTERM'));
@@ -85,13 +116,40 @@ async function main(): Promise<number> {
       if (!(err instanceof ConfigError)) throw err;
     }
   });
-  // Last: "ready" tells a supervisor (and the tests) that a signal now stops or reloads cleanly.
-  printBanner(app, upstream, config.mysqlUpstream, embedded !== null);
+  return stop;
+}
+
+/**
+ * One of several workers (workers/): serves on the ports the primary shares, tells it when it
+ * listens; the primary prints the banner once all do.
+ */
+async function runWorker(argv: string[], config: Config, log: Logger): Promise<number> {
+  let stop: ((reason: string, deadlineMs?: number) => Promise<void>) | null = null;
+  // Without the primary nothing else stops this worker; what it may still serve is fenced by the channel.
+  const channel = new WorkerChannel(Number(process.env[SLOT_ENV]), log, () => {
+    if (stop === null) process.exit(1);
+    else void stop('primary-lost', 0);
+  });
+  let app: RunningSidecache;
+  try {
+    app = await startSidecache(config, config.pgUpstream, log, new ConfigReloader(argv, process.env, config), channel);
+  } catch (err) {
+    if (!(err instanceof ListenError)) throw err;
+    await channel.failed(listenFailure(err));
+    return 1;
+  }
+  stop = handleSignals(app, log, async () => {});
+  channel.listening({ pgAddress: app.pgAddress, mysqlAddress: app.mysqlAddress, adminAddress: app.adminAddress });
   return -1;
 }
 
-function printBanner(app: RunningSidecache, upstream: HostPort | null, mysqlUpstream: HostPort | null, quickstart: boolean): void {
-  const { pgAddress: pg, mysqlAddress: mysql, adminAddress: admin } = app;
+/** The one line an operator reads when a listener cannot bind. */
+function listenFailure(err: ListenError): string {
+  return `sidecache: ${err.message}${err.code === 'EADDRINUSE' ? ` (pass another ${err.flag} HOST:PORT)` : ''}`;
+}
+
+function printBanner(addresses: Addresses, upstream: HostPort | null, mysqlUpstream: HostPort | null, quickstart: boolean, workers: number): void {
+  const { pgAddress: pg, mysqlAddress: mysql, adminAddress: admin } = addresses;
   const adminHost = connectHost(admin);
   const lines: string[] = [];
   if (pg !== null && upstream !== null) {
@@ -103,6 +161,7 @@ function printBanner(app: RunningSidecache, upstream: HostPort | null, mysqlUpst
   lines.push(`sidecache: admin listening on http://${adminHost}:${admin.port} (dashboard at /, /stats, /metrics, /healthz)`);
   if (pg === null) lines.push('sidecache: no --pg-upstream given: the PostgreSQL side is not running');
   if (mysql === null && !quickstart) lines.push('sidecache: no --mysql-upstream given: the MySQL side is not running');
+  if (workers > 1) lines.push(`sidecache: ${workers} worker processes share these ports (--workers)`);
   if (quickstart && pg !== null) {
     lines.push(
       '',

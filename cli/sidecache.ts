@@ -1,5 +1,5 @@
 // Starts and stops the whole proxy: listeners, admin server, metrics. The CLI and tests use this.
-import type net from 'node:net';
+import net from 'node:net';
 import { AdminApi, type CachedResults } from '../admin/api.js';
 import { AdminServer } from '../admin/server.js';
 import { createMetrics, type Metrics, type Protocol } from '../telemetry/metrics.js';
@@ -14,6 +14,8 @@ import { PgCache } from '../proxy/pg/pg-cache.js';
 import { clientTls, type ClientTls } from '../proxy/tls.js';
 import { startChangeStreams } from '../changes/start.js';
 import { startFleet, type Fleet, type FleetCache } from '../fleet/fleet.js';
+import { LEAD_SLOT } from '../workers/messages.js';
+import type { ChannelCache, WorkerChannel } from '../workers/worker-channel.js';
 import type { Logger } from '../telemetry/log.js';
 
 /** A listener could not bind; names the setting so the operator knows what to change. */
@@ -47,7 +49,7 @@ interface Listener {
   close(deadlineMs: number): Promise<void>;
 }
 
-type ReloadableCache = CachedResults & FleetCache & { applyConfig(config: Config): void };
+type ReloadableCache = CachedResults & FleetCache & ChannelCache & { applyConfig(config: Config): void };
 
 /** Where a reload reads the config again (config/reload.ts). */
 export interface ConfigSource {
@@ -56,9 +58,11 @@ export interface ConfigSource {
 
 /**
  * Starts the PostgreSQL side when `pgUpstream` is given and the MySQL side when config.mysqlUpstream is.
- * Without `source` a reload re-applies the running config (nothing to re-read).
+ * Without `source` a reload re-applies the running config (nothing to re-read). `worker`: this
+ * process is one of several workers (workers/), and this is its channel to the others.
  */
-export async function startSidecache(config: Config, pgUpstream: HostPort | null, log: Logger, source: ConfigSource | null = null): Promise<RunningSidecache> {
+export async function startSidecache(config: Config, pgUpstream: HostPort | null, log: Logger, source: ConfigSource | null = null,
+  worker: WorkerChannel | null = null): Promise<RunningSidecache> {
   const metrics = createMetrics();
   // One budget for both protocols: it bounds the process's memory, whichever side the clients use.
   const buffers = new BufferBudget(config.maxBufferedMessageBytes);
@@ -99,17 +103,31 @@ export async function startSidecache(config: Config, pgUpstream: HostPort | null
   let mysqlAddress: net.AddressInfo | null = null;
   let adminAddress: net.AddressInfo;
   let fleet: Fleet | null = null;
-  const admin = new AdminServer(metrics, { api: new AdminApi(caches, () => running, reload), token: config.adminToken, allowedHosts: config.adminAllowedHosts, fleet: () => fleet?.report() ?? null });
+  // A reload through the admin API reaches one worker: the others re-read the file too.
+  const apiReload = worker === null ? reload : (): ReloadReport => {
+    const report = reload();
+    worker.reloaded();
+    return report;
+  };
+  const whole = worker === null ? null : { metrics: () => worker.metricsText(), stats: (top: number) => worker.stats(top) };
+  const admin = new AdminServer(metrics, { api: new AdminApi(caches, () => running, apiReload), token: config.adminToken, allowedHosts: config.adminAllowedHosts, whole, fleet: () => fleet?.report() ?? null });
   const pgCache = pgUpstream !== null && config.cacheMaxBytes > 0 ? await PgCache.create(config, metrics) : null;
   const mysqlCache = config.mysqlUpstream !== null && config.cacheMaxBytes > 0 ? new MySqlCache(config, metrics) : null;
   // CDC: writes that bypass sidecache invalidate too, through the databases' own change streams;
-  // fenced from the start, before any client can connect.
-  const changes = startChangeStreams(config, { postgres: pgCache, mysql: mysqlCache }, metrics, log);
+  // fenced from the start, before any client can connect. With workers, one of them follows the
+  // streams and the others mirror its fence (workers/worker-channel.ts).
+  const followsStreams = worker === null || worker.slot === LEAD_SLOT;
+  const changes = followsStreams ? startChangeStreams(config, { postgres: pgCache, mysql: mysqlCache }, metrics, log) : mirrorChangeFences(config, { postgres: pgCache, mysql: mysqlCache }, worker);
   try {
     for (const cache of [pgCache, mysqlCache]) {
       if (cache === null) continue;
       caches.set(cache.stats.protocol, cache);
       slowQueries.watch(cache.stats);
+    }
+    if (worker !== null) {
+      // Before any listener: a write through this worker must reach the others' caches.
+      for (const cache of caches.values()) cache.joinFleet(worker);
+      worker.serve(caches, metrics, followsStreams ? metrics.changeStreams : null, () => fleet?.report() ?? null);
     }
     // Before any listener: with --redis the caches stay off until the fleet's bus is followed.
     fleet = startFleet(config, caches, metrics, log);
@@ -147,6 +165,35 @@ export async function startSidecache(config: Config, pgUpstream: HostPort | null
       await admin.close();
     },
   };
+}
+
+/** A worker that does not follow the change streams asks the one that does before each fill. */
+function mirrorChangeFences(config: Config, caches: { postgres: PgCache | null; mysql: MySqlCache | null }, worker: WorkerChannel): { stop(): Promise<void> } {
+  if (config.pgCdc !== null) caches.postgres?.followChanges(worker.remoteFence('postgres'));
+  if (config.mysqlCdc !== null) caches.mysql?.followChanges(worker.remoteFence('mysql'));
+  return { stop: async () => {} };
+}
+
+/**
+ * Binds and releases each listener the config asks for (port 0 aside), so a taken port is found
+ * at once, before several workers load everything only to fail at their first listen. Throws
+ * ListenError.
+ */
+export async function checkListenPorts(config: Config): Promise<void> {
+  const wanted: [string, HostPort][] = [
+    ...(config.pgUpstream !== null ? [['--pg-listen', config.pgListen] as [string, HostPort]] : []),
+    ...(config.mysqlUpstream !== null ? [['--mysql-listen', config.mysqlListen] as [string, HostPort]] : []),
+    ['--admin-listen', config.adminListen],
+  ];
+  for (const [flag, at] of wanted) {
+    if (at.port === 0) continue;
+    const server = net.createServer();
+    await bind(flag, at, (a) => new Promise((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(a.port, a.host, () => resolve(server.address() as net.AddressInfo));
+    }));
+    await new Promise((resolve) => server.close(resolve));
+  }
 }
 
 async function bind(flag: string, at: HostPort, listen: (at: HostPort) => Promise<net.AddressInfo>): Promise<net.AddressInfo> {

@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import tls from 'node:tls';
 import { parseDocument } from 'yaml';
+import { usableCpus } from './cpu-count.js';
 import { ConfigError } from './errors.js';
 import { parseRedisCluster, parseRedisUrl, RedisTargetError, type RedisTarget } from './redis-target.js';
 import { CacheRules, parseRules } from './rules.js';
@@ -111,6 +112,8 @@ export interface Config {
   fleetLeaseMs: number;
   /** The second tier: fills also kept in the fleet's Redis, asked on a miss before the database. */
   l2: OnOff;
+  /** Processes serving clients (workers/); 1 runs everything in this process as before. */
+  workers: number;
   /** The config file's `rules:` list (not a flag or variable); applied by a reload. */
   cacheRules: CacheRules;
 }
@@ -130,7 +133,7 @@ export type ClientTlsMode = (typeof CLIENT_TLS_MODES)[number];
 export type SettingKey = Exclude<keyof Config, 'cacheRules'>;
 
 type Kind = 'hostport' | 'pg-url' | 'mysql-url' | 'pg-cdc-url' | 'mysql-cdc-url' | 'redis-url' | 'redis-cluster' | 'bytes' | 'count'
-  | 'duration' | 'duration-or-off' | 'choice' | 'secret' | 'path' | 'name' | 'server-id' | 'host-list' | 'key-prefix';
+  | 'duration' | 'duration-or-off' | 'choice' | 'secret' | 'path' | 'name' | 'server-id' | 'host-list' | 'key-prefix' | 'workers';
 
 export interface Setting<K extends SettingKey = SettingKey> {
   key: K;
@@ -145,6 +148,11 @@ export interface Setting<K extends SettingKey = SettingKey> {
   /** The values a 'choice' setting takes. */
   choices?: readonly string[];
 }
+
+/** `--workers` takes at most this many processes. */
+export const MAX_WORKERS = 64;
+/** `--workers auto` uses every CPU up to this many: past it, the upstream and the kernel's accept path gain little. */
+export const AUTO_WORKERS_CAP = 8;
 
 export const SETTINGS: readonly Setting[] = [
   { key: 'configFile', flag: 'config', kind: 'path', default: null, live: false, notInFile: true,
@@ -228,8 +236,18 @@ export const SETTINGS: readonly Setting[] = [
   { key: 'fleetLeaseMs', flag: 'fleet-lease', kind: 'duration', default: '5s', live: false,
     help: 'how long a fleet leader\'s lease in Redis lasts unless renewed (every third of it): when the leader dies, another proxy takes its task over within about this time' },
   { key: 'l2', flag: 'l2', kind: 'choice', choices: ON_OFF, default: 'off', live: false,
-    help: '`on` (needs --redis or --redis-cluster): fills are also kept in Redis as a second tier shared by the fleet, keyed `PREFIX:l2:PROTOCOL:HASH` (spread over a Cluster), and a miss asks it before the database; an entry is served only while no table it read was invalidated since its fill. Give Redis a `maxmemory` with `maxmemory-policy volatile-lru`. See docs/consistency.md#a-second-tier' },
+    help: '`on` (needs --redis or --redis-cluster): fills are also kept in Redis as a second tier shared by the fleet, keyed `PREFIX:l2:PROTOCOL:HASH` (spread over a Cluster), and a miss asks it before the database; an entry is served only while no table it read was invalidated since its fill. Give Redis a `maxmemory` with `maxmemory-policy volatile-lru`. See docs/consistency.md#a-second-tier---l2-on' },
+  { key: 'workers', flag: 'workers', kind: 'workers', default: 'auto', live: false,
+    help: `processes serving clients, 1 to ${MAX_WORKERS}: they share the listening ports (Node's cluster module), each with its own cache; a write through one invalidates the others before its acknowledgement reaches the client, the change streams run in one of them, and the admin listener shows the whole proxy. \`auto\`: the number of CPUs, at most ${AUTO_WORKERS_CAP}; 1: everything in one process, as before workers existed. The quick start (no upstream given) always runs one. See docs/workers.md` },
 ];
+
+/** `auto`: the CPUs this process may use (its container's quota included), capped; else a whole number from 1 to MAX_WORKERS. */
+function parseWorkers(key: string, text: string): number {
+  if (text.trim() === 'auto') return Math.min(usableCpus(), AUTO_WORKERS_CAP);
+  const n = parseCount(key, text);
+  if (n < 1 || n > MAX_WORKERS) throw new ConfigError(key, `expected auto or 1 to ${MAX_WORKERS}, got "${text}"`);
+  return n;
+}
 
 export function envName(setting: Setting): string {
   return 'SIDECACHE_' + setting.flag.toUpperCase().replace(/-/g, '_');
@@ -423,6 +441,7 @@ function parseValue(setting: Setting, text: string, key: string): Config[Setting
     case 'host-list': return parseHostList(key, text);
     case 'name': return parseName(key, text);
     case 'server-id': return parseServerId(key, text);
+    case 'workers': return parseWorkers(key, text);
   }
 }
 

@@ -4,14 +4,15 @@
 // redis-server: a proxy started after another filled a result answers its first read of it from
 // Redis (counted: an L2 hit, no miss), for the simple and the extended protocol; a write through
 // one proxy voids the tier's entry, so a proxy started after the write reads the new row from the
-// database; without --l2 a new proxy's first read is a miss.
+// database; without --l2 a new proxy's first read is a miss. The same for MySQL, text and prepared.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { waitForBus } from './support/fleet.js';
 import { cacheCounters, scrape, sumOf } from './support/metrics.js';
+import { connectMySql, directMySql } from './support/mysql-direct.js';
 import { connectPg, direct, uniqueName } from './support/pg-direct.js';
 import { startRedis, type RedisServer } from './support/redis-server.js';
-import { startProxy, type RunningProxy } from './support/sidecache.js';
+import { DIRECT_MYSQL_URL, startProxy, type RunningProxy } from './support/sidecache.js';
 
 const table = uniqueName('l2_items');
 const SIMPLE = `SELECT v FROM ${table} WHERE id = 1`;
@@ -20,7 +21,7 @@ let redis: RedisServer;
 const proxies: RunningProxy[] = [];
 
 async function proxy(l2: boolean): Promise<RunningProxy> {
-  const p = await startProxy({ args: ['--fleet-lease', '1s', '--redis', `redis://127.0.0.1:${redis.port}`, ...(l2 ? ['--l2', 'on'] : [])] });
+  const p = await startProxy({ mysqlUpstream: DIRECT_MYSQL_URL, args: ['--fleet-lease', '1s', '--redis', `redis://127.0.0.1:${redis.port}`, ...(l2 ? ['--l2', 'on'] : [])] });
   proxies.push(p);
   await waitForBus([p]);
   return p;
@@ -42,16 +43,30 @@ async function l2(p: RunningProxy, what: string): Promise<number> {
   return sumOf(await scrape(p.adminPort), `sidecache_l2_${what}_total`);
 }
 
+/** Reads through `p`'s MySQL side on a new connection: text, then prepared, for id 1. */
+async function readMySql(p: RunningProxy): Promise<[unknown, unknown]> {
+  const c = await connectMySql(p.mysqlPort);
+  try {
+    const [text] = await c.query(SIMPLE);
+    const [prepared] = await c.execute(SIMPLE.replace('= 1', '= ?'), [1]);
+    return [text, prepared];
+  } finally {
+    await c.end();
+  }
+}
+
 test.before(async () => {
   redis = await startRedis();
   await direct(`CREATE TABLE ${table} (id int PRIMARY KEY, v text)`);
   await direct(`INSERT INTO ${table} VALUES (1, 'one')`);
+  await directMySql(`CREATE TABLE test.${table} (id INT PRIMARY KEY, v TEXT)`, `INSERT INTO test.${table} VALUES (1, 'one')`);
 });
 
 test.after(async () => {
   await Promise.all(proxies.map((p) => p.stop()));
   await redis?.stop();
   await direct(`DROP TABLE IF EXISTS ${table}`);
+  await directMySql(`DROP TABLE IF EXISTS test.${table}`);
 });
 
 test('a proxy started after another filled a result answers its first read from the second tier', async () => {
@@ -88,6 +103,27 @@ test('without --l2 a new proxy\'s first read goes to the database', async () => 
   const counters = await cacheCounters(d.adminPort);
   assert.is(counters.hits, 0);
   assert.is(counters.misses, 2);
+});
+
+test('MySQL: a new proxy answers its first text and prepared reads from the second tier; a write voids them', async () => {
+  const [a, b] = proxies;
+  const before = await l2(b!, 'hits');
+  assert.equal(await readMySql(a!), [[{ v: 'one' }], [{ v: 'one' }]]);
+  await new Promise((r) => setTimeout(r, 200));
+  const fresh = await proxy(true);
+  assert.equal(await readMySql(fresh), [[{ v: 'one' }], [{ v: 'one' }]]);
+  assert.is(await l2(fresh, 'hits'), 2, 'both from Redis');
+  assert.is(sumOf(await scrape(fresh.adminPort), 'sidecache_cache_misses_total', { protocol: 'mysql' }), 0);
+  const w = await connectMySql(a!.mysqlPort);
+  try {
+    await w.query(`UPDATE ${table} SET v = 'two' WHERE id = 1`);
+  } finally {
+    await w.end();
+  }
+  const after = await proxy(true);
+  assert.equal(await readMySql(after), [[{ v: 'two' }], [{ v: 'two' }]]);
+  assert.is(await l2(after, 'hits'), 0);
+  assert.ok(await l2(b!, 'hits') >= before);
 });
 
 test.run();

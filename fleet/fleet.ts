@@ -51,7 +51,7 @@ export interface FleetReport {
 
 /** What the fleet needs of a protocol's cache (proxy/result-cache.ts ResultCache fits). */
 export interface FleetCache extends BusCache {
-  joinFleet(sink: InvalidationSink, secondTier: SecondTier | null): void;
+  joinFleet(sink: InvalidationSink, secondTier?: SecondTier | null): void;
   invalidateEverywhere(invalidation: Invalidation): number;
 }
 

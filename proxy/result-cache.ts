@@ -4,8 +4,9 @@ import { createHash } from 'node:crypto';
 // them). Each protocol's cache extends it with its own statement analysis, contexts and invalidation.
 //
 // Every invalidation goes through invalidateEverywhere(): applied to this proxy's store and, in a
-// fleet (fleet/), handed to the bus so the other proxies apply it too. That is the one seam
-// between the caches and the fleet; the fleet calls applyInvalidation(), suspend() and resume().
+// fleet (fleet/), handed to the bus so the other proxies apply it too, and with several workers
+// (workers/) to the other workers. That is the one seam between the caches and the fleet or the
+// workers; they call applyInvalidation(), suspend() and resume().
 import type { Metrics, Protocol } from '../telemetry/metrics.js';
 import { QueryStats, type StatementIdentity } from '../telemetry/query-stats.js';
 import { MAX_SCANNED_ENTRIES, ResultStore } from '../cache/store.js';
@@ -71,7 +72,8 @@ export abstract class ResultCache<I extends RuledStatement> {
   private changeFence: ((database: string | null) => 'cdc-down' | null) | null = null;
   /** The fleet lost its bus (suspend): nothing is stored until resume(). */
   private suspended = false;
-  private fleet: InvalidationSink | null = null;
+  /** The fleet bus and/or the other workers of this proxy (workers/). */
+  private sinks: InvalidationSink[] = [];
   /** The fleet's second tier in Redis (--l2 on): kept fills, asked on a miss; null without it. */
   secondTier: SecondTier | null = null;
 
@@ -157,10 +159,13 @@ export abstract class ResultCache<I extends RuledStatement> {
     return this.invalidateEverywhere({ scope: 'all', catalog: true });
   }
 
-  /** From now on this cache's invalidations are also published to the other proxies of a fleet. */
-  joinFleet(sink: InvalidationSink, secondTier: SecondTier | null): void {
-    this.fleet = sink;
-    this.secondTier = secondTier;
+  /**
+   * From now on this cache's invalidations are also published to `sink`: the other proxies of a
+   * fleet, the other workers of this proxy, or both. The fleet brings its second tier (--l2 on).
+   */
+  joinFleet(sink: InvalidationSink, secondTier: SecondTier | null = null): void {
+    this.sinks = [...this.sinks, sink];
+    if (secondTier !== null) this.secondTier = secondTier;
   }
 
   /**
@@ -169,7 +174,7 @@ export abstract class ResultCache<I extends RuledStatement> {
    */
   invalidateEverywhere(invalidation: Invalidation): number {
     const dropped = this.applyInvalidation(invalidation);
-    this.fleet?.publish(this.stats.protocol, invalidation);
+    for (const sink of this.sinks) sink.publish(this.stats.protocol, invalidation);
     return dropped;
   }
 

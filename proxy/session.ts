@@ -6,6 +6,7 @@ import net from 'node:net';
 import tls from 'node:tls';
 import type { SessionLabel } from '../telemetry/query-stats.js';
 import type { ListenerHost } from './listener.js';
+import { asCurrentOutput, type OutputGate } from './output-hold.js';
 import { ReadBuffer, adoptAccepted } from './read-buffer.js';
 import { serverTls, tlsFailure, type UpstreamTlsPlan } from './tls.js';
 
@@ -49,7 +50,7 @@ export const enum Phase {
 
 export type LegalMoves = Readonly<Partial<Record<Phase, readonly Phase[]>>>;
 
-export abstract class ProxySession<E extends Error> {
+export abstract class ProxySession<E extends Error> implements OutputGate {
   /** The accepted socket, or the TLS socket over it once the client asked for TLS. */
   client: net.Socket;
   protected upstream: net.Socket | null = null;
@@ -78,9 +79,14 @@ export abstract class ProxySession<E extends Error> {
     else this.rawClientFeed(chunk);
   });
   private readonly upstreamChunk = (chunk: Buffer): void => {
-    if (this.phase !== Phase.Closed) this.onUpstreamData(chunk);
+    if (this.phase !== Phase.Closed) asCurrentOutput(this, this.handleUpstreamData, chunk);
   };
   private readonly upstreamReads = new ReadBuffer(this.upstreamChunk);
+  private readonly handleUpstreamData = (chunk: Buffer): void => this.onUpstreamData(chunk);
+  /** Holds on the client's output (output-hold.ts): while above 0 the socket is corked. */
+  private holds = 0;
+  /** The session ended while its output was held: the socket ends at the last release. */
+  private endHeld = false;
 
   /** `accepted` comes from a server with pauseOnConnect; the session reads it through its own buffer. */
   protected constructor(
@@ -284,6 +290,21 @@ export abstract class ProxySession<E extends Error> {
     }
   }
 
+  /**
+   * Keeps what is written to the client in the socket until release() (output-hold.ts): the
+   * acknowledgement of a write waits for the other workers to drop what it made stale. Later
+   * replies, hits included, queue behind it in order.
+   */
+  hold(): void {
+    if (this.holds++ === 0 && !this.client.destroyed) this.client.cork();
+  }
+
+  release(): void {
+    if (--this.holds > 0) return;
+    if (!this.client.destroyed) this.client.uncork();
+    if (this.endHeld) endSocket(this.client);
+  }
+
   private readonly onClientDrain = (): void => {
     this.upstream?.resume();
     if (this.upstream === null || !this.upstream.writableNeedDrain) this.client.resume();
@@ -404,7 +425,9 @@ export abstract class ProxySession<E extends Error> {
   private endClient(): void {
     this.clearTimers();
     this.dropPartialMessage();
-    endSocket(this.client);
+    // Ending flushes a corked socket: a held acknowledgement would leave before its release.
+    if (this.holds > 0) this.endHeld = true;
+    else endSocket(this.client);
   }
 
   private clearLoginTimer(): void {

@@ -11,7 +11,7 @@ import { openBinlogStream } from './binlog-stream.js';
 import type { BinlogInvalidation, BinlogTable } from './binlog-tracker.js';
 
 /** The one target: the binlog covers every database of the server. */
-const SERVER = '*';
+export const SERVER = '*';
 
 export function followMysql(config: Config, cache: MySqlCache, metrics: Metrics, log: Logger): ChangeFence {
   const source = config.mysqlCdc!;

@@ -8,6 +8,7 @@ import { startLogicalCluster, streamOf, waitForStream, type StreamItem } from '.
 import { startMariadb } from '../support/mariadb-server.js';
 import { startProxy } from '../support/sidecache.js';
 import { checkConsistency, type CheckOptions, type CheckReport } from './checker.js';
+import { withWorkers } from './own-proxy.js';
 import type { ConsistencyDriver } from './driver.js';
 import { mysqlDriverAt } from './mysql-driver.js';
 import { pgDriverAt } from './pg-driver.js';
@@ -34,7 +35,7 @@ export async function checkWithChangeStream(protocol: string, options: CheckOpti
   try {
     const table = `sc_consistency_${process.pid}_${randomBytes(4).toString('hex')}`;
     await server.driver.createTable(table, options.keys);
-    const proxy = await startProxy(server.driver.proxyOptions());
+    const proxy = await startProxy(withWorkers(server.driver.proxyOptions(), options));
     try {
       // PostgreSQL follows a database from its first read: start it, and wait until it is up.
       const first = await server.driver.connect(server.driver.portOf(proxy), table);

@@ -31,6 +31,8 @@ export interface CheckOptions {
    * to what was acknowledged this long before it was sent. 0 (the default): to everything acknowledged.
    */
   allowedLagMs?: number;
+  /** Worker processes of the checker's own sidecache (`--workers`); 1 when unset. */
+  workers?: number;
   /** Called every `progressSeconds` while the run lasts. */
   onProgress?: (progress: Progress) => void;
   progressSeconds?: number;

@@ -1,6 +1,6 @@
 // `node dist/e2e/consistency/run.js [--protocol postgres|mysql|all] [--seconds 60] [--writers 4]
 //  [--readers 8] [--keys 4] [--write-pause-ms 10] [--min-hits 1000] [--max-seconds 180]
-//  [--direct-writes [--allowed-lag-ms 1000]]`
+//  [--direct-writes [--allowed-lag-ms 1000]] [--workers 1]`
 //
 // Runs the stale-read checker through a sidecache of its own and prints one summary line per
 // protocol. --direct-writes: the writers write straight to a private server that sidecache follows
@@ -18,7 +18,7 @@ class UsageError extends Error {
   override name = 'UsageError';
 }
 
-const USAGE = 'usage: run.js [--protocol postgres|mysql|all] [--seconds N] [--writers N] [--readers N] [--keys N] [--write-pause-ms N] [--min-hits N] [--max-seconds N] [--direct-writes [--allowed-lag-ms N]]';
+const USAGE = 'usage: run.js [--protocol postgres|mysql|all] [--seconds N] [--writers N] [--readers N] [--keys N] [--write-pause-ms N] [--min-hits N] [--max-seconds N] [--direct-writes [--allowed-lag-ms N]] [--workers N]';
 
 function parseOptions(argv: string[]): { protocol: string; directWrites: boolean; options: CheckOptions } {
   const { values } = parseArgs({
@@ -34,6 +34,7 @@ function parseOptions(argv: string[]): { protocol: string; directWrites: boolean
       'max-seconds': { type: 'string' },
       'direct-writes': { type: 'boolean', default: false },
       'allowed-lag-ms': { type: 'string' },
+      'workers': { type: 'string' },
     },
     strict: true,
   });
@@ -61,6 +62,8 @@ function parseOptions(argv: string[]): { protocol: string; directWrites: boolean
       minHits: number('min-hits', values['min-hits'], d.minHits, 0, true),
       maxSeconds: number('max-seconds', values['max-seconds'], Math.max(d.maxSeconds, seconds), seconds, false),
       allowedLagMs: directWrites ? number('allowed-lag-ms', values['allowed-lag-ms'], DEFAULT_ALLOWED_LAG_MS, 0, false) : 0,
+      // Processes of the checker's sidecache: one unless asked.
+      workers: number('workers', values.workers, 1, 1, true),
       progressSeconds: 10,
     },
   };

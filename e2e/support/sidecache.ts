@@ -53,9 +53,18 @@ export function startProxy(opts: StartOptions = {}): Promise<RunningProxy> {
   return spawnSidecache(args, opts.env, opts.timeoutMs);
 }
 
+/**
+ * One worker process unless the test asks for more (`--workers`, or SIDECACHE_WORKERS in `env`):
+ * the e2e tests prove a hit by filling on one connection and reading on another, and read the
+ * counters of the process that served them; with several workers (docs/workers.md) the second
+ * connection may be served by another worker with its own cache, a miss that is no bug. The
+ * tests of several workers (e2e/workers.test.ts) pass --workers.
+ */
+const TEST_WORKERS = '1';
+
 export function spawnSidecache(args: string[], env: NodeJS.ProcessEnv = {}, timeoutMs = 30_000): Promise<RunningProxy> {
   const child = spawn(process.execPath, [BIN, ...args], {
-    env: { ...process.env, ...env },
+    env: { ...process.env, SIDECACHE_WORKERS: TEST_WORKERS, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';

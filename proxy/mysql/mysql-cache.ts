@@ -317,13 +317,16 @@ export class MySqlCache extends ResultCache<MySqlStatementInfo> {
    * are logged as rows: exactly these go, without the fan-out rule writes through the proxy need.
    */
   invalidateStreamed(tables: readonly { database: string; name: string }[], wide: boolean, catalogChanged: boolean): void {
-    if (catalogChanged) this.generationCount++;
+    // Through the seam, as PostgreSQL's stream does: the other workers (docs/workers.md), which do
+    // not read the binlog themselves, and a fleet's proxies apply it too.
     if (wide) {
-      this.stats.invalidated('database', this.store.invalidateAll());
+      this.invalidateEverywhere({ scope: 'all', catalog: catalogChanged });
       return;
     }
-    if (tables.length === 0) return;
-    this.stats.invalidated(tables.map((t) => t.name), this.store.invalidateTags(tables.map((t) => tableTag(t.database, '', t.name))));
+    if (tables.length === 0 && !catalogChanged) return;
+    // MySQL's catalog generation is one for every database: any name stands for "changed".
+    const catalog = catalogChanged ? tables[0]?.database ?? '*' : null;
+    this.invalidateEverywhere({ scope: 'tags', tags: tables.map((t) => tableTag(t.database, '', t.name)), tables: tables.map((t) => t.name), catalog });
   }
 
   /** May a write to `table` change other tables? Unknown for this catalog generation counts as yes. */

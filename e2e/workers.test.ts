@@ -1,0 +1,276 @@
+// test-timeout: 360
+//
+// Several worker processes (--workers 2, docs/workers.md): the primary spreads connections over
+// both, each worker has its own cache, and the promise of one proxy holds across them. Which worker
+// serves a connection is learned from /stats (`workers`: each worker's counters): a statement that
+// is always a bypass (now()) is counted by the worker that served it.
+// - both workers fill and hit; /metrics is the sum of both;
+// - a write through one worker is acknowledged only after the other dropped what it made stale:
+//   with the other worker stopped (SIGSTOP) the acknowledgement does not come; once it runs again
+//   it comes, and reads on both workers see the write; the same read-after-write on MySQL;
+// - a fill in flight on one worker while a write through the other is acknowledged is not stored
+//   (its reply held at a relay, as in pg-cache-race.test.ts), with a control run that is stored;
+// - an admin flush empties every worker; the stale-read checker over two workers finds nothing;
+// - SIGTERM to the primary ends every process.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import pg from 'pg';
+import { DEFAULT_OPTIONS, type CheckOptions } from './consistency/checker.js';
+import { checkThroughOwnProxy } from './consistency/own-proxy.js';
+import { pgDriver } from './consistency/pg-driver.js';
+import { details, summaryLine } from './consistency/summary.js';
+import { startHoldRelay, type HoldRelay } from './support/hold-relay.js';
+import { cacheCounters, cacheStats, measure, scrape, sumOf } from './support/metrics.js';
+import { DIRECT_PG, connectPg, direct, sleep, uniqueName } from './support/pg-direct.js';
+import { connectMySql, directMySql, type MySqlConnection } from './support/mysql-direct.js';
+import { DIRECT_MYSQL_URL, startProxy, type RunningProxy } from './support/sidecache.js';
+import type { WorkerSummary } from '../workers/stats-merge.js';
+
+const WORKERS = ['--workers', '2'];
+/** Both workers start at once, each as a whole sidecache does: slower than one on a loaded machine. */
+const START_TIMEOUT_MS = 90_000;
+/** Connections opened at most to find enough on each worker (the primary hands them out in turn). */
+const MAX_CONNECTIONS = 24;
+
+let proxy: RunningProxy;
+let relay: HoldRelay;
+let heldProxy: RunningProxy;
+const open: pg.Client[] = [];
+const openMySql: MySqlConnection[] = [];
+const MYSQL_DB = uniqueName('sc_mworkers');
+const tables: string[] = [];
+
+test.before(async () => {
+  relay = await startHoldRelay({ host: DIRECT_PG.host, port: DIRECT_PG.port });
+  proxy = await startProxy({ mysqlUpstream: DIRECT_MYSQL_URL, args: WORKERS, timeoutMs: START_TIMEOUT_MS });
+  await directMySql(`CREATE DATABASE ${MYSQL_DB}`, `CREATE TABLE ${MYSQL_DB}.t (id INT PRIMARY KEY, v INT NOT NULL) ENGINE=InnoDB`, `INSERT INTO ${MYSQL_DB}.t VALUES (1, 1)`);
+  heldProxy = await startProxy({ pgUpstream: relay.url, args: WORKERS, timeoutMs: START_TIMEOUT_MS });
+});
+
+test.after(async () => {
+  await Promise.all([...open, ...openMySql].map((c) => c.end().catch(() => undefined)));
+  await directMySql(`DROP DATABASE IF EXISTS ${MYSQL_DB}`).catch(() => undefined);
+  await proxy?.stop();
+  await heldProxy?.stop();
+  await relay?.close();
+  for (const t of tables) await direct(`DROP TABLE IF EXISTS ${t}`);
+});
+
+async function workers(adminPort: number): Promise<WorkerSummary[]> {
+  return (await cacheStats(adminPort)).workers as WorkerSummary[];
+}
+
+async function newTable(): Promise<string> {
+  const name = uniqueName('sc_workers');
+  tables.push(name);
+  await direct(`CREATE TABLE ${name} (id int PRIMARY KEY, v int NOT NULL)`);
+  await direct(`INSERT INTO ${name} VALUES (1, 1)`);
+  return name;
+}
+
+/** The slot of the worker serving a connection: the one whose bypass count `bypass` (a now()) moves. */
+async function slotOf(adminPort: number, bypass: () => Promise<unknown>): Promise<number> {
+  const before = await workers(adminPort);
+  await bypass();
+  const after = await workers(adminPort);
+  const moved = after.filter((w) => w.bypasses > (before.find((b) => b.slot === w.slot)?.bypasses ?? 0));
+  assert.is(moved.length, 1, `one worker served the statement: ${JSON.stringify({ before, after })}`);
+  return moved[0]!.slot;
+}
+
+/** Opens connections until each of the two workers serves at least `each` of them; by slot. */
+async function connectionsOnEachWorker<C>(adminPort: number, each: number, connect: () => Promise<C>, bypass: (c: C) => Promise<unknown>): Promise<Map<number, C[]>> {
+  const bySlot = new Map<number, C[]>();
+  for (let i = 0; i < MAX_CONNECTIONS && !(bySlot.size === 2 && [...bySlot.values()].every((l) => l.length >= each)); i++) {
+    const c = await connect();
+    const slot = await slotOf(adminPort, () => bypass(c));
+    bySlot.set(slot, [...(bySlot.get(slot) ?? []), c]);
+  }
+  assert.is(bySlot.size, 2, 'connections reached both workers');
+  return bySlot;
+}
+
+function clientsOnEachWorker(port: number, adminPort: number, each: number): Promise<Map<number, pg.Client[]>> {
+  return connectionsOnEachWorker(adminPort, each, async () => {
+    const c = await connectPg(port);
+    // The last test stops the proxy under open connections: their end is expected.
+    c.on('error', () => undefined);
+    open.push(c);
+    // The session's first cacheable read checks the server's identity (upstream-identity.ts): done
+    // now, so the reads below are what the test says.
+    await c.query('SELECT 1');
+    return c;
+  }, (c) => c.query('SELECT now()'));
+}
+
+async function readV(c: pg.Client, table: string, marker = 'read'): Promise<number> {
+  const { rows } = await c.query(`SELECT v FROM ${table} WHERE id = 1 /* ${marker} */`);
+  return rows[0].v as number;
+}
+
+test('both workers fill and hit their own caches; /metrics and /stats sum both', async () => {
+  const table = await newTable();
+  const bySlot = await clientsOnEachWorker(proxy.pgPort, proxy.adminPort, 2);
+  const before = await workers(proxy.adminPort);
+  for (const clients of bySlot.values()) for (const c of clients) assert.is(await readV(c, table), 1);
+  const after = await workers(proxy.adminPort);
+  for (const [slot, clients] of bySlot) {
+    const b = before.find((w) => w.slot === slot)!;
+    const a = after.find((w) => w.slot === slot)!;
+    // The first read on each worker fills it; every later one there is a hit.
+    assert.is(a.misses - b.misses, 1, `worker ${slot} filled once: ${JSON.stringify({ b, a })}`);
+    assert.is(a.hits - b.hits, clients.length - 1, `worker ${slot} answered the rest: ${JSON.stringify({ b, a })}`);
+  }
+  const samples = await scrape(proxy.adminPort);
+  const stats = await cacheStats(proxy.adminPort);
+  const lines = stats.workers as WorkerSummary[];
+  assert.is(lines.length, 2);
+  assert.is(sumOf(samples, 'sidecache_cache_hits_total', { protocol: 'postgres' }), lines.reduce((n, w) => n + w.hits, 0));
+  assert.is(sumOf(samples, 'sidecache_cache_misses_total', { protocol: 'postgres' }), lines.reduce((n, w) => n + w.misses, 0));
+  assert.is(stats.hits, lines.reduce((n, w) => n + w.hits, 0));
+  assert.ok(lines.every((w) => w.hits > 0 && w.entries > 0), JSON.stringify(lines));
+});
+
+test('a write through one worker is acknowledged only once the other dropped the stale entry', async () => {
+  const table = await newTable();
+  const bySlot = await clientsOnEachWorker(proxy.pgPort, proxy.adminPort, 2);
+  const [writerSlot, otherSlot] = [...bySlot.keys()] as [number, number];
+  const writer = bySlot.get(writerSlot)![0]!;
+  const readers = bySlot.get(otherSlot)!;
+  // The other worker holds the entry: its second read is a hit.
+  assert.is(await readV(readers[0]!, table), 1);
+  const { result, delta } = await measure(proxy.adminPort, () => readV(readers[1]!, table));
+  assert.is(result, 1);
+  assert.is(delta.hits, 1, JSON.stringify(delta));
+  const other = (await workers(proxy.adminPort)).find((w) => w.slot === otherSlot)!;
+  process.kill(other.pid, 'SIGSTOP');
+  let write: Promise<pg.QueryResult> | null = null;
+  try {
+    write = writer.query(`UPDATE ${table} SET v = 2 WHERE id = 1`);
+    // While the other worker cannot run, it cannot have dropped its entry: no acknowledgement.
+    const first = await Promise.race([write.then(() => 'acknowledged'), sleep(500).then(() => 'held')]);
+    assert.is(first, 'held', 'the acknowledgement waited for the stopped worker');
+  } finally {
+    process.kill(other.pid, 'SIGCONT');
+  }
+  assert.is((await write).rowCount, 1);
+  for (const c of [...readers, writer]) assert.is(await readV(c, table), 2);
+  // Again and again: each write through one worker is seen at once by a reader on the other.
+  for (let v = 3; v < 23; v++) {
+    assert.is(await readV(readers[0]!, table), v - 1);
+    await writer.query(`UPDATE ${table} SET v = $1 WHERE id = 1`, [v]);
+    assert.is(await readV(readers[0]!, table), v, `read after write ${v}`);
+  }
+});
+
+test('MySQL: a write through one worker is seen at once by a reader on the other', async () => {
+  const bySlot = await connectionsOnEachWorker(proxy.adminPort, 1, async () => {
+    const c = await connectMySql(proxy.mysqlPort, { database: MYSQL_DB });
+    c.on('error', () => undefined);
+    openMySql.push(c);
+    return c;
+  }, (c) => c.query('SELECT NOW()'));
+  const [writer, reader] = [...bySlot.values()].map((l) => l[0]!) as [MySqlConnection, MySqlConnection];
+  const readV = async (): Promise<number> => ((await reader.query('SELECT v FROM t WHERE id = 1'))[0] as { v: number }[])[0]!.v;
+  const hits = async (): Promise<number> => sumOf(await scrape(proxy.adminPort), 'sidecache_cache_hits_total', { protocol: 'mysql' });
+  assert.is(await readV(), 1);
+  const before = await hits();
+  assert.is(await readV(), 1);
+  assert.is(await hits() - before, 1, 'the reader\'s worker holds the entry');
+  for (let v = 2; v < 12; v++) {
+    await writer.query('UPDATE t SET v = ? WHERE id = 1', [v]);
+    assert.is(await readV(), v, `read after write ${v}`);
+    assert.is(await readV(), v);
+  }
+});
+
+/**
+ * A's read, served by one worker, has its reply held at the relay after the server ran it;
+ * `meanwhile` runs; then the reply goes on. Returns what A read.
+ */
+async function heldRead(a: pg.Client, table: string, marker: string, meanwhile: () => Promise<void>): Promise<number> {
+  const hold = relay.holdAfter(marker);
+  const pending = readV(a, table, marker);
+  try {
+    await hold.waitHeld();
+    await sleep(50); // the rest of the reply piles up too
+    await meanwhile();
+  } finally {
+    hold.release();
+  }
+  return pending;
+}
+
+test('control: a held fill with no write meanwhile is stored', async () => {
+  const table = await newTable();
+  const bySlot = await clientsOnEachWorker(heldProxy.pgPort, heldProxy.adminPort, 1);
+  const a = [...bySlot.values()][0]![0]!;
+  const marker = `hold-${table}`;
+  assert.is(await heldRead(a, table, marker, async () => undefined), 1);
+  const { result, delta } = await measure(heldProxy.adminPort, () => readV(a, table, marker));
+  assert.is(result, 1);
+  assert.is(delta.hits, 1, JSON.stringify(delta));
+});
+
+test('a fill in flight on one worker while a write through the other is acknowledged is not stored', async () => {
+  const table = await newTable();
+  const bySlot = await clientsOnEachWorker(heldProxy.pgPort, heldProxy.adminPort, 2);
+  const [fillSlot, writeSlot] = [...bySlot.keys()] as [number, number];
+  const [a, c] = bySlot.get(fillSlot)! as [pg.Client, pg.Client];
+  const b = bySlot.get(writeSlot)![0]!;
+  const marker = `hold-${table}`;
+  const seenByA = await heldRead(a, table, marker, async () => {
+    assert.is((await b.query(`UPDATE ${table} SET v = 2 WHERE id = 1`)).rowCount, 1);
+  });
+  assert.is(seenByA, 1, 'A read before the write (its reply was held after the server ran it)');
+  assert.is(await readV(a, table, marker), 2, 'A\'s next read, on the same worker, sees the acknowledged write');
+  assert.is(await readV(c, table, marker), 2, 'so does another connection of that worker');
+  assert.is(await readV(a, table, marker), 2);
+});
+
+test('an admin flush empties every worker', async () => {
+  const table = await newTable();
+  const bySlot = await clientsOnEachWorker(proxy.pgPort, proxy.adminPort, 1);
+  for (const clients of bySlot.values()) await readV(clients[0]!, table);
+  assert.ok((await workers(proxy.adminPort)).every((w) => w.entries > 0));
+  const res = await fetch(`http://127.0.0.1:${proxy.adminPort}/api/flush`, {
+    method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ all: true }),
+  });
+  assert.is(res.status, 200, await res.text());
+  const lines = await workers(proxy.adminPort);
+  assert.ok(lines.every((w) => w.entries === 0), JSON.stringify(lines));
+  assert.is((await cacheCounters(proxy.adminPort)).entries, 0);
+});
+
+// At least 5 s, then until 300 hits, at most 40 s.
+const CHECK: CheckOptions = { ...DEFAULT_OPTIONS, seconds: 5, minHits: 300, maxSeconds: 40, writers: 3, readers: 6, workers: 2 };
+
+test('the stale-read checker through two workers: no read older than an acknowledged write', async () => {
+  const report = await checkThroughOwnProxy(pgDriver, CHECK);
+  const text = [summaryLine(report), ...details(report)].join('\n');
+  console.log(text);
+  assert.is(report.violations, 0, text);
+  assert.equal(report.errors, [], text);
+  assert.ok(report.hits >= CHECK.minHits, text);
+  assert.equal(report.failures, [], text);
+});
+
+test('SIGTERM to the primary ends every worker', async () => {
+  const pids = (await workers(proxy.adminPort)).map((w) => w.pid);
+  assert.is(pids.length, 2);
+  assert.is(await proxy.stop(), 0);
+  for (const pid of pids) {
+    let alive = true;
+    for (let i = 0; i < 100 && alive; i++) {
+      try {
+        process.kill(pid, 0);
+        await sleep(50);
+      } catch {
+        alive = false;
+      }
+    }
+    assert.not.ok(alive, `worker ${pid} ended`);
+  }
+});
+
+test.run();

@@ -21,6 +21,7 @@ import {
 } from '../cache-router.js';
 import { ReplyRouter, Route } from '../reply-router.js';
 import { RequestLedger, forwardAction, isIdentityCheck, type CacheAction } from '../request-ledger.js';
+import { SecondTierAsk, SecondTierMove } from '../second-tier-ask.js';
 import { mysqlIdentitySql } from '../upstream-identity.js';
 import { entryKey, queryKey } from './cache-key.js';
 import { MySqlCacheSession, UNKNOWN_WRITES, type MySqlRequest } from './cache-session.js';
@@ -70,10 +71,7 @@ export class MySqlRelay implements ServerPacketSink {
   private parked: ParkedCommand | null = null;
   /** The parked command is being taken up again: it does not park a second time. */
   private unparking = false;
-  /** The parked command whose second-tier lookup is in flight (viaSecondTier). */
-  private secondTierLookup: ParkedCommand | null = null;
-  /** Set while a command is taken up again after its lookup, or before a client packet that came meanwhile. */
-  private secondTierAsked = false;
+  private readonly tier: SecondTierAsk<ParkedCommand>;
   // Upstream -> client: where each packet ends, where each reply's bytes go.
   private readonly scanner = new ServerScanner();
   private readonly replies = new ReplyRouter((bytes) => this.io.toClient(bytes), () => this.cache.maxEntryBytes);
@@ -92,6 +90,7 @@ export class MySqlRelay implements ServerPacketSink {
   ) {
     this.ledger = new RequestLedger(cache, io);
     this.cs = new MySqlCacheSession(cache, state, log);
+    this.tier = new SecondTierAsk(cache);
   }
 
   /** Between server packets: a packet of the proxy's own may be sent to the client here. */
@@ -110,7 +109,7 @@ export class MySqlRelay implements ServerPacketSink {
   clientPacket(buf: Buffer, start: number, end: number, payloadLength: number): void {
     // The client did not wait: the parked command goes to the server first, so replies keep their
     // order (and does not wait for the second tier).
-    if (this.parked !== null) this.unparkAsked();
+    if (this.parked !== null) this.tier.withoutAsking(() => this.unpark());
     // A session's first command carries the identity check in front of it, pipelined.
     if (this.cs.state.neverChecked && this.quiet) this.checkServer();
     if (this.ledger.quiet && payloadLength > 0 && !this.cs.state.isOff) {
@@ -192,7 +191,8 @@ export class MySqlRelay implements ServerPacketSink {
       // Inside the read-only transaction: the stored reply with the session's transaction flags.
       return this.answer(withTransactionFlags(verdict.entry.bytes, this.state.deprecateEof, this.state.status)!, verdict.entry.meta, started);
     }
-    if (key !== null && this.viaSecondTier(verdict, view, info, key, buf, start, end, execution)) return;
+    // (Checked here first: the parked copy is made only when a second tier is configured.)
+    if (key !== null && this.cache.secondTier !== null && this.viaSecondTier(verdict, view, info, key, { packet: Buffer.from(buf.subarray(start, end)), execution })) return;
     // No key: a cursor or long data; the execution cannot be stored.
     const action = this.carryOut(verdict, info, key ?? '', view.quiet && key !== null);
     if (info.sessionEffect !== SessionEffect.None) this.cs.changed();
@@ -281,51 +281,25 @@ export class MySqlRelay implements ServerPacketSink {
   }
 
   /**
-   * With the fleet's second tier (--l2 on), a read about to be filled asks Redis first, parked as
-   * for the identity check: a current entry is stored here under a token taken now and the command,
-   * taken up again, is answered from this proxy's memory; a miss goes to the server as before. A
-   * read that needs the identity check or the catalog probe first sends them alone and waits, so
-   * its fill can ask Redis too (a new proxy's first reads). True when it parked.
+   * With the fleet's second tier (--l2 on), a read about to be filled may ask Redis first, parked
+   * meanwhile (../second-tier-ask.ts); one that needs the identity check or the probe first sends
+   * them alone and waits (a new proxy's first reads). True when it parked.
    */
-  private viaSecondTier(verdict: Verdict<unknown>, view: SessionView, info: MySqlStatementInfo, keySuffix: string,
-    buf: Buffer, start: number, end: number, execution: Execution | null): boolean {
-    const tier = this.cache.secondTier;
-    if (tier === null || this.secondTierAsked || !view.quiet || view.identity === IdentityState.Failed) return false;
-    const verified = view.identity === IdentityState.Verified;
-    const fill = verdict.kind === 'fill' && !verdict.inBlock;
-    if (verdict.kind === 'probe-then-fill' || (fill && !verified)) {
-      if (this.unparking) return false;
-      this.checkServer();
-      if (verdict.kind === 'probe-then-fill') this.injectQuery(this.cache.probeSql(info, this.cs.mariadb), ProbePurpose.Catalog, info);
-      this.parked = { packet: Buffer.from(buf.subarray(start, end)), execution };
-      return true;
-    }
+  private viaSecondTier(verdict: Verdict<unknown>, view: SessionView, info: MySqlStatementInfo, keySuffix: string, parked: ParkedCommand): boolean {
     const ctx = this.cs.keyContext;
-    if (!fill || ctx === null || ctx.sharedPrefix === null) return false;
-    const parked = { packet: Buffer.from(buf.subarray(start, end)), execution };
-    this.parked = parked;
-    this.secondTierLookup = parked;
-    const key = entryKey(ctx.keyPrefix, keySuffix);
-    const token = this.cache.store.startFill();
-    void tier.get(this.cache.protocol, entryKey(ctx.sharedPrefix, keySuffix)).then((entry) => {
-      if (this.secondTierLookup !== parked) return;
-      this.secondTierLookup = null;
-      if (this.parked !== parked) return;
-      if (entry !== null) {
-        this.cache.store.set(key, entry.bytes, { identity: info.identity }, { token, tags: entry.tags, ttlMs: Math.max(1, entry.expiresAt - Date.now()) });
-      }
-      this.unparkAsked();
-    });
-    return true;
-  }
-
-  /** Takes the parked command up again without another second-tier lookup. */
-  private unparkAsked(): void {
-    this.secondTierAsked = true;
-    try {
-      this.unpark();
-    } finally {
-      this.secondTierAsked = false;
+    switch (this.tier.move(verdict, view, ctx)) {
+      case SecondTierMove.No:
+        return false;
+      case SecondTierMove.WaitFirst:
+        if (this.unparking) return false;
+        this.checkServer();
+        if (verdict.kind === 'probe-then-fill') this.injectQuery(this.cache.probeSql(info, this.cs.mariadb), ProbePurpose.Catalog, info);
+        this.parked = parked;
+        return true;
+      case SecondTierMove.Ask:
+        this.parked = parked;
+        this.tier.start(ctx!, keySuffix, info.identity, parked, (p) => this.parked === p, () => this.unpark());
+        return true;
     }
   }
 
@@ -333,7 +307,7 @@ export class MySqlRelay implements ServerPacketSink {
   private unpark(): void {
     const { packet, execution } = this.parked!;
     this.parked = null;
-    this.secondTierLookup = null;
+    this.tier.forget();
     this.unparking = true;
     try {
       this.statement(packet, 0, packet.length, execution?.statement.text ?? payloadOf(packet, 0, packet.length).toString('utf8', 1), execution);
@@ -395,7 +369,7 @@ export class MySqlRelay implements ServerPacketSink {
     });
     // What the parked command waited for is back (the identity check, or the probe sent alone), and
     // nothing was sent after it: the command goes on. Not while Redis is asked.
-    if (this.parked !== null && this.secondTierLookup === null && this.ledger.length === 0) this.unpark();
+    if (this.parked !== null && !this.tier.pending && this.ledger.length === 0) this.unpark();
   }
 
   // ServerPacketSink: the tracker reads the packets; the relay looks at a few itself.

@@ -19,6 +19,7 @@ import {
 import { ParkedRequest } from '../parked-request.js';
 import { Route, ReplyRouter } from '../reply-router.js';
 import { RequestLedger, forwardAction, isIdentityCheck, type CacheAction } from '../request-ledger.js';
+import { SecondTierAsk, SecondTierMove } from '../second-tier-ask.js';
 import { PG_IDENTITY_SQL } from '../upstream-identity.js';
 import type { BackendSink } from './backend-scanner.js';
 import { entryKey, simpleQueryKey } from './cache-key.js';
@@ -52,10 +53,7 @@ export class PgRelay {
   private readonly extended: StatementReplay;
   /** A request the cache may answer once the identity check (or the probe, or Redis) is back, as copies. */
   private readonly parked = new ParkedRequest<Held[]>();
-  /** The parked request whose second-tier lookup is in flight (viaSecondTier). */
-  private secondTierLookup: Held[] | null = null;
-  /** Set while a request is taken up again after its second-tier lookup (it does not ask again) or before a client message that came meanwhile (it may not wait). */
-  private secondTierAsked = false;
+  private readonly tier: SecondTierAsk<Held[]> | null = null;
   // Client -> upstream: the run of whole messages of the current chunk, written at once.
   private runBuf: Buffer | null = null;
   private runStart = 0;
@@ -74,6 +72,7 @@ export class PgRelay {
     if (cache !== null) {
       this.ledger = new RequestLedger<StatementInfo, PgRequest>(cache, io);
       this.cs = new PgCacheSession(cache, this.state, this.ledger, database, startupKey, log);
+      this.tier = new SecondTierAsk(cache);
     }
     this.extended = new StatementReplay(this.state, cache, {
       forward: (code, buf, start, end) => this.forward(code, buf, start, end),
@@ -92,15 +91,8 @@ export class PgRelay {
       return;
     }
     // The client did not wait: the parked request goes to the server first, so replies keep their order.
-    if (this.parked.waiting) {
-      // Taken up again now, it must go to the server before this message: no second-tier wait.
-      this.secondTierAsked = true;
-      try {
-        this.unpark();
-      } finally {
-        this.secondTierAsked = false;
-      }
-    }
+    // Taken up again now, it goes to the server before this message: no second-tier wait.
+    if (this.parked.waiting) this.tier!.withoutAsking(() => this.unpark());
     // A session's first request carries the identity check in front of it, pipelined.
     if (cs.state.neverChecked && this.quiet) this.checkServer();
     const ext = this.extended;
@@ -216,59 +208,38 @@ export class PgRelay {
   }
 
   /**
-   * With the fleet's second tier (--l2 on), a read about to be filled asks Redis first: the request
-   * waits, parked as for the identity check. What Redis holds, current, is stored here under a
-   * token taken now, and the request taken up again is answered from this proxy's memory; a miss,
-   * or an entry a write invalidated meanwhile, goes to the server as before (taken up again, a
-   * request does not ask twice). A read that needs the catalog probe first sends the probe alone
-   * and waits for it, so that its fill can ask Redis too (a new proxy's first reads). Anything
-   * else the client sends meanwhile sends the parked request on first. True when it parked.
+   * With the fleet's second tier (--l2 on), a read about to be filled may ask Redis first, parked
+   * meanwhile (../second-tier-ask.ts); one that needs the identity check or the probe first sends
+   * them alone and waits (a new proxy's first reads). True when it parked.
    */
   private viaSecondTier(verdict: Verdict<unknown>, view: SessionView, info: StatementInfo, keySuffix: string, messages: readonly Held[]): boolean {
-    const cache = this.cache!;
-    const tier = cache.secondTier;
-    if (tier === null || this.secondTierAsked || !view.quiet) return false;
-    const checking = view.identity === IdentityState.Checking;
-    if (!checking && view.identity !== IdentityState.Verified) return false;
-    const fill = verdict.kind === 'fill' && !verdict.inBlock;
-    if (verdict.kind === 'probe-then-fill' || (fill && checking)) {
-      // The fill's key and its right to be served need the probe's context or the check's verdict.
-      if (!this.parked.mayPark) return false;
-      if (verdict.kind === 'probe-then-fill') {
-        const probe = this.cs!.probeFor(info);
-        this.enqueue(this.ledger!.probeAction(ProbePurpose.Catalog, info, probe.generation), null);
-        this.inject(probe.message);
-      }
-      this.parked.park(copiesOf(messages));
-      return true;
-    }
     const ctx = this.cs!.ctx;
-    if (!fill || ctx === null || ctx.sharedPrefix === null) return false;
-    const copies = copiesOf(messages);
-    this.parked.park(copies);
-    this.secondTierLookup = copies;
-    const key = entryKey(ctx.keyPrefix, keySuffix);
-    const token = cache.store.startFill();
-    void tier.get(cache.protocol, entryKey(ctx.sharedPrefix, keySuffix)).then((entry) => {
-      if (this.secondTierLookup !== copies) return;
-      this.secondTierLookup = null;
-      if (!this.parked.holds(copies)) return;
-      if (entry !== null) {
-        cache.store.set(key, entry.bytes, { identity: info.identity }, { token, tags: entry.tags, ttlMs: Math.max(1, entry.expiresAt - Date.now()) });
+    switch (this.tier!.move(verdict, view, ctx)) {
+      case SecondTierMove.No:
+        return false;
+      case SecondTierMove.WaitFirst: {
+        if (!this.parked.mayPark) return false;
+        this.checkServer();
+        if (verdict.kind === 'probe-then-fill') {
+          const probe = this.cs!.probeFor(info);
+          this.enqueue(this.ledger!.probeAction(ProbePurpose.Catalog, info, probe.generation), null);
+          this.inject(probe.message);
+        }
+        this.parked.park(copiesOf(messages));
+        return true;
       }
-      this.secondTierAsked = true;
-      try {
-        this.unpark();
-      } finally {
-        this.secondTierAsked = false;
+      case SecondTierMove.Ask: {
+        const copies = copiesOf(messages);
+        this.parked.park(copies);
+        this.tier!.start(ctx!, keySuffix, info.identity, copies, (c) => this.parked.holds(c), () => this.unpark());
+        return true;
       }
-    });
-    return true;
+    }
   }
 
   /** Takes the parked request up again: answered from the cache once verified, else sent on. */
   private unpark(): void {
-    this.secondTierLookup = null;
+    this.tier?.forget();
     this.parked.resume((messages) => {
       for (const m of messages) this.clientMessage(m.code, m.buf, m.start, m.end);
     });
@@ -325,7 +296,7 @@ export class PgRelay {
       this.answer({ bytes: verdict.entry!.bytes, identity: verdict.entry!.meta.identity }, started, false, true);
       return;
     }
-    if (this.viaSecondTier(verdict, view, info, key, [{ code: Frontend.Query, buf, start, end }])) return;
+    if (cache.secondTier !== null && this.viaSecondTier(verdict, view, info, key, [{ code: Frontend.Query, buf, start, end }])) return;
     const p = this.carryOut(verdict, info, key, view.quiet);
     p.autocommit = view.quiet && info.analysis.statements.length === 1;
     if (info.changesSession) cs.state.sessionChanged();
@@ -399,8 +370,7 @@ export class PgRelay {
         this.answer(verdict.entry!, started, shape.parse !== null, inBlock);
         return;
       }
-      const sync = { code: Frontend.Sync, buf: syncBuf, start: syncStart, end: syncEnd };
-      if (this.viaSecondTier(verdict, view, info, shape.keySuffix, [...batch, sync])) return;
+      if (cache.secondTier !== null && this.viaSecondTier(verdict, view, info, shape.keySuffix, [...batch, { code: Frontend.Sync, buf: syncBuf, start: syncStart, end: syncEnd }])) return;
       const p = this.carryOut(verdict, info, shape.keySuffix, view.quiet);
       // The stored reply leaves out the ParseComplete, so batches with and without the Parse share it.
       if (shape.parse !== null) p.skipParse = 1;
@@ -421,7 +391,7 @@ export class PgRelay {
     this.storeFills();
     // What the parked request waited for is back (the identity check, or the catalog probe sent
     // alone), and nothing was sent after it: the request goes on. Not while Redis is asked.
-    if (this.parked.waiting && this.secondTierLookup === null && this.ledger!.length === 0) this.unpark();
+    if (this.parked.waiting && !this.tier!.pending && this.ledger!.length === 0) this.unpark();
   }
 
   private readonly sink: BackendSink = {

@@ -13,6 +13,11 @@ export interface Held {
   end: number;
 }
 
+/** Messages kept beyond the chunk they arrived in (a parked request), in buffers of their own. */
+export function heldCopies(messages: readonly Held[]): Held[] {
+  return messages.map((m) => ({ code: m.code, buf: Buffer.from(m.buf.subarray(m.start, m.end)), start: 0, end: m.end - m.start }));
+}
+
 /** The statement, key and Parse (if any) of a batch the cache may answer: [Parse] Bind [Describe] Execute. */
 export interface CacheableBatch {
   text: string;

@@ -18,13 +18,14 @@ import {
 } from '../cache-router.js';
 import { ParkedRequest } from '../parked-request.js';
 import { Route, ReplyRouter } from '../reply-router.js';
-import { RequestLedger, forwardAction, isIdentityCheck, type CacheAction } from '../request-ledger.js';
+import { RequestLedger, forwardAction, isIdentityCheck, type CacheAction, type FillAction } from '../request-ledger.js';
 import { SecondTierAsk, SecondTierMove } from '../second-tier-ask.js';
 import { PG_IDENTITY_SQL } from '../upstream-identity.js';
 import type { BackendSink } from './backend-scanner.js';
 import { entryKey, simpleQueryKey } from './cache-key.js';
 import { PgCacheSession, type PgRequest } from './cache-session.js';
-import { cacheableBatch, type Held } from './cacheable-batch.js';
+import { replyRoute, watched } from './reply-route.js';
+import { cacheableBatch, heldCopies, type Held } from './cacheable-batch.js';
 import { Backend, Frontend } from './codes.js';
 import { PARSE_COMPLETE, decodeTextRow, equalsName, errorCodeOf, errorMessageOf, queryMessage, queryText } from './messages.js';
 import type { PgCache, StatementInfo } from './pg-cache.js';
@@ -202,7 +203,7 @@ export class PgRelay {
     const verdict = route({ facts: null, session: view, entry, decision: undefined, rule: () => NO_RULE, fence: () => NO_FENCE, mayPark: true });
     if (verdict.kind === 'park') {
       this.checkServer();
-      this.parked.park(copiesOf(messages));
+      this.parked.park(heldCopies(messages));
     }
     return verdict.kind === 'hit' || verdict.kind === 'park' ? verdict.kind : null;
   }
@@ -225,11 +226,11 @@ export class PgRelay {
           this.enqueue(this.ledger!.probeAction(ProbePurpose.Catalog, info, probe.generation), null);
           this.inject(probe.message);
         }
-        this.parked.park(copiesOf(messages));
+        this.parked.park(heldCopies(messages));
         return true;
       }
       case SecondTierMove.Ask: {
-        const copies = copiesOf(messages);
+        const copies = heldCopies(messages);
         this.parked.park(copies);
         this.tier!.start(ctx!, keySuffix, info.identity, copies, (c) => this.parked.holds(c), () => this.unpark());
         return true;
@@ -397,32 +398,9 @@ export class PgRelay {
   private readonly sink: BackendSink = {
     begin: (code, pos) => {
       const head = this.ledger?.head;
-      const action = head?.action;
-      let route = Route.Forward;
-      let target = null;
-      let want = WATCHED[code] === 1;
-      if (action?.kind === 'probe' && code !== Backend.ParameterStatus && code !== Backend.NotificationResponse) {
-        // All of the probe's reply, its notices included (a session at client_min_messages = debug
-        // would see its transaction start and end).
-        route = Route.Drop;
-        want = true;
-      } else if (head !== undefined && !ASYNC[code]) {
-        if (code === Backend.ParseComplete && head.swallowParse > 0) {
-          head.swallowParse--;
-          route = Route.Drop;
-        } else if (code === Backend.CloseComplete && head.swallowClose > 0) {
-          head.swallowClose--;
-          route = Route.Drop;
-        } else if (code === Backend.ParseComplete && head.skipParse > 0) {
-          head.skipParse--;
-        } else if (action!.kind === 'fill' && !action!.capture.poisoned) {
-          route = Route.Capture;
-          target = action!.capture;
-        }
-      } else if (action?.kind === 'fill') {
-        action.capture.poisoned = true; // a notification or notice is not part of a reusable result
-      }
-      this.replies.switchTo(route, target, pos);
+      const want = watched(code, head);
+      const route = replyRoute(code, head);
+      this.replies.switchTo(route, route === Route.Capture ? (head!.action as FillAction).capture : null, pos);
       return want;
     },
     message: (code, buf, start, end) => {
@@ -486,15 +464,3 @@ export class PgRelay {
     });
   }
 }
-
-/** Messages the relay keeps beyond the chunk they arrived in (a parked request). */
-function copiesOf(messages: readonly Held[]): Held[] {
-  return messages.map((m) => ({ code: m.code, buf: Buffer.from(m.buf.subarray(m.start, m.end)), start: 0, end: m.end - m.start }));
-}
-
-const WATCHED = new Uint8Array(256);
-for (const c of [Backend.ReadyForQuery, Backend.ParameterStatus, Backend.BackendKeyData, Backend.ParseComplete,
-  Backend.CloseComplete, Backend.ErrorResponse, Backend.CommandComplete]) WATCHED[c] = 1;
-/** Messages the server may send at any time, outside any request's reply. */
-const ASYNC = new Uint8Array(256);
-for (const c of [Backend.NotificationResponse, Backend.NoticeResponse, Backend.ParameterStatus]) ASYNC[c] = 1;

@@ -207,12 +207,14 @@ export class RequestLedger<I extends LedgerStatement, R extends OutstandingReque
         const info = request.info!;
         // A cache rule may give this statement its own TTL or a smaller entry limit.
         const rule = cache.rule(info);
-        const key = as.keyPrefix + fill.keySuffix;
-        const outcome = cache.store.setParts(key, as.parts, fill.capture.size, { identity: info.identity },
+        // Kept in the fleet's second tier too: the reply joined once, for both stores.
+        const shared = fill.l2 !== null && as.sharedPrefix !== null && cache.secondTier !== null;
+        const parts = shared && as.parts.length > 1 ? [Buffer.concat(as.parts, fill.capture.size)] : as.parts;
+        const outcome = cache.store.setParts(as.keyPrefix + fill.keySuffix, parts, fill.capture.size, { identity: info.identity },
           { token: fill.token, tags: as.tags, ttlMs: rule.ttlMs }, rule.maxEntryBytes);
-        if (outcome === 'stored' && fill.l2 !== null && as.sharedPrefix !== null) {
-          cache.secondTier?.put(cache.protocol, as.sharedPrefix + fill.keySuffix, fill.l2, {
-            bytes: Buffer.concat(as.parts, fill.capture.size), tags: as.tags, fingerprint: info.fingerprint, ttlMs: rule.ttlMs ?? cache.ttlMs,
+        if (shared && outcome === 'stored') {
+          cache.secondTier!.put(cache.protocol, as.sharedPrefix! + fill.keySuffix, fill.l2!, {
+            bytes: parts.length === 1 ? parts[0]! : Buffer.concat(parts, fill.capture.size), tags: as.tags, fingerprint: info.fingerprint, ttlMs: rule.ttlMs ?? cache.ttlMs,
           });
         }
       }

@@ -39,6 +39,17 @@ async function read(p: RunningProxy): Promise<[string, string]> {
   }
 }
 
+/** Waits until Redis holds `count` second-tier entries of `protocol` (written after the client's reply). */
+async function keptInRedis(protocol: string, count: number): Promise<void> {
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    const keys = (await redis.cli('--scan', '--pattern', `sidecache:l2:${protocol}:*`)).split('\n').filter((k) => k !== '');
+    if (keys.length >= count) return;
+    if (Date.now() > deadline) assert.unreachable(`${keys.length} of ${count} ${protocol} entries in Redis`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
 async function l2(p: RunningProxy, what: string): Promise<number> {
   return sumOf(await scrape(p.adminPort), `sidecache_l2_${what}_total`);
 }
@@ -72,7 +83,7 @@ test.after(async () => {
 test('a proxy started after another filled a result answers its first read from the second tier', async () => {
   const a = await proxy(true);
   assert.equal(await read(a), ['one', 'one']);
-  await new Promise((r) => setTimeout(r, 200)); // A's writes to Redis are not awaited by its client
+  await keptInRedis('postgres', 2); // A's writes to Redis are not awaited by its client
   assert.is(await l2(a, 'writes'), 2, 'both fills kept in Redis');
   const b = await proxy(true);
   assert.equal(await read(b), ['one', 'one']);
@@ -109,7 +120,7 @@ test('MySQL: a new proxy answers its first text and prepared reads from the seco
   const [a, b] = proxies;
   const before = await l2(b!, 'hits');
   assert.equal(await readMySql(a!), [[{ v: 'one' }], [{ v: 'one' }]]);
-  await new Promise((r) => setTimeout(r, 200));
+  await keptInRedis('mysql', 2);
   const fresh = await proxy(true);
   assert.equal(await readMySql(fresh), [[{ v: 'one' }], [{ v: 'one' }]]);
   assert.is(await l2(fresh, 'hits'), 2, 'both from Redis');

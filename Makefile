@@ -2,7 +2,7 @@
 #   make test [FILTER=pg]   install, type-check and build, make sure the databases are up, run all tests
 #   make test-unit | make test-e2e   one phase only
 #   make run ARGS='--pg-upstream postgres://127.0.0.1:5432'   build, then start sidecache
-#   make bench [ARGS=...]   build, then run the benchmark
+#   make bench [ARGS=...]   build, then run the benchmark (bench-mysql, bench-cdc, bench-fleet, bench-l2, ...: below)
 # Test runner knobs: SIDECACHE_TEST_JOBS (files run at once, default 2); see scripts/run-tests.ts.
 
 RUN_TESTS := node dist/scripts/run-tests.js
@@ -85,8 +85,19 @@ bench-mysql-literals: build ensure-servers
 bench-literals: build ensure-servers
 	node dist/bench/new-literals.js $(ARGS)
 
-# The fleet bus's publish-to-apply lag (bench/fleet-lag.ts): a private redis-server, reader
-# processes following the bus, invalidations published at a steady rate; p50/p99 against p99 < 10 ms.
+# The fleet's figures, about 4 minutes: the bus's publish-to-apply lag (bench/fleet-lag.ts: a private
+# redis-server, reader processes following the bus, invalidations at a steady rate; p50/p99 against
+# p99 < 10 ms), then the second tier (bench/fleet-l2.ts, as make bench-l2). LAG_ARGS and L2_ARGS
+# override each, e.g. make bench-fleet LAG_ARGS='--rate 1000' L2_ARGS='--minute-seconds 60'.
 .PHONY: bench-fleet
-bench-fleet: build
-	node dist/bench/fleet-lag.js $(ARGS)
+bench-fleet: build ensure-servers
+	node dist/bench/fleet-lag.js $(LAG_ARGS)
+	node dist/bench/fleet-l2.js $(L2_ARGS)
+
+# The fleet's second tier (bench/fleet-l2.ts), about 3 minutes: one read straight at the database,
+# as a sidecache memory hit, as a second-tier (Redis) hit and as a bare Redis GET of the same bytes,
+# p50/p99 and reads/s; then a new proxy's first minute in a warm fleet without and with --l2 on
+# (hit ratio per 10 s, database reads). ARGS overrides, e.g. ARGS='--minute-seconds 60 --protocols postgres'.
+.PHONY: bench-l2
+bench-l2: build ensure-servers
+	node dist/bench/fleet-l2.js $(ARGS)

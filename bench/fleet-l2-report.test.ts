@@ -28,12 +28,12 @@ test('each cell is reported by its fastest run', () => {
 test('the tier table gives reads/s and p50 as ratios to direct at the same concurrency, direct without a ratio', () => {
   const table = formatTierTable([
     run('direct', 1, 1000, [0.2, 0.2, 0.4]),
-    run('l2-hit', 1, 500, [0.4, 0.4, 0.8]),
+    { ...run('l2-hit', 1, 500, [0.4, 0.4, 0.8]), proxyCpuUs: 61.25 },
     run('redis-get', 1, 4000, [0.05]),
     run('direct', 8, 2000, [1]),
   ]).split('\n');
   assert.match(table[2]!, /^postgres\s+1\s+direct\s+1000\s+0\.200\s+0\.400\s+0\.267$/);
-  assert.match(table[3]!, /^postgres\s+1\s+l2-hit\s+500\s+0\.50x\s+0\.400\s+2\.00x\s+0\.800\s+0\.533$/);
+  assert.match(table[3]!, /^postgres\s+1\s+l2-hit\s+500\s+0\.50x\s+0\.400\s+2\.00x\s+0\.800\s+0\.533\s+61\.3$/);
   assert.match(table[4]!, /^postgres\s+1\s+redis-get\s+4000\s+4\.00x\s+0\.050\s+0\.25x/);
   assert.match(table[5]!, /^postgres\s+8\s+direct\s+2000\s/);
   assert.is(table.length, 6, 'targets not measured have no row');

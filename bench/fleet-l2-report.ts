@@ -16,6 +16,8 @@ export interface TierRun {
   seconds: number;
   /** Client-observed round trip of every read, ms. */
   latenciesMs: number[];
+  /** The sidecache in the path: its CPU (from /proc) per read, µs; undefined for direct and Redis. */
+  proxyCpuUs?: number | undefined;
 }
 
 export interface LatencySummary {
@@ -58,10 +60,11 @@ function rate(run: TierRun): number {
 
 /**
  * One row per protocol, concurrency and target: reads/s and its ratio to direct, p50 and p99 with
- * the p50's ratio to direct's (below 1: faster than the database).
+ * the p50's ratio to direct's (below 1: faster than the database), and the sidecache's CPU per read
+ * in the best run (on a shared 2-core machine that explains a ratio better than the timings do).
  */
 export function formatTierTable(runs: readonly TierRun[]): string {
-  const header = ['protocol', 'clients', 'target', 'reads/s', 'vs direct', 'p50 ms', 'p50 vs direct', 'p99 ms', 'avg ms'];
+  const header = ['protocol', 'clients', 'target', 'reads/s', 'vs direct', 'p50 ms', 'p50 vs direct', 'p99 ms', 'avg ms', 'sidecache CPU µs/read'];
   const rows: string[][] = [];
   const protocols = [...new Set(runs.map((r) => r.protocol))];
   for (const protocol of protocols) {
@@ -79,6 +82,7 @@ export function formatTierTable(runs: readonly TierRun[]): string {
           protocol, String(clients), target, rate(run).toFixed(0), vsDirect,
           latency ? latency.p50Ms.toFixed(3) : '-', p50VsDirect,
           latency ? latency.p99Ms.toFixed(3) : '-', latency ? latency.avgMs.toFixed(3) : '-',
+          run.proxyCpuUs === undefined ? '' : run.proxyCpuUs.toFixed(1),
         ]);
       }
     }

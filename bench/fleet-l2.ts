@@ -37,6 +37,7 @@ import {
   type TierRun, type TierTarget, type WarmBucket, type WarmRun,
 } from './fleet-l2-report.js';
 import { positiveInt, UsageError } from './options.js';
+import { processCpuSeconds } from './process-cpu.js';
 import { seededRandom, zipfCdf, zipfSampler } from './zipf.js';
 
 type Protocol = 'postgres' | 'mysql';
@@ -344,6 +345,7 @@ async function measureTier(fleet: Fleet, protocol: Protocol, a: RunningProxy, b:
       for (const target of order) {
         const watched = target === 'l1-hit' ? a : target === 'l2-hit' ? b : undefined;
         const before = watched && await proxyCounts(watched, protocol);
+        const cpuBefore = watched && await processCpuSeconds(watched.child.pid!);
         // In key order, continuing where the target's last run stopped: B's memory never holds the next key.
         const nextId = (): number => {
           const n = cursors.get(target)!;
@@ -351,14 +353,16 @@ async function measureTier(fleet: Fleet, protocol: Protocol, a: RunningProxy, b:
           return (n % options.keys) + 1;
         };
         const run = await closedLoop(opens[target], clients, perRun, nextId);
-        runs.push({ protocol, target, clients, ...run });
+        const cpuAfter = watched && await processCpuSeconds(watched.child.pid!);
+        const proxyCpuUs = cpuBefore === undefined || cpuAfter === undefined ? undefined : (cpuAfter - cpuBefore) / run.reads * 1e6;
+        runs.push({ protocol, target, clients, ...run, proxyCpuUs });
         const latency = summarizeLatencies(run.latenciesMs)!;
         let counted = '';
         if (watched && before) {
           const d = minus(await proxyCounts(watched, protocol), before);
           counted = target === 'l1-hit'
-            ? `; A: ${d.hits} hits, ${d.misses} misses`
-            : `; B: ${d.l2Hits} L2 hits (${(d.l2Hits / run.reads * 100).toFixed(1)}% of reads), ${d.hits - d.l2Hits} L1 hits, ${d.misses} misses (database reads)`;
+            ? `; A: ${d.hits} hits, ${d.misses} misses, CPU ${proxyCpuUs?.toFixed(1)} µs/read`
+            : `; B: ${d.l2Hits} L2 hits (${(d.l2Hits / run.reads * 100).toFixed(1)}% of reads), ${d.hits - d.l2Hits} L1 hits, ${d.misses} misses (database reads), CPU ${proxyCpuUs?.toFixed(1)} µs/read`;
         }
         console.log(`  ${protocol} ${clients} clients ${target.padEnd(9)} round ${round + 1}: ${(run.reads / run.seconds).toFixed(0)} reads/s, p50 ${latency.p50Ms.toFixed(3)} ms, p99 ${latency.p99Ms.toFixed(3)} ms${counted}`);
       }

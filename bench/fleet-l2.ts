@@ -20,17 +20,15 @@
 // Every proxy runs with --cache-ttl LONG_TTL so nothing expires during the bench: the comparison is
 // of where a new proxy's entries come from, not of TTL churn.
 // A measurement: exits 0 whatever the figures, 1 on errors.
-import { once } from 'node:events';
 import { cpus, loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
 import mysql from 'mysql2/promise';
 import pg from 'pg';
-import { parseRedisUrl } from '../config/redis-target.js';
 import { waitForBus } from '../e2e/support/fleet.js';
 import { scrape, sumOf } from '../e2e/support/metrics.js';
 import { startRedis, type RedisServer } from '../e2e/support/redis-server.js';
 import { DIRECT_MYSQL, DIRECT_MYSQL_URL, startProxy, type RunningProxy } from '../e2e/support/sidecache.js';
-import { openRedis, type RedisConnection } from '../fleet/redis-connection.js';
+import type { RedisConnection } from '../fleet/redis-connection.js';
 import { withClient } from './bench-database.js';
 import {
   TIER_TARGETS, formatTierTable, formatWarmTable, summarizeLatencies, totalOf,
@@ -38,7 +36,7 @@ import {
 } from './fleet-l2-report.js';
 import { positiveInt, UsageError } from './options.js';
 import { processCpuSeconds } from './process-cpu.js';
-import { seededRandom, zipfCdf, zipfSampler } from './zipf.js';
+import { closedLoop, connectRedis, mysqlReader, pacedZipf, pgReader, readAll, redisReader, sleep, type OpenReader } from './read-lanes.js';
 
 type Protocol = 'postgres' | 'mysql';
 const PG_SERVER = { host: '127.0.0.1', port: 5432, user: 'postgres' };
@@ -115,123 +113,6 @@ function parseOptions(argv: string[]): Options | undefined {
   };
   if (options.zipfKeys < options.keys) throw new UsageError('--zipf-keys is the table\'s size: it must be at least --keys');
   return options;
-}
-
-/** One client connection that reads a key by id. */
-interface Reader {
-  read(id: number): Promise<void>;
-  close(): Promise<void>;
-}
-
-type OpenReader = () => Promise<Reader>;
-
-class WrongReplyError extends Error {
-  override name = 'WrongReplyError';
-}
-
-/** node-postgres with a named prepared statement: Parse once per connection, then Bind/Execute. */
-function pgReader(port: number, database: string, sql: string): OpenReader {
-  return async () => {
-    const client = new pg.Client({ ...PG_SERVER, port, database });
-    await client.connect();
-    const name = sql === TIER_SQL ? 'tier' : 'warm';
-    return {
-      async read(id) {
-        const { rowCount } = await client.query({ name, text: sql, values: [id] });
-        if (rowCount !== 1) throw new WrongReplyError(`${sql} with ${id}: ${rowCount} rows`);
-      },
-      close: () => client.end(),
-    };
-  };
-}
-
-/** mysql2's execute: a server-side prepared statement (COM_STMT_EXECUTE), as sysbench's hot-prepared. */
-function mysqlReader(port: number, database: string): OpenReader {
-  const sql = TIER_SQL.replace('$1', '?');
-  return async () => {
-    const c = await mysql.createConnection({ host: DIRECT_MYSQL.host, port, user: DIRECT_MYSQL.user, password: DIRECT_MYSQL.password, database });
-    return {
-      async read(id) {
-        const [rows] = await c.execute(sql, [id]);
-        if ((rows as unknown[]).length !== 1) throw new WrongReplyError(`${sql} with ${id}: ${(rows as unknown[]).length} rows`);
-      },
-      close: () => c.end(),
-    };
-  };
-}
-
-/** A bare GET of the tier's own entries, from Node with ioredis as sidecache reads them. */
-function redisReader(port: number, keys: readonly string[]): OpenReader {
-  return async () => {
-    const redis = await connectRedis(port, 'bench-get');
-    return {
-      async read(id) {
-        const data = await redis.callBuffer('GET', keys[(id - 1) % keys.length]!) as Buffer | null;
-        if (data === null) throw new WrongReplyError(`GET ${keys[(id - 1) % keys.length]}: gone`);
-      },
-      async close() {
-        redis.disconnect();
-      },
-    };
-  };
-}
-
-/** A connection configured as sidecache's (fleet/redis-connection.ts), once it is ready. */
-async function connectRedis(port: number, name: string): Promise<RedisConnection> {
-  const redis = openRedis({ target: parseRedisUrl(`redis://127.0.0.1:${port}`), cluster: false, password: null, ca: null }, name, 5000);
-  // A lost connection shows as a failed command, which fails the bench; no reconnect chatter on stderr.
-  redis.on('error', () => {});
-  try {
-    if (redis.status !== 'ready') await once(redis, 'ready');
-    return redis;
-  } catch (err) {
-    redis.disconnect();
-    throw err;
-  }
-}
-
-/** `count` readers; when one cannot open, those that did are closed. */
-async function openAll(open: OpenReader, count: number): Promise<Reader[]> {
-  const opened = await Promise.allSettled(Array.from({ length: count }, () => open()));
-  const readers = opened.flatMap((o) => (o.status === 'fulfilled' ? [o.value] : []));
-  const failed = opened.find((o) => o.status === 'rejected');
-  if (failed === undefined) return readers;
-  await Promise.allSettled(readers.map((r) => r.close()));
-  throw failed.reason;
-}
-
-/** `clients` lanes reading `nextId()` back to back for `seconds`; every round trip timed. */
-async function closedLoop(open: OpenReader, clients: number, seconds: number, nextId: () => number): Promise<{ reads: number; seconds: number; latenciesMs: number[] }> {
-  const readers = await openAll(open, clients);
-  const latenciesMs: number[] = [];
-  try {
-    const started = performance.now();
-    const deadline = started + seconds * 1000;
-    await Promise.all(readers.map(async (reader) => {
-      while (performance.now() < deadline) {
-        const id = nextId();
-        const t0 = performance.now();
-        await reader.read(id);
-        latenciesMs.push(performance.now() - t0);
-      }
-    }));
-    return { reads: latenciesMs.length, seconds: (performance.now() - started) / 1000, latenciesMs };
-  } finally {
-    await Promise.allSettled(readers.map((r) => r.close()));
-  }
-}
-
-/** Reads every id 1..count once over `clients` lanes (fills a proxy's memory and the tier). */
-async function readAll(open: OpenReader, clients: number, count: number): Promise<void> {
-  const readers = await openAll(open, clients);
-  let next = 1;
-  try {
-    await Promise.all(readers.map(async (reader) => {
-      while (next <= count) await reader.read(next++);
-    }));
-  } finally {
-    await Promise.allSettled(readers.map((r) => r.close()));
-  }
 }
 
 /** What a proxy counted, cumulative: its memory's hits and misses (an L2 hit counts as a hit) and the tier's. */
@@ -313,7 +194,12 @@ async function startFleetProxy(fleet: Fleet, l2: boolean, extra: string[] = []):
 }
 
 function readerFor(protocol: Protocol, port: number, database: string): OpenReader {
-  return protocol === 'postgres' ? pgReader(port, database, TIER_SQL) : mysqlReader(port, database);
+  return protocol === 'postgres' ? pgReader({ ...PG_SERVER, port, database }, 'tier', TIER_SQL) : mysqlReader(port, database, TIER_SQL.replace('$1', '?'));
+}
+
+/** The first-minute part's Zipf reads at the bench's rate; `sample` at the end of each bucket. */
+function zipfReads(open: OpenReader, options: Options, seed: number, seconds: number, bucketSeconds: number, sample: (endSeconds: number, reads: number) => Promise<void>): Promise<number[]> {
+  return pacedZipf(open, { lanes: WARM_LANES, rate: options.rate, seconds, keys: options.zipfKeys, exponent: ZIPF_EXPONENT, seed, bucketSeconds, sample });
 }
 
 /** Part 1 for one protocol: direct, L1 hit, L2 hit and Redis GET, alternating, each count checked. */
@@ -371,54 +257,13 @@ async function measureTier(fleet: Fleet, protocol: Protocol, a: RunningProxy, b:
   return runs;
 }
 
-/** Paced Zipf reads through `open` for `seconds`; `sample()` at the end of each bucket. */
-async function pacedZipf(
-  open: OpenReader, options: Options, seeds: number, seconds: number, bucketSeconds: number,
-  sample: (endSeconds: number, requests: number) => Promise<void>,
-): Promise<number[]> {
-  const cdf = zipfCdf(options.zipfKeys, ZIPF_EXPONENT);
-  const readers = await openAll(open, WARM_LANES);
-  const latenciesMs: number[] = [];
-  let requests = 0;
-  try {
-    const started = performance.now();
-    const deadline = started + seconds * 1000;
-    const intervalMs = (1000 * WARM_LANES) / options.rate;
-    const lanes = readers.map(async (reader, lane) => {
-      const key = zipfSampler(cdf, seededRandom(seeds + lane));
-      // Each lane sends at its share of the rate; one that falls behind sends back to back until it catches up.
-      for (let n = 0; ; n++) {
-        const due = started + n * intervalMs;
-        if (due >= deadline) return;
-        const wait = due - performance.now();
-        if (wait > 1) await sleep(wait);
-        const t0 = performance.now();
-        await reader.read(key());
-        latenciesMs.push(performance.now() - t0);
-        requests++;
-      }
-    });
-    const buckets = (async () => {
-      for (let end = bucketSeconds; end < seconds; end += bucketSeconds) {
-        await sleep(started + end * 1000 - performance.now());
-        await sample(end, requests);
-      }
-    })();
-    await Promise.all([...lanes, buckets]);
-    await sample(seconds, requests);
-    return latenciesMs;
-  } finally {
-    await Promise.allSettled(readers.map((r) => r.close()));
-  }
-}
-
 /** Part 2: a new proxy's first minute in a warm fleet, without and with the second tier. */
 async function measureFirstMinute(fleet: Fleet, a: RunningProxy): Promise<WarmRun[]> {
   const { options, database } = fleet;
-  const open = (p: RunningProxy): OpenReader => pgReader(p.pgPort, database, WARM_SQL);
+  const open = (p: RunningProxy): OpenReader => pgReader({ ...PG_SERVER, port: p.pgPort, database }, 'warm', WARM_SQL);
   const aBefore = await proxyCounts(a, 'postgres');
   // The fleet's own traffic: the same distribution, another sequence (other seeds).
-  await pacedZipf(open(a), options, 1000, options.fleetSeconds, options.fleetSeconds, async () => {});
+  await zipfReads(open(a), options, 1000, options.fleetSeconds, options.fleetSeconds, async () => {});
   const warmed = minus(await proxyCounts(a, 'postgres'), aBefore);
   // Two lanes missing the same key at once both fill it, so the writes are not a count of keys: wait until Redis holds still.
   const kept = await settledKeyCount(fleet.admin, 'postgres');
@@ -432,7 +277,7 @@ async function measureFirstMinute(fleet: Fleet, a: RunningProxy): Promise<WarmRu
     const start = await proxyCounts(proxy, 'postgres');
     let last = start;
     let lastRequests = 0;
-    const latenciesMs = await pacedZipf(open(proxy), options, 1, options.minuteSeconds, options.bucketSeconds, async (endSeconds, requests) => {
+    const latenciesMs = await zipfReads(open(proxy), options, 1, options.minuteSeconds, options.bucketSeconds, async (endSeconds, requests) => {
       const now = await proxyCounts(proxy, 'postgres');
       const d = minus(now, last);
       buckets.push({ endSeconds, requests: requests - lastRequests, hits: d.hits, misses: d.misses, l2Hits: l2 ? d.l2Hits : 0 });
@@ -524,10 +369,6 @@ async function main(): Promise<number> {
     await fleet?.redis.stop();
     await dropDatabases(database);
   }
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, Math.max(0, ms)));
 }
 
 process.exitCode = await main();

@@ -84,6 +84,20 @@ function registerCacheMetrics(registry: Registry, cacheStats: ReadonlyMap<Protoc
   total('sidecache_cache_writes_total', 'Writes seen (their tables are invalidated on commit)', (s) => s.writes);
   total('sidecache_invalidations_total', 'Invalidations: of the tables of a committed write, or of a whole database', (s) => s.invalidations);
   total('sidecache_invalidated_entries_total', 'Cache entries dropped by invalidations', (s) => s.invalidatedEntries);
+  total('sidecache_coalesced_total', 'Misses answered from the fill of the same key another client had in flight (request coalescing; also counted as hits)', (s) => s.coalesced);
+
+  new Counter({
+    name: 'sidecache_coalesce_relayed_total',
+    help: 'Misses that found a fill of their key in flight and went to the database after all, by reason',
+    labelNames: ['protocol', 'reason'],
+    registers,
+    collect() {
+      this.reset();
+      for (const stats of cacheStats.values()) {
+        for (const [reason, count] of stats.coalesceRelays()) this.inc({ protocol: stats.protocol, reason }, count);
+      }
+    },
+  });
 
   new Counter({
     name: 'sidecache_cache_bypass_total',

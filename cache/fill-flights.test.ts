@@ -56,7 +56,9 @@ test('waiters of a stored fill are told once, after the owner settled it', async
   assert.ok(typeof flights.join('k', waiter('a')) === 'object');
   assert.ok(typeof flights.join('k', waiter('b')) === 'object');
   assert.is(timers.armed, 1, 'one timer per flight');
+  assert.is(flights.waiting, 2);
   flights.settle(flight, true);
+  assert.is(flights.waiting, 0);
   assert.equal(ends, [], 'not inside the owner\'s own work');
   await settled();
   assert.equal(ends, [['a', FlightEnd.Stored], ['b', FlightEnd.Stored]]);
@@ -138,6 +140,8 @@ test('a waiter that leaves is not told', async () => {
   const w = flights.join('k', waiter('a')) as Waiting;
   flights.join('k', waiter('b'));
   flights.leave(w);
+  flights.leave(w);
+  assert.is(flights.waiting, 1, 'leaving twice counts once');
   flights.settle(flight, true);
   await settled();
   assert.equal(ends, [['b', FlightEnd.Stored]]);

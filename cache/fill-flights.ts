@@ -68,6 +68,7 @@ const FIRST_SWEEP_AT = 1024;
 export class FillFlights {
   private readonly flights = new Map<string, Flight>();
   private sweepAt = FIRST_SWEEP_AT;
+  private waitingNow = 0;
 
   constructor(
     /** How long a waiter may wait, from the start of the fill it joins; 0 turns coalescing off. */
@@ -85,6 +86,11 @@ export class FillFlights {
   setLimits(waitMs: number, maxWaiters: number): void {
     this.waitMs = waitMs;
     this.maxWaiters = maxWaiters;
+  }
+
+  /** Requests waiting now, over every flight (a gauge). */
+  get waiting(): number {
+    return this.waitingNow;
   }
 
   /** Flights tracked now (a gauge for tests and memory). */
@@ -119,13 +125,14 @@ export class FillFlights {
     if (left <= 0) return 'none';
     if (flight.waiters.size >= this.maxWaiters) return 'waiters-full';
     flight.waiters.add(callback);
+    this.waitingNow++;
     flight.timer ??= this.timers.setTimeout(() => this.end(flight, FlightEnd.TimedOut), left);
     return { flight, callback };
   }
 
   /** The waiter was taken up for another reason: it is not called. */
   leave(waiting: Waiting): void {
-    waiting.flight.waiters.delete(waiting.callback);
+    if (waiting.flight.waiters.delete(waiting.callback)) this.waitingNow--;
   }
 
   /** The owner's fill ended: stored (`true`) or not. Its waiters are called. */
@@ -142,6 +149,7 @@ export class FillFlights {
     if (flight.waiters.size === 0) return;
     const waiters = [...flight.waiters];
     flight.waiters.clear();
+    this.waitingNow -= waiters.length;
     // Not inside the owner's reply handling: each waiter's session runs on its own, after it.
     for (const callback of waiters) queueMicrotask(() => callback(end));
   }

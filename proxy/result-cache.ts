@@ -98,6 +98,7 @@ export abstract class ResultCache<I extends RuledStatement> {
       tables: [...info.analysis.tablesRead, ...info.analysis.tablesWritten].map((t) => t.name),
     }));
     this.stats = new QueryStats(protocol, metrics);
+    this.stats.observeWaiting(() => this.flights.waiting);
     this.stats.observeStore(() => {
       const c = this.store.counters();
       return { entries: c.entries, bytes: c.bytes, evictions: c.evictions, maxBytes: c.maxBytes };

@@ -86,6 +86,16 @@ function registerCacheMetrics(registry: Registry, cacheStats: ReadonlyMap<Protoc
   total('sidecache_invalidated_entries_total', 'Cache entries dropped by invalidations', (s) => s.invalidatedEntries);
   total('sidecache_coalesced_total', 'Misses answered from the fill of the same key another client had in flight (request coalescing; also counted as hits)', (s) => s.coalesced);
 
+  new Gauge({
+    name: 'sidecache_coalesce_waiting',
+    help: 'Misses waiting now for the fill of their key another client has in flight',
+    labelNames: ['protocol'],
+    registers,
+    collect() {
+      this.reset();
+      for (const stats of cacheStats.values()) this.set({ protocol: stats.protocol }, stats.coalesceWaiting);
+    },
+  });
   new Counter({
     name: 'sidecache_coalesce_relayed_total',
     help: 'Misses that found a fill of their key in flight and went to the database after all, by reason',

@@ -105,6 +105,8 @@ export interface ProtocolStats {
   coalesced: number;
   /** Misses that could have waited for such a fill, or did, and went to the database: by reason (CoalesceRelay). */
   coalesceRelayed: Record<string, number>;
+  /** Misses waiting now for a fill of their key. */
+  coalesceWaiting: number;
 }
 
 /**
@@ -192,6 +194,7 @@ export class QueryStats {
   private readonly bypassByReason = new Map<string, ReasonCount>();
   private coalescedCount = 0;
   private readonly coalesceRelayedByReason = new Map<CoalesceRelay, number>();
+  private readWaiting: () => number = () => 0;
   private readonly invalidationsByTable = new Map<string, number>();
   private readStore: (() => StoreReading) | null = null;
   /** Infinity while the slow-query log is off, so a statement under it costs one comparison. */
@@ -278,6 +281,15 @@ export class QueryStats {
   /** A miss that found a fill of its key in flight went to the database after all. */
   coalesceRelay(reason: CoalesceRelay): void {
     this.coalesceRelayedByReason.set(reason, (this.coalesceRelayedByReason.get(reason) ?? 0) + 1);
+  }
+
+  /** Binds the gauge of misses waiting now for a fill (read at scrape time and by /stats). */
+  observeWaiting(read: () => number): void {
+    this.readWaiting = read;
+  }
+
+  get coalesceWaiting(): number {
+    return this.readWaiting();
   }
 
   get coalesced(): number {
@@ -384,6 +396,7 @@ export class QueryStats {
       latencyMs,
       coalesced: this.coalescedCount,
       coalesceRelayed: Object.fromEntries(this.coalesceRelayedByReason),
+      coalesceWaiting: this.readWaiting(),
     };
   }
 

@@ -26,7 +26,7 @@ export interface WholeStatsReport extends StatsReport {
 
 const TOTALS = ['hits', 'misses', 'bypasses', 'writes', 'entries', 'bytes', 'maxBytes', 'evictions', 'invalidations'] as const;
 const PROTOCOL_TOTALS = ['hits', 'misses', 'bypasses', 'writes', 'invalidations', 'databaseInvalidations', 'invalidatedEntries',
-  'entries', 'bytes', 'maxBytes', 'evictions', 'coalesced'] as const;
+  'entries', 'bytes', 'maxBytes', 'evictions', 'coalesced', 'coalesceWaiting'] as const;
 
 export function mergeStatsReports(all: readonly WorkerStats[], topN: number): WholeStatsReport {
   const sorted = [...all].sort((a, b) => a.slot - b.slot);

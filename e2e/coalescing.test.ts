@@ -1,0 +1,165 @@
+// test-timeout: 240
+//
+// Request coalescing (issue 17 item 2), both protocols, through the real bin/sidecache: a relay
+// between sidecache and the database (support/hold-relay.ts) holds the reply of the first fill of a
+// hot key and counts how many times the statement reached the database. While the fill is held,
+// the other clients ask the same key; once sidecache reports them all waiting
+// (sidecache_coalesce_waiting) the reply is released. Without coalescing each of them would have
+// gone to the database: the count is 1 and every client has the right answer. With a write
+// acknowledged while the fill is in flight, the clients that asked after it must not be answered
+// from that fill: they get the written value (and go to the database).
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import pg from 'pg';
+import type mysql from 'mysql2/promise';
+import { DIRECT_PG, connectPg, direct, sleep, uniqueName } from './support/pg-direct.js';
+import { DIRECT_MYSQL, connectMySql, directMySql } from './support/mysql-direct.js';
+import { startHoldRelay, type HoldRelay } from './support/hold-relay.js';
+import { scrape, sumOf } from './support/metrics.js';
+import { startProxy, type RunningProxy } from './support/sidecache.js';
+
+const CLIENTS = 24;
+
+type Protocol = 'postgres' | 'mysql';
+
+interface Client {
+  read(sql: string): Promise<number>;
+  run(sql: string): Promise<void>;
+  end(): Promise<void>;
+}
+
+let pgRelay: HoldRelay;
+let myRelay: HoldRelay;
+let proxy: RunningProxy;
+const open: Client[] = [];
+const tables: { protocol: Protocol; name: string }[] = [];
+
+function pgClient(c: pg.Client): Client {
+  return {
+    read: async (sql) => Number((await c.query(sql)).rows[0].v),
+    run: async (sql) => void (await c.query(sql)),
+    end: () => c.end(),
+  };
+}
+
+function myClient(c: mysql.Connection): Client {
+  return {
+    read: async (sql) => Number(((await c.query(sql))[0] as { v: number }[])[0]!.v),
+    run: async (sql) => void (await c.query(sql)),
+    end: () => c.end(),
+  };
+}
+
+async function connect(protocol: Protocol): Promise<Client> {
+  const c = protocol === 'postgres' ? pgClient(await connectPg(proxy.pgPort)) : myClient(await connectMySql(proxy.mysqlPort));
+  open.push(c);
+  return c;
+}
+
+async function newTable(protocol: Protocol): Promise<string> {
+  const name = uniqueName('sc_coalesce');
+  tables.push({ protocol, name });
+  if (protocol === 'postgres') await direct(`CREATE TABLE ${name} (id int PRIMARY KEY, v int NOT NULL); INSERT INTO ${name} VALUES (1, 1)`);
+  else await directMySql(`CREATE TABLE ${name} (id int PRIMARY KEY, v int NOT NULL) ENGINE=InnoDB`, `INSERT INTO ${name} VALUES (1, 1)`);
+  return name;
+}
+
+async function metric(name: string, protocol: Protocol, labels: Record<string, string> = {}): Promise<number> {
+  return sumOf(await scrape(proxy.adminPort), name, { protocol, ...labels });
+}
+
+/** Until sidecache reports `n` requests waiting for a fill (or fails after a generous deadline). */
+async function waiting(protocol: Protocol, n: number): Promise<void> {
+  const deadline = Date.now() + 60_000;
+  let seen = await metric('sidecache_coalesce_waiting', protocol);
+  while (seen !== n && Date.now() < deadline) {
+    await sleep(20);
+    seen = await metric('sidecache_coalesce_waiting', protocol);
+  }
+  assert.is(seen, n, `${protocol}: requests waiting for the fill in flight`);
+}
+
+/**
+ * A table, a writer and CLIENTS readers whose sessions know the read (each has run it once:
+ * context, decision and server identity are known), the entry dropped by a write.
+ */
+async function hotKey(protocol: Protocol) {
+  const table = await newTable(protocol);
+  const marker = `coalesce-${table}`;
+  const sql = `SELECT v FROM ${table} WHERE id = 1 /* ${marker} */`;
+  const writer = await connect(protocol);
+  const readers: Client[] = [];
+  for (let i = 0; i < CLIENTS; i++) readers.push(await connect(protocol));
+  for (const r of readers) assert.is(await r.read(sql), 1);
+  await writer.run(`UPDATE ${table} SET v = 2 WHERE id = 1`);
+  return { table, marker, sql, writer, readers, relay: protocol === 'postgres' ? pgRelay : myRelay };
+}
+
+test.before(async () => {
+  pgRelay = await startHoldRelay({ host: DIRECT_PG.host, port: DIRECT_PG.port });
+  myRelay = await startHoldRelay({ host: DIRECT_MYSQL.host, port: DIRECT_MYSQL.port });
+  // A wait bound far above how long the test holds the fill: the waiters must not time out on a loaded machine.
+  proxy = await startProxy({ pgUpstream: pgRelay.url, mysqlUpstream: `mysql://127.0.0.1:${myRelay.port}`, args: ['--coalesce-wait', '120s'] });
+});
+
+test.after(async () => {
+  await Promise.all(open.map((c) => c.end().catch(() => undefined)));
+  await proxy?.stop();
+  await pgRelay?.close();
+  await myRelay?.close();
+  for (const { protocol, name } of tables) {
+    if (protocol === 'postgres') await direct(`DROP TABLE IF EXISTS ${name}`);
+    else await directMySql(`DROP TABLE IF EXISTS ${name}`);
+  }
+});
+
+for (const protocol of ['postgres', 'mysql'] as const) {
+  test(`${protocol}: identical misses in flight at once go to the database once, every client gets the answer`, async () => {
+    const { marker, sql, readers, relay } = await hotKey(protocol);
+    const coalescedBefore = await metric('sidecache_coalesced_total', protocol);
+    const hold = relay.holdAfter(marker);
+    const sent = relay.countSent(marker);
+    let answers: number[];
+    try {
+      const reads = readers.map((r) => r.read(sql));
+      await hold.waitHeld();
+      await waiting(protocol, CLIENTS - 1);
+      hold.release();
+      answers = await Promise.all(reads);
+    } finally {
+      hold.release();
+    }
+    assert.equal(answers, readers.map(() => 2));
+    assert.is(sent.count, 1, 'the database ran the read once');
+    assert.is(await metric('sidecache_coalesced_total', protocol) - coalescedBefore, CLIENTS - 1);
+    assert.is(await metric('sidecache_coalesce_waiting', protocol), 0);
+  });
+
+  test(`${protocol}: clients that ask after a write acked while the fill is in flight get the written value`, async () => {
+    const { table, marker, sql, writer, readers, relay } = await hotKey(protocol);
+    const notStoredBefore = await metric('sidecache_coalesce_relayed_total', protocol, { reason: 'not-stored' });
+    const [first, ...later] = readers;
+    const hold = relay.holdAfter(marker);
+    const sent = relay.countSent(marker);
+    let firstAnswer: number;
+    let laterAnswers: number[];
+    try {
+      const firstRead = first!.read(sql);
+      await hold.waitHeld(); // the server ran the first read: its snapshot predates the write
+      await writer.run(`UPDATE ${table} SET v = 3 WHERE id = 1`);
+      const reads = later.map((r) => r.read(sql));
+      await waiting(protocol, later.length);
+      hold.release();
+      [firstAnswer, laterAnswers] = await Promise.all([firstRead, Promise.all(reads)]);
+    } finally {
+      hold.release();
+    }
+    assert.is(firstAnswer, 2, 'the first read began before the write');
+    assert.equal(laterAnswers, later.map(() => 3), 'a read that began after the write\'s acknowledgement sees it');
+    assert.is(sent.count, 1 + later.length, 'the fill was refused: each waiter went to the database');
+    assert.is(await metric('sidecache_coalesce_relayed_total', protocol, { reason: 'not-stored' }) - notStoredBefore, later.length);
+    assert.is(await readers[0]!.read(sql), 3);
+  });
+}
+
+test.run();

@@ -200,7 +200,7 @@ export const SETTINGS: readonly Setting[] = [
   { key: 'cacheTtlMs', flag: 'cache-ttl', kind: 'duration', default: '60s', live: true,
     help: 'how long a cached result may be served; a safety net for writes that bypass sidecache (0 = no expiry)' },
   { key: 'coalesceWaitMs', flag: 'coalesce-wait', kind: 'duration-or-off', default: '500ms', live: true,
-    help: 'request coalescing: a cacheable miss whose key another client is filling right now waits for that fill, up to this long from the fill\'s start, and is answered from the cache when it is stored; when the fill is not stored (a write made it stale, an error, too large) or the time passes, the miss goes to the database as usual. Per worker. 0 or `off` turns coalescing off (see docs/consistency.md#coalesced-misses)' },
+    help: 'request coalescing: a cacheable miss whose key another client is filling right now waits for that fill, up to this long from the fill\'s start, and is answered from the cache when it is stored; when the fill is not stored (a write made it stale, an error, too large) or the time passes, the miss goes to the database as usual. Per worker. 0 or `off` turns coalescing off (see docs/consistency.md#coalesced-misses---coalesce-wait)' },
   { key: 'coalesceMaxWaiters', flag: 'coalesce-max-waiters', kind: 'count', default: '1000', live: true,
     help: 'request coalescing: misses that wait for one fill at most; more go to the database' },
   { key: 'slowQueryThresholdMs', flag: 'slow-query-threshold', kind: 'duration-or-off', default: '1s', live: true,

@@ -96,31 +96,26 @@ function registerCacheMetrics(registry: Registry, cacheStats: ReadonlyMap<Protoc
       for (const stats of cacheStats.values()) this.set({ protocol: stats.protocol }, stats.coalesceWaiting);
     },
   });
-  new Counter({
-    name: 'sidecache_coalesce_relayed_total',
-    help: 'Misses that found a fill of their key in flight and went to the database after all, by reason',
-    labelNames: ['protocol', 'reason'],
-    registers,
-    collect() {
-      this.reset();
-      for (const stats of cacheStats.values()) {
-        for (const [reason, count] of stats.coalesceRelays()) this.inc({ protocol: stats.protocol, reason }, count);
-      }
-    },
-  });
-
-  new Counter({
-    name: 'sidecache_cache_bypass_total',
-    help: 'Statements sent upstream without consulting the cache, by reason',
-    labelNames: ['protocol', 'reason'],
-    registers,
-    collect() {
-      this.reset();
-      for (const stats of cacheStats.values()) {
-        for (const [reason, { count }] of stats.bypassReasons()) this.inc({ protocol: stats.protocol, reason }, count);
-      }
-    },
-  });
+  const byReason = (name: string, help: string, counts: (stats: QueryStats) => Iterable<readonly [string, number]>): void => {
+    new Counter({
+      name,
+      help,
+      labelNames: ['protocol', 'reason'],
+      registers,
+      collect() {
+        this.reset();
+        for (const stats of cacheStats.values()) {
+          for (const [reason, count] of counts(stats)) this.inc({ protocol: stats.protocol, reason }, count);
+        }
+      },
+    });
+  };
+  byReason('sidecache_coalesce_relayed_total', 'Misses that found a fill of their key in flight and went to the database after all, by reason',
+    (s) => s.coalesceRelays());
+  byReason('sidecache_cache_bypass_total', 'Statements sent upstream without consulting the cache, by reason',
+    function* (s) {
+      for (const [reason, { count }] of s.bypassReasons()) yield [reason, count] as const;
+    });
 
   // The store keeps its own counts; each series reads them at scrape time.
   const storeGauge = (name: string, help: string, value: (r: StoreReading) => number): void => {

@@ -22,8 +22,21 @@ const CLIENTS = 24;
 
 type Protocol = 'postgres' | 'mysql';
 
+/**
+ * The marker in a read's comment. A prepared MySQL read sends it as a parameter too, so every
+ * execution that reaches the database carries it: a COM_STMT_EXECUTE has no text (node-postgres
+ * sends the text in the Parse of each unnamed batch).
+ */
+function markerOf(sql: string): string {
+  return /\/\* (\S+) \*\//.exec(sql)![1]!;
+}
+
+/** How a read is sent: text (simple Query, COM_QUERY) or prepared (unnamed extended batch, COM_STMT_EXECUTE). */
+type Form = 'text' | 'prepared';
+
 interface Client {
-  read(sql: string): Promise<number>;
+  /** `sql` reads id = 1: prepared, its `1` is sent as a parameter. */
+  read(sql: string, form?: Form): Promise<number>;
   run(sql: string): Promise<void>;
   end(): Promise<void>;
 }
@@ -31,12 +44,14 @@ interface Client {
 let pgRelay: HoldRelay;
 let myRelay: HoldRelay;
 let proxy: RunningProxy;
+/** The same upstreams with a short wait bound. */
+let shortWait: RunningProxy;
 const open: Client[] = [];
 const tables: { protocol: Protocol; name: string }[] = [];
 
 function pgClient(c: pg.Client): Client {
   return {
-    read: async (sql) => Number((await c.query(sql)).rows[0].v),
+    read: async (sql, form = 'text') => Number((await (form === 'text' ? c.query(sql) : c.query(sql.replace('= 1', '= $1'), [1]))).rows[0].v),
     run: async (sql) => void (await c.query(sql)),
     end: () => c.end(),
   };
@@ -44,14 +59,14 @@ function pgClient(c: pg.Client): Client {
 
 function myClient(c: mysql.Connection): Client {
   return {
-    read: async (sql) => Number(((await c.query(sql))[0] as { v: number }[])[0]!.v),
+    read: async (sql, form = 'text') => Number(((await (form === 'text' ? c.query(sql) : c.execute(sql.replace('= 1', "= ? AND ? <> ''"), [1, markerOf(sql)])))[0] as { v: number }[])[0]!.v),
     run: async (sql) => void (await c.query(sql)),
     end: () => c.end(),
   };
 }
 
-async function connect(protocol: Protocol): Promise<Client> {
-  const c = protocol === 'postgres' ? pgClient(await connectPg(proxy.pgPort)) : myClient(await connectMySql(proxy.mysqlPort));
+async function connect(protocol: Protocol, via: RunningProxy = proxy): Promise<Client> {
+  const c = protocol === 'postgres' ? pgClient(await connectPg(via.pgPort)) : myClient(await connectMySql(via.mysqlPort));
   open.push(c);
   return c;
 }
@@ -64,8 +79,8 @@ async function newTable(protocol: Protocol): Promise<string> {
   return name;
 }
 
-async function metric(name: string, protocol: Protocol, labels: Record<string, string> = {}): Promise<number> {
-  return sumOf(await scrape(proxy.adminPort), name, { protocol, ...labels });
+async function metric(name: string, protocol: Protocol, labels: Record<string, string> = {}, via: RunningProxy = proxy): Promise<number> {
+  return sumOf(await scrape(via.adminPort), name, { protocol, ...labels });
 }
 
 /** Until sidecache reports `n` requests waiting for a fill (or fails after a generous deadline). */
@@ -83,14 +98,14 @@ async function waiting(protocol: Protocol, n: number): Promise<void> {
  * A table, a writer and CLIENTS readers whose sessions know the read (each has run it once:
  * context, decision and server identity are known), the entry dropped by a write.
  */
-async function hotKey(protocol: Protocol) {
+async function hotKey(protocol: Protocol, form: Form = 'text', clients = CLIENTS, via: RunningProxy = proxy) {
   const table = await newTable(protocol);
   const marker = `coalesce-${table}`;
   const sql = `SELECT v FROM ${table} WHERE id = 1 /* ${marker} */`;
-  const writer = await connect(protocol);
+  const writer = await connect(protocol, via);
   const readers: Client[] = [];
-  for (let i = 0; i < CLIENTS; i++) readers.push(await connect(protocol));
-  for (const r of readers) assert.is(await r.read(sql), 1);
+  for (let i = 0; i < clients; i++) readers.push(await connect(protocol, via));
+  for (const r of readers) assert.is(await r.read(sql, form), 1);
   await writer.run(`UPDATE ${table} SET v = 2 WHERE id = 1`);
   return { table, marker, sql, writer, readers, relay: protocol === 'postgres' ? pgRelay : myRelay };
 }
@@ -100,11 +115,13 @@ test.before(async () => {
   myRelay = await startHoldRelay({ host: DIRECT_MYSQL.host, port: DIRECT_MYSQL.port });
   // A wait bound far above how long the test holds the fill: the waiters must not time out on a loaded machine.
   proxy = await startProxy({ pgUpstream: pgRelay.url, mysqlUpstream: `mysql://127.0.0.1:${myRelay.port}`, args: ['--coalesce-wait', '120s'] });
+  shortWait = await startProxy({ pgUpstream: pgRelay.url, mysqlUpstream: `mysql://127.0.0.1:${myRelay.port}`, args: ['--coalesce-wait', '200ms'] });
 });
 
 test.after(async () => {
   await Promise.all(open.map((c) => c.end().catch(() => undefined)));
   await proxy?.stop();
+  await shortWait?.stop();
   await pgRelay?.close();
   await myRelay?.close();
   for (const { protocol, name } of tables) {
@@ -113,15 +130,16 @@ test.after(async () => {
   }
 });
 
-for (const protocol of ['postgres', 'mysql'] as const) {
-  test(`${protocol}: identical misses in flight at once go to the database once, every client gets the answer`, async () => {
-    const { marker, sql, readers, relay } = await hotKey(protocol);
+for (const [protocol, form] of [['postgres', 'text'], ['postgres', 'prepared'], ['mysql', 'text'], ['mysql', 'prepared']] as const) {
+  test(`${protocol} ${form}: identical misses in flight at once go to the database once, every client gets the answer`, async () => {
+    const { marker, sql, readers, relay } = await hotKey(protocol, form);
     const coalescedBefore = await metric('sidecache_coalesced_total', protocol);
+    const missesBefore = await metric('sidecache_cache_misses_total', protocol);
     const hold = relay.holdAfter(marker);
     const sent = relay.countSent(marker);
     let answers: number[];
     try {
-      const reads = readers.map((r) => r.read(sql));
+      const reads = readers.map((r) => r.read(sql, form));
       await hold.waitHeld();
       await waiting(protocol, CLIENTS - 1);
       hold.release();
@@ -130,10 +148,14 @@ for (const protocol of ['postgres', 'mysql'] as const) {
       hold.release();
     }
     assert.equal(answers, readers.map(() => 2));
+    assert.is(await metric('sidecache_cache_misses_total', protocol) - missesBefore, 1, 'one fill');
     assert.is(sent.count, 1, 'the database ran the read once');
     assert.is(await metric('sidecache_coalesced_total', protocol) - coalescedBefore, CLIENTS - 1);
     assert.is(await metric('sidecache_coalesce_waiting', protocol), 0);
   });
+}
+
+for (const protocol of ['postgres', 'mysql'] as const) {
 
   test(`${protocol}: clients that ask after a write acked while the fill is in flight get the written value`, async () => {
     const { table, marker, sql, writer, readers, relay } = await hotKey(protocol);
@@ -159,6 +181,25 @@ for (const protocol of ['postgres', 'mysql'] as const) {
     assert.is(sent.count, 1 + later.length, 'the fill was refused: each waiter went to the database');
     assert.is(await metric('sidecache_coalesce_relayed_total', protocol, { reason: 'not-stored' }) - notStoredBefore, later.length);
     assert.is(await readers[0]!.read(sql), 3);
+  });
+
+  test(`${protocol}: a fill that does not end within --coalesce-wait sends its waiter to the database`, async () => {
+    const { marker, sql, readers: [first, second], relay } = await hotKey(protocol, 'text', 2, shortWait);
+    const timeoutsBefore = await metric('sidecache_coalesce_relayed_total', protocol, { reason: 'timeout' }, shortWait);
+    const hold = relay.holdAfter(marker);
+    const sent = relay.countSent(marker);
+    try {
+      const firstRead = first!.read(sql);
+      await hold.waitHeld();
+      // The first fill is held until the second read is answered: it can only be by the database.
+      assert.is(await second!.read(sql), 2);
+      assert.is(sent.count, 2);
+      hold.release();
+      assert.is(await firstRead, 2);
+    } finally {
+      hold.release();
+    }
+    assert.is(await metric('sidecache_coalesce_relayed_total', protocol, { reason: 'timeout' }, shortWait) - timeoutsBefore, 1);
   });
 }
 

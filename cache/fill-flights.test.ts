@@ -1,6 +1,6 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { FillFlights, FlightEnd, type FlightTimers, type Waiting } from './fill-flights.js';
+import { FillFlights, FlightEnd, MAX_UNSTORABLE_KEYS, type FlightTimers, type Waiting } from './fill-flights.js';
 
 /** A clock moved by hand and timers fired by it. */
 class FakeTimers implements FlightTimers {
@@ -57,14 +57,14 @@ test('waiters of a stored fill are told once, after the owner settled it', async
   assert.ok(typeof flights.join('k', waiter('b')) === 'object');
   assert.is(timers.armed, 1, 'one timer per flight');
   assert.is(flights.waiting, 2);
-  flights.settle(flight, true);
+  flights.settle(flight, 'stored');
   assert.is(flights.waiting, 0);
   assert.equal(ends, [], 'not inside the owner\'s own work');
   await settled();
   assert.equal(ends, [['a', FlightEnd.Stored], ['b', FlightEnd.Stored]]);
   assert.is(timers.armed, 0);
   assert.is(flights.size, 0);
-  flights.settle(flight, false);
+  flights.settle(flight, 'refused');
   timers.advance(1000);
   await settled();
   assert.is(ends.length, 2, 'settling again or a late timer tells nobody twice');
@@ -74,7 +74,7 @@ test('a fill not stored sends its waiters to the database; a later miss may lead
   const { flights, ends, waiter } = setup();
   const flight = flights.begin('k')!;
   flights.join('k', waiter('a'));
-  flights.settle(flight, false);
+  flights.settle(flight, 'refused');
   assert.is(flights.join('k', waiter('late')), 'none', 'an ended flight takes no one');
   await settled();
   assert.equal(ends, [['a', FlightEnd.NotStored]]);
@@ -87,7 +87,7 @@ test('keys are told apart: a waiter never hears of another key\'s fill', async (
   flights.begin('ctx2\u0001Qselect 1');
   assert.is(flights.join('ctx3\u0001Qselect 1', waiter('x')), 'none');
   flights.join('ctx2\u0001Qselect 1', waiter('two'));
-  flights.settle(a, true);
+  flights.settle(a, 'stored');
   await settled();
   assert.equal(ends, []);
 });
@@ -113,7 +113,7 @@ test('the wait is bounded from the start of the fill: waiters time out, the flig
   assert.equal(ends, [['a', FlightEnd.TimedOut]]);
   assert.is(flights.join('k', waiter('b')), 'none');
   assert.ok(flights.begin('k') !== null, 'a new fill leads the key again');
-  flights.settle(flight, true);
+  flights.settle(flight, 'stored');
   await settled();
   assert.is(ends.length, 1, 'the late owner\'s settle tells no one');
 });
@@ -126,10 +126,10 @@ test('an expired flight nobody joined is replaced by the next fill; its late set
   const fresh = flights.begin('k')!;
   assert.ok(fresh !== null && fresh !== old);
   flights.join('k', waiter('b'));
-  flights.settle(old, true);
+  flights.settle(old, 'stored');
   await settled();
   assert.equal(ends, [], 'the old fill\'s end is not the new one\'s');
-  flights.settle(fresh, true);
+  flights.settle(fresh, 'stored');
   await settled();
   assert.equal(ends, [['b', FlightEnd.Stored]]);
 });
@@ -142,7 +142,7 @@ test('a waiter that leaves is not told', async () => {
   flights.leave(w);
   flights.leave(w);
   assert.is(flights.waiting, 1, 'leaving twice counts once');
-  flights.settle(flight, true);
+  flights.settle(flight, 'stored');
   await settled();
   assert.equal(ends, [['b', FlightEnd.Stored]]);
 });
@@ -161,6 +161,33 @@ test('flights whose owner never settled are swept when the map grows', () => {
   timers.advance(10);
   flights.begin('new');
   assert.is(flights.size, 1, 'only the new flight is left');
+});
+
+test('a key whose fill could not be stored is not waited for until one of its fills is stored', async () => {
+  const { flights, ends, waiter } = setup();
+  const first = flights.begin('big')!;
+  flights.join('big', waiter('a'));
+  flights.settle(first, 'unstorable');
+  await settled();
+  assert.equal(ends, [['a', FlightEnd.NotStored]]);
+  const second = flights.begin('big')!;
+  assert.is(flights.join('big', waiter('b')), 'none', 'its next miss goes to the database at once');
+  flights.settle(second, 'stored');
+  flights.begin('big');
+  assert.ok(typeof flights.join('big', waiter('c')) === 'object', 'stored once: waited for again');
+  const stale = flights.begin('other')!;
+  flights.settle(stale, 'refused');
+  flights.begin('other');
+  assert.ok(typeof flights.join('other', waiter('d')) === 'object', 'a fill refused by a write marks nothing');
+});
+
+test('the unstorable marks are bounded, the oldest forgotten first', () => {
+  const { flights, waiter } = setup();
+  for (let i = 0; i <= MAX_UNSTORABLE_KEYS; i++) flights.settle(flights.begin(`k${i}`)!, 'unstorable');
+  flights.begin('k0');
+  assert.ok(typeof flights.join('k0', waiter('a')) === 'object', 'k0 forgotten');
+  flights.begin('k1');
+  assert.is(flights.join('k1', waiter('b')), 'none');
 });
 
 test.run();

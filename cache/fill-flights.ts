@@ -43,6 +43,19 @@ export interface Waiting {
   readonly callback: WaiterCallback;
 }
 
+/** How a fill ended, as its owner settles it. */
+export type FillOutcome =
+  /** Stored: its waiters look the key up again. */
+  | 'stored'
+  /** Not stored this time (a write made it stale, its session ended or changed): the next fill may be. */
+  | 'refused'
+  /**
+   * Not storable (too large, an error reply, a notice or warning, a statement the cache does not
+   * keep): the key's later misses do not wait, until a fill of it is stored. Waiting for a fill
+   * that cannot be stored would only add its duration to theirs.
+   */
+  | 'unstorable';
+
 /** Why a request that could have waited did not (the caller fills or relays it as usual). */
 export type JoinRefusal = 'none' | 'waiters-full';
 
@@ -64,11 +77,15 @@ const REAL_TIMERS: FlightTimers = {
 
 /** The map is swept of expired flights when it reaches this size (then twice its size after a sweep). */
 const FIRST_SWEEP_AT = 1024;
+/** Keys remembered as unstorable; the oldest mark goes first. */
+export const MAX_UNSTORABLE_KEYS = 1024;
 
 export class FillFlights {
   private readonly flights = new Map<string, Flight>();
   private sweepAt = FIRST_SWEEP_AT;
   private waitingNow = 0;
+  /** Keys whose last fill could not be stored (insertion order: oldest first). */
+  private readonly unstorable = new Set<string>();
 
   constructor(
     /** How long a waiter may wait, from the start of the fill it joins; 0 turns coalescing off. */
@@ -120,7 +137,7 @@ export class FillFlights {
    */
   join(key: string, callback: WaiterCallback): Waiting | JoinRefusal {
     const flight = this.flights.get(key);
-    if (flight === undefined || flight.ended) return 'none';
+    if (flight === undefined || flight.ended || this.unstorable.has(key)) return 'none';
     const left = flight.startedAt + this.waitMs - this.timers.now();
     if (left <= 0) return 'none';
     if (flight.waiters.size >= this.maxWaiters) return 'waiters-full';
@@ -135,9 +152,16 @@ export class FillFlights {
     if (waiting.flight.waiters.delete(waiting.callback)) this.waitingNow--;
   }
 
-  /** The owner's fill ended: stored (`true`) or not. Its waiters are called. */
-  settle(flight: Flight, stored: boolean): void {
-    this.end(flight, stored ? FlightEnd.Stored : FlightEnd.NotStored);
+  /** The owner's fill ended: its waiters are called. */
+  settle(flight: Flight, outcome: FillOutcome): void {
+    if (outcome === 'stored') {
+      this.unstorable.delete(flight.key);
+    } else if (outcome === 'unstorable') {
+      this.unstorable.delete(flight.key);
+      this.unstorable.add(flight.key);
+      if (this.unstorable.size > MAX_UNSTORABLE_KEYS) this.unstorable.delete(this.unstorable.values().next().value!);
+    }
+    this.end(flight, outcome === 'stored' ? FlightEnd.Stored : FlightEnd.NotStored);
   }
 
   private end(flight: Flight, end: FlightEnd): void {

@@ -167,7 +167,7 @@ export class RequestLedger<I extends LedgerStatement, R extends OutstandingReque
   abandon(): void {
     for (const request of this.queue) {
       const flight = request.action.kind === 'fill' ? request.action.flight : null;
-      if (flight !== null) this.cache.flights.settle(flight, false);
+      if (flight !== null) this.cache.flights.settle(flight, 'refused');
     }
   }
 
@@ -196,7 +196,7 @@ export class RequestLedger<I extends LedgerStatement, R extends OutstandingReque
       case 'fill':
         if (decisionNow !== undefined && !decisionNow.cacheable) {
           stats.bypass(info!.identity, decisionNow.reason ?? 'not-cacheable', seconds, this.source);
-          if (action.flight !== null) this.cache.flights.settle(action.flight, false);
+          if (action.flight !== null) this.cache.flights.settle(action.flight, 'unstorable');
         } else {
           this.finished.push(request);
           stats.miss(info!.identity, seconds, this.source);
@@ -221,7 +221,8 @@ export class RequestLedger<I extends LedgerStatement, R extends OutstandingReque
     const cache = this.cache;
     for (const request of this.finished) {
       const fill = request.action as FillAction;
-      const as = fill.capture.poisoned || request.errored ? null : storeAs(request, fill);
+      const unstorable = fill.capture.poisoned || request.errored;
+      const as = unstorable ? null : storeAs(request, fill);
       if (as !== null) {
         const info = request.info!;
         // A cache rule may give this statement its own TTL or a smaller entry limit.
@@ -231,14 +232,14 @@ export class RequestLedger<I extends LedgerStatement, R extends OutstandingReque
         const parts = shared && as.parts.length > 1 ? [Buffer.concat(as.parts, fill.capture.size)] : as.parts;
         const outcome = cache.store.setParts(as.keyPrefix + fill.keySuffix, parts, fill.capture.size, { identity: info.identity },
           { token: fill.token, tags: as.tags, ttlMs: rule.ttlMs }, rule.maxEntryBytes);
-        if (fill.flight !== null) cache.flights.settle(fill.flight, outcome === 'stored');
+        if (fill.flight !== null) cache.flights.settle(fill.flight, outcome === 'stored' ? 'stored' : outcome === 'too-large' ? 'unstorable' : 'refused');
         if (shared && outcome === 'stored') {
           cache.secondTier!.put(cache.protocol, as.sharedPrefix! + fill.keySuffix, fill.l2!, {
             bytes: parts.length === 1 ? parts[0]! : Buffer.concat(parts, fill.capture.size), tags: as.tags, fingerprint: info.fingerprint, ttlMs: rule.ttlMs ?? cache.ttlMs,
           });
         }
       } else if (fill.flight !== null) {
-        cache.flights.settle(fill.flight, false);
+        cache.flights.settle(fill.flight, unstorable ? 'unstorable' : 'refused');
       }
       fill.capture.parts = [];
     }

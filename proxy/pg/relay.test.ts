@@ -350,4 +350,21 @@ test('coalescing off (--coalesce-wait 0): identical misses each go upstream', as
   assert.equal(queries(waiter.take()[0]), [SELECT]);
 });
 
+test('coalescing: a key whose fill was too large to store is not waited for again', async () => {
+  const { filler, waiter } = await stampede();
+  filler.cache.maxEntryBytes = 200;
+  const big = 'x'.repeat(300);
+  filler.send(query(SELECT));
+  waiter.send(query(SELECT));
+  filler.server(...result(big));
+  await turn();
+  assert.equal(queries(waiter.take()[0]), [SELECT], 'the fill was not stored: the waiter goes to the database');
+  waiter.server(...result(big));
+  filler.take();
+  filler.send(query(SELECT));
+  waiter.send(query(SELECT));
+  assert.equal(queries(waiter.take()[0]), [SELECT], 'no wait for a fill that cannot be stored');
+  assert.equal(Object.fromEntries(waiter.cache.stats.coalesceRelays()), { 'not-stored': 1 });
+});
+
 test.run();

@@ -395,7 +395,8 @@ export class MySqlRelay implements ServerPacketSink {
       return { keyPrefix: as.ctx.keyPrefix, sharedPrefix: as.ctx.sharedPrefix, parts: parts === null ? fill.capture.parts : [parts], tags: as.tags };
     });
     // What the parked command waited for is back (the identity check, or the probe sent alone), and
-    // nothing was sent after it: the command goes on. Not while Redis is asked.
+    // nothing was sent after it: the command goes on. Not while Redis is asked or another session's
+    // fill of its key is awaited.
     if (this.parked !== null && !this.tier.pending && !this.coalesce.pending && this.ledger.length === 0) this.unpark();
   }
 

@@ -420,7 +420,8 @@ export class PgRelay {
     this.replies.end();
     this.storeFills();
     // What the parked request waited for is back (the identity check, or the catalog probe sent
-    // alone), and nothing was sent after it: the request goes on. Not while Redis is asked.
+    // alone), and nothing was sent after it: the request goes on. Not while Redis is asked or another
+    // session's fill of its key is awaited.
     if (this.parked.waiting && !this.tier!.pending && !this.coalesce!.pending && this.ledger!.length === 0) this.unpark();
   }
 

@@ -33,7 +33,8 @@ export interface Flight {
   readonly startedAt: number;
   /** Set once it is settled or timed out: nobody joins it any more. */
   ended: boolean;
-  readonly waiters: Set<WaiterCallback>;
+  /** Made by the first waiter: most fills have none. */
+  waiters: Set<WaiterCallback> | null;
   timer: ReturnType<typeof setTimeout> | null;
 }
 
@@ -125,7 +126,7 @@ export class FillFlights {
     const live = this.flights.get(key);
     if (live !== undefined && !live.ended && now < live.startedAt + this.waitMs) return null;
     if (this.flights.size >= this.sweepAt) this.sweep(now);
-    const flight: Flight = { key, startedAt: now, ended: false, waiters: new Set(), timer: null };
+    const flight: Flight = { key, startedAt: now, ended: false, waiters: null, timer: null };
     this.flights.set(key, flight);
     return flight;
   }
@@ -140,6 +141,7 @@ export class FillFlights {
     if (flight === undefined || flight.ended || this.unstorable.has(key)) return 'none';
     const left = flight.startedAt + this.waitMs - this.timers.now();
     if (left <= 0) return 'none';
+    flight.waiters ??= new Set();
     if (flight.waiters.size >= this.maxWaiters) return 'waiters-full';
     flight.waiters.add(callback);
     this.waitingNow++;
@@ -149,7 +151,7 @@ export class FillFlights {
 
   /** The waiter was taken up for another reason: it is not called. */
   leave(waiting: Waiting): void {
-    if (waiting.flight.waiters.delete(waiting.callback)) this.waitingNow--;
+    if (waiting.flight.waiters?.delete(waiting.callback) === true) this.waitingNow--;
   }
 
   /** The owner's fill ended: its waiters are called. */
@@ -170,9 +172,9 @@ export class FillFlights {
     if (flight.timer !== null) this.timers.clearTimeout(flight.timer);
     flight.timer = null;
     if (this.flights.get(flight.key) === flight) this.flights.delete(flight.key);
-    if (flight.waiters.size === 0) return;
+    if (flight.waiters === null || flight.waiters.size === 0) return;
     const waiters = [...flight.waiters];
-    flight.waiters.clear();
+    flight.waiters = null;
     this.waitingNow -= waiters.length;
     // Not inside the owner's reply handling: each waiter's session runs on its own, after it.
     for (const callback of waiters) queueMicrotask(() => callback(end));
@@ -181,7 +183,7 @@ export class FillFlights {
   /** Drops flights past their wait bound that nobody waits for (their owner never settled them). */
   private sweep(now: number): void {
     for (const [key, flight] of this.flights) {
-      if (now >= flight.startedAt + this.waitMs && flight.waiters.size === 0) this.flights.delete(key);
+      if (now >= flight.startedAt + this.waitMs && (flight.waiters?.size ?? 0) === 0) this.flights.delete(key);
     }
     this.sweepAt = Math.max(FIRST_SWEEP_AT, this.flights.size * 2);
   }

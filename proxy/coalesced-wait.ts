@@ -6,7 +6,10 @@
 // (nothing outstanding) with its server verified waits, so replies keep their order and the
 // entry it is answered from is one it could have hit anyway. The session never touches the
 // filling session: all it learns comes through the cache's flights, keyed by the full cache key.
-// A request taken up again does not wait a second time; nor does one the client's next message
+// A request taken up again after a fill that was not stored (a write made it stale) may wait once
+// more, for the fill of the first of its fellow waiters taken up (which goes to the database): so
+// a write during a fill costs the database two executions, not one per waiter. Otherwise a
+// request taken up again does not wait a second time; nor does one the client's next message
 // sends on first.
 import type { Waiting } from '../cache/fill-flights.js';
 import { FlightEnd } from '../cache/fill-flights.js';
@@ -20,6 +23,8 @@ export class CoalescedWait {
   private waiting: Waiting | null = null;
   /** Cleared while a request is taken up again that must not wait (again). */
   private allowed = true;
+  /** Set while a request is taken up after a refused fill: a wait it starts is its last. */
+  private retrying = false;
 
   constructor(private readonly cache: CoalesceCache) {}
 
@@ -37,14 +42,16 @@ export class CoalescedWait {
   wait(verdict: Verdict<unknown>, view: SessionView, key: string, takeUp: () => boolean): boolean {
     if (!this.allowed || verdict.kind !== 'fill' || verdict.inBlock || !view.idle || view.identity !== IdentityState.Verified) return false;
     let mine: Waiting | null = null;
+    const last = this.retrying;
     const joined = this.cache.flights.join(key, (end) => {
       if (this.waiting !== mine || mine === null) return;
       this.waiting = null;
-      if (end !== FlightEnd.Stored) this.cache.stats.coalesceRelay(end === FlightEnd.TimedOut ? 'timeout' : 'not-stored');
-      const answered = this.withoutWaiting(takeUp);
-      if (end !== FlightEnd.Stored) return;
-      if (answered) this.cache.stats.coalescedMiss();
-      else this.cache.stats.coalesceRelay('gone');
+      const answered = end === FlightEnd.NotStored && !last ? this.retry(takeUp) : this.withoutWaiting(takeUp);
+      // Waiting again: counted when that wait ends.
+      if (this.waiting !== null) return;
+      const stats = this.cache.stats;
+      if (answered) stats.coalescedMiss();
+      else stats.coalesceRelay(end === FlightEnd.Stored ? 'gone' : end === FlightEnd.TimedOut ? 'timeout' : 'not-stored');
     });
     if (joined === 'none') return false;
     if (joined === 'waiters-full') {
@@ -66,6 +73,16 @@ export class CoalescedWait {
     this.waiting = null;
     this.cache.flights.leave(waiting);
     if (interrupted) this.cache.stats.coalesceRelay('interrupted' satisfies CoalesceRelay);
+  }
+
+  /** Runs `takeUp` so that the request taken up may wait once more, for the last time. */
+  private retry(takeUp: () => boolean): boolean {
+    this.retrying = true;
+    try {
+      return takeUp();
+    } finally {
+      this.retrying = false;
+    }
   }
 
   /** Runs `takeUp` (the relay's unpark) so that the request taken up does not wait for a fill. */

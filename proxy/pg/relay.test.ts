@@ -249,16 +249,17 @@ function verifiedSession(cache: PgCache): Harness {
 const turn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
 /** Three sessions on one cache, the entry of SELECT dropped by a write of `writer`. */
-async function stampede() {
+async function stampede(others = 0) {
   const filler = await warmed();
   filler.take();
   const waiter = verifiedSession(filler.cache);
+  const more = Array.from({ length: others }, () => verifiedSession(filler.cache));
   const writer = verifiedSession(filler.cache);
   writer.send(query('UPDATE items SET v = 2'));
   writer.server(commandComplete('UPDATE 1'), ready('I'));
   writer.take();
   assert.is(filler.cache.store.counters().entries, 0);
-  return { filler, waiter, writer };
+  return { filler, waiter, writer, more };
 }
 
 test('coalescing: an identical miss waits for the fill in flight and is answered from it, nothing sent upstream', async () => {
@@ -365,6 +366,23 @@ test('coalescing: a key whose fill was too large to store is not waited for agai
   waiter.send(query(SELECT));
   assert.equal(queries(waiter.take()[0]), [SELECT], 'no wait for a fill that cannot be stored');
   assert.equal(Object.fromEntries(waiter.cache.stats.coalesceRelays()), { 'not-stored': 1 });
+});
+
+test('coalescing: after a fill refused by a write, the waiters wait once more, for the first of them taken up', async () => {
+  const { filler, waiter, writer, more: [second] } = await stampede(1);
+  filler.send(query(SELECT));
+  writer.send(query('UPDATE items SET v = 3'));
+  writer.server(commandComplete('UPDATE 1'), ready('I'));
+  waiter.send(query(SELECT));
+  second!.send(query(SELECT));
+  filler.server(...result('old'));
+  await turn();
+  assert.equal(queries(waiter.take()[0]), [SELECT], 'the first waiter taken up goes to the database');
+  assert.is(second!.take()[0].length, 0, 'the other waits for it');
+  waiter.server(...result('new'));
+  await turn();
+  assert.equal(second!.take(), [Buffer.alloc(0), Buffer.concat(result('new'))]);
+  assert.equal([filler.cache.stats.coalesced, filler.cache.stats.coalesceRelays().get('not-stored')], [1, 1]);
 });
 
 test.run();

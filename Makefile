@@ -74,6 +74,14 @@ bench-mysql: build ensure-servers
 
 # Statements whose literals are new (bench/mysql-new-literals.ts): MariaDB direct vs sidecache with
 # caching off vs sidecache, about a minute. ARGS overrides, e.g. ARGS='--statements 200 --rounds 1'.
+# The stampede of issue 17 item 2 (bench/stampede.ts): 200 clients read one hot key through
+# sidecache while a writer updates it every 100 ms; the database's executions of the read are
+# counted with request coalescing off and on (pg_stat_statements / Com_select on private servers),
+# about a minute. ARGS overrides, e.g. make bench-stampede ARGS='--protocols postgres --seconds 5'.
+.PHONY: bench-stampede
+bench-stampede: build ensure-servers
+	node dist/bench/stampede.js $(ARGS)
+
 .PHONY: bench-mysql-literals
 bench-mysql-literals: build ensure-servers
 	node dist/bench/mysql-new-literals.js $(ARGS)

@@ -77,6 +77,10 @@ export interface Config {
   cacheMaxBytes: number;
   cacheMaxEntryBytes: number;
   cacheTtlMs: number;
+  /** Request coalescing: how long a miss may wait for a fill of its key in flight; 0 turns coalescing off. */
+  coalesceWaitMs: number;
+  /** Request coalescing: misses waiting for one fill at most; more go to the database. */
+  coalesceMaxWaiters: number;
   /** Statements that take at least this long are logged at warn level; 0 turns the log off. */
   slowQueryThresholdMs: number;
   logLevel: LogLevel;
@@ -195,6 +199,10 @@ export const SETTINGS: readonly Setting[] = [
     help: 'largest single result kept; larger results are relayed but not cached' },
   { key: 'cacheTtlMs', flag: 'cache-ttl', kind: 'duration', default: '60s', live: true,
     help: 'how long a cached result may be served; a safety net for writes that bypass sidecache (0 = no expiry)' },
+  { key: 'coalesceWaitMs', flag: 'coalesce-wait', kind: 'duration-or-off', default: '500ms', live: true,
+    help: 'request coalescing: a cacheable miss whose key another client is filling right now waits for that fill, up to this long from the fill\'s start, and is answered from the cache when it is stored; when the fill is not stored (a write made it stale, an error, too large) or the time passes, the miss goes to the database as usual. Per worker. 0 or `off` turns coalescing off (see docs/consistency.md#coalesced-misses---coalesce-wait)' },
+  { key: 'coalesceMaxWaiters', flag: 'coalesce-max-waiters', kind: 'count', default: '1000', live: true,
+    help: 'request coalescing: misses that wait for one fill at most; more go to the database' },
   { key: 'slowQueryThresholdMs', flag: 'slow-query-threshold', kind: 'duration-or-off', default: '1s', live: true,
     help: 'a statement (hit, miss, bypass or write) taking at least this long from the client\'s request to the end of its reply is logged at warn level as "slow query" with its outcome, duration, fingerprint, text and who sent it (remote address, user, database); at most 10 such lines a second, the rest counted in one line when the second ends; 0 or `off` turns it off; needs the cache on (`cache-max-bytes` above 0)' },
   { key: 'logLevel', flag: 'log-level', kind: 'choice', choices: LOG_LEVELS, default: 'info', live: true,

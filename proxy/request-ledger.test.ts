@@ -110,4 +110,30 @@ test('block writes: invalidated at commit with the widest scope, forgotten at ro
   assert.is(seen.length, 2, 'a rollback invalidates nothing');
 });
 
+test('a fill keyed under its prefix is a flight others may wait for, settled however it ends', async () => {
+  const { cache, ledger } = await setUp();
+  const info = cache.info('SELECT * FROM items');
+  const ends: string[] = [];
+  const waitFor = (key: string) => cache.flights.join(key, (end) => ends.push(`${key}:${end}`));
+  const stored = ledger.fillAction('a', false, 'p\u0001');
+  const refused = ledger.fillAction('b', false, 'p\u0001');
+  const bypassed = ledger.fillAction('c', false, 'p\u0001');
+  const abandoned = ledger.fillAction('d', false, 'p\u0001');
+  assert.is(ledger.fillAction('e', true, 'p\u0001').flight, null, 'not inside a block');
+  assert.is(ledger.fillAction('f', false).flight, null, 'not without a prefix');
+  for (const k of ['a', 'b', 'c', 'd']) assert.ok(typeof waitFor(`p\u0001${k}`) === 'object', k);
+  for (const f of [stored, refused, bypassed]) {
+    f.capture.parts.push(Buffer.from('x'));
+    f.capture.size = 1;
+    ledger.completed(request(f, info), f === bypassed ? { cacheable: false, reason: 'function' } : undefined);
+  }
+  ledger.push(request(abandoned, info));
+  ledger.storeFills((_r, fill) => (fill === refused ? null : { keyPrefix: 'p\u0001', sharedPrefix: null, parts: fill.capture.parts, tags: TAGS }));
+  ledger.abandon();
+  await new Promise((resolve) => setImmediate(resolve));
+  // FlightEnd: 0 stored, 1 not stored.
+  assert.equal(ends.sort(), ['p\u0001a:0', 'p\u0001b:1', 'p\u0001c:1', 'p\u0001d:1']);
+  assert.is(cache.flights.size, 0);
+});
+
 test.run();

@@ -5,6 +5,7 @@
 // until it ends. A server reply belongs to the head request.
 import type { StatementSource } from '../telemetry/query-stats.js';
 import type { FillToken } from '../cache/tag-versions.js';
+import type { Flight } from '../cache/fill-flights.js';
 import type { L2FillToken } from '../fleet/l2.js';
 import { ProbePurpose, unreachable, type BypassReason, type StoredDecision } from './cache-router.js';
 import type { Capture } from './reply-router.js';
@@ -43,6 +44,8 @@ export interface FillAction {
   /** Where the fleet's bus stood when it was sent (--l2 on, bus live): the entry goes to the second tier too. */
   readonly l2: L2FillToken | null;
   readonly capture: Capture;
+  /** Identical misses of other sessions may wait for it (request coalescing); settled once it is stored or not. */
+  readonly flight: Flight | null;
 }
 
 /** What the cache does with an outstanding request. */
@@ -147,10 +150,25 @@ export class RequestLedger<I extends LedgerStatement, R extends OutstandingReque
     return this.queue.shift();
   }
 
-  /** A fill: the token is taken now, as the request goes upstream. */
-  fillAction(keySuffix: string, inBlock: boolean): FillAction {
+  /**
+   * A fill: the token is taken now, as the request goes upstream. With `keyPrefix` (the context
+   * it is keyed under now, outside blocks), identical misses of other sessions may wait for it.
+   */
+  fillAction(keySuffix: string, inBlock: boolean, keyPrefix: string | null = null): FillAction {
     const l2 = inBlock ? null : this.cache.secondTier?.fillToken() ?? null;
-    return { kind: 'fill', inBlock, keySuffix, token: this.cache.store.startFill(), l2, capture: { parts: [], size: 0, poisoned: false } };
+    const flight = keyPrefix === null || inBlock ? null : this.cache.flights.begin(keyPrefix + keySuffix);
+    return { kind: 'fill', inBlock, keySuffix, token: this.cache.store.startFill(), l2, capture: { parts: [], size: 0, poisoned: false }, flight };
+  }
+
+  /**
+   * The session is gone: the fills it still awaited will not be stored, so whoever waits for them
+   * goes to the database now rather than at the wait bound.
+   */
+  abandon(): void {
+    for (const request of this.queue) {
+      const flight = request.action.kind === 'fill' ? request.action.flight : null;
+      if (flight !== null) this.cache.flights.settle(flight, 'refused');
+    }
   }
 
   probeAction(purpose: ProbePurpose, statement: I | null, generation: number): ProbeAction<I> {
@@ -178,6 +196,7 @@ export class RequestLedger<I extends LedgerStatement, R extends OutstandingReque
       case 'fill':
         if (decisionNow !== undefined && !decisionNow.cacheable) {
           stats.bypass(info!.identity, decisionNow.reason ?? 'not-cacheable', seconds, this.source);
+          if (action.flight !== null) this.cache.flights.settle(action.flight, 'unstorable');
         } else {
           this.finished.push(request);
           stats.miss(info!.identity, seconds, this.source);
@@ -202,7 +221,8 @@ export class RequestLedger<I extends LedgerStatement, R extends OutstandingReque
     const cache = this.cache;
     for (const request of this.finished) {
       const fill = request.action as FillAction;
-      const as = fill.capture.poisoned || request.errored ? null : storeAs(request, fill);
+      const unstorable = fill.capture.poisoned || request.errored;
+      const as = unstorable ? null : storeAs(request, fill);
       if (as !== null) {
         const info = request.info!;
         // A cache rule may give this statement its own TTL or a smaller entry limit.
@@ -212,11 +232,14 @@ export class RequestLedger<I extends LedgerStatement, R extends OutstandingReque
         const parts = shared && as.parts.length > 1 ? [Buffer.concat(as.parts, fill.capture.size)] : as.parts;
         const outcome = cache.store.setParts(as.keyPrefix + fill.keySuffix, parts, fill.capture.size, { identity: info.identity },
           { token: fill.token, tags: as.tags, ttlMs: rule.ttlMs }, rule.maxEntryBytes);
+        if (fill.flight !== null) cache.flights.settle(fill.flight, outcome === 'stored' ? 'stored' : outcome === 'too-large' ? 'unstorable' : 'refused');
         if (shared && outcome === 'stored') {
           cache.secondTier!.put(cache.protocol, as.sharedPrefix! + fill.keySuffix, fill.l2!, {
             bytes: parts.length === 1 ? parts[0]! : Buffer.concat(parts, fill.capture.size), tags: as.tags, fingerprint: info.fingerprint, ttlMs: rule.ttlMs ?? cache.ttlMs,
           });
         }
+      } else if (fill.flight !== null) {
+        cache.flights.settle(fill.flight, unstorable ? 'unstorable' : 'refused');
       }
       fill.capture.parts = [];
     }

@@ -13,6 +13,7 @@ import { MAX_SCANNED_ENTRIES, ResultStore } from '../cache/store.js';
 import { StatementRules, type RuleOutcome } from '../config/rules.js';
 import type { Config } from '../config/settings.js';
 import type { SecondTier } from '../fleet/l2.js';
+import { FillFlights } from '../cache/fill-flights.js';
 import { UpstreamIdentity, type ServerIdentity } from './upstream-identity.js';
 import type { FenceState } from './cache-router.js';
 
@@ -64,6 +65,8 @@ export interface RuledStatement {
 export abstract class ResultCache<I extends RuledStatement> {
   readonly store: ResultStore<EntryMeta>;
   readonly stats: QueryStats;
+  /** The fills in flight that identical misses of other sessions wait for (request coalescing). */
+  readonly flights: FillFlights;
   /** Read per fill; a config reload changes it (applyConfig). */
   maxEntryBytes: number;
   private readonly rules: StatementRules<I>;
@@ -88,12 +91,14 @@ export abstract class ResultCache<I extends RuledStatement> {
       defaultTtlMs: config.cacheTtlMs,
     });
     this.maxEntryBytes = config.cacheMaxEntryBytes;
+    this.flights = new FillFlights(config.coalesceWaitMs, config.coalesceMaxWaiters);
     this.rules = new StatementRules<I>(config.cacheRules, (info) => ({
       fingerprint: info.fingerprint,
       shape: info.shape,
       tables: [...info.analysis.tablesRead, ...info.analysis.tablesWritten].map((t) => t.name),
     }));
     this.stats = new QueryStats(protocol, metrics);
+    this.stats.observeWaiting(() => this.flights.waiting);
     this.stats.observeStore(() => {
       const c = this.store.counters();
       return { entries: c.entries, bytes: c.bytes, evictions: c.evictions, maxBytes: c.maxBytes };
@@ -101,7 +106,7 @@ export abstract class ResultCache<I extends RuledStatement> {
   }
 
   /**
-   * A config reload: the new budget, entry limit and TTL apply to the next fills. New rules drop
+   * A config reload: the new budget, entry limit, TTL and coalescing bounds apply to the next fills. New rules drop
    * every entry: one stored under the old rules may now be "never" or have a shorter TTL, and a
    * hit does not look at rules.
    */
@@ -109,6 +114,7 @@ export abstract class ResultCache<I extends RuledStatement> {
     this.store.setLimits({ maxBytes: config.cacheMaxBytes, maxEntryBytes: config.cacheMaxEntryBytes, defaultTtlMs: config.cacheTtlMs });
     this.maxEntryBytes = config.cacheMaxEntryBytes;
     this.ttlMs = config.cacheTtlMs;
+    this.flights.setLimits(config.coalesceWaitMs, config.coalesceMaxWaiters);
     if (this.rules.replace(config.cacheRules)) this.stats.invalidated('database', this.store.invalidateAll());
   }
 

@@ -84,19 +84,38 @@ function registerCacheMetrics(registry: Registry, cacheStats: ReadonlyMap<Protoc
   total('sidecache_cache_writes_total', 'Writes seen (their tables are invalidated on commit)', (s) => s.writes);
   total('sidecache_invalidations_total', 'Invalidations: of the tables of a committed write, or of a whole database', (s) => s.invalidations);
   total('sidecache_invalidated_entries_total', 'Cache entries dropped by invalidations', (s) => s.invalidatedEntries);
+  total('sidecache_coalesced_total', 'Misses answered from the fill of the same key another client had in flight (request coalescing; also counted as hits)', (s) => s.coalesced);
 
-  new Counter({
-    name: 'sidecache_cache_bypass_total',
-    help: 'Statements sent upstream without consulting the cache, by reason',
-    labelNames: ['protocol', 'reason'],
+  new Gauge({
+    name: 'sidecache_coalesce_waiting',
+    help: 'Misses waiting now for the fill of their key another client has in flight',
+    labelNames: ['protocol'],
     registers,
     collect() {
       this.reset();
-      for (const stats of cacheStats.values()) {
-        for (const [reason, { count }] of stats.bypassReasons()) this.inc({ protocol: stats.protocol, reason }, count);
-      }
+      for (const stats of cacheStats.values()) this.set({ protocol: stats.protocol }, stats.coalesceWaiting);
     },
   });
+  const byReason = (name: string, help: string, counts: (stats: QueryStats) => Iterable<readonly [string, number]>): void => {
+    new Counter({
+      name,
+      help,
+      labelNames: ['protocol', 'reason'],
+      registers,
+      collect() {
+        this.reset();
+        for (const stats of cacheStats.values()) {
+          for (const [reason, count] of counts(stats)) this.inc({ protocol: stats.protocol, reason }, count);
+        }
+      },
+    });
+  };
+  byReason('sidecache_coalesce_relayed_total', 'Misses that found a fill of their key in flight and went to the database after all, by reason',
+    (s) => s.coalesceRelays());
+  byReason('sidecache_cache_bypass_total', 'Statements sent upstream without consulting the cache, by reason',
+    function* (s) {
+      for (const [reason, { count }] of s.bypassReasons()) yield [reason, count] as const;
+    });
 
   // The store keeps its own counts; each series reads them at scrape time.
   const storeGauge = (name: string, help: string, value: (r: StoreReading) => number): void => {

@@ -101,7 +101,21 @@ export interface ProtocolStats {
   evictions: number;
   fingerprints: number;
   latencyMs: Record<Outcome, LatencySummary>;
+  /** Misses answered from the fill of the same key another client had in flight (counted as hits too). */
+  coalesced: number;
+  /** Misses that could have waited for such a fill, or did, and went to the database: by reason (CoalesceRelay). */
+  coalesceRelayed: Record<string, number>;
+  /** Misses waiting now for a fill of their key. */
+  coalesceWaiting: number;
 }
+
+/**
+ * Why a miss that found a fill of its key in flight went to the database after all: the fill was
+ * not stored (a write made it stale, an error, too large), the wait bound passed, the entry was
+ * gone when the waiter was taken up, the client sent something else meanwhile, or the fill had its
+ * most waiters already. The `reason` label of sidecache_coalesce_relayed_total.
+ */
+export type CoalesceRelay = 'not-stored' | 'timeout' | 'gone' | 'interrupted' | 'waiters-full';
 
 export interface QueryItem {
   protocol: Protocol;
@@ -178,6 +192,9 @@ export class QueryStats {
   private readonly bypassDurations = new DurationHistogram();
   private readonly writeDurations = new DurationHistogram();
   private readonly bypassByReason = new Map<string, ReasonCount>();
+  private coalescedCount = 0;
+  private readonly coalesceRelayedByReason = new Map<CoalesceRelay, number>();
+  private readWaiting: () => number = () => 0;
   private readonly invalidationsByTable = new Map<string, number>();
   private readStore: (() => StoreReading) | null = null;
   /** Infinity while the slow-query log is off, so a statement under it costs one comparison. */
@@ -254,6 +271,33 @@ export class QueryStats {
     this.writeCount++;
     this.writeDurations.observe(seconds);
     if (seconds >= this.slowSeconds) this.slowSink!.slow(this.protocol, 'write', id, null, seconds, source);
+  }
+
+  /** A miss was answered from the fill of its key another client had in flight (its hit is counted apart). */
+  coalescedMiss(): void {
+    this.coalescedCount++;
+  }
+
+  /** A miss that found a fill of its key in flight went to the database after all. */
+  coalesceRelay(reason: CoalesceRelay): void {
+    this.coalesceRelayedByReason.set(reason, (this.coalesceRelayedByReason.get(reason) ?? 0) + 1);
+  }
+
+  /** Binds the gauge of misses waiting now for a fill (read at scrape time and by /stats). */
+  observeWaiting(read: () => number): void {
+    this.readWaiting = read;
+  }
+
+  get coalesceWaiting(): number {
+    return this.readWaiting();
+  }
+
+  get coalesced(): number {
+    return this.coalescedCount;
+  }
+
+  coalesceRelays(): ReadonlyMap<CoalesceRelay, number> {
+    return this.coalesceRelayedByReason;
   }
 
   /**
@@ -350,6 +394,9 @@ export class QueryStats {
       evictions: store?.evictions ?? 0,
       fingerprints: this.identities.size,
       latencyMs,
+      coalesced: this.coalescedCount,
+      coalesceRelayed: Object.fromEntries(this.coalesceRelayedByReason),
+      coalesceWaiting: this.readWaiting(),
     };
   }
 

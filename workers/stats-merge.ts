@@ -26,7 +26,7 @@ export interface WholeStatsReport extends StatsReport {
 
 const TOTALS = ['hits', 'misses', 'bypasses', 'writes', 'entries', 'bytes', 'maxBytes', 'evictions', 'invalidations'] as const;
 const PROTOCOL_TOTALS = ['hits', 'misses', 'bypasses', 'writes', 'invalidations', 'databaseInvalidations', 'invalidatedEntries',
-  'entries', 'bytes', 'maxBytes', 'evictions'] as const;
+  'entries', 'bytes', 'maxBytes', 'evictions', 'coalesced', 'coalesceWaiting'] as const;
 
 export function mergeStatsReports(all: readonly WorkerStats[], topN: number): WholeStatsReport {
   const sorted = [...all].sort((a, b) => a.slot - b.slot);
@@ -61,6 +61,7 @@ function mergeProtocol(parts: readonly ProtocolStats[]): ProtocolStats {
   for (const other of parts.slice(1)) {
     for (const k of PROTOCOL_TOTALS) p[k] += other[k];
     for (const [reason, n] of Object.entries(other.bypassReasons)) p.bypassReasons[reason] = (p.bypassReasons[reason] ?? 0) + n;
+    for (const [reason, n] of Object.entries(other.coalesceRelayed)) p.coalesceRelayed[reason] = (p.coalesceRelayed[reason] ?? 0) + n;
     // The same statement counts once per worker that saw it: the largest count is the floor.
     p.fingerprints = Math.max(p.fingerprints, other.fingerprints);
     for (const outcome of OUTCOMES) p.latencyMs[outcome] = mergeLatency(p.latencyMs[outcome], other.latencyMs[outcome]);

@@ -68,6 +68,8 @@ export interface CacheCounts {
   hits: number;
   misses: number;
   bypass: number;
+  /** Of the hits: misses answered from a fill another client had in flight (request coalescing). */
+  coalesced: number;
 }
 
 export interface Progress extends CacheCounts {
@@ -104,12 +106,13 @@ const MAX_SAMPLES = 20;
 /** The cache counters of one proxy, or summed over several (a fleet). */
 export async function cacheCounts(adminPorts: number | readonly number[], metricsProtocol: string): Promise<CacheCounts> {
   const labels = { protocol: metricsProtocol };
-  const total: CacheCounts = { hits: 0, misses: 0, bypass: 0 };
+  const total: CacheCounts = { hits: 0, misses: 0, bypass: 0, coalesced: 0 };
   for (const port of typeof adminPorts === 'number' ? [adminPorts] : adminPorts) {
     const samples = await scrape(port);
     total.hits += sumOf(samples, 'sidecache_cache_hits_total', labels);
     total.misses += sumOf(samples, 'sidecache_cache_misses_total', labels);
     total.bypass += sumOf(samples, 'sidecache_cache_bypass_total', labels);
+    total.coalesced += sumOf(samples, 'sidecache_coalesced_total', labels);
   }
   return total;
 }
@@ -120,7 +123,7 @@ export async function checkConsistency(driver: ConsistencyDriver, endpoint: Endp
   const ledger = new VersionLedger(options.keys);
   const report: CheckReport = {
     protocol: driver.protocol, options: plain, elapsedSeconds: 0,
-    reads: 0, readsByPath: { simple: 0, parameterised: 0, prepared: 0 }, hits: 0, misses: 0, bypass: 0,
+    reads: 0, readsByPath: { simple: 0, parameterised: 0, prepared: 0 }, hits: 0, misses: 0, bypass: 0, coalesced: 0,
     writesByForm: {}, committed: 0, rolledBack: 0,
     violations: 0, violationsByKind: {}, violationSamples: [], errors: [], failures: [],
   };
@@ -257,7 +260,7 @@ function verdict(report: CheckReport, forms: readonly WriteForm[]): string[] {
 }
 
 function countsDelta(after: CacheCounts, before: CacheCounts): CacheCounts {
-  return { hits: after.hits - before.hits, misses: after.misses - before.misses, bypass: after.bypass - before.bypass };
+  return { hits: after.hits - before.hits, misses: after.misses - before.misses, bypass: after.bypass - before.bypass, coalesced: after.coalesced - before.coalesced };
 }
 
 /** `count` distinct keys out of 0..keys-1, in ascending order. */

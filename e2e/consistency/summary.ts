@@ -7,7 +7,7 @@ export function summaryLine(r: CheckReport): string {
   const ratio = r.reads === 0 ? 0 : r.hits / r.reads;
   const lag = allowedLagMs === undefined || allowedLagMs === 0 ? '' : ` (writes straight to the database, allowed lag ${allowedLagMs} ms)`;
   return `consistency ${r.protocol}: ${r.elapsedSeconds.toFixed(1)} s, ${writers} writers${lag}, ${readers} readers, ${keys} keys: `
-    + `reads ${r.reads} (hits ${r.hits}, misses ${r.misses}, bypass ${r.bypass}, hit ratio ${ratio.toFixed(2)}), `
+    + `reads ${r.reads} (hits ${r.hits}, of them coalesced ${r.coalesced}, misses ${r.misses}, bypass ${r.bypass}, hit ratio ${ratio.toFixed(2)}), `
     + `writes ${r.committed} committed / ${r.rolledBack} rolled back, errors ${r.errors.length}, violations ${r.violations}: `
     + (r.failures.length === 0 ? 'PASS' : 'FAIL');
 }

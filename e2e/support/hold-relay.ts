@@ -7,6 +7,11 @@
 // the statement text, so it reaches the server in Query and Parse messages). From that moment every
 // server->proxy byte of that connection is queued, in order, until `release()`. Everything else is
 // relayed unchanged as it arrives.
+//
+// It also counts, over all connections, how many times clients sent a marker (`countSent`): a
+// marker in a statement's text counts the times that statement reached the server, which is how
+// the coalescing tests count database executions without server-wide counters. It relays any TCP
+// protocol (MySQL too).
 import net from 'node:net';
 
 export interface Hold {
@@ -26,7 +31,13 @@ export interface HoldRelay {
   url: string;
   /** Arms a one-shot hold for the next connection whose client sends `marker`. */
   holdAfter(marker: string): Hold;
+  /** From now on, counts the times any client sends `marker` to the server. */
+  countSent(marker: string): SentCount;
   close(): Promise<void>;
+}
+
+export interface SentCount {
+  readonly count: number;
 }
 
 export class HoldTimeoutError extends Error {
@@ -92,6 +103,7 @@ class ArmedHold implements Hold {
 
 export function startHoldRelay(target: { host: string; port: number }): Promise<HoldRelay> {
   const armed: ArmedHold[] = [];
+  const counted: { marker: string; count: number }[] = [];
   const sockets = new Set<net.Socket>();
 
   const server = net.createServer((client) => {
@@ -109,7 +121,15 @@ export function startHoldRelay(target: { host: string; port: number }): Promise<
     let hold: ArmedHold | null = null;
     // The marker may be split across two chunks; keep enough of the previous chunk to see it.
     let tail = '';
+    // The same for counting; a kept tail is shorter than any marker, so it holds no whole one.
+    let countTail = '';
     client.on('data', (chunk: Buffer) => {
+      if (counted.length > 0) {
+        const text = countTail + chunk.toString('latin1');
+        for (const c of counted) for (let i = text.indexOf(c.marker); i >= 0; i = text.indexOf(c.marker, i + c.marker.length)) c.count++;
+        const keep = Math.max(0, ...counted.map((c) => c.marker.length - 1));
+        countTail = keep === 0 ? '' : text.slice(-keep);
+      }
       if (hold === null && armed.length > 0) {
         const text = tail + chunk.toString('latin1');
         const i = armed.findIndex((h) => text.includes(h.marker));
@@ -139,6 +159,11 @@ export function startHoldRelay(target: { host: string; port: number }): Promise<
           const hold = new ArmedHold(marker);
           armed.push(hold);
           return hold;
+        },
+        countSent(marker: string): SentCount {
+          const c = { marker, count: 0 };
+          counted.push(c);
+          return c;
         },
         close(): Promise<void> {
           for (const s of sockets) s.destroy();

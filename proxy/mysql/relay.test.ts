@@ -174,4 +174,67 @@ test('a ROLLBACK invalidates nothing; a COMMIT invalidates again at its OK', () 
   }
 });
 
+// ---------------------------------------------------------------- request coalescing
+
+/** A session on `cache` whose server is verified: its first SELECT is a hit after the identity check. */
+function verifiedSession(cache: MySqlCache): Harness {
+  const h = new Harness(cache);
+  h.query(SELECT);
+  assert.is(h.take()[0].length, 1, 'the identity check alone');
+  h.server(identityReply());
+  assert.equal(h.take()[1], result('a'));
+  return h;
+}
+
+const turn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+/** Three sessions on one cache, the entry of SELECT dropped by a write of `writer`. */
+function stampede() {
+  const filler = warmed();
+  filler.take();
+  const waiter = verifiedSession(filler.cache);
+  const writer = verifiedSession(filler.cache);
+  writer.query('UPDATE items SET v = 2');
+  writer.server(okReply(AUTOCOMMIT));
+  writer.take();
+  assert.is(filler.entries, 0);
+  return { filler, waiter, writer };
+}
+
+test('coalescing: an identical miss waits for the fill in flight and is answered from it, nothing sent upstream', async () => {
+  const { filler, waiter } = stampede();
+  filler.query(SELECT);
+  assert.equal(filler.take()[0], [SELECT]);
+  waiter.query(SELECT);
+  assert.equal(waiter.take(), [[], Buffer.alloc(0)], 'it waits');
+  filler.server(result('b'));
+  await turn();
+  assert.equal(waiter.take(), [[], result('b')]);
+  assert.equal([filler.cache.stats.coalesced, filler.cache.stats.hits], [1, 3]);
+});
+
+test('coalescing: a waiter that joined after a write acked while the fill was in flight goes to the database', async () => {
+  const { filler, waiter, writer } = stampede();
+  filler.query(SELECT);
+  writer.query('UPDATE items SET v = 3');
+  writer.server(okReply(AUTOCOMMIT));
+  waiter.query(SELECT);
+  assert.equal(waiter.take()[0], [], 'it joined the fill in flight');
+  filler.server(result('old'));
+  await turn();
+  assert.equal(waiter.take()[0], [SELECT], 'the fill was refused');
+  waiter.server(result('new'));
+  assert.equal(waiter.take()[1], result('new'));
+  assert.is(waiter.cache.stats.coalesceRelays().get('not-stored'), 1);
+});
+
+test('coalescing: a failed fill sends its waiters to the database', async () => {
+  const { filler, waiter } = stampede();
+  filler.query(SELECT);
+  waiter.query(SELECT);
+  filler.server(reply(Buffer.concat([Buffer.from([0xff, 0x7a, 0x04]), Buffer.from('#HY000boom')])));
+  await turn();
+  assert.equal(waiter.take()[0], [SELECT]);
+});
+
 test.run();

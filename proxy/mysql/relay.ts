@@ -19,6 +19,7 @@ import type { CacheEntry } from '../../cache/store.js';
 import {
   BlockState, IdentityState, ProbePurpose, answersInBlock, inReadOnlyBlock, mayLookUp, route, unreachable, type FenceState, type RuleView, type SessionView, type Verdict,
 } from '../cache-router.js';
+import { CoalescedWait } from '../coalesced-wait.js';
 import { ReplyRouter, Route } from '../reply-router.js';
 import { RequestLedger, forwardAction, isIdentityCheck, type CacheAction } from '../request-ledger.js';
 import { SecondTierAsk, SecondTierMove } from '../second-tier-ask.js';
@@ -72,6 +73,8 @@ export class MySqlRelay implements ServerPacketSink {
   /** The parked command is being taken up again: it does not park a second time. */
   private unparking = false;
   private readonly tier: SecondTierAsk<ParkedCommand>;
+  /** Waits for the fill of the same key another session has in flight (request coalescing). */
+  private readonly coalesce: CoalescedWait;
   // Upstream -> client: where each packet ends, where each reply's bytes go.
   private readonly scanner = new ServerScanner();
   private readonly replies = new ReplyRouter((bytes) => this.io.toClient(bytes), () => this.cache.maxEntryBytes);
@@ -91,6 +94,7 @@ export class MySqlRelay implements ServerPacketSink {
     this.ledger = new RequestLedger(cache, io);
     this.cs = new MySqlCacheSession(cache, state, log);
     this.tier = new SecondTierAsk(cache);
+    this.coalesce = new CoalescedWait(cache);
   }
 
   /** Between server packets: a packet of the proxy's own may be sent to the client here. */
@@ -109,7 +113,7 @@ export class MySqlRelay implements ServerPacketSink {
   clientPacket(buf: Buffer, start: number, end: number, payloadLength: number): void {
     // The client did not wait: the parked command goes to the server first, so replies keep their
     // order (and does not wait for the second tier).
-    if (this.parked !== null) this.tier.withoutAsking(() => this.unpark());
+    if (this.parked !== null) this.tier.withoutAsking(() => this.coalesce.withoutWaiting(() => this.unpark()));
     // A session's first command carries the identity check in front of it, pipelined.
     if (this.cs.state.neverChecked && this.quiet) this.checkServer();
     if (this.ledger.quiet && payloadLength > 0 && !this.cs.state.isOff) {
@@ -191,6 +195,7 @@ export class MySqlRelay implements ServerPacketSink {
       // Inside the read-only transaction: the stored reply with the session's transaction flags.
       return this.answer(withTransactionFlags(verdict.entry.bytes, this.state.deprecateEof, this.state.status)!, verdict.entry.meta, started);
     }
+    if (key !== null && this.waitForFill(verdict, view, key, buf, start, end, execution)) return;
     // (Checked here first: the parked copy is made only when a second tier is configured.)
     if (key !== null && this.cache.secondTier !== null && this.viaSecondTier(verdict, view, info, key, { packet: Buffer.from(buf.subarray(start, end)), execution })) return;
     // No key: a cursor or long data; the execution cannot be stored.
@@ -235,7 +240,7 @@ export class MySqlRelay implements ServerPacketSink {
         return verdict.kind === 'probe-then-fill' ? this.ledger.fillAction(keySuffix, false) : forwardAction(verdict.reason, false);
       case 'fill':
         this.checkServer();
-        return this.ledger.fillAction(keySuffix, verdict.inBlock);
+        return this.ledger.fillAction(keySuffix, verdict.inBlock, keySuffix === '' ? null : this.cs.keyContext?.keyPrefix ?? null);
       case 'forward':
         // A write's invalidation depends on the database's fan-out (triggers, cascades, views), which
         // the probe reads: one pipelined before the first write to a table since the last DDL.
@@ -303,11 +308,33 @@ export class MySqlRelay implements ServerPacketSink {
     }
   }
 
+  /**
+   * Request coalescing (../coalesced-wait.ts): a read about to be filled waits, parked, for the
+   * fill of its key another session has in flight. True when it parked.
+   */
+  private waitForFill(verdict: Verdict<unknown>, view: SessionView, keySuffix: string, buf: Buffer, start: number, end: number, execution: Execution | null): boolean {
+    const ctx = this.cs.keyContext;
+    if (ctx === null || !this.coalesce.wait(verdict, view, entryKey(ctx.keyPrefix, keySuffix), () => {
+      const sent = this.ledger.length;
+      this.unpark();
+      return this.ledger.length === sent && this.parked === null;
+    })) return false;
+    this.parked = { packet: Buffer.from(buf.subarray(start, end)), execution };
+    return true;
+  }
+
+  /** The session ends: fills it leads are not stored, a wait in progress is left. */
+  closed(): void {
+    this.ledger.abandon();
+    this.coalesce.forget(false);
+  }
+
   /** Takes the parked command up again: answered from the cache once verified, else sent on. */
   private unpark(): void {
     const { packet, execution } = this.parked!;
     this.parked = null;
     this.tier.forget();
+    this.coalesce.forget(true);
     this.unparking = true;
     try {
       this.statement(packet, 0, packet.length, execution?.statement.text ?? payloadOf(packet, 0, packet.length).toString('utf8', 1), execution);
@@ -368,8 +395,9 @@ export class MySqlRelay implements ServerPacketSink {
       return { keyPrefix: as.ctx.keyPrefix, sharedPrefix: as.ctx.sharedPrefix, parts: parts === null ? fill.capture.parts : [parts], tags: as.tags };
     });
     // What the parked command waited for is back (the identity check, or the probe sent alone), and
-    // nothing was sent after it: the command goes on. Not while Redis is asked.
-    if (this.parked !== null && !this.tier.pending && this.ledger.length === 0) this.unpark();
+    // nothing was sent after it: the command goes on. Not while Redis is asked or another session's
+    // fill of its key is awaited.
+    if (this.parked !== null && !this.tier.pending && !this.coalesce.pending && this.ledger.length === 0) this.unpark();
   }
 
   // ServerPacketSink: the tracker reads the packets; the relay looks at a few itself.

@@ -407,6 +407,7 @@ export class MySqlSession extends ProxySession<MySqlProxyError> {
    * understood as a command, not in the middle of a file transfer or an auth exchange.
    */
   protected endUpstream(upstream: net.Socket, wasReady: boolean): void {
+    this.relay?.closed();
     if (upstream.readyState !== 'open') upstream.destroy();
     else if (wasReady && !this.tracker.awaitingClient) endSocket(upstream, COM_QUIT);
     else endSocket(upstream);

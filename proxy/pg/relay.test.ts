@@ -233,4 +233,156 @@ test('a replayed Parse\'s ParseComplete is swallowed', async () => {
   assert.is(codes(h.take()[1]), '2TDCZ');
 });
 
+// ---------------------------------------------------------------- request coalescing
+
+/** A session on `cache` whose server is verified and context known: its first SELECT is a hit after the identity check. */
+function verifiedSession(cache: PgCache): Harness {
+  const h = new Harness(cache);
+  h.send(query(SELECT));
+  h.server(...identityReply());
+  const [, client] = h.take();
+  assert.equal(client, Buffer.concat(result('a')), 'answered from the cache once verified');
+  return h;
+}
+
+/** Lets the wait's end (a microtask after the fill) run. */
+const turn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+/** Three sessions on one cache, the entry of SELECT dropped by a write of `writer`. */
+async function stampede(others = 0) {
+  const filler = await warmed();
+  filler.take();
+  const waiter = verifiedSession(filler.cache);
+  const more = Array.from({ length: others }, () => verifiedSession(filler.cache));
+  const writer = verifiedSession(filler.cache);
+  writer.send(query('UPDATE items SET v = 2'));
+  writer.server(commandComplete('UPDATE 1'), ready('I'));
+  writer.take();
+  assert.is(filler.cache.store.counters().entries, 0);
+  return { filler, waiter, writer, more };
+}
+
+test('coalescing: an identical miss waits for the fill in flight and is answered from it, nothing sent upstream', async () => {
+  const { filler, waiter } = await stampede();
+  filler.send(query(SELECT));
+  assert.equal(queries(filler.take()[0]), [SELECT]);
+  waiter.send(query(SELECT));
+  assert.equal(waiter.take(), [Buffer.alloc(0), Buffer.alloc(0)], 'it waits: nothing upstream, nothing to the client yet');
+  filler.server(...result('b'));
+  await turn();
+  const [up, client] = waiter.take();
+  assert.equal([up.length, client], [0, Buffer.concat(result('b'))]);
+  assert.equal([filler.cache.stats.coalesced, filler.cache.stats.misses], [1, 2]);
+});
+
+test('coalescing: the extended protocol waits too', async () => {
+  const { filler, waiter } = await stampede();
+  const text = 'SELECT * FROM items WHERE id = $1';
+  const batch = [serialize.parse({ text }), serialize.bind({ values: ['1'] }), serialize.describe({ type: 'P' }), serialize.execute(), serialize.sync()];
+  const reply = [parseComplete(), bindComplete(), rowDescription(['v']), dataRow(['c']), commandComplete('SELECT 1'), ready('I')];
+  filler.send(...batch);
+  // A new text: the probe goes first (its decision is not known yet); then the batch is filled.
+  filler.server(...probeReply(), ...reply);
+  filler.send(query('UPDATE items SET v = 3'));
+  filler.server(commandComplete('UPDATE 1'), ready('I'));
+  filler.take();
+  filler.send(...batch);
+  assert.is(codes(filler.take()[0]), 'PBDES', 'a fill');
+  waiter.send(...batch);
+  assert.is(waiter.take()[0].length, 0, 'it waits');
+  filler.server(parseComplete(), bindComplete(), rowDescription(['v']), dataRow(['d']), commandComplete('SELECT 1'), ready('I'));
+  await turn();
+  const [up, client] = waiter.take();
+  assert.equal([up.length, codes(client)], [0, '12TDCZ']);
+  assert.is(filler.cache.stats.coalesced, 1);
+});
+
+test('coalescing: a waiter that joined after a write acked while the fill was in flight is not answered from it', async () => {
+  const { filler, waiter, writer } = await stampede();
+  filler.send(query(SELECT));
+  filler.take();
+  // The fill was sent before the write; the write is acknowledged; then the waiter asks.
+  writer.send(query('UPDATE items SET v = 3'));
+  writer.server(commandComplete('UPDATE 1'), ready('I'));
+  waiter.send(query(SELECT));
+  assert.is(waiter.take()[0].length, 0, 'it joined the fill in flight');
+  filler.server(...result('old'));
+  assert.equal(filler.take()[1], Buffer.concat(result('old')), 'the filler\'s own read began before the write');
+  await turn();
+  assert.equal(queries(waiter.take()[0]), [SELECT], 'the fill was refused: the waiter goes to the database');
+  waiter.server(...result('new'));
+  assert.equal(waiter.take()[1], Buffer.concat(result('new')));
+  assert.equal([waiter.cache.stats.coalesced, waiter.cache.stats.coalesceRelays().get('not-stored')], [0, 1]);
+});
+
+test('coalescing: a different context never waits for another\'s fill', async () => {
+  const { filler } = await stampede();
+  const other = new Harness(filler.cache);
+  filler.send(query(SELECT));
+  other.send(query('SET search_path = other'));
+  other.server(...identityReply(), commandComplete('SET'), typedMessage('S', 'search_path\0other\0'), ready('I'));
+  other.take();
+  other.send(query(SELECT));
+  assert.ok(queries(other.take()[0]).includes(SELECT), 'another search_path: its own miss, not a wait');
+});
+
+test('coalescing: the client sending more while it waits sends the waiting request on first, in order', async () => {
+  const { filler, waiter } = await stampede();
+  filler.send(query(SELECT));
+  waiter.send(query(SELECT));
+  waiter.send(query('SELECT 2'));
+  assert.equal(queries(waiter.take()[0]), [SELECT, 'SELECT 2']);
+  assert.is(waiter.cache.stats.coalesceRelays().get('interrupted'), 1);
+  filler.server(...result('b'));
+  await turn();
+  assert.is(waiter.take()[1].length, 0, 'nothing more from the ended wait');
+});
+
+test('coalescing off (--coalesce-wait 0): identical misses each go upstream', async () => {
+  const cache = await PgCache.create(loadConfig(['--cache-ttl', '0', '--coalesce-wait', '0'], {}).config, createMetrics());
+  const filler = new Harness(cache);
+  filler.send(query(SELECT));
+  filler.server(...identityReply(), ...probeReply(), ...result('a'));
+  const waiter = verifiedSession(cache);
+  filler.send(query('UPDATE items SET v = 2'));
+  filler.server(commandComplete('UPDATE 1'), ready('I'));
+  filler.send(query(SELECT));
+  waiter.send(query(SELECT));
+  assert.equal(queries(waiter.take()[0]), [SELECT]);
+});
+
+test('coalescing: a key whose fill was too large to store is not waited for again', async () => {
+  const { filler, waiter } = await stampede();
+  filler.cache.maxEntryBytes = 200;
+  const big = 'x'.repeat(300);
+  filler.send(query(SELECT));
+  waiter.send(query(SELECT));
+  filler.server(...result(big));
+  await turn();
+  assert.equal(queries(waiter.take()[0]), [SELECT], 'the fill was not stored: the waiter goes to the database');
+  waiter.server(...result(big));
+  filler.take();
+  filler.send(query(SELECT));
+  waiter.send(query(SELECT));
+  assert.equal(queries(waiter.take()[0]), [SELECT], 'no wait for a fill that cannot be stored');
+  assert.equal(Object.fromEntries(waiter.cache.stats.coalesceRelays()), { 'not-stored': 1 });
+});
+
+test('coalescing: after a fill refused by a write, the waiters wait once more, for the first of them taken up', async () => {
+  const { filler, waiter, writer, more: [second] } = await stampede(1);
+  filler.send(query(SELECT));
+  writer.send(query('UPDATE items SET v = 3'));
+  writer.server(commandComplete('UPDATE 1'), ready('I'));
+  waiter.send(query(SELECT));
+  second!.send(query(SELECT));
+  filler.server(...result('old'));
+  await turn();
+  assert.equal(queries(waiter.take()[0]), [SELECT], 'the first waiter taken up goes to the database');
+  assert.is(second!.take()[0].length, 0, 'the other waits for it');
+  waiter.server(...result('new'));
+  await turn();
+  assert.equal(second!.take(), [Buffer.alloc(0), Buffer.concat(result('new'))]);
+  assert.equal([filler.cache.stats.coalesced, filler.cache.stats.coalesceRelays().get('not-stored')], [1, 1]);
+});
+
 test.run();

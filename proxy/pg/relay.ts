@@ -16,6 +16,7 @@ import type { Logger } from '../../telemetry/log.js';
 import {
   ProbePurpose, IdentityState, answersInBlock, mayLookUp, mayLookUpInBlock, route, unreachable, type FenceState, type RuleView, type SessionView, type Verdict,
 } from '../cache-router.js';
+import { CoalescedWait } from '../coalesced-wait.js';
 import { ParkedRequest } from '../parked-request.js';
 import { Route, ReplyRouter } from '../reply-router.js';
 import { RequestLedger, forwardAction, isIdentityCheck, type CacheAction, type FillAction } from '../request-ledger.js';
@@ -55,6 +56,8 @@ export class PgRelay {
   /** A request the cache may answer once the identity check (or the probe, or Redis) is back, as copies. */
   private readonly parked = new ParkedRequest<Held[]>();
   private readonly tier: SecondTierAsk<Held[]> | null = null;
+  /** Waits for the fill of the same key another session has in flight (request coalescing). */
+  private readonly coalesce: CoalescedWait | null = null;
   // Client -> upstream: the run of whole messages of the current chunk, written at once.
   private runBuf: Buffer | null = null;
   private runStart = 0;
@@ -74,6 +77,7 @@ export class PgRelay {
       this.ledger = new RequestLedger<StatementInfo, PgRequest>(cache, io);
       this.cs = new PgCacheSession(cache, this.state, this.ledger, database, startupKey, log);
       this.tier = new SecondTierAsk(cache);
+      this.coalesce = new CoalescedWait(cache);
     }
     this.extended = new StatementReplay(this.state, cache, {
       forward: (code, buf, start, end) => this.forward(code, buf, start, end),
@@ -92,8 +96,8 @@ export class PgRelay {
       return;
     }
     // The client did not wait: the parked request goes to the server first, so replies keep their order.
-    // Taken up again now, it goes to the server before this message: no second-tier wait.
-    if (this.parked.waiting) this.tier!.withoutAsking(() => this.unpark());
+    // Taken up again now, it goes to the server before this message: no second-tier or fill wait.
+    if (this.parked.waiting) this.tier!.withoutAsking(() => this.coalesce!.withoutWaiting(() => this.unpark()));
     // A session's first request carries the identity check in front of it, pipelined.
     if (cs.state.neverChecked && this.quiet) this.checkServer();
     const ext = this.extended;
@@ -238,9 +242,31 @@ export class PgRelay {
     }
   }
 
+  /**
+   * Request coalescing (../coalesced-wait.ts): a read about to be filled waits, parked, for the
+   * fill of its key another session has in flight. True when it parked.
+   */
+  private waitForFill(verdict: Verdict<unknown>, view: SessionView, keySuffix: string, messages: readonly Held[]): boolean {
+    const ctx = this.cs!.keyContext;
+    if (ctx === null || !this.coalesce!.wait(verdict, view, entryKey(ctx.keyPrefix, keySuffix), () => {
+      const sent = this.ledger!.length;
+      this.unpark();
+      return this.ledger!.length === sent && !this.parked.waiting;
+    })) return false;
+    this.parked.park(heldCopies(messages));
+    return true;
+  }
+
+  /** The session ends: fills it leads are not stored, a wait in progress is left. */
+  closed(): void {
+    this.ledger?.abandon();
+    this.coalesce?.forget(false);
+  }
+
   /** Takes the parked request up again: answered from the cache once verified, else sent on. */
   private unpark(): void {
     this.tier?.forget();
+    this.coalesce?.forget(true);
     this.parked.resume((messages) => {
       for (const m of messages) this.clientMessage(m.code, m.buf, m.start, m.end);
     });
@@ -297,6 +323,7 @@ export class PgRelay {
       this.answer({ bytes: verdict.entry!.bytes, identity: verdict.entry!.meta.identity }, started, false, true);
       return;
     }
+    if (this.waitForFill(verdict, view, key, [{ code: Frontend.Query, buf, start, end }])) return;
     if (cache.secondTier !== null && this.viaSecondTier(verdict, view, info, key, [{ code: Frontend.Query, buf, start, end }])) return;
     const p = this.carryOut(verdict, info, key, view.quiet);
     p.autocommit = view.quiet && info.analysis.statements.length === 1;
@@ -323,7 +350,7 @@ export class PgRelay {
         break;
       }
       case 'fill':
-        action = ledger.fillAction(keySuffix, verdict.inBlock);
+        action = ledger.fillAction(keySuffix, verdict.inBlock, this.cs!.keyContext?.keyPrefix ?? null);
         break;
       case 'forward':
         if (verdict.reason === 'probe-failed') this.cs!.state.probeSkipped();
@@ -371,7 +398,9 @@ export class PgRelay {
         this.answer(verdict.entry!, started, shape.parse !== null, inBlock);
         return;
       }
-      if (cache.secondTier !== null && this.viaSecondTier(verdict, view, info, shape.keySuffix, [...batch, { code: Frontend.Sync, buf: syncBuf, start: syncStart, end: syncEnd }])) return;
+      const syncHeld: Held = { code: Frontend.Sync, buf: syncBuf, start: syncStart, end: syncEnd };
+      if (this.waitForFill(verdict, view, shape.keySuffix, [...batch, syncHeld])) return;
+      if (cache.secondTier !== null && this.viaSecondTier(verdict, view, info, shape.keySuffix, [...batch, syncHeld])) return;
       const p = this.carryOut(verdict, info, shape.keySuffix, view.quiet);
       // The stored reply leaves out the ParseComplete, so batches with and without the Parse share it.
       if (shape.parse !== null) p.skipParse = 1;
@@ -391,8 +420,9 @@ export class PgRelay {
     this.replies.end();
     this.storeFills();
     // What the parked request waited for is back (the identity check, or the catalog probe sent
-    // alone), and nothing was sent after it: the request goes on. Not while Redis is asked.
-    if (this.parked.waiting && !this.tier!.pending && this.ledger!.length === 0) this.unpark();
+    // alone), and nothing was sent after it: the request goes on. Not while Redis is asked or another
+    // session's fill of its key is awaited.
+    if (this.parked.waiting && !this.tier!.pending && !this.coalesce!.pending && this.ledger!.length === 0) this.unpark();
   }
 
   private readonly sink: BackendSink = {

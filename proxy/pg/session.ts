@@ -319,6 +319,7 @@ export class PgSession extends ProxySession<PgProxyError> implements RelayIo {
 
   /** A client that is not there to read a result should not keep its query running upstream. */
   protected endUpstream(upstream: net.Socket): void {
+    this.relay?.closed();
     const state = this.relay?.state;
     if (state !== undefined && state.awaitingReady > 0 && state.backendKey) {
       sendCancelRequest(this.host.upstream, cancelPacket(state.backendKey.pid, state.backendKey.secret), this.host.log);

@@ -7,6 +7,7 @@ import tls from 'node:tls';
 import { parseDocument } from 'yaml';
 import { usableCpus } from './cpu-count.js';
 import { ConfigError } from './errors.js';
+import { readPgAuthFile } from './pg-auth-file.js';
 import { parseRedisCluster, parseRedisUrl, RedisTargetError, type RedisTarget } from './redis-target.js';
 import { CacheRules, parseRules } from './rules.js';
 
@@ -64,6 +65,8 @@ export interface Config {
   tlsKey: string | null;
   /** TLS from clients: null derives it (allow with a certificate, else disable). */
   clientTls: ClientTlsMode | null;
+  /** PgBouncer-style userlist of SCRAM secrets: sidecache runs SCRAM itself for these users; re-read on every reload. */
+  pgAuthFile: string | null;
   /** Bearer token the admin API and /stats require; null leaves them open. */
   adminToken: string | null;
   /** Host names the admin listener answers besides localhost and IP addresses; null: its listen host's. */
@@ -173,6 +176,8 @@ export const SETTINGS: readonly Setting[] = [
     help: 'PEM private key of `tls-cert` (unencrypted)' },
   { key: 'clientTls', flag: 'client-tls', kind: 'choice', choices: CLIENT_TLS_MODES, default: null, live: true,
     help: 'TLS from clients: `disable` (PostgreSQL SSLRequest answered N, MySQL CLIENT_SSL not offered), `allow` (TLS for clients that ask, cleartext for the others) or `require` (a cleartext login is refused: PostgreSQL 28000, MySQL error 3159); unset: `allow` when `tls-cert` is set, else `disable`' },
+  { key: 'pgAuthFile', flag: 'pg-auth-file', kind: 'path', default: null, live: true,
+    help: 'PostgreSQL users whose SCRAM secret sidecache knows, in PgBouncer\'s auth_file format: one `"USER" "SCRAM-SHA-256$<iterations>:<salt>$<StoredKey>:<ServerKey>"` per line (the user\'s `rolpassword` from `pg_authid`). sidecache then authenticates these users itself, offering SCRAM-SHA-256-PLUS with channel binding on its own certificate to TLS clients, and logs in upstream as them with the key the client proved (channel binding on the server\'s certificate when that leg is TLS): libpq\'s `channel_binding=prefer` and `require` work with TLS on both legs. Other users\' logins pass through as before. A reload reads the file again; secrets are never logged (see docs/tls.md)' },
   { key: 'adminToken', flag: 'admin-token', kind: 'secret', default: null, live: false,
     help: 'when set, the admin API (/api/*) and /stats require `Authorization: Bearer <token>`; /metrics, /healthz and the dashboard page stay open (see docs/admin-api.md)' },
   { key: 'adminAllowedHosts', flag: 'admin-allowed-hosts', kind: 'host-list', default: null, live: false,
@@ -505,6 +510,7 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Par
   if (built.pgCdc !== null && built.pgUpstream === null) throw new ConfigError('--pg-cdc', 'follows the pg-upstream server: set --pg-upstream too');
   if (built.mysqlCdc !== null && built.mysqlUpstream === null) throw new ConfigError('--mysql-cdc', 'follows the mysql-upstream server: set --mysql-upstream too');
   checkClientTls(built);
+  readPgAuthFile(built.pgAuthFile);
   return { config: Object.freeze(built), explicit, help };
 }
 

@@ -1,15 +1,19 @@
 // Accepts PostgreSQL clients: the shared listener (proxy/listener.ts) with PostgreSQL sessions.
 import type { Logger } from '../../telemetry/log.js';
+import { readPgAuthFile, type PgAuthSecrets } from '../../config/pg-auth-file.js';
 import type { Config, HostPort } from '../../config/settings.js';
 import type { Metrics } from '../../telemetry/metrics.js';
 import type { BufferBudget } from '../buffer-budget.js';
 import { ProxyListener } from '../listener.js';
-import { upstreamTlsPlan } from '../tls.js';
+import { upstreamTlsPlan, type ClientTls } from '../tls.js';
 import { PgProxyError, SqlState } from './error-response.js';
 import type { PgCache } from './pg-cache.js';
 import { PgSession } from './session.js';
 
 export class PgListener extends ProxyListener<PgSession, PgProxyError> {
+  /** Replaced whole by a reload; a session reads it once, at its StartupMessage. */
+  pgAuth: PgAuthSecrets;
+
   constructor(config: Config, upstream: HostPort, log: Logger, metrics: Metrics, buffers: BufferBudget, readonly cache: PgCache | null) {
     super(config, upstream, log, metrics, buffers, {
       protocol: 'postgres',
@@ -20,5 +24,19 @@ export class PgListener extends ProxyListener<PgSession, PgProxyError> {
       // The quick start's embedded server (no pg-upstream) speaks cleartext only.
       upstreamTls: config.pgUpstream === null ? null : upstreamTlsPlan(config.pgUpstream.tls, `sslmode=${config.pgUpstream.tls.mode}`),
     });
+    this.pgAuth = readPgAuthFile(config.pgAuthFile);
+  }
+
+  /**
+   * Reads --pg-auth-file again (renewed secrets under the same name). The reload already checked
+   * the file (loadConfig); should it have broken since, the secrets in use stay.
+   */
+  override applyConfig(config: Config, tls: ClientTls): void {
+    super.applyConfig(config, tls);
+    try {
+      this.pgAuth = readPgAuthFile(config.pgAuthFile);
+    } catch (err) {
+      this.log.error({ err: (err as Error).message }, 'pg: --pg-auth-file could not be read again; the secrets read before stay in use');
+    }
   }
 }

@@ -5,7 +5,7 @@ import type { Config, HostPort } from '../../config/settings.js';
 import type { Metrics } from '../../telemetry/metrics.js';
 import type { BufferBudget } from '../buffer-budget.js';
 import { ProxyListener } from '../listener.js';
-import { upstreamTlsPlan, type ClientTls } from '../tls.js';
+import { pgUpstreamTlsPlan, type ClientTls } from '../tls.js';
 import { PgProxyError, SqlState } from './error-response.js';
 import type { PgCache } from './pg-cache.js';
 import { PgSession } from './session.js';
@@ -22,7 +22,7 @@ export class PgListener extends ProxyListener<PgSession, PgProxyError> {
       createSession: (socket) => new PgSession(socket, this),
       shutdownError: () => new PgProxyError(SqlState.AdminShutdown, 'terminating connection due to administrator command (sidecache shutting down)'),
       // The quick start's embedded server (no pg-upstream) speaks cleartext only.
-      upstreamTls: config.pgUpstream === null ? null : upstreamTlsPlan(config.pgUpstream.tls, `sslmode=${config.pgUpstream.tls.mode}`),
+      upstreamTls: config.pgUpstream === null ? null : pgUpstreamTlsPlan(config.pgUpstream.tls),
     });
     this.pgAuth = readPgAuthFile(config.pgAuthFile);
   }

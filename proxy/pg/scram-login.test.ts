@@ -1,20 +1,14 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { createHash, createHmac, pbkdf2Sync, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import type { ScramSecret } from '../../config/pg-auth-file.js';
 import { AuthRequest } from './codes.js';
 import { PgProxyError } from './error-response.js';
 import { authentication, authenticationSasl } from './sasl.js';
 import { SCRAM, SCRAM_PLUS, ScramClient, ScramServer } from './scram.js';
 import { ScramLogin } from './scram-login.js';
+import { scramSecretFor } from './test-scram-secret.js';
 
-function secretFor(password: string): { secret: ScramSecret; clientKey: Buffer } {
-  const salt = randomBytes(16);
-  const salted = pbkdf2Sync(password, salt, 4096, 32, 'sha256');
-  const clientKey = createHmac('sha256', salted).update('Client Key').digest();
-  const serverKey = createHmac('sha256', salted).update('Server Key').digest();
-  return { secret: { iterations: 4096, salt, storedKey: createHash('sha256').update(clientKey).digest(), serverKey }, clientKey };
-}
 
 /** A client's 'p' message: SASLInitialResponse (with a mechanism) or SASLResponse. */
 function password(data: string, mechanism?: string): Buffer {
@@ -53,7 +47,7 @@ function clientLogin(login: ScramLogin, clientKey: Buffer, secret: ScramSecret, 
 }
 
 test('the whole login: the client verified, the upstream answered from the proven key, however its chunks are cut', () => {
-  const { secret, clientKey } = secretFor('pw');
+  const { secret, clientKey } = scramSecretFor('pw');
   const clientCert = randomBytes(32);
   const serverCert = randomBytes(32);
   // The upstream's side, played by a real SCRAM server holding the same secret.
@@ -86,7 +80,7 @@ test('the whole login: the client verified, the upstream answered from the prove
 });
 
 test('trust passes; md5 and a wrong client proof are refused with the codes PostgreSQL uses', () => {
-  const { secret, clientKey } = secretFor('pw');
+  const { secret, clientKey } = scramSecretFor('pw');
   const trust = new ScramLogin(secret, 'u', null, () => 'n1');
   clientLogin(trust, clientKey, secret, null);
   const ok = authentication(AuthRequest.Ok, Buffer.alloc(0));
@@ -102,7 +96,7 @@ test('trust passes; md5 and a wrong client proof are refused with the codes Post
     assert.match((err as Error).message, /asks for md5 password authentication for user "u"/);
   }
   const wrong = new ScramLogin(secret, 'u', null, () => 'n3');
-  const other = secretFor('other');
+  const other = scramSecretFor('other');
   const client = new ScramClient(secret, other.clientKey, 'cn', null);
   const first = password(client.first([SCRAM]).message, SCRAM);
   const cont = wrong.clientMessage(0x70, first, 0, first.length);

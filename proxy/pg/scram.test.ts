@@ -1,12 +1,12 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { createHash, createHmac, pbkdf2Sync, randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import type { ScramSecret } from '../../config/pg-auth-file.js';
 import { SCRAM, SCRAM_PLUS, ScramClient, ScramError, ScramServer, endPointHash } from './scram.js';
+import { scramSecretFor } from './test-scram-secret.js';
 
 // RFC 7677 section 3: user "user", password "pencil".
 const VECTOR = {
@@ -18,15 +18,8 @@ const VECTOR = {
   serverFinal: 'v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=',
 };
 
-/** What the server stores for a password (the test derives it; sidecache never sees a password). */
-function secretFor(password: string, salt: Buffer, iterations: number): { secret: ScramSecret; clientKey: Buffer } {
-  const salted = pbkdf2Sync(password, salt, iterations, 32, 'sha256');
-  const clientKey = createHmac('sha256', salted).update('Client Key').digest();
-  const serverKey = createHmac('sha256', salted).update('Server Key').digest();
-  return { secret: { iterations, salt, storedKey: createHash('sha256').update(clientKey).digest(), serverKey }, clientKey };
-}
 
-const pencil = secretFor('pencil', Buffer.from('W22ZaJ0SNY7soEsUEjb6gQ==', 'base64'), 4096);
+const pencil = scramSecretFor('pencil', Buffer.from('W22ZaJ0SNY7soEsUEjb6gQ==', 'base64'), 4096);
 
 function throwsScram(fn: () => unknown, kind: ScramError['kind'], pattern: RegExp): void {
   try {
@@ -58,7 +51,7 @@ test('the client half reproduces RFC 7677\'s exchange from the ClientKey alone',
 });
 
 test('a wrong password is a wrong proof; a changed nonce or a foreign binding is a protocol error', () => {
-  const other = secretFor('not pencil', pencil.secret.salt, 4096);
+  const other = scramSecretFor('not pencil', pencil.secret.salt, 4096);
   const liar = new ScramClient(pencil.secret, other.clientKey, VECTOR.clientNonce, null, 'user');
   const server = new ScramServer(pencil.secret, VECTOR.serverNonce, null);
   server.first(SCRAM, liar.first([SCRAM]).message);
@@ -72,7 +65,7 @@ test('a wrong password is a wrong proof; a changed nonce or a foreign binding is
 });
 
 test('channel binding: both halves agree on -PLUS over TLS, and the binding data is checked', () => {
-  const { secret, clientKey } = secretFor('secret', randomBytes(16), 4096);
+  const { secret, clientKey } = scramSecretFor('secret', randomBytes(16), 4096);
   const cert = randomBytes(32);
   const server = new ScramServer(secret, 'servernonce', cert);
   assert.equal(server.mechanisms, [SCRAM_PLUS, SCRAM]);
@@ -91,7 +84,7 @@ test('channel binding: both halves agree on -PLUS over TLS, and the binding data
 });
 
 test('the GS2 flag: "y" is a downgrade where -PLUS was offered, fine where it was not; -PLUS needs "p"', () => {
-  const { secret } = secretFor('secret', randomBytes(16), 4096);
+  const { secret } = scramSecretFor('secret', randomBytes(16), 4096);
   throwsScram(() => new ScramServer(secret, 'sn', randomBytes(32)).first(SCRAM, 'y,,n=,r=abc'), 'protocol', /negotiation error/);
   assert.match(new ScramServer(secret, 'sn', null).first(SCRAM, 'y,,n=,r=abc'), /^r=abcsn,/);
   assert.match(new ScramServer(secret, 'sn', randomBytes(32)).first(SCRAM, 'n,,n=,r=abc'), /^r=abcsn,/);
@@ -103,7 +96,7 @@ test('the GS2 flag: "y" is a downgrade where -PLUS was offered, fine where it wa
 });
 
 test('the client half: "y" on a TLS leg without -PLUS, "n" in cleartext; a changed salt means a changed password', () => {
-  const { secret, clientKey } = secretFor('secret', randomBytes(16), 4096);
+  const { secret, clientKey } = scramSecretFor('secret', randomBytes(16), 4096);
   assert.match(new ScramClient(secret, clientKey, 'cn', randomBytes(32)).first([SCRAM]).message, /^y,,/);
   assert.match(new ScramClient(secret, clientKey, 'cn', null).first([SCRAM_PLUS, SCRAM]).message, /^n,,/);
   throwsScram(() => new ScramClient(secret, clientKey, 'cn', null).first(['OAUTHBEARER']), 'refused', /offers no SCRAM-SHA-256/);

@@ -243,6 +243,12 @@ export class PgSession extends ProxySession<PgProxyError> implements RelayIo {
   }
 
   private onScramMessage(code: number, buf: Buffer, start: number, end: number): void {
+    if (code === Frontend.Terminate) {
+      // A client without a password gives up here (psql then asks for one and comes back).
+      this.clientLeaving = true;
+      this.close();
+      return;
+    }
     let step;
     try {
       step = this.scram!.clientMessage(code, buf, start, end);

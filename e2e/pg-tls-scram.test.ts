@@ -8,7 +8,8 @@
 // in; so does node-postgres with enableChannelBinding. A wrong password is refused with 28P01
 // without reaching the server; a user not in the file keeps the pass-through behaviour (and its
 // 28000 names the setting); a reload reads the file again; a server asking md5 is refused with the
-// reason; trust passes.
+// reason; trust passes. An auth query (--pg-auth-user, PgBouncer's auth_query) finds secrets on the
+// server instead of in a file.
 //
 // The upstream leg's binding is seen by the login succeeding: the server offers -PLUS on its TLS
 // connection, so it would refuse the only other flag sidecache sends on a TLS leg ("y") as a
@@ -149,6 +150,33 @@ test('a server that asks md5 for a user of the file is refused with the reason; 
   assert.is(trust.stdout, 'trust_user\n', trust.stderr);
   const wrong = await psql(proxy.pgPort, verifyFull('trust_user', 'nope'), ['SELECT 1']);
   assert.match(wrong.stderr, /password authentication failed for user "trust_user"/);
+});
+
+test('an auth query (--pg-auth-user) finds the secret of a user not in a file: channel binding works; an md5 hash is relayed', async () => {
+  // PgBouncer's advice: a less privileged auth user reads pg_authid through a SECURITY DEFINER function.
+  await cluster.query("CREATE ROLE auth_user LOGIN PASSWORD 'auth-pw'; "
+    + 'CREATE FUNCTION public.sidecache_lookup(u text, OUT usename name, OUT passwd text) RETURNS record LANGUAGE sql SECURITY DEFINER '
+    + 'SET search_path = pg_catalog AS $$ SELECT rolname, rolpassword FROM pg_authid WHERE rolname = u AND rolcanlogin $$; '
+    + 'REVOKE ALL ON FUNCTION public.sidecache_lookup(text) FROM PUBLIC; GRANT EXECUTE ON FUNCTION public.sidecache_lookup(text) TO auth_user');
+  const viaQuery = await startProxy({
+    pgUpstream: `postgres://localhost:${cluster.port}?sslmode=verify-full&sslrootcert=${certs.ca}`,
+    args: ['--tls-cert', certs.good.cert, '--tls-key', certs.good.key, '--pg-auth-user', 'auth_user', '--pg-auth-query', 'SELECT usename, passwd FROM public.sidecache_lookup($1)'],
+    env: { SIDECACHE_PG_AUTH_PASSWORD: 'auth-pw' },
+  });
+  try {
+    const preferred = await psql(viaQuery.pgPort, verifyFull('other_user', 'other-pw'), ['SELECT current_user']);
+    assert.is(preferred.stdout, 'other_user\n', preferred.stderr);
+    const required = await psql(viaQuery.pgPort, `${verifyFull('other_user', 'other-pw')} channel_binding=require`, [`SELECT v FROM ${TABLE} WHERE id = 5`]);
+    assert.is(required.stdout, 'row 5\n', required.stderr);
+    const wrong = await psql(viaQuery.pgPort, verifyFull('other_user', 'nope'), ['SELECT 1']);
+    assert.match(wrong.stderr, /password authentication failed for user "other_user"/);
+    // The query gives an md5 hash: not a SCRAM secret, so the login is relayed and the server checks md5 itself.
+    const md5 = await psql(viaQuery.pgPort, verifyFull('md5_user', 'md5-pw'), ['SELECT current_user']);
+    assert.is(md5.stdout, 'md5_user\n', md5.stderr);
+    assert.not.ok(viaQuery.output().includes('auth-pw'), 'the auth user\'s password is not logged');
+  } finally {
+    await viaQuery.stop();
+  }
 });
 
 test('secrets never reach the log', async () => {

@@ -6,6 +6,7 @@ import type { Metrics } from '../../telemetry/metrics.js';
 import type { BufferBudget } from '../buffer-budget.js';
 import { ProxyListener } from '../listener.js';
 import { pgUpstreamTlsPlan, type ClientTls } from '../tls.js';
+import { PgAuthQuery } from './auth-query.js';
 import { PgProxyError, SqlState } from './error-response.js';
 import type { PgCache } from './pg-cache.js';
 import { PgSession } from './session.js';
@@ -13,6 +14,8 @@ import { PgSession } from './session.js';
 export class PgListener extends ProxyListener<PgSession, PgProxyError> {
   /** Replaced whole by a reload; a session reads it once, at its StartupMessage. */
   pgAuth: PgAuthSecrets;
+  /** --pg-auth-user's lookups for users not in the file; null when unset. */
+  readonly authQuery: PgAuthQuery | null;
 
   constructor(config: Config, upstream: HostPort, log: Logger, metrics: Metrics, buffers: BufferBudget, readonly cache: PgCache | null) {
     super(config, upstream, log, metrics, buffers, {
@@ -25,6 +28,12 @@ export class PgListener extends ProxyListener<PgSession, PgProxyError> {
       upstreamTls: config.pgUpstream === null ? null : pgUpstreamTlsPlan(config.pgUpstream.tls),
     });
     this.pgAuth = readPgAuthFile(config.pgAuthFile);
+    this.authQuery = PgAuthQuery.fromConfig(config, upstream, this.upstreamTls, log);
+  }
+
+  override async close(deadlineMs: number): Promise<void> {
+    await super.close(deadlineMs);
+    await this.authQuery?.close();
   }
 
   /**

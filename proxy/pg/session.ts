@@ -2,8 +2,8 @@
 // unchanged and reads just enough of them to know the protocol state (PgSessionState).
 //
 // Phases, and the only moves between them (see `moveTo`):
-//   Startup        -> Connecting (StartupMessage received) | Login (a user of --pg-auth-file) | Closed
-//   Login          -> Connecting (the client's SCRAM proof verified by sidecache) | Closed
+//   Startup        -> Connecting (StartupMessage received) | Login (a user of --pg-auth-file, or an auth query) | Closed
+//   Login          -> Connecting (the client's SCRAM proof verified by sidecache, or no secret found) | Closed
 //   Connecting     -> Authenticating (upstream connected)  | Closed
 //   Authenticating -> Ready (first ReadyForQuery)          | Closed
 //   Ready          -> Closed
@@ -18,6 +18,7 @@ import { BackendScanner } from './backend-scanner.js';
 import { Frontend, MAX_LOGIN_MESSAGE, MAX_STARTUP_PACKET } from './codes.js';
 import { PgProxyError, SqlState, errorResponse } from './error-response.js';
 import { Framer, type FrameError, type FrameSink } from './framer.js';
+import type { PgAuthQuery } from './auth-query.js';
 import type { PgCache } from './pg-cache.js';
 import { PgRelay, type RelayIo } from './relay.js';
 import type { PgSessionState } from './session-state.js';
@@ -43,6 +44,8 @@ export interface SessionHost extends ListenerHost<PgSession> {
   readonly cache: PgCache | null;
   /** Users whose SCRAM secret sidecache knows (--pg-auth-file), as of the latest reload. */
   readonly pgAuth: PgAuthSecrets;
+  /** Looks up the secret of a user not in the file (--pg-auth-user); null when unset. */
+  readonly authQuery: PgAuthQuery | null;
 }
 
 const NO_SSL = Buffer.from('N');
@@ -61,7 +64,7 @@ const ALPN = ['postgresql'];
  */
 const CHANNEL_BINDING_DOWNGRADE = 'sidecache: SCRAM channel binding cannot pass through sidecache, which terminates TLS on both legs: '
   + 'the server offers SCRAM-SHA-256-PLUS and would refuse this client\'s SCRAM-SHA-256 with channel binding "y" as a downgrade; '
-  + 'give sidecache this user\'s SCRAM secret (--pg-auth-file) so it runs SCRAM with channel binding on each leg itself, '
+  + 'give sidecache this user\'s SCRAM secret (--pg-auth-file, or an auth query: --pg-auth-user) so it runs SCRAM with channel binding on each leg itself, '
   + 'or connect with channel_binding=disable, or have sidecache reach the server without TLS (sslmode=disable) on a trusted network';
 
 export class PgSession extends ProxySession<PgProxyError> implements RelayIo {
@@ -230,6 +233,10 @@ export class PgSession extends ProxySession<PgProxyError> implements RelayIo {
       this.startScram(secret, user, Buffer.from(packet));
       return;
     }
+    if (this.host.authQuery !== null) {
+      this.lookUpSecret(this.host.authQuery, user, decoded.params.get('database') ?? user, Buffer.from(packet));
+      return;
+    }
     this.moveTo(Phase.Connecting);
     this.connectUpstream(Buffer.from(packet));
   }
@@ -238,8 +245,25 @@ export class PgSession extends ProxySession<PgProxyError> implements RelayIo {
   private startScram(secret: ScramSecret, user: string, startupPacket: Buffer): void {
     this.scram = new ScramLogin(secret, user, this.clientTls ? channelOf((this.client as tls.TLSSocket).getCertificate()) : null, scramNonce);
     this.loginStartup = startupPacket;
-    this.moveTo(Phase.Login);
+    if (this.phase !== Phase.Login) this.moveTo(Phase.Login);
     this.client.write(this.scram.start());
+  }
+
+  /** The auth query (--pg-auth-user) for a user not in the file: with a secret found, as startScram; else relayed. */
+  private lookUpSecret(query: PgAuthQuery, user: string, database: string, startupPacket: Buffer): void {
+    this.moveTo(Phase.Login);
+    // Nothing to read until the client is asked for something.
+    this.client.pause();
+    void query.secretOf(user, database).then((secret) => {
+      if (this.phase !== Phase.Login) return;
+      if (secret === null) {
+        this.moveTo(Phase.Connecting);
+        this.connectUpstream(startupPacket);
+        return;
+      }
+      this.client.resume();
+      this.startScram(secret, user, startupPacket);
+    });
   }
 
   private onScramMessage(code: number, buf: Buffer, start: number, end: number): void {
@@ -249,9 +273,13 @@ export class PgSession extends ProxySession<PgProxyError> implements RelayIo {
       this.close();
       return;
     }
+    if (this.scram === null) {
+      this.fail(new PgProxyError(SqlState.ProtocolViolation, `sidecache: unexpected message type ${String.fromCharCode(code)} before the authentication request`), 'bad-startup');
+      return;
+    }
     let step;
     try {
-      step = this.scram!.clientMessage(code, buf, start, end);
+      step = this.scram.clientMessage(code, buf, start, end);
     } catch (err) {
       this.scramFailed(err as PgProxyError);
       return;

@@ -294,7 +294,7 @@ export class PgSession extends ProxySession<PgProxyError> implements RelayIo {
 
   /** A login sidecache refused itself (a wrong password, a broken exchange, an upstream it cannot answer). */
   private scramFailed(err: PgProxyError): void {
-    this.loginRefused(err.message);
+    this.host.log.info({ remote: this.remote, user: this.startupParams.get('user'), database: this.startupParams.get('database'), error: err.message }, 'pg: login refused by sidecache');
     this.fail(err, err.sqlState === SqlState.ProtocolViolation ? 'scram' : null);
   }
 

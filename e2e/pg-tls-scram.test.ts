@@ -16,11 +16,11 @@
 // downgrade (pg_stat_ssl does not show channel binding).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { createHash, createHmac, pbkdf2Sync, randomBytes } from 'node:crypto';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
+import { scramSecretFor } from '../proxy/pg/test-scram-secret.js';
 import { makeCerts, type TestCerts } from './support/certs.js';
 import { startCluster, type Cluster } from './support/cluster.js';
 import { psql } from './support/psql.js';
@@ -36,12 +36,8 @@ let authFile: string;
 
 /** A SCRAM secret computed here, for users whose stored password is not SCRAM (md5) or absent (trust). */
 function scramSecret(password: string): string {
-  const salt = randomBytes(16);
-  const salted = pbkdf2Sync(password, salt, 4096, 32, 'sha256');
-  const clientKey = createHmac('sha256', salted).update('Client Key').digest();
-  const serverKey = createHmac('sha256', salted).update('Server Key').digest();
-  const storedKey = createHash('sha256').update(clientKey).digest();
-  return `SCRAM-SHA-256$4096:${salt.toString('base64')}$${storedKey.toString('base64')}:${serverKey.toString('base64')}`;
+  const { iterations, salt, storedKey, serverKey } = scramSecretFor(password).secret;
+  return `SCRAM-SHA-256$${iterations}:${salt.toString('base64')}$${storedKey.toString('base64')}:${serverKey.toString('base64')}`;
 }
 
 async function storedSecret(user: string): Promise<string> {

@@ -136,6 +136,9 @@ test('redactedConfig hides the change streams\' passwords wherever they were giv
   assert.match(shown, /"pgCdc":\{"url":"postgres:\/\/repl@db:5432"/);
   assert.is(redactedConfig(given).mysqlCdc!.password, '(redacted)');
   assert.is(redactedConfig(given).mysqlCdcPassword, '(redacted)');
+  const auth = redactedConfig(loadConfig(['--pg-upstream', 'postgres://db:5432', '--pg-auth-user', 'auth'], { SIDECACHE_PG_AUTH_PASSWORD: 's3cret-auth' }).config);
+  assert.is(auth.pgAuthPassword, '(redacted)');
+  assert.not.match(JSON.stringify(auth), /s3cret/);
 });
 
 test('without the right token: 401 JSON on /api/* and /stats; /metrics and /healthz stay open', async () => {

@@ -129,6 +129,7 @@ export function redactedConfig(config: Config): Config {
     redis: target(config.redis),
     redisCluster: target(config.redisCluster),
     redisPassword: secret(config.redisPassword),
+    pgAuthPassword: secret(config.pgAuthPassword),
   });
 }
 

@@ -214,4 +214,26 @@ test('bad change stream settings name the flag and never echo a password', () =>
   assert.throws(() => loadConfig(['--mysql-cdc', 'mysql://repl@db'], {}), /--mysql-cdc: follows the mysql-upstream server/);
 });
 
+test('PostgreSQL login settings: the auth file is checked at start, the auth query takes $1, its password comes from one place', async () => {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'sidecache-auth-'));
+  try {
+    const base = ['--pg-upstream', 'postgres://db:5432'];
+    const list = path.join(dir, 'userlist.txt');
+    await writeFile(list, '"app" "md5abcdef"\n');
+    assert.throws(() => loadConfig([...base, '--pg-auth-file', list], {}), /--pg-auth-file: .*line 1: the entry for user "app" is an md5 hash/);
+    assert.throws(() => loadConfig([...base, '--pg-auth-file', path.join(dir, 'missing')], {}), /--pg-auth-file: cannot read/);
+    const defaults = loadConfig(base, {}).config;
+    assert.equal([defaults.pgAuthFile, defaults.pgAuthUser, defaults.pgAuthDbname], [null, null, null]);
+    assert.match(defaults.pgAuthQuery, /FROM pg_authid WHERE rolname = \$1/);
+    assert.throws(() => loadConfig([...base, '--pg-auth-query', 'SELECT 1'], {}), /--pg-auth-query: expected a query taking the user name as its one parameter/);
+    const secretFile = path.join(dir, 'pw');
+    await writeFile(secretFile, 'from-file\n');
+    assert.is(loadConfig([...base, '--pg-auth-user', 'auth', '--pg-auth-password-file', secretFile], {}).config.pgAuthPassword, 'from-file');
+    assert.throws(() => loadConfig([...base, '--pg-auth-password', 'x', '--pg-auth-password-file', secretFile], {}), /give either --pg-auth-password or --pg-auth-password-file/);
+    assert.throws(() => loadConfig(['--pg-auth-user', 'auth'], {}), /--pg-auth-user: runs its query on the pg-upstream server/);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
 test.run();

@@ -7,6 +7,7 @@ import tls from 'node:tls';
 import { parseDocument } from 'yaml';
 import { usableCpus } from './cpu-count.js';
 import { ConfigError } from './errors.js';
+import { readPgAuthFile } from './pg-auth-file.js';
 import { parseRedisCluster, parseRedisUrl, RedisTargetError, type RedisTarget } from './redis-target.js';
 import { CacheRules, parseRules } from './rules.js';
 
@@ -64,6 +65,17 @@ export interface Config {
   tlsKey: string | null;
   /** TLS from clients: null derives it (allow with a certificate, else disable). */
   clientTls: ClientTlsMode | null;
+  /** PgBouncer-style userlist of SCRAM secrets: sidecache runs SCRAM itself for these users; re-read on every reload. */
+  pgAuthFile: string | null;
+  /** PgBouncer's auth_user: the role that runs pgAuthQuery for users not in the file; null: no auth query. */
+  pgAuthUser: string | null;
+  /** Its password, folded in from --pg-auth-password-file by loadConfig. Never logged. */
+  pgAuthPassword: string | null;
+  pgAuthPasswordFile: string | null;
+  /** Returns (name, secret) of the user named by $1. */
+  pgAuthQuery: string;
+  /** The database the auth query runs in; null: the one the client asked for. */
+  pgAuthDbname: string | null;
   /** Bearer token the admin API and /stats require; null leaves them open. */
   adminToken: string | null;
   /** Host names the admin listener answers besides localhost and IP addresses; null: its listen host's. */
@@ -137,7 +149,7 @@ export type ClientTlsMode = (typeof CLIENT_TLS_MODES)[number];
 export type SettingKey = Exclude<keyof Config, 'cacheRules'>;
 
 type Kind = 'hostport' | 'pg-url' | 'mysql-url' | 'pg-cdc-url' | 'mysql-cdc-url' | 'redis-url' | 'redis-cluster' | 'bytes' | 'count'
-  | 'duration' | 'duration-or-off' | 'choice' | 'secret' | 'path' | 'name' | 'server-id' | 'host-list' | 'key-prefix' | 'workers';
+  | 'duration' | 'duration-or-off' | 'choice' | 'secret' | 'path' | 'name' | 'sql' | 'server-id' | 'host-list' | 'key-prefix' | 'workers';
 
 export interface Setting<K extends SettingKey = SettingKey> {
   key: K;
@@ -177,6 +189,19 @@ export const SETTINGS: readonly Setting[] = [
     help: 'PEM private key of `tls-cert` (unencrypted)' },
   { key: 'clientTls', flag: 'client-tls', kind: 'choice', choices: CLIENT_TLS_MODES, default: null, live: true,
     help: 'TLS from clients: `disable` (PostgreSQL SSLRequest answered N, MySQL CLIENT_SSL not offered), `allow` (TLS for clients that ask, cleartext for the others) or `require` (a cleartext login is refused: PostgreSQL 28000, MySQL error 3159); unset: `allow` when `tls-cert` is set, else `disable`' },
+  { key: 'pgAuthFile', flag: 'pg-auth-file', kind: 'path', default: null, live: true,
+    help: 'PostgreSQL users whose SCRAM secret sidecache knows, in PgBouncer\'s auth_file format: one `"USER" "SCRAM-SHA-256$<iterations>:<salt>$<StoredKey>:<ServerKey>"` per line (the user\'s `rolpassword` from `pg_authid`). sidecache then authenticates these users itself, offering SCRAM-SHA-256-PLUS with channel binding on its own certificate to TLS clients, and logs in upstream as them with the key the client proved (channel binding on the server\'s certificate when that leg is TLS): libpq\'s `channel_binding=prefer` and `require` work with TLS on both legs. Other users\' logins pass through as before. A reload reads the file again; secrets are never logged (see docs/tls.md)' },
+  { key: 'pgAuthUser', flag: 'pg-auth-user', kind: 'name', default: null, live: false,
+    help: 'as PgBouncer\'s auth_user: for a PostgreSQL user not in `pg-auth-file`, sidecache logs in to the server as this role (with `pg-auth-password`, over the pg-upstream URL\'s TLS settings) and runs `pg-auth-query` to fetch the user\'s SCRAM secret; with one, the login goes as for a user of the file, without one (no row, an md5 hash, a failed query: logged) it is relayed as before. Unset: no auth query (see docs/tls.md)' },
+  { key: 'pgAuthPassword', flag: 'pg-auth-password', kind: 'secret', default: null, live: false,
+    help: 'the pg-auth-user role\'s password; never logged or shown. Prefer the environment variable or pg-auth-password-file: flags show in `ps`' },
+  { key: 'pgAuthPasswordFile', flag: 'pg-auth-password-file', kind: 'path', default: null, live: false,
+    help: 'a file whose first line is the pg-auth-user role\'s password (read at start)' },
+  { key: 'pgAuthQuery', flag: 'pg-auth-query', kind: 'sql', live: false,
+    default: 'SELECT rolname, CASE WHEN rolvaliduntil < now() THEN NULL ELSE rolpassword END FROM pg_authid WHERE rolname = $1 AND rolcanlogin',
+    help: 'as PgBouncer\'s auth_query: the query pg-auth-user runs with the user name as $1; its first row\'s second column is the user\'s secret as in pg_authid.rolpassword. The default reads pg_authid, which needs a superuser: give a less privileged pg-auth-user a SECURITY DEFINER function instead (docs/tls.md)' },
+  { key: 'pgAuthDbname', flag: 'pg-auth-dbname', kind: 'name', default: null, live: false,
+    help: 'as PgBouncer\'s auth_dbname: the database the auth query runs in; unset: the database the client asked for' },
   { key: 'adminToken', flag: 'admin-token', kind: 'secret', default: null, live: false,
     help: 'when set, the admin API (/api/*) and /stats require `Authorization: Bearer <token>`; /metrics, /healthz and the dashboard page stay open (see docs/admin-api.md)' },
   { key: 'adminAllowedHosts', flag: 'admin-allowed-hosts', kind: 'host-list', default: null, live: false,
@@ -417,6 +442,12 @@ function parseName(key: string, text: string): string {
   return text;
 }
 
+/** A query with one parameter, $1 (the user name). */
+function parseAuthQuery(key: string, text: string): string {
+  if (!/\$1\b/.test(text) || /\$[2-9]/.test(text)) throw new ConfigError(key, 'expected a query taking the user name as its one parameter, $1');
+  return text;
+}
+
 function parseServerId(key: string, text: string): number {
   const n = /^\d{1,10}$/.test(text.trim()) ? Number(text) : NaN;
   if (!(n >= 1 && n <= 0xffffffff)) throw new ConfigError(key, `expected a server id from 1 to 4294967295, got "${text}"`);
@@ -448,6 +479,7 @@ function parseValue(setting: Setting, text: string, key: string): Config[Setting
     case 'path': return parsePath(key, text);
     case 'host-list': return parseHostList(key, text);
     case 'name': return parseName(key, text);
+    case 'sql': return parseAuthQuery(key, text);
     case 'server-id': return parseServerId(key, text);
     case 'workers': return parseWorkers(key, text);
   }
@@ -513,6 +545,9 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Par
   if (built.pgCdc !== null && built.pgUpstream === null) throw new ConfigError('--pg-cdc', 'follows the pg-upstream server: set --pg-upstream too');
   if (built.mysqlCdc !== null && built.mysqlUpstream === null) throw new ConfigError('--mysql-cdc', 'follows the mysql-upstream server: set --mysql-upstream too');
   checkClientTls(built);
+  readPgAuthFile(built.pgAuthFile);
+  built.pgAuthPassword = passwordFrom(built.pgAuthPassword, built.pgAuthPasswordFile, 'pg-auth');
+  if (built.pgAuthUser !== null && built.pgUpstream === null) throw new ConfigError('--pg-auth-user', 'runs its query on the pg-upstream server: set --pg-upstream too');
   return { config: Object.freeze(built), explicit, help };
 }
 
@@ -539,7 +574,14 @@ function withCdcPassword(url: CdcUrl | null, password: string | null, file: stri
   if (url === null) return null;
   const sources = [url.password, password, file].filter((v) => v !== null).length;
   if (sources > 1) throw new ConfigError(`--${flag}`, `the password is given more than once (in the URL, --${flag}-password, --${flag}-password-file): give it once`);
-  if (file === null) return password === null ? url : { ...url, password };
+  const given = passwordFrom(password, file, flag);
+  return given === null ? url : { ...url, password: given };
+}
+
+/** --X-password or the first line of --X-password-file (not both); null for neither. */
+function passwordFrom(password: string | null, file: string | null, flag: string): string | null {
+  if (password !== null && file !== null) throw new ConfigError(`--${flag}-password-file`, `give either --${flag}-password or --${flag}-password-file, not both`);
+  if (file === null) return password;
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
@@ -548,7 +590,7 @@ function withCdcPassword(url: CdcUrl | null, password: string | null, file: stri
   }
   const line = text.split(/\r?\n/, 1)[0]!;
   if (line === '') throw new ConfigError(`--${flag}-password-file`, `${file} is empty`);
-  return { ...url, password: line };
+  return line;
 }
 
 /**

@@ -20,6 +20,7 @@ import pg from 'pg';
 import { makeCerts, type CertPair, type TestCerts } from './support/certs.js';
 import { CLIENTS_DIR, runClientProgram } from './support/client-program.js';
 import { startCluster, type Cluster } from './support/cluster.js';
+import { psql, type Run } from './support/psql.js';
 import { cacheCounters, counterDelta } from './support/metrics.js';
 import { startProxy, type RunningProxy } from './support/sidecache.js';
 
@@ -43,23 +44,6 @@ async function startTlsProxy(opts: { upstream?: string; cert?: CertPair; args?: 
   const p = await startProxy({ pgUpstream: opts.upstream ?? upstreamUrl(), args: ['--tls-cert', cert.cert, '--tls-key', cert.key, ...(opts.args ?? [])] });
   others.push(p);
   return p;
-}
-
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function psql(port: number, conninfo: string, sql: string[]): Promise<Run> {
-  const env = { PATH: process.env.PATH, LANG: 'C.UTF-8', PGCONNECT_TIMEOUT: '10' };
-  const args = ['-X', '-At', ...sql.flatMap((s) => ['-c', s]), `host=localhost port=${port} dbname=postgres ${conninfo}`];
-  return new Promise((resolve, reject) => {
-    execFile('psql', args, { env, timeout: 30_000 }, (err, stdout, stderr) => {
-      if (err && typeof err.code !== 'number') reject(err);
-      else resolve({ code: err ? (err.code as number) : 0, stdout, stderr });
-    });
-  });
 }
 
 const verifyFull = (ca = certs.ca): string => `user=postgres sslmode=verify-full sslrootcert=${ca}`;

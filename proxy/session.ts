@@ -41,7 +41,7 @@ export const enum Phase {
   Connecting,
   /** MySQL: waiting for the server's handshake. */
   Greeting,
-  /** MySQL: waiting for the client's HandshakeResponse. */
+  /** MySQL: waiting for the client's HandshakeResponse. PostgreSQL: sidecache authenticates the client itself (SCRAM, --pg-auth-file). */
   Login,
   Authenticating,
   Ready,

@@ -60,6 +60,19 @@ export function upstreamTlsPlan(settings: UpstreamTls, describe: string): Upstre
   };
 }
 
+/** The --mysql-upstream URL's spelling of each mode, for messages. */
+const MYSQL_SSL_MODES = { disable: 'DISABLED', prefer: 'PREFERRED', require: 'REQUIRED', 'verify-ca': 'VERIFY_CA', 'verify-full': 'VERIFY_IDENTITY' } as const;
+
+/** The plan of --pg-upstream's TLS settings, described in its URL's words; the relay and the change stream share it. */
+export function pgUpstreamTlsPlan(settings: UpstreamTls): UpstreamTlsPlan | null {
+  return upstreamTlsPlan(settings, `sslmode=${settings.mode}`);
+}
+
+/** The plan of --mysql-upstream's TLS settings, described in its URL's words. */
+export function mysqlUpstreamTlsPlan(settings: UpstreamTls): UpstreamTlsPlan | null {
+  return upstreamTlsPlan(settings, `ssl-mode=${MYSQL_SSL_MODES[settings.mode]}`);
+}
+
 function isIpAddress(host: string): boolean {
   return /^[\d.]+$/.test(host) || host.includes(':');
 }

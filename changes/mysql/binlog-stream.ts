@@ -16,6 +16,7 @@
 // invalidation a rows event only needs its table id.
 import mysql from 'mysql2';
 import type { CdcUrl } from '../../config/settings.js';
+import type { UpstreamTlsPlan } from '../../proxy/tls.js';
 import { startWithin, type ChangeSink, type ChangeStream } from '../follower.js';
 import { BinlogDumpCommand } from './binlog-dump.js';
 import { decodeBinlogPacket, type BinlogFormat } from './binlog-events.js';
@@ -23,6 +24,8 @@ import { BinlogTracker, type BinlogInvalidation } from './binlog-tracker.js';
 
 export interface BinlogStreamOptions {
   source: CdcUrl;
+  /** The mysql-upstream URL's TLS settings (ssl-mode, ssl-ca, ssl-cert/ssl-key), as the relay uses them; null: cleartext. */
+  tls: UpstreamTlsPlan | null;
   serverId: number;
   /** The GTID position a previous stream reached ('' for none); updated as transactions commit. */
   kept: { gtid: string };
@@ -54,6 +57,25 @@ interface FilePosition {
   pos: number;
 }
 
+/** Resolves at the end of the connection's handshake: null once logged in, else the error. */
+function loggedIn(c: mysql.Connection): Promise<Error | null> {
+  return new Promise((resolve) => {
+    const onError = (err: Error): void => {
+      c.off('connect', onConnect);
+      // A failed connection may still report; nothing listens to it any more.
+      c.on('error', () => undefined);
+      c.destroy();
+      resolve(err);
+    };
+    const onConnect = (): void => {
+      c.off('error', onError);
+      resolve(null);
+    };
+    c.once('error', onError);
+    c.once('connect', onConnect);
+  });
+}
+
 function atOrAfter(a: FilePosition, b: FilePosition): boolean {
   return a.file > b.file || (a.file === b.file && a.pos >= b.pos);
 }
@@ -63,7 +85,10 @@ class BinlogStream implements ChangeStream {
   readonly ended: Promise<Error>;
   private end!: (why: Error) => void;
   private over = false;
-  private readonly control: mysql.Connection;
+  /** Opened by start(). */
+  private control: mysql.Connection | null = null;
+  /** ssl-mode=PREFERRED and the server has no TLS: the dump connection goes in cleartext too. */
+  private cleartext = false;
   private dump: mysql.Connection | null = null;
   private tracker: BinlogTracker;
   private format: BinlogFormat = { checksum: true, tableIdBytes: 6 };
@@ -82,7 +107,6 @@ class BinlogStream implements ChangeStream {
       this.end = resolve;
     });
     this.tracker = new BinlogTracker(options.kept.gtid);
-    this.control = this.connect();
     const startTimeoutMs = options.startTimeoutMs ?? DEFAULT_START_TIMEOUT_MS;
     this.started = startWithin(this.start(), startTimeoutMs, () => new BinlogStreamError(`starting the binlog stream took longer than ${startTimeoutMs} ms`));
     this.started.catch((err: Error) => this.finish(err));
@@ -98,26 +122,44 @@ class BinlogStream implements ChangeStream {
     this.finish(new Error('closed'));
   }
 
-  private connect(): mysql.Connection {
+  /**
+   * A logged-in connection with the upstream's TLS settings; under ssl-mode=PREFERRED a server
+   * without TLS is used in cleartext, as the relay does. Its errors end the stream from then on.
+   */
+  private async open(): Promise<mysql.Connection> {
+    const tls = this.options.tls;
+    let c = this.connect(tls === null || this.cleartext ? null : tls);
+    let failed = await loggedIn(c);
+    if (failed !== null && tls?.optional === true && (failed as { code?: string }).code === 'HANDSHAKE_NO_SSL_SUPPORT') {
+      this.cleartext = true;
+      c = this.connect(null);
+      failed = await loggedIn(c);
+    }
+    if (failed !== null) throw this.explain(failed as mysql.QueryError);
+    c.on('error', (err) => this.finish(this.explain(err)));
+    c.on('end', () => this.finish(new Error('the server closed a binlog connection')));
+    return c;
+  }
+
+  private connect(tls: UpstreamTlsPlan | null): mysql.Connection {
     const { source } = this.options;
-    const c = mysql.createConnection({
+    return mysql.createConnection({
       host: source.host,
       port: source.port,
       user: source.user,
       password: source.password ?? undefined,
       connectTimeout: this.options.startTimeoutMs ?? DEFAULT_START_TIMEOUT_MS,
       enableKeepAlive: true,
+      // mysql2 reads its own field for the host check (the plan's checkServerIdentity is node:tls's).
+      ...(tls === null ? {} : { ssl: { ...tls.options(source.host), verifyIdentity: tls.mode === 'verify-full' } as mysql.SslOptions }),
     });
-    c.on('error', (err) => this.finish(this.explain(err)));
-    c.on('end', () => this.finish(new Error('the server closed a binlog connection')));
-    return c;
   }
 
   private finish(why: Error): void {
     if (this.over) return;
     this.over = true;
     for (const t of this.timers) clearInterval(t);
-    this.control.destroy();
+    this.control?.destroy();
     this.dump?.destroy();
     this.end(why);
   }
@@ -129,9 +171,15 @@ class BinlogStream implements ChangeStream {
   }
 
   private async start(): Promise<void> {
-    const [{ version }] = await this.query<{ version: string }>(this.control, 'SELECT @@version AS version');
+    const control = await this.open();
+    if (this.over) {
+      control.destroy();
+      return;
+    }
+    this.control = control;
+    const [{ version }] = await this.query<{ version: string }>(control, 'SELECT @@version AS version');
     const mariadb = /mariadb/i.test(version);
-    const [server] = await this.query<{ log_bin: number; format: string; checksum: string; server_id: number; lctn: number }>(this.control,
+    const [server] = await this.query<{ log_bin: number; format: string; checksum: string; server_id: number; lctn: number }>(control,
       'SELECT @@global.log_bin AS log_bin, @@global.binlog_format AS format, @@global.binlog_checksum AS checksum, @@global.server_id AS server_id, '
         + '@@lower_case_table_names AS lctn');
     // With case-folded names the binlog spells a table in lower case and clients may not: their
@@ -153,12 +201,16 @@ class BinlogStream implements ChangeStream {
     let gtid = '';
     if (mariadb) {
       gtid = this.options.kept.gtid;
-      if (gtid === '') [{ gtid }] = await this.query<{ gtid: string }>(this.control, 'SELECT @@global.gtid_binlog_pos AS gtid');
+      if (gtid === '') [{ gtid }] = await this.query<{ gtid: string }>(control, 'SELECT @@global.gtid_binlog_pos AS gtid');
       this.tracker = new BinlogTracker(gtid);
     } else {
       start = (await this.masterStatus()) ?? start;
     }
-    const dump = this.connect();
+    const dump = await this.open();
+    if (this.over) {
+      dump.destroy();
+      return;
+    }
     this.dump = dump;
     const heartbeatNs = BigInt(this.options.heartbeatMs ?? DEFAULT_HEARTBEAT_MS) * 1_000_000n;
     await this.query(dump, 'SET @master_binlog_checksum = @@global.binlog_checksum');
@@ -187,9 +239,9 @@ class BinlogStream implements ChangeStream {
   private async masterStatus(): Promise<FilePosition | null> {
     let rows: { File: string; Position: number }[];
     try {
-      rows = await this.query(this.control, 'SHOW MASTER STATUS');
+      rows = await this.query(this.control!, 'SHOW MASTER STATUS');
     } catch {
-      rows = await this.query(this.control, 'SHOW BINARY LOG STATUS');
+      rows = await this.query(this.control!, 'SHOW BINARY LOG STATUS');
     }
     return rows[0] === undefined ? null : { file: rows[0].File, pos: Number(rows[0].Position) };
   }

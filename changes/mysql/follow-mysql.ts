@@ -7,6 +7,7 @@ import type { Config } from '../../config/settings.js';
 import type { MySqlCache } from '../../proxy/mysql/mysql-cache.js';
 import { ChangeFence } from '../change-fence.js';
 import { Follower, type FollowTarget } from '../follower.js';
+import { mysqlUpstreamTlsPlan } from '../../proxy/tls.js';
 import { openBinlogStream } from './binlog-stream.js';
 import type { BinlogInvalidation, BinlogTable } from './binlog-tracker.js';
 
@@ -15,12 +16,14 @@ export const SERVER = '*';
 
 export function followMysql(config: Config, cache: MySqlCache, metrics: Metrics, log: Logger): ChangeFence {
   const source = config.mysqlCdc!;
+  // The relay's own TLS settings for this server: a server with require_secure_transport is reached the same way.
+  const tls = mysqlUpstreamTlsPlan(config.mysqlUpstream!.tls);
   const serverId = config.mysqlCdcServerId ?? derivedServerId(os.hostname(), process.pid);
   // The GTID position survives the stream: a reconnect resumes where the last one stopped.
   const kept = { gtid: '' };
   const fence = new ChangeFence(
     () => SERVER,
-    () => new Follower<BinlogInvalidation>('mysql', SERVER, (sink) => openBinlogStream({ source, serverId, kept }, sink), mysqlTarget(cache), log),
+    () => new Follower<BinlogInvalidation>('mysql', SERVER, (sink) => openBinlogStream({ source, tls, serverId, kept }, sink), mysqlTarget(cache), log),
     metrics,
     log,
   );

@@ -7,15 +7,18 @@ import type { Config } from '../../config/settings.js';
 import { WriteScope, type PgCache } from '../../proxy/pg/pg-cache.js';
 import { ChangeFence } from '../change-fence.js';
 import { Follower, type FollowTarget } from '../follower.js';
+import { pgUpstreamTlsPlan } from '../../proxy/tls.js';
 import { openPgStream } from './pg-stream.js';
 import type { PgInvalidation } from './pgoutput-tracker.js';
 
 export function followPostgres(config: Config, cache: PgCache, metrics: Metrics, log: Logger): ChangeFence {
   const source = config.pgCdc!;
+  // The relay's own TLS settings for this server: a TLS-only database is reached the same way.
+  const tls = pgUpstreamTlsPlan(config.pgUpstream!.tls);
   const fence = new ChangeFence(
     (database) => database,
     (database) => new Follower<PgInvalidation>('postgres', database,
-      (sink) => openPgStream({ source, database, publication: config.pgCdcPublication, ddl: config.pgCdcDdl === 'on' }, sink),
+      (sink) => openPgStream({ source, tls, database, publication: config.pgCdcPublication, ddl: config.pgCdcDdl === 'on' }, sink),
       pgTarget(cache, database), log),
     metrics,
     log,

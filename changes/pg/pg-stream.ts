@@ -17,6 +17,7 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import type { CdcUrl } from '../../config/settings.js';
+import type { UpstreamTlsPlan } from '../../proxy/tls.js';
 import { startWithin, type ChangeSink, type ChangeStream } from '../follower.js';
 import { DDL_FUNCTION, DDL_INSTALL_SQL, DDL_SCHEMA, DDL_TRIGGERS, isCurrentFunction } from './ddl-trigger.js';
 import { decodePgoutput, decodeReplicationMessage, formatLsn, parseLsn, standbyStatusUpdate } from './pgoutput.js';
@@ -24,6 +25,8 @@ import { PgoutputTracker, type PgInvalidation } from './pgoutput-tracker.js';
 
 export interface PgStreamOptions {
   source: CdcUrl;
+  /** The pg-upstream URL's TLS settings (sslmode, sslrootcert, sslcert/sslkey), as the relay uses them; null: cleartext. */
+  tls: UpstreamTlsPlan | null;
   database: string;
   publication: string;
   /** Install the DDL event trigger and ask for logical decoding messages. */
@@ -61,7 +64,9 @@ class PgStream implements ChangeStream {
   readonly ended: Promise<Error>;
   private end!: (why: Error) => void;
   private over = false;
-  private readonly client: pg.Client;
+  private client: pg.Client;
+  /** Until the login is done a failure rejects connect() (start() reports it): the client's own events are not the stream's end. */
+  private connecting = true;
   private readonly tracker = new PgoutputTracker();
   /** The WAL position of the last message received, and of the last commit processed. */
   private receivedLsn = 0;
@@ -76,7 +81,14 @@ class PgStream implements ChangeStream {
     this.ended = new Promise((resolve) => {
       this.end = resolve;
     });
-    const { source, database } = options;
+    this.client = this.newClient(options.tls);
+    const startTimeoutMs = options.startTimeoutMs ?? DEFAULT_START_TIMEOUT_MS;
+    this.started = startWithin(this.start(), startTimeoutMs, () => new PgStreamError(`starting the change stream took longer than ${startTimeoutMs} ms`));
+    this.started.catch((err: Error) => this.finish(err));
+  }
+
+  private newClient(tls: UpstreamTlsPlan | null): pg.Client {
+    const { source, database } = this.options;
     // `replication` is a connection parameter node-postgres passes on but its typings leave out.
     const config: pg.ClientConfig & { replication: string } = {
       host: source.host,
@@ -86,15 +98,34 @@ class PgStream implements ChangeStream {
       database,
       replication: 'database',
       application_name: 'sidecache-cdc',
-      connectionTimeoutMillis: options.startTimeoutMs ?? DEFAULT_START_TIMEOUT_MS,
+      connectionTimeoutMillis: this.options.startTimeoutMs ?? DEFAULT_START_TIMEOUT_MS,
       keepAlive: true,
+      ssl: tls === null ? false : tls.options(source.host),
     };
-    this.client = new pg.Client(config);
-    this.client.on('error', (err) => this.finish(explain(err, options)));
-    this.client.on('end', () => this.finish(new Error('the server closed the replication connection')));
-    const startTimeoutMs = options.startTimeoutMs ?? DEFAULT_START_TIMEOUT_MS;
-    this.started = startWithin(this.start(), startTimeoutMs, () => new PgStreamError(`starting the change stream took longer than ${startTimeoutMs} ms`));
-    this.started.catch((err: Error) => this.finish(err));
+    const client = new pg.Client(config);
+    client.on('error', (err) => {
+      if (!this.connecting) this.finish(explain(err, this.options));
+    });
+    client.on('end', () => {
+      if (!this.connecting) this.finish(new Error('the server closed the replication connection'));
+    });
+    return client;
+  }
+
+  /** Logs in with the upstream's TLS settings; under sslmode=prefer a server without TLS is used in cleartext, as the relay does. */
+  private async connect(): Promise<void> {
+    try {
+      await this.client.connect();
+    } catch (err) {
+      if (this.options.tls?.optional !== true || !/does not support SSL/.test((err as Error).message)) throw explain(err as Error, this.options);
+      this.client = this.newClient(null);
+      try {
+        await this.client.connect();
+      } catch (again) {
+        throw explain(again as Error, this.options);
+      }
+    }
+    this.connecting = false;
   }
 
   position(): string | null {
@@ -115,11 +146,7 @@ class PgStream implements ChangeStream {
   }
 
   private async start(): Promise<void> {
-    try {
-      await this.client.connect();
-    } catch (err) {
-      throw explain(err as Error, this.options);
-    }
+    await this.connect();
     const facts = await this.facts();
     if (facts.walLevel !== 'logical') {
       throw new PgStreamError(`wal_level is ${facts.walLevel}: logical replication needs wal_level = logical `

@@ -4,13 +4,10 @@ import type { Config, UpstreamUrl } from '../../config/settings.js';
 import type { Metrics } from '../../telemetry/metrics.js';
 import type { BufferBudget } from '../buffer-budget.js';
 import { ProxyListener } from '../listener.js';
-import { upstreamTlsPlan } from '../tls.js';
+import { mysqlUpstreamTlsPlan } from '../tls.js';
 import { MySqlErrorCode, MySqlProxyError } from './error-packet.js';
 import type { MySqlCache } from './mysql-cache.js';
 import { MySqlSession } from './session.js';
-
-/** The --mysql-upstream URL's spelling of each mode, for messages. */
-const MYSQL_SSL_MODES = { disable: 'DISABLED', prefer: 'PREFERRED', require: 'REQUIRED', 'verify-ca': 'VERIFY_CA', 'verify-full': 'VERIFY_IDENTITY' } as const;
 
 export class MySqlListener extends ProxyListener<MySqlSession, MySqlProxyError> {
   constructor(config: Config, upstream: UpstreamUrl, log: Logger, metrics: Metrics, buffers: BufferBudget, readonly cache: MySqlCache | null = null) {
@@ -19,7 +16,7 @@ export class MySqlListener extends ProxyListener<MySqlSession, MySqlProxyError> 
       logName: 'mysql',
       createSession: (socket) => new MySqlSession(socket, this),
       shutdownError: () => new MySqlProxyError(MySqlErrorCode.ServerShutdown, 'Server shutdown in progress (sidecache shutting down)'),
-      upstreamTls: upstreamTlsPlan(upstream.tls, `ssl-mode=${MYSQL_SSL_MODES[upstream.tls.mode]}`),
+      upstreamTls: mysqlUpstreamTlsPlan(upstream.tls),
     });
   }
 }

@@ -42,6 +42,20 @@ export const enum Backend {
   NegotiateProtocolVersion = 0x76, // v
 }
 
+/** What an Authentication ('R') message asks for: the Int32 after its length. */
+export const enum AuthRequest {
+  Ok = 0,
+  KerberosV5 = 2,
+  CleartextPassword = 3,
+  MD5Password = 5,
+  GSS = 7,
+  GSSContinue = 8,
+  SSPI = 9,
+  SASL = 10,
+  SASLContinue = 11,
+  SASLFinal = 12,
+}
+
 /** Request codes carried in the version field of untyped startup-phase packets. */
 export const enum StartupCode {
   CancelRequest = 80877102,

@@ -9,6 +9,7 @@ export const SqlState = {
   OutOfMemory: '53200',
   AdminShutdown: '57P01',
   InvalidAuthorization: '28000',
+  InvalidPassword: '28P01',
 } as const;
 export type SqlState = (typeof SqlState)[keyof typeof SqlState];
 

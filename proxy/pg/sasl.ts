@@ -3,11 +3,10 @@
 // while the server checks it against its own: it cannot pass. So the server's mechanism list loses
 // its -PLUS entries before the client reads it (AuthRewriter), and libpq's channel_binding=prefer
 // picks plain SCRAM-SHA-256; channel_binding=require stops in the client with its own error.
+// That is the login of a user whose secret sidecache does not know; for one it knows
+// (--pg-auth-file), sidecache runs SCRAM itself on both legs (scram-login.ts) and binding works.
 // Pure: bytes in, bytes out.
-import { Backend } from './codes.js';
-
-/** AuthenticationSASL's request code (the Int32 after the length). */
-const AUTH_SASL = 10;
+import { AuthRequest, Backend } from './codes.js';
 
 /**
  * Server bytes of the login, passed on in whole messages with AuthenticationSASL rewritten; an
@@ -37,7 +36,7 @@ export class AuthRewriter {
     while (pos + 5 <= bytes.length) {
       const end = pos + 1 + bytes.readInt32BE(pos + 1);
       if (end > bytes.length) break;
-      if (bytes[pos] === Backend.Authentication && end - pos >= 9 && bytes.readInt32BE(pos + 5) === AUTH_SASL) {
+      if (bytes[pos] === Backend.Authentication && end - pos >= 9 && bytes.readInt32BE(pos + 5) === AuthRequest.SASL) {
         out ??= [];
         const rewritten = withoutChannelBinding(bytes.subarray(pos, end));
         if (rewritten.length !== end - pos) this.hidden = true;
@@ -54,24 +53,39 @@ export class AuthRewriter {
   }
 }
 
-/** AuthenticationSASL (whole message) without the mechanisms that end in -PLUS. */
-export function withoutChannelBinding(message: Buffer): Buffer {
-  const names: Buffer[] = [];
+/** The mechanism names of an AuthenticationSASL message (whole, from its code); null when malformed. */
+export function saslMechanisms(message: Buffer): string[] | null {
+  const names: string[] = [];
   let pos = 9;
   while (pos < message.length && message[pos] !== 0) {
     const end = message.indexOf(0, pos);
-    if (end < 0) return message; // malformed: the client judges it as the server sent it
-    const name = message.subarray(pos, end);
-    if (!name.toString('latin1').endsWith('-PLUS')) names.push(name, Buffer.alloc(1));
+    if (end < 0) return null;
+    names.push(message.toString('utf8', pos, end));
     pos = end + 1;
   }
-  const body = Buffer.concat([...names, Buffer.alloc(1)]);
-  const out = Buffer.allocUnsafe(9 + body.length);
+  return names;
+}
+
+/** AuthenticationSASL (whole message) with the given mechanisms. */
+export function authenticationSasl(mechanisms: readonly string[]): Buffer {
+  return authentication(AuthRequest.SASL, Buffer.from(mechanisms.map((m) => `${m}\0`).join('') + '\0'));
+}
+
+/** An Authentication ('R') message asking `request`, with `data` after the code. */
+export function authentication(request: AuthRequest, data: Buffer): Buffer {
+  const out = Buffer.allocUnsafe(9 + data.length);
   out[0] = Backend.Authentication;
-  out.writeInt32BE(8 + body.length, 1);
-  out.writeInt32BE(AUTH_SASL, 5);
-  body.copy(out, 9);
+  out.writeInt32BE(8 + data.length, 1);
+  out.writeInt32BE(request, 5);
+  data.copy(out, 9);
   return out;
+}
+
+/** AuthenticationSASL (whole message) without the mechanisms that end in -PLUS. */
+export function withoutChannelBinding(message: Buffer): Buffer {
+  const names = saslMechanisms(message);
+  if (names === null) return message; // malformed: the client judges it as the server sent it
+  return authenticationSasl(names.filter((n) => !n.endsWith('-PLUS')));
 }
 
 /**

@@ -2,30 +2,37 @@
 // unchanged and reads just enough of them to know the protocol state (PgSessionState).
 //
 // Phases, and the only moves between them (see `moveTo`):
-//   Startup        -> Connecting (StartupMessage received) | Closed
+//   Startup        -> Connecting (StartupMessage received) | Login (a user of --pg-auth-file, or an auth query) | Closed
+//   Login          -> Connecting (the client's SCRAM proof verified by sidecache, or no secret found) | Closed
 //   Connecting     -> Authenticating (upstream connected)  | Closed
 //   Authenticating -> Ready (first ReadyForQuery)          | Closed
 //   Ready          -> Closed
 // Client messages are forwarded only when whole, so the upstream always sits at a message boundary
 // and the proxy can add a Terminate of its own when the client vanishes. Until the login completes
 // a client message may be at most MAX_LOGIN_MESSAGE bytes, --max-message-bytes after.
+import { randomBytes } from 'node:crypto';
 import type net from 'node:net';
 import type tls from 'node:tls';
+import type { PgAuthSecrets, ScramSecret } from '../../config/pg-auth-file.js';
 import { BackendScanner } from './backend-scanner.js';
 import { Frontend, MAX_LOGIN_MESSAGE, MAX_STARTUP_PACKET } from './codes.js';
 import { PgProxyError, SqlState, errorResponse } from './error-response.js';
 import { Framer, type FrameError, type FrameSink } from './framer.js';
+import type { PgAuthQuery } from './auth-query.js';
 import type { PgCache } from './pg-cache.js';
 import { PgRelay, type RelayIo } from './relay.js';
 import type { PgSessionState } from './session-state.js';
 import { AuthRewriter, gs2Flag } from './sasl.js';
+import { endPointHash, type Channel } from './scram.js';
+import { ScramLogin } from './scram-login.js';
 import { decodeStartupPacket, isTerminateBeforeStartup } from './startup.js';
 import { sendCancelRequest } from './cancel.js';
 import type { ListenerHost } from '../listener.js';
 import { Phase, ProxySession, endSocket, type LegalMoves } from '../session.js';
 
 const LEGAL_MOVES: LegalMoves = {
-  [Phase.Startup]: [Phase.Connecting, Phase.Closed],
+  [Phase.Startup]: [Phase.Connecting, Phase.Login, Phase.Closed],
+  [Phase.Login]: [Phase.Connecting, Phase.Closed],
   [Phase.Connecting]: [Phase.Authenticating, Phase.Closed],
   [Phase.Authenticating]: [Phase.Ready, Phase.Closed],
   [Phase.Ready]: [Phase.Closed],
@@ -35,6 +42,10 @@ const LEGAL_MOVES: LegalMoves = {
 export interface SessionHost extends ListenerHost<PgSession> {
   /** The result cache, null when caching is off. */
   readonly cache: PgCache | null;
+  /** Users whose SCRAM secret sidecache knows (--pg-auth-file), as of the latest reload. */
+  readonly pgAuth: PgAuthSecrets;
+  /** Looks up the secret of a user not in the file (--pg-auth-user); null when unset. */
+  readonly authQuery: PgAuthQuery | null;
 }
 
 const NO_SSL = Buffer.from('N');
@@ -53,7 +64,8 @@ const ALPN = ['postgresql'];
  */
 const CHANNEL_BINDING_DOWNGRADE = 'sidecache: SCRAM channel binding cannot pass through sidecache, which terminates TLS on both legs: '
   + 'the server offers SCRAM-SHA-256-PLUS and would refuse this client\'s SCRAM-SHA-256 with channel binding "y" as a downgrade; '
-  + 'connect with channel_binding=disable, or have sidecache reach the server without TLS (sslmode=disable) on a trusted network';
+  + 'give sidecache this user\'s SCRAM secret (--pg-auth-file, or an auth query: --pg-auth-user) so it runs SCRAM with channel binding on each leg itself, '
+  + 'or connect with channel_binding=disable, or have sidecache reach the server without TLS (sslmode=disable) on a trusted network';
 
 export class PgSession extends ProxySession<PgProxyError> implements RelayIo {
   protected declare readonly host: SessionHost;
@@ -73,6 +85,10 @@ export class PgSession extends ProxySession<PgProxyError> implements RelayIo {
   private pendingStartup: Buffer | null = null;
   /** Login bytes from a TLS upstream, with SCRAM's -PLUS mechanisms removed; null after login. */
   private authRewriter: AuthRewriter | null = null;
+  /** A user of --pg-auth-file: sidecache runs SCRAM on both legs (scram-login.ts); null after login. */
+  private scram: ScramLogin | null = null;
+  /** The StartupMessage, kept while sidecache authenticates the client itself (Phase.Login). */
+  private loginStartup: Buffer | null = null;
   /** SSLRequest answered 'S': TLS starts after the current chunk's SSLRequest. */
   private tlsAccepted: tls.SecureContext | null = null;
 
@@ -138,6 +154,9 @@ export class PgSession extends ProxySession<PgProxyError> implements RelayIo {
       switch (this.phase) {
         case Phase.Startup:
           this.onStartupPacket(buf.subarray(start, end));
+          return;
+        case Phase.Login:
+          this.onScramMessage(code, buf, start, end);
           return;
         case Phase.Connecting:
           this.relay!.state.onFrontend(code, buf, start, end, 'client');
@@ -209,8 +228,74 @@ export class PgSession extends ProxySession<PgProxyError> implements RelayIo {
       return;
     }
     this.framer.startTyped(MAX_LOGIN_MESSAGE);
+    const secret = this.host.pgAuth.get(user);
+    if (secret !== undefined) {
+      this.startScram(secret, user, Buffer.from(packet));
+      return;
+    }
+    if (this.host.authQuery !== null) {
+      this.lookUpSecret(this.host.authQuery, user, decoded.params.get('database') ?? user, Buffer.from(packet));
+      return;
+    }
     this.moveTo(Phase.Connecting);
     this.connectUpstream(Buffer.from(packet));
+  }
+
+  /** sidecache authenticates the client itself; the upstream is reached once the proof is verified. */
+  private startScram(secret: ScramSecret, user: string, startupPacket: Buffer): void {
+    this.scram = new ScramLogin(secret, user, this.clientTls ? channelOf((this.client as tls.TLSSocket).getCertificate()) : null, scramNonce);
+    this.loginStartup = startupPacket;
+    if (this.phase !== Phase.Login) this.moveTo(Phase.Login);
+    this.client.write(this.scram.start());
+  }
+
+  /** The auth query (--pg-auth-user) for a user not in the file: with a secret found, as startScram; else relayed. */
+  private lookUpSecret(query: PgAuthQuery, user: string, database: string, startupPacket: Buffer): void {
+    this.moveTo(Phase.Login);
+    // Nothing to read until the client is asked for something.
+    this.client.pause();
+    void query.secretOf(user, database).then((secret) => {
+      if (this.phase !== Phase.Login) return;
+      if (secret === null) {
+        this.moveTo(Phase.Connecting);
+        this.connectUpstream(startupPacket);
+        return;
+      }
+      this.client.resume();
+      this.startScram(secret, user, startupPacket);
+    });
+  }
+
+  private onScramMessage(code: number, buf: Buffer, start: number, end: number): void {
+    if (code === Frontend.Terminate) {
+      // A client without a password gives up here (psql then asks for one and comes back).
+      this.clientLeaving = true;
+      this.close();
+      return;
+    }
+    if (this.scram === null) {
+      this.fail(new PgProxyError(SqlState.ProtocolViolation, `sidecache: unexpected message type ${String.fromCharCode(code)} before the authentication request`), 'bad-startup');
+      return;
+    }
+    let step;
+    try {
+      step = this.scram.clientMessage(code, buf, start, end);
+    } catch (err) {
+      this.scramFailed(err as PgProxyError);
+      return;
+    }
+    this.client.write(step.reply);
+    if (!step.verified) return;
+    const startup = this.loginStartup!;
+    this.loginStartup = null;
+    this.moveTo(Phase.Connecting);
+    this.connectUpstream(startup);
+  }
+
+  /** A login sidecache refused itself (a wrong password, a broken exchange, an upstream it cannot answer). */
+  private scramFailed(err: PgProxyError): void {
+    this.host.log.info({ remote: this.remote, user: this.startupParams.get('user'), database: this.startupParams.get('database'), error: err.message }, 'pg: login refused by sidecache');
+    this.fail(err, err.sqlState === SqlState.ProtocolViolation ? 'scram' : null);
   }
 
   /** The client's first bytes are a TLS ClientHello: PostgreSQL 17's direct TLS (sslnegotiation=direct). */
@@ -271,7 +356,7 @@ export class PgSession extends ProxySession<PgProxyError> implements RelayIo {
 
   private sendStartup(startupPacket: Buffer): void {
     if (this.phase !== Phase.Connecting) return;
-    if (this.upstreamTls) this.authRewriter = new AuthRewriter();
+    if (this.upstreamTls && this.scram === null) this.authRewriter = new AuthRewriter();
     this.moveTo(Phase.Authenticating);
     this.client.resume();
     const upstream = this.upstream!;
@@ -291,9 +376,22 @@ export class PgSession extends ProxySession<PgProxyError> implements RelayIo {
     }
     const relay = this.relay!;
     if (this.authRewriter !== null) chunk = this.authRewriter.feed(chunk);
+    if (this.scram !== null) {
+      let step;
+      try {
+        step = this.scram.upstreamChunk(chunk, this.upstreamTls ? channelOf((this.upstream as tls.TLSSocket).getPeerCertificate()) : null);
+      } catch (err) {
+        this.scramFailed(err as PgProxyError);
+        return;
+      }
+      if (step.toUpstream !== null) this.toUpstream(step.toUpstream);
+      chunk = step.toRelay;
+      if (chunk.length === 0) return;
+    }
     relay.upstreamChunk(chunk, this.scanner);
     if (this.phase === Phase.Authenticating && relay.state.ready) {
       this.authRewriter = null;
+      this.scram = null;
       this.moveTo(Phase.Ready);
       this.loggedIn();
       this.framer.setLimit(this.host.limits.maxMessageBytes);
@@ -326,6 +424,25 @@ export class PgSession extends ProxySession<PgProxyError> implements RelayIo {
     }
     if (upstream.readyState === 'open') endSocket(upstream, TERMINATE);
     else upstream.destroy();
+  }
+}
+
+/** 18 random bytes in base64: printable, no comma, as a SCRAM nonce must be. */
+function scramNonce(): string {
+  return randomBytes(18).toString('base64');
+}
+
+/**
+ * A leg's tls-server-end-point binding data from its server certificate (sidecache's own on the
+ * client leg, the server's upstream); null when there is none or its hash is one PostgreSQL cannot
+ * bind with either (Ed448): -PLUS is then not offered, or not chosen.
+ */
+function channelOf(cert: { raw?: Buffer } | null | undefined): Channel {
+  if (cert?.raw === undefined) return null;
+  try {
+    return endPointHash(cert.raw);
+  } catch {
+    return null;
   }
 }
 

@@ -12,6 +12,11 @@ import net from 'node:net';
 export interface Hold {
   /** Resolves with the number of bytes held once the server has sent at least `minBytes` of them. */
   waitHeld(minBytes?: number, timeoutMs?: number): Promise<number>;
+  /**
+   * Resolves once the held bytes contain `text` (e.g. a column name of the last reply of a
+   * pipeline: the server answered everything before it).
+   */
+  waitHeldContains(text: string, timeoutMs?: number): Promise<void>;
   /** Bytes held so far. */
   readonly heldBytes: number;
   /** Whether a connection sent the marker. */
@@ -78,6 +83,21 @@ class ArmedHold implements Hold {
       });
     }
     return this.heldBytes;
+  }
+
+  async waitHeldContains(text: string, timeoutMs = 5000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (!Buffer.concat(this.queue).includes(text)) {
+      const left = deadline - Date.now();
+      if (left <= 0) throw new HoldTimeoutError(`${this.marker}" until "${text}`, this.heldBytes + 1, this.heldBytes, this.matched, timeoutMs);
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, left);
+        this.waiters.push(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    }
   }
 
   release(): void {

@@ -196,13 +196,14 @@ export class PgRelay {
    * Everything outstanding is a plain read (or a cached reply) and the session was idle at the
    * last ReadyForQuery: their replies leave it idle with the same settings and nothing written, so
    * a whole batch answered behind them (its own Sync, its own implicit transaction) gets the reply
-   * the server would give. A write, a transaction command, a setting, a call the proxy cannot
-   * attribute, or a statement not yet judged by the probe: no.
+   * the server would give. A request that executed nothing (Parse, Describe, Close up to a Sync)
+   * changes neither. A write, a transaction command, a setting, a call the proxy cannot attribute,
+   * or a statement not yet judged by the probe: no.
    */
   private behindReads(): boolean {
     const cs = this.cs!;
     return this.extended.open === null && this.state.txStatus === TxStatus.Idle && !cs.off
-      && this.ledger!.onlyReadsOutstanding(MAX_ANSWER_BEHIND, (r) => r.action.kind === 'probe' || (r.executed.length > 0 && r.executed.every((info) => info !== null && cs.plainRead(info))));
+      && this.ledger!.onlyReadsOutstanding(MAX_ANSWER_BEHIND, (r) => r.action.kind === 'probe' || r.executed.every((info) => info !== null && cs.plainRead(info)));
   }
 
   /** Sends the identity check ahead of what goes next, unless the server is verified or a check is in flight. */

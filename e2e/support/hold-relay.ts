@@ -2,9 +2,9 @@
 // can hold back what the server sends on one chosen upstream connection until the test releases it.
 // This makes races deterministic: e.g. a read's reply is kept in flight while another client writes.
 //
-// The connection is chosen by a marker: the first connection, after `holdAfter(marker)` is called,
-// whose client side sends bytes containing `marker` (a SQL comment such as `/* hold-me */` is part of
-// the statement text, so it reaches the server in Query and Parse messages). From that moment every
+// The connection is chosen by a marker: the first connection not held now, after `holdAfter(marker)`
+// is called, whose client side sends bytes containing `marker` (a SQL comment such as `/* hold-me */`
+// is part of the statement text, so it reaches the server in Query and Parse messages). From that moment every
 // server->proxy byte of that connection is queued, in order, until `release()`. Everything else is
 // relayed unchanged as it arrives.
 import net from 'node:net';
@@ -130,7 +130,8 @@ export function startHoldRelay(target: { host: string; port: number }): Promise<
     // The marker may be split across two chunks; keep enough of the previous chunk to see it.
     let tail = '';
     client.on('data', (chunk: Buffer) => {
-      if (hold === null && armed.length > 0) {
+      // A connection whose hold was released may be held again by a hold armed later.
+      if ((hold === null || !hold.holding) && armed.length > 0) {
         const text = tail + chunk.toString('latin1');
         const i = armed.findIndex((h) => text.includes(h.marker));
         if (i >= 0) {

@@ -70,26 +70,22 @@ class ArmedHold implements Hold {
   }
 
   async waitHeld(minBytes = 1, timeoutMs = 5000): Promise<number> {
-    const deadline = Date.now() + timeoutMs;
-    while (this.heldBytes < minBytes) {
-      const left = deadline - Date.now();
-      if (left <= 0) throw new HoldTimeoutError(this.marker, minBytes, this.heldBytes, this.matched, timeoutMs);
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, left);
-        this.waiters.push(() => {
-          clearTimeout(timer);
-          resolve();
-        });
-      });
-    }
+    await this.waitUntil(() => this.heldBytes >= minBytes, timeoutMs,
+      () => new HoldTimeoutError(this.marker, minBytes, this.heldBytes, this.matched, timeoutMs));
     return this.heldBytes;
   }
 
-  async waitHeldContains(text: string, timeoutMs = 5000): Promise<void> {
+  waitHeldContains(text: string, timeoutMs = 5000): Promise<void> {
+    return this.waitUntil(() => Buffer.concat(this.queue).includes(text), timeoutMs,
+      () => new HoldTimeoutError(`${this.marker}" until "${text}`, this.heldBytes + 1, this.heldBytes, this.matched, timeoutMs));
+  }
+
+  /** Waits for `done()`, checked again whenever bytes are held, until `timeoutMs` has passed. */
+  private async waitUntil(done: () => boolean, timeoutMs: number, timedOut: () => Error): Promise<void> {
     const deadline = Date.now() + timeoutMs;
-    while (!Buffer.concat(this.queue).includes(text)) {
+    while (!done()) {
       const left = deadline - Date.now();
-      if (left <= 0) throw new HoldTimeoutError(`${this.marker}" until "${text}`, this.heldBytes + 1, this.heldBytes, this.matched, timeoutMs);
+      if (left <= 0) throw timedOut();
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, left);
         this.waiters.push(() => {

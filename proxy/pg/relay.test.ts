@@ -211,6 +211,16 @@ test('pipelined: an error in the read before does not stop the cached reply (its
   assert.equal(h.take()[1], Buffer.concat([error, ready('I'), ...result('a')]));
 });
 
+test('pipelined: behind more than 64 outstanding requests the read is relayed (a bounded look)', async () => {
+  const h = await pipelineReady();
+  h.send(...Array.from({ length: 65 }, () => query(OTHER)), query(SELECT));
+  assert.is(queries(h.take()[0]).length, 66);
+  h.send(query(SELECT));
+  assert.is(queries(h.take()[0]).length, 1, 'a 67th request, too');
+  h.server(...Array.from({ length: 67 }, () => result('x')).flat());
+  assert.is(h.cache.stats.hits, 0);
+});
+
 test('pipelined: behind a transaction command the read is relayed', async () => {
   const h = await pipelineReady();
   h.send(query('BEGIN'), query(SELECT));

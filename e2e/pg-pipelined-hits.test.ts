@@ -15,6 +15,8 @@
 // for the whole pipeline or batch: one implicit transaction, relayed whole).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import pg from 'pg';
 import { startCluster, type Cluster } from './support/cluster.js';
 import { startHoldRelay, type HoldRelay } from './support/hold-relay.js';
@@ -166,6 +168,35 @@ test('raw extended groups sent in one write: hits behind a miss, an error and a 
   } finally {
     c.destroy();
   }
+});
+
+/** Debian's python3-psycopg installs for the system interpreter (scripts/ensure-servers.sh installs it). */
+const PYTHON = process.env.SIDECACHE_PYTHON ?? '/usr/bin/python3';
+
+/** psycopg 3's pipeline mode: reads stored before, sent in one pipeline, printed in order as JSON. */
+const PSYCOPG_PIPELINE = `
+import json, sys, psycopg
+conn = psycopg.connect(sys.argv[1], autocommit=True)
+read = "SELECT v AS pp_read FROM " + sys.argv[2] + " WHERE id = %s AND v > -2"
+for i in (1, 2):
+    conn.execute(read, (i,)).fetchall()
+with conn.pipeline():
+    cursors = [conn.cursor() for _ in range(3)]
+    for cur, i in zip(cursors, (1, 2, 1)):
+        cur.execute(read, (i,))
+    rows = [cur.fetchall() for cur in cursors]
+print(json.dumps(rows))
+`;
+
+test('psycopg 3 pipeline mode sends one Sync for the pipeline: its reads are relayed whole, in order and right', async () => {
+  const dsn = `host=127.0.0.1 port=${proxy.pgPort} user=postgres dbname=${DATABASE} sslmode=disable`;
+  const { result, delta } = await measure(proxy.adminPort, async () =>
+    (await promisify(execFile)(PYTHON, ['-c', PSYCOPG_PIPELINE, dsn, TABLE], { timeout: 60_000, env: { PATH: process.env.PATH, LANG: 'C.UTF-8' } })).stdout);
+  assert.equal(JSON.parse(result), [[[10]], [[20]], [[10]]]);
+  // Warmed outside the pipeline: two misses. The pipeline's three Executes share one Sync (one
+  // implicit transaction), which the cache does not split (docs/consistency.md): relayed.
+  assert.equal([delta.misses, delta.hits], [2, 0], JSON.stringify(delta));
+  assert.is(await upstreamCalls('pp_read'), 5);
 });
 
 /** A RowDescription described as `T name:<type oid>` (its other fields vary with the server). */

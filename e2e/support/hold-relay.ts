@@ -2,9 +2,9 @@
 // can hold back what the server sends on one chosen upstream connection until the test releases it.
 // This makes races deterministic: e.g. a read's reply is kept in flight while another client writes.
 //
-// The connection is chosen by a marker: the first connection not held now, after `holdAfter(marker)`
-// is called, whose client side sends bytes containing `marker` (a SQL comment such as `/* hold-me */`
-// is part of the statement text, so it reaches the server in Query and Parse messages). From that moment every
+// The connection is chosen by a marker: the first connection, after `holdAfter(marker)` is called,
+// whose client side sends bytes containing `marker` (a SQL comment such as `/* hold-me */` is part of
+// the statement text, so it reaches the server in Query and Parse messages). From that moment every
 // server->proxy byte of that connection is queued, in order, until `release()`. Everything else is
 // relayed unchanged as it arrives.
 import net from 'node:net';
@@ -49,13 +49,15 @@ class ArmedHold implements Hold {
   private queue: Buffer[] = [];
   private sink: net.Socket | null = null;
   private waiters: Array<() => void> = [];
+  private detach: (() => void) | null = null;
 
   constructor(readonly marker: string) {}
 
-  /** Called by the relay when `sink`'s connection sent the marker. */
-  attach(sink: net.Socket): void {
+  /** Called by the relay when `sink`'s connection sent the marker; `detach` when it is released. */
+  attach(sink: net.Socket, detach: () => void): void {
     this.matched = true;
     this.sink = sink;
+    this.detach = detach;
   }
 
   /** Whether server bytes for this connection must be queued rather than written. */
@@ -103,6 +105,7 @@ class ArmedHold implements Hold {
     const queued = this.queue;
     this.queue = [];
     if (sink && !sink.destroyed) for (const chunk of queued) sink.write(chunk);
+    this.detach?.();
   }
 }
 
@@ -126,13 +129,15 @@ export function startHoldRelay(target: { host: string; port: number }): Promise<
     // The marker may be split across two chunks; keep enough of the previous chunk to see it.
     let tail = '';
     client.on('data', (chunk: Buffer) => {
-      // A connection whose hold was released may be held again by a hold armed later.
-      if ((hold === null || !hold.holding) && armed.length > 0) {
+      if (hold === null && armed.length > 0) {
         const text = tail + chunk.toString('latin1');
         const i = armed.findIndex((h) => text.includes(h.marker));
         if (i >= 0) {
           hold = armed.splice(i, 1)[0]!;
-          hold.attach(client);
+          // Once released, the connection may be held again by a hold armed later.
+          hold.attach(client, () => {
+            hold = null;
+          });
         }
         const keep = Math.max(0, ...armed.map((h) => h.marker.length - 1));
         tail = keep === 0 ? '' : text.slice(-keep);

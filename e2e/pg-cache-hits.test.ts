@@ -154,9 +154,9 @@ test('pipelined extended groups (hit, miss, hit, error, named, Describe, Close) 
     assert.equal(result[5]!.slice(1), [rowDescription, 'Z I'], 'Describe of the named statement');
     assert.match(result[5]![0]!, /^t \[/);
     assert.equal(result[6], ['3', 'Z I'], 'Close of the named statement');
-    // Only a group that arrives with nothing else outstanding is answered from the cache (the first
-    // one here); the rest of the pipeline is relayed.
-    assert.ok(delta.hits >= 1, JSON.stringify(delta));
+    // The first group finds nothing outstanding; the third is answered behind the miss before it
+    // (or at once, if that reply was back); the named group may find the miss's entry stored.
+    assert.ok(delta.hits >= 2, JSON.stringify(delta));
   } finally {
     c.destroy();
   }

@@ -7,7 +7,7 @@ import {
 } from './cache-router.js';
 
 const QUIET: SessionView = {
-  quiet: true, idle: true, context: ContextState.Known, block: BlockState.None, identity: IdentityState.Verified, probeBackedOff: false, fillForbidden: null,
+  quiet: true, idle: true, behindReads: false, context: ContextState.Known, block: BlockState.None, identity: IdentityState.Verified, probeBackedOff: false, fillForbidden: null,
 };
 const READ: StatementFacts = { readCacheable: true, needsCatalog: true };
 const WRITE: StatementFacts = { readCacheable: false, needsCatalog: false };
@@ -51,6 +51,12 @@ const rows: [string, RouteInput<string>, unknown][] = [
   ['fleet bus down', input({ fence: { change: null, busDown: true } }), { kind: 'forward', reason: 'bus-down', lookedUp: false }],
   ['protocol forbids (temporary table)', input({ session: { fillForbidden: 'temporary-table' } }), { kind: 'forward', reason: 'temporary-table', lookedUp: false }],
   ['pipelined', input({ entry: 'E', session: { quiet: false, idle: false } }), { kind: 'forward', reason: 'pipelined', lookedUp: false }],
+  ['behind outstanding plain reads, stored: hit (queued)', input({ entry: 'E', facts: null, session: { quiet: false, idle: false, behindReads: true } }), { kind: 'hit', entry: 'E' }],
+  ['behind plain reads, not stored: pipelined', input({ session: { quiet: false, idle: false, behindReads: true } }), { kind: 'forward', reason: 'pipelined', lookedUp: false }],
+  ['behind plain reads, server not verified: no park, pipelined', input({ entry: 'E', session: { quiet: false, idle: false, behindReads: true, identity: IdentityState.Checking } }),
+    { kind: 'forward', reason: 'pipelined', lookedUp: false }],
+  ['behind plain reads, context stale: pipelined', input({ entry: 'E', session: { quiet: false, idle: false, behindReads: true, context: ContextState.Stale } }),
+    { kind: 'forward', reason: 'pipelined', lookedUp: false }],
   ['in a read-write block', input({ session: { quiet: false, block: BlockState.Other } }), { kind: 'forward', reason: 'in-transaction', lookedUp: false }],
   ['read-only block, rule does not opt in', input({ entry: 'E', session: { quiet: false, block: BlockState.ReadOnly } }),
     { kind: 'forward', reason: 'in-transaction', lookedUp: false }],

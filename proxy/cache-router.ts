@@ -63,7 +63,10 @@ export type CatalogBypassReason =
  * and of /stats. A closed set, so the metric has bounded series.
  */
 export type BypassReason =
-  /** Not the only request outstanding: an answer from the cache would overtake the replies before it. */
+  /**
+   * Sent while other requests are outstanding and not answered from the cache behind them: a miss,
+   * or a request behind one that may change what it reads (a write, a transaction, a setting).
+   */
   | 'pipelined'
   /** Inside a transaction block that is not read-only, or whose statement no rule opted in. */
   | 'in-transaction'
@@ -116,6 +119,12 @@ export interface SessionView {
   readonly quiet: boolean;
   /** Nothing outstanding at all. */
   readonly idle: boolean;
+  /**
+   * Not quiet only because requests are outstanding, each a plain read (or a cached reply queued
+   * behind them) sent outside blocks: they leave the session as it is (idle, same settings, nothing
+   * written), so a stored reply queued behind their replies is what the client would read after them.
+   */
+  readonly behindReads: boolean;
   readonly context: ContextState;
   readonly block: BlockState;
   readonly identity: IdentityState;
@@ -209,9 +218,9 @@ export function inReadOnlyBlock(block: BlockState): boolean {
   }
 }
 
-/** Should the relay look the request's key up before analysing it (outside blocks)? */
+/** Should the relay look the request's key up before analysing it (outside blocks; maybe behind reads)? */
 export function mayLookUp(session: SessionView): boolean {
-  return session.quiet && contextUsable(session.context) && session.identity !== IdentityState.Failed && session.shadowed !== true;
+  return (session.quiet || session.behindReads) && contextUsable(session.context) && session.identity !== IdentityState.Failed && session.shadowed !== true;
 }
 
 /** Inside a read-only block, between requests, with the context known and the server verified. */
@@ -231,7 +240,9 @@ const PARK = Object.freeze({ kind: 'park' } as const);
 /**
  * The verdict for one request. Outside blocks: a stored entry answers once the server is verified
  * (else the request parks for the check); a statement the catalog must judge is probed first; a
- * cacheable read fills unless a rule, a fence or the decision says otherwise. Inside a read-only
+ * cacheable read fills unless a rule, a fence or the decision says otherwise. Behind outstanding
+ * plain reads a stored entry answers (queued in reply order by the relay) when the server is
+ * verified; anything else there is relayed as `pipelined`. Inside a read-only
  * block a statement whose rule opts in is answered or, as the block's first statement, filled; no
  * probe runs there. Anything else is relayed with its reason.
  */
@@ -246,6 +257,7 @@ export function route<E>(input: RouteInput<E>): Verdict<E> {
     if (facts === null) throw new Error('route: a request the cache cannot answer needs its facts');
     return routeQuiet(input, facts);
   }
+  if (session.behindReads && entry !== undefined && mayLookUp(session) && session.identity === IdentityState.Verified) return { kind: 'hit', entry };
   if (facts !== null && answersInBlock(session, facts, input.rule)) {
     if (entry !== undefined) return { kind: 'hit', entry };
     return routeInBlock(input);

@@ -54,6 +54,11 @@ export class ReplyRouter {
     this.target = target;
   }
 
+  /** Writes the chunk's bytes up to `pos` now (before a cached reply whose turn comes there). */
+  writeUpTo(pos: number): void {
+    this.flush(pos);
+  }
+
   /** The rest of the chunk goes its route; the chunk may be reused after this (read-buffer.ts). */
   end(): void {
     this.flush(this.chunk!.length);

@@ -3,7 +3,7 @@
 // and what both relays do around them: the fill lifecycle (token when sent, capture, store on a
 // clean reply), the hit/miss/write/bypass accounting, and the writes of a transaction block kept
 // until it ends. A server reply belongs to the head request.
-import type { StatementSource } from '../telemetry/query-stats.js';
+import type { StatementIdentity, StatementSource } from '../telemetry/query-stats.js';
 import type { FillToken } from '../cache/tag-versions.js';
 import type { Flight } from '../cache/fill-flights.js';
 import type { L2FillToken } from '../fleet/l2.js';
@@ -48,6 +48,17 @@ export interface FillAction {
   readonly flight: Flight | null;
 }
 
+/**
+ * A hit found while requests are outstanding: its slot in the reply order. The server never sees
+ * it; its stored reply is written when every reply before it is complete (writeAnswersDue).
+ */
+export interface CachedReply {
+  readonly kind: 'answered-here';
+  /** The bytes the client gets, in order (a ParseComplete the stored reply leaves out, the reply). */
+  readonly reply: readonly Buffer[];
+  readonly identity: StatementIdentity;
+}
+
 /** What the cache does with an outstanding request. */
 export type CacheAction<I> =
   /** Relayed as is, with the reason it was not cached; `lookedUp`: a miss inside a read-only block. */
@@ -55,8 +66,8 @@ export type CacheAction<I> =
   /** Relayed and captured: the reply may be stored. */
   | FillAction
   | ProbeAction<I>
-  /** The proxy answered it from the cache; nothing went upstream (never queued: hits wait for nothing). */
-  | { readonly kind: 'answered-here' };
+  /** The proxy answers it from the cache; nothing goes upstream. Queued only behind outstanding requests. */
+  | CachedReply;
 
 export interface OutstandingRequest<I> {
   readonly action: CacheAction<I>;
@@ -173,6 +184,36 @@ export class RequestLedger<I extends LedgerStatement, R extends OutstandingReque
 
   probeAction(purpose: ProbePurpose, statement: I | null, generation: number): ProbeAction<I> {
     return { kind: 'probe', purpose, statement, generation, row: null, error: '' };
+  }
+
+  /**
+   * Are there outstanding requests, at most `limit`, each one `readsOnly` says leaves the session
+   * as it is, or a cached reply? (Bounded: a longer pipeline is relayed.)
+   */
+  onlyReadsOutstanding(limit: number, readsOnly: (request: R) => boolean): boolean {
+    const q = this.queue;
+    if (q.length === 0 || q.length > limit) return false;
+    for (const r of q) if (r.action.kind !== 'answered-here' && !readsOnly(r)) return false;
+    return true;
+  }
+
+  /**
+   * Writes the cached replies whose turn has come (at the head: every reply before them is
+   * complete) and counts their hits; the relay calls it where the previous reply's bytes end.
+   */
+  writeAnswersDue(write: (bytes: Buffer) => void): void {
+    let head = this.queue[0];
+    while (head !== undefined && head.action.kind === 'answered-here') {
+      this.queue.shift();
+      for (const bytes of head.action.reply) write(bytes);
+      this.answered(head.action.identity, head.startedAt);
+      head = this.queue[0];
+    }
+  }
+
+  /** Is the head a cached reply waiting for its turn? */
+  get answerDue(): boolean {
+    return this.queue[0]?.action.kind === 'answered-here';
   }
 
   /** A hit: the stored reply went to the client. */

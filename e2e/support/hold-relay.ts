@@ -17,6 +17,11 @@ import net from 'node:net';
 export interface Hold {
   /** Resolves with the number of bytes held once the server has sent at least `minBytes` of them. */
   waitHeld(minBytes?: number, timeoutMs?: number): Promise<number>;
+  /**
+   * Resolves once the held bytes contain `text` (e.g. a column name of the last reply of a
+   * pipeline: the server answered everything before it).
+   */
+  waitHeldContains(text: string, timeoutMs?: number): Promise<void>;
   /** Bytes held so far. */
   readonly heldBytes: number;
   /** Whether a connection sent the marker. */
@@ -55,13 +60,15 @@ class ArmedHold implements Hold {
   private queue: Buffer[] = [];
   private sink: net.Socket | null = null;
   private waiters: Array<() => void> = [];
+  private detach: (() => void) | null = null;
 
   constructor(readonly marker: string) {}
 
-  /** Called by the relay when `sink`'s connection sent the marker. */
-  attach(sink: net.Socket): void {
+  /** Called by the relay when `sink`'s connection sent the marker; `detach` when it is released. */
+  attach(sink: net.Socket, detach: () => void): void {
     this.matched = true;
     this.sink = sink;
+    this.detach = detach;
   }
 
   /** Whether server bytes for this connection must be queued rather than written. */
@@ -76,10 +83,22 @@ class ArmedHold implements Hold {
   }
 
   async waitHeld(minBytes = 1, timeoutMs = 5000): Promise<number> {
+    await this.waitUntil(() => this.heldBytes >= minBytes, timeoutMs,
+      () => new HoldTimeoutError(this.marker, minBytes, this.heldBytes, this.matched, timeoutMs));
+    return this.heldBytes;
+  }
+
+  waitHeldContains(text: string, timeoutMs = 5000): Promise<void> {
+    return this.waitUntil(() => Buffer.concat(this.queue).includes(text), timeoutMs,
+      () => new HoldTimeoutError(`${this.marker}" until "${text}`, this.heldBytes + 1, this.heldBytes, this.matched, timeoutMs));
+  }
+
+  /** Waits for `done()`, checked again whenever bytes are held, until `timeoutMs` has passed. */
+  private async waitUntil(done: () => boolean, timeoutMs: number, timedOut: () => Error): Promise<void> {
     const deadline = Date.now() + timeoutMs;
-    while (this.heldBytes < minBytes) {
+    while (!done()) {
       const left = deadline - Date.now();
-      if (left <= 0) throw new HoldTimeoutError(this.marker, minBytes, this.heldBytes, this.matched, timeoutMs);
+      if (left <= 0) throw timedOut();
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, left);
         this.waiters.push(() => {
@@ -88,7 +107,6 @@ class ArmedHold implements Hold {
         });
       });
     }
-    return this.heldBytes;
   }
 
   release(): void {
@@ -98,6 +116,7 @@ class ArmedHold implements Hold {
     const queued = this.queue;
     this.queue = [];
     if (sink && !sink.destroyed) for (const chunk of queued) sink.write(chunk);
+    this.detach?.();
   }
 }
 
@@ -135,7 +154,10 @@ export function startHoldRelay(target: { host: string; port: number }): Promise<
         const i = armed.findIndex((h) => text.includes(h.marker));
         if (i >= 0) {
           hold = armed.splice(i, 1)[0]!;
-          hold.attach(client);
+          // Once released, the connection may be held again by a hold armed later.
+          hold.attach(client, () => {
+            hold = null;
+          });
         }
         const keep = Math.max(0, ...armed.map((h) => h.marker.length - 1));
         tail = keep === 0 ? '' : text.slice(-keep);

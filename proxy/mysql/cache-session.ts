@@ -60,7 +60,7 @@ export class MySqlCacheSession {
   private readonly startupKey: string;
   private readonly capabilities: string;
   private readonly view: { -readonly [K in keyof SessionView]: SessionView[K] } = {
-    quiet: false, idle: false, context: ContextState.Unknown, block: BlockState.None, identity: IdentityState.Unchecked,
+    quiet: false, idle: false, behindReads: false, context: ContextState.Unknown, block: BlockState.None, identity: IdentityState.Unchecked,
     probeBackedOff: false, fillForbidden: null, shadowed: false,
   };
 
@@ -82,10 +82,11 @@ export class MySqlCacheSession {
   }
 
   /** The session as the router sees it for `info` (one object, reused). */
-  sessionView(quiet: boolean, idle: boolean, info: MySqlStatementInfo | null): SessionView {
+  sessionView(quiet: boolean, idle: boolean, info: MySqlStatementInfo | null, behindReads = false): SessionView {
     const v = this.view;
     v.quiet = quiet;
     v.idle = idle;
+    v.behindReads = behindReads;
     v.context = this.state.context;
     v.block = this.state.block;
     v.identity = this.state.identity(this.cache.serverEpoch);
@@ -108,6 +109,14 @@ export class MySqlCacheSession {
   decision(info: MySqlStatementInfo): StoredDecision | undefined {
     const ctx = this.keyContext;
     return ctx === null ? undefined : this.cache.decision(ctx, info);
+  }
+
+  /**
+   * A read judged cacheable in this context that changes nothing in the session: it writes
+   * nothing and leaves the transaction state as it is. A cached reply may be queued behind it.
+   */
+  plainRead(info: MySqlStatementInfo): boolean {
+    return info.readCacheable && info.sessionEffect === SessionEffect.None && this.decision(info)?.cacheable === true;
   }
 
   /** The analysis of a text under the session's dialect (sql_mode quoting rules). */

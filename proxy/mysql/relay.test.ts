@@ -134,6 +134,46 @@ test('a read sent while another command is outstanding is relayed with reason "p
   assert.equal([h.cache.stats.hits, h.cache.stats.writes], [0, 1]);
 });
 
+/** Another read of items, judged like SELECT: a fill that is not stored when the pipeline starts. */
+const OTHER = 'SELECT v FROM items WHERE v > 0';
+
+/** warmed(), plus OTHER's decision learned (filled once, then every entry dropped) and SELECT stored again. */
+function pipelineReady(): Harness {
+  const h = warmed();
+  h.query(OTHER);
+  assert.equal(h.take()[0], [OTHER], 'judged without a probe: the relations are known');
+  h.server(result('x'));
+  h.cache.store.invalidateAll();
+  h.query(SELECT);
+  h.server(result('a'));
+  h.take();
+  return h;
+}
+
+test('commands sent without waiting: a hit behind an outstanding read is queued and written where its reply ends', () => {
+  const h = pipelineReady();
+  const hits = h.cache.stats.hits;
+  h.query(OTHER, SELECT, OTHER);
+  const [up, early] = h.take();
+  assert.equal([up, early.length], [[OTHER, OTHER], 0], 'the hit never reaches the server, nor overtakes the reply before it');
+  const first = result('x');
+  h.server(first.subarray(0, first.length - 1));
+  assert.is(h.cache.stats.hits, hits, 'not written yet');
+  h.server(first.subarray(first.length - 1), result('y'));
+  assert.equal(h.take()[1], Buffer.concat([result('x'), result('a'), result('y')]));
+  assert.is(h.cache.stats.hits, hits + 1);
+  assert.is(h.cache.stats.bypassReasons().get('pipelined')?.count, 1, 'only the miss behind: OTHER was not stored');
+});
+
+test('commands sent without waiting: behind BEGIN the read is relayed', () => {
+  const h = pipelineReady();
+  h.query('BEGIN', SELECT);
+  assert.equal(h.take()[0], ['BEGIN', SELECT]);
+  h.server(okReply(IN_TRANS), result('b', IN_TRANS));
+  assert.equal(h.take()[1], Buffer.concat([okReply(IN_TRANS), result('b', IN_TRANS)]));
+  assert.is(h.cache.stats.bypassReasons().get('pipelined')?.count, 1);
+});
+
 test('a write\'s invalidation happens before its OK is handed to the client', () => {
   const h = warmed();
   h.take();

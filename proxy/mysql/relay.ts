@@ -7,10 +7,12 @@
 //
 // Every command that gets a reply has one entry in the request ledger (../request-ledger.ts),
 // queued in the order the server answers, mirroring the ReplyTracker's queue; a server packet
-// belongs to the head entry and a reply ends when the tracker's queue shrinks. The cache answers
-// only when nothing is outstanding, so replies never reorder, and only once the session's server
-// is known to be the one the entries came from (the identity check, upstream-identity.ts,
-// pipelined ahead of the session's first command). Each command starts its own sequence at 0, so
+// belongs to the head entry and a reply ends when the tracker's queue shrinks. The cache answers at
+// once when nothing is outstanding; behind outstanding plain reads (a client that sends commands
+// without waiting) a hit takes its place in that queue as a cached reply, written where the reply
+// before it ends, so replies never reorder. It answers only once the session's server is known to
+// be the one the entries came from (the identity check, upstream-identity.ts, pipelined ahead of
+// the session's first command). Each command starts its own sequence at 0, so
 // the probe is a command of its own and a stored reply (sequence ids from 1) replays as is.
 import type { StatementSource } from '../../telemetry/query-stats.js';
 import type { Logger } from '../../telemetry/log.js';
@@ -57,6 +59,8 @@ const RESETS_SESSION = new Set<number>([Command.ChangeUser, Command.ResetConnect
 /** For a lookup that needs neither (a stored entry answers or waits, whatever the rule and fences). */
 const NO_RULE: RuleView = Object.freeze({ never: false, inReadOnlyTransactions: false });
 const NO_FENCE: FenceState = Object.freeze({ change: null, busDown: false });
+/** Outstanding commands a hit may be queued behind; beyond, it is relayed (bounds the look over them). */
+const MAX_ANSWER_BEHIND = 64;
 
 /** A command the cache may answer once the identity check is back: a copy of its packet. */
 interface ParkedCommand {
@@ -116,12 +120,14 @@ export class MySqlRelay implements ServerPacketSink {
     if (this.parked !== null) this.tier.withoutAsking(() => this.coalesce.withoutWaiting(() => this.unpark()));
     // A session's first command carries the identity check in front of it, pipelined.
     if (this.cs.state.neverChecked && this.quiet) this.checkServer();
-    if (this.ledger.quiet && payloadLength > 0 && !this.cs.state.isOff) {
-      const command = buf[start + 4]!;
-      if (command === Command.Query) return this.statement(buf, start, end, payloadOf(buf, start, end).toString('utf8', 1), null);
-      if (command === Command.StmtExecute) {
+    const command = payloadLength > 0 ? buf[start + 4]! : -1;
+    if ((command === Command.Query || command === Command.StmtExecute) && !this.cs.state.isOff) {
+      const quiet = this.ledger.quiet;
+      const behind = !quiet && this.behindReads();
+      if (quiet || behind) {
+        if (command === Command.Query) return this.statement(buf, start, end, payloadOf(buf, start, end).toString('utf8', 1), null, behind);
         const executed = this.prepared.execution(payloadOf(buf, start, end));
-        if (executed !== null) return this.statement(buf, start, end, executed.statement.text, executed);
+        if (executed !== null) return this.statement(buf, start, end, executed.statement.text, executed, behind);
       }
     }
     this.relayPacket(buf, start, end, payloadLength);
@@ -177,11 +183,14 @@ export class MySqlRelay implements ServerPacketSink {
     this.io.toUpstream(out);
   }
 
-  /** A COM_QUERY (execution null) or a COM_STMT_EXECUTE read while nothing else is outstanding. */
-  private statement(buf: Buffer, start: number, end: number, text: string, execution: Execution | null): void {
+  /**
+   * A COM_QUERY (execution null) or a COM_STMT_EXECUTE read while nothing else is outstanding, or
+   * (`behind`) only plain reads: then a hit is queued behind their replies, anything else relayed.
+   */
+  private statement(buf: Buffer, start: number, end: number, text: string, execution: Execution | null, behind: boolean): void {
     const started = performance.now();
     const key = execution === null ? queryKey(text) : execution.keySuffix;
-    const view = this.cs.sessionView(this.quiet, this.ledger.length === 0, null);
+    const view = this.cs.sessionView(this.quiet, this.ledger.length === 0, null, behind);
     // An entry exists only for a text found cacheable under this context: no analysis on a hit.
     const entry = key !== null && mayLookUp(view) ? this.lookUp(key) : undefined;
     if (entry !== undefined && (!this.unparking || view.identity === IdentityState.Verified)) {
@@ -258,7 +267,15 @@ export class MySqlRelay implements ServerPacketSink {
     return this.cache.store.get(entryKey(this.cs.keyContext!.keyPrefix, keySuffix));
   }
 
+  /** Writes a stored reply, or queues it behind the outstanding commands' replies (their turn first). */
   private answer(bytes: Buffer, meta: EntryMeta, started: number): void {
+    if (this.ledger.length > 0) {
+      this.ledger.push({
+        action: { kind: 'answered-here', reply: [bytes], identity: meta.identity }, startedAt: started, info: null, errored: false,
+        command: Command.Query, packets: 0, probeColumns: 0, unknownWrites: false, prepareText: null, sentOutsideBlock: false,
+      });
+      return;
+    }
     this.io.toClient(bytes);
     this.ledger.answered(meta.identity, started);
   }
@@ -266,6 +283,17 @@ export class MySqlRelay implements ServerPacketSink {
   /** Can the cache answer or fill now? Only between commands, outside transactions. */
   private get quiet(): boolean {
     return this.ledger.quiet && this.cs.state.block === BlockState.None && !this.cs.state.isOff;
+  }
+
+  /**
+   * Everything outstanding is a plain read (or a cached reply), sent outside transactions with
+   * autocommit on: their replies leave the session as it is and write nothing, so a stored reply
+   * queued behind them is what the server would answer. A write, a transaction or session command,
+   * a command the proxy does not analyse, or a statement not yet judged by the probe: no.
+   */
+  private behindReads(): boolean {
+    return this.cs.state.block === BlockState.None && this.ledger.onlyReadsOutstanding(MAX_ANSWER_BEHIND, (r) => r.action.kind === 'probe'
+      || (r.info !== null && (r.command === Command.Query || r.command === Command.StmtExecute) && this.cs.plainRead(r.info)));
   }
 
   /** Sends the identity check ahead of what goes next, unless the server is verified or a check is in flight. */
@@ -337,7 +365,7 @@ export class MySqlRelay implements ServerPacketSink {
     this.coalesce.forget(true);
     this.unparking = true;
     try {
-      this.statement(packet, 0, packet.length, execution?.statement.text ?? payloadOf(packet, 0, packet.length).toString('utf8', 1), execution);
+      this.statement(packet, 0, packet.length, execution?.statement.text ?? payloadOf(packet, 0, packet.length).toString('utf8', 1), execution, false);
     } finally {
       this.unparking = false;
     }
@@ -361,6 +389,8 @@ export class MySqlRelay implements ServerPacketSink {
 
   // ---------------------------------------------------------------- upstream -> client
 
+  private readonly toClient = (bytes: Buffer): void => this.io.toClient(bytes);
+
   /**
    * Routes one chunk from the server. The scanner stops where a reply ends, so the bytes after it
    * take the next reply's route; every packet goes through the scanner (and the tracker) before
@@ -383,6 +413,11 @@ export class MySqlRelay implements ServerPacketSink {
         this.replyEnded = false;
         this.ledger.shift();
         this.replyDone(head!);
+        // Cached replies queued behind this one: their turn, right after its last packet.
+        if (this.ledger.answerDue) {
+          this.replies.writeUpTo(pos);
+          this.ledger.writeAnswersDue(this.toClient);
+        }
       }
     }
     this.replies.end();

@@ -52,7 +52,7 @@ export class PgCacheSession {
   /** The session changed what the probe cannot read: it shares no entries. */
   private ownContext = false;
   private readonly view: { -readonly [K in keyof SessionView]: SessionView[K] } = {
-    quiet: false, idle: false, context: ContextState.Unknown, block: BlockState.None, identity: IdentityState.Unchecked, probeBackedOff: false, fillForbidden: null,
+    quiet: false, idle: false, behindReads: false, context: ContextState.Unknown, block: BlockState.None, identity: IdentityState.Unchecked, probeBackedOff: false, fillForbidden: null,
   };
 
   constructor(
@@ -66,10 +66,11 @@ export class PgCacheSession {
   ) {}
 
   /** The session as the router sees it now (one object, reused). */
-  sessionView(quiet: boolean, idle: boolean): SessionView {
+  sessionView(quiet: boolean, idle: boolean, behindReads: boolean): SessionView {
     const v = this.view;
     v.quiet = quiet;
     v.idle = idle;
+    v.behindReads = behindReads;
     v.context = this.state.context;
     v.block = this.state.block;
     v.identity = this.state.identity(this.cache.serverEpoch);
@@ -104,6 +105,14 @@ export class PgCacheSession {
   decision(info: StatementInfo): Decision | undefined {
     const ctx = this.keyContext;
     return ctx === null ? undefined : this.cache.decision(ctx, info);
+  }
+
+  /**
+   * A read judged cacheable in this context: it writes nothing and leaves the session (settings,
+   * transaction status) as it is, whatever its result. A cached reply may be queued behind it.
+   */
+  plainRead(info: StatementInfo): boolean {
+    return info.readCacheable && this.decision(info)?.cacheable === true;
   }
 
   /**

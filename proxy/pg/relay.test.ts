@@ -170,6 +170,86 @@ test('a request sent while another is outstanding is relayed with reason "pipeli
   assert.is(h.cache.stats.hits, 0);
 });
 
+/** Another read of items, stored and judged like SELECT: a fill that is not stored when the pipeline starts. */
+const OTHER = 'SELECT v FROM items';
+
+/** warmed(), plus OTHER's decision learned (filled once, then every entry dropped) and SELECT stored again. */
+async function pipelineReady(): Promise<Harness> {
+  const h = await warmed();
+  h.send(query(OTHER));
+  assert.equal(queries(h.take()[0]), [OTHER], 'judged without a probe: the relations are known');
+  h.server(...result('x'));
+  h.cache.store.invalidateAll();
+  h.send(query(SELECT));
+  h.server(...result('a'));
+  h.take();
+  return h;
+}
+
+test('pipelined: a hit behind an outstanding read is queued and written where that read\'s reply ends', async () => {
+  const h = await pipelineReady();
+  const hits = h.cache.stats.hits;
+  h.send(query(OTHER), query(SELECT), query(OTHER));
+  const [up, early] = h.take();
+  assert.equal([queries(up), early.length], [[OTHER, OTHER], 0], 'the hit never reaches the server, nor overtakes the reply before it');
+  // The first reply cut before its last byte: the cached reply waits for it.
+  const first = Buffer.concat(result('x'));
+  h.server(first.subarray(0, first.length - 1));
+  assert.is(h.cache.stats.hits, hits, 'not written yet');
+  h.server(first.subarray(first.length - 1), ...result('y'));
+  assert.equal(h.take()[1], Buffer.concat([...result('x'), ...result('a'), ...result('y')]));
+  assert.is(h.cache.stats.hits, hits + 1);
+  assert.is(h.cache.stats.bypassReasons().get('pipelined')?.count, 1, 'only the miss behind: OTHER was not stored');
+});
+
+test('pipelined: an error in the read before does not stop the cached reply (its own Sync, its own transaction)', async () => {
+  const h = await pipelineReady();
+  h.send(query(OTHER), query(SELECT));
+  h.take();
+  const error = typedMessage('E', 'SERROR\0C57014\0Mcanceled\0\0');
+  h.server(error, ready('I'));
+  assert.equal(h.take()[1], Buffer.concat([error, ready('I'), ...result('a')]));
+});
+
+test('pipelined: behind more than 64 outstanding requests the read is relayed (a bounded look)', async () => {
+  const h = await pipelineReady();
+  h.send(...Array.from({ length: 65 }, () => query(OTHER)), query(SELECT));
+  assert.is(queries(h.take()[0]).length, 66);
+  h.send(query(SELECT));
+  assert.is(queries(h.take()[0]).length, 1, 'a 67th request, too');
+  h.server(...Array.from({ length: 67 }, () => result('x')).flat());
+  assert.is(h.cache.stats.hits, 0);
+});
+
+test('pipelined: behind a transaction command the read is relayed', async () => {
+  const h = await pipelineReady();
+  h.send(query('BEGIN'), query(SELECT));
+  assert.equal(queries(h.take()[0]), ['BEGIN', SELECT]);
+  h.server(commandComplete('BEGIN'), ready('T'), ...result('b', 'T'));
+  assert.equal(h.take()[1], Buffer.concat([commandComplete('BEGIN'), ready('T'), ...result('b', 'T')]));
+  assert.is(h.cache.stats.bypassReasons().get('pipelined')?.count, 1);
+});
+
+test('pipelined extended batches: the hit\'s Parse is the client\'s unnamed statement from its place on', async () => {
+  const h = await pipelineReady();
+  const batch = (text: string) => [serialize.parse({ text }), serialize.bind(), serialize.describe({ type: 'P' }), serialize.execute(), serialize.sync()];
+  const reply = (value: string) => [parseComplete(), bindComplete(), rowDescription(['v']), dataRow([value]), commandComplete('SELECT 1'), ready('I')];
+  // SELECT filled through the extended protocol, so its batch can be answered.
+  h.send(...batch(SELECT));
+  h.server(...reply('a'));
+  h.take();
+  const hits = h.cache.stats.hits;
+  // OTHER (a miss) parses the server's unnamed statement; the hit parses only the client's; the
+  // last batch binds the client's (SELECT, binary results: not stored), so SELECT is parsed again first.
+  h.send(...batch(OTHER), ...batch(SELECT), serialize.bind({ binary: true }), serialize.execute(), serialize.sync());
+  const [up] = h.take();
+  assert.is(codes(up), 'PBDES' + 'PBES', 'the hit\'s batch stays here; the Parse the server misses is replayed');
+  assert.ok(up.includes(Buffer.from(SELECT)), 'the replayed Parse is SELECT');
+  h.server(...reply('x'), parseComplete(), bindComplete(), dataRow(['b']), commandComplete('SELECT 1'), ready('I'));
+  assert.is(codes(h.take()[1]), '12TDCZ' + '12TDCZ' + '2DCZ', 'the replayed Parse\'s ParseComplete is swallowed');
+  assert.is(h.cache.stats.hits, hits + 1);
+});
+
 test('invalidation happens before the write\'s acknowledgement is handed to the client', async () => {
   const h = await warmed();
   h.take();

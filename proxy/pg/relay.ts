@@ -7,14 +7,15 @@
 //
 // Every request that produces a ReadyForQuery (a Query, a FunctionCall, the messages up to a Sync)
 // has one entry in the request ledger (../request-ledger.ts), queued in the order the server
-// answers; a server message belongs to the head entry. The cache answers only when nothing is
-// outstanding, so replies never reorder, and only once the session's server is known to be the
-// one the entries came from (the identity check, upstream-identity.ts, pipelined ahead of the
-// session's first request).
+// answers; a server message belongs to the head entry. The cache answers at once when nothing is
+// outstanding; behind outstanding plain reads (a pipeline), a hit takes its place in that queue as
+// a cached reply, written where the reply before it ends, so replies never reorder. It answers only
+// once the session's server is known to be the one the entries came from (the identity check,
+// upstream-identity.ts, pipelined ahead of the session's first request).
 import type { StatementSource } from '../../telemetry/query-stats.js';
 import type { Logger } from '../../telemetry/log.js';
 import {
-  ProbePurpose, IdentityState, answersInBlock, mayLookUp, mayLookUpInBlock, route, unreachable, type FenceState, type RuleView, type SessionView, type Verdict,
+  BlockState, ProbePurpose, IdentityState, answersInBlock, mayLookUp, mayLookUpInBlock, route, unreachable, type FenceState, type RuleView, type SessionView, type Verdict,
 } from '../cache-router.js';
 import { CoalescedWait } from '../coalesced-wait.js';
 import { ParkedRequest } from '../parked-request.js';
@@ -46,6 +47,11 @@ const IDENTITY_QUERY = queryMessage(PG_IDENTITY_SQL);
 /** For a lookup that needs neither (a stored entry answers or waits, whatever the rule and fences). */
 const NO_RULE: RuleView = Object.freeze({ never: false, inReadOnlyTransactions: false });
 const NO_FENCE: FenceState = Object.freeze({ change: null, busDown: false });
+/**
+ * Outstanding requests a hit may be queued behind; beyond, it is relayed. Bounds the look over
+ * what is outstanding that each pipelined request costs.
+ */
+const MAX_ANSWER_BEHIND = 64;
 
 export class PgRelay {
   readonly state = new PgSessionState();
@@ -186,7 +192,22 @@ export class PgRelay {
   }
 
   private view(): SessionView {
-    return this.cs!.sessionView(this.quiet, this.ledger!.length === 0 && this.extended.open === null);
+    const quiet = this.quiet;
+    return this.cs!.sessionView(quiet, this.ledger!.length === 0 && this.extended.open === null, !quiet && this.behindReads());
+  }
+
+  /**
+   * Everything outstanding is a plain read (or a cached reply) and the session was idle at the
+   * last ReadyForQuery: their replies leave it idle with the same settings and nothing written, so
+   * a whole batch answered behind them (its own Sync, its own implicit transaction) gets the reply
+   * the server would give. A request that executed nothing (Parse, Describe, Close up to a Sync)
+   * changes neither. A write, a transaction command, a setting, a call the proxy cannot attribute,
+   * or a statement not yet judged by the probe: no.
+   */
+  private behindReads(): boolean {
+    const cs = this.cs!;
+    return this.extended.open === null && this.state.txStatus === TxStatus.Idle && !cs.off
+      && this.ledger!.onlyReadsOutstanding(MAX_ANSWER_BEHIND, (r) => r.action.kind === 'probe' || r.executed.every((info) => info !== null && cs.plainRead(info)));
   }
 
   /** Sends the identity check ahead of what goes next, unless the server is verified or a check is in flight. */
@@ -276,9 +297,14 @@ export class PgRelay {
   /**
    * Sends a stored reply (which ends with ReadyForQuery 'I') as the answer: after the ParseComplete
    * of the batch's Parse (stored replies leave it out), ending with 'T' inside a read-only block.
+   * Behind outstanding requests (plain reads, never in a block) it is queued in their reply order.
    */
   private answer(entry: { bytes: Buffer; identity: StatementInfo['identity'] }, started: number, parseComplete: boolean, inBlock: boolean): void {
     const bytes = entry.bytes;
+    if (this.ledger!.length > 0) {
+      this.queueAnswer(parseComplete ? [PARSE_COMPLETE, bytes] : [bytes], entry.identity, started);
+      return;
+    }
     if (inBlock) {
       const body = withoutReady(bytes);
       if (parseComplete) this.io.toClient(PARSE_COMPLETE, body);
@@ -290,6 +316,22 @@ export class PgRelay {
     }
     this.ledger!.answered(entry.identity, started);
   }
+
+  /** A cached reply's slot in the reply order; nothing goes upstream. */
+  private queueAnswer(reply: Buffer[], identity: StatementInfo['identity'], started: number): void {
+    this.ledger!.push({
+      action: { kind: 'answered-here', reply, identity }, startedAt: started, info: null, errored: false, executed: [], autocommit: false,
+      swallowParse: 0, swallowClose: 0, skipParse: 0, rolledBack: false, invalidated: false, completes: 0,
+    });
+  }
+
+  /** The reply before the queued cached ones ended at chunk position `pos` (or the chunk's end): they go now. */
+  private writeAnswersDue(pos: number): void {
+    this.replies.writeUpTo(pos);
+    this.ledger!.writeAnswersDue(this.toClient);
+  }
+
+  private readonly toClient = (bytes: Buffer): void => this.io.toClient(bytes);
 
   private onQuery(buf: Buffer, start: number, end: number): void {
     const cache = this.cache!;
@@ -374,12 +416,12 @@ export class PgRelay {
     const started = performance.now();
     const batch = this.extended.takeHeld();
     const view = this.view();
-    const candidate = view.quiet || mayLookUpInBlock(view) ? cacheableBatch(batch, this.state.client) : null;
+    const candidate = view.quiet || view.behindReads || mayLookUpInBlock(view) ? cacheableBatch(batch, this.state.client) : null;
     const info = candidate === null ? null : cache.info(candidate.text);
     const rule = (): RuleView => cache.rule(info!);
     // Inside a read-only block only a statement whose rule opts in is looked up.
     const inBlock = info !== null && answersInBlock(view, info, rule);
-    const shape = view.quiet || inBlock ? candidate : null;
+    const shape = view.quiet || view.behindReads || inBlock ? candidate : null;
     if (shape !== null && info !== null) {
       const found = info.readCacheable ? cs.storedReply(info, shape) : undefined;
       const entry = found !== undefined && (!inBlock || endsIdle(found.bytes)) ? found : undefined;
@@ -406,7 +448,8 @@ export class PgRelay {
       if (shape.parse !== null) p.skipParse = 1;
       this.extended.relayBatch(batch, p, false);
     } else {
-      this.extended.relayBatch(batch, this.enqueue(forwardAction(view.quiet ? 'not-cacheable' : 'in-transaction', false), null), true);
+      const reason = view.quiet || view.behindReads ? 'not-cacheable' : view.block === BlockState.None ? 'pipelined' : 'in-transaction';
+      this.extended.relayBatch(batch, this.enqueue(forwardAction(reason, false), null), true);
     }
     this.forward(Frontend.Sync, syncBuf, syncStart, syncEnd);
   }
@@ -418,6 +461,7 @@ export class PgRelay {
     this.replies.begin(chunk);
     scanner.feed(chunk, this.sink);
     this.replies.end();
+    if (this.ledger?.answerDue) this.ledger.writeAnswersDue(this.toClient);
     this.storeFills();
     // What the parked request waited for is back (the identity check, or the catalog probe sent
     // alone), and nothing was sent after it: the request goes on. Not while Redis is asked or another
@@ -427,6 +471,7 @@ export class PgRelay {
 
   private readonly sink: BackendSink = {
     begin: (code, pos) => {
+      if (this.ledger?.answerDue) this.writeAnswersDue(pos);
       const head = this.ledger?.head;
       const want = watched(code, head);
       const route = replyRoute(code, head);

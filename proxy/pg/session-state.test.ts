@@ -214,4 +214,23 @@ test('the proxy\'s own Query destroys the server\'s unnamed statement, not the c
   assert.is(s.client.get(''), undefined);
 });
 
+test('a Parse the cache answered behind outstanding requests: the client holds it from its place in their order', () => {
+  const s = new PgSessionState();
+  // A relayed batch parses the unnamed statement as A; the cache answers the next one, which parses it as B.
+  fromClient(s, parse('', 'SELECT a'), serialize.sync());
+  s.answeredParse('', { text: 'SELECT b', sig: 'SELECT b\0\0\0' });
+  assert.is(s.client.get('')?.text, 'SELECT b', 'later than the relayed Parse');
+  assert.is(s.upstreamStatement(''), 'SELECT a\0\0\0', 'the server gets only the relayed one');
+  fromServer(s, backend('1'), backend('Z', 'I'));
+  assert.is(s.client.get('')?.text, 'SELECT b', 'the relayed Parse\'s reply does not undo it');
+  assert.is(s.unnamed, 'SELECT a\0\0\0');
+  // An answered Query behind an outstanding batch: the client's unnamed statement is gone after it.
+  fromClient(s, parse('', 'SELECT c'), serialize.sync());
+  s.answeredQuery();
+  assert.is(s.client.get(''), undefined);
+  fromServer(s, backend('E', errorBody), backend('Z', 'I'));
+  assert.is(s.client.get(''), undefined);
+  assert.is(s.upstreamStatement(''), null);
+});
+
 test.run();

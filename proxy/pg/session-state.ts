@@ -17,6 +17,12 @@ const enum Expect {
   CloseComplete = 2,
   /** Sync, or a simple Query / FunctionCall: ends with ReadyForQuery. */
   Ready = 3,
+  /**
+   * A request the cache answers behind outstanding ones (its Parse, or a Query destroying the
+   * unnamed statement): the server never sees it, so no reply comes; the client holds what it
+   * made once the requests before it are answered.
+   */
+  Answered = 4,
 }
 
 /** A prepared statement as the client sees it: its text, and its text and types as one comparable string. */
@@ -108,12 +114,26 @@ export class PgSessionState {
 
   /** The cache answered the client's Parse itself (ParseComplete faked): the server lacks the statement. */
   answeredParse(name: string, statement: ClientStatement): void {
-    this.clientHeld.set(name, statement);
+    this.answered(name, statement);
   }
 
   /** The cache answered the client's simple Query itself: the Query destroyed its unnamed statement. */
   answeredQuery(): void {
-    this.clientHeld.delete('');
+    this.answered('', null);
+  }
+
+  /**
+   * What the client holds under `name` after a request the cache answered: now, or, behind
+   * requests still outstanding, in its place in their order (a later lookup sees it, an earlier
+   * request's reply does not undo it).
+   */
+  private answered(name: string, client: ClientStatement | null): void {
+    if (this.expectKinds.length === 0) {
+      if (client === null) this.clientHeld.delete(name);
+      else this.clientHeld.set(name, client);
+    } else {
+      this.expect(Expect.Answered, name, null, client);
+    }
   }
 
   /** Records a watched server message; body is buf[start, end). */
@@ -167,7 +187,7 @@ export class PgSessionState {
    */
   upstreamStatement(name: string): string | null {
     for (let i = this.expectKinds.length - 1; i >= 0; i--) {
-      if (this.expectNames[i] === name) return this.expectSigs[i]!;
+      if (this.expectNames[i] === name && this.expectKinds[i] !== Expect.Answered) return this.expectSigs[i]!;
     }
     return name === '' ? this.unnamed : this.statements.get(name) ?? null;
   }
@@ -224,6 +244,17 @@ export class PgSessionState {
     this.expectClient.shift();
   }
 
+  /** Requests the cache answered whose turn has come: the client holds what they made. */
+  private applyAnswered(): void {
+    while (this.expectKinds[0] === Expect.Answered) {
+      const name = this.expectNames[0]!;
+      const client = this.expectClient[0];
+      this.take();
+      if (client === null || client === undefined) this.clientHeld.delete(name);
+      else this.clientHeld.set(name, client);
+    }
+  }
+
   /**
    * In the extended protocol an error makes the server skip every message up to Sync, so the
    * Parse and Close requests queued before that Sync will never be answered.
@@ -241,6 +272,7 @@ export class PgSessionState {
       }
       this.skip();
     }
+    this.applyAnswered();
     if (this.awaitingReady > 0) this.awaitingReady--;
   }
 }

@@ -7,7 +7,7 @@ import tls from 'node:tls';
 import type { SessionLabel } from '../telemetry/query-stats.js';
 import type { ListenerHost } from './listener.js';
 import { asCurrentOutput, type OutputGate } from './output-hold.js';
-import { ReadBuffer, adoptAccepted } from './read-buffer.js';
+import { ReadBuffer, adoptAccepted, readTlsInto } from './read-buffer.js';
 import { serverTls, tlsFailure, type UpstreamTlsPlan } from './tls.js';
 
 /**
@@ -184,7 +184,8 @@ export abstract class ProxySession<E extends Error> implements OutputGate {
     secure.prependOnceListener('error', (err) => {
       if (this.phase !== Phase.Closed) this.host.log.info({ remote: this.remote, err: err.message }, `${this.names.log}: client TLS connection failed`);
     });
-    secure.on('data', (chunk: Buffer) => this.clientChunk(chunk));
+    // Over the socket's own handle the decrypted bytes come through clientReads like cleartext ones.
+    if (feed !== null || !readTlsInto(secure, this.clientReads)) secure.on('data', (chunk: Buffer) => this.clientChunk(chunk));
   }
 
   private clientChunk(chunk: Buffer): void {
@@ -236,7 +237,7 @@ export abstract class ProxySession<E extends Error> implements OutputGate {
     this.upstream = secure;
     this.upstreamTlsPlan = plan;
     this.watchUpstream(secure);
-    secure.on('data', this.upstreamChunk);
+    if (!readTlsInto(secure, this.upstreamReads)) secure.on('data', this.upstreamChunk);
     const timeoutMs = this.host.limits.upstreamConnectTimeoutMs;
     secure.setTimeout(timeoutMs);
     secure.once('timeout', () => secure.destroy(new Error(`no TLS handshake within ${timeoutMs} ms`)));

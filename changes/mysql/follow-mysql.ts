@@ -13,14 +13,15 @@ import type { BinlogInvalidation, BinlogTable } from './binlog-tracker.js';
 /** The one target: the binlog covers every database of the server. */
 export const SERVER = '*';
 
-export function followMysql(config: Config, cache: MySqlCache, metrics: Metrics, log: Logger): ChangeFence {
+/** `onState`: the stream's state changed, before the entries are dropped (follower.ts). */
+export function followMysql(config: Config, cache: MySqlCache, metrics: Metrics, log: Logger, onState: (() => void) | null = null): ChangeFence {
   const source = config.mysqlCdc!;
   const serverId = config.mysqlCdcServerId ?? derivedServerId(os.hostname(), process.pid);
   // The GTID position survives the stream: a reconnect resumes where the last one stopped.
   const kept = { gtid: '' };
   const fence = new ChangeFence(
     () => SERVER,
-    () => new Follower<BinlogInvalidation>('mysql', SERVER, (sink) => openBinlogStream({ source, serverId, kept }, sink), mysqlTarget(cache), log),
+    () => new Follower<BinlogInvalidation>('mysql', SERVER, (sink) => openBinlogStream({ source, serverId, kept }, sink), mysqlTarget(cache), log, onState),
     metrics,
     log,
   );

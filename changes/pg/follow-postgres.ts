@@ -10,13 +10,14 @@ import { Follower, type FollowTarget } from '../follower.js';
 import { openPgStream } from './pg-stream.js';
 import type { PgInvalidation } from './pgoutput-tracker.js';
 
-export function followPostgres(config: Config, cache: PgCache, metrics: Metrics, log: Logger): ChangeFence {
+/** `onState`: a stream's state changed, before its entries are dropped (follower.ts). */
+export function followPostgres(config: Config, cache: PgCache, metrics: Metrics, log: Logger, onState: (() => void) | null = null): ChangeFence {
   const source = config.pgCdc!;
   const fence = new ChangeFence(
     (database) => database,
     (database) => new Follower<PgInvalidation>('postgres', database,
       (sink) => openPgStream({ source, database, publication: config.pgCdcPublication, ddl: config.pgCdcDdl === 'on' }, sink),
-      pgTarget(cache, database), log),
+      pgTarget(cache, database), log, onState),
     metrics,
     log,
   );

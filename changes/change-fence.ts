@@ -62,6 +62,11 @@ export class ChangeFence {
     return f;
   }
 
+  /** Every target followed (whatever its stream's state). */
+  targets(): string[] {
+    return [...this.followers.keys()];
+  }
+
   /** The targets whose stream is up now. */
   upTargets(): string[] {
     return [...this.followers].filter(([, f]) => f.up).map(([target]) => target);

@@ -227,7 +227,10 @@ test('the leader killed: another takes over within the lease, the hand-over is a
   // Written while no stream runs: only the hand-over's gap (or the end of the dead leader's report)
   // can drop what the survivors cached.
   await db.query('UPDATE kv SET v = 50 WHERE k = 5');
-  const next = await leaderWithStreamUp(survivors);
+  const next = await leaderWithStreamUp(survivors).catch(async (err: Error) => {
+    for (const p of survivors) console.log(JSON.stringify((await statsOf(p)).fleet), '\n', p.output().slice(-3000));
+    throw err;
+  });
   console.log(`the change streams were taken over ${Date.now() - killed} ms after the kill (lease ${LEASE_MS} ms)`);
   await old.stop();
   clients.delete(old);

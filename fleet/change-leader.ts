@@ -123,10 +123,17 @@ function leadSide(fleet: Fleet, side: Side, leaseMs: number, log: Logger): void 
     // Sets the cache's fence to the streams' own.
     streams = side.follow(report);
     leading = streams;
+    const announced = new Set<string>();
     try {
       while (!signal.aborted) {
         report();
         if (!side.followsAtStart) {
+          // What this proxy's own reads started goes into the set too: the next leader follows it
+          // from its start, not only once a read through some proxy asks again.
+          for (const target of streams.targets()) {
+            if (!announced.has(target)) fleet.wantStream(protocol, target);
+            announced.add(target);
+          }
           try {
             for (const target of await fleet.wantedStreams(protocol)) if (!signal.aborted) streams.start(target);
           } catch (err) {

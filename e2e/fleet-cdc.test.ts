@@ -53,7 +53,7 @@ async function startMember(upstream = `postgres://127.0.0.1:${cluster.port}`): P
   const proxy = await startProxy({
     pgUpstream: upstream,
     // A long TTL: an entry nothing invalidated must not be rescued by its expiry.
-    args: ['--pg-cdc', `postgres://postgres@127.0.0.1:${cluster.port}`, '--cache-ttl', '10m',
+    args: ['--pg-cdc', `postgres://repl@127.0.0.1:${cluster.port}`, '--cache-ttl', '10m',
       '--redis', `redis://127.0.0.1:${redis.port}`, '--fleet-lease', `${LEASE_MS}ms`],
     env: { SIDECACHE_REDIS_PASSWORD: PASSWORD },
   });
@@ -117,7 +117,9 @@ test.before(async () => {
   cluster = await startLogicalCluster();
   await cluster.query(`CREATE DATABASE ${DB}`);
   db = await connect(cluster.port);
-  await db.query('CREATE TABLE kv (k int PRIMARY KEY, v int); INSERT INTO kv SELECT g, 0 FROM generate_series(0, 9) g');
+  // A role of the stream's own, whose REPLICATION a test takes away to bring the stream down.
+  await cluster.query('CREATE ROLE repl LOGIN REPLICATION');
+  await db.query('CREATE TABLE kv (k int PRIMARY KEY, v int); INSERT INTO kv SELECT g, 0 FROM generate_series(0, 9) g; CREATE PUBLICATION sidecache FOR ALL TABLES');
   relay = await startHoldRelay({ host: '127.0.0.1', port: cluster.port });
   // A first, alone: it takes the lease (the others cannot while it lives). B's sessions go through
   // the hold relay, for the fill race below.
@@ -215,6 +217,32 @@ test('the stale-read checker, writes straight to the database and reads through 
   } finally {
     await driver.dropTable(table);
   }
+});
+
+test('while the leader\'s stream is down the others neither serve nor fill (cdc-down), and cache again once it is back', async () => {
+  const [a, b] = fleet as [RunningProxy, RunningProxy];
+  const sql = 'SELECT v FROM kv WHERE k = 6';
+  assert.equal(await cached(b, sql), [{ v: 0 }]);
+  const failures = (await statsOf(a)).changeStreams[0]!.failures;
+  await db.query('ALTER ROLE repl NOREPLICATION');
+  await db.query("SELECT pg_terminate_backend(pid) FROM pg_stat_replication WHERE application_name = 'sidecache-cdc'");
+  await waitFor('the leader\'s stream to fail twice', async () => ((await statsOf(a)).changeStreams[0]!.failures >= failures + 2 ? true : undefined));
+  try {
+    // Neither write is streamed. Had B filled after the first, it would serve that entry after the second.
+    for (const v of [60, 61]) {
+      await db.query('UPDATE kv SET v = $1 WHERE k = 6', [v]);
+      const read = await measure(b.adminPort, () => clientOf(b).query(sql));
+      assert.equal(read.result.rows, [{ v }]);
+      assert.is(read.delta.bypassByReason['cdc-down'], 1, 'no stream up: a bypass');
+    }
+    assert.equal((await statsOf(b)).fleet.streams.postgres?.up, []);
+  } finally {
+    await db.query('ALTER ROLE repl REPLICATION');
+  }
+  await leaderWithStreamUp(fleet);
+  assert.equal(await cached(b, sql), [{ v: 61 }]);
+  await db.query('UPDATE kv SET v = 62 WHERE k = 6');
+  await seenAndKept(b, sql, [{ v: 62 }]);
 });
 
 test('the leader killed: another takes over within the lease, the hand-over is a gap, direct writes invalidate on the survivors again', async () => {

@@ -172,16 +172,7 @@ export class InvalidationBus implements InvalidationSink {
   publishStreams(protocol: Protocol, up: readonly string[]): boolean {
     if (this.state !== 'live' || !isReady(this.commands)) return false;
     const fields = encodeMessage({ origin: this.options.instance, sentAt: wallClockMs(), body: { kind: 'streams', protocol, up } });
-    const sent = this.runPublish({ tagFields: [], fields });
-    this.inFlight.add(sent);
-    sent.then(
-      () => this.inFlight.delete(sent),
-      (err: Error) => {
-        this.inFlight.delete(sent);
-        this.counts.publishFailures++;
-        this.fence('publish-failed', err.message);
-      },
-    );
+    this.publishNow({ tagFields: [], fields }, false);
     return true;
   }
 
@@ -222,6 +213,11 @@ export class InvalidationBus implements InvalidationSink {
       this.enqueue(outgoing);
       return;
     }
+    this.publishNow(outgoing, true);
+  }
+
+  /** Sends `outgoing` now; a failure fences the bus and, when `again`, queues it to be published again. */
+  private publishNow(outgoing: Outgoing, again: boolean): void {
     const sent = this.runPublish(outgoing);
     this.inFlight.add(sent);
     sent.then(
@@ -230,7 +226,7 @@ export class InvalidationBus implements InvalidationSink {
         this.inFlight.delete(sent);
         this.counts.publishFailures++;
         // It may or may not have been appended: publishing it again is harmless, losing it is not.
-        this.enqueue(outgoing);
+        if (again) this.enqueue(outgoing);
         this.fence('publish-failed', err.message);
       },
     );

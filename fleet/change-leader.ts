@@ -21,6 +21,7 @@ import type { PgCache } from '../proxy/pg/pg-cache.js';
 import type { MySqlCache } from '../proxy/mysql/mysql-cache.js';
 import type { ChangeStreams } from '../changes/start.js';
 import type { ChangeFence } from '../changes/change-fence.js';
+import type { Invalidation } from '../proxy/result-cache.js';
 import { followPostgres } from '../changes/pg/follow-postgres.js';
 import { followMysql, SERVER as MYSQL_STREAM } from '../changes/mysql/follow-mysql.js';
 import { databaseTag } from '../cache/tags.js';
@@ -38,15 +39,20 @@ const REPORT_MS = 1000;
 /** A proxy asks for a database's stream at most this often. */
 const ASK_EVERY_MS = 1000;
 
+/** What a side needs of its protocol's cache (PgCache, MySqlCache). */
+interface SideCache {
+  followChanges(fence: (database: string | null) => 'cdc-down' | null): void;
+  invalidateEverywhere(invalidation: Invalidation): number;
+  applyInvalidation(invalidation: Invalidation): number;
+}
+
 interface Side {
   readonly protocol: Protocol;
-  followChanges(fence: (database: string | null) => 'cdc-down' | null): void;
+  readonly cache: SideCache;
   /** Follows the streams here (this proxy leads); `onState` before each change of state's drop. */
   follow(onState: () => void): ChangeFence;
-  /** Drops what a target's stream covers, in this proxy only. */
-  dropHere(target: string): void;
-  /** Drops every entry of the protocol in every proxy (the hand-over's gap). */
-  dropEverywhere(): void;
+  /** What a target's stream covers, to drop in this proxy only. */
+  covers(target: string): Invalidation;
   targetOf(database: string | null): string | null;
   /** Targets followed from the start of a term rather than on demand. */
   readonly followsAtStart: boolean;
@@ -59,10 +65,9 @@ export function leadChangeStreams(fleet: Fleet, config: Config, caches: { postgr
   if (config.pgCdc !== null && pg !== null) {
     sides.push({
       protocol: 'postgres',
-      followChanges: (fence) => pg.followChanges(fence),
+      cache: pg,
       follow: (onState) => followPostgres(config, pg, metrics, log, onState),
-      dropHere: (database) => void pg.applyInvalidation({ scope: 'tags', tags: [databaseTag(database)], tables: 'database', catalog: database }),
-      dropEverywhere: () => void pg.invalidateEverywhere({ scope: 'all', catalog: false }),
+      covers: (database) => ({ scope: 'tags', tags: [databaseTag(database)], tables: 'database', catalog: database }),
       targetOf: (database) => database,
       followsAtStart: false,
     });
@@ -71,10 +76,9 @@ export function leadChangeStreams(fleet: Fleet, config: Config, caches: { postgr
   if (config.mysqlCdc !== null && my !== null) {
     sides.push({
       protocol: 'mysql',
-      followChanges: (fence) => my.followChanges(fence),
+      cache: my,
       follow: (onState) => followMysql(config, my, metrics, log, onState),
-      dropHere: () => void my.applyInvalidation({ scope: 'all', catalog: true }),
-      dropEverywhere: () => void my.invalidateEverywhere({ scope: 'all', catalog: false }),
+      covers: () => ({ scope: 'all', catalog: true }),
       targetOf: () => MYSQL_STREAM,
       followsAtStart: true,
     });
@@ -85,19 +89,20 @@ export function leadChangeStreams(fleet: Fleet, config: Config, caches: { postgr
 }
 
 function leadSide(fleet: Fleet, side: Side, leaseMs: number, log: Logger): void {
-  const { protocol } = side;
+  const { protocol, cache } = side;
+  const dropHere = (target: string): void => void cache.applyInvalidation(side.covers(target));
   const reportMs = Math.min(REPORT_MS, leaseMs / 3);
   const mirror = new StreamMirror({
     trustMs: leaseMs,
     targetOf: side.targetOf,
-    drop: side.dropHere,
+    drop: dropHere,
     ask: (target) => {
       if (!side.followsAtStart) fleet.wantStream(protocol, target);
     },
     askEveryMs: ASK_EVERY_MS,
   });
   let leading: ChangeFence | null = null;
-  side.followChanges(mirror.fence);
+  cache.followChanges(mirror.fence);
   fleet.bus.watchStreams({
     streams(p, up, origin) {
       // While leading, another's report can only be a late one from a term that ended.
@@ -113,7 +118,7 @@ function leadSide(fleet: Fleet, side: Side, leaseMs: number, log: Logger): void 
     mirror.clear();
     // The gap: the others stop filling under the last leader's report, then every entry goes.
     fleet.bus.publishStreams(protocol, []);
-    side.dropEverywhere();
+    cache.invalidateEverywhere({ scope: 'all', catalog: false });
     let streams: ChangeFence | null = null;
     // Before the drop that goes with each change of state: a proxy that applies the drop already
     // believes the new state, so it cannot fill in between under the old one.
@@ -146,8 +151,8 @@ function leadSide(fleet: Fleet, side: Side, leaseMs: number, log: Logger): void 
       // No stream of ours covers anything from now on: this proxy's fills wait for the next
       // leader's report, its entries go, and the others hear at once rather than after the trust.
       leading = null;
-      side.followChanges(mirror.fence);
-      for (const target of streams.upTargets()) side.dropHere(target);
+      cache.followChanges(mirror.fence);
+      for (const target of streams.upTargets()) dropHere(target);
       fleet.bus.publishStreams(protocol, []);
       await streams.stop();
     }

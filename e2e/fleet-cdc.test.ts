@@ -9,7 +9,7 @@
 // stale-read checker with writes straight to the database and reads through all three finds
 // nothing. The leader killed: another takes over within the lease, the hand-over drops what every
 // proxy cached (a write made while no stream ran is seen), and direct writes invalidate on the
-// survivors again.
+// survivors again. A proxy of two workers is a fleet of two: one slot, writes seen through both.
 import { randomBytes } from 'node:crypto';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -271,6 +271,46 @@ test('the leader killed: another takes over within the lease, the hand-over is a
   assert.ok((await statsOf(next)).changeStreams[0]!.invalidations > 0);
   await waitFor('the dead leader\'s walsender to go', async () => ((await walsenders()) === 1 ? true : undefined));
   assert.is(await slots(), 1);
+});
+
+test('a proxy of two workers as a fleet of its own: one of them follows, a direct write is seen through both', async () => {
+  const WORKERS_DB = 'fleet_cdc_workers';
+  await cluster.query(`CREATE DATABASE ${WORKERS_DB}`);
+  const direct = new pg.Client({ host: '127.0.0.1', port: cluster.port, user: 'postgres', database: WORKERS_DB });
+  await direct.connect();
+  await direct.query('CREATE TABLE kv (k int PRIMARY KEY, v int); INSERT INTO kv VALUES (1, 0); CREATE PUBLICATION sidecache FOR ALL TABLES');
+  // Its own key prefix: another fleet on the same Redis.
+  const proxy = await startProxy({
+    pgUpstream: `postgres://127.0.0.1:${cluster.port}`,
+    args: ['--pg-cdc', `postgres://repl@127.0.0.1:${cluster.port}`, '--cache-ttl', '10m', '--redis', `redis://127.0.0.1:${redis.port}`,
+      '--redis-key-prefix', 'workers', '--fleet-lease', `${LEASE_MS}ms`, '--workers', '2'],
+    env: { SIDECACHE_REDIS_PASSWORD: PASSWORD },
+  });
+  const sessions: pg.Client[] = [];
+  try {
+    // Connections are spread over the workers: enough of them reach both.
+    for (let i = 0; i < 6; i++) {
+      const c = new pg.Client({ host: '127.0.0.1', port: proxy.pgPort, user: 'postgres', database: WORKERS_DB });
+      c.on('error', () => undefined);
+      await c.connect();
+      sessions.push(c);
+    }
+    const sql = 'SELECT v FROM kv WHERE k = 1';
+    const hitsBefore = sumOf(await scrape(proxy.adminPort), 'sidecache_cache_hits_total', { protocol: 'postgres' });
+    await waitFor('hits through the workers', async () => {
+      for (const c of sessions) await c.query(sql);
+      return sumOf(await scrape(proxy.adminPort), 'sidecache_cache_hits_total', { protocol: 'postgres' }) - hitsBefore >= 2 * sessions.length ? true : undefined;
+    }, 60_000, 100);
+    const slotsOfDb = await cluster.query<{ n: number }>(`SELECT count(*)::int AS n FROM pg_replication_slots WHERE database = '${WORKERS_DB}'`);
+    assert.is(slotsOfDb[0]!.n, 1, 'one slot for the two workers');
+    assert.is(sumOf(await scrape(proxy.adminPort), 'sidecache_fleet_leader', { task: TASK }), 1, 'one worker leads');
+    await direct.query('UPDATE kv SET v = 1 WHERE k = 1');
+    for (const c of sessions) await readUntil(async () => (await c.query(sql)).rows, [{ v: 1 }], `${sql} after the direct write`);
+  } finally {
+    for (const c of sessions) await c.end().catch(() => undefined);
+    await direct.end();
+    await proxy.stop();
+  }
 });
 
 test.run();

@@ -62,8 +62,20 @@ export class ChangeFence {
     return f;
   }
 
+  /** Every target followed (whatever its stream's state). */
+  targets(): string[] {
+    return [...this.followers.keys()];
+  }
+
+  /** The targets whose stream is up now. */
+  upTargets(): string[] {
+    return [...this.followers].filter(([, f]) => f.up).map(([target]) => target);
+  }
+
+  /** Ends every stream; they leave /stats and /metrics (a fleet's leader that stops leading). */
   async stop(): Promise<void> {
     this.stopped = true;
     await Promise.all([...this.followers.values()].map((f) => f.stop()));
+    for (const f of this.followers.values()) this.metrics.changeStreams.delete(f);
   }
 }

@@ -92,12 +92,17 @@ export class Follower<I> implements ChangeStreamReading {
     },
   };
 
+  /**
+   * `onState`: called at every change of state, before the target's entries are dropped (a fleet's
+   * leader tells the other proxies first, fleet/change-leader.ts).
+   */
   constructor(
     readonly protocol: Protocol,
     readonly database: string,
     private readonly open: OpenStream<I>,
     private readonly target: FollowTarget<I>,
     private readonly log: Logger,
+    private readonly onState: ((follower: Follower<I>) => void) | null = null,
   ) {
     this.echo = new EchoBuffer((invs) => target.merge(invs));
   }
@@ -168,6 +173,7 @@ export class Follower<I> implements ChangeStreamReading {
   private setState(state: ChangeStreamState): void {
     this.state = state;
     this.sinceMs = Date.now();
+    this.onState?.(this);
     // Whatever the cache holds for the target may have missed changes, and fills in flight may
     // read data the next stream will not cover: both go, on every change of state.
     this.echo.clear();

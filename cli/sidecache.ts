@@ -12,7 +12,8 @@ import { MySqlCache } from '../proxy/mysql/mysql-cache.js';
 import { PgListener } from '../proxy/pg/listener.js';
 import { PgCache } from '../proxy/pg/pg-cache.js';
 import { clientTls, type ClientTls } from '../proxy/tls.js';
-import { startChangeStreams } from '../changes/start.js';
+import { startChangeStreams, type ChangeStreams } from '../changes/start.js';
+import { leadChangeStreams } from '../fleet/change-leader.js';
 import { startFleet, type Fleet, type FleetCache } from '../fleet/fleet.js';
 import { LEAD_SLOT } from '../workers/messages.js';
 import type { ChannelCache, WorkerChannel } from '../workers/worker-channel.js';
@@ -114,10 +115,14 @@ export async function startSidecache(config: Config, pgUpstream: HostPort | null
   const pgCache = pgUpstream !== null && config.cacheMaxBytes > 0 ? await PgCache.create(config, metrics) : null;
   const mysqlCache = config.mysqlUpstream !== null && config.cacheMaxBytes > 0 ? new MySqlCache(config, metrics) : null;
   // CDC: writes that bypass sidecache invalidate too, through the databases' own change streams;
-  // fenced from the start, before any client can connect. With workers, one of them follows the
-  // streams and the others mirror its fence (workers/worker-channel.ts).
-  const followsStreams = worker === null || worker.slot === LEAD_SLOT;
-  const changes = followsStreams ? startChangeStreams(config, { postgres: pgCache, mysql: mysqlCache }, metrics, log) : mirrorChangeFences(config, { postgres: pgCache, mysql: mysqlCache }, worker);
+  // fenced from the start, before any client can connect. In a fleet (--redis) one proxy follows
+  // them for all (fleet/change-leader.ts, started with the fleet below). With workers, one of them
+  // follows the streams and the others mirror its fence (workers/worker-channel.ts).
+  const inFleet = config.redis !== null || config.redisCluster !== null;
+  const sides = { postgres: pgCache, mysql: mysqlCache };
+  const followsStreams = !inFleet && (worker === null || worker.slot === LEAD_SLOT);
+  let changes: ChangeStreams = inFleet ? { stop: async () => {} }
+    : followsStreams ? startChangeStreams(config, sides, metrics, log) : mirrorChangeFences(config, sides, worker!);
   try {
     for (const cache of [pgCache, mysqlCache]) {
       if (cache === null) continue;
@@ -131,6 +136,7 @@ export async function startSidecache(config: Config, pgUpstream: HostPort | null
     }
     // Before any listener: with --redis the caches stay off until the fleet's bus is followed.
     fleet = startFleet(config, caches, metrics, log);
+    if (fleet !== null) changes = leadChangeStreams(fleet, config, sides, metrics, log);
     if (pgUpstream !== null) {
       const pg = new PgListener(config, pgUpstream, log, metrics, buffers, pgCache);
       pgAddress = await bind('--pg-listen', config.pgListen, (at) => pg.listen(at));

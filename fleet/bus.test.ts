@@ -191,6 +191,34 @@ test('an entry that cannot be read drops every cache', async () => {
   assert.ok(b.bus.isLive, 'still following');
 });
 
+test('a change-stream leader\'s reports reach the others in order with the invalidations; never queued while away; going live voids what was known', async () => {
+  const a = member('a');
+  const b = member('b');
+  const seen: string[] = [];
+  b.bus.watchStreams({
+    streams: (protocol, up, origin) => seen.push(`${origin} ${protocol} [${up.join(',')}]`),
+    caughtUp: () => seen.push('caught up'),
+  });
+  await until('live', () => a.bus.isLive && b.bus.isLive);
+  assert.equal(seen, ['caught up'], 'going live the first time voids nothing known, but says so');
+  seen.length = 0;
+  assert.ok(a.bus.publishStreams('postgres', ['app']));
+  a.bus.publish('postgres', orders);
+  a.bus.publishStreams('mysql', ['*']);
+  await until('delivery', () => seen.length === 2 && b.pg.applied.length === 1);
+  assert.equal(seen, ['a postgres [app]', 'a mysql [*]']);
+  await server.kill();
+  await until('a fenced', () => !a.bus.isLive && !b.bus.isLive);
+  assert.not.ok(a.bus.publishStreams('postgres', ['app']), 'a report is not sent while the bus is down');
+  assert.is(a.bus.status().queued, 0, 'nor queued: it could arrive after the leader\'s term');
+  await server.restart();
+  await until('live again', () => a.bus.isLive && b.bus.isLive);
+  assert.equal(seen.slice(2), ['caught up'], 'b\'s view of the reports was voided when it resumed from the stream\'s end');
+  a.bus.publishStreams('postgres', []);
+  await until('delivery after the restart', () => seen.length === 4);
+  assert.is(seen[3], 'a postgres []');
+});
+
 test('without Redis at all: publishes are queued, the caches stay fenced, close() does not hang', async () => {
   const port = server.port;
   const a = member('a', { port: port === 65535 ? port - 1 : port + 1 });

@@ -51,6 +51,17 @@ export interface BusOptions {
   onCaughtUp?: () => Promise<void>;
 }
 
+/** Told of the change-stream leaders' reports (fleet/change-leader.ts). */
+export interface StreamsWatcher {
+  /** Another proxy, leading `protocol`'s change streams, reports the targets whose stream is up. */
+  streams(protocol: Protocol, up: readonly string[], origin: string): void;
+  /**
+   * The bus went live from the stream's end: reports made while this proxy was away were missed,
+   * so what it knew of them is void.
+   */
+  caughtUp(): void;
+}
+
 /** An entry to publish: the second tier's tag-table fields it bumps, and the entry's fields. */
 interface Outgoing {
   readonly tagFields: readonly string[];
@@ -111,6 +122,7 @@ export class InvalidationBus implements InvalidationSink {
   private readonly sleeper = new Sleeper();
   private lastError = '';
   private lastErrorAt = 0;
+  private readonly watchers: StreamsWatcher[] = [];
 
   constructor(
     private readonly commands: RedisConnection,
@@ -152,6 +164,22 @@ export class InvalidationBus implements InvalidationSink {
     this.send({ tagFields: [], fields: encodeMessage({ origin: this.options.instance, sentAt: wallClockMs(), body: { kind: 'beat' } }) });
   }
 
+  /**
+   * The change-stream leader's report of its streams. Sent only while live and never queued or
+   * published again after a failure: a report delayed past the end of its leader's term would
+   * vouch for streams that no longer run. Returns whether it was sent.
+   */
+  publishStreams(protocol: Protocol, up: readonly string[]): boolean {
+    if (this.state !== 'live' || !isReady(this.commands)) return false;
+    const fields = encodeMessage({ origin: this.options.instance, sentAt: wallClockMs(), body: { kind: 'streams', protocol, up } });
+    this.publishNow({ tagFields: [], fields }, false);
+    return true;
+  }
+
+  watchStreams(watcher: StreamsWatcher): void {
+    this.watchers.push(watcher);
+  }
+
   status(): BusStatus {
     return {
       instance: this.options.instance,
@@ -185,6 +213,11 @@ export class InvalidationBus implements InvalidationSink {
       this.enqueue(outgoing);
       return;
     }
+    this.publishNow(outgoing, true);
+  }
+
+  /** Sends `outgoing` now; a failure fences the bus and, when `again`, queues it to be published again. */
+  private publishNow(outgoing: Outgoing, again: boolean): void {
     const sent = this.runPublish(outgoing);
     this.inFlight.add(sent);
     sent.then(
@@ -193,7 +226,7 @@ export class InvalidationBus implements InvalidationSink {
         this.inFlight.delete(sent);
         this.counts.publishFailures++;
         // It may or may not have been appended: publishing it again is harmless, losing it is not.
-        this.enqueue(outgoing);
+        if (again) this.enqueue(outgoing);
         this.fence('publish-failed', err.message);
       },
     );
@@ -274,6 +307,7 @@ export class InvalidationBus implements InvalidationSink {
     this.lastId = id;
     this.lastSeq = Number(position);
     const wasStarting = this.state === 'starting';
+    for (const w of this.watchers) w.caughtUp();
     this.state = 'live';
     for (const cache of this.caches.values()) cache.resume();
     this.options.log.info({ position: this.lastSeq, stream }, wasStarting ? 'fleet: bus connected; caching on' : 'fleet: bus back and caught up; caching on');
@@ -311,6 +345,7 @@ export class InvalidationBus implements InvalidationSink {
     this.counts.applied++;
     const body = message.body;
     if (body.kind === 'invalidation') this.caches.get(body.protocol)?.applyInvalidation(body.invalidation);
+    else if (body.kind === 'streams') for (const w of this.watchers) w.streams(body.protocol, body.up, message.origin);
     this.lag.observe((wallClockMs() - message.sentAt) / 1000);
   }
 }

@@ -10,9 +10,12 @@ import type { Invalidation, InvalidationSink } from '../proxy/result-cache.js';
 import { InvalidationBus, type BusCache, type BusState, type BusStatus, type FenceReason } from './bus.js';
 import { SecondTier, type L2Counts } from './l2.js';
 import { fleetKeys } from './keys.js';
+import { sleepUnless } from './sleeper.js';
+import { MAX_FOLLOWED } from '../changes/change-fence.js';
 import { Lease, type LeaderTask } from './lease.js';
 import { registerFleetMetrics } from './metrics.js';
 import { openRedis, redisAccess } from './redis-connection.js';
+import { runScript, WANT } from './scripts.js';
 
 /**
  * One XREAD waits this long; one that has not come back this much later counts as a lost bus (a
@@ -22,6 +25,8 @@ const BLOCK_MS = 1000;
 const GRACE_MS = 1000;
 /** Bound on a publish or a lease command. */
 const COMMAND_TIMEOUT_MS = 2000;
+/** A target asked for stays in the wanted set this long after the last ask. */
+const WANTED_FOR_MS = 24 * 3600_000;
 /** The leader's pulse. */
 export const BEAT_TASK = 'beat';
 const BEAT_MS = 1000;
@@ -45,6 +50,11 @@ export interface FleetReport {
   lagMs: { count: number; p50Ms: number | null; p99Ms: number | null; meanMs: number | null };
   /** Per leader task: does this proxy lead it now? */
   leader: Record<string, boolean>;
+  /**
+   * Per protocol whose change streams the fleet follows: what its leader last reported up, as this
+   * proxy believes it (fleet/change-leader.ts); the leader itself shows its own streams.
+   */
+  streams: Partial<Record<Protocol, StreamsView>>;
   /** The second tier's counts (--l2 on); null without it. */
   l2: L2Counts | null;
 }
@@ -55,18 +65,32 @@ export interface FleetCache extends BusCache {
   invalidateEverywhere(invalidation: Invalidation): number;
 }
 
-export interface LeadOptions {
-  /**
-   * Protocols whose caches every proxy drops when this proxy takes the task over: what the
-   * previous leader read last, or would have, may never have been published (a change stream).
-   */
-  handoverGap?: readonly Protocol[];
+/** A protocol's change streams as a proxy of the fleet sees them. */
+export interface StreamsView {
+  /** This proxy follows them. */
+  leading: boolean;
+  /** The instance whose report is believed (this one when leading); null: none. */
+  leader: string | null;
+  /** Targets reported up: PostgreSQL databases, `*` for the MySQL binlog. */
+  up: string[];
+  /** How old the report is; null when leading or without one. */
+  ageMs: number | null;
 }
 
 export interface Fleet {
   readonly bus: InvalidationBus;
-  /** Runs `run` on one proxy of the fleet at a time, moving on within the lease when it dies. */
-  lead(task: string, run: LeaderTask, options?: LeadOptions): void;
+  /**
+   * Runs `run` on one proxy of the fleet at a time, moving on within the lease when it dies. A
+   * task whose predecessor may have died before publishing what it did treats its start as a gap
+   * itself (fleet/change-leader.ts).
+   */
+  lead(task: string, run: LeaderTask): void;
+  /** Asks the leader of `protocol`'s change streams to follow `target` (best effort; a bounded set in Redis). */
+  wantStream(protocol: Protocol, target: string): void;
+  /** The targets asked for. */
+  wantedStreams(protocol: Protocol): Promise<string[]>;
+  /** Adds a protocol's change streams to /stats. */
+  showStreams(protocol: Protocol, view: () => StreamsView): void;
   report(): FleetReport;
   /** Releases the leases, stops following the bus, closes the connections. */
   close(): Promise<void>;
@@ -94,19 +118,27 @@ export function startFleet(config: Config, caches: ReadonlyMap<Protocol, FleetCa
   bus.start();
 
   const leases = new Map<string, Lease>();
+  const streamViews = new Map<Protocol, () => StreamsView>();
   const fleet: Fleet = {
     bus,
-    lead(task, run, options = {}) {
+    lead(task, run) {
       if (leases.has(task)) throw new Error(`a leader task named ${task} runs already`);
       const lease = new Lease(commands, { key: keys.lease(task), holder: instance, ttlMs: config.fleetLeaseMs, log });
       leases.set(task, lease);
-      lease.whileLeader(async (signal) => {
-        // A hand-over is a gap: the previous leader may have died before publishing what it read.
-        for (const protocol of options.handoverGap ?? []) caches.get(protocol)?.invalidateEverywhere({ scope: 'all', catalog: false });
-        await run(signal);
+      lease.whileLeader(run);
+    },
+    wantStream(protocol, target) {
+      runScript(commands, WANT, [keys.streamsWanted(protocol)], [target, MAX_FOLLOWED, WANTED_FOR_MS]).catch((err: Error) => {
+        log.debug({ err: err.message, protocol, target }, 'fleet: could not ask for a change stream');
       });
     },
-    report: () => report(access.target.display, bus.status(), leases, tier),
+    async wantedStreams(protocol) {
+      return await commands.call('SMEMBERS', keys.streamsWanted(protocol)) as string[];
+    },
+    showStreams(protocol, view) {
+      streamViews.set(protocol, view);
+    },
+    report: () => report(access.target.display, bus.status(), leases, tier, streamViews),
     async close() {
       await Promise.all([...leases.values()].map((l) => l.stop()));
       await bus.close();
@@ -118,31 +150,20 @@ export function startFleet(config: Config, caches: ReadonlyMap<Protocol, FleetCa
   fleet.lead(BEAT_TASK, async (signal) => {
     while (!signal.aborted) {
       bus.publishBeat();
-      await sleep(BEAT_MS, signal);
+      await sleepUnless(BEAT_MS, signal);
     }
   });
   registerFleetMetrics(metrics.registry, () => bus.status(), () => leases, tier);
   return fleet;
 }
 
-function report(redis: string, bus: BusStatus, leases: ReadonlyMap<string, Lease>, tier: SecondTier | null): FleetReport {
+function report(redis: string, bus: BusStatus, leases: ReadonlyMap<string, Lease>, tier: SecondTier | null, streams: ReadonlyMap<Protocol, () => StreamsView>): FleetReport {
   const { lag, instance, state, position, published, applied, publishFailures, unreadable, queued, fences } = bus;
   return {
     instance, redis, state, connected: state === 'live', position, published, applied, publishFailures, unreadable, queued, fences: { ...fences },
     lagMs: { count: lag.count, p50Ms: lag.quantileMs(0.5), p99Ms: lag.quantileMs(0.99), meanMs: lag.meanMs() },
     leader: Object.fromEntries([...leases].map(([task, lease]) => [task, lease.isLeader])),
+    streams: Object.fromEntries([...streams].map(([protocol, view]) => [protocol, view()])),
     l2: tier === null ? null : { ...tier.counts },
   };
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(done, ms);
-    signal.addEventListener('abort', done, { once: true });
-    function done(): void {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    }
-  });
 }

@@ -8,6 +8,8 @@ export interface FleetKeys {
   readonly seq: string;
   /** The lease of a leader's task. */
   lease(task: string): string;
+  /** The targets a protocol's change-stream leader is asked to follow (fleet/change-leader.ts). */
+  streamsWanted(protocol: string): string;
   /** The second tier's tag table: per tag, the last bus entry that invalidated it; its era. */
   readonly l2Tags: string;
   /**
@@ -23,6 +25,7 @@ export function fleetKeys(prefix: string): FleetKeys {
     stream: `${tag}:bus`,
     seq: `${tag}:bus:seq`,
     lease: (task) => `${tag}:leader:${task}`,
+    streamsWanted: (protocol) => `${tag}:cdc:${protocol}:wanted`,
     l2Tags: `${tag}:l2:tags`,
     l2Entry: (protocol, digest) => `${prefix}:l2:${protocol}:${digest}`,
   };

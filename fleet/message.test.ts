@@ -16,6 +16,7 @@ const message: fc.Arbitrary<BusMessage> = fc.record({
   body: fc.oneof(
     fc.constant({ kind: 'beat' as const }),
     fc.record({ kind: fc.constant('invalidation' as const), protocol: fc.constantFrom('postgres' as const, 'mysql' as const), invalidation }),
+    fc.record({ kind: fc.constant('streams' as const), protocol: fc.constantFrom('postgres' as const, 'mysql' as const), up: fc.array(text, { maxLength: 5 }) }),
   ),
 });
 
@@ -38,6 +39,9 @@ test('an entry without a number, or one that is not a message of this version, r
     ['s', '1', 'v', '1', 'o', 'a', 't', '1', 'k', 'i', 'p', 'mysql', 'd', '{"scope":"tags","tags":[1],"tables":[],"catalog":null}'],
     ['s', '1', 'v', '1', 'o', 'a', 't', '1', 'k', 'i', 'p', 'mysql', 'd', 'not json'],
     ['s', '1', 'v', '1', 'o', 'a', 't', '1', 'k', 'i', 'p', 'mysql', 'd', 'null'],
+    ['s', '1', 'v', '1', 'o', 'a', 't', '1', 'k', 's', 'p', 'mysql', 'd', '[1]'],
+    ['s', '1', 'v', '1', 'o', 'a', 't', '1', 'k', 's', 'p', 'oracle', 'd', '["*"]'],
+    ['s', '1', 'v', '1', 'o', 'a', 't', '1', 'k', 's', 'p', 'postgres', 'd', '{}'],
   ];
   for (const entry of unreadable) assert.equal(decodeEntry(entry), { seq: 1, message: null }, entry.join(' '));
   assert.is(decodeEntry(['s', '-1', 'v', '1']).seq, null);

@@ -8,7 +8,12 @@ export type BusBody =
   /** A cache's invalidation, to be applied by every other proxy's cache of that protocol. */
   | { readonly kind: 'invalidation'; readonly protocol: Protocol; readonly invalidation: Invalidation }
   /** The leader's pulse: no effect but to show the bus moves, and how fast. */
-  | { readonly kind: 'beat' };
+  | { readonly kind: 'beat' }
+  /**
+   * The change-stream leader of a protocol (fleet/change-leader.ts) reports which of its streams
+   * are up (PostgreSQL databases, or `*` for MySQL's binlog): the others fill only for those.
+   */
+  | { readonly kind: 'streams'; readonly protocol: Protocol; readonly up: readonly string[] };
 
 export interface BusMessage {
   /** The instance id of the proxy that published it; a proxy skips its own. */
@@ -45,6 +50,8 @@ export function encodeMessage(message: BusMessage): string[] {
       return [...head, KIND, 'b'];
     case 'invalidation':
       return [...head, KIND, 'i', PROTOCOL, body.protocol, DATA, JSON.stringify(body.invalidation)];
+    case 'streams':
+      return [...head, KIND, 's', PROTOCOL, body.protocol, DATA, JSON.stringify(body.up)];
   }
 }
 
@@ -65,23 +72,34 @@ function readMessage(map: ReadonlyMap<string, string>): BusMessage | null {
     case 'b':
       return { origin, sentAt, body: { kind: 'beat' } };
     case 'i': {
-      const protocol = map.get(PROTOCOL);
-      if (protocol !== 'postgres' && protocol !== 'mysql') return null;
+      const protocol = readProtocol(map.get(PROTOCOL));
       const invalidation = readInvalidation(map.get(DATA));
-      return invalidation === null ? null : { origin, sentAt, body: { kind: 'invalidation', protocol, invalidation } };
+      return protocol === null || invalidation === null ? null : { origin, sentAt, body: { kind: 'invalidation', protocol, invalidation } };
+    }
+    case 's': {
+      const protocol = readProtocol(map.get(PROTOCOL));
+      const up = readJson(map.get(DATA));
+      return protocol === null || !isStrings(up) ? null : { origin, sentAt, body: { kind: 'streams', protocol, up } };
     }
     default:
       return null;
   }
 }
 
-function readInvalidation(json: string | undefined): Invalidation | null {
-  let v: unknown;
+function readProtocol(text: string | undefined): Protocol | null {
+  return text === 'postgres' || text === 'mysql' ? text : null;
+}
+
+function readJson(json: string | undefined): unknown {
   try {
-    v = JSON.parse(json ?? '');
+    return JSON.parse(json ?? '');
   } catch {
-    return null;
+    return undefined;
   }
+}
+
+function readInvalidation(json: string | undefined): Invalidation | null {
+  const v = readJson(json);
   if (typeof v !== 'object' || v === null) return null;
   const o = v as Record<string, unknown>;
   switch (o.scope) {

@@ -63,3 +63,13 @@ return 0`;
 export function runScript(redis: RedisConnection, script: string, keys: readonly string[], args: readonly (string | number)[]): Promise<unknown> {
   return redis.call('EVAL', script, keys.length, ...keys, ...args);
 }
+
+/**
+ * KEYS: the wanted set of a protocol's change streams. ARGV: target, most targets, expiry ms. Adds
+ * the target unless the set is full; the set goes when nobody asked for that long.
+ */
+export const WANT = `
+if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 0 and redis.call('SCARD', KEYS[1]) >= tonumber(ARGV[2]) then return 0 end
+redis.call('SADD', KEYS[1], ARGV[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+return 1`;

@@ -21,3 +21,16 @@ export class Sleeper {
     this.wakeUp?.();
   }
 }
+
+/** Resolves after `ms`, or at once when `signal` aborts (a leader's task between two rounds). */
+export function sleepUnless(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(done, ms);
+    signal.addEventListener('abort', done, { once: true });
+    function done(): void {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    }
+  });
+}

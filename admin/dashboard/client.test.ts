@@ -94,12 +94,19 @@ test('fleetLine: nothing alone; live with the lag and the tasks led; fenced says
   const fleet = {
     instance: 'a/1/x', redis: 'redis://127.0.0.1:6390', state: 'live' as const, connected: true, position: 7, published: 3, applied: 4,
     publishFailures: 0, unreadable: 0, queued: 0, fences: { connection: 0, gap: 0, timeout: 0, 'publish-failed': 0 },
-    lagMs: { count: 4, p50Ms: 0.4, p99Ms: 1.5, meanMs: 0.5 }, leader: { beat: true, cdc: false }, l2: null,
+    lagMs: { count: 4, p50Ms: 0.4, p99Ms: 1.5, meanMs: 0.5 }, leader: { beat: true, cdc: false }, l2: null, streams: {},
   };
   assert.equal(fleetLine(fleet), { ok: true, text: 'Fleet: live · lag p99 1.50 ms · leads beat' });
   assert.equal(fleetLine({ ...fleet, leader: {}, lagMs: { count: 0, p50Ms: null, p99Ms: null, meanMs: null } }), { ok: true, text: 'Fleet: live' });
   const l2 = { hits: 1234, misses: 56, stale: 7, errors: 0, writes: 60, bytesWritten: 1e6, bytesServed: 2e6 };
   assert.equal(fleetLine({ ...fleet, l2 })?.text, 'Fleet: live · lag p99 1.50 ms · leads beat · L2 hits 1,234 / 1,290', 'the second tier\'s hits of its lookups');
+  const streams = {
+    postgres: { leading: false, leader: 'b/2/y', up: ['app', 'billing'], ageMs: 300 },
+    mysql: { leading: true, leader: null, up: ['*'], ageMs: null },
+  };
+  assert.equal(fleetLine({ ...fleet, leader: { beat: true, 'cdc-mysql': true }, streams })?.text,
+    'Fleet: live · lag p99 1.50 ms · leads beat, cdc-mysql · postgres CDC by leader: 2 up · mysql CDC here: up', 'the change streams the fleet follows');
+  assert.equal(fleetLine({ ...fleet, streams: { postgres: { leading: false, leader: null, up: [], ageMs: null } } })?.text, 'Fleet: live · lag p99 1.50 ms · leads beat · postgres CDC by leader: none up');
   assert.equal(fleetLine({ ...fleet, state: 'fenced', connected: false }), { ok: false, text: 'Fleet: bus down, cache off (bypass "bus-down")' });
   assert.equal(fleetLine({ ...fleet, state: 'starting', connected: false })?.text, 'Fleet: connecting to Redis, cache off (bypass "bus-down")');
 });

@@ -203,14 +203,23 @@ export function formatPercent(ratio: number | null): string {
   return ratio === null ? '–' : `${(ratio * 100).toFixed(1)}%`;
 }
 
-/** The header's fleet line: whether the bus is followed, its lag, what this proxy leads; null alone. */
+/**
+ * The header's fleet line: whether the bus is followed, its lag, what this proxy leads, the change
+ * streams the fleet's leader reports up; null alone.
+ */
 export function fleetLine(fleet: FleetReport | null | undefined): { ok: boolean; text: string } | null {
   if (fleet === null || fleet === undefined) return null;
   if (!fleet.connected) return { ok: false, text: `Fleet: ${fleet.state === 'starting' ? 'connecting to Redis' : 'bus down'}, cache off (bypass "bus-down")` };
   const leads = Object.entries(fleet.leader).filter(([, leading]) => leading).map(([task]) => task);
   const lag = fleet.lagMs.p99Ms === null ? '' : ` · lag p99 ${formatMs(fleet.lagMs.p99Ms)}`;
   const l2 = fleet.l2 === null ? '' : ` · L2 hits ${formatCompact(fleet.l2.hits)} / ${formatCompact(fleet.l2.hits + fleet.l2.misses)}`;
-  return { ok: true, text: `Fleet: live${lag}${leads.length > 0 ? ` · leads ${leads.join(', ')}` : ''}${l2}` };
+  const streams = Object.entries(fleet.streams ?? {}).map(([protocol, v]) => ` · ${protocol} CDC ${v.leading ? 'here' : 'by leader'}: ${streamsUp(v.up)}`).join('');
+  return { ok: true, text: `Fleet: live${lag}${leads.length > 0 ? ` · leads ${leads.join(', ')}` : ''}${streams}${l2}` };
+}
+
+function streamsUp(up: readonly string[]): string {
+  if (up.length === 0) return 'none up';
+  return up.length === 1 && up[0] === '*' ? 'up' : `${up.length} up`;
 }
 
 export function formatMs(ms: number | null): string {
@@ -653,7 +662,9 @@ class Dashboard {
     fillRows(byId('tables'), 5, tableRows(topTables(report, view, TOP_ROWS), many), 'No table reads yet');
     fillRows(byId('latency'), 5, latencyRows(shown, many), 'No statements yet');
     fillRows(byId('bypass-reasons'), 2, reasonRows(shown, many), 'No bypasses');
-    fillRows(byId('change-streams'), 5, streamRows(report.changeStreams ?? [], view), 'None configured (--pg-cdc, --mysql-cdc)');
+    const ledElsewhere = Object.values(report.fleet?.streams ?? {}).some((v) => !v.leading);
+    fillRows(byId('change-streams'), 5, streamRows(report.changeStreams ?? [], view),
+      ledElsewhere ? 'Followed by another proxy of the fleet (its leader; see the fleet line)' : 'None configured (--pg-cdc, --mysql-cdc)');
   }
 }
 

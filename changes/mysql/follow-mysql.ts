@@ -14,7 +14,8 @@ import type { BinlogInvalidation, BinlogTable } from './binlog-tracker.js';
 /** The one target: the binlog covers every database of the server. */
 export const SERVER = '*';
 
-export function followMysql(config: Config, cache: MySqlCache, metrics: Metrics, log: Logger): ChangeFence {
+/** `onState`: the stream's state changed, before the entries are dropped (follower.ts). */
+export function followMysql(config: Config, cache: MySqlCache, metrics: Metrics, log: Logger, onState: (() => void) | null = null): ChangeFence {
   const source = config.mysqlCdc!;
   // The relay's own TLS settings for this server: a server with require_secure_transport is reached the same way.
   const tls = mysqlUpstreamTlsPlan(config.mysqlUpstream!.tls);
@@ -23,7 +24,7 @@ export function followMysql(config: Config, cache: MySqlCache, metrics: Metrics,
   const kept = { gtid: '' };
   const fence = new ChangeFence(
     () => SERVER,
-    () => new Follower<BinlogInvalidation>('mysql', SERVER, (sink) => openBinlogStream({ source, tls, serverId, kept }, sink), mysqlTarget(cache), log),
+    () => new Follower<BinlogInvalidation>('mysql', SERVER, (sink) => openBinlogStream({ source, tls, serverId, kept }, sink), mysqlTarget(cache), log, onState),
     metrics,
     log,
   );

@@ -11,7 +11,8 @@ import { pgUpstreamTlsPlan } from '../../proxy/tls.js';
 import { openPgStream } from './pg-stream.js';
 import type { PgInvalidation } from './pgoutput-tracker.js';
 
-export function followPostgres(config: Config, cache: PgCache, metrics: Metrics, log: Logger): ChangeFence {
+/** `onState`: a stream's state changed, before its entries are dropped (follower.ts). */
+export function followPostgres(config: Config, cache: PgCache, metrics: Metrics, log: Logger, onState: (() => void) | null = null): ChangeFence {
   const source = config.pgCdc!;
   // The relay's own TLS settings for this server: a TLS-only database is reached the same way.
   const tls = pgUpstreamTlsPlan(config.pgUpstream!.tls);
@@ -19,7 +20,7 @@ export function followPostgres(config: Config, cache: PgCache, metrics: Metrics,
     (database) => database,
     (database) => new Follower<PgInvalidation>('postgres', database,
       (sink) => openPgStream({ source, tls, database, publication: config.pgCdcPublication, ddl: config.pgCdcDdl === 'on' }, sink),
-      pgTarget(cache, database), log),
+      pgTarget(cache, database), log, onState),
     metrics,
     log,
   );

@@ -7,7 +7,7 @@
 import { loadUntil } from '../support/until.js';
 import { scrape, sumOf } from '../support/metrics.js';
 import { COMMITS, KEYS_PER_WRITE, type ConsistencyDriver, type DriverConnection, type ReadPath, type Stamp, type WriteForm } from './driver.js';
-import { VersionLedger, type Violation, type ViolationKind } from './ledger.js';
+import { VersionLedger, type Raise, type Violation, type ViolationKind } from './ledger.js';
 
 export interface CheckOptions {
   /** The run lasts at least this long, then until it has `minHits` hits and every write form acknowledged. */
@@ -62,6 +62,43 @@ export interface Endpoint {
   allowedLagMs?: number;
   /** Whose cache counters are summed for the report (the read proxies'); [adminPort] when absent. */
   adminPorts?: readonly number[];
+  /**
+   * A fleet's bus: a read through a proxy is held only to the writes whose invalidation that proxy
+   * had applied before the read was sent (and acknowledged the allowed lag before it), so how fast
+   * a loaded machine delivers the bus does not decide the verdict. Reads the allowed lag alone would
+   * have judged stale are counted apart (`behindLag`).
+   */
+  bus?: BusProgress;
+}
+
+/** Where a fleet's bus is (e2e/support/fleet.ts). */
+export interface BusProgress {
+  /** How many entries the bus has numbered so far; null when it cannot be read now. */
+  numbered(): Promise<number | null>;
+  /** The number of the last entry the proxy with this admin port has applied. */
+  applied(adminPort: number): Promise<number>;
+}
+
+/** How often each read proxy's bus position is sampled. */
+const POSITION_SAMPLE_MS = 20;
+/** A bus counter that cannot be read is asked again this often, for at most MARK_GIVE_UP_MS. */
+const MARK_RETRY_MS = 50;
+const MARK_GIVE_UP_MS = 30_000;
+
+/**
+ * Sets the mark of a write's raises: the bus's counter read after the write's acknowledgement, so
+ * at least the number of its invalidation. While Redis cannot be read (killed, frozen, failing
+ * over), asked again until it can: a read of it then still comes after the publish, which the
+ * writing proxy sent before the acknowledgement. Null (the allowed lag alone) only if it never can.
+ */
+async function markRaises(bus: BusProgress, raises: readonly (Raise | null)[]): Promise<void> {
+  const deadline = performance.now() + MARK_GIVE_UP_MS;
+  let mark: number | null = null;
+  while (mark === null && performance.now() < deadline) {
+    mark = await bus.numbered().catch(() => null);
+    if (mark === null) await sleep(MARK_RETRY_MS);
+  }
+  for (const r of raises) if (r !== null) r.mark = mark;
 }
 
 export interface CacheCounts {
@@ -98,6 +135,12 @@ export interface CheckReport extends CacheCounts {
   errors: string[];
   /** Why the run failed; empty when it passed. */
   failures: string[];
+  /**
+   * With a fleet's bus: reads older than a write acknowledged more than the allowed lag before
+   * them whose proxy had not applied that write's invalidation yet (the bus lagged): counted, not
+   * violations.
+   */
+  behindLag: number;
 }
 
 const READ_PATHS: readonly ReadPath[] = ['simple', 'parameterised', 'prepared'];
@@ -125,7 +168,7 @@ export async function checkConsistency(driver: ConsistencyDriver, endpoint: Endp
     protocol: driver.protocol, options: plain, elapsedSeconds: 0,
     reads: 0, readsByPath: { simple: 0, parameterised: 0, prepared: 0 }, hits: 0, misses: 0, bypass: 0, coalesced: 0,
     writesByForm: {}, committed: 0, rolledBack: 0,
-    violations: 0, violationsByKind: {}, violationSamples: [], errors: [], failures: [],
+    violations: 0, violationsByKind: {}, violationSamples: [], errors: [], failures: [], behindLag: 0,
   };
   const record = (found: readonly Violation[]): void => {
     for (const v of found) {
@@ -151,7 +194,10 @@ export async function checkConsistency(driver: ConsistencyDriver, endpoint: Endp
       const stamps: Stamp[] = pickKeys(options.keys, KEYS_PER_WRITE[form]).map((key) => ({ key, version: ledger.issue() }));
       if (!commits) for (const s of stamps) ledger.doom(s.version);
       await c.write(form, stamps);
-      if (commits) for (const s of stamps) ledger.acknowledge(s.key, s.version);
+      if (commits) {
+        const raises = stamps.map((s) => ledger.acknowledge(s.key, s.version));
+        if (bus !== undefined) void markRaises(bus, raises);
+      }
       report.writesByForm[form] = (report.writesByForm[form] ?? 0) + 1;
       if (commits) report.committed++;
       else report.rolledBack++;
@@ -164,18 +210,35 @@ export async function checkConsistency(driver: ConsistencyDriver, endpoint: Endp
   const lagMs = Math.max(options.allowedLagMs ?? 0, endpoint.allowedLagMs ?? 0);
   const readPorts = endpoint.readPorts ?? [endpoint.port];
   const adminPorts = endpoint.adminPorts ?? [endpoint.adminPort];
+  const bus = endpoint.bus;
+  // The last bus position each read proxy reported: it had applied that much before the sample
+  // was answered, so before any read sent after it.
+  const positions: (number | undefined)[] = readPorts.map(() => undefined);
+  const sampler = (p: number) => async (running: () => boolean): Promise<void> => {
+    while (running()) {
+      positions[p] = await bus!.applied(adminPorts[p % adminPorts.length]!).catch(() => positions[p]);
+      await sleep(POSITION_SAMPLE_MS);
+    }
+  };
   const reader = async (r: number, running: () => boolean): Promise<void> => {
-    const c = await connect(readPorts[r % readPorts.length]);
+    const port = r % readPorts.length;
+    const c = await connect(readPorts[port]);
     for (let i = r; running(); i++) {
       const path = READ_PATHS[i % READ_PATHS.length]!;
       // Every key and, as often as one key, all keys at once.
       const scope = Math.floor(i / READ_PATHS.length) % (options.keys + 1);
       const key = scope === options.keys ? null : scope;
-      const floors = lagMs > 0 ? ledger.floors(performance.now() - lagMs) : ledger.floors();
+      const asOf = performance.now() - lagMs;
+      const byLag = lagMs > 0 ? ledger.floors(asOf) : ledger.floors();
+      // Before any position is known, nothing is held by the bus.
+      const floors = bus === undefined ? byLag : ledger.floors(asOf, positions[port] ?? 0);
       const rows = await c.read(path, key);
       report.reads++;
       report.readsByPath[path]++;
-      record(ledger.judgeRows(rows, key, floors, `${path} read of ${key === null ? 'all keys' : `key ${key}`}`));
+      const how = `${path} read of ${key === null ? 'all keys' : `key ${key}`}`;
+      const found = ledger.judgeRows(rows, key, floors, how);
+      record(found);
+      if (bus !== undefined && found.length === 0 && ledger.judgeRows(rows, key, byLag, how).length > 0) report.behindLag++;
     }
   };
 
@@ -200,6 +263,7 @@ export async function checkConsistency(driver: ConsistencyDriver, endpoint: Endp
     await loadUntil([
       ...Array.from({ length: options.writers }, (_, w) => guarded(`writer ${w}`, (running) => writer(w, running))),
       ...Array.from({ length: options.readers }, (_, r) => guarded(`reader ${r}`, (running) => reader(r, running))),
+      ...(bus === undefined ? [] : readPorts.map((_, p) => guarded(`bus position ${p}`, sampler(p)))),
     ], { minMs: options.seconds * 1000, maxMs: options.maxSeconds * 1000, enough, failed: () => report.errors.length > 0 });
     report.elapsedSeconds = (Date.now() - started) / 1000;
     Object.assign(report, countsDelta(await cacheCounts(adminPorts, driver.metricsProtocol), before));

@@ -39,6 +39,23 @@ test('floors as of a moment in the past hold reads to what was acknowledged by t
   assert.equal(ledger.floors(), [v2, 3]);
 });
 
+test('given the bus position a reader\'s proxy had applied, a read is held only to writes whose invalidation it had applied', () => {
+  const ledger = new VersionLedger(1);
+  const v1 = ledger.issue();
+  const v2 = ledger.issue();
+  const v3 = ledger.issue();
+  ledger.acknowledge(0, v1, 100)!.mark = 10;
+  ledger.acknowledge(0, v2, 200)!.mark = 12;
+  const pending = ledger.acknowledge(0, v3, 300)!;
+  assert.equal(ledger.floors(1000, 9), [0], 'the proxy had applied none of them');
+  assert.equal(ledger.floors(1000, 11), [v1]);
+  assert.equal(ledger.floors(1000, 50), [v2], 'a mark not read yet does not count');
+  assert.equal(ledger.floors(150, 50), [v1], 'nor a write acknowledged within the allowed lag');
+  pending.mark = null;
+  assert.equal(ledger.floors(1000, 11), [v3], 'a mark that could not be read: the allowed lag alone');
+  assert.equal(ledger.floors(1000), [v3], 'no position given: the allowed lag alone');
+});
+
 test('an acknowledgement arriving late never lowers the floor', () => {
   const ledger = new VersionLedger(1);
   const v1 = ledger.issue();

@@ -31,11 +31,25 @@ export interface Violation {
 /** Acknowledgements kept per key for floors in the past (a fleet's allowed lag); older ones are dropped. */
 const MAX_HISTORY = 4096;
 
+/** One acknowledgement that raised a key's floor. */
+export interface Raise {
+  /** When (performance.now()). */
+  readonly at: number;
+  readonly version: number;
+  /**
+   * A fleet: how many entries its bus had numbered when the write was acknowledged (read after the
+   * acknowledgement, so at least the number of the write's invalidation): a proxy whose bus
+   * position reached it has applied that invalidation. Undefined while it is being read; null when
+   * it could not be read (the write is then held to the allowed lag alone).
+   */
+  mark?: number | null;
+}
+
 export class VersionLedger {
   private issued = 0;
   private readonly acked: number[];
   /** Per key, the acknowledgements that raised its floor: when (performance.now()) and to what. */
-  private readonly raised: { at: number; version: number }[][];
+  private readonly raised: Raise[][];
   /** Versions of writes that roll back: handed out, never to be seen. */
   private readonly doomed = new Set<number>();
   constructor(readonly keys: number) {
@@ -53,24 +67,33 @@ export class VersionLedger {
     this.doomed.add(version);
   }
 
-  /** The server acknowledged the commit of `version` on `key`, at `at` (performance.now()). */
-  acknowledge(key: number, version: number, at = performance.now()): void {
-    if (version <= this.acked[key]!) return;
+  /**
+   * The server acknowledged the commit of `version` on `key`, at `at` (performance.now()). Returns
+   * the raise of the key's floor (its `mark` may be set later), or null when it raised nothing.
+   */
+  acknowledge(key: number, version: number, at = performance.now()): Raise | null {
+    if (version <= this.acked[key]!) return null;
     this.acked[key] = version;
     const raised = this.raised[key]!;
-    raised.push({ at, version });
+    const raise: Raise = { at, version };
+    raised.push(raise);
     if (raised.length > MAX_HISTORY) raised.splice(0, MAX_HISTORY / 2);
+    return raise;
   }
 
   /**
    * The highest version of every key acknowledged at or before `asOf` (performance.now() scale;
    * now when absent); taken just before a read is sent. Through another proxy of a fleet a read is
-   * held to the writes acknowledged more than the allowed lag before it: `asOf` = now - lag.
+   * held to the writes acknowledged more than the allowed lag before it: `asOf` = now - lag; and,
+   * given `applied` (the bus position that proxy had reached before the read was sent), only to
+   * those whose invalidation it had applied by then (`mark` <= `applied`).
    */
-  floors(asOf?: number): number[] {
+  floors(asOf?: number, applied?: number): number[] {
     if (asOf === undefined) return this.acked.slice();
+    const counts = (r: Raise): boolean => r.at <= asOf && (applied === undefined || r.mark === null || (r.mark !== undefined && r.mark <= applied));
     return this.raised.map((raised) => {
-      for (let i = raised.length - 1; i >= 0; i--) if (raised[i]!.at <= asOf) return raised[i]!.version;
+      // Versions grow along the list: the last one that counts is the highest.
+      for (let i = raised.length - 1; i >= 0; i--) if (counts(raised[i]!)) return raised[i]!.version;
       return 0;
     });
   }

@@ -17,6 +17,7 @@ export function details(r: CheckReport): string[] {
     `  reads by path: ${Object.entries(r.readsByPath).map(([p, n]) => `${p} ${n}`).join(', ')}`,
     `  acknowledged writes by form: ${Object.entries(r.writesByForm).map(([f, n]) => `${f} ${n}`).join(', ')}`,
   ];
+  if (r.behindLag > 0) lines.push(`  reads behind the allowed lag whose proxy had not yet applied the write (bus lag, not violations): ${r.behindLag}`);
   for (const f of r.failures) lines.push(`  failed: ${f}`);
   if (r.violations > 0) {
     lines.push(`  violations by kind: ${Object.entries(r.violationsByKind).map(([k, n]) => `${k} ${n}`).join(', ')}`);

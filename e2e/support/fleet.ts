@@ -3,10 +3,12 @@
 // through the first proxy and the reads through the others.
 import { randomBytes } from 'node:crypto';
 import * as assert from 'uvu/assert';
-import { checkConsistency, DEFAULT_OPTIONS, type CheckOptions, type CheckReport } from '../consistency/checker.js';
+import { fleetKeys } from '../../fleet/keys.js';
+import { isReady, openRedis, type RedisAccess } from '../../fleet/redis-connection.js';
+import { checkConsistency, DEFAULT_OPTIONS, type BusProgress, type CheckOptions, type CheckReport } from '../consistency/checker.js';
 import type { ConsistencyDriver } from '../consistency/driver.js';
 import { details, summaryLine } from '../consistency/summary.js';
-import { scrape, sumOf } from './metrics.js';
+import { cacheStats, scrape, sumOf } from './metrics.js';
 import { DIRECT_MYSQL_URL, startProxy, type RunningProxy } from './sidecache.js';
 
 /** The fleet promise the checker holds reads through the other proxies to (docs/consistency.md). */
@@ -61,8 +63,45 @@ export async function waitForBus(proxies: readonly RunningProxy[], connected = t
   }
 }
 
-/** The checker with every write through `writer` and the reads spread over `readers`, on a table of its own. */
-export async function checkAcrossFleet(driver: ConsistencyDriver, writer: RunningProxy, readers: readonly RunningProxy[], options: CheckOptions): Promise<CheckReport> {
+export interface FleetBus extends BusProgress {
+  close(): void;
+}
+
+/**
+ * Where the fleet's bus is, for the checker: the entry counter in its Redis (`access`, the default
+ * key prefix) and each proxy's applied position from its /stats. Resolves once Redis is reachable.
+ */
+export async function fleetBus(access: RedisAccess): Promise<FleetBus> {
+  const redis = openRedis(access, 'checker', 2000);
+  redis.on('error', () => undefined);
+  const deadline = Date.now() + 30_000;
+  while (!isReady(redis)) {
+    if (Date.now() > deadline) {
+      redis.disconnect();
+      throw new Error('the checker could not reach the fleet\'s Redis');
+    }
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  const seq = fleetKeys('sidecache').seq;
+  return {
+    async numbered() {
+      return isReady(redis) ? Number(await redis.call('GET', seq) ?? 0) : null;
+    },
+    async applied(adminPort) {
+      return ((await cacheStats(adminPort, 0)) as { fleet: { position: number } }).fleet.position;
+    },
+    close: () => redis.disconnect(),
+  };
+}
+
+/**
+ * The checker with every write through `writer` and the reads spread over `readers`, on a table of
+ * its own. With `bus`, each read is held to the writes acknowledged `allowedLagMs` before it that
+ * its proxy had applied (the promise; machine speed cannot fail it), and reads only the lag would
+ * fail are counted (`behindLag`); without, to every write acknowledged `allowedLagMs` before it.
+ */
+export async function checkAcrossFleet(driver: ConsistencyDriver, writer: RunningProxy, readers: readonly RunningProxy[], options: CheckOptions,
+  bus?: BusProgress, allowedLagMs = ALLOWED_LAG_MS): Promise<CheckReport> {
   const table = `sc_fleet_${process.pid}_${randomBytes(4).toString('hex')}`;
   await driver.createTable(table, options.keys);
   try {
@@ -72,7 +111,8 @@ export async function checkAcrossFleet(driver: ConsistencyDriver, writer: Runnin
       writePort: driver.portOf(writer),
       readPorts: readers.map((p) => driver.portOf(p)),
       adminPorts: readers.map((p) => p.adminPort),
-      allowedLagMs: ALLOWED_LAG_MS,
+      allowedLagMs,
+      bus,
     }, table, options);
   } finally {
     await driver.dropTable(table);

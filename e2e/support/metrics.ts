@@ -134,9 +134,9 @@ export async function waitForUpstreamConnections(adminPort: number, protocol: st
   return count;
 }
 
-/** GET /stats as parsed JSON. */
-export async function cacheStats(adminPort: number): Promise<Record<string, unknown>> {
-  return JSON.parse(await getText(adminPort, '/stats')) as Record<string, unknown>;
+/** GET /stats as parsed JSON (`top`: how many queries and tables it lists, the server's default when unset). */
+export async function cacheStats(adminPort: number, top?: number): Promise<Record<string, unknown>> {
+  return JSON.parse(await getText(adminPort, top === undefined ? '/stats' : `/stats?top=${top}`)) as Record<string, unknown>;
 }
 
 async function getText(adminPort: number, pathname: string): Promise<string> {

@@ -67,7 +67,8 @@ check-consistency-cdc: build ensure-servers
 	node dist/e2e/consistency/run.js --protocol all --seconds 60 --direct-writes $(ARGS)
 
 # The MySQL bench (bench/mysql-run.ts): sysbench direct vs sidecache vs MariaDB's query cache,
-# about 2 minutes. ARGS overrides, e.g. make bench-mysql ARGS='--workloads hot-text --seconds 20'.
+# about 2 minutes. ARGS overrides, e.g. make bench-mysql ARGS='--workloads hot-text --seconds 20';
+# ARGS='--rtt 1ms' puts a private MariaDB behind a network hop (root, cc; bench/netns.ts).
 .PHONY: bench-mysql
 bench-mysql: build ensure-servers
 	node dist/bench/mysql-run.js $(ARGS)

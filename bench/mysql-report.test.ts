@@ -1,6 +1,6 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { evaluateMysqlGoals, formatMysqlCache, formatMysqlFloor, type MysqlCell, type MysqlMeasuredRun, type MysqlTargetId } from './mysql-report.js';
+import { evaluateMysqlGoals, evaluateMysqlHopGoals, formatMysqlCache, formatMysqlFloor, type MysqlCell, type MysqlMeasuredRun, type MysqlTargetId } from './mysql-report.js';
 import { MYSQL_WORKLOADS } from './mysql-workloads.js';
 
 const hot = MYSQL_WORKLOADS.find((w) => w.key === 'hot-text')!;
@@ -58,6 +58,32 @@ test('the forwarder floor: its ratio to direct and sidecache\'s share of it; not
   assert.match(formatMysqlFloor([rw.label], cells)!, /oltp_read_write: a bare byte forwarder reaches 0\.60x direct; sidecache 0\.54x direct = 0\.90x the forwarder/);
   assert.match(formatMysqlCache([rw.label], cells).split('\n')[2]!, /500\.0\s+-$/);
   assert.is(formatMysqlFloor([rw.label], [cell(rw.label, 'direct', run(1000))]), undefined);
+});
+
+test('hop goals (issue 17): hot >= 10x direct and ahead of the query cache; read_write >= 0.95x direct and ahead of the forwarder', () => {
+  const cells = [
+    cell(hot.label, 'direct', run(5000)),
+    cell(hot.label, 'sidecache', run(52_000, { cache: { hits: 999, misses: 1, bypass: 0 } })),
+    cell(hot.label, 'qcache', run(6000)),
+    cell(rw.label, 'direct', run(300)),
+    cell(rw.label, 'forwarder', run(250)),
+    cell(rw.label, 'sidecache', run(270)),
+  ];
+  const results = evaluateMysqlHopGoals([hot, rw], cells);
+  assert.equal(results.map((r) => r.verdict), ['PASS', 'PASS', 'MISS', 'PASS']);
+  assert.is(results[0]!.goal, `${hot.label}: sidecache >= 10x direct`);
+  assert.match(results[0]!.measured, /^10\.40x \(52000 \/ 5000 tps\), hit ratio 99\.9%$/);
+  assert.match(results[1]!.goal, /ahead of MariaDB's query cache$/);
+  assert.match(results[1]!.measured, /^8\.67x qcache \(qcache 1\.20x direct\)$/);
+  assert.match(results[2]!.goal, /oltp_read_write: sidecache >= 0\.95x direct$/);
+  assert.match(results[3]!.goal, /ahead of the forwarder \(ProxySQL is not packaged in Debian\)$/);
+  assert.match(results[3]!.measured, /^1\.08x forwarder \(forwarder 0\.83x direct\)$/);
+});
+
+test('hop goals: a rival not run is "not measured", not a pass', () => {
+  const results = evaluateMysqlHopGoals([rw], [cell(rw.label, 'direct', run(300)), cell(rw.label, 'sidecache', run(200))]);
+  assert.equal(results.map((r) => r.verdict), ['MISS', 'not measured']);
+  assert.is(results[1]!.measured, 'forwarder not measured');
 });
 
 test.run();

@@ -3,64 +3,31 @@
 // counts and CPU per transaction, the goals of issue 4 item 7 with verdicts, and a check that reads
 // through sidecache are fresh after oltp_read_write. Below-goal numbers still exit 0: this is a
 // measurement; errors (sysbench errors, a stale read) exit 1.
+// With --rtt MariaDB is a private one behind a network hop of that round trip (netns.ts), every
+// target crosses it, and the goals are issue 17's.
 import { cpus, loadavg } from 'node:os';
-import { parseArgs } from 'node:util';
 import { scrape, sumOf } from '../e2e/support/metrics.js';
 import { startProxy, type RunningProxy } from '../e2e/support/sidecache.js';
 import { startForwarder, type RunningForwarder } from './forwarder.js';
-import { evaluateMysqlGoals, formatMysqlCache, formatMysqlFloor, formatMysqlGoals, formatMysqlResults, type MysqlCell, type MysqlMeasuredRun, type MysqlTargetId } from './mysql-report.js';
-import { FingerprintReader, MysqlBenchServer, QUERY_CACHE_BYTES, type QueryCacheSettings } from './mysql-server.js';
+import { keepOnlySigintListener, observeHop, startNetworkHop, type NetworkHop } from './netns.js';
+import { MYSQL_USAGE, parseMysqlOptions, type MysqlOptions } from './mysql-options.js';
+import { evaluateMysqlGoals, evaluateMysqlHopGoals, formatMysqlCache, formatMysqlFloor, formatMysqlGoals, formatMysqlResults, type MysqlCell, type MysqlMeasuredRun, type MysqlTargetId } from './mysql-report.js';
+import { FingerprintReader, MARIADB_BEHIND_HOP, MysqlBenchServer, QUERY_CACHE_BYTES, type MysqlServer, type QueryCacheSettings } from './mysql-server.js';
 import { prepareSysbench, runSysbench, stoppedOnDeadlock, SysbenchError, type SysbenchTarget } from './mysql-sysbench.js';
-import { DEFAULT_MYSQL_WORKLOADS, FULL_ROWS, HOT_ROWS, MYSQL_WORKLOADS, tableRows, type MysqlTable, type MysqlWorkload } from './mysql-workloads.js';
+import { FULL_ROWS, HOT_ROWS, tableRows, type MysqlTable, type MysqlWorkload } from './mysql-workloads.js';
 import { processCpuSeconds } from './process-cpu.js';
-import { positiveInt, targetList, workloadList } from './options.js';
+import { formatHopSection } from './report.js';
+import { formatHopStarted, formatRtt, type RttSummary } from './rtt.js';
 
-const MYSQL_SERVER = { host: '127.0.0.1', port: 3306, user: 'root' };
-const ALL_TARGETS: MysqlTargetId[] = ['direct', 'forwarder', 'sidecache', 'qcache'];
+/** The shared server; with --rtt a private one behind the hop instead. */
+const LOCAL_MYSQL_SERVER: MysqlServer = { host: '127.0.0.1', port: 3306, user: 'root' };
+/** Round trips through the hop's echo port before the runs (idle RTT), and the spacing of those during runs. */
+const IDLE_PINGS = 200;
+const LOADED_PING_INTERVAL_MS = 20;
 /** Runs stopped by a deadlock are repeated this many times at most (any other error fails the bench). */
 const DEADLOCK_RETRIES = 2;
 /** Seconds of sysbench before measuring a hot workload, so every cache is filled. */
 const WARMUP_SECONDS = 2;
-
-const USAGE = `usage: node dist/bench/mysql-run.js [options]
-  --seconds N      measured seconds per workload and target, split over the rounds (default 12, env BENCH_SECONDS)
-  --rounds R       alternating runs per workload and target; the best is reported (default 2)
-  --threads T      sysbench --threads (default 8)
-  --workloads LIST comma-separated, from: ${MYSQL_WORKLOADS.map((w) => w.key).join(', ')} (default all)
-  --targets LIST   comma-separated, from: ${ALL_TARGETS.join(', ')} (default all)`;
-
-interface Options {
-  seconds: number;
-  rounds: number;
-  threads: number;
-  workloads: MysqlWorkload[];
-  targets: MysqlTargetId[];
-}
-
-function parseOptions(argv: string[]): Options | undefined {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      seconds: { type: 'string' },
-      rounds: { type: 'string', default: '2' },
-      threads: { type: 'string', default: '8' },
-      workloads: { type: 'string', default: DEFAULT_MYSQL_WORKLOADS.join(',') },
-      targets: { type: 'string', default: ALL_TARGETS.join(',') },
-      help: { type: 'boolean', short: 'h' },
-    },
-  });
-  if (values.help) return undefined;
-  const workloads = workloadList(values.workloads, MYSQL_WORKLOADS);
-  const targets = targetList(values.targets, ALL_TARGETS);
-  return {
-    seconds: positiveInt('--seconds', values.seconds ?? process.env['BENCH_SECONDS'] ?? '12'),
-    rounds: positiveInt('--rounds', values.rounds),
-    threads: positiveInt('--threads', values.threads),
-    workloads,
-    targets: ALL_TARGETS.filter((t) => targets.includes(t)),
-  };
-}
-
 
 /** Per oltp_read_write run through sidecache: was the primed read a hit, did the run change the table, did the proxy's read match after? */
 interface FreshnessRecord {
@@ -78,12 +45,13 @@ class Bench {
   readonly databases = new Map<MysqlTable, SysbenchTarget>();
   readonly notes: string[] = [];
 
-  constructor(readonly server: MysqlBenchServer, readonly options: Options) {}
+  constructor(readonly server: MysqlBenchServer, readonly options: MysqlOptions, readonly hop: NetworkHop | undefined) {}
 
   endpoint(target: MysqlTargetId, table: MysqlTable): SysbenchTarget {
     const db = this.databases.get(table)!;
-    if (target === 'sidecache') return { ...db, port: this.proxy!.mysqlPort };
-    if (target === 'forwarder') return { ...db, port: this.forwarder!.port };
+    // The proxies listen here on loopback; the server may be behind the hop.
+    if (target === 'sidecache') return { ...db, host: '127.0.0.1', port: this.proxy!.mysqlPort };
+    if (target === 'forwarder') return { ...db, host: '127.0.0.1', port: this.forwarder!.port };
     return db;
   }
 
@@ -108,33 +76,49 @@ class Bench {
 }
 
 async function main(): Promise<number> {
-  let options: Options | undefined;
+  let options: MysqlOptions | undefined;
   try {
-    options = parseOptions(process.argv.slice(2));
+    options = parseMysqlOptions(process.argv.slice(2));
   } catch (err) {
-    console.error(`bench-mysql: ${(err as Error).message}\n${USAGE}`);
+    console.error(`bench-mysql: ${(err as Error).message}\n${MYSQL_USAGE}`);
     return 2;
   }
   if (!options) {
-    console.log(USAGE);
+    console.log(MYSQL_USAGE);
     return 0;
   }
   const perRunSeconds = Math.max(1, Math.round(options.seconds / options.rounds));
-  warnIfBusy();
-  const bench = new Bench(await MysqlBenchServer.connect(MYSQL_SERVER), options);
+  const load = warnIfBusy();
+  let hop: NetworkHop | undefined;
+  let bench: Bench | undefined;
   let cleaning: Promise<void> | undefined;
-  // Runs once, whether reached by SIGINT or by the end of main; the query cache first, since the server is shared.
+  // Runs once, whether reached by SIGINT or by the end of main; the query cache first, since the
+  // shared server is shared; the hop (relay, private server, namespace) last.
   const cleanup = (): Promise<void> => (cleaning ??= (async () => {
-    await Promise.allSettled([bench.restoreQueryCache(), bench.proxy?.stop(), bench.forwarder?.stop()]);
-    await bench.server.close();
+    if (bench) {
+      await Promise.allSettled([bench.restoreQueryCache(), bench.proxy?.stop(), bench.forwarder?.stop()]);
+      await bench.server.close().catch((err: Error) => console.error(`bench-mysql: dropping the databases: ${err.message}`));
+    }
+    await hop?.stop();
   })());
   let interrupted = false;
-  process.once('SIGINT', () => {
+  const onInterrupt = (): void => {
     interrupted = true;
     console.error('bench-mysql: interrupted, cleaning up');
     void cleanup().finally(() => process.exit(130));
-  });
+  };
+  process.once('SIGINT', onInterrupt);
   try {
+    let idleRtt: RttSummary | undefined;
+    if (options.rttUs !== undefined) {
+      console.log(`bench-mysql: network hop of ${options.rttUs} µs round trip: network namespace, private MariaDB, delay relay ...`);
+      hop = await startNetworkHop(options.rttUs, MARIADB_BEHIND_HOP);
+      // The bench's own cleanup stops the forwarder and sidecache too, then the hop.
+      keepOnlySigintListener(onInterrupt);
+      idleRtt = await hop.measureRtt(IDLE_PINGS, 30_000);
+      console.log(`bench-mysql: ${formatHopStarted(hop.plan, idleRtt)}`);
+    }
+    bench = new Bench(await MysqlBenchServer.connect(hop?.server ?? LOCAL_MYSQL_SERVER), options, hop);
     bench.originalQueryCache = await bench.server.queryCacheSettings();
     const active = await startTargets(bench);
     for (const table of new Set(options.workloads.map((w) => w.table))) {
@@ -146,7 +130,7 @@ async function main(): Promise<number> {
     }
     console.log(`bench-mysql: targets ${active.join(', ')}; ${options.threads} threads, ${options.rounds} alternating runs of ${perRunSeconds} s per workload and target`);
     const { cells, freshness } = await measureWorkloads(bench, active, perRunSeconds);
-    return printResults(bench, active, cells, freshness, perRunSeconds) ? 0 : 1;
+    return await printResults(bench, active, cells, freshness, perRunSeconds, { load, idleRtt }) ? 0 : 1;
   } catch (err) {
     if (!interrupted) console.error(`bench-mysql: ${err instanceof Error ? err.message : String(err)}`);
     return 1;
@@ -158,11 +142,12 @@ async function main(): Promise<number> {
 async function startTargets(bench: Bench): Promise<MysqlTargetId[]> {
   const active: MysqlTargetId[] = ['direct'];
   if (bench.options.targets.includes('forwarder')) {
-    bench.forwarder = await startForwarder(MYSQL_SERVER);
+    bench.forwarder = await startForwarder(bench.server.server);
     active.push('forwarder');
   }
   if (bench.options.targets.includes('sidecache')) {
-    bench.proxy = await startProxy({ pgUpstream: null, mysqlUpstream: `mysql://${MYSQL_SERVER.host}:${MYSQL_SERVER.port}` });
+    const { host, port } = bench.server.server;
+    bench.proxy = await startProxy({ pgUpstream: null, mysqlUpstream: `mysql://${host}:${port}` });
     active.push('sidecache');
   }
   if (bench.options.targets.includes('qcache')) {
@@ -252,7 +237,7 @@ async function measure(bench: Bench, workload: MysqlWorkload, target: MysqlTarge
     const cpuBefore = pid === undefined ? undefined : await processCpuSeconds(pid);
     const cacheBefore = target === 'sidecache' ? await readSidecacheCache(bench.proxy!) : undefined;
     const qcacheBefore = target === 'qcache' ? await bench.server.queryCacheHits() : undefined;
-    const result = await runSysbench({ ...run, seconds });
+    const { result, hop } = await observeHop(bench.hop, LOADED_PING_INTERVAL_MS, () => runSysbench({ ...run, seconds }));
     const qcacheAfter = target === 'qcache' ? await bench.server.queryCacheHits() : undefined;
     const cacheAfter = target === 'sidecache' ? await readSidecacheCache(bench.proxy!) : undefined;
     const cpuAfter = pid === undefined ? undefined : await processCpuSeconds(pid);
@@ -263,6 +248,7 @@ async function measure(bench: Bench, workload: MysqlWorkload, target: MysqlTarge
         ? { hits: cacheAfter.hits - cacheBefore.hits, misses: cacheAfter.misses - cacheBefore.misses, bypass: cacheAfter.bypass - cacheBefore.bypass }
         : undefined,
       queryCacheHits: qcacheBefore === undefined || qcacheAfter === undefined ? undefined : qcacheAfter - qcacheBefore,
+      hop,
     };
   } catch (err) {
     if (err instanceof SysbenchError && target === 'sidecache') {
@@ -290,22 +276,33 @@ async function measureRetryingDeadlocks(bench: Bench, workload: MysqlWorkload, t
   }
 }
 
-/** Other work competing for the CPUs skews the ratios; say so before measuring rather than after. */
-function warnIfBusy(): void {
+/** Other work competing for the CPUs skews the ratios; say so before measuring rather than after. Returns the load. */
+function warnIfBusy(): number {
   const load = loadavg()[0]!;
   if (load >= 1) {
     console.log(`bench-mysql: warning: the machine is busy before the bench starts (1-minute load average ${load.toFixed(1)} on ${cpus().length} CPUs); ratios may be skewed`);
   }
+  return load;
+}
+
+/** What the run started from: the machine's load and, with --rtt, the hop's idle round trip. */
+interface RunContext {
+  load: number;
+  idleRtt: RttSummary | undefined;
 }
 
 /** Prints every table, check and goal; false when the freshness check failed. */
-function printResults(bench: Bench, active: MysqlTargetId[], cells: MysqlCell[], freshness: FreshnessRecord, perRunSeconds: number): boolean {
+async function printResults(bench: Bench, active: MysqlTargetId[], cells: MysqlCell[], freshness: FreshnessRecord, perRunSeconds: number, context: RunContext): Promise<boolean> {
   const { options } = bench;
   const labels = options.workloads.map((w) => w.label);
   console.log(`\nresults (best of ${options.rounds} runs; ratio = tps / direct tps; latency avg/p95 from sysbench)`);
   console.log(formatMysqlResults(labels, active, cells));
   console.log('\ncaches during the measured runs (sidecache: its /metrics, protocol="mysql", warm-ups excluded; MariaDB: Qcache_hits growth in the qcache runs)');
   console.log(formatMysqlCache(labels, cells));
+  if (bench.hop) {
+    const hop = { plan: bench.hop.plan, idleRtt: context.idleRtt, lateness: await bench.hop.lateness(), sampleIntervalMs: LOADED_PING_INTERVAL_MS };
+    console.log(`\n${formatHopSection(hop, labels, active, cells)}`);
+  }
   for (const note of bench.notes) console.log(note);
   for (const w of options.workloads) {
     const qcache = cells.find((c) => c.workload === w.label && c.target === 'qcache');
@@ -316,10 +313,17 @@ function printResults(bench: Bench, active: MysqlTargetId[], cells: MysqlCell[],
   const fresh = printFreshness(freshness);
   const floor = formatMysqlFloor(labels, cells);
   if (floor !== undefined) console.log(`\n${floor}`);
-  console.log(`\n${formatMysqlGoals(evaluateMysqlGoals(options.workloads, cells))}`);
+  console.log(`\n${bench.hop
+    ? formatMysqlGoals(evaluateMysqlHopGoals(options.workloads, cells), `goals (issue 17 item 1 for MySQL, set for ~1 ms RTT; this run: ${formatRtt(context.idleRtt)} idle):`)
+    : formatMysqlGoals(evaluateMysqlGoals(options.workloads, cells))}`);
+  console.log(`machine: 1-minute load average ${context.load.toFixed(1)} at the start, ${loadavg()[0]!.toFixed(1)} at the end, ${cpus().length} CPUs`);
+  const where = bench.hop
+    ? `a private mariadbd in namespace ${bench.hop.plan.namespace}, reached by every target through the delay relay`
+    : 'the shared MariaDB on 127.0.0.1:3306';
   console.log(`
 how measured: sysbench --threads=${options.threads} --time=${perRunSeconds} --mysql-ignore-errors=none (any error fails the bench) against each
-target in turn. Hot point selects: oltp_point_select on a table of its own with ${HOT_ROWS} rows (sysbench draws ids uniformly over
+target in turn; the server: ${where}.
+Hot point selects: oltp_point_select on a table of its own with ${HOT_ROWS} rows (sysbench draws ids uniformly over
 --table-size, so the hot key range is a small table), after a ${WARMUP_SECONDS} s warm-up per target; --db-ps-mode=auto uses server-side
 prepared statements, =disable the text protocol. oltp_read_write on ${FULL_ROWS} rows. qcache: direct to MariaDB after
 SET GLOBAL query_cache_size = ${QUERY_CACHE_BYTES}, query_cache_type = ON (and its own warm-up), restored right after each run.

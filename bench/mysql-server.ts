@@ -2,7 +2,25 @@
 // dropped), MariaDB's query cache switched on only around the runs that measure it and restored to
 // what it was, and a fingerprint of the sysbench table for the consistency check.
 import mysql from 'mysql2/promise';
+import { startMariadb } from '../e2e/support/mariadb-server.js';
+import type { HopDatabase } from './netns.js';
 import type { SysbenchTarget } from './mysql-sysbench.js';
+
+/**
+ * The private MariaDB of `make bench-mysql --rtt`, inside the hop's namespace: no binary log (the
+ * shared server has none either), a buffer pool that holds the bench's tables, connections for
+ * sysbench's threads through every target at once.
+ */
+export const MARIADB_BEHIND_HOP: HopDatabase = {
+  port: 3306,
+  user: 'root',
+  start: (namespace) => startMariadb({
+    netns: namespace,
+    port: 3306,
+    binlog: false,
+    args: ['--innodb-buffer-pool-size=256M', '--max-connections=200'],
+  }),
+};
 
 export type MysqlServer = Omit<SysbenchTarget, 'database'>;
 

@@ -1,13 +1,14 @@
-// The network hop of `make bench --rtt`: a private PostgreSQL inside a network namespace of the
-// bench's own, reached over a veth pair through bench/delay-relay.c, which holds every chunk for
-// half the round trip in each direction. Every target (direct, sidecache, PgBouncer, ...) runs in
-// this process's namespace and reaches the database at the same address, so all cross the same
-// delay; traffic stays on this machine (loopback, the veth pair, the namespace's loopback).
+// The network hop of `make bench --rtt` and `make bench-mysql --rtt`: a private database server
+// (PostgreSQL or MariaDB) inside a network namespace of the bench's own, reached over a veth pair
+// through bench/delay-relay.c, which holds every chunk for half the round trip in each direction.
+// Every target (direct, sidecache, PgBouncer, the forwarder, ...) runs in this process's namespace
+// and reaches the database at the same address, so all cross the same delay; traffic stays on this
+// machine (loopback, the veth pair, the namespace's loopback).
 //
 // Needs root (ip netns, veth) and a C compiler (the relay is compiled on first use). Everything is
 // undone by stop(), also when starting fails half-way; a detached watchdog deletes the namespace
-// should this process be SIGKILLed, the relay dies with it (PR_SET_PDEATHSIG) and cluster.ts
-// stops the server.
+// should this process be SIGKILLed, the relay dies with it (PR_SET_PDEATHSIG) and the server's
+// helper (cluster.ts, mariadb-server.ts) stops the server.
 import { execFile, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdir, stat } from 'node:fs/promises';
 import net from 'node:net';
@@ -15,9 +16,10 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { startCluster, type Cluster } from '../e2e/support/cluster.js';
+import { startCluster } from '../e2e/support/cluster.js';
 import { processCpuSeconds } from './process-cpu.js';
 import { captureOutput, stopChild } from './relay-process.js';
+import type { HopReading } from './report.js';
 import { hopPlan, summarizeRtt, type HopPlan, type RttSummary } from './rtt.js';
 
 const run = promisify(execFile);
@@ -25,13 +27,34 @@ const run = promisify(execFile);
 /** Where the relay listens inside the namespace (any port is free in a namespace of our own). */
 const RELAY_PORT = 6432;
 const ECHO_PORT = 6433;
-const PG_PORT_INSIDE = 5432;
+
+/** The database server behind the hop: started inside the namespace, on its 127.0.0.1. */
+export interface HopDatabase {
+  /** Its port inside the namespace (any is free there). */
+  port: number;
+  /** The user every target logs in as. */
+  user: string;
+  start(namespace: string): Promise<{ stop(): Promise<void> }>;
+}
+
+/** The private PostgreSQL of `make bench --rtt`. */
+export const POSTGRES_BEHIND_HOP: HopDatabase = {
+  port: 5432,
+  user: 'postgres',
+  start: (namespace) => startCluster({
+    netns: namespace,
+    port: 5432,
+    maxConnections: 200,
+    // The bench's scale-10 tables (~160 MB) stay in memory, as on the shared server.
+    settings: { shared_buffers: '256MB' },
+  }),
+};
 
 export interface NetworkHop {
   readonly plan: HopPlan;
   /** The delay relay's process (inside the namespace). */
   readonly relayPid: number;
-  /** Where PostgreSQL is reached from this namespace: through the veth pair and the delay. */
+  /** Where the database is reached from this namespace: through the veth pair and the delay. */
   readonly server: { host: string; port: number; user: string };
   /** CPU seconds the delay element has used so far (undefined once it is gone). */
   relayCpuSeconds(): Promise<number | undefined>;
@@ -70,9 +93,9 @@ function spawnWatchdog(namespace: string): number | undefined {
   return child.pid;
 }
 
-export async function startNetworkHop(rttUs: number): Promise<NetworkHop> {
+export async function startNetworkHop(rttUs: number, database: HopDatabase = POSTGRES_BEHIND_HOP): Promise<NetworkHop> {
   const plan = hopPlan(process.pid, rttUs);
-  let cluster: Cluster | undefined;
+  let server: { stop(): Promise<void> } | undefined;
   let relay: ChildProcess | undefined;
   let watchdog: number | undefined;
   let stopped = false;
@@ -83,7 +106,7 @@ export async function startNetworkHop(rttUs: number): Promise<NetworkHop> {
     if (stopped) return;
     stopped = true;
     if (relay) await stopChild(relay);
-    await cluster?.stop();
+    await server?.stop();
     deleteNamespace();
     process.off('exit', onExit);
     if (watchdog !== undefined) {
@@ -108,18 +131,12 @@ export async function startNetworkHop(rttUs: number): Promise<NetworkHop> {
     await ip('-n', plan.namespace, 'addr', 'add', `${plan.namespaceAddress}/30`, 'dev', plan.namespaceInterface);
     await ip('-n', plan.namespace, 'link', 'set', plan.namespaceInterface, 'up');
     await ip('-n', plan.namespace, 'link', 'set', 'lo', 'up');
-    cluster = await startCluster({
-      netns: plan.namespace,
-      port: PG_PORT_INSIDE,
-      maxConnections: 200,
-      // The bench's scale-10 tables (~160 MB) stay in memory, as on the shared server.
-      settings: { shared_buffers: '256MB' },
-    });
+    server = await database.start(plan.namespace);
     // SCHED_FIFO: the hop stands for a network, which does not wait for a CPU behind pgbench and
     // the other helpers' tests. Measured here under load 10: 60 µs late on average against 310 µs
     // at nice -10. It blocks in epoll between chunks, and the kernel's RT throttling (95%) bounds it.
     relay = spawn('ip', ['netns', 'exec', plan.namespace, 'chrt', '-f', '10', binary,
-      plan.namespaceAddress, String(RELAY_PORT), '127.0.0.1', String(PG_PORT_INSIDE), String(ECHO_PORT), String(plan.oneWayUs)],
+      plan.namespaceAddress, String(RELAY_PORT), '127.0.0.1', String(database.port), String(ECHO_PORT), String(plan.oneWayUs)],
     { stdio: ['ignore', 'pipe', 'pipe'] });
     const output = captureOutput(relay);
     await waitForLine(relay, output, /delay-relay listening/, 10_000);
@@ -132,7 +149,7 @@ export async function startNetworkHop(rttUs: number): Promise<NetworkHop> {
   return {
     plan,
     relayPid: relayChild.pid!,
-    server: { host: plan.namespaceAddress, port: RELAY_PORT, user: 'postgres' },
+    server: { host: plan.namespaceAddress, port: RELAY_PORT, user: database.user },
     relayCpuSeconds: () => processCpuSeconds(relayChild.pid!),
     measureRtt: async (samples, timeoutMs) => summarizeRtt(await pingSeries(echo, samples, 0, Date.now() + timeoutMs, () => false)),
     sampleRtt(intervalMs) {
@@ -152,6 +169,32 @@ export async function startNetworkHop(rttUs: number): Promise<NetworkHop> {
     },
     stop,
   };
+}
+
+/**
+ * The server helpers (cluster.ts, mariadb-server.ts) exit at once on SIGINT (their exit hooks then
+ * stop the server); a bench whose own cleanup stops its relays, proxies and then the hop keeps only
+ * its handler. Called after the hop has started, since the helpers install theirs on first use.
+ */
+export function keepOnlySigintListener(keep: (...args: unknown[]) => void): void {
+  for (const listener of process.listeners('SIGINT')) if (listener !== keep) process.off('SIGINT', listener);
+}
+
+/**
+ * Runs `work` (one measured run) and reads the hop meanwhile: the delay relay's CPU and round trips
+ * sampled every `intervalMs`, so a delay element that falls behind under the run's load shows.
+ * Without a hop, just the work.
+ */
+export async function observeHop<T>(hop: NetworkHop | undefined, intervalMs: number, work: () => Promise<T>): Promise<{ result: T; hop: HopReading | undefined }> {
+  if (!hop) return { result: await work(), hop: undefined };
+  const cpuBefore = await hop.relayCpuSeconds();
+  const stopSampling = hop.sampleRtt(intervalMs);
+  const running = work();
+  // Sampling stops when the work ends, whether it succeeded or not.
+  const rttSamplesUs = await running.then(stopSampling, stopSampling);
+  const result = await running;
+  const cpuAfter = await hop.relayCpuSeconds();
+  return { result, hop: { cpuSeconds: cpuBefore === undefined || cpuAfter === undefined ? undefined : cpuAfter - cpuBefore, rttSamplesUs } };
 }
 
 /** Waits until the child's output matches `pattern`; returns the match. */

@@ -1,7 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { CacheReading } from './cache-metrics.js';
-import { formatCacheTable, formatHopTable, formatRelayCpuTable, formatResultsTable, type CellResult, type MeasuredRun, type TargetId } from './report.js';
+import { formatCacheTable, formatHopSection, formatHopTable, formatRelayCpuTable, formatResultsTable, type CellResult, type MeasuredRun, type TargetId } from './report.js';
 
 function run(tps: number, relayCpuSeconds?: number, cache?: CacheReading): MeasuredRun {
   return { tps, latencyAvgMs: 8 / tps * 1000, latencyP50Ms: 0.1, latencySamples: tps, transactions: tps, failedTransactions: 0, queryMode: 'simple', output: '', relayCpuSeconds, cache };
@@ -53,6 +53,20 @@ test('the hop table: delay relay CPU per transaction over all runs, RTT percenti
   assert.match(lines[0]!, /^workload\s+direct hop µs\/tx\s+RTT p50\/p90 ms\s+sidecache hop µs\/tx\s+RTT p50\/p90 ms$/);
   // 0.2 s over 4000 transactions = 50 µs; p50 of the five samples 1.2 ms, p90 5.0 ms.
   assert.match(lines[2]!, /^hot simple\s+50\.0\s+1\.20\/5\.00\s+-\s+-$/);
+});
+
+test('the hop section: asked and measured RTT, idle and during the runs, the relay\'s lateness, then the table', () => {
+  const withHop = (rttSamplesUs: number[]): MeasuredRun => ({ ...run(1000), hop: { cpuSeconds: 0.1, rttSamplesUs } });
+  const cells: CellResult[] = [{ workload: 'hot simple', target: 'direct', runs: [withHop([1500, 1600]), withHop([1700])] }];
+  const idleRtt = { count: 2, minUs: 1100, p50Us: 1200, p90Us: 1300, avgUs: 1200, maxUs: 1300 };
+  const text = formatHopSection({ plan: { rttUs: 1000, oneWayUs: 500, namespace: 'ns1' }, idleRtt, lateness: undefined, sampleIntervalMs: 20 },
+    ['hot simple'], ['direct'], cells);
+  const lines = text.split('\n');
+  assert.is(lines[0], 'network hop: 1000 µs round trip asked (500 µs each way, delay relay in namespace ns1)');
+  assert.match(lines[1]!, /idle p50 1\.20 ms .*; during the measured runs p50 1\.60 ms \(min 1\.50, avg 1\.60, p90 1\.70, n 3\)$/);
+  assert.match(lines[2]!, /lateness .*: not reported$/);
+  assert.match(lines[3]!, /every 20 ms/);
+  assert.match(lines[4]!, /^workload\s+direct hop µs\/tx/);
 });
 
 test.run();

@@ -1,7 +1,7 @@
 // Turns the measured runs into the table the bench prints. Pure: results in, text out.
 import { histogramQuantile, hitRatio, sumReadings, type CacheReading } from './cache-metrics.js';
 import type { PgbenchResult } from './pgbench.js';
-import { summarizeRtt } from './rtt.js';
+import { formatRtt, summarizeRtt, type HopPlan, type RttSummary } from './rtt.js';
 
 /**
  * forwarder: a bare byte forwarder (bench/forwarder.ts), the floor for any proxy process in the path;
@@ -72,12 +72,40 @@ export function formatRelayCpuTable(workloads: string[], relays: TargetId[], cel
   return formatTable(header, rows);
 }
 
+/** A cell of either bench (pgbench or sysbench runs) as the hop report reads it. */
+export interface HopCell<T extends string> {
+  workload: string;
+  target: T;
+  runs: readonly { transactions: number; hop?: HopReading | undefined }[];
+}
+
+/** What both benches know of their hop at the end: what was asked, the idle RTT, the relay's lateness line. */
+export interface HopSummary {
+  plan: Pick<HopPlan, 'rttUs' | 'oneWayUs' | 'namespace'>;
+  idleRtt: RttSummary | undefined;
+  lateness: string | undefined;
+  /** How often the RTT was sampled during the runs. */
+  sampleIntervalMs: number;
+}
+
+/** The hop section of either bench's report: the delay asked and measured, idle and under load, and the per-cell table. */
+export function formatHopSection<T extends string>(hop: HopSummary, workloads: readonly string[], targets: readonly T[], cells: readonly HopCell<T>[]): string {
+  const loaded = summarizeRtt(cells.flatMap((c) => c.runs.flatMap((r) => r.hop?.rttSamplesUs ?? [])));
+  return [
+    `network hop: ${hop.plan.rttUs} µs round trip asked (${hop.plan.oneWayUs} µs each way, delay relay in namespace ${hop.plan.namespace})`,
+    `  measured RTT (1-byte echo through the relay): idle ${formatRtt(hop.idleRtt)}; during the measured runs ${formatRtt(loaded)}`,
+    `  the relay's own lateness (send time - deadline, over the whole bench): ${hop.lateness ?? 'not reported'}`,
+    `  per cell: the delay relay's CPU per transaction and the RTT sampled every ${hop.sampleIntervalMs} ms during the runs (p50/p90):`,
+    formatHopTable(workloads, targets, cells),
+  ].join('\n');
+}
+
 /**
  * The network hop per cell (--rtt): the delay relay's CPU per transaction (what the hop itself
  * takes from the 2 cores, so a ratio can be read against it) and the RTT sampled through it
  * during that cell's runs, p50/p90 in ms (a relay that falls behind under load shows here).
  */
-export function formatHopTable(workloads: string[], targets: TargetId[], cells: CellResult[]): string {
+export function formatHopTable<T extends string>(workloads: readonly string[], targets: readonly T[], cells: readonly HopCell<T>[]): string {
   const header = ['workload', ...targets.flatMap((t) => [`${t} hop µs/tx`, 'RTT p50/p90 ms'])];
   const rows = workloads.map((workload) => [workload, ...targets.flatMap((target) => {
     const runs = cells.find((c) => c.workload === workload && c.target === target)?.runs ?? [];

@@ -1,7 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { UsageError } from './options.js';
-import { formatRtt, hopPlan, parseRtt, summarizeRtt } from './rtt.js';
+import { formatHopStarted, formatRtt, hopPlan, parseRtt, summarizeRtt } from './rtt.js';
 
 test('--rtt reads ms and µs; nonsense, zero and out-of-range values are usage errors', () => {
   assert.is(parseRtt('1ms'), 1000);
@@ -47,6 +47,12 @@ test('RTT summaries use nearest-rank percentiles; no samples, no summary', () =>
   assert.is(summarizeRtt([]), undefined);
   assert.is(formatRtt(summarizeRtt([1000, 1200])), 'p50 1.00 ms (min 1.00, avg 1.10, p90 1.20, n 2)');
   assert.is(formatRtt(undefined), 'not measured');
+});
+
+test('the line printed once the hop is up names the addresses, the delay each way and the idle RTT', () => {
+  const line = formatHopStarted(hopPlan(4242, 1000), summarizeRtt([1100, 1200]));
+  assert.match(line, /^hop 10\.213\.\d+\.\d+ -> 10\.213\.\d+\.\d+ \(namespace sidecache-bench-4242\), 500 µs each way; measured RTT idle: p50 1\.10 ms/);
+  assert.match(formatHopStarted(hopPlan(4242, 1000), undefined), /idle: not measured$/);
 });
 
 test.run();

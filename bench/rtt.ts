@@ -74,3 +74,8 @@ export function formatRtt(s: RttSummary | undefined): string {
   const ms = (us: number): string => (us / 1000).toFixed(2);
   return `p50 ${ms(s.p50Us)} ms (min ${ms(s.minUs)}, avg ${ms(s.avgUs)}, p90 ${ms(s.p90Us)}, n ${s.count})`;
 }
+
+/** The line a bench prints once its hop is up: the addresses, the delay each way and the idle RTT. */
+export function formatHopStarted(plan: HopPlan, idleRtt: RttSummary | undefined): string {
+  return `hop ${plan.hostAddress} -> ${plan.namespaceAddress} (namespace ${plan.namespace}), ${plan.oneWayUs} µs each way; measured RTT idle: ${formatRtt(idleRtt)}`;
+}

@@ -16,15 +16,15 @@ import { startForwarder, type RunningForwarder } from './forwarder.js';
 import { readCache, readingDelta, type CacheReading } from './cache-metrics.js';
 import { checkHotReads, primeHotReads, type PrimedReads } from './freshness.js';
 import { evaluateGoals, evaluateHopGoals, formatGoals } from './goals.js';
-import { startNetworkHop, type NetworkHop } from './netns.js';
-import { formatRtt, parseRtt, summarizeRtt, type RttSummary } from './rtt.js';
+import { keepOnlySigintListener, observeHop, startNetworkHop, type NetworkHop } from './netns.js';
+import { formatHopStarted, formatRtt, parseRtt, type RttSummary } from './rtt.js';
 import { PgbenchError, runPgbench, type PgbenchTarget } from './pgbench.js';
 import { findPgbouncer, startPgbouncer, type RunningPgbouncer } from './pgbouncer.js';
 import { findPgpool, startPgpool, type RunningPgpool } from './pgpool.js';
 import { processCpuSeconds } from './process-cpu.js';
 import { processTreeCpuSeconds } from './process-tree-cpu.js';
 import { measureRedisCeiling, type RedisCeiling } from './redis.js';
-import { formatCacheTable, formatHopTable, formatRelayCpuTable, formatResultsTable, type CellResult, type MeasuredRun, type TargetId } from './report.js';
+import { formatCacheTable, formatHopSection, formatRelayCpuTable, formatResultsTable, type CellResult, type MeasuredRun, type TargetId } from './report.js';
 import { DEFAULT_WORKLOADS, HOT_KEYS, WORKLOADS, writeWorkloadFiles, type Workload, type WorkloadFiles } from './workloads.js';
 import { onOff, positiveInt, targetList, workloadList } from './options.js';
 import { formatTlsResults, runTlsBench } from './tls-bench.js';
@@ -203,11 +203,10 @@ async function main(): Promise<number> {
     if (options.rttUs !== undefined) {
       console.log(`bench: network hop of ${options.rttUs} µs round trip: network namespace, private PostgreSQL, delay relay ...`);
       hop = await startNetworkHop(options.rttUs);
-      // cluster.ts exits at once on SIGINT (its exit hook then stops the server); the bench's own
-      // cleanup, which stops the relays and PgBouncer/pgpool too and then the hop, must run instead.
-      for (const listener of process.listeners('SIGINT')) if (listener !== onInterrupt) process.off('SIGINT', listener);
+      // The bench's own cleanup stops the relays and PgBouncer/pgpool too, then the hop.
+      keepOnlySigintListener(onInterrupt);
       idleRtt = await hop.measureRtt(IDLE_PINGS, 30_000);
-      console.log(`bench: hop ${hop.plan.hostAddress} -> ${hop.plan.namespaceAddress} (namespace ${hop.plan.namespace}), ${hop.plan.oneWayUs} µs each way; measured RTT idle: ${formatRtt(idleRtt)}`);
+      console.log(`bench: ${formatHopStarted(hop.plan, idleRtt)}`);
     }
     targets = new Targets(hop?.server ?? LOCAL_PG_SERVER, hop);
     const active = await startTargets(options, targets);
@@ -365,20 +364,13 @@ async function measure(targets: Targets, db: BenchDatabase, target: TargetId, wo
   const adminPort = target === 'sidecache' ? targets.proxy!.adminPort : undefined;
   try {
     const cpuBefore = await targets.relayCpuSeconds(target);
-    const hopCpuBefore = await targets.hop?.relayCpuSeconds();
     const cacheBefore = adminPort === undefined ? undefined : await readCache(adminPort);
-    // The hop's RTT while the run loads it: a delay element that falls behind shows here.
-    const stopSampling = targets.hop?.sampleRtt(LOADED_PING_INTERVAL_MS);
-    const running = runPgbench({ target: targets.endpoint(target, db.target.database), args, timeoutMs: 60_000 + seconds * 2000 });
-    // Sampling stops when pgbench ends, whether it succeeded or not.
-    const rttSamples = await running.then(() => stopSampling?.(), () => stopSampling?.());
-    const run = await running;
+    const { result: run, hop } = await observeHop(targets.hop, LOADED_PING_INTERVAL_MS,
+      () => runPgbench({ target: targets.endpoint(target, db.target.database), args, timeoutMs: 60_000 + seconds * 2000 }));
     const cacheAfter = adminPort === undefined ? undefined : await readCache(adminPort);
     const cpuAfter = await targets.relayCpuSeconds(target);
-    const hopCpuAfter = await targets.hop?.relayCpuSeconds();
     const relayCpuSeconds = difference(cpuAfter, cpuBefore);
     const cache: CacheReading | undefined = cacheBefore && cacheAfter ? readingDelta(cacheAfter, cacheBefore) : undefined;
-    const hop = targets.hop ? { cpuSeconds: difference(hopCpuAfter, hopCpuBefore), rttSamplesUs: rttSamples ?? [] } : undefined;
     return { ...run, relayCpuSeconds, cache, hop };
   } catch (err) {
     const relayOutput = targets.relayOutput(target);
@@ -429,13 +421,8 @@ async function printResults(options: Options, active: TargetId[], targets: Targe
     console.log(formatCacheTable(labels, m.cells));
   }
   if (targets.hop) {
-    const all = m.cells.flatMap((c) => c.runs);
-    const loaded = summarizeRtt(all.flatMap((r) => r.hop?.rttSamplesUs ?? []));
-    console.log(`\nnetwork hop: ${targets.hop.plan.rttUs} µs round trip asked (${targets.hop.plan.oneWayUs} µs each way, delay relay in namespace ${targets.hop.plan.namespace})`);
-    console.log(`  measured RTT (1-byte echo through the relay): idle ${formatRtt(context.idleRtt)}; during the measured runs ${formatRtt(loaded)}`);
-    console.log(`  the relay's own lateness (send time - deadline, over the whole bench): ${await targets.hop.lateness() ?? 'not reported'}`);
-    console.log('  per cell: the delay relay\'s CPU per transaction and the RTT sampled every 20 ms during the runs (p50/p90):');
-    console.log(formatHopTable(labels, active, m.cells));
+    const hop = { plan: targets.hop.plan, idleRtt: context.idleRtt, lateness: await targets.hop.lateness(), sampleIntervalMs: LOADED_PING_INTERVAL_MS };
+    console.log(`\n${formatHopSection(hop, labels, active, m.cells)}`);
   }
   const redis = bestRedis(m.redis);
   console.log(typeof redis === 'string'

@@ -28,6 +28,13 @@ export interface MariadbServerOptions {
   startTimeoutMs?: number;
   /** TLS with this certificate, key and CA, and require_secure_transport=ON: cleartext logins are refused. */
   tls?: { cert: string; key: string; ca: string };
+  /**
+   * Start the server inside this network namespace (`ip netns exec`, as root; the MySQL bench's
+   * network hop): it then listens on that namespace's 127.0.0.1, `port` should be given (a free
+   * port is probed in this process's namespace), and this helper's own connections go through the
+   * unix socket, which is a file and reaches it from here.
+   */
+  netns?: string;
 }
 
 export interface MariadbServer {
@@ -36,6 +43,8 @@ export interface MariadbServer {
   dataDir: string;
   /** mysql://root@127.0.0.1:PORT */
   url: string;
+  /** The server's unix socket (the way in from this namespace when it runs in another). */
+  socketPath: string;
   /** Runs statements as root on a fresh connection (multiple statements allowed); returns the last result's rows. */
   query<R = Record<string, unknown>>(sql: string, params?: unknown[]): Promise<R[]>;
   /** Shuts the server down cleanly and starts it again on the same port and data. */
@@ -77,8 +86,9 @@ export async function startMariadb(opts: MariadbServerOptions = {}): Promise<Mar
       const args = serverArgs(baseDir, dataDir, port, opts);
       try {
         const ssl = opts.tls === undefined ? undefined : { ca: readFileSync(opts.tls.ca) };
-        await launch(entry, args, port, deadline, ssl);
-        return server(entry, dataDir, port, args, deadline, ssl);
+        const helper: HelperAccess = { ssl, via: opts.netns === undefined ? { host: '127.0.0.1', port } : { socketPath: socketPath(baseDir) }, netns: opts.netns };
+        await launch(entry, args, deadline, helper);
+        return server(entry, dataDir, port, args, deadline, helper);
       } catch (err) {
         const log = await readFile(path.join(baseDir, 'error.log'), 'utf8').catch(() => '');
         if (attempt < START_ATTEMPTS && opts.port === undefined && /already in use|Can't start server: Bind/i.test(log)) continue;
@@ -95,26 +105,39 @@ function serverArgs(baseDir: string, dataDir: string, port: number, opts: Mariad
   const binlog = opts.binlog === false ? [] : [`--log-bin=${path.join(dataDir, 'binlog')}`, `--binlog-format=${opts.binlogFormat ?? 'ROW'}`];
   return [
     '--no-defaults', `--user=${OS_USER}`, `--datadir=${dataDir}`, `--port=${port}`, '--bind-address=127.0.0.1',
-    `--socket=${path.join(baseDir, 'mysqld.sock')}`, `--pid-file=${path.join(baseDir, 'mysqld.pid')}`, `--log-error=${path.join(baseDir, 'error.log')}`,
+    `--socket=${socketPath(baseDir)}`, `--pid-file=${path.join(baseDir, 'mysqld.pid')}`, `--log-error=${path.join(baseDir, 'error.log')}`,
     '--server-id=1', '--skip-name-resolve', '--innodb-buffer-pool-size=32M', '--innodb-log-file-size=16M', '--performance-schema=OFF',
     ...binlog, ...(opts.args ?? []),
     ...(opts.tls === undefined ? [] : [`--ssl-cert=${opts.tls.cert}`, `--ssl-key=${opts.tls.key}`, `--ssl-ca=${opts.tls.ca}`, '--require-secure-transport=ON']),
   ];
 }
 
-/** Starts mariadbd and waits until it answers a query. */
-/** How the helper's own connections reach a server that requires TLS (the test's CA). */
-type HelperSsl = { ca: Buffer } | undefined;
+function socketPath(baseDir: string): string {
+  return path.join(baseDir, 'mysqld.sock');
+}
 
-async function launch(entry: LiveServer, args: string[], port: number, deadline: number, ssl: HelperSsl): Promise<void> {
-  const child = spawn('mariadbd', args, { cwd: entry.baseDir, stdio: 'ignore' });
+/**
+ * How the helper's own connections reach the server: TCP, or its unix socket when it runs in
+ * another network namespace; with the test's CA when it requires TLS.
+ */
+interface HelperAccess {
+  ssl: { ca: Buffer } | undefined;
+  via: { host: string; port: number } | { socketPath: string };
+  netns: string | undefined;
+}
+
+/** Starts mariadbd and waits until it answers a query. */
+async function launch(entry: LiveServer, args: string[], deadline: number, helper: HelperAccess): Promise<void> {
+  // `ip netns exec` execs mariadbd itself: the child's pid is the server's, signals reach it.
+  const [file, ...rest] = helper.netns === undefined ? ['mariadbd', ...args] : ['ip', 'netns', 'exec', helper.netns, 'mariadbd', ...args];
+  const child = spawn(file!, rest, { cwd: entry.baseDir, stdio: 'ignore' });
   entry.child = child;
   killWatchdog(entry);
   entry.watchdogPid = spawnWatchdog(entry.baseDir, child.pid!);
   for (;;) {
     if (child.exitCode !== null || child.signalCode !== null) throw new Error(`mariadbd exited with ${child.exitCode ?? child.signalCode}`);
     try {
-      const c = await mysql.createConnection({ host: '127.0.0.1', port, user: 'root', connectTimeout: 2000, ssl });
+      const c = await mysql.createConnection({ ...helper.via, user: 'root', connectTimeout: 2000, ssl: helper.ssl });
       await c.query('SELECT 1');
       await c.end();
       return;
@@ -128,14 +151,15 @@ async function launch(entry: LiveServer, args: string[], port: number, deadline:
   }
 }
 
-function server(entry: LiveServer, dataDir: string, port: number, args: string[], deadline: number, ssl: HelperSsl): MariadbServer {
+function server(entry: LiveServer, dataDir: string, port: number, args: string[], deadline: number, helper: HelperAccess): MariadbServer {
   return {
     host: '127.0.0.1',
     port,
     dataDir,
     url: `mysql://root@127.0.0.1:${port}`,
+    socketPath: socketPath(entry.baseDir),
     async query<R>(sql: string, params?: unknown[]): Promise<R[]> {
-      const c = await mysql.createConnection({ host: '127.0.0.1', port, user: 'root', multipleStatements: true, ssl });
+      const c = await mysql.createConnection({ ...helper.via, user: 'root', multipleStatements: true, ssl: helper.ssl });
       try {
         const [rows] = await c.query(sql, params);
         const last = Array.isArray(rows) && Array.isArray(rows[rows.length - 1]) ? rows[rows.length - 1] : rows;
@@ -146,7 +170,7 @@ function server(entry: LiveServer, dataDir: string, port: number, args: string[]
     },
     async restart(): Promise<void> {
       await shutdown(entry);
-      await launch(entry, args, port, Math.max(deadline, Date.now() + 60_000), ssl);
+      await launch(entry, args, Math.max(deadline, Date.now() + 60_000), helper);
     },
     async stop(): Promise<void> {
       if (!live.has(entry)) return;

@@ -3,6 +3,7 @@
 // few hundred bytes, Redis keeps it compiled by its hash, and a server that lost its script cache
 // (restart, failover) needs no NOSCRIPT round trip, which would delay a publish past the write's
 // acknowledgement.
+import { L2_CHECK_FIELDS_LUA } from './l2-entry.js';
 import type { RedisConnection } from './redis-connection.js';
 
 /**
@@ -40,6 +41,28 @@ end
 return {1, era}`;
 
 /**
+ * The second tier's lookup in one round trip, on a single Redis node (a Cluster keeps an entry and
+ * the tag table in different slots: there GET, then L2_CHECK). KEYS: the entry, the tag table.
+ * Reads the entry and checks it as L2_CHECK does, with the era, asOf and dependency fields the entry
+ * carries (l2-entry.ts), in one atomic step. Returns {0} when there is no entry or one of another
+ * format, {2, era} when it is void (another era, or a field bumped after its asOf), {1, era, entry}
+ * when it is fresh.
+ */
+export const L2_GET = `${L2_CHECK_FIELDS_LUA}
+local data = redis.call('GET', KEYS[1])
+if not data then return {0} end
+local fields = l2_check_fields(data)
+if not fields then return {0} end
+local era = string.match(redis.call('INFO', 'server'), 'run_id:(%w+)')
+if era ~= fields[1] then return {2, era} end
+local seqs = redis.call('HMGET', KEYS[2], unpack(fields, 3))
+local asOf = tonumber(fields[2])
+for i = 1, #seqs do
+  if seqs[i] and tonumber(seqs[i]) > asOf then return {2, era} end
+end
+return {1, era, data}`;
+
+/**
  * KEYS: stream, sequence counter. Returns {last entry id, its sequence number}: where a reader
  * starts so that the next entry it reads must carry the next number ('0-0' and the counter for an
  * empty stream).
@@ -62,6 +85,11 @@ return 0`;
 
 export function runScript(redis: RedisConnection, script: string, keys: readonly string[], args: readonly (string | number)[]): Promise<unknown> {
   return redis.call('EVAL', script, keys.length, ...keys, ...args);
+}
+
+/** runScript for a script that returns bytes: its strings come back as Buffers. */
+export function runScriptForBytes(redis: RedisConnection, script: string, keys: readonly string[], args: readonly (string | number)[]): Promise<unknown> {
+  return redis.callBuffer('EVAL', script, keys.length, ...keys, ...args);
 }
 
 /**

@@ -19,7 +19,7 @@ import { fleetKeys } from './keys.js';
 import { dependencyFields, encodeL2Entry, type L2Entry } from './l2-entry.js';
 import { SecondTier } from './l2.js';
 import { openRedis, type RedisConnection } from './redis-connection.js';
-import { L2_ERA, L2_GET, runScript, runScriptForBytes } from './scripts.js';
+import { L2_CHECK, L2_ERA, L2_GET, runScript, runScriptForBytes } from './scripts.js';
 
 const keys = fleetKeys('l2test');
 const log = pino({ level: 'silent' });
@@ -220,28 +220,37 @@ test('on one node a second-tier hit is one script call: no GET, no second trip',
   assert.ok(sent[0]!.some((arg) => arg.includes("redis.call('GET', KEYS[1])")), 'the combined lookup');
 });
 
-test('the one-trip lookup refuses an entry a field it depends on was bumped after, or of another era', async () => {
-  const [a] = await pair();
-  const conn = a.connections[0]!;
-  const era = await runScript(conn, L2_ERA, [keys.l2Tags], []) as string;
-  const entry: L2Entry = { key: 'K1', era, asOf: 7, expiresAt: Date.now() + 60_000, tags: [ORDERS], fingerprint: 'fp', bytes: Buffer.from([0, 255, 1]) };
-  const lookup = async (e: L2Entry): Promise<[number, Buffer?, Buffer?]> => {
-    await conn.call('SET', 'l2test:l2:postgres:probe', encodeL2Entry('postgres', e));
-    return await runScriptForBytes(conn, L2_GET, ['l2test:l2:postgres:probe', keys.l2Tags], []) as [number, Buffer?, Buffer?];
-  };
-  const orderField = dependencyFields('postgres', entry)[2]!;
-  await conn.call('HSET', keys.l2Tags, orderField, 7);
-  const fresh = await lookup(entry);
-  assert.is(fresh[0], 1, 'bumped at its asOf, not after: fresh');
-  assert.is(fresh[1]!.toString(), era);
-  assert.equal(fresh[2], encodeL2Entry('postgres', entry), 'the entry, byte for byte');
-  await conn.call('HSET', keys.l2Tags, orderField, 8);
-  assert.equal(await lookup(entry), [2, Buffer.from(era)], 'a tag bumped after its asOf: void');
-  assert.is((await lookup({ ...entry, asOf: 8 }))[0], 1, 'filled after that bump: fresh');
-  assert.is((await lookup({ ...entry, asOf: 8, era: 'another' }))[0], 2, 'another era: void');
-  await conn.call('HSET', keys.l2Tags, dependencyFields('postgres', entry)[0]!, 9);
-  assert.is((await lookup({ ...entry, asOf: 8 }))[0], 2, '"everything" bumped after: void');
-});
+for (const path of ['one trip (L2_GET)', 'a Cluster\'s check after the read (L2_CHECK)'] as const) {
+  test(`${path} refuses an entry a field it depends on was bumped after, or of another era`, async () => {
+    const [a] = await pair();
+    const conn = a.connections[0]!;
+    const era = await runScript(conn, L2_ERA, [keys.l2Tags], []) as string;
+    const entry: L2Entry = { key: 'K1', era, asOf: 7, expiresAt: Date.now() + 60_000, tags: [ORDERS], fingerprint: 'fp', bytes: Buffer.from([0, 255, 1]) };
+    /** 1 when served, 0 when refused. */
+    const fresh = async (e: L2Entry): Promise<number> => {
+      if (path === 'one trip (L2_GET)') {
+        await conn.call('SET', 'l2test:l2:postgres:probe', encodeL2Entry('postgres', e));
+        const [status, current, data] = await runScriptForBytes(conn, L2_GET, ['l2test:l2:postgres:probe', keys.l2Tags], []) as [number, Buffer?, Buffer?];
+        assert.is(current?.toString(), era, 'the current era comes back');
+        if (status === 1) assert.equal(data, encodeL2Entry('postgres', e), 'the entry, byte for byte');
+        else assert.is(status, 2, 'void, not a miss');
+        return status === 1 ? 1 : 0;
+      }
+      const [verdict, current] = await runScript(conn, L2_CHECK, [keys.l2Tags], [e.era, e.asOf, ...dependencyFields('postgres', e)]) as [number, string];
+      assert.is(current, era, 'the current era comes back');
+      return verdict;
+    };
+    const orderField = dependencyFields('postgres', entry)[2]!;
+    await conn.call('HSET', keys.l2Tags, orderField, 7);
+    assert.is(await fresh(entry), 1, 'bumped at its asOf, not after: fresh');
+    await conn.call('HSET', keys.l2Tags, orderField, 8);
+    assert.is(await fresh(entry), 0, 'a tag bumped after its asOf: void');
+    assert.is(await fresh({ ...entry, asOf: 8 }), 1, 'filled after that bump: fresh');
+    assert.is(await fresh({ ...entry, asOf: 8, era: 'another' }), 0, 'another era: void');
+    await conn.call('HSET', keys.l2Tags, dependencyFields('postgres', entry)[0]!, 9);
+    assert.is(await fresh({ ...entry, asOf: 8 }), 0, '"everything" bumped after: void');
+  });
+}
 
 test('an entry an older sidecache wrote (format 1) is a miss, not a hit and not an error', async () => {
   const [a, b] = await pair();

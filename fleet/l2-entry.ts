@@ -23,34 +23,87 @@ export interface L2Entry {
   readonly bytes: Buffer;
 }
 
-const FORMAT = 1;
+/**
+ * 2 since the one-round-trip lookup (scripts.ts L2_GET): the fields the freshness check needs come
+ * first, in a block a Lua script reads without JSON. Entries of format 1 (an older sidecache) are
+ * misses, both here and in the script, and expire by their TTL.
+ */
+export const L2_ENTRY_FORMAT = 2;
 
-/** [u8 format][u32 header length][header JSON][reply bytes]. */
-export function encodeL2Entry(entry: L2Entry): Buffer {
-  const header = Buffer.from(JSON.stringify({ k: entry.key, e: entry.era, a: entry.asOf, x: entry.expiresAt, t: entry.tags, f: entry.fingerprint }), 'utf8');
-  const head = Buffer.allocUnsafe(5);
-  head.writeUInt8(FORMAT, 0);
-  head.writeUInt32BE(header.length, 1);
-  return Buffer.concat([head, header, entry.bytes]);
+/**
+ * [u8 format][u32 check length][check][u32 header length][header JSON][reply bytes], where check is
+ * a list of [u32 length][bytes] items: the era, asOf in decimal, then the entry's dependency fields
+ * (dependencyFields, as UTF-8: the bytes Redis keeps as tag-table field names). The rest of the
+ * entry (key, expiry, tags, fingerprint) is the JSON header. Lengths are big-endian.
+ */
+export function encodeL2Entry(protocol: Protocol, entry: L2Entry): Buffer {
+  const items = [entry.era, String(entry.asOf), ...dependencyFields(protocol, entry)].map((item) => Buffer.from(item, 'utf8'));
+  const header = Buffer.from(JSON.stringify({ k: entry.key, x: entry.expiresAt, t: entry.tags, f: entry.fingerprint }), 'utf8');
+  const checkLength = items.reduce((sum, item) => sum + 4 + item.length, 0);
+  const out = Buffer.allocUnsafe(1 + 4 + checkLength + 4 + header.length + entry.bytes.length);
+  let at = out.writeUInt8(L2_ENTRY_FORMAT, 0);
+  at = out.writeUInt32BE(checkLength, at);
+  for (const item of items) {
+    at = out.writeUInt32BE(item.length, at);
+    at += item.copy(out, at);
+  }
+  at = out.writeUInt32BE(header.length, at);
+  at += header.copy(out, at);
+  entry.bytes.copy(out, at);
+  return out;
 }
 
-/** Null for anything this version did not write (a newer sidecache, damage): a miss. */
+/** Null for anything this version did not write (another format, damage): a miss. */
 export function decodeL2Entry(data: Buffer): L2Entry | null {
-  if (data.length < 5 || data.readUInt8(0) !== FORMAT) return null;
-  const length = data.readUInt32BE(1);
-  if (5 + length > data.length) return null;
+  if (data.length < 5 || data.readUInt8(0) !== L2_ENTRY_FORMAT) return null;
+  const checkEnd = 5 + data.readUInt32BE(1);
+  if (checkEnd + 4 > data.length) return null;
+  const items: string[] = [];
+  for (let at = 5; at < checkEnd;) {
+    if (at + 4 > checkEnd) return null;
+    const end = at + 4 + data.readUInt32BE(at);
+    if (end > checkEnd) return null;
+    items.push(data.toString('utf8', at + 4, end));
+    at = end;
+  }
+  const headerEnd = checkEnd + 4 + data.readUInt32BE(checkEnd);
+  if (items.length < 2 || headerEnd > data.length) return null;
+  const era = items[0]!;
+  const asOf = Number(items[1]);
   let h: unknown;
   try {
-    h = JSON.parse(data.subarray(5, 5 + length).toString('utf8'));
+    h = JSON.parse(data.toString('utf8', checkEnd + 4, headerEnd));
   } catch {
     return null;
   }
-  if (typeof h !== 'object' || h === null) return null;
+  if (typeof h !== 'object' || h === null || !Number.isSafeInteger(asOf)) return null;
   const o = h as Record<string, unknown>;
-  if (typeof o.k !== 'string' || typeof o.e !== 'string' || !Number.isSafeInteger(o.a) || typeof o.x !== 'number' || typeof o.f !== 'string') return null;
+  if (typeof o.k !== 'string' || typeof o.x !== 'number' || typeof o.f !== 'string') return null;
   if (!Array.isArray(o.t) || !o.t.every((t) => typeof t === 'string')) return null;
-  return { key: o.k, era: o.e, asOf: o.a as number, expiresAt: o.x, tags: o.t as string[], fingerprint: o.f, bytes: data.subarray(5 + length) };
+  return { key: o.k, era, asOf, expiresAt: o.x, tags: o.t as string[], fingerprint: o.f, bytes: data.subarray(headerEnd) };
 }
+
+/**
+ * Lua for scripts.ts: `l2_check_fields(data)` reads an entry's check block as encodeL2Entry wrote
+ * it and returns {era, asOf, dependency field...}, or nil for another format or damage. Here, next
+ * to the encoder, so the format has one owner.
+ */
+export const L2_CHECK_FIELDS_LUA = `
+local function l2_check_fields(data)
+  if #data < 5 or string.byte(data, 1) ~= ${L2_ENTRY_FORMAT} then return nil end
+  local stop = 5 + struct.unpack('>I4', data, 2)
+  if stop > #data then return nil end
+  local fields, at = {}, 6
+  while at <= stop do
+    if at + 3 > stop then return nil end
+    local last = at + 3 + struct.unpack('>I4', data, at)
+    if last > stop then return nil end
+    fields[#fields + 1] = string.sub(data, at + 4, last)
+    at = last + 1
+  end
+  if #fields < 2 then return nil end
+  return fields
+end`;
 
 /** The tag-table fields an invalidation bumps: what it drops, per protocol. */
 export function invalidatedFields(protocol: Protocol, invalidation: Invalidation): string[] {

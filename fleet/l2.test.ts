@@ -4,6 +4,9 @@
 // is served to the other; an invalidation published after the fill's position voids it (and one of
 // another table does not); a fill sent before an invalidation it did not see is never served (the
 // fill race across proxies); a new era after trouble voids everything older; Redis gone is a miss.
+// On one node a lookup is one script call (L2_GET), which refuses what L2_CHECK refuses; an entry
+// an older sidecache wrote is a miss.
+import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -13,8 +16,10 @@ import { startRedis, type RedisServer } from '../e2e/support/redis-server.js';
 import type { Invalidation } from '../proxy/result-cache.js';
 import { InvalidationBus, type BusCache } from './bus.js';
 import { fleetKeys } from './keys.js';
+import { dependencyFields, encodeL2Entry, type L2Entry } from './l2-entry.js';
 import { SecondTier } from './l2.js';
 import { openRedis, type RedisConnection } from './redis-connection.js';
+import { L2_CHECK, L2_ERA, L2_GET, runScript, runScriptForBytes } from './scripts.js';
 
 const keys = fleetKeys('l2test');
 const log = pino({ level: 'silent' });
@@ -173,6 +178,93 @@ test('a failover that lost an invalidation (another server now): nothing filled 
   b.tier.put('postgres', 'K2', b.tier.fillToken()!, fill('new'));
   await new Promise((r) => setTimeout(r, 50));
   assert.is((await a.tier.get('postgres', 'K2'))?.bytes.toString(), 'new', 'fills of the new era are served');
+});
+
+/** The commands `conn` sends while `act` runs, as MONITOR on another connection sees them. */
+async function commandsSent(conn: RedisConnection, act: () => Promise<unknown>): Promise<string[][]> {
+  const addr = /addr=(\S+)/.exec(await conn.call('CLIENT', 'INFO') as string)![1]!;
+  // Once MONITOR has replied, every later command is echoed.
+  const base = new Redis({ host: '127.0.0.1', port: server.port, lazyConnect: true });
+  const monitor = await base.monitor();
+  const seen: string[][] = [];
+  try {
+    monitor.on('monitor', (_time: string, args: string[], source: string) => {
+      if (source.endsWith(addr)) seen.push(args);
+    });
+    const marker = async (): Promise<void> => {
+      const before = seen.length;
+      await conn.call('ECHO', 'marker');
+      await until('marker seen', () => seen.slice(before).some((a) => a[0]!.toLowerCase() === 'echo'));
+    };
+    await marker();
+    const start = seen.length;
+    await act();
+    await marker();
+    return seen.slice(start, seen.length - 1);
+  } finally {
+    monitor.disconnect();
+    base.disconnect();
+  }
+}
+
+test('on one node a second-tier hit is one script call: no GET, no second trip', async () => {
+  const [a, b] = await pair();
+  b.tier.put('postgres', 'K1', b.tier.fillToken()!, fill('rows-1'));
+  await new Promise((r) => setTimeout(r, 50));
+  let entry: L2Entry | null = null;
+  const sent = await commandsSent(a.connections[0]!, async () => {
+    entry = await a.tier.get('postgres', 'K1');
+  });
+  assert.is((entry as L2Entry | null)?.bytes.toString(), 'rows-1', 'a hit');
+  assert.equal(sent.map((args) => args[0]!.toLowerCase()), ['eval'], 'one script call');
+  assert.ok(sent[0]!.some((arg) => arg.includes("redis.call('GET', KEYS[1])")), 'the combined lookup');
+});
+
+for (const path of ['one trip (L2_GET)', 'a Cluster\'s check after the read (L2_CHECK)'] as const) {
+  test(`${path} refuses an entry a field it depends on was bumped after, or of another era`, async () => {
+    const [a] = await pair();
+    const conn = a.connections[0]!;
+    const era = await runScript(conn, L2_ERA, [keys.l2Tags], []) as string;
+    const entry: L2Entry = { key: 'K1', era, asOf: 7, expiresAt: Date.now() + 60_000, tags: [ORDERS], fingerprint: 'fp', bytes: Buffer.from([0, 255, 1]) };
+    /** 1 when served, 0 when refused. */
+    const fresh = async (e: L2Entry): Promise<number> => {
+      if (path === 'one trip (L2_GET)') {
+        await conn.call('SET', 'l2test:l2:postgres:probe', encodeL2Entry('postgres', e));
+        const [status, current, data] = await runScriptForBytes(conn, L2_GET, ['l2test:l2:postgres:probe', keys.l2Tags], []) as [number, Buffer?, Buffer?];
+        assert.is(current?.toString(), era, 'the current era comes back');
+        if (status === 1) assert.equal(data, encodeL2Entry('postgres', e), 'the entry, byte for byte');
+        else assert.is(status, 2, 'void, not a miss');
+        return status === 1 ? 1 : 0;
+      }
+      const [verdict, current] = await runScript(conn, L2_CHECK, [keys.l2Tags], [e.era, e.asOf, ...dependencyFields('postgres', e)]) as [number, string];
+      assert.is(current, era, 'the current era comes back');
+      return verdict;
+    };
+    const orderField = dependencyFields('postgres', entry)[2]!;
+    await conn.call('HSET', keys.l2Tags, orderField, 7);
+    assert.is(await fresh(entry), 1, 'bumped at its asOf, not after: fresh');
+    await conn.call('HSET', keys.l2Tags, orderField, 8);
+    assert.is(await fresh(entry), 0, 'a tag bumped after its asOf: void');
+    assert.is(await fresh({ ...entry, asOf: 8 }), 1, 'filled after that bump: fresh');
+    assert.is(await fresh({ ...entry, asOf: 8, era: 'another' }), 0, 'another era: void');
+    await conn.call('HSET', keys.l2Tags, dependencyFields('postgres', entry)[0]!, 9);
+    assert.is(await fresh({ ...entry, asOf: 8 }), 0, '"everything" bumped after: void');
+  });
+}
+
+test('an entry an older sidecache wrote (format 1) is a miss, not a hit and not an error', async () => {
+  const [a, b] = await pair();
+  b.tier.put('postgres', 'K1', b.tier.fillToken()!, fill('rows-1'));
+  await new Promise((r) => setTimeout(r, 50));
+  const entryKey = (await a.connections[0]!.call('KEYS', 'l2test:l2:postgres:*') as string[])[0]!;
+  const token = b.tier.fillToken()!;
+  const header = Buffer.from(JSON.stringify({ k: 'K1', e: token.era, a: token.asOf, x: Date.now() + 60_000, t: [ORDERS], f: 'fp' }));
+  const head = Buffer.alloc(5);
+  head.writeUInt8(1, 0);
+  head.writeUInt32BE(header.length, 1);
+  await a.connections[0]!.call('SET', entryKey, Buffer.concat([head, header, Buffer.from('old')]));
+  assert.is(await a.tier.get('postgres', 'K1'), null);
+  assert.equal([a.tier.counts.misses, a.tier.counts.stale, a.tier.counts.errors, a.tier.counts.hits], [1, 0, 0, 0]);
 });
 
 test('Redis frozen: a lookup fails as a miss within the command timeout, never an exception', async () => {

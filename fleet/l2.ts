@@ -7,12 +7,15 @@
 // entry is appended and before the write's acknowledgement leaves the writing proxy. A fill records
 // `asOf`, the last bus entry its proxy had applied when the fill was sent: every write acknowledged
 // before that is in the fill's snapshot. An entry is served only when no tag it depends on was
-// bumped after its `asOf` (scripts.ts L2_CHECK, asked after the entry was read, so no later than
-// the read began), and its era is the current one: the run id of the Redis server holding the tag
+// bumped after its `asOf`, and its era is the current one: the run id of the Redis server holding the tag
 // table. Redis replicates asynchronously, so a failover may lose the last tag bumps while entries on
 // other nodes (a Cluster) survive; a restart without persistence loses the table. Both change the
 // run id, and every entry filled before is void. A proxy that merely reconnects changes nothing:
 // a new proxy warms from what the fleet filled.
+//
+// On one Redis node a lookup is one round trip: the entry is read and checked in one script
+// (scripts.ts L2_GET), atomically. In a Cluster the entry and the tag table live in different slots,
+// so the entry is read first and checked after (L2_CHECK), no earlier than the read.
 //
 // Redis's memory bounds the tier: entries carry a TTL and nothing else does, so `maxmemory` with
 // `volatile-lru` evicts entries and never the bus's stream, counter or tag table (docs/deploy.md).
@@ -22,7 +25,7 @@ import type { Protocol } from '../telemetry/metrics.js';
 import type { FleetKeys } from './keys.js';
 import { dependencyFields, decodeL2Entry, encodeL2Entry, type L2Entry } from './l2-entry.js';
 import type { RedisConnection } from './redis-connection.js';
-import { L2_CHECK, L2_ERA, runScript } from './scripts.js';
+import { L2_CHECK, L2_ERA, L2_GET, runScript, runScriptForBytes } from './scripts.js';
 
 /** Where a fill stood when it was sent; null from fillToken() while the bus is not live. */
 export interface L2FillToken {
@@ -83,7 +86,7 @@ export class SecondTier {
   /** Keeps a completed fill; fire and forget (a failed write only costs a later miss). */
   put(protocol: Protocol, key: string, token: L2FillToken, fill: L2Fill): void {
     if (fill.ttlMs <= 0 || fill.bytes.length > this.maxEntryBytes) return;
-    const data = encodeL2Entry({ ...token, key, expiresAt: Date.now() + fill.ttlMs, tags: fill.tags, fingerprint: fill.fingerprint, bytes: fill.bytes });
+    const data = encodeL2Entry(protocol, { ...token, key, expiresAt: Date.now() + fill.ttlMs, tags: fill.tags, fingerprint: fill.fingerprint, bytes: fill.bytes });
     this.counts.writes++;
     this.counts.bytesWritten += data.length;
     this.redis.call('SET', this.entryKey(protocol, key), data, 'PX', Math.ceil(fill.ttlMs)).catch((err: Error) => {
@@ -92,32 +95,55 @@ export class SecondTier {
   }
 
   /**
-   * The fleet's entry for `key`, if one is current: read, then checked against the tag table.
+   * The fleet's entry for `key`, if one is current: read and checked against the tag table.
    * Null on a miss, a void entry, or any trouble with Redis (the caller goes to the database).
    */
   async get(protocol: Protocol, key: string): Promise<L2Entry | null> {
     if (!this.bus.isLive) return null;
     try {
-      const data = await this.redis.callBuffer('GET', this.entryKey(protocol, key)) as Buffer | null;
-      const entry = data === null ? null : decodeL2Entry(data);
-      if (entry === null || entry.key !== key) {
-        this.counts.misses++;
-        return null;
-      }
-      if (entry.expiresAt <= Date.now()) return this.void();
-      const [fresh, era] = await runScript(this.redis, L2_CHECK, [this.keys.l2Tags], [entry.era, entry.asOf, ...dependencyFields(protocol, entry)]) as [number, string];
-      // The server changed since the bus caught up (its fence is on the way): fills use the new era.
-      this.era = era;
-      if (fresh !== 1) return this.void();
-      this.counts.hits++;
-      this.counts.bytesServed += entry.bytes.length;
-      return entry;
+      return this.redis.isCluster ? await this.readThenCheck(protocol, key) : await this.readAndCheck(protocol, key);
     } catch (err) {
       this.counts.errors++;
       this.counts.misses++;
       this.log.debug({ err: (err as Error).message }, 'l2: lookup failed');
       return null;
     }
+  }
+
+  /** One node: one script reads the entry and checks it (L2_GET); one round trip. */
+  private async readAndCheck(protocol: Protocol, key: string): Promise<L2Entry | null> {
+    const [status, era, data] = await runScriptForBytes(this.redis, L2_GET, [this.entryKey(protocol, key), this.keys.l2Tags], []) as [number, Buffer?, Buffer?];
+    // The server changed since the bus caught up (its fence is on the way): fills use the new era.
+    if (era !== undefined) this.era = era.toString('latin1');
+    if (status === 0) return this.miss();
+    if (status !== 1) return this.void();
+    return this.served(key, decodeL2Entry(data!));
+  }
+
+  /** A Cluster: the entry and the tag table are in different slots; read, then check (L2_CHECK). */
+  private async readThenCheck(protocol: Protocol, key: string): Promise<L2Entry | null> {
+    const data = await this.redis.callBuffer('GET', this.entryKey(protocol, key)) as Buffer | null;
+    const entry = data === null ? null : decodeL2Entry(data);
+    if (entry === null || entry.key !== key) return this.miss();
+    if (entry.expiresAt <= Date.now()) return this.void();
+    const [fresh, era] = await runScript(this.redis, L2_CHECK, [this.keys.l2Tags], [entry.era, entry.asOf, ...dependencyFields(protocol, entry)]) as [number, string];
+    this.era = era;
+    if (fresh !== 1) return this.void();
+    return this.served(key, entry);
+  }
+
+  /** A fresh entry's last checks: ours (not another key of the same hash) and not past its TTL. */
+  private served(key: string, entry: L2Entry | null): L2Entry | null {
+    if (entry === null || entry.key !== key) return this.miss();
+    if (entry.expiresAt <= Date.now()) return this.void();
+    this.counts.hits++;
+    this.counts.bytesServed += entry.bytes.length;
+    return entry;
+  }
+
+  private miss(): null {
+    this.counts.misses++;
+    return null;
   }
 
   private void(): null {

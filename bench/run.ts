@@ -52,7 +52,7 @@ const USAGE = `usage: node dist/bench/run.js [options]
                    PostgreSQL in a network namespace, reached over a veth pair through a delaying relay (root, cc)
   --tls on|off     also hot and -S workloads with sslmode=require: direct to a private TLS cluster vs sidecache with
                    TLS on both legs vs a cleartext client leg (default on)
-  --workers N      sidecache's (and passthrough's) --workers (default 1; its CPU column is then all processes' sum)`;
+  --workers N      sidecache's (passthrough's, the TLS section's) --workers (default 1; its CPU column is then all processes' sum)`;
 
 interface Options {
   seconds: number;
@@ -223,7 +223,7 @@ async function main(): Promise<number> {
     const ok = await printResults(options, active, targets, results, { load, idleRtt });
     if (options.tls) {
       // After the main table, on its own cluster: the shared server has no TLS.
-      const tls = await runTlsBench({ perRunSeconds, rounds: options.rounds, clients: options.clients, scale: options.scale }, files);
+      const tls = await runTlsBench({ perRunSeconds, rounds: options.rounds, clients: options.clients, scale: options.scale, workers: options.workers }, files);
       console.log(`\n${formatTlsResults(tls)}`);
     }
     return ok ? 0 : 1;

@@ -23,6 +23,8 @@ export interface TlsBenchOptions {
   rounds: number;
   clients: number;
   scale: number;
+  /** sidecache's --workers, as for the main table. */
+  workers: number;
 }
 
 /** Best tps per workload label and target. */
@@ -40,7 +42,8 @@ export async function runTlsBench(options: TlsBenchOptions, files: WorkloadFiles
     await initPgbench(server, options.scale, 600_000);
     proxy = await startProxy({
       pgUpstream: `postgres://localhost:${cluster.port}?sslmode=verify-full&sslrootcert=${certs.ca}`,
-      args: ['--tls-cert', certs.good.cert, '--tls-key', certs.good.key],
+      args: ['--tls-cert', certs.good.cert, '--tls-key', certs.good.key, '--workers', String(options.workers)],
+      timeoutMs: 30_000 * options.workers,
     });
     const endpoints: Record<TlsTarget, PgbenchTarget> = {
       'direct TLS': server,

@@ -180,8 +180,13 @@ export class PgRelay {
 
   private enqueue(action: CacheAction<StatementInfo>, info: StatementInfo | null): PgRequest {
     this.cs!.sending();
+    return this.push(action, info, performance.now());
+  }
+
+  /** A new entry at the end of the ledger: a request sent, or a cached reply's slot. */
+  private push(action: CacheAction<StatementInfo>, info: StatementInfo | null, startedAt: number): PgRequest {
     return this.ledger!.push({
-      action, startedAt: performance.now(), info, errored: false, executed: [], autocommit: false,
+      action, startedAt, info, errored: false, executed: [], autocommit: false,
       swallowParse: 0, swallowClose: 0, skipParse: 0, rolledBack: false, invalidated: false, completes: 0,
     });
   }
@@ -319,10 +324,7 @@ export class PgRelay {
 
   /** A cached reply's slot in the reply order; nothing goes upstream. */
   private queueAnswer(reply: Buffer[], identity: StatementInfo['identity'], started: number): void {
-    this.ledger!.push({
-      action: { kind: 'answered-here', reply, identity }, startedAt: started, info: null, errored: false, executed: [], autocommit: false,
-      swallowParse: 0, swallowClose: 0, skipParse: 0, rolledBack: false, invalidated: false, completes: 0,
-    });
+    this.push({ kind: 'answered-here', reply, identity }, null, started);
   }
 
   /** The reply before the queued cached ones ended at chunk position `pos` (or the chunk's end): they go now. */

@@ -7,6 +7,7 @@
 // messages are answered here and never reach the client; everything else (AuthenticationOk,
 // ParameterStatus, BackendKeyData, ReadyForQuery, an ErrorResponse) passes on to the relay.
 // The message math is scram.ts; this module frames the protocol messages around it. Pure.
+import { serialize } from 'pg-protocol';
 import type { ScramSecret } from '../../config/pg-auth-file.js';
 import { AuthRequest, Backend, Frontend } from './codes.js';
 import { PgProxyError, SqlState } from './error-response.js';
@@ -123,11 +124,11 @@ export class ScramLogin {
           if (mechanisms === null) throw new ScramError('protocol', 'malformed AuthenticationSASL from the server');
           this.upstreamClient = new ScramClient(this.secret, this.clientKey!, this.nonce(), channel);
           const { mechanism, message: first } = this.upstreamClient.first(mechanisms);
-          return saslInitialResponse(mechanism, Buffer.from(first));
+          return serialize.sendSASLInitialResponseMessage(mechanism, first);
         }
         case AuthRequest.SASLContinue:
           if (this.upstreamClient === null) throw new ScramError('protocol', 'SASL continue from the server before SASL');
-          return saslResponse(Buffer.from(this.upstreamClient.final(message.toString('utf8', 9))));
+          return serialize.sendSCRAMClientFinalMessage(this.upstreamClient.final(message.toString('utf8', 9)));
         case AuthRequest.SASLFinal:
           if (this.upstreamClient === null) throw new ScramError('protocol', 'SASL final from the server before SASL');
           this.upstreamClient.verify(message.toString('utf8', 9));
@@ -162,25 +163,4 @@ export class ScramLogin {
     }
     return new PgProxyError(SqlState.InvalidAuthorization, `sidecache: logging in to the server as user "${this.user}" with the secret of --pg-auth-file failed: ${err.message}`);
   }
-}
-
-/** SASLInitialResponse ('p'): the mechanism, then the data with its length. */
-function saslInitialResponse(mechanism: string, data: Buffer): Buffer {
-  const name = Buffer.from(`${mechanism}\0`);
-  const out = Buffer.allocUnsafe(1 + 4 + name.length + 4 + data.length);
-  out[0] = Frontend.Password;
-  out.writeInt32BE(out.length - 1, 1);
-  name.copy(out, 5);
-  out.writeInt32BE(data.length, 5 + name.length);
-  data.copy(out, 9 + name.length);
-  return out;
-}
-
-/** SASLResponse ('p'): the data alone. */
-function saslResponse(data: Buffer): Buffer {
-  const out = Buffer.allocUnsafe(5 + data.length);
-  out[0] = Frontend.Password;
-  out.writeInt32BE(4 + data.length, 1);
-  data.copy(out, 5);
-  return out;
 }

@@ -223,7 +223,7 @@ async function main(): Promise<number> {
     const ok = await printResults(options, active, targets, results, { load, idleRtt });
     if (options.tls) {
       // After the main table, on its own cluster: the shared server has no TLS.
-      const tls = await runTlsBench({ perRunSeconds, rounds: options.rounds, clients: options.clients, scale: options.scale, workers: options.workers }, files);
+      const tls = await runTlsBench({ perRunSeconds, rounds: options.rounds, clients: options.clients, scale: options.scale, workers: options.workers, startTimeoutMs: START_TIMEOUT_MS * options.workers }, files);
       console.log(`\n${formatTlsResults(tls)}`);
     }
     return ok ? 0 : 1;

@@ -25,6 +25,8 @@ export interface TlsBenchOptions {
   scale: number;
   /** sidecache's --workers, as for the main table. */
   workers: number;
+  /** How long sidecache may take to start (it grows with the workers). */
+  startTimeoutMs: number;
 }
 
 /** Best tps per workload label and target. */
@@ -43,7 +45,7 @@ export async function runTlsBench(options: TlsBenchOptions, files: WorkloadFiles
     proxy = await startProxy({
       pgUpstream: `postgres://localhost:${cluster.port}?sslmode=verify-full&sslrootcert=${certs.ca}`,
       args: ['--tls-cert', certs.good.cert, '--tls-key', certs.good.key, '--workers', String(options.workers)],
-      timeoutMs: 30_000 * options.workers,
+      timeoutMs: options.startTimeoutMs,
     });
     const endpoints: Record<TlsTarget, PgbenchTarget> = {
       'direct TLS': server,

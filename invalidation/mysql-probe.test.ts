@@ -107,6 +107,23 @@ test('fan-out: tables with triggers, views and parents of cascading foreign keys
   assert.equal([...fanOut].sort(), ['audited', 'parent', 'plain_view']);
 });
 
+test('the fan-out never opens information_schema\'s own tables (MariaDB 10.11 crashed doing so under load)', async () => {
+  // Looking for cascading foreign keys whose parent is in this database scans every database,
+  // information_schema included: each of its tables was opened as a nested schema table, with a
+  // temporary table each, and a failure there crashed MariaDB 10.11.19 (SIGSEGV in
+  // Create_tmp_table::cleanup_on_failure, seen twice on the shared server and on private ones).
+  const status = async (): Promise<number> => {
+    const [rows] = await c.query<mysql.RowDataPacket[]>("SHOW SESSION STATUS LIKE 'Created_tmp_tables'");
+    return Number(rows[0]!.Value);
+  };
+  const [[{ n: schemaTables }]] = await c.query<mysql.RowDataPacket[]>(
+    "SELECT COUNT(*) AS n FROM information_schema.TABLES WHERE TABLE_SCHEMA = 'information_schema'") as unknown as [[{ n: number }]];
+  const before = await status();
+  await probeRow('SELECT v FROM plain WHERE id = 1');
+  const created = (await status()) - before;
+  assert.ok(created < schemaTables, `the probe created ${created} temporary tables; information_schema has ${schemaTables} tables`);
+});
+
 test('the tables written are looked up after the reads and functions', async () => {
   const sql = 'INSERT INTO audited SELECT pure_double(id) FROM plain';
   const analysis = analyzeMysql(sql);

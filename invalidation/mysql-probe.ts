@@ -71,7 +71,12 @@ export function buildMySqlProbeSql(analysis: MysqlStatementAnalysis, mariadb: bo
     `IF(${fanOutVisible(mariadb)}, (SELECT CONCAT(COUNT(DISTINCT t), ':', IFNULL(GROUP_CONCAT(DISTINCT HEX(t)), '')) FROM (`
       + 'SELECT EVENT_OBJECT_TABLE AS t FROM information_schema.TRIGGERS WHERE EVENT_OBJECT_SCHEMA = DATABASE() UNION '
       + 'SELECT TABLE_NAME FROM information_schema.VIEWS WHERE TABLE_SCHEMA = DATABASE() UNION '
-      + "SELECT REFERENCED_TABLE_NAME FROM information_schema.REFERENTIAL_CONSTRAINTS WHERE UNIQUE_CONSTRAINT_SCHEMA = DATABASE() AND (DELETE_RULE NOT IN ('RESTRICT', 'NO ACTION') OR UPDATE_RULE NOT IN ('RESTRICT', 'NO ACTION'))"
+      // The child of such a key may be in any database, so this scans them all (only the child's
+      // schema is a lookup key). The two virtual schemas hold no foreign key, and the condition on
+      // CONSTRAINT_SCHEMA is checked before a table is opened: without it MariaDB opened each of
+      // information_schema's own ~80 tables as a nested schema table, a temporary table each, and
+      // MariaDB 10.11.19 crashed (SIGSEGV) when one of those failed under load.
+      + "SELECT REFERENCED_TABLE_NAME FROM information_schema.REFERENTIAL_CONSTRAINTS WHERE UNIQUE_CONSTRAINT_SCHEMA = DATABASE() AND CONSTRAINT_SCHEMA NOT IN ('information_schema', 'performance_schema') AND (DELETE_RULE NOT IN ('RESTRICT', 'NO ACTION') OR UPDATE_RULE NOT IN ('RESTRICT', 'NO ACTION'))"
       + ') f), NULL)',
   ];
   for (const t of analysis.tablesRead) columns.push(tableTypeColumn(t));

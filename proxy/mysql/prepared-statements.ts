@@ -19,7 +19,7 @@ export interface PreparedStatement {
 /** A COM_STMT_EXECUTE read: its statement, the key of its result, where types would go (-1: it sent them). */
 export interface Execution {
   readonly statement: PreparedStatement;
-  /** Null when the result cannot be keyed: a cursor, long data, parameter types never sent. */
+  /** Null when the result cannot be keyed (a cursor, long data, parameter types never sent) or no key was asked for. */
   readonly keySuffix: string | null;
   readonly typesAt: number;
 }
@@ -63,10 +63,11 @@ export class PreparedStatements {
   }
 
   /**
-   * The statement a COM_STMT_EXECUTE payload runs and the key of its result; null for a statement
-   * not prepared on this connection. Remembers the types it sends.
+   * The statement a COM_STMT_EXECUTE payload runs and the key of its result (unless `keyed` is
+   * false: inside a read-write transaction nothing is looked up, and building the key is most of
+   * the work here); null for a statement not prepared on this connection. Remembers the types it sends.
    */
-  execution(payload: Buffer): Execution | null {
+  execution(payload: Buffer, keyed = true): Execution | null {
     if (payload.length < 10) return null;
     const statement = this.byId.get(payload.readUInt32LE(1));
     if (statement === undefined) return null;
@@ -74,7 +75,7 @@ export class PreparedStatements {
     const longData = statement.longData;
     statement.longData = false; // the server forgets long data once the statement is executed
     const n = statement.params;
-    if (n === 0) return { statement, keySuffix: flags === 0 && !longData ? executeKey(statement.text, '', '', '') : null, typesAt: -1 };
+    if (n === 0) return { statement, keySuffix: keyed && flags === 0 && !longData ? executeKey(statement.text, '', '', '') : null, typesAt: -1 };
     const nullBitmap = (n + 7) >> 3;
     let pos = 10 + nullBitmap;
     if (payload.length <= pos) return { statement, keySuffix: null, typesAt: -1 };
@@ -86,7 +87,7 @@ export class PreparedStatements {
       pos += 2 * n;
     }
     const types = statement.types;
-    if (flags !== 0 || longData || types === null) return { statement, keySuffix: null, typesAt };
+    if (!keyed || flags !== 0 || longData || types === null) return { statement, keySuffix: null, typesAt };
     const key = executeKey(statement.text, payload.toString('latin1', 10, 10 + nullBitmap), types.toString('latin1'), payload.toString('latin1', pos));
     return { statement, keySuffix: key, typesAt };
   }

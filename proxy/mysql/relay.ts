@@ -59,6 +59,8 @@ const RESETS_SESSION = new Set<number>([Command.ChangeUser, Command.ResetConnect
 /** For a lookup that needs neither (a stored entry answers or waits, whatever the rule and fences). */
 const NO_RULE: RuleView = Object.freeze({ never: false, inReadOnlyTransactions: false });
 const NO_FENCE: FenceState = Object.freeze({ change: null, busDown: false });
+/** The action of every statement inside a read-write transaction (route() gives no other there). */
+const IN_TRANSACTION = forwardAction<MySqlStatementInfo>('in-transaction', false);
 /** Outstanding commands a hit may be queued behind; beyond, it is relayed (bounds the look over them). */
 const MAX_ANSWER_BEHIND = 64;
 
@@ -122,6 +124,12 @@ export class MySqlRelay implements ServerPacketSink {
     if (this.cs.state.neverChecked && this.quiet) this.checkServer();
     const command = payloadLength > 0 ? buf[start + 4]! : -1;
     if ((command === Command.Query || command === Command.StmtExecute) && !this.cs.state.isOff) {
+      if (this.cs.state.block === BlockState.Other) {
+        if (command === Command.Query) return this.inTransaction(buf, start, end, payloadOf(buf, start, end).toString('utf8', 1), null);
+        const executed = this.prepared.execution(payloadOf(buf, start, end), false);
+        if (executed !== null) return this.inTransaction(buf, start, end, executed.statement.text, executed);
+        return this.relayPacket(buf, start, end, payloadLength);
+      }
       const quiet = this.ledger.quiet;
       const behind = !quiet && this.behindReads();
       if (quiet || behind) {
@@ -153,7 +161,8 @@ export class MySqlRelay implements ServerPacketSink {
         break;
       case Command.StmtExecute: {
         const payload = payloadOf(buf, start, end);
-        const ex = this.prepared.execution(payload);
+        // Relayed without a lookup: its key is not needed.
+        const ex = this.prepared.execution(payload, false);
         if (ex !== null) info = this.cs.info(ex.statement.text);
         out = (ex === null ? null : this.prepared.forUpstream(payload, ex)) ?? out;
         break;
@@ -179,7 +188,7 @@ export class MySqlRelay implements ServerPacketSink {
     }
     const analysed = command === Command.Query || command === Command.StmtExecute || command === Command.StmtBulkExecute;
     const action = info === null ? forwardAction<MySqlStatementInfo>(null, false) : this.carryOut(this.verdict(info, null, undefined, false), info, '', false);
-    this.enqueue(action, command, info, { unknownWrites: analysed ? info === null : !WRITES_NOTHING.has(command), prepareText: text, sentOutsideBlock: false });
+    this.enqueue(action, command, info, analysed ? info === null : !WRITES_NOTHING.has(command), text, false);
     this.io.toUpstream(out);
   }
 
@@ -212,9 +221,26 @@ export class MySqlRelay implements ServerPacketSink {
     if (info.sessionEffect !== SessionEffect.None) this.cs.changed();
     // It may start a read-only transaction whose snapshot its reply leaves untaken (replyDone).
     const sentOutsideBlock = !this.state.inTransaction;
-    this.enqueue(action, execution === null ? Command.Query : Command.StmtExecute, info, { unknownWrites: false, prepareText: null, sentOutsideBlock });
+    this.enqueue(action, execution === null ? Command.Query : Command.StmtExecute, info, false, null, sentOutsideBlock);
     const replacement = execution === null ? null : this.prepared.forUpstream(payloadOf(buf, start, end), execution);
     const out = replacement ?? buf.subarray(start, end);
+    this.tracker.clientPacket(out, 0, out.length, out.length - 4);
+    this.io.toUpstream(out);
+  }
+
+  /**
+   * A COM_QUERY (execution null) or COM_STMT_EXECUTE inside a read-write transaction (or with
+   * autocommit off), outstanding commands or not: the cache neither answers nor fills there (the
+   * router's verdict is always "forward, in-transaction"), so no key is built, nothing looked up
+   * and no verdict asked. The analysis is still read, for the tables the statement writes
+   * (invalidated at its OK and again at the commit) and what it changes in the session.
+   */
+  private inTransaction(buf: Buffer, start: number, end: number, text: string, execution: Execution | null): void {
+    const info = this.cs.info(text);
+    if (info.sessionEffect !== SessionEffect.None) this.cs.changed();
+    // With autocommit off and no transaction open, it may start one (replyDone reads the flag).
+    this.enqueue(IN_TRANSACTION, execution === null ? Command.Query : Command.StmtExecute, info, false, null, !this.state.inTransaction);
+    const out = (execution === null ? null : this.prepared.forUpstream(payloadOf(buf, start, end), execution)) ?? buf.subarray(start, end);
     this.tracker.clientPacket(out, 0, out.length, out.length - 4);
     this.io.toUpstream(out);
   }
@@ -378,13 +404,14 @@ export class MySqlRelay implements ServerPacketSink {
     payload.write(sql, 1, 'utf8');
     const packet = encodePacket(payload, 0);
     this.tracker.clientPacket(packet, 0, packet.length, payload.length);
-    this.enqueue(this.ledger.probeAction(purpose, statement, this.cache.generation), Command.Query, null, { unknownWrites: false, prepareText: null, sentOutsideBlock: false });
+    this.enqueue(this.ledger.probeAction(purpose, statement, this.cache.generation), Command.Query, null, false, null, false);
     this.io.toUpstream(packet);
   }
 
-  private enqueue(action: CacheAction<MySqlStatementInfo>, command: number, info: MySqlStatementInfo | null, more: Pick<MySqlRequest, 'unknownWrites' | 'prepareText' | 'sentOutsideBlock'>): void {
+  private enqueue(action: CacheAction<MySqlStatementInfo>, command: number, info: MySqlStatementInfo | null, unknownWrites: boolean, prepareText: string | null, sentOutsideBlock: boolean): void {
     this.cs.sent();
-    this.ledger.push({ action, startedAt: performance.now(), info, errored: false, command, packets: 0, probeColumns: 0, ...more });
+    // One object literal of one shape for every request (no spread): it is made per statement.
+    this.ledger.push({ action, startedAt: performance.now(), info, errored: false, command, packets: 0, probeColumns: 0, unknownWrites, prepareText, sentOutsideBlock });
   }
 
   // ---------------------------------------------------------------- upstream -> client

@@ -78,8 +78,11 @@ export class ServerScanner {
       const next = this.header.read(chunk, pos, 4);
       if (next < 0) break;
       pos = next;
-      const length = this.header.buf.readUIntLE(this.header.at, 3);
-      const seq = this.header.buf[this.header.at + 3]!;
+      const h = this.header.buf;
+      const at = this.header.at;
+      // By hand rather than readUIntLE(at, 3): this runs for every row of every reply.
+      const length = h[at]! | (h[at + 1]! << 8) | (h[at + 2]! << 16);
+      const seq = h[at + 3]!;
       this.lastSeq = seq;
       this.physicalLength = length;
       this.remaining = length;

@@ -1,6 +1,6 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { evaluateMysqlGoals, evaluateMysqlHopGoals, formatMysqlCache, formatMysqlFloor, type MysqlCell, type MysqlMeasuredRun, type MysqlTargetId } from './mysql-report.js';
+import { evaluateMysqlCpuGoals, evaluateMysqlGoals, evaluateMysqlHopGoals, formatMysqlCache, formatMysqlFloor, type MysqlCell, type MysqlMeasuredRun, type MysqlTargetId } from './mysql-report.js';
 import { MYSQL_WORKLOADS } from './mysql-workloads.js';
 
 const hot = MYSQL_WORKLOADS.find((w) => w.key === 'hot-text')!;
@@ -36,6 +36,18 @@ test('read_write has one goal, 0.85x direct; a missing target is "not measured"'
   assert.equal(met.map((r) => r.verdict), ['PASS']);
   const unmeasured = evaluateMysqlGoals([rw], [cell(rw.label, 'direct', run(1000))]);
   assert.equal(unmeasured.map((r) => r.verdict), ['not measured']);
+});
+
+test('read_write CPU goal: sidecache\'s CPU per transaction over all runs within 1.1x the forwarder\'s', () => {
+  const cells = (sidecacheCpu: number) => [
+    cell(rw.label, 'forwarder', run(500, { transactions: 1000, relayCpuSeconds: 0.5 }), run(500, { transactions: 1000, relayCpuSeconds: 0.5 })),
+    cell(rw.label, 'sidecache', run(400, { transactions: 1000, relayCpuSeconds: sidecacheCpu }), run(900, { transactions: 1000, relayCpuSeconds: 0.5 })),
+  ];
+  const met = evaluateMysqlCpuGoals([hot, rw], cells(0.6));
+  assert.equal(met.map((r) => r.verdict), ['PASS'], 'one goal, for read_write only');
+  assert.match(met[0]!.measured, /^1\.10x \(550 \/ 500 µs per transaction\)$/);
+  assert.equal(evaluateMysqlCpuGoals([rw], cells(0.7)).map((r) => r.verdict), ['MISS']);
+  assert.equal(evaluateMysqlCpuGoals([rw], [cell(rw.label, 'sidecache', run(400, { transactions: 1000, relayCpuSeconds: 0.6 }))]).map((r) => r.verdict), ['not measured']);
 });
 
 test('cache table: hit ratio and sidecache CPU per transaction over all runs, Qcache_hits beside them', () => {

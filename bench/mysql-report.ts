@@ -112,10 +112,15 @@ export function formatMysqlCache(workloads: readonly string[], cells: readonly M
 
 /** Microseconds of the process's CPU per sysbench transaction over all runs, '-' when not measured. */
 function cpuPerTransaction(runs: readonly MysqlMeasuredRun[]): string {
+  return cpuMicrosPerTransaction(runs)?.toFixed(1) ?? '-';
+}
+
+/** Microseconds of the process's CPU per sysbench transaction over all runs (steadier than a best run's), undefined when not measured. */
+function cpuMicrosPerTransaction(runs: readonly MysqlMeasuredRun[]): number | undefined {
   const transactions = sum(runs, (r) => r.transactions);
   return runs.length > 0 && runs.every((r) => r.relayCpuSeconds !== undefined) && transactions > 0
-    ? (sum(runs, (r) => r.relayCpuSeconds!) / transactions * 1e6).toFixed(1)
-    : '-';
+    ? sum(runs, (r) => r.relayCpuSeconds!) / transactions * 1e6
+    : undefined;
 }
 
 /**
@@ -172,6 +177,32 @@ export function evaluateMysqlGoals(workloads: readonly MysqlWorkload[], cells: r
     });
   }
   return results;
+}
+
+/**
+ * Issue 17 item 6 for MySQL, judged on CPU rather than throughput (a ratio of CPU per transaction
+ * moves far less with the machine's load): in oltp_read_write every statement runs inside a
+ * transaction, where the cache neither answers nor fills, so sidecache should cost little more
+ * than relaying it.
+ */
+export const MYSQL_CPU_GOALS = {
+  /** oltp_read_write: sidecache's CPU per transaction / the bare forwarder's, over all runs. */
+  readWriteCpuRatio: 1.1,
+} as const;
+
+/** The CPU goals (MYSQL_CPU_GOALS) of the read-write workloads measured; sidecache's and the forwarder's µs per transaction beside them. */
+export function evaluateMysqlCpuGoals(workloads: readonly MysqlWorkload[], cells: readonly MysqlCell[]): GoalResult[] {
+  const max = MYSQL_CPU_GOALS.readWriteCpuRatio;
+  return workloads.filter((w) => w.kind === 'read-write').map((w) => {
+    const proxied = cpuMicrosPerTransaction(runsOf(cells, w.label, 'sidecache'));
+    const forwarder = cpuMicrosPerTransaction(runsOf(cells, w.label, 'forwarder'));
+    const ratio = proxied !== undefined && forwarder !== undefined && forwarder > 0 ? proxied / forwarder : undefined;
+    return {
+      goal: `${w.label}: sidecache CPU per transaction <= ${max}x the forwarder's`,
+      measured: ratio === undefined ? '-' : `${ratio.toFixed(2)}x (${proxied!.toFixed(0)} / ${forwarder!.toFixed(0)} µs per transaction)`,
+      verdict: verdict(ratio, (r) => r <= max),
+    };
+  });
 }
 
 export function formatMysqlGoals(results: readonly GoalResult[], title = 'goals (issue 4 item 7):'): string {

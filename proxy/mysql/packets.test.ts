@@ -3,7 +3,7 @@ import * as assert from 'uvu/assert';
 import fc from 'fast-check';
 import { MAX_PACKET_PAYLOAD } from './codes.js';
 import { BufferBudget } from '../buffer-budget.js';
-import { PacketFramer, encodePacket, payloadOf, type PacketSink } from './packets.js';
+import { PacketFramer, commandText, encodePacket, payloadOf, type PacketSink } from './packets.js';
 
 interface Got {
   bytes: Buffer;
@@ -74,6 +74,17 @@ test('a payload of 0xFFFFFF bytes continues: one logical packet, headers kept, p
       assert.ok(payloadOf(got[0]!.bytes, 0, got[0]!.bytes.length).equals(payload));
     }
   }
+});
+
+test('commandText: the UTF-8 text after the command byte, in place or across the pieces of a long packet', () => {
+  const text = 'SELECT \'héllo\' /* ✓ */';
+  const packet = encodePacket(Buffer.concat([Buffer.from([3]), Buffer.from(text)]), 0);
+  const framed = Buffer.concat([Buffer.from('junk'), packet, Buffer.from('more')]);
+  assert.is(commandText(framed, 4, 4 + packet.length), text);
+  assert.is(commandText(encodePacket(Buffer.from([3]), 0), 0, 5), '', 'a command byte alone');
+  const long = 'x'.repeat(MAX_PACKET_PAYLOAD + 10);
+  const split = encodePacket(Buffer.concat([Buffer.from([3]), Buffer.from(long)]), 0);
+  assert.is(commandText(split, 0, split.length), long);
 });
 
 test('a length over the limit is refused at the header, before any byte of the body is buffered', () => {

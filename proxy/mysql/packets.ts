@@ -169,6 +169,17 @@ export class PacketFramer {
   }
 }
 
+/**
+ * The text after the command byte of the logical packet buf[start, end) (COM_QUERY, COM_STMT_PREPARE,
+ * COM_INIT_DB), UTF-8. Decoded in place for a packet of one piece: this runs for every statement,
+ * and payloadOf's view of the payload would be made only to be decoded.
+ */
+export function commandText(buf: Buffer, start: number, end: number): string {
+  const first = buf[start]! | (buf[start + 1]! << 8) | (buf[start + 2]! << 16);
+  if (first < MAX_PACKET_PAYLOAD) return buf.toString('utf8', start + 5, start + 4 + first);
+  return payloadOf(buf, start, end).toString('utf8', 1);
+}
+
 /** The payload of the logical packet buf[start, end): headers removed (copies only when split). */
 export function payloadOf(buf: Buffer, start: number, end: number): Buffer {
   const first = buf.readUIntLE(start, 3);

@@ -30,7 +30,7 @@ import { entryKey, queryKey } from './cache-key.js';
 import { MySqlCacheSession, UNKNOWN_WRITES, type MySqlRequest } from './cache-session.js';
 import { Command, ServerStatus } from './codes.js';
 import { SessionEffect, type MySqlCache, type MySqlStatementInfo } from './mysql-cache.js';
-import { MalformedPacketError, encodePacket, payloadOf } from './packets.js';
+import { MalformedPacketError, commandText, encodePacket, payloadOf } from './packets.js';
 import { PreparedStatements, type Execution } from './prepared-statements.js';
 import type { ReplyTracker } from './replies.js';
 import { decodeOk } from './server-packets.js';
@@ -125,7 +125,7 @@ export class MySqlRelay implements ServerPacketSink {
     const command = payloadLength > 0 ? buf[start + 4]! : -1;
     if ((command === Command.Query || command === Command.StmtExecute) && !this.cs.state.isOff) {
       if (this.cs.state.block === BlockState.Other) {
-        if (command === Command.Query) return this.inTransaction(buf, start, end, payloadOf(buf, start, end).toString('utf8', 1), null);
+        if (command === Command.Query) return this.inTransaction(buf, start, end, commandText(buf, start, end), null);
         const executed = this.prepared.execution(payloadOf(buf, start, end), false);
         if (executed !== null) return this.inTransaction(buf, start, end, executed.statement.text, executed);
         return this.relayPacket(buf, start, end, payloadLength);
@@ -133,7 +133,7 @@ export class MySqlRelay implements ServerPacketSink {
       const quiet = this.ledger.quiet;
       const behind = !quiet && this.behindReads();
       if (quiet || behind) {
-        if (command === Command.Query) return this.statement(buf, start, end, payloadOf(buf, start, end).toString('utf8', 1), null, behind);
+        if (command === Command.Query) return this.statement(buf, start, end, commandText(buf, start, end), null, behind);
         const executed = this.prepared.execution(payloadOf(buf, start, end));
         if (executed !== null) return this.statement(buf, start, end, executed.statement.text, executed, behind);
       }
@@ -156,7 +156,7 @@ export class MySqlRelay implements ServerPacketSink {
     let out = buf.subarray(start, end);
     switch (command) {
       case Command.Query:
-        info = this.cs.info(payloadOf(buf, start, end).toString('utf8', 1));
+        info = this.cs.info(commandText(buf, start, end));
         if (info.sessionEffect !== SessionEffect.None) this.cs.changed();
         break;
       case Command.StmtExecute: {
@@ -175,7 +175,7 @@ export class MySqlRelay implements ServerPacketSink {
         break;
       }
       case Command.StmtPrepare:
-        text = payloadOf(buf, start, end).toString('utf8', 1);
+        text = commandText(buf, start, end);
         break;
       case Command.StmtReset:
         if (payloadLength >= 5) this.prepared.reset(buf.readUInt32LE(start + 5));
@@ -238,8 +238,9 @@ export class MySqlRelay implements ServerPacketSink {
   private inTransaction(buf: Buffer, start: number, end: number, text: string, execution: Execution | null): void {
     const info = this.cs.info(text);
     if (info.sessionEffect !== SessionEffect.None) this.cs.changed();
-    // With autocommit off and no transaction open, it may start one (replyDone reads the flag).
-    this.enqueue(IN_TRANSACTION, execution === null ? Command.Query : Command.StmtExecute, info, false, null, !this.state.inTransaction);
+    // With autocommit off and no transaction open, one sent with nothing outstanding may start a
+    // transaction whose snapshot its reply leaves untaken (replyDone reads the flag).
+    this.enqueue(IN_TRANSACTION, execution === null ? Command.Query : Command.StmtExecute, info, false, null, this.ledger.quiet && !this.state.inTransaction);
     const out = (execution === null ? null : this.prepared.forUpstream(payloadOf(buf, start, end), execution)) ?? buf.subarray(start, end);
     this.tracker.clientPacket(out, 0, out.length, out.length - 4);
     this.io.toUpstream(out);
@@ -391,7 +392,7 @@ export class MySqlRelay implements ServerPacketSink {
     this.coalesce.forget(true);
     this.unparking = true;
     try {
-      this.statement(packet, 0, packet.length, execution?.statement.text ?? payloadOf(packet, 0, packet.length).toString('utf8', 1), execution, false);
+      this.statement(packet, 0, packet.length, execution?.statement.text ?? commandText(packet, 0, packet.length), execution, false);
     } finally {
       this.unparking = false;
     }

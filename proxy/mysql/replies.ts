@@ -20,7 +20,7 @@
 //   Single            -> done (any one packet)
 //   Raw               -> (never: the connection streams until it closes)
 import { Command, Header, MAX_PACKET_PAYLOAD, PROGRESS_REPORT_ERROR_CODE, ServerStatus } from './codes.js';
-import { MalformedPacketError, PayloadReader, payloadOf } from './packets.js';
+import { MalformedPacketError, PayloadReader, commandText, payloadOf } from './packets.js';
 import { decodeEof, decodeErr, decodeOk, isEofPacket, type ErrPacket } from './server-packets.js';
 import type { ServerPacketSink } from './server-scanner.js';
 import type { MySqlSessionState } from './session-state.js';
@@ -136,13 +136,13 @@ export class ReplyTracker implements ServerPacketSink {
         if (payloadLength >= 5) this.state.statements.delete(buf.readUInt32LE(start + 5));
         return 'no-reply';
       case Command.Query:
-        this.push(pending(command, Step.Header, this.state.sessionTrack ? null : payloadOf(buf, start, end).toString('utf8', 1)));
+        this.push(pending(command, Step.Header, this.state.sessionTrack ? null : commandText(buf, start, end)));
         break;
       case Command.StmtPrepare:
-        this.push(pending(command, Step.PrepareHeader, payloadOf(buf, start, end).toString('utf8', 1)));
+        this.push(pending(command, Step.PrepareHeader, commandText(buf, start, end)));
         break;
       case Command.InitDb:
-        this.push(pending(command, Step.Simple, payloadOf(buf, start, end).toString('utf8', 1)));
+        this.push(pending(command, Step.Simple, commandText(buf, start, end)));
         break;
       case Command.ChangeUser:
         this.push({ ...pending(command, Step.Auth, null), change: this.decodeChangeUser(payloadOf(buf, start, end)) });

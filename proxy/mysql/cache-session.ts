@@ -15,6 +15,7 @@ import { keyedCapabilities } from './cache-key.js';
 import { MySqlProbeError, type MySqlProbeResult } from '../../invalidation/mysql-probe.js';
 import { SessionEffect, type MySqlCache, type MySqlContext, type MySqlStatementInfo } from './mysql-cache.js';
 import { PayloadReader } from './packets.js';
+import type { PreparedStatement } from './prepared-statements.js';
 import type { MySqlSessionState } from './session-state.js';
 import { TRANSACTION_FLAGS } from './stored-reply.js';
 
@@ -55,6 +56,7 @@ export class MySqlCacheSession {
   readonly blockWrites = new BlockWrites<MysqlQualifiedName>();
   dialect: MysqlAnalysisOptions;
   private dialectKey = '00';
+  private readonly preparedInfos = new WeakMap<PreparedStatement, MySqlStatementInfo>();
   readonly mariadb: boolean;
   /** The login's facts that shape a new session's state (user, database, charset, capabilities, server). */
   private readonly startupKey: string;
@@ -122,6 +124,18 @@ export class MySqlCacheSession {
   /** The analysis of a text under the session's dialect (sql_mode quoting rules). */
   info(text: string): MySqlStatementInfo {
     return this.cache.info(text, this.dialect, this.dialectKey);
+  }
+
+  /**
+   * The analysis of a prepared statement's text, kept per statement while the dialect holds: an
+   * execution then costs no lookup by text (building and hashing the dialect-prefixed text).
+   */
+  preparedInfo(statement: PreparedStatement): MySqlStatementInfo {
+    const known = this.preparedInfos.get(statement);
+    if (known !== undefined && known.dialectKey === this.dialectKey) return known;
+    const info = this.info(statement.text);
+    this.preparedInfos.set(statement, info);
+    return info;
   }
 
   /** Does `info` write a table not looked up in this context since the last DDL (or is the context unknown)? */

@@ -163,7 +163,7 @@ export class MySqlRelay implements ServerPacketSink {
         const payload = payloadOf(buf, start, end);
         // Relayed without a lookup: its key is not needed.
         const ex = this.prepared.execution(payload, false);
-        if (ex !== null) info = this.cs.info(ex.statement.text);
+        if (ex !== null) info = this.cs.preparedInfo(ex.statement);
         out = (ex === null ? null : this.prepared.forUpstream(payload, ex)) ?? out;
         break;
       }
@@ -207,7 +207,7 @@ export class MySqlRelay implements ServerPacketSink {
       if (verdict.kind === 'hit') return this.answer(entry.bytes, entry.meta, started);
       if (verdict.kind === 'park') return this.park(buf, start, end, execution);
     }
-    const info = this.cs.info(text);
+    const info = execution === null ? this.cs.info(text) : this.cs.preparedInfo(execution.statement);
     const verdict = this.verdict(info, key, entry, view.quiet);
     if (verdict.kind === 'hit') {
       // Inside the read-only transaction: the stored reply with the session's transaction flags.
@@ -236,7 +236,7 @@ export class MySqlRelay implements ServerPacketSink {
    * (invalidated at its OK and again at the commit) and what it changes in the session.
    */
   private inTransaction(buf: Buffer, start: number, end: number, text: string, execution: Execution | null): void {
-    const info = this.cs.info(text);
+    const info = execution === null ? this.cs.info(text) : this.cs.preparedInfo(execution.statement);
     if (info.sessionEffect !== SessionEffect.None) this.cs.changed();
     // With autocommit off and no transaction open, one sent with nothing outstanding may start a
     // transaction whose snapshot its reply leaves untaken (replyDone reads the flag).

@@ -254,6 +254,7 @@ export class MySqlRelay implements ServerPacketSink {
         // A write's invalidation depends on the database's fan-out (triggers, cascades, views), which
         // the probe reads: one pipelined before the first write to a table since the last DDL.
         if (quiet && this.cs.writesUnknownTables(info)) this.injectQuery(this.cache.probeSql(info, this.cs.mariadb), ProbePurpose.Catalog, info);
+        if (verdict.reason === 'probe-failed') this.cs.state.probeSkipped();
         return forwardAction(verdict.reason, verdict.lookedUp);
       case 'hit':
       case 'park':
@@ -272,7 +273,7 @@ export class MySqlRelay implements ServerPacketSink {
     if (this.ledger.length > 0) {
       this.ledger.push({
         action: { kind: 'answered-here', reply: [bytes], identity: meta.identity }, startedAt: started, info: null, errored: false,
-        command: Command.Query, packets: 0, probeColumns: 0, unknownWrites: false, prepareText: null, sentOutsideBlock: false,
+        command: Command.Query, packets: 0, probeColumns: 0, errorCode: 0, unknownWrites: false, prepareText: null, sentOutsideBlock: false,
       });
       return;
     }
@@ -384,7 +385,7 @@ export class MySqlRelay implements ServerPacketSink {
 
   private enqueue(action: CacheAction<MySqlStatementInfo>, command: number, info: MySqlStatementInfo | null, more: Pick<MySqlRequest, 'unknownWrites' | 'prepareText' | 'sentOutsideBlock'>): void {
     this.cs.sent();
-    this.ledger.push({ action, startedAt: performance.now(), info, errored: false, command, packets: 0, probeColumns: 0, ...more });
+    this.ledger.push({ action, startedAt: performance.now(), info, errored: false, command, packets: 0, probeColumns: 0, errorCode: 0, ...more });
   }
 
   // ---------------------------------------------------------------- upstream -> client

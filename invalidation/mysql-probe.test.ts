@@ -6,7 +6,7 @@ import * as assert from 'uvu/assert';
 import mysql from 'mysql2/promise';
 import { connectMySql, DIRECT_MYSQL, uniqueName } from '../e2e/support/mysql-direct.js';
 import { analyzeMysql } from './mysql-analysis.js';
-import { buildMySqlProbeSql, MYSQL_KEYED_VARIABLES, mySqlCheckVerdict, MySqlProbeError, readMySqlProbeRow, type MySqlProbeResult } from './mysql-probe.js';
+import { buildMySqlProbeSql, MYSQL_KEYED_VARIABLES, mySqlCheckVerdict, MySqlProbeError, mysqlProbeFailureIsPassing, readMySqlProbeRow, type MySqlProbeResult } from './mysql-probe.js';
 
 const db = uniqueName('sc_myprobe');
 const other = `${db}_other`;
@@ -179,6 +179,24 @@ test('a row of the wrong shape is refused; a truncated fan-out list reads as unk
   assert.is(readMySqlProbeRow(row.map((v, i) => (i === 5 ? `3:${hex('a')},${hex('b')}` : v)), analysis).fanOut, null);
   assert.equal(readMySqlProbeRow(row.map((v, i) => (i === 5 ? '0:' : v)), analysis).fanOut, new Set());
   assert.is(readMySqlProbeRow(row.map((v, i) => (i === 5 ? null : v)), analysis).fanOut, null);
+});
+
+test('a probe failing for a passing reason is tried again later; one that cannot work is not', async () => {
+  // Interrupted, timed out, a lock, out of memory or disk: says nothing of the session.
+  for (const code of [1317, 1969, 3024, 1205, 1213, 1037, 1041, 1021, 1114]) assert.ok(mysqlProbeFailureIsPassing(code), `${code} passes`);
+  // No such table or column, a privilege, a syntax error, the server going away: retrying changes nothing.
+  for (const code of [1146, 1054, 1142, 1044, 1064, 1053, 0]) assert.not.ok(mysqlProbeFailureIsPassing(code), `${code} does not pass`);
+  // What MariaDB answers the probe under a session's max_statement_time (a pooled connection's).
+  const timed = await connectMySql(DIRECT_MYSQL.port, { database: db });
+  try {
+    await timed.query('SET SESSION max_statement_time = 0.000001');
+    const err = await timed.query(buildMySqlProbeSql(analyzeMysql('SELECT * FROM plain'), true)).then(() => null, (e: { errno?: number }) => e);
+    assert.ok(err !== null, 'the probe is interrupted');
+    assert.is(err.errno, 1969);
+    assert.ok(mysqlProbeFailureIsPassing(err.errno!));
+  } finally {
+    await timed.end();
+  }
 });
 
 test.run();

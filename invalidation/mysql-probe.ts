@@ -91,6 +91,32 @@ export function buildMySqlProbeSql(analysis: MysqlStatementAnalysis, mariadb: bo
   return `SELECT ${columns.join(', ')}`;
 }
 
+/**
+ * Server errors a probe (or the identity check) may meet that say nothing about whether it can
+ * work in this session: it was interrupted, timed out, waited on a lock, or the server ran short
+ * of memory or disk. Such a failure is tried again later; any other means the probe cannot work.
+ */
+const PASSING_ERRORS: ReadonlySet<number> = new Set([
+  1317, // ER_QUERY_INTERRUPTED: KILL QUERY, a client's cancel
+  1969, // ER_STATEMENT_TIMEOUT (MariaDB): max_statement_time exceeded
+  3024, // ER_QUERY_TIMEOUT (MySQL): max_execution_time exceeded
+  1205, // ER_LOCK_WAIT_TIMEOUT
+  1213, // ER_LOCK_DEADLOCK
+  1037, // ER_OUTOFMEMORY
+  1038, // ER_OUT_OF_SORTMEMORY
+  1041, // ER_OUT_OF_RESOURCES
+  1028, // ER_FILSORT_ABORT: sort aborted (killed, or out of memory or disk)
+  1004, // ER_CANT_CREATE_FILE: an internal temporary table's file
+  1021, // ER_DISK_FULL
+  1026, // ER_ERROR_ON_WRITE
+  1114, // ER_RECORD_FILE_FULL: an internal temporary table is full (tmp_table_size, disk)
+]);
+
+/** Does a probe that failed with server error `code` (an ERR packet's error number) try again later? */
+export function mysqlProbeFailureIsPassing(code: number): boolean {
+  return PASSING_ERRORS.has(code);
+}
+
 /** Reads the probe's row for `analysis` (text protocol values, NULL as null). */
 export function readMySqlProbeRow(row: readonly (string | null)[], analysis: MysqlStatementAnalysis): MySqlProbeResult {
   const { tablesRead, routines, tablesWritten } = analysis;

@@ -94,6 +94,18 @@ test('the identity check: unchecked, checking, verified under an epoch; a contex
   assert.is(s.identity(3), IdentityState.Failed);
 });
 
+test('an identity check that failed for a passing reason leaves the server unchecked, to be asked again', () => {
+  const s = new SessionCacheState();
+  s.checkSent();
+  assert.is(s.checkFailedPassing(), true, 'the first such failure is said');
+  assert.equal([s.identity(1), s.neverChecked, s.checkInFlight], [IdentityState.Unchecked, false, false]);
+  s.checkSent();
+  assert.is(s.checkFailedPassing(), false);
+  s.checkSent();
+  s.checkDone(1);
+  assert.is(s.identity(1), IdentityState.Verified);
+});
+
 test('probe backoff doubles per failure up to the bound and resets on success', () => {
   const s = new SessionCacheState();
   assert.is(s.probeFailed(), true, 'the first failure of a run is said');

@@ -17,7 +17,7 @@ export class IllegalMoveError extends Error {}
  *   Stale   ──probe──────> Known | Private
  *   Known | Private ──session changed / server epoch moved──> Stale
  *   Known <──> Private  (a probe found temporary relations, or none any more)
- *   Unknown | Stale | Known | Private ──unanalysable, probe failed──> Off   (Off is final)
+ *   Unknown | Stale | Known | Private ──unanalysable, probe failed (not passing)──> Off   (Off is final)
  *   nothing goes back to Unknown: once changed, a session is never taken for a fresh one
  */
 const CONTEXT_MOVES: readonly (readonly ContextState[])[] = [
@@ -60,6 +60,8 @@ export class SessionCacheState {
   private serverEpoch = -1;
   private checking = false;
   private identityFailed = false;
+  /** Identity checks that failed for a passing reason (interrupted, resources): the check is sent again. */
+  private checkFailures = 0;
   /** The server epoch the context was learned under: one learned under another is read again. */
   private contextEpoch = -1;
   /** Probes failed in a row for a passing reason (cancelled, lock, resources): the next waits longer. */
@@ -136,9 +138,12 @@ export class SessionCacheState {
     return this.identity(cacheEpoch) === IdentityState.Verified;
   }
 
-  /** No check ran yet in this session. */
+  /**
+   * No check was answered yet in this session. After one failed for a passing reason this is
+   * false: the next check goes with the next read that needs it, not with every command.
+   */
   get neverChecked(): boolean {
-    return this.serverEpoch === -1;
+    return this.serverEpoch === -1 && this.checkFailures === 0;
   }
 
   /** The server epoch the session verified under, to learn under (-1 when not verified). */
@@ -167,6 +172,16 @@ export class SessionCacheState {
     if (this.contextEpoch !== epoch && (this.contextState === ContextState.Known || this.contextState === ContextState.Private)) {
       this.moveContext(ContextState.Stale);
     }
+  }
+
+  /**
+   * The check failed for a passing reason (interrupted, a timeout, resources): the server is still
+   * unchecked, so the next read that needs the answer sends it again. True for the first such
+   * failure of the session (say it once).
+   */
+  checkFailedPassing(): boolean {
+    this.checking = false;
+    return ++this.checkFailures === 1;
   }
 
   /**

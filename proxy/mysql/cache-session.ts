@@ -12,7 +12,8 @@ import { BlockWrites, WriteScope, type OutstandingRequest, type ProbeAction } fr
 import { SessionCacheState } from '../session-cache.js';
 import { IdentityError, identityOf, readMysqlIdentity } from '../upstream-identity.js';
 import { keyedCapabilities } from './cache-key.js';
-import { MySqlProbeError, type MySqlProbeResult } from '../../invalidation/mysql-probe.js';
+import { MySqlProbeError, mysqlProbeFailureIsPassing, type MySqlProbeResult } from '../../invalidation/mysql-probe.js';
+import { decodeErr } from './error-packet.js';
 import { SessionEffect, type MySqlCache, type MySqlContext, type MySqlStatementInfo } from './mysql-cache.js';
 import { PayloadReader } from './packets.js';
 import type { PreparedStatement } from './prepared-statements.js';
@@ -32,6 +33,8 @@ export interface MySqlRequest extends OutstandingRequest<MySqlStatementInfo> {
   readonly prepareText: string | null;
   /** A probe's column count, once read. */
   probeColumns: number;
+  /** The error number of the ERR packet a probe or identity check failed with (0: none, or unreadable). */
+  errorCode: number;
 }
 
 /** What a statement, or a command the proxy cannot read, may have written. */
@@ -92,6 +95,7 @@ export class MySqlCacheSession {
     v.context = this.state.context;
     v.block = this.state.block;
     v.identity = this.state.identity(this.cache.serverEpoch);
+    v.probeBackedOff = this.state.probeBackedOff;
     v.shadowed = this.temporaryTables.size > 0;
     v.fillForbidden = info !== null && this.readsTemporaryTable(info) ? 'temporary-table' : this.noDatabase ? 'no-database' : null;
     return v;
@@ -228,8 +232,10 @@ export class MySqlCacheSession {
   /** A reply packet of a probe or of the identity check: the column count, then the one text row. */
   probePacket(request: MySqlRequest, probe: ProbeAction<MySqlStatementInfo>, buf: Buffer, start: number, end: number): void {
     if (buf[start] === 0xff) {
+      const err = decodeErr(buf, start, end);
       request.errored = true;
-      probe.error = errorText(buf, start, end);
+      request.errorCode = err.code;
+      probe.error = `${err.code}${err.sqlState === '' ? '' : ` ${err.sqlState}`} ${err.message}`;
       return;
     }
     if (request.packets === 1) {
@@ -253,11 +259,20 @@ export class MySqlCacheSession {
   /** A catalog probe's reply: the session's context and the statement's decision, or caching off. */
   probeDone(request: MySqlRequest, probe: ProbeAction<MySqlStatementInfo>): void {
     if (this.state.isOff) return;
+    if (request.errored && mysqlProbeFailureIsPassing(request.errorCode)) {
+      // Interrupted, a timeout (a pooled session's max_statement_time), a lock, resources: the
+      // statement goes uncached and the probe is tried again later (cache-router.ts, probe-failed).
+      if (this.state.probeFailed()) {
+        this.log.warn({ connectionId: this.session.connectionId, err: probe.error }, 'mysql: cache probe failed; it is tried again later');
+      }
+      return;
+    }
     if (request.errored || probe.row === null) {
       this.log.warn({ connectionId: this.session.connectionId, err: probe.error }, 'mysql: cache probe failed; caching off for this session');
       this.state.off();
       return;
     }
+    this.state.probeSucceeded();
     let result: MySqlProbeResult;
     try {
       result = this.cache.readProbe(probe.row, probe.statement!);
@@ -276,9 +291,16 @@ export class MySqlCacheSession {
 
   /**
    * The identity check's reply: the cache drops everything when this is another server than its
-   * entries came from, and the session may use the cache from now on.
+   * entries came from, and the session may use the cache from now on. One that failed for a
+   * passing reason is sent again with the next read that needs it.
    */
   checkDone(request: MySqlRequest, probe: ProbeAction<MySqlStatementInfo>): void {
+    if (request.errored && mysqlProbeFailureIsPassing(request.errorCode)) {
+      if (this.state.checkFailedPassing()) {
+        this.log.warn({ connectionId: this.session.connectionId, err: probe.error }, 'mysql: cannot identify the upstream server now; it is asked again later');
+      }
+      return;
+    }
     const outcome = this.state.checkReplied(identityOf(request.errored, probe.row, readMysqlIdentity), this.cache);
     if (outcome instanceof IdentityError) {
       this.log.warn({ connectionId: this.session.connectionId, err: probe.error === '' ? outcome.message : `${outcome.message}: ${probe.error}` },
@@ -306,14 +328,4 @@ export class MySqlCacheSession {
     if (this.temporaryTables.size === 0) return false;
     return info.analysis.tablesRead.some((t) => this.temporaryTables.has(t.name));
   }
-}
-
-/** An ERR packet's code and message (`1615 HY000 Prepared statement needs to be re-prepared`), for the log. */
-function errorText(buf: Buffer, start: number, end: number): string {
-  if (end - start < 3) return 'malformed error packet';
-  const code = buf.readUInt16LE(start + 1);
-  const hasState = end - start >= 9 && buf[start + 3] === 0x23; // '#' and a five-character SQLSTATE
-  const state = hasState ? buf.toString('latin1', start + 4, start + 9) : '';
-  const message = buf.toString('utf8', start + (hasState ? 9 : 3), Math.min(end, start + (hasState ? 9 : 3) + 300));
-  return `${code}${state === '' ? '' : ` ${state}`} ${message}`;
 }

@@ -281,6 +281,7 @@ export class MySqlRelay implements ServerPacketSink {
         // A write's invalidation depends on the database's fan-out (triggers, cascades, views), which
         // the probe reads: one pipelined before the first write to a table since the last DDL.
         if (quiet && this.cs.writesUnknownTables(info)) this.injectQuery(this.cache.probeSql(info, this.cs.mariadb), ProbePurpose.Catalog, info);
+        if (verdict.reason === 'probe-failed') this.cs.state.probeSkipped();
         return forwardAction(verdict.reason, verdict.lookedUp);
       case 'hit':
       case 'park':
@@ -299,7 +300,7 @@ export class MySqlRelay implements ServerPacketSink {
     if (this.ledger.length > 0) {
       this.ledger.push({
         action: { kind: 'answered-here', reply: [bytes], identity: meta.identity }, startedAt: started, info: null, errored: false,
-        command: Command.Query, packets: 0, probeColumns: 0, unknownWrites: false, prepareText: null, sentOutsideBlock: false,
+        command: Command.Query, packets: 0, probeColumns: 0, errorCode: 0, unknownWrites: false, prepareText: null, sentOutsideBlock: false,
       });
       return;
     }
@@ -412,7 +413,7 @@ export class MySqlRelay implements ServerPacketSink {
   private enqueue(action: CacheAction<MySqlStatementInfo>, command: number, info: MySqlStatementInfo | null, unknownWrites: boolean, prepareText: string | null, sentOutsideBlock: boolean): void {
     this.cs.sent();
     // One object literal of one shape for every request (no spread): it is made per statement.
-    this.ledger.push({ action, startedAt: performance.now(), info, errored: false, command, packets: 0, probeColumns: 0, unknownWrites, prepareText, sentOutsideBlock });
+    this.ledger.push({ action, startedAt: performance.now(), info, errored: false, errorCode: 0, command, packets: 0, probeColumns: 0, unknownWrites, prepareText, sentOutsideBlock });
   }
 
   // ---------------------------------------------------------------- upstream -> client

@@ -66,7 +66,9 @@ test('a probe interrupted by max_statement_time is tried again: the read becomes
   await c.query('SET SESSION max_statement_time = 0');
   const { reads, bypassByReason } = await readsUntilHit(c, sql);
   assert.ok(reads > 0, `a hit within ${MAX_READS} reads (bypassed: ${JSON.stringify(bypassByReason)})`);
-  assert.ok((bypassByReason['probe-failed'] ?? 0) > 0, 'reads in the backoff are relayed as probe-failed');
+  // What was interrupted is the probe, or the identity check when it was not sent ahead of the
+  // SET (it goes with the first command that needs it; seen once in a full run): which one is not
+  // asserted. Without the retry either turns caching off for the session, and no read is a hit.
   assert.is(bypassByReason.unanalysable, undefined, 'caching never went off');
 });
 

@@ -27,13 +27,13 @@ import type { BackendSink } from './backend-scanner.js';
 import { entryKey, simpleQueryKey } from './cache-key.js';
 import { PgCacheSession, type PgRequest } from './cache-session.js';
 import { replyRoute, watched } from './reply-route.js';
-import { cacheableBatch, heldCopies, type Held } from './cacheable-batch.js';
+import { cacheableBatch, cacheableGroup, heldCopies, type Held } from './cacheable-batch.js';
 import { Backend, Frontend } from './codes.js';
 import { PARSE_COMPLETE, decodeTextRow, equalsName, errorCodeOf, errorMessageOf, queryMessage, queryText } from './messages.js';
 import type { PgCache, StatementInfo } from './pg-cache.js';
 import { StatementReplay } from './statement-replay.js';
 import { PgSessionState, TxStatus } from './session-state.js';
-import { READY_IN_BLOCK, endsIdle, readyAsIdle, withoutReady } from './stored-reply.js';
+import { READY_IDLE, READY_IN_BLOCK, endsIdle, readyAsIdle, withoutReady } from './stored-reply.js';
 
 export interface RelayIo extends StatementSource {
   toUpstream(bytes: Buffer): void;
@@ -438,7 +438,7 @@ export class PgRelay {
         facts: info, session: view, entry: view.quiet ? undefined : entry, decision: cs.decision(info), rule, fence: () => cs.fences(), mayPark: false,
       });
       if (verdict.kind === 'hit') {
-        if (shape.parse !== null) this.state.answeredParse(shape.parse.name, { text: shape.text, sig: shape.sig });
+        if (shape.parse !== null) this.state.answeredParse(shape.parse.name, { text: shape.parse.text, sig: shape.parse.sig });
         this.answer(verdict.entry!, started, shape.parse !== null, inBlock);
         return;
       }
@@ -449,11 +449,54 @@ export class PgRelay {
       // The stored reply leaves out the ParseComplete, so batches with and without the Parse share it.
       if (shape.parse !== null) p.skipParse = 1;
       this.extended.relayBatch(batch, p, false);
+    } else if (candidate === null && this.answeredGroup(batch, { code: Frontend.Sync, buf: syncBuf, start: syncStart, end: syncEnd }, view, started)) {
+      return;
     } else {
       const reason = view.quiet || view.behindReads ? 'not-cacheable' : view.block === BlockState.None ? 'pipelined' : 'in-transaction';
       this.extended.relayBatch(batch, this.enqueue(forwardAction(reason, false), null), true);
     }
     this.forward(Frontend.Sync, syncBuf, syncStart, syncEnd);
+  }
+
+  /**
+   * A Sync group of several statements (psycopg 3's pipeline mode, a pgJDBC multi-statement query)
+   * in which each is a cacheable read with a stored reply, outside blocks (maybe behind plain
+   * reads): answered wholly from the cache, each statement's reply in order, then one
+   * ReadyForQuery; the server never sees it. The group is one implicit transaction; under read
+   * committed each statement takes its own snapshot in it, and reads leave nothing to commit or
+   * roll back, so the group's reply is each read's alone, joined (a stored reply is never an
+   * error, so no statement is skipped). Under repeatable read or serializable the reads share one
+   * snapshot, which entries stored at different times need not be: relayed. A miss, a write,
+   * anything else in the group: relayed whole. True when answered, or parked for the identity check.
+   */
+  private answeredGroup(batch: readonly Held[], sync: Held, view: SessionView, started: number): boolean {
+    const cs = this.cs!;
+    if (!(view.quiet || view.behindReads) || !mayLookUp(view) || cs.keyContext?.snapshotPerStatement !== true) return false;
+    const group = cacheableGroup(batch, this.state.client);
+    if (group === null) return false;
+    const entries: { bytes: Buffer; identity: StatementInfo['identity'] }[] = [];
+    for (const shape of group) {
+      const info = this.cache!.info(shape.text);
+      const entry = info.readCacheable ? cs.storedReply(info, shape) : undefined;
+      if (entry === undefined || !endsIdle(entry.bytes)) return false;
+      entries.push(entry);
+    }
+    const done = view.quiet ? this.answerOrPark(view, entries[0], [...batch, sync]) : view.identity === IdentityState.Verified ? 'hit' : null;
+    if (done !== 'hit') return done === 'park';
+    const queued = this.ledger!.length > 0;
+    const now: Buffer[] = [];
+    group.forEach((shape, i) => {
+      const parse = shape.parse;
+      if (parse !== null) this.state.answeredParse(parse.name, { text: parse.text, sig: parse.sig });
+      const reply = [...(parse !== null ? [PARSE_COMPLETE] : []), withoutReady(entries[i]!.bytes), ...(i === group.length - 1 ? [READY_IDLE] : [])];
+      // Behind outstanding requests each statement takes a slot of its own (a hit each), written together.
+      if (queued) this.queueAnswer(reply, entries[i]!.identity, started);
+      else now.push(...reply);
+    });
+    if (queued) return true;
+    this.io.toClient(Buffer.concat(now));
+    for (const entry of entries) this.ledger!.answered(entry.identity, started);
+    return true;
   }
 
   // ---------------------------------------------------------------- upstream -> client

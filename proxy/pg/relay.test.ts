@@ -377,6 +377,19 @@ test('a Sync group of cached reads behind an outstanding read waits for its repl
   assert.is(h.cache.stats.hits, 2);
 });
 
+test('a Sync group of cached reads after a setting changed: the probe goes alone, then the group is answered', async () => {
+  const h = await groupReady();
+  h.send(query("SET application_name = 'x'"));
+  h.server(commandComplete('SET'), ready('I'));
+  h.take();
+  h.send(...statement(SELECT), ...statement(OTHER), serialize.sync());
+  const [up, early] = h.take();
+  assert.equal([codes(up), queries(up).length, early.length], ['Q', 1, 0], 'the probe alone');
+  h.server(...probeReply());
+  const [after, client] = h.take();
+  assert.equal([after.length, client], [0, Buffer.concat([...statementReply('a'), ...statementReply('x'), ready('I')])]);
+});
+
 test('under repeatable read a Sync group\'s reads share one snapshot: relayed', async () => {
   const h = await groupReady('repeatable read');
   h.send(...statement(SELECT), ...statement(OTHER), serialize.sync());

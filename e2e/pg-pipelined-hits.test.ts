@@ -10,9 +10,11 @@
 // queries in flight on one client, each its own Sync) and raw extended-protocol groups; a write
 // earlier in the pipeline makes the read behind it go to the server, which returns the new row.
 //
-// Not answered from the cache, by design (docs/consistency.md, "Pipelined requests"): reads in a
-// Sync group with other statements (psycopg 3's pipeline mode and pgJDBC's batches send one Sync
-// for the whole pipeline or batch: one implicit transaction, relayed whole).
+// A Sync group of several statements (psycopg 3's pipeline mode read after the block ends, a
+// pgJDBC multi-statement execute: one Sync for all) is answered wholly from the cache when every
+// statement is a stored read; a write in the group sends it whole to the server, whose read sees
+// the new row (docs/consistency.md, "Pipelined requests"). Still relayed: a psycopg pipeline read
+// inside its block (a Flush before the Sync), and the misses of a relayed group are not stored.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { execFile } from 'node:child_process';
@@ -31,8 +33,12 @@ import { startProxy, type RunningProxy } from './support/sidecache.js';
 const DATABASE = 'postgres';
 const TABLE = uniqueName('sc_pipe');
 
+const PG_JDBC_JAR = '/usr/share/java/postgresql.jar';
+
 let cluster: Cluster;
 let relay: HoldRelay;
+/** e2e/clients/JdbcMultiStatement.java compiled, once a test needs it. */
+let jdbcClasses: string | null = null;
 let proxy: RunningProxy;
 const open: pg.Client[] = [];
 
@@ -192,13 +198,13 @@ with conn.pipeline():
 print(json.dumps(rows))
 `;
 
-test('psycopg 3 pipeline mode sends one Sync for the pipeline: its reads are relayed whole, in order and right', async () => {
+test('psycopg 3 pipeline mode read inside the block (a Flush before the Sync): its reads are relayed, in order and right', async () => {
   const dsn = `host=127.0.0.1 port=${proxy.pgPort} user=postgres dbname=${DATABASE} sslmode=disable`;
   const { result, delta } = await measure(proxy.adminPort, async () =>
     (await promisify(execFile)(PYTHON, ['-c', PSYCOPG_PIPELINE, dsn, TABLE], { timeout: 60_000, env: { PATH: process.env.PATH, LANG: 'C.UTF-8' } })).stdout);
   assert.equal(JSON.parse(result), [[[10]], [[20]], [[10]]]);
-  // Warmed outside the pipeline: two misses. The pipeline's three Executes share one Sync (one
-  // implicit transaction), which the cache does not split (docs/consistency.md): relayed.
+  // Warmed outside the pipeline: two misses. fetchall() inside the block sends a Flush before the
+  // Sync: the held statements go to the server at once (docs/consistency.md).
   assert.equal([delta.misses, delta.hits], [2, 0], JSON.stringify(delta));
   assert.is(await upstreamCalls('pp_read'), 5);
 });
@@ -247,9 +253,6 @@ test('psycopg 3 pipeline mode: a write before the cached read in the group goes 
   assert.is(await upstreamCalls('pg_group_w'), 1, 'the read ran on the server, after the write');
   assert.equal(await psycopgGroup([[read, [24]]], []), [[[2424]]], 'and nothing stale is answered after it');
 });
-
-const PG_JDBC_JAR = '/usr/share/java/postgresql.jar';
-let jdbcClasses: string | null = null;
 
 /** e2e/clients/JdbcMultiStatement.java through the proxy: its output lines. */
 async function jdbcStatements(mode: 'alone' | 'together', sql: string[]): Promise<string[]> {

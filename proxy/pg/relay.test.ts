@@ -390,6 +390,17 @@ test('a Sync group of cached reads after a setting changed: the probe goes alone
   assert.equal([after.length, client], [0, Buffer.concat([...statementReply('a'), ...statementReply('x'), ready('I')])]);
 });
 
+test('held past the chunk only when every held statement is a cacheable read: a COPY after a SELECT goes now', async () => {
+  const h = await groupReady();
+  h.send(...statement(SELECT), ...statement(OTHER));
+  assert.is(h.take()[0].length, 0, 'two reads wait for their Sync');
+  h.send(serialize.sync());
+  h.take();
+  const copy = [serialize.parse({ text: 'COPY items FROM STDIN' }), serialize.bind(), serialize.execute()];
+  h.send(...statement(SELECT), ...copy);
+  assert.is(codes(h.take()[0]), 'PBDEPBE', 'the client waits for CopyInResponse, with no Sync sent');
+});
+
 test('under repeatable read a Sync group\'s reads share one snapshot: relayed', async () => {
   const h = await groupReady('repeatable read');
   h.send(...statement(SELECT), ...statement(OTHER), serialize.sync());

@@ -91,4 +91,37 @@ test('across the hop without PgBouncer installed, "ahead of PgBouncer" is not me
   assert.is(results[1]!.measured, 'PgBouncer not measured');
 });
 
+test('issue 17 item 6: CPU per transaction against the relay alone, and the ratio against the forwarder\'s', () => {
+  // CPU per transaction sums every run of a cell: (0.05 + 0.07) s / (1000 + 2000) tx = 40 µs.
+  const cpu = (workload: string, target: TargetId, tps: number, runs: [number, number][]): CellResult => ({
+    workload, target, runs: runs.map(([seconds, transactions]) => ({ ...run(tps, 0.2), relayCpuSeconds: seconds, transactions })),
+  });
+  const cells = [
+    cell('-S simple', 'direct', 30000), cell('TPC-B simple', 'direct', 3000),
+    cpu('-S simple', 'sidecache', 15000, [[0.05, 1000], [0.07, 2000]]), cpu('-S simple', 'passthrough', 17000, [[0.1, 3000]]),
+    cpu('-S simple', 'forwarder', 16000, [[0.09, 3000]]),
+    cpu('TPC-B simple', 'sidecache', 2000, [[0.11, 1000]]), cpu('TPC-B simple', 'passthrough', 2100, [[0.1, 1000]]),
+  ];
+  const results = evaluateGoals({ workloads: pick('select-simple', 'tpcb-simple'), cells, redis: 'skipped' });
+  const fill = find(results, '-S simple: sidecache CPU/tx');
+  assert.is(fill.goal, "-S simple: sidecache CPU/tx <= 1.2x the relay alone's");
+  assert.is(fill.measured, '1.20x (40.0 / 33.3 µs)');
+  assert.is(fill.verdict, 'PASS'); // 40 / 33.3 = 1.2 exactly
+  const forwarder = find(results, '-S simple: sidecache >= the forwarder');
+  assert.is(forwarder.measured, '0.50x vs forwarder 0.53x');
+  assert.is(forwarder.verdict, 'MISS');
+  const inBlock = find(results, 'TPC-B simple: sidecache CPU/tx');
+  assert.is(inBlock.goal, "TPC-B simple: sidecache CPU/tx <= 1.1x the relay alone's");
+  assert.is(inBlock.measured, '1.10x (110.0 / 100.0 µs)');
+  assert.is(inBlock.verdict, 'PASS');
+  assert.is(find(results, 'TPC-B simple: sidecache >= the forwarder'), undefined, 'no forwarder measured: no goal line');
+});
+
+test('item 6: the relay alone measured without sidecache\'s CPU is "not measured"; without the relay alone there is no line', () => {
+  const cells = [cell('TPC-B simple', 'direct', 3000), { workload: 'TPC-B simple', target: 'passthrough' as const, runs: [{ ...run(2000, 0.2), relayCpuSeconds: 0.2 }] }];
+  const results = evaluateGoals({ workloads: pick('tpcb-simple', 'select-simple'), cells, redis: 'skipped' });
+  assert.is(find(results, 'TPC-B simple: sidecache CPU/tx').verdict, 'not measured');
+  assert.is(find(results, '-S simple: sidecache CPU/tx'), undefined);
+});
+
 test.run();

@@ -2,7 +2,7 @@
 // measured cells in, verdicts out.
 import { histogramQuantile, hitRatio, sumReadings, type CacheReading } from './cache-metrics.js';
 import type { RedisCeiling } from './redis.js';
-import { bestRun, type CellResult, type MeasuredRun, type TargetId } from './report.js';
+import { bestRun, cpuMicrosPerTransaction, type CellResult, type MeasuredRun, type TargetId } from './report.js';
 import type { Workload } from './workloads.js';
 
 export const GOALS = {
@@ -15,6 +15,12 @@ export const GOALS = {
   passThroughRatio: 0.8,
   /** Issue 2: the relay alone (caching off) on -S and TPC-B vs direct. */
   relayOnlyRatio: 0.85,
+  /**
+   * Issue 17 item 6: sidecache's CPU per transaction over the relay alone's (caching off), same
+   * run: uniform -S (mostly misses, each filled) and TPC-B (every statement inside a block).
+   */
+  fillCpuRatio: 1.2,
+  inBlockCpuRatio: 1.1,
 } as const;
 
 /** Issue 17 item 1: with the database ~1 ms away, what a cache in front of it should give. */
@@ -98,6 +104,8 @@ export function evaluateGoals(input: GoalInput): GoalResult[] {
     });
   }
 
+  results.push(...uncachedPathGoals(input));
+
   // The hit rate and latency goals are judged on the faster hot workload through sidecache.
   const hot = input.workloads
     .filter((w) => w.kind === 'hot')
@@ -125,6 +133,39 @@ export function evaluateGoals(input: GoalInput): GoalResult[] {
     measured: hot && clientP50 !== undefined ? `${micros(clientP50)} (${hot.w.label}${redis ? `; Redis GET ${micros(redis.p50Ms)}` : ''})${proxyText}` : '-',
     verdict: verdict(clientP50, (ms) => ms < GOALS.hitP50Ms),
   });
+  return results;
+}
+
+/**
+ * Issue 17 item 6, per uniform and TPC-B workload measured with the relay alone (passthrough):
+ * sidecache's CPU per transaction against the relay's (a filled miss, a statement inside a
+ * transaction block may cost little more than relaying it), and, with the forwarder measured,
+ * sidecache's ratio to direct at least the forwarder's (best runs).
+ */
+function uncachedPathGoals(input: GoalInput): GoalResult[] {
+  const results: GoalResult[] = [];
+  for (const w of input.workloads) {
+    if (w.kind !== 'uniform' && w.kind !== 'tpcb') continue;
+    const relay = cpuMicrosPerTransaction(input.cells, w.label, 'passthrough');
+    if (relay !== undefined) {
+      const max = w.kind === 'uniform' ? GOALS.fillCpuRatio : GOALS.inBlockCpuRatio;
+      const sidecache = cpuMicrosPerTransaction(input.cells, w.label, 'sidecache');
+      const ratio = sidecache === undefined ? undefined : sidecache / relay;
+      results.push({
+        goal: `${w.label}: sidecache CPU/tx <= ${max}x the relay alone's`,
+        measured: ratio === undefined ? '-' : `${ratio.toFixed(2)}x (${sidecache!.toFixed(1)} / ${relay.toFixed(1)} µs)`,
+        verdict: verdict(ratio, (r) => r <= max),
+      });
+    }
+    const forwarder = ratioToDirect(input.cells, w.label, 'forwarder');
+    if (forwarder === undefined) continue;
+    const ratio = ratioToDirect(input.cells, w.label);
+    results.push({
+      goal: `${w.label}: sidecache >= the forwarder's ratio to direct`,
+      measured: ratio === undefined ? '-' : `${ratio.toFixed(2)}x vs forwarder ${forwarder.toFixed(2)}x`,
+      verdict: verdict(ratio, (r) => r >= forwarder),
+    });
+  }
   return results;
 }
 
@@ -157,7 +198,7 @@ export function evaluateHopGoals(input: Omit<GoalInput, 'redis'>): GoalResult[] 
 }
 
 /** The goal lines under `title`, then how many were met; for both bench commands. */
-export function formatGoals(results: readonly GoalResult[], title = 'goals (issues 2 and 3):'): string {
+export function formatGoals(results: readonly GoalResult[], title = 'goals (issues 2, 3 and 17 item 6):'): string {
   const width = Math.max(...results.map((r) => r.goal.length));
   const lines = results.map((r) => `  ${r.verdict.padEnd(12)} ${r.goal.padEnd(width)}  ${r.measured}`);
   const missed = results.filter((r) => r.verdict === 'MISS').length;

@@ -59,16 +59,22 @@ export function formatResultsTable(workloads: string[], targets: TargetId[], cel
   return formatTable(header, rows);
 }
 
+/**
+ * The relay's CPU per transaction in µs over all runs of a cell (less noisy than any one run's
+ * tps on a shared machine); undefined when the cell or a run's CPU reading is missing.
+ */
+export function cpuMicrosPerTransaction(cells: readonly CellResult[], workload: string, relay: TargetId): number | undefined {
+  const runs = cells.find((c) => c.workload === workload && c.target === relay)?.runs ?? [];
+  if (runs.length === 0 || runs.some((r) => r.relayCpuSeconds === undefined)) return undefined;
+  const cpu = runs.reduce((sum, r) => sum + r.relayCpuSeconds!, 0);
+  const transactions = runs.reduce((sum, r) => sum + r.transactions, 0);
+  return transactions > 0 ? cpu / transactions * 1e6 : undefined;
+}
+
 /** Relay CPU per transaction over all runs of a cell: what the relay takes from a machine PostgreSQL shares. */
 export function formatRelayCpuTable(workloads: string[], relays: TargetId[], cells: CellResult[]): string {
   const header = ['workload', ...relays.map((r) => `${r} CPU µs/tx`)];
-  const rows = workloads.map((workload) => [workload, ...relays.map((relay) => {
-    const runs = cells.find((c) => c.workload === workload && c.target === relay)?.runs ?? [];
-    if (runs.length === 0 || runs.some((r) => r.relayCpuSeconds === undefined)) return '-';
-    const cpu = runs.reduce((sum, r) => sum + r.relayCpuSeconds!, 0);
-    const transactions = runs.reduce((sum, r) => sum + r.transactions, 0);
-    return transactions > 0 ? (cpu / transactions * 1e6).toFixed(1) : '-';
-  })]);
+  const rows = workloads.map((workload) => [workload, ...relays.map((relay) => cpuMicrosPerTransaction(cells, workload, relay)?.toFixed(1) ?? '-')]);
   return formatTable(header, rows);
 }
 

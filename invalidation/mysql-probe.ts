@@ -23,6 +23,8 @@ const KEYED_MARIADB_VARIABLES = ['system_versioning_asof'] as const;
 const KEYED_MYSQL_VARIABLES = ['block_encryption_mode'] as const;
 /** Every variable the probe reads on either server: a SET of one of these makes the context stale, not private. */
 export const MYSQL_KEYED_VARIABLES: ReadonlySet<string> = new Set<string>([...KEYED_VARIABLES, ...KEYED_MARIADB_VARIABLES, ...KEYED_MYSQL_VARIABLES]);
+/** Schemas of the server's own, not of files: no trigger, view or foreign key lives there. */
+const VIRTUAL_SCHEMAS = "'information_schema', 'performance_schema'";
 /** Table types whose rows change only through writes the proxy sees (views are resolved later, not cached). */
 const CACHEABLE_TABLE_TYPES: ReadonlySet<string> = new Set(['BASE TABLE', 'SYSTEM VERSIONED']);
 
@@ -68,11 +70,18 @@ export function buildMySqlProbeSql(analysis: MysqlStatementAnalysis, mariadb: bo
     // Writes to these reach other tables (triggers, cascading foreign keys, updatable views):
     // invalidated wide. The count tells a truncated list. NULL (unknown) unless this login sees
     // the whole database's catalog: see fanOutVisible.
-    `IF(${fanOutVisible(mariadb)}, (SELECT CONCAT(COUNT(DISTINCT t), ':', IFNULL(GROUP_CONCAT(DISTINCT HEX(t)), '')) FROM (`
+    // information_schema and performance_schema hold no trigger, view or foreign key, and
+    // scanning them opens each of their tables as a nested schema table (see below).
+    `IF(DATABASE() IN (${VIRTUAL_SCHEMAS}), '0:', IF(${fanOutVisible(mariadb)}, (SELECT CONCAT(COUNT(DISTINCT t), ':', IFNULL(GROUP_CONCAT(DISTINCT HEX(t)), '')) FROM (`
       + 'SELECT EVENT_OBJECT_TABLE AS t FROM information_schema.TRIGGERS WHERE EVENT_OBJECT_SCHEMA = DATABASE() UNION '
       + 'SELECT TABLE_NAME FROM information_schema.VIEWS WHERE TABLE_SCHEMA = DATABASE() UNION '
-      + "SELECT REFERENCED_TABLE_NAME FROM information_schema.REFERENTIAL_CONSTRAINTS WHERE UNIQUE_CONSTRAINT_SCHEMA = DATABASE() AND (DELETE_RULE NOT IN ('RESTRICT', 'NO ACTION') OR UPDATE_RULE NOT IN ('RESTRICT', 'NO ACTION'))"
-      + ') f), NULL)',
+      // The child of such a key may be in any database, so this scans them all (only the child's
+      // schema is a lookup key). The two virtual schemas hold no foreign key, and the condition on
+      // CONSTRAINT_SCHEMA is checked before a table is opened: without it MariaDB opened each of
+      // information_schema's own ~80 tables as a nested schema table, a temporary table each, and
+      // MariaDB 10.11.19 crashed (SIGSEGV) when one of those failed under load.
+      + `SELECT REFERENCED_TABLE_NAME FROM information_schema.REFERENTIAL_CONSTRAINTS WHERE UNIQUE_CONSTRAINT_SCHEMA = DATABASE() AND CONSTRAINT_SCHEMA NOT IN (${VIRTUAL_SCHEMAS}) AND (DELETE_RULE NOT IN ('RESTRICT', 'NO ACTION') OR UPDATE_RULE NOT IN ('RESTRICT', 'NO ACTION'))`
+      + ') f), NULL))',
   ];
   for (const t of analysis.tablesRead) columns.push(tableTypeColumn(t));
   for (const r of analysis.routines) {

@@ -176,6 +176,10 @@ export abstract class ProxySession<E extends Error> implements OutputGate {
     raw.off('close', this.onClientGone);
     raw.off('drain', this.onClientDrain);
     const { tls: secure, feed } = serverTls(raw, context, already, alpn);
+    // The plain socket still reads when the TLS layer is fed from it (feed): its errors (a client
+    // that resets mid-handshake) end the TLS socket, hence the session, instead of going unheard,
+    // which would end the process.
+    raw.on('error', (err) => secure.destroy(err));
     this.rawClientFeed = feed;
     this.client = secure;
     this.clientTls = true;
@@ -234,6 +238,8 @@ export abstract class ProxySession<E extends Error> implements OutputGate {
     raw.off('error', this.onUpstreamError);
     raw.off('close', this.onUpstreamClose);
     const secure = tls.connect({ socket: raw, ...plan.options(this.host.upstream.host) });
+    // As on the client leg: an error of the plain socket under the TLS one must not go unheard.
+    raw.on('error', (err) => secure.destroy(err));
     this.upstream = secure;
     this.upstreamTlsPlan = plan;
     this.watchUpstream(secure);

@@ -64,6 +64,8 @@ interface LiveServer {
   baseDir: string;
   child: ChildProcess | null;
   watchdogPid: number | undefined;
+  /** A shutdown, restart or kill of the test's own: the server's exit is expected. */
+  stopping: boolean;
 }
 
 const live = new Set<LiveServer>();
@@ -73,7 +75,7 @@ export async function startMariadb(opts: MariadbServerOptions = {}): Promise<Mar
   const deadline = Date.now() + (opts.startTimeoutMs ?? 90_000);
   const baseDir = await mkdtemp(path.join(os.tmpdir(), 'sidecache-mariadb-'));
   const dataDir = path.join(baseDir, 'data');
-  const entry: LiveServer = { baseDir, child: null, watchdogPid: undefined };
+  const entry: LiveServer = { baseDir, child: null, watchdogPid: undefined, stopping: false };
   live.add(entry);
   installExitHooks();
   try {
@@ -132,6 +134,18 @@ async function launch(entry: LiveServer, args: string[], deadline: number, helpe
   const [file, ...rest] = helper.netns === undefined ? ['mariadbd', ...args] : ['ip', 'netns', 'exec', helper.netns, 'mariadbd', ...args];
   const child = spawn(file!, rest, { cwd: entry.baseDir, stdio: 'ignore' });
   entry.child = child;
+  // A server that dies under a test is reported with its log: a test sees only closed connections.
+  child.once('exit', (code, signal) => {
+    if (entry.child !== child || entry.stopping) return;
+    const log = (() => {
+      try {
+        return readFileSync(path.join(entry.baseDir, 'error.log'), 'utf8').slice(-3000);
+      } catch {
+        return '(no error.log)';
+      }
+    })();
+    process.stderr.write(`\n── private mariadbd (pid ${child.pid}) exited unexpectedly: ${signal ?? `code ${code}`}; its error.log ends:\n${log}\n`);
+  });
   killWatchdog(entry);
   entry.watchdogPid = spawnWatchdog(entry.baseDir, child.pid!);
   for (;;) {
@@ -143,6 +157,7 @@ async function launch(entry: LiveServer, args: string[], deadline: number, helpe
       return;
     } catch {
       if (Date.now() > deadline) {
+        entry.stopping = true;
         child.kill('SIGKILL');
         throw new Error('mariadbd did not accept connections in time');
       }
@@ -170,12 +185,14 @@ function server(entry: LiveServer, dataDir: string, port: number, args: string[]
     },
     async restart(): Promise<void> {
       await shutdown(entry);
+      entry.stopping = false;
       await launch(entry, args, Math.max(deadline, Date.now() + 60_000), helper);
     },
     async stop(): Promise<void> {
       if (!live.has(entry)) return;
       live.delete(entry);
       killWatchdog(entry);
+      entry.stopping = true;
       entry.child?.kill('SIGKILL');
       if (entry.child !== null && entry.child.exitCode === null && entry.child.signalCode === null) {
         await new Promise((resolve) => entry.child!.once('exit', resolve));
@@ -190,6 +207,7 @@ async function shutdown(entry: LiveServer): Promise<void> {
   const child = entry.child;
   if (child === null || child.exitCode !== null || child.signalCode !== null) return;
   const exited = new Promise((resolve) => child.once('exit', resolve));
+  entry.stopping = true;
   child.kill('SIGTERM');
   const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
   await exited;
@@ -228,7 +246,10 @@ function killWatchdog(entry: LiveServer): void {
 function stopNow(entry: LiveServer): void {
   live.delete(entry);
   killWatchdog(entry);
-  if (entry.child?.pid !== undefined) spawnSync('kill', ['-9', String(entry.child.pid)], { stdio: 'ignore' });
+  entry.stopping = true;
+  // Only a server still running: the pid of one that exited may already be another process's.
+  const child = entry.child;
+  if (child?.pid !== undefined && child.exitCode === null && child.signalCode === null) spawnSync('kill', ['-9', String(child.pid)], { stdio: 'ignore' });
   rmSync(entry.baseDir, { recursive: true, force: true });
 }
 

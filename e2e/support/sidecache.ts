@@ -62,6 +62,17 @@ export function startProxy(opts: StartOptions = {}): Promise<RunningProxy> {
  */
 const TEST_WORKERS = '1';
 
+/** Output tails printed when the test file fails (uvu sets process.exitCode): what CI has to go on. */
+const FAILURE_TAIL_CHARS = 6000;
+const spawned: { args: string[]; output: () => string }[] = [];
+process.once('exit', () => {
+  if (!process.exitCode) return;
+  for (const p of spawned) {
+    const out = p.output();
+    process.stderr.write(`\n── sidecache ${p.args.join(' ')}: last ${Math.min(out.length, FAILURE_TAIL_CHARS)} of ${out.length} characters of its output ──\n${out.slice(-FAILURE_TAIL_CHARS)}\n`);
+  }
+});
+
 export function spawnSidecache(args: string[], env: NodeJS.ProcessEnv = {}, timeoutMs = 30_000): Promise<RunningProxy> {
   const child = spawn(process.execPath, [BIN, ...args], {
     env: { ...process.env, SIDECACHE_WORKERS: TEST_WORKERS, ...env },
@@ -70,6 +81,7 @@ export function spawnSidecache(args: string[], env: NodeJS.ProcessEnv = {}, time
   let out = '';
   child.stdout!.setEncoding('utf8').on('data', (d: string) => { out += d; });
   child.stderr!.setEncoding('utf8').on('data', (d: string) => { out += d; });
+  spawned.push({ args, output: () => out });
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   // A test process killed by the runner's timeout must not leave its proxy running.
   const killOnExit = (): void => void child.kill('SIGKILL');

@@ -215,6 +215,7 @@ export class MySqlCacheSession {
   probePacket(request: MySqlRequest, probe: ProbeAction<MySqlStatementInfo>, buf: Buffer, start: number, end: number): void {
     if (buf[start] === 0xff) {
       request.errored = true;
+      probe.error = errorText(buf, start, end);
       return;
     }
     if (request.packets === 1) {
@@ -239,7 +240,7 @@ export class MySqlCacheSession {
   probeDone(request: MySqlRequest, probe: ProbeAction<MySqlStatementInfo>): void {
     if (this.state.isOff) return;
     if (request.errored || probe.row === null) {
-      this.log.warn({ connectionId: this.session.connectionId }, 'mysql: cache probe failed; caching off for this session');
+      this.log.warn({ connectionId: this.session.connectionId, err: probe.error }, 'mysql: cache probe failed; caching off for this session');
       this.state.off();
       return;
     }
@@ -266,7 +267,8 @@ export class MySqlCacheSession {
   checkDone(request: MySqlRequest, probe: ProbeAction<MySqlStatementInfo>): void {
     const outcome = this.state.checkReplied(identityOf(request.errored, probe.row, readMysqlIdentity), this.cache);
     if (outcome instanceof IdentityError) {
-      this.log.warn({ connectionId: this.session.connectionId, err: outcome.message }, 'mysql: cannot identify the upstream server; caching off for this session');
+      this.log.warn({ connectionId: this.session.connectionId, err: probe.error === '' ? outcome.message : `${outcome.message}: ${probe.error}` },
+        'mysql: cannot identify the upstream server; caching off for this session');
     } else if (outcome !== null) {
       this.log.warn({ dropped: outcome }, 'mysql: the upstream server changed (restart, failover or restore); cached results dropped');
     }
@@ -290,4 +292,14 @@ export class MySqlCacheSession {
     if (this.temporaryTables.size === 0) return false;
     return info.analysis.tablesRead.some((t) => this.temporaryTables.has(t.name));
   }
+}
+
+/** An ERR packet's code and message (`1615 HY000 Prepared statement needs to be re-prepared`), for the log. */
+function errorText(buf: Buffer, start: number, end: number): string {
+  if (end - start < 3) return 'malformed error packet';
+  const code = buf.readUInt16LE(start + 1);
+  const hasState = end - start >= 9 && buf[start + 3] === 0x23; // '#' and a five-character SQLSTATE
+  const state = hasState ? buf.toString('latin1', start + 4, start + 9) : '';
+  const message = buf.toString('utf8', start + (hasState ? 9 : 3), Math.min(end, start + (hasState ? 9 : 3) + 300));
+  return `${code}${state === '' ? '' : ` ${state}`} ${message}`;
 }

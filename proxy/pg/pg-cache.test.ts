@@ -88,4 +88,27 @@ test('a probe that DDL overtook teaches nothing, and its decision does not outli
   assert.is(cache.decision(ctx, cache.info('SELECT v FROM raced')), undefined, 'nothing was learned of the relation');
 });
 
+test('a statement the facts could not decide is judged again once a probe teaches more, or DDL forgets', () => {
+  const ctx = cache.context(probeOf([], [], 'undecided'), session())!;
+  // A read inside transaction blocks only: never probed itself, asked for its decision each time.
+  const read = cache.info('SELECT v FROM ledger WHERE id = 7');
+  assert.is(cache.decision(ctx, read), undefined, 'nothing known of ledger');
+  assert.is(cache.decision(ctx, read), undefined, 'still nothing (remembered as undecided)');
+  cache.decide(ctx, cache.info('SELECT count(v) FROM ledger'), probeOf([table('ledger')], [], 'undecided'), cache.generation('db'));
+  const decided = cache.decision(ctx, read);
+  assert.ok(decided?.cacheable, 'the probe of another statement taught what it lacked');
+  cache.invalidate('db', [], WriteScope.Tables, true);
+  assert.is(cache.decision(ctx, read), undefined, 'DDL forgot it');
+  cache.decide(ctx, cache.info('SELECT count(v) FROM ledger'), probeOf([table('ledger')], [], 'undecided'), cache.generation('db'));
+  assert.ok(cache.decision(ctx, read)?.cacheable, 'learned again');
+});
+
+test('a text with literals is not remembered by its text; one without is', () => {
+  const withLiteral = 'SELECT v FROM remembered WHERE id = 42';
+  const info = cache.info(withLiteral);
+  assert.is(cache.info(withLiteral), info, 'the same info through its shape');
+  const parameterised = 'SELECT v FROM remembered WHERE id = $1';
+  assert.is(cache.info(parameterised), cache.info(parameterised));
+});
+
 test.run();

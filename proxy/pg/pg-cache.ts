@@ -72,7 +72,7 @@ const MAX_CONTEXTS = 10_000;
 /** How the probe joins PROBED_SETTINGS' values, and where the default isolation level is among them. */
 const SETTINGS_SEPARATOR = '\u001f';
 const ISOLATION_INDEX = PROBED_SETTINGS.indexOf('default_transaction_isolation');
-/** Texts remembered by exact text (the rest go through their shape), and the longest kept. */
+/** Texts without literals remembered by exact text (the rest go through their shape), and the longest kept. */
 const MAX_TEXTS = 10_000;
 const MAX_TEXT_KEY_LENGTH = 4096;
 const MAX_DECISIONS_PER_CONTEXT = 10_000;
@@ -89,6 +89,14 @@ export class PgContext {
   readonly relations = boundedMap<string, RelationFacts>(MAX_FACTS_PER_CONTEXT);
   readonly functions = boundedMap<string, FunctionFacts>(MAX_FACTS_PER_CONTEXT);
   factsGeneration = 0;
+  /** Bumped whenever the facts above change (learned, or dropped for a new generation). */
+  factsVersion = 0;
+  /**
+   * Statements the facts could not decide, with the factsVersion they were judged at: a write
+   * inside a transaction block asks for its decision at every execution (does it call user
+   * functions?) and is never probed, so without this it would be judged again and again in vain.
+   */
+  readonly undecided = boundedMap<StatementInfo, number>(MAX_DECISIONS_PER_CONTEXT);
   constructor(
     readonly id: number,
     readonly database: string,
@@ -111,7 +119,7 @@ export const KEYED_PARAMETERS = [
 
 export class PgCache extends ResultCache<StatementInfo> {
   private readonly infos = new WeakMap<StatementAnalysis, StatementInfo>();
-  /** The hot texts' infos by exact text: one Map lookup instead of computing the shape. */
+  /** The infos of texts without literals by exact text: one Map lookup instead of computing the shape. */
   private readonly infoByText = new LRUCache<string, StatementInfo>({ max: MAX_TEXTS });
   private readonly contexts = new Map<string, PgContext>();
   /** Bumped per database on DDL: decisions taken before may rest on a catalog that changed. */
@@ -151,7 +159,10 @@ export class PgCache extends ResultCache<StatementInfo> {
       info = this.derive(analysis, text, shape);
       this.infos.set(analysis, info);
     }
-    if (text.length <= MAX_TEXT_KEY_LENGTH) {
+    // A text with literals of its own is rarely sent again (pgbench's `-S` and TPC-B never repeat
+    // one): remembering it would only churn the map and push out the texts that do repeat (those
+    // with parameters, BEGIN, COMMIT), so its shape is computed again if it comes back.
+    if (shape === text && text.length <= MAX_TEXT_KEY_LENGTH) {
       this.infoByText.set(text, info);
     }
     return info;
@@ -230,6 +241,7 @@ export class PgCache extends ResultCache<StatementInfo> {
     this.currentFacts(ctx, generation);
     for (const [key, facts] of learned.relations) ctx.relations.set(key, facts);
     for (const [name, facts] of learned.functions) ctx.functions.set(name, facts);
+    ctx.factsVersion++;
     return decision;
   }
 
@@ -243,8 +255,13 @@ export class PgCache extends ResultCache<StatementInfo> {
     const d = ctx.decisions.get(info);
     if (d !== undefined && d.generation === generation) return d;
     this.currentFacts(ctx, generation);
+    if (ctx.undecided.get(info) === ctx.factsVersion) return undefined;
     const verdict = judgeStatement(info.analysis, (key) => ctx.relations.get(key), (name) => ctx.functions.get(name));
-    return verdict === undefined ? undefined : this.remember(ctx, info, verdict, generation);
+    if (verdict === undefined) {
+      ctx.undecided.set(info, ctx.factsVersion);
+      return undefined;
+    }
+    return this.remember(ctx, info, verdict, generation);
   }
 
   /** Forgets the facts a context learned under an older catalog generation (DDL happened since). */
@@ -253,6 +270,7 @@ export class PgCache extends ResultCache<StatementInfo> {
     ctx.relations.clear();
     ctx.functions.clear();
     ctx.factsGeneration = generation;
+    ctx.factsVersion++;
   }
 
   private remember(ctx: PgContext, info: StatementInfo, verdict: StatementVerdict, generation: number): Decision {

@@ -44,6 +44,7 @@ export interface RelayIo extends StatementSource {
 }
 
 const IDENTITY_QUERY = queryMessage(PG_IDENTITY_SQL);
+const IN_TRANSACTION = forwardAction<StatementInfo>('in-transaction', false);
 /** For a lookup that needs neither (a stored entry answers or waits, whatever the rule and fences). */
 const NO_RULE: RuleView = Object.freeze({ never: false, inReadOnlyTransactions: false });
 const NO_FENCE: FenceState = Object.freeze({ change: null, busDown: false });
@@ -344,6 +345,10 @@ export class PgRelay {
       return;
     }
     const text = queryText(buf, start, end);
+    if (this.inReadWriteBlock) {
+      this.relayInBlock(cache.info(text), buf, start, end);
+      return;
+    }
     const key = simpleQueryKey(text);
     const started = performance.now();
     const view = this.view();
@@ -372,6 +377,27 @@ export class PgRelay {
     const p = this.carryOut(verdict, info, key, view.quiet);
     p.autocommit = view.quiet && info.analysis.statements.length === 1;
     if (info.changesSession) cs.state.sessionChanged();
+    this.forward(Frontend.Query, buf, start, end);
+  }
+
+  /**
+   * The session is in a transaction block that is not known read-only (or a failed one), as of
+   * the last ReadyForQuery. Nothing is looked up, filled or probed there: the router's verdict is
+   * `forward('in-transaction')` whatever the statement (route(): not quiet, not behind reads,
+   * no read-only block to answer in), so the statement skips the router and goes on as it would.
+   */
+  private get inReadWriteBlock(): boolean {
+    return this.state.txStatus !== TxStatus.Idle && this.cs!.state.block === BlockState.Other;
+  }
+
+  /**
+   * A statement of a read-write block (inReadWriteBlock): relayed with what the reply side needs
+   * (its writes, collected for the commit; whether it changes the session) and nothing more:
+   * the same request carryOut would queue for the router's `forward('in-transaction')`.
+   */
+  private relayInBlock(info: StatementInfo, buf: Buffer, start: number, end: number): void {
+    this.enqueue(IN_TRANSACTION, info).executed.push(info);
+    if (info.changesSession) this.cs!.state.sessionChanged();
     this.forward(Frontend.Query, buf, start, end);
   }
 

@@ -10,15 +10,20 @@
 // queries in flight on one client, each its own Sync) and raw extended-protocol groups; a write
 // earlier in the pipeline makes the read behind it go to the server, which returns the new row.
 //
-// Not answered from the cache, by design (docs/consistency.md, "Pipelined requests"): reads in a
-// Sync group with other statements (psycopg 3's pipeline mode and pgJDBC's batches send one Sync
-// for the whole pipeline or batch: one implicit transaction, relayed whole).
+// A Sync group of several statements (psycopg 3's pipeline mode read after the block ends, a
+// pgJDBC multi-statement execute: one Sync for all) is answered wholly from the cache when every
+// statement is a stored read; a write in the group sends it whole to the server, whose read sees
+// the new row (docs/consistency.md, "Pipelined requests"). Still relayed: a psycopg pipeline read
+// inside its block (a Flush before the Sync), and the misses of a relayed group are not stored.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { execFile } from 'node:child_process';
+import { rm } from 'node:fs/promises';
+import path from 'node:path';
 import { promisify } from 'node:util';
 import pg from 'pg';
 import { startCluster, type Cluster } from './support/cluster.js';
+import { compileJava, requireFile, runClientProgram } from './support/client-program.js';
 import { startHoldRelay, type HoldRelay } from './support/hold-relay.js';
 import { RawClient, describeAll, serialize } from './support/pg-raw.js';
 import { uniqueName } from './support/pg-direct.js';
@@ -28,8 +33,12 @@ import { startProxy, type RunningProxy } from './support/sidecache.js';
 const DATABASE = 'postgres';
 const TABLE = uniqueName('sc_pipe');
 
+const PG_JDBC_JAR = '/usr/share/java/postgresql.jar';
+
 let cluster: Cluster;
 let relay: HoldRelay;
+/** e2e/clients/JdbcMultiStatement.java compiled, once a test needs it. */
+let jdbcClasses: string | null = null;
 let proxy: RunningProxy;
 const open: pg.Client[] = [];
 
@@ -74,6 +83,7 @@ test.after(async () => {
   await proxy?.stop();
   await relay?.close();
   await cluster?.stop();
+  if (jdbcClasses !== null) await rm(jdbcClasses, { recursive: true, force: true });
 });
 
 test('node-postgres pipeline mode: hits behind an outstanding read, in order, never seen by the server', async () => {
@@ -188,15 +198,91 @@ with conn.pipeline():
 print(json.dumps(rows))
 `;
 
-test('psycopg 3 pipeline mode sends one Sync for the pipeline: its reads are relayed whole, in order and right', async () => {
+test('psycopg 3 pipeline mode read inside the block (a Flush before the Sync): its reads are relayed, in order and right', async () => {
   const dsn = `host=127.0.0.1 port=${proxy.pgPort} user=postgres dbname=${DATABASE} sslmode=disable`;
   const { result, delta } = await measure(proxy.adminPort, async () =>
     (await promisify(execFile)(PYTHON, ['-c', PSYCOPG_PIPELINE, dsn, TABLE], { timeout: 60_000, env: { PATH: process.env.PATH, LANG: 'C.UTF-8' } })).stdout);
   assert.equal(JSON.parse(result), [[[10]], [[20]], [[10]]]);
-  // Warmed outside the pipeline: two misses. The pipeline's three Executes share one Sync (one
-  // implicit transaction), which the cache does not split (docs/consistency.md): relayed.
+  // Warmed outside the pipeline: two misses. fetchall() inside the block sends a Flush before the
+  // Sync: the held statements go to the server at once (docs/consistency.md).
   assert.equal([delta.misses, delta.hits], [2, 0], JSON.stringify(delta));
   assert.is(await upstreamCalls('pp_read'), 5);
+});
+
+/** psycopg 3's pipeline mode, the results read once the pipeline block has ended: one Sync for all its statements. */
+const PSYCOPG_GROUP = `
+import json, sys, psycopg
+conn = psycopg.connect(sys.argv[1], autocommit=True)
+statements = json.loads(sys.argv[2])
+for sql, params in json.loads(sys.argv[3]):
+    conn.execute(sql, params).fetchall()
+with conn.pipeline():
+    cursors = [conn.cursor() for _ in statements]
+    for cur, (sql, params) in zip(cursors, statements):
+        cur.execute(sql, params)
+print(json.dumps([cur.fetchall() if cur.description else cur.rowcount for cur in cursors]))
+`;
+
+/** Runs PSYCOPG_GROUP: `warm` each alone, then `statements` in one pipeline; returns what each statement gave. */
+async function psycopgGroup(statements: [string, number[]][], warm: [string, number[]][]): Promise<unknown> {
+  const dsn = `host=127.0.0.1 port=${proxy.pgPort} user=postgres dbname=${DATABASE} sslmode=disable`;
+  const { stdout } = await promisify(execFile)(PYTHON, ['-c', PSYCOPG_GROUP, dsn, JSON.stringify(statements), JSON.stringify(warm)],
+    { timeout: 60_000, env: { PATH: process.env.PATH, LANG: 'C.UTF-8' } });
+  return JSON.parse(stdout);
+}
+
+test('psycopg 3 pipeline mode read after the block (one Sync group of cached reads): answered wholly from the cache', async () => {
+  const a = `SELECT v AS pg_group FROM ${TABLE} WHERE id = %s AND v > -3`;
+  const b = `SELECT id, v AS pg_group_b FROM ${TABLE} WHERE id = %s`;
+  await psycopgGroup([], [[a, [21]], [b, [22]], [a, [23]]]);
+  await cluster.query('SELECT pg_stat_statements_reset()');
+  const { result, delta } = await measure(proxy.adminPort, () => psycopgGroup([[a, [21]], [b, [22]], [a, [23]], [a, [21]]], []));
+  assert.equal(result, [[[210]], [[22, 220]], [[230]], [[210]]]);
+  assert.equal([delta.hits, delta.misses], [4, 0], JSON.stringify(delta));
+  assert.is(await upstreamCalls('pg_group'), 0, 'the server never saw the group');
+});
+
+test('psycopg 3 pipeline mode: a write before the cached read in the group goes to the server with it, the read sees the new row', async () => {
+  const read = `SELECT v AS pg_group_w FROM ${TABLE} WHERE id = %s AND v > -4`;
+  assert.equal(await psycopgGroup([[read, [24]]], [[read, [24]]]), [[[240]]], 'stored, then a group of it alone answered');
+  await cluster.query('SELECT pg_stat_statements_reset()');
+  const write = `UPDATE ${TABLE} SET v = %s WHERE id = %s`;
+  const { result, delta } = await measure(proxy.adminPort, () => psycopgGroup([[write, [2424, 24]], [read, [24]]], []));
+  assert.equal(result, [1, [[2424]]]);
+  assert.is(delta.hits, 0, JSON.stringify(delta));
+  assert.is(await upstreamCalls('pg_group_w'), 1, 'the read ran on the server, after the write');
+  assert.equal(await psycopgGroup([[read, [24]]], []), [[[2424]]], 'and nothing stale is answered after it');
+});
+
+/** e2e/clients/JdbcMultiStatement.java through the proxy: its output lines. */
+async function jdbcStatements(mode: 'alone' | 'together', sql: string[]): Promise<string[]> {
+  requireFile(PG_JDBC_JAR, 'pgJDBC', 'libpostgresql-jdbc-java');
+  jdbcClasses ??= await compileJava('JdbcMultiStatement.java');
+  const url = `jdbc:postgresql://127.0.0.1:${proxy.pgPort}/${DATABASE}?user=postgres&sslmode=disable`;
+  const run = await runClientProgram('java', ['-cp', `${jdbcClasses}${path.delimiter}${PG_JDBC_JAR}`, 'JdbcMultiStatement', url, mode, ...sql],
+    { env: { ...process.env, LANG: 'C.UTF-8' }, timeoutMs: 60_000 });
+  assert.is(run.code, 0, run.stderr);
+  return run.stdout.trim().split('\n');
+}
+
+test('pgJDBC, several SELECTs in one execute (one Sync group) stored before: answered wholly from the cache', async () => {
+  const sql = [`SELECT v AS pj_group FROM ${TABLE} WHERE id = 31`, `SELECT id AS pj_group_b, v FROM ${TABLE} WHERE id = 32 AND v > 0`];
+  assert.equal(await jdbcStatements('alone', sql), ['[310]', '[32]']);
+  await cluster.query('SELECT pg_stat_statements_reset()');
+  const { result, delta } = await measure(proxy.adminPort, () => jdbcStatements('together', sql));
+  assert.equal(result, ['[310]', '[32]']);
+  assert.equal([delta.hits, delta.misses], [2, 0], JSON.stringify(delta));
+  assert.is(await upstreamCalls('pj_group'), 0, 'the server never saw the group');
+});
+
+test('pgJDBC, an UPDATE and a stored SELECT in one execute: both go to the server, the read sees the new row', async () => {
+  const read = `SELECT v AS pj_group_w FROM ${TABLE} WHERE id = 33`;
+  assert.equal(await jdbcStatements('alone', [read, read]), ['[330]', '[330]']);
+  await cluster.query('SELECT pg_stat_statements_reset()');
+  const { result, delta } = await measure(proxy.adminPort, () => jdbcStatements('together', [`UPDATE ${TABLE} SET v = 3333 WHERE id = 33`, read]));
+  assert.equal(result, ['updated 1', '[3333]']);
+  assert.is(delta.hits, 0, JSON.stringify(delta));
+  assert.is(await upstreamCalls('pj_group_w'), 1);
 });
 
 /** A RowDescription described as `T name:<type oid>` (its other fields vary with the server). */

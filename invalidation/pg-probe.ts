@@ -17,6 +17,8 @@ export const PROBED_SETTINGS = [
   'search_path', 'extra_float_digits', 'bytea_output', 'lc_monetary', 'lc_numeric', 'lc_time',
   'default_text_search_config', 'row_security', 'transform_null_equals', 'xmlbinary', 'xmloption',
   'array_nulls', 'join_collapse_limit', 'enable_partition_pruning',
+  // Whether a Sync group's statements share one snapshot (repeatable read, serializable).
+  'default_transaction_isolation',
 ] as const;
 
 export interface ProbeResult {

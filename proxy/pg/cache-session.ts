@@ -116,13 +116,13 @@ export class PgCacheSession {
   }
 
   /**
-   * The stored reply for a batch whose statement is known cacheable in this context: its own
+   * The stored reply for a batch whose statement is known cacheable in context `ctx` (the
+   * session's, when it can key entries now): its own
    * entry, or for a batch without Describe the entry of the same execution with one, its
    * descriptions cut.
    */
-  storedReply(info: StatementInfo, batch: CacheableBatch): { bytes: Buffer; identity: StatementInfo['identity'] } | undefined {
-    const ctx = this.keyContext;
-    if (ctx === null || this.decision(info)?.cacheable !== true) return undefined;
+  storedReply(info: StatementInfo, batch: CacheableBatch, ctx = this.keyContext): { bytes: Buffer; identity: StatementInfo['identity'] } | undefined {
+    if (ctx === null || this.cache.decision(ctx, info)?.cacheable !== true) return undefined;
     const store = this.cache.store;
     const entry = store.get(entryKey(ctx.keyPrefix, batch.keySuffix));
     if (entry !== undefined) return { bytes: entry.bytes, identity: entry.meta.identity };

@@ -1,7 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { serialize } from 'pg-protocol';
-import { cacheableBatch, type Held } from './cacheable-batch.js';
+import { cacheableBatch, cacheableGroup, type Held } from './cacheable-batch.js';
 import type { ClientStatement } from './session-state.js';
 
 function held(...messages: Buffer[]): Held[] {
@@ -15,7 +15,7 @@ test('Parse/Bind/Describe/Execute of the unnamed statement is cacheable, keyed w
   const withParse = cacheableBatch(held(serialize.parse({ text }), serialize.bind({ values: ['7'] }), serialize.describe({ type: 'P' }), serialize.execute()), none);
   assert.ok(withParse);
   assert.is(withParse!.text, text);
-  assert.equal(withParse!.parse, { name: '' });
+  assert.equal(withParse!.parse, { name: '', text, sig: withParse!.sig });
   const statements = new Map([['', { text, sig: withParse!.sig }]]);
   const without = cacheableBatch(held(serialize.bind({ values: ['7'] }), serialize.describe({ type: 'P' }), serialize.execute()), statements);
   assert.is(without!.keySuffix, withParse!.keySuffix, 'a batch with and one without the Parse share the reply');
@@ -59,6 +59,22 @@ test('batches the cache must not answer', () => {
     ['Execute of another portal', held(serialize.parse({ text }), serialize.bind({ portal: 'p1' }), serialize.execute({ portal: 'p2' }))],
   ];
   for (const [what, batch] of cases) assert.is(cacheableBatch(batch, statements), null, what);
+});
+
+test('a Sync group of several statements: each batch in order, a Parse earlier in the group bound by name later', () => {
+  const other = 'SELECT w FROM t';
+  const group = cacheableGroup(held(
+    serialize.parse({ name: 's1', text }), serialize.bind({ statement: 's1', values: ['1'] }), serialize.execute(),
+    serialize.parse({ text: other }), serialize.bind(), serialize.describe({ type: 'P' }), serialize.execute(),
+    serialize.bind({ statement: 's1', values: ['2'] }), serialize.execute()), none);
+  assert.equal(group?.map((b) => [b.text, b.parse?.name ?? null]), [[text, 's1'], [other, ''], [text, null]]);
+  const notGroups: [string, Held[]][] = [
+    ['one statement', held(serialize.parse({ text }), serialize.bind(), serialize.execute())],
+    ['a statement not ended by its Execute', held(serialize.parse({ text }), serialize.bind(), serialize.execute(), serialize.parse({ text: other }))],
+    ['a name parsed twice', held(...[1, 2].flatMap(() => [serialize.parse({ name: 's1', text }), serialize.bind({ statement: 's1' }), serialize.execute()]))],
+    ['a Close between', held(serialize.parse({ text }), serialize.bind(), serialize.execute(), serialize.close({ type: 'S', name: 'x' }), serialize.parse({ text }), serialize.bind(), serialize.execute())],
+  ];
+  for (const [what, batch] of notGroups) assert.is(cacheableGroup(batch, none), null, what);
 });
 
 test.run();

@@ -29,7 +29,8 @@ export interface CacheableBatch {
    * Empty when the batch describes.
    */
   describedKeySuffixes: readonly string[];
-  parse: { name: string } | null;
+  /** The batch's Parse: what the client holds under its name once the batch is answered (not always the bound statement). */
+  parse: { name: string; text: string; sig: string } | null;
 }
 
 /** `statements`: what the client believes it holds. */
@@ -67,6 +68,28 @@ export function cacheableBatch(batch: readonly Held[], statements: StatementLook
     sig: statement.sig,
     keySuffix: extendedKey(describe, execution),
     describedKeySuffixes: describe === '' ? describedKeys(execution) : [],
-    parse: parse !== null ? { name: parse.name } : null,
+    parse,
   };
+}
+
+/**
+ * The statements of a Sync group of several, each a batch cacheableBatch() accepts, in order; null
+ * when any part is not (or only one statement: the single-batch path's). A Parse earlier in the
+ * group is what a later Bind of its name binds, and parsing a name again is an error the server
+ * must report.
+ */
+export function cacheableGroup(group: readonly Held[], statements: StatementLookup): CacheableBatch[] | null {
+  const parsed = new Map<string, { text: string; sig: string }>();
+  const lookup: StatementLookup = { get: (name) => parsed.get(name) ?? statements.get(name) };
+  const out: CacheableBatch[] = [];
+  let from = 0;
+  for (let i = 0; i < group.length; i++) {
+    if (group[i]!.code !== Frontend.Execute) continue;
+    const batch = cacheableBatch(group.slice(from, i + 1), lookup);
+    if (batch === null) return null;
+    if (batch.parse !== null) parsed.set(batch.parse.name, batch.parse);
+    out.push(batch);
+    from = i + 1;
+  }
+  return from === group.length && out.length > 1 ? out : null;
 }

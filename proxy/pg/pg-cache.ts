@@ -16,7 +16,7 @@ import type { Config } from '../../config/settings.js';
 import type { StatementAnalysis } from '../../invalidation/pg-analysis.js';
 import { PgClassifier } from '../../invalidation/pg-classifier.js';
 import { judgeProbed, judgeStatement, learnFacts, type FunctionFacts, type RelationFacts, type StatementVerdict } from '../../invalidation/pg-facts.js';
-import type { ProbeResult } from '../../invalidation/pg-probe.js';
+import { PROBED_SETTINGS, type ProbeResult } from '../../invalidation/pg-probe.js';
 import { statementShape } from '../../invalidation/pg-shape.js';
 
 /** What the proxy derives once from the analysis of a statement shape. */
@@ -69,6 +69,9 @@ export interface Decision {
 }
 
 const MAX_CONTEXTS = 10_000;
+/** How the probe joins PROBED_SETTINGS' values, and where the default isolation level is among them. */
+const SETTINGS_SEPARATOR = '\u001f';
+const ISOLATION_INDEX = PROBED_SETTINGS.indexOf('default_transaction_isolation');
 /** Texts without literals remembered by exact text (the rest go through their shape), and the longest kept. */
 const MAX_TEXTS = 10_000;
 const MAX_TEXT_KEY_LENGTH = 4096;
@@ -100,6 +103,11 @@ export class PgContext {
     readonly keyPrefix: string,
     /** Its entries' prefix in the fleet's second tier; null for a session's own context (shares nothing). */
     readonly sharedPrefix: string | null,
+    /**
+     * default_transaction_isolation is read committed: each statement of an implicit transaction
+     * (a Sync group of several) takes its own snapshot, as if it ran alone.
+     */
+    readonly snapshotPerStatement: boolean,
   ) {}
 }
 
@@ -193,7 +201,8 @@ export class PgCache extends ResultCache<StatementInfo> {
     if (ctx === undefined) {
       if (this.contexts.size >= MAX_CONTEXTS) return null;
       const id = this.nextContextId++;
-      ctx = new PgContext(id, probe.database, contextPrefix(id), own === '' ? sharedContextPrefix(text) : null);
+      const isolation = probe.settings.split(SETTINGS_SEPARATOR)[ISOLATION_INDEX];
+      ctx = new PgContext(id, probe.database, contextPrefix(id), own === '' ? sharedContextPrefix(text) : null, isolation === 'read committed');
       this.contexts.set(text, ctx);
     }
     return ctx;

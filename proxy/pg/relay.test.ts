@@ -6,7 +6,7 @@ import { serialize } from 'pg-protocol';
 import { createMetrics } from '../../telemetry/metrics.js';
 import { createLogger } from '../../telemetry/log.js';
 import { loadConfig } from '../../config/settings.js';
-import { relationKey } from '../../invalidation/pg-probe.js';
+import { PROBED_SETTINGS, relationKey } from '../../invalidation/pg-probe.js';
 import { BackendScanner } from './backend-scanner.js';
 import { Backend } from './codes.js';
 import { PgCache } from './pg-cache.js';
@@ -47,14 +47,17 @@ const bindComplete = () => typedMessage('2');
 /** A one-row result of a simple Query or an extended batch. */
 const result = (value: string, status: 'I' | 'T' = 'I') => [rowDescription(['v']), dataRow([value]), commandComplete('SELECT 1'), ready(status)];
 const identityReply = () => [rowDescription(['system_identifier', 'to_char']), dataRow(['7', '2026-01-01 00:00:00.000000']), commandComplete('SELECT 1'), ready('I')];
-const probeReply = () => {
+/** The probe's settings column: search_path public, `isolation` as default_transaction_isolation, the rest empty. */
+const probedSettings = (isolation: string) =>
+  PROBED_SETTINGS.map((s) => (s === 'search_path' ? 'public' : s === 'default_transaction_isolation' ? isolation : '')).join('\u001f');
+const probeReply = (isolation = 'read committed') => {
   const relations = [{
     name: relationKey({ schema: null, name: 'items' }),
     closure: [{ name: 'items', kind: 'r', persistence: 'p', schema: 'public', definition: null, policies: [] }],
     calls: 'true true',
   }];
   const columns = ['database', 'current_user', 'session_user', 'settings', 'relations', 'functions', 'temp', 'fan_out'];
-  return [rowDescription(columns), dataRow(['db', 'app', 'app', 'public', JSON.stringify(relations), '[]', 'false', '[]']), commandComplete('SELECT 1'), ready('I')];
+  return [rowDescription(columns), dataRow(['db', 'app', 'app', probedSettings(isolation), JSON.stringify(relations), '[]', 'false', '[]']), commandComplete('SELECT 1'), ready('I')];
 };
 
 // ---------------------------------------------------------------- the harness
@@ -311,6 +314,113 @@ test('a replayed Parse\'s ParseComplete is swallowed', async () => {
   assert.is(codes(up), 'PBDES');
   h.server(...reply('c'));
   assert.is(codes(h.take()[1]), '2TDCZ');
+});
+
+// ---------------------------------------------------------------- Sync groups of several statements
+
+/** One statement of an extended group: Parse (unless `parse` is false), Bind, Describe, Execute. */
+const statement = (text: string, name = '', parse = true) => [
+  ...(parse ? [serialize.parse({ name, text })] : []), serialize.bind({ statement: name }), serialize.describe({ type: 'P' }), serialize.execute()];
+/** A statement's reply without ReadyForQuery. */
+const statementReply = (value: string, parse = true) => [...(parse ? [parseComplete()] : []), bindComplete(), rowDescription(['v']), dataRow([value]), commandComplete('SELECT 1')];
+
+/** warmed() with the probe's isolation given, and SELECT and OTHER stored as extended batches. */
+async function groupReady(isolation = 'read committed'): Promise<Harness> {
+  const h = new Harness(await PgCache.create(config, createMetrics()));
+  h.send(...statement(SELECT), serialize.sync());
+  h.server(...identityReply(), ...probeReply(isolation), ...statementReply('a'), ready('I'));
+  h.send(...statement(OTHER), serialize.sync());
+  h.server(...statementReply('x'), ready('I'));
+  h.take();
+  assert.is(h.cache.store.counters().entries, 2);
+  return h;
+}
+
+test('a Sync group of several cached reads is answered wholly from the cache, in order, one ReadyForQuery', async () => {
+  const h = await groupReady();
+  const hits = h.cache.stats.hits;
+  h.send(...statement(OTHER), ...statement(SELECT), ...statement('', '', false), serialize.sync());
+  const [up, client] = h.take();
+  assert.is(up.length, 0, 'the server never sees the group');
+  // The third statement binds the unnamed statement the group's second Parse made: SELECT.
+  assert.equal(client, Buffer.concat([...statementReply('x'), ...statementReply('a'), ...statementReply('a', false), ready('I')]));
+  assert.is(h.cache.stats.hits, hits + 3);
+  // The client holds SELECT as its unnamed statement, the server OTHER: a Bind the cache cannot answer gets SELECT replayed.
+  h.send(serialize.bind({ binary: true }), serialize.execute(), serialize.sync());
+  const [replayed] = h.take();
+  assert.is(codes(replayed), 'PBES');
+  assert.ok(replayed.includes(Buffer.from(SELECT + '\0')), 'the replayed Parse is SELECT');
+});
+
+test('a Sync group with a miss, a write or another shape is relayed whole', async () => {
+  const h = await groupReady();
+  const groups: Buffer[][] = [
+    [...statement(SELECT), ...statement('SELECT id FROM items'), serialize.sync()],
+    [...statement('UPDATE items SET v = 1'), ...statement(SELECT), serialize.sync()],
+    [...statement(SELECT), serialize.parse({ name: 'x', text: OTHER }), ...statement(OTHER), serialize.sync()],
+  ];
+  for (const group of groups) {
+    h.send(...group);
+    const [up, client] = h.take();
+    assert.equal([codes(up), client.length], [codes(Buffer.concat(group)), 0]);
+  }
+  assert.is(h.cache.stats.hits, 0);
+});
+
+test('a Sync group of cached reads behind an outstanding read waits for its reply, a hit per statement', async () => {
+  const h = await groupReady();
+  h.send(query('SELECT id FROM items'), ...statement(OTHER), ...statement(SELECT), serialize.sync());
+  const [up, early] = h.take();
+  assert.equal([queries(up), codes(up), early.length], [['SELECT id FROM items'], 'Q', 0]);
+  h.server(...result('q'));
+  assert.equal(h.take()[1], Buffer.concat([...result('q'), ...statementReply('x'), ...statementReply('a'), ready('I')]));
+  assert.is(h.cache.stats.hits, 2);
+});
+
+test('a Sync group of cached reads after a setting changed: the probe goes alone, then the group is answered', async () => {
+  const h = await groupReady();
+  h.send(query("SET application_name = 'x'"));
+  h.server(commandComplete('SET'), ready('I'));
+  h.take();
+  h.send(...statement(SELECT), ...statement(OTHER), serialize.sync());
+  const [up, early] = h.take();
+  assert.equal([codes(up), queries(up).length, early.length], ['Q', 1, 0], 'the probe alone');
+  h.server(...probeReply());
+  const [after, client] = h.take();
+  assert.equal([after.length, client], [0, Buffer.concat([...statementReply('a'), ...statementReply('x'), ready('I')])]);
+});
+
+test('held past the chunk only when every held statement is a cacheable read: a COPY after a SELECT goes now', async () => {
+  const h = await groupReady();
+  h.send(...statement(SELECT), ...statement(OTHER));
+  assert.is(h.take()[0].length, 0, 'two reads wait for their Sync');
+  h.send(serialize.sync());
+  h.take();
+  const copy = [serialize.parse({ text: 'COPY items FROM STDIN' }), serialize.bind(), serialize.execute()];
+  h.send(...statement(SELECT), ...copy);
+  assert.is(codes(h.take()[0]), 'PBDEPBE', 'the client waits for CopyInResponse, with no Sync sent');
+});
+
+test('under repeatable read a Sync group\'s reads share one snapshot: relayed', async () => {
+  const h = await groupReady('repeatable read');
+  h.send(...statement(SELECT), ...statement(OTHER), serialize.sync());
+  assert.is(codes(h.take()[0]), 'PBDEPBDES');
+  h.send(...statement(SELECT), serialize.sync());
+  assert.is(h.take()[0].length, 0, 'a lone read is answered');
+});
+
+test('a hit whose Parse names another statement than its Bind: the client holds the Parse\'s text under that name', async () => {
+  const h = await groupReady();
+  // The client's unnamed statement is SELECT (answered); it parses "a" as OTHER and binds the unnamed one.
+  h.send(...statement(SELECT), serialize.sync());
+  h.send(serialize.parse({ name: 'a', text: OTHER }), ...statement(SELECT, '', false), serialize.sync());
+  const [up, client] = h.take();
+  assert.equal([up.length, client], [0, Buffer.concat([...statementReply('a'), ready('I'), parseComplete(), ...statementReply('a', false), ready('I')])]);
+  // "a" bound with binary results goes to the server, which is given OTHER under that name first.
+  h.send(serialize.bind({ statement: 'a', binary: true }), serialize.execute(), serialize.sync());
+  const [replayed] = h.take();
+  assert.is(codes(replayed), 'PBES');
+  assert.ok(replayed.includes(Buffer.from(`a\0${OTHER}\0`)), replayed.toString('latin1'));
 });
 
 // ---------------------------------------------------------------- request coalescing

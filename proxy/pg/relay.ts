@@ -15,7 +15,7 @@
 import type { StatementSource } from '../../telemetry/query-stats.js';
 import type { Logger } from '../../telemetry/log.js';
 import {
-  BlockState, ProbePurpose, IdentityState, answersInBlock, mayLookUp, mayLookUpInBlock, route, unreachable, type FenceState, type RuleView, type SessionView, type Verdict,
+  BlockState, ContextState, ProbePurpose, IdentityState, answersInBlock, mayLookUp, mayLookUpInBlock, route, unreachable, type FenceState, type RuleView, type SessionView, type Verdict,
 } from '../cache-router.js';
 import { CoalescedWait } from '../coalesced-wait.js';
 import { ParkedRequest } from '../parked-request.js';
@@ -27,13 +27,13 @@ import type { BackendSink } from './backend-scanner.js';
 import { entryKey, simpleQueryKey } from './cache-key.js';
 import { PgCacheSession, type PgRequest } from './cache-session.js';
 import { replyRoute, watched } from './reply-route.js';
-import { cacheableBatch, heldCopies, type Held } from './cacheable-batch.js';
+import { cacheableBatch, cacheableGroup, heldCopies, type CacheableBatch, type Held } from './cacheable-batch.js';
 import { Backend, Frontend } from './codes.js';
 import { PARSE_COMPLETE, decodeTextRow, equalsName, errorCodeOf, errorMessageOf, queryMessage, queryText } from './messages.js';
-import type { PgCache, StatementInfo } from './pg-cache.js';
+import type { PgCache, PgContext, StatementInfo } from './pg-cache.js';
 import { StatementReplay } from './statement-replay.js';
 import { PgSessionState, TxStatus } from './session-state.js';
-import { READY_IN_BLOCK, endsIdle, readyAsIdle, withoutReady } from './stored-reply.js';
+import { READY_IDLE, READY_IN_BLOCK, endsIdle, readyAsIdle, withoutReady } from './stored-reply.js';
 
 export interface RelayIo extends StatementSource {
   toUpstream(bytes: Buffer): void;
@@ -464,7 +464,7 @@ export class PgRelay {
         facts: info, session: view, entry: view.quiet ? undefined : entry, decision: cs.decision(info), rule, fence: () => cs.fences(), mayPark: false,
       });
       if (verdict.kind === 'hit') {
-        if (shape.parse !== null) this.state.answeredParse(shape.parse.name, { text: shape.text, sig: shape.sig });
+        if (shape.parse !== null) this.state.answeredParse(shape.parse.name, { text: shape.parse.text, sig: shape.parse.sig });
         this.answer(verdict.entry!, started, shape.parse !== null, inBlock);
         return;
       }
@@ -475,11 +475,86 @@ export class PgRelay {
       // The stored reply leaves out the ParseComplete, so batches with and without the Parse share it.
       if (shape.parse !== null) p.skipParse = 1;
       this.extended.relayBatch(batch, p, false);
+    } else if (candidate === null && this.answeredGroup(batch, { code: Frontend.Sync, buf: syncBuf, start: syncStart, end: syncEnd }, view, started)) {
+      return;
     } else {
       const reason = view.quiet || view.behindReads ? 'not-cacheable' : view.block === BlockState.None ? 'pipelined' : 'in-transaction';
       this.extended.relayBatch(batch, this.enqueue(forwardAction(reason, false), null), true);
     }
     this.forward(Frontend.Sync, syncBuf, syncStart, syncEnd);
+  }
+
+  /**
+   * A Sync group of several statements (psycopg 3's pipeline mode, a pgJDBC multi-statement query)
+   * in which each is a cacheable read with a stored reply, outside blocks (maybe behind plain
+   * reads): answered wholly from the cache, each statement's reply in order, then one
+   * ReadyForQuery; the server never sees it. The group is one implicit transaction; under read
+   * committed each statement takes its own snapshot in it, and reads leave nothing to commit or
+   * roll back, so the group's reply is each read's alone, joined (a stored reply is never an
+   * error, so no statement is skipped). Under repeatable read or serializable the reads share one
+   * snapshot, which entries stored at different times need not be: relayed. A miss, a write,
+   * anything else in the group: relayed whole. True when answered, or parked for the identity check.
+   */
+  private answeredGroup(batch: readonly Held[], sync: Held, view: SessionView, started: number): boolean {
+    const cs = this.cs!;
+    if (!(view.quiet || view.behindReads)) return false;
+    if (!mayLookUp(view)) return view.quiet && this.probeForGroup(batch, sync, view);
+    const ctx = cs.keyContext!;
+    const group = ctx.snapshotPerStatement ? cacheableGroup(batch, this.state.client) : null;
+    const entries = group === null ? null : this.groupEntries(group, ctx);
+    if (group === null || entries === null) return false;
+    const done = view.quiet ? this.answerOrPark(view, entries[0], [...batch, sync]) : view.identity === IdentityState.Verified ? 'hit' : null;
+    if (done !== 'hit') return done === 'park';
+    const queued = this.ledger!.length > 0;
+    const now: Buffer[] = [];
+    group.forEach((shape, i) => {
+      const parse = shape.parse;
+      if (parse !== null) this.state.answeredParse(parse.name, { text: parse.text, sig: parse.sig });
+      const reply = [...(parse !== null ? [PARSE_COMPLETE] : []), withoutReady(entries[i]!.bytes), ...(i === group.length - 1 ? [READY_IDLE] : [])];
+      // Behind outstanding requests each statement takes a slot of its own (a hit each), written together.
+      if (queued) this.queueAnswer(reply, entries[i]!.identity, started);
+      else now.push(...reply);
+    });
+    if (queued) return true;
+    this.io.toClient(Buffer.concat(now));
+    for (const entry of entries) this.ledger!.answered(entry.identity, started);
+    return true;
+  }
+
+  /** The stored replies of every statement of `group` under `ctx`, or null when one is missing. */
+  private groupEntries(group: readonly CacheableBatch[], ctx: PgContext | null): { bytes: Buffer; identity: StatementInfo['identity'] }[] | null {
+    const entries = [];
+    for (const shape of group) {
+      const info = this.cache!.info(shape.text);
+      const entry = info.readCacheable ? this.cs!.storedReply(info, shape, ctx) : undefined;
+      if (entry === undefined || !endsIdle(entry.bytes)) return null;
+      entries.push(entry);
+    }
+    return entries;
+  }
+
+  /**
+   * A group of cacheable reads in a session whose context must be probed first (not learned yet,
+   * or a setting changed: pgJDBC sets two at login): the probe goes alone and the group waits for
+   * it (one round trip), to be answered once the context is known if every statement has a stored
+   * reply then. With a context learned before, only when every statement has one under it (the
+   * same context comes back, most often). True when it parked.
+   */
+  private probeForGroup(batch: readonly Held[], sync: Held, view: SessionView): boolean {
+    const cs = this.cs!;
+    const before = cs.ctx;
+    if (!this.parked.mayPark || (view.context !== ContextState.Stale && view.context !== ContextState.Unknown) || view.probeBackedOff
+      || view.identity === IdentityState.Failed || (before !== null && !before.snapshotPerStatement)) return false;
+    const group = cacheableGroup(batch, this.state.client);
+    if (group === null || !group.every((shape) => this.cache!.info(shape.text).readCacheable)) return false;
+    if (before !== null && this.groupEntries(group, before) === null) return false;
+    this.checkServer();
+    const info = this.cache!.info(group[0]!.text);
+    const probe = cs.probeFor(info);
+    this.enqueue(this.ledger!.probeAction(ProbePurpose.Catalog, info, probe.generation), null);
+    this.inject(probe.message);
+    this.parked.park(heldCopies([...batch, sync]));
+    return true;
   }
 
   // ---------------------------------------------------------------- upstream -> client

@@ -84,12 +84,30 @@ export class StatementReplay {
     }
   }
 
+  /**
+   * Every statement held is a read the cache may answer (a Sync group may hold several): a COPY
+   * after a SELECT must not wait for a Sync its client will not send before CopyInResponse.
+   */
   private heldMayBeCached(): boolean {
     const first = this.held[0]!;
-    let text: string | undefined;
-    if (first.code === Frontend.Parse) text = parseText(first.buf, first.start, first.end);
-    else if (first.code === Frontend.Bind) text = this.state.client.get(bindStatement(first.buf, first.start))?.text;
-    return text !== undefined && this.cache !== null && this.cache.info(text).readCacheable;
+    if (this.cache === null || (first.code !== Frontend.Parse && first.code !== Frontend.Bind)) return false;
+    for (const m of this.held) {
+      if (m.code !== Frontend.Parse && m.code !== Frontend.Bind) continue;
+      // A statement parsed in the batch was checked at its Parse.
+      const name = m.code === Frontend.Bind ? bindStatement(m.buf, m.start) : null;
+      const text = name === null ? parseText(m.buf, m.start, m.end) : this.heldParseText(name) ?? this.state.client.get(name)?.text;
+      if (text === undefined || !this.cache.info(text).readCacheable) return false;
+    }
+    return true;
+  }
+
+  /** The text of the last held Parse of statement `name`, if any. */
+  private heldParseText(name: string): string | undefined {
+    for (let i = this.held.length - 1; i >= 0; i--) {
+      const m = this.held[i]!;
+      if (m.code === Frontend.Parse && parseStatementName(m.buf, m.start) === name) return parseText(m.buf, m.start, m.end);
+    }
+    return undefined;
   }
 
   /** Relays held messages now (a Flush or another message that cannot wait for the Sync). */

@@ -113,14 +113,18 @@ test('node-postgres with enableChannelBinding logs in; without it too', async ()
 });
 
 test('a wrong password is refused with 28P01 by sidecache, the server never asked', async () => {
-  const before = (await cluster.query<{ n: string }>("SELECT count(*) AS n FROM pg_stat_activity WHERE usename = 'app_user'"))[0]!.n;
+  const backends = async (): Promise<string> => (await cluster.query<{ n: string }>("SELECT count(*) AS n FROM pg_stat_activity WHERE usename = 'app_user'"))[0]!.n;
+  // The earlier tests' sessions end first: one still exiting made the count drop under this test.
+  const deadline = Date.now() + 10_000;
+  while (await backends() !== '0' && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  const before = await backends();
   const err = await nodePg('app_user', 'wrong-pw').then((c) => c.end().then(() => null), (e: Error & { code?: string }) => e);
   assert.ok(err !== null, 'the login must fail');
   assert.is(err.code, '28P01');
   assert.match(err.message, /password authentication failed for user "app_user"/);
   const run = await psql(proxy.pgPort, verifyFull('app_user', 'wrong-pw'), ['SELECT 1']);
   assert.match(run.stderr, /password authentication failed for user "app_user"/);
-  assert.is((await cluster.query<{ n: string }>("SELECT count(*) AS n FROM pg_stat_activity WHERE usename = 'app_user'"))[0]!.n, before);
+  assert.is(await backends(), before);
 });
 
 test('a user not in the file keeps the pass-through login: prefer is refused naming --pg-auth-file, disable logs in', async () => {

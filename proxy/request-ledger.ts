@@ -39,6 +39,13 @@ export interface FillAction {
   readonly inBlock: boolean;
   /** The entry's key without the context prefix (cache-key.ts). */
   readonly keySuffix: string;
+  /**
+   * The whole key under the context prefix it was sent with (null without one), built once: each
+   * build of a fresh key string costs a copy and a hash at its first map lookup. storeFills uses
+   * it when the prefix is still the same.
+   */
+  readonly key: string | null;
+  readonly keyPrefix: string | null;
   /** Taken when the request was sent: a write invalidated after it refuses the entry. */
   readonly token: FillToken;
   /** Where the fleet's bus stood when it was sent (--l2 on, bus live): the entry goes to the second tier too. */
@@ -165,10 +172,12 @@ export class RequestLedger<I extends LedgerStatement, R extends OutstandingReque
    * A fill: the token is taken now, as the request goes upstream. With `keyPrefix` (the context
    * it is keyed under now, outside blocks), identical misses of other sessions may wait for it.
    */
-  fillAction(keySuffix: string, inBlock: boolean, keyPrefix: string | null = null): FillAction {
+  fillAction(keySuffix: string, inBlock: boolean, keyPrefix: string | null = null, key: string | null = keyPrefix === null ? null : keyPrefix + keySuffix): FillAction {
     const l2 = inBlock ? null : this.cache.secondTier?.fillToken() ?? null;
-    const flight = keyPrefix === null || inBlock ? null : this.cache.flights.begin(keyPrefix + keySuffix);
-    return { kind: 'fill', inBlock, keySuffix, token: this.cache.store.startFill(), l2, capture: { parts: [], size: 0, poisoned: false }, flight };
+    const flight = key === null || inBlock ? null : this.cache.flights.begin(key);
+    return {
+      kind: 'fill', inBlock, keySuffix, key, keyPrefix, token: this.cache.store.startFill(), l2, capture: { parts: [], size: 0, poisoned: false }, flight,
+    };
   }
 
   /**
@@ -271,7 +280,8 @@ export class RequestLedger<I extends LedgerStatement, R extends OutstandingReque
         // Kept in the fleet's second tier too: the reply joined once, for both stores.
         const shared = fill.l2 !== null && as.sharedPrefix !== null && cache.secondTier !== null;
         const parts = shared && as.parts.length > 1 ? [Buffer.concat(as.parts, fill.capture.size)] : as.parts;
-        const outcome = cache.store.setParts(as.keyPrefix + fill.keySuffix, parts, fill.capture.size, { identity: info.identity },
+        const key = fill.key !== null && fill.keyPrefix === as.keyPrefix ? fill.key : as.keyPrefix + fill.keySuffix;
+        const outcome = cache.store.setParts(key, parts, fill.capture.size, { identity: info.identity },
           { token: fill.token, tags: as.tags, ttlMs: rule.ttlMs }, rule.maxEntryBytes);
         if (fill.flight !== null) cache.flights.settle(fill.flight, outcome === 'stored' ? 'stored' : outcome === 'too-large' ? 'unstorable' : 'refused');
         if (shared && outcome === 'stored') {

@@ -71,6 +71,8 @@ export class PgRelay {
   private runEnd = 0;
   /** Upstream -> client: where each reply's bytes go. */
   private readonly replies = new ReplyRouter((bytes) => this.io.toClient(bytes), () => this.cache?.maxEntryBytes ?? 0);
+  /** The last whole cache key built (fullKey). */
+  private readonly lastKey = { prefix: '', suffix: '', key: '' };
 
   constructor(
     private readonly io: RelayIo,
@@ -275,13 +277,29 @@ export class PgRelay {
    */
   private waitForFill(verdict: Verdict<unknown>, view: SessionView, keySuffix: string, messages: readonly Held[]): boolean {
     const ctx = this.cs!.keyContext;
-    if (ctx === null || !this.coalesce!.wait(verdict, view, entryKey(ctx.keyPrefix, keySuffix), () => {
+    if (ctx === null || !this.coalesce!.wait(verdict, view, this.fullKey(ctx.keyPrefix, keySuffix), () => {
       const sent = this.ledger!.length;
       this.unpark();
       return this.ledger!.length === sent && !this.parked.waiting;
     })) return false;
     this.parked.park(heldCopies(messages));
     return true;
+  }
+
+  /**
+   * The entry key of `suffix` under `prefix`. A statement's lookup, its coalescing wait and its
+   * fill (flight, store) use the same key: built once and reused, since each fresh string costs a
+   * copy and a hash at its first map lookup, on every miss (the -S path). Compared by value, so
+   * a stale memo can only cost a build, never give another key.
+   */
+  private fullKey(prefix: string, suffix: string): string {
+    const last = this.lastKey;
+    if (last.prefix !== prefix || last.suffix !== suffix) {
+      last.prefix = prefix;
+      last.suffix = suffix;
+      last.key = entryKey(prefix, suffix);
+    }
+    return last.key;
   }
 
   /** The session ends: fills it leads are not stored, a wait in progress is left. */
@@ -354,7 +372,7 @@ export class PgRelay {
     const view = this.view();
     // An entry exists only for a text found cacheable under this context: no analysis on a hit.
     if (mayLookUp(view)) {
-      const entry = cache.store.get(entryKey(cs.ctx!.keyPrefix, key));
+      const entry = cache.store.get(this.fullKey(cs.ctx!.keyPrefix, key));
       const done = entry === undefined ? null : this.answerOrPark(view, entry, [{ code: Frontend.Query, buf, start, end }]);
       if (done === 'hit') {
         this.state.answeredQuery();
@@ -364,7 +382,7 @@ export class PgRelay {
     }
     const info = cache.info(text);
     const rule = (): RuleView => cache.rule(info);
-    const stored = answersInBlock(view, info, rule) ? cache.store.get(entryKey(cs.ctx!.keyPrefix, key)) : undefined;
+    const stored = answersInBlock(view, info, rule) ? cache.store.get(this.fullKey(cs.ctx!.keyPrefix, key)) : undefined;
     const entry = stored !== undefined && endsIdle(stored.bytes) ? stored : undefined;
     const verdict = route({ facts: info, session: view, entry, decision: cs.decision(info), rule, fence: () => cs.fences(), mayPark: false });
     if (verdict.kind === 'hit') {
@@ -419,9 +437,11 @@ export class PgRelay {
         action = verdict.kind === 'probe-then-fill' ? ledger.fillAction(keySuffix, false) : forwardAction(verdict.reason, false);
         break;
       }
-      case 'fill':
-        action = ledger.fillAction(keySuffix, verdict.inBlock, this.cs!.keyContext?.keyPrefix ?? null);
+      case 'fill': {
+        const prefix = this.cs!.keyContext?.keyPrefix ?? null;
+        action = ledger.fillAction(keySuffix, verdict.inBlock, prefix, prefix === null ? null : this.fullKey(prefix, keySuffix));
         break;
+      }
       case 'forward':
         if (verdict.reason === 'probe-failed') this.cs!.state.probeSkipped();
         action = forwardAction(verdict.reason, verdict.lookedUp);

@@ -13,14 +13,17 @@ import { SessionCacheState } from '../session-cache.js';
 import { IdentityError, identityOf, readMysqlIdentity } from '../upstream-identity.js';
 import { keyedCapabilities } from './cache-key.js';
 import { MySqlProbeError, mysqlProbeFailureIsPassing, type MySqlProbeResult } from '../../invalidation/mysql-probe.js';
-import { decodeErr } from './error-packet.js';
 import { SessionEffect, type MySqlCache, type MySqlContext, type MySqlStatementInfo } from './mysql-cache.js';
 import { PayloadReader } from './packets.js';
+import { decodeErr } from './server-packets.js';
 import type { PreparedStatement } from './prepared-statements.js';
 import type { MySqlSessionState } from './session-state.js';
 import { TRANSACTION_FLAGS } from './stored-reply.js';
 
 /** One command awaiting its reply. */
+/** How much of a failed probe's error message the log keeps. */
+const MAX_LOGGED_MESSAGE = 300;
+
 export interface MySqlRequest extends OutstandingRequest<MySqlStatementInfo> {
   readonly command: number;
   /** Packets of the reply seen so far. */
@@ -232,7 +235,7 @@ export class MySqlCacheSession {
   /** A reply packet of a probe or of the identity check: the column count, then the one text row. */
   probePacket(request: MySqlRequest, probe: ProbeAction<MySqlStatementInfo>, buf: Buffer, start: number, end: number): void {
     if (buf[start] === 0xff) {
-      const err = decodeErr(buf, start, end);
+      const err = decodeErr(buf, start, end, MAX_LOGGED_MESSAGE);
       request.errored = true;
       request.errorCode = err.code;
       probe.error = `${err.code}${err.sqlState === '' ? '' : ` ${err.sqlState}`} ${err.message}`;

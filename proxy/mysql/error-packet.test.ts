@@ -1,7 +1,8 @@
-// ERR packets: the proxy's own read back by the same decoder that reads the server's.
+// ERR packets: the proxy's own read back by the decoder that reads the server's (server-packets.ts).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { decodeErr, errPacket, MySqlErrorCode, MySqlProxyError } from './error-packet.js';
+import { errPacket, MySqlErrorCode, MySqlProxyError } from './error-packet.js';
+import { decodeErr } from './server-packets.js';
 
 test('an ERR packet is read: code, SQL state and message', () => {
   const packet = errPacket(new MySqlProxyError(MySqlErrorCode.OutOfMemory, 'out of memory'), 1);

@@ -1,4 +1,4 @@
-// Builds the ERR packets the proxy itself sends, and reads the code of one the server sent. One place decides codes and SQL states, so every
+// Builds the ERR packets the proxy itself sends. One place decides codes and SQL states, so every
 // proxy-made error reads like a server's own in any MySQL client: the error number picks the
 // client's wording and category, the '#' SQL state is always included (clients check for the '#').
 
@@ -56,26 +56,3 @@ export function errPacket(err: MySqlProxyError, seq: number): Buffer {
   return buf;
 }
 
-/** A server's ERR packet, read: its error number, SQL state ('' when it has none) and message. */
-export interface ServerError {
-  readonly code: number;
-  readonly sqlState: string;
-  readonly message: string;
-}
-
-/**
- * Reads the ERR packet payload buf[start, end) (0xFF first): a 2-byte error number, then
- * '#' and a five-character SQL state (absent before CLIENT_PROTOCOL_41), then the message, cut at
- * `maxMessage` bytes. Code 0: too short to hold one.
- */
-export function decodeErr(buf: Buffer, start: number, end: number, maxMessage = 300): ServerError {
-  if (end - start < 3) return { code: 0, sqlState: '', message: 'malformed error packet' };
-  const code = buf.readUInt16LE(start + 1);
-  const hasState = end - start >= 9 && buf[start + 3] === 0x23; // '#'
-  const from = start + (hasState ? 9 : 3);
-  return {
-    code,
-    sqlState: hasState ? buf.toString('latin1', start + 4, start + 9) : '',
-    message: buf.toString('utf8', from, Math.min(end, from + maxMessage)),
-  };
-}

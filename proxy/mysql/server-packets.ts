@@ -53,7 +53,12 @@ export interface ErrPacket {
   message: string;
 }
 
-export function decodeErr(buf: Buffer, start: number, end: number): ErrPacket {
+/**
+ * Reads the ERR packet payload buf[start, end) (0xFF first): a 2-byte error number (0 when too
+ * short to hold one), then '#' and a five-character SQL state (absent before CLIENT_PROTOCOL_41),
+ * then the message, cut at `maxMessage` bytes.
+ */
+export function decodeErr(buf: Buffer, start: number, end: number, maxMessage = Infinity): ErrPacket {
   const r = new PayloadReader(buf, start + 1, end);
   const code = r.remaining >= 2 ? r.u16() : 0;
   let sqlState = '';
@@ -61,5 +66,5 @@ export function decodeErr(buf: Buffer, start: number, end: number): ErrPacket {
     sqlState = buf.toString('latin1', r.pos + 1, r.pos + 6);
     r.skip(6);
   }
-  return { code, sqlState, message: r.rest().toString('utf8') };
+  return { code, sqlState, message: buf.toString('utf8', r.pos, Math.min(end, r.pos + maxMessage)) };
 }

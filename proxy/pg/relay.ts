@@ -463,6 +463,7 @@ export class PgRelay {
     const cs = this.cs!;
     const started = performance.now();
     const batch = this.extended.takeHeld();
+    const sync: Held = { code: Frontend.Sync, buf: syncBuf, start: syncStart, end: syncEnd };
     const view = this.view();
     const candidate = view.quiet || view.behindReads || mayLookUpInBlock(view) ? cacheableBatch(batch, this.state.client) : null;
     const info = candidate === null ? null : cache.info(candidate.text);
@@ -475,7 +476,6 @@ export class PgRelay {
       const entry = found !== undefined && (!inBlock || endsIdle(found.bytes)) ? found : undefined;
       let verdict: Verdict<typeof found> | null = null;
       if (view.quiet && entry !== undefined && mayLookUp(view)) {
-        const sync = { code: Frontend.Sync, buf: syncBuf, start: syncStart, end: syncEnd };
         const done = this.answerOrPark(view, entry, [...batch, sync]);
         if (done === 'park') return;
         if (done === 'hit') verdict = { kind: 'hit', entry };
@@ -488,14 +488,13 @@ export class PgRelay {
         this.answer(verdict.entry!, started, shape.parse !== null, inBlock);
         return;
       }
-      const syncHeld: Held = { code: Frontend.Sync, buf: syncBuf, start: syncStart, end: syncEnd };
-      if (this.waitForFill(verdict, view, shape.keySuffix, [...batch, syncHeld])) return;
-      if (cache.secondTier !== null && this.viaSecondTier(verdict, view, info, shape.keySuffix, [...batch, syncHeld])) return;
+      if (this.waitForFill(verdict, view, shape.keySuffix, [...batch, sync])) return;
+      if (cache.secondTier !== null && this.viaSecondTier(verdict, view, info, shape.keySuffix, [...batch, sync])) return;
       const p = this.carryOut(verdict, info, shape.keySuffix, view.quiet);
       // The stored reply leaves out the ParseComplete, so batches with and without the Parse share it.
       if (shape.parse !== null) p.skipParse = 1;
       this.extended.relayBatch(batch, p, false);
-    } else if (candidate === null && this.answeredGroup(batch, { code: Frontend.Sync, buf: syncBuf, start: syncStart, end: syncEnd }, view, started)) {
+    } else if (candidate === null && this.answeredGroup(batch, sync, view, started)) {
       return;
     } else {
       const reason = view.quiet || view.behindReads ? 'not-cacheable' : view.block === BlockState.None ? 'pipelined' : 'in-transaction';

@@ -218,14 +218,8 @@ export class MySqlRelay implements ServerPacketSink {
     if (key !== null && this.cache.secondTier !== null && this.viaSecondTier(verdict, view, info, key, { packet: Buffer.from(buf.subarray(start, end)), execution })) return;
     // No key: a cursor or long data; the execution cannot be stored.
     const action = this.carryOut(verdict, info, key ?? '', view.quiet && key !== null);
-    if (info.sessionEffect !== SessionEffect.None) this.cs.changed();
     // It may start a read-only transaction whose snapshot its reply leaves untaken (replyDone).
-    const sentOutsideBlock = !this.state.inTransaction;
-    this.enqueue(action, execution === null ? Command.Query : Command.StmtExecute, info, false, null, sentOutsideBlock);
-    const replacement = execution === null ? null : this.prepared.forUpstream(payloadOf(buf, start, end), execution);
-    const out = replacement ?? buf.subarray(start, end);
-    this.tracker.clientPacket(out, 0, out.length, out.length - 4);
-    this.io.toUpstream(out);
+    this.send(action, info, !this.state.inTransaction, buf, start, end, execution);
   }
 
   /**
@@ -237,10 +231,16 @@ export class MySqlRelay implements ServerPacketSink {
    */
   private inTransaction(buf: Buffer, start: number, end: number, text: string, execution: Execution | null): void {
     const info = execution === null ? this.cs.info(text) : this.cs.preparedInfo(execution.statement);
-    if (info.sessionEffect !== SessionEffect.None) this.cs.changed();
     // With autocommit off and no transaction open, one sent with nothing outstanding may start a
     // transaction whose snapshot its reply leaves untaken (replyDone reads the flag).
-    this.enqueue(IN_TRANSACTION, execution === null ? Command.Query : Command.StmtExecute, info, false, null, this.ledger.quiet && !this.state.inTransaction);
+    this.send(IN_TRANSACTION, info, this.ledger.quiet && !this.state.inTransaction, buf, start, end, execution);
+  }
+
+  /** A COM_QUERY (execution null) or COM_STMT_EXECUTE goes upstream as `action`, its reply tracked. */
+  private send(action: CacheAction<MySqlStatementInfo>, info: MySqlStatementInfo, sentOutsideBlock: boolean,
+    buf: Buffer, start: number, end: number, execution: Execution | null): void {
+    if (info.sessionEffect !== SessionEffect.None) this.cs.changed();
+    this.enqueue(action, execution === null ? Command.Query : Command.StmtExecute, info, false, null, sentOutsideBlock);
     const out = (execution === null ? null : this.prepared.forUpstream(payloadOf(buf, start, end), execution)) ?? buf.subarray(start, end);
     this.tracker.clientPacket(out, 0, out.length, out.length - 4);
     this.io.toUpstream(out);

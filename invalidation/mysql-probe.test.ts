@@ -13,8 +13,8 @@ const other = `${db}_other`;
 let c: mysql.Connection;
 
 /** The probe's row as the relay sees it: text values, NULL as null. */
-async function probeRow(sql: string): Promise<(string | null)[]> {
-  const [rows] = await c.query({ sql: buildMySqlProbeSql(analyzeMysql(sql), true), rowsAsArray: true });
+async function probeRow(sql: string, withFanOut = true): Promise<(string | null)[]> {
+  const [rows] = await c.query({ sql: buildMySqlProbeSql(analyzeMysql(sql), true, withFanOut), rowsAsArray: true });
   const list = rows as unknown[][];
   assert.is(list.length, 1);
   return list[0]!.map((v) => (v === null ? null : Buffer.isBuffer(v) ? v.toString('utf8') : String(v)));
@@ -105,6 +105,16 @@ test('fan-out: tables with triggers, views and parents of cascading foreign keys
   const { fanOut } = await probe('SELECT 1');
   assert.ok(fanOut !== null);
   assert.equal([...fanOut].sort(), ['audited', 'parent', 'plain_view']);
+});
+
+test('a probe without the fan-out reads the same context and checks, and an unknown fan-out', async () => {
+  const sql = 'SELECT * FROM plain JOIN audited USING (id)';
+  const analysis = analyzeMysql(sql);
+  const without = readMySqlProbeRow(await probeRow(sql, false), analysis);
+  const full = await probe(sql);
+  assert.is(without.fanOut, null);
+  assert.ok(full.fanOut !== null);
+  assert.equal({ ...without, fanOut: null }, { ...full, fanOut: null });
 });
 
 test('the fan-out never opens information_schema\'s own tables (MariaDB 10.11 crashed doing so under load)', async () => {

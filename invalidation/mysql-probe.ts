@@ -59,29 +59,17 @@ export class MySqlProbeError extends Error {
  * variables), the current database's fan-out tables, then one column per table read (its
  * TABLE_TYPE), per stored function called (determinism and data access) and per table written
  * (its TABLE_TYPE). Names travel as hex literals so neither sql_mode nor the character set can
- * change how they read.
+ * change how they read. `withFanOut` false leaves the fan-out out (NULL, read as unknown): the
+ * caller knows it already for this catalog generation, and its search opens every table of every
+ * database on the server (see below), which a server with many schemas pays at each probe.
  */
-export function buildMySqlProbeSql(analysis: MysqlStatementAnalysis, mariadb: boolean): string {
+export function buildMySqlProbeSql(analysis: MysqlStatementAnalysis, mariadb: boolean, withFanOut = true): string {
   const variables = [...KEYED_VARIABLES, ...(mariadb ? KEYED_MARIADB_VARIABLES : KEYED_MYSQL_VARIABLES)];
   const columns = [
     'DATABASE()', 'CURRENT_USER()', 'USER()', 'CURRENT_ROLE()',
     // CONCAT_WS skips NULLs (character_set_results may be NULL): mark them so positions hold.
     `CONCAT_WS(X'00', ${variables.map((v) => `IFNULL(@@SESSION.${v}, X'01')`).join(', ')})`,
-    // Writes to these reach other tables (triggers, cascading foreign keys, updatable views):
-    // invalidated wide. The count tells a truncated list. NULL (unknown) unless this login sees
-    // the whole database's catalog: see fanOutVisible.
-    // information_schema and performance_schema hold no trigger, view or foreign key, and
-    // scanning them opens each of their tables as a nested schema table (see below).
-    `IF(DATABASE() IN (${VIRTUAL_SCHEMAS}), '0:', IF(${fanOutVisible(mariadb)}, (SELECT CONCAT(COUNT(DISTINCT t), ':', IFNULL(GROUP_CONCAT(DISTINCT HEX(t)), '')) FROM (`
-      + 'SELECT EVENT_OBJECT_TABLE AS t FROM information_schema.TRIGGERS WHERE EVENT_OBJECT_SCHEMA = DATABASE() UNION '
-      + 'SELECT TABLE_NAME FROM information_schema.VIEWS WHERE TABLE_SCHEMA = DATABASE() UNION '
-      // The child of such a key may be in any database, so this scans them all (only the child's
-      // schema is a lookup key). The two virtual schemas hold no foreign key, and the condition on
-      // CONSTRAINT_SCHEMA is checked before a table is opened: without it MariaDB opened each of
-      // information_schema's own ~80 tables as a nested schema table, a temporary table each, and
-      // MariaDB 10.11.19 crashed (SIGSEGV) when one of those failed under load.
-      + `SELECT REFERENCED_TABLE_NAME FROM information_schema.REFERENTIAL_CONSTRAINTS WHERE UNIQUE_CONSTRAINT_SCHEMA = DATABASE() AND CONSTRAINT_SCHEMA NOT IN (${VIRTUAL_SCHEMAS}) AND (DELETE_RULE NOT IN ('RESTRICT', 'NO ACTION') OR UPDATE_RULE NOT IN ('RESTRICT', 'NO ACTION'))`
-      + ') f), NULL))',
+    withFanOut ? fanOutColumn(mariadb) : 'NULL',
   ];
   for (const t of analysis.tablesRead) columns.push(tableTypeColumn(t));
   for (const r of analysis.routines) {
@@ -89,6 +77,26 @@ export function buildMySqlProbeSql(analysis: MysqlStatementAnalysis, mariadb: bo
   }
   for (const t of analysis.tablesWritten) columns.push(tableTypeColumn(t));
   return `SELECT ${columns.join(', ')}`;
+}
+
+/**
+ * The fan-out column: the tables of the current database whose writes reach other tables
+ * (triggers, cascading foreign keys, updatable views), invalidated wide, as `count:hex,hex`; the
+ * count tells a truncated list. NULL (unknown) unless this login sees the whole database's
+ * catalog: see fanOutVisible. information_schema and performance_schema hold no trigger, view or
+ * foreign key, and scanning them opens each of their tables as a nested schema table (see below).
+ */
+function fanOutColumn(mariadb: boolean): string {
+  return `IF(DATABASE() IN (${VIRTUAL_SCHEMAS}), '0:', IF(${fanOutVisible(mariadb)}, (SELECT CONCAT(COUNT(DISTINCT t), ':', IFNULL(GROUP_CONCAT(DISTINCT HEX(t)), '')) FROM (`
+    + 'SELECT EVENT_OBJECT_TABLE AS t FROM information_schema.TRIGGERS WHERE EVENT_OBJECT_SCHEMA = DATABASE() UNION '
+    + 'SELECT TABLE_NAME FROM information_schema.VIEWS WHERE TABLE_SCHEMA = DATABASE() UNION '
+    // The child of such a key may be in any database, so this scans them all (only the child's
+    // schema is a lookup key). The two virtual schemas hold no foreign key, and the condition on
+    // CONSTRAINT_SCHEMA is checked before a table is opened: without it MariaDB opened each of
+    // information_schema's own ~80 tables as a nested schema table, a temporary table each, and
+    // MariaDB 10.11.19 crashed (SIGSEGV) when one of those failed under load.
+    + `SELECT REFERENCED_TABLE_NAME FROM information_schema.REFERENTIAL_CONSTRAINTS WHERE UNIQUE_CONSTRAINT_SCHEMA = DATABASE() AND CONSTRAINT_SCHEMA NOT IN (${VIRTUAL_SCHEMAS}) AND (DELETE_RULE NOT IN ('RESTRICT', 'NO ACTION') OR UPDATE_RULE NOT IN ('RESTRICT', 'NO ACTION'))`
+    + ') f), NULL))';
 }
 
 /**

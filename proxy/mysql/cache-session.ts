@@ -104,6 +104,11 @@ export class MySqlCacheSession {
     return v;
   }
 
+  /** The catalog probe for `info` in this session's current database. */
+  probeSql(info: MySqlStatementInfo): string {
+    return this.cache.probeSql(info, this.mariadb, this.session.database);
+  }
+
   /** What the router needs of a statement: a plain read is probed first unless the session has no database to probe in. */
   facts(info: MySqlStatementInfo): StatementFacts {
     return { readCacheable: info.readCacheable, needsCatalog: info.readCacheable && !this.noDatabase, notCacheable: info.analysis.reasonNotCacheable };

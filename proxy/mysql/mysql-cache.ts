@@ -182,9 +182,19 @@ export class MySqlCache extends ResultCache<MySqlStatementInfo> {
     });
   }
 
-  /** The probe for a statement (invalidation/mysql-probe.ts). */
-  probeSql(info: MySqlStatementInfo, mariadb: boolean): string {
-    return buildMySqlProbeSql(info.analysis, mariadb);
+  /**
+   * The probe for a statement (invalidation/mysql-probe.ts) in a session whose current database is
+   * `database`. A read's probe leaves out the fan-out search when this catalog generation's complete
+   * answer for that database is known: the search scans every database's foreign keys, and ran
+   * again at each new statement's probe in every session. A write's probe keeps it: a write to a
+   * name never looked up is how a view, trigger or cascade made behind sidecache's back is found
+   * (docs/consistency.md), once per name. Should the session be in another database after all, the
+   * probe's NULL fan-out counts as unknown there (writes invalidated wide).
+   */
+  probeSql(info: MySqlStatementInfo, mariadb: boolean, database: string | null): string {
+    const known = database === null ? undefined : this.fanOut.get(database);
+    const fanOutKnown = known !== undefined && known.generation === this.generationCount && known.tables !== null;
+    return buildMySqlProbeSql(info.analysis, mariadb, !fanOutKnown || info.analysis.tablesWritten.length > 0);
   }
 
   /** Reads the probe's row for `info` (text protocol values, NULL as null); throws MySqlProbeError. */

@@ -272,7 +272,7 @@ export class MySqlRelay implements ServerPacketSink {
       case 'probe-then-forward':
         // What the probe learns and the fill stores count once the server is verified: the check goes first.
         this.checkServer();
-        this.injectQuery(this.cache.probeSql(info, this.cs.mariadb), ProbePurpose.Catalog, info);
+        this.injectQuery(this.cs.probeSql(info), ProbePurpose.Catalog, info);
         return verdict.kind === 'probe-then-fill' ? this.ledger.fillAction(keySuffix, false) : forwardAction(verdict.reason, false);
       case 'fill':
         this.checkServer();
@@ -280,7 +280,7 @@ export class MySqlRelay implements ServerPacketSink {
       case 'forward':
         // A write's invalidation depends on the database's fan-out (triggers, cascades, views), which
         // the probe reads: one pipelined before the first write to a table since the last DDL.
-        if (quiet && this.cs.writesUnknownTables(info)) this.injectQuery(this.cache.probeSql(info, this.cs.mariadb), ProbePurpose.Catalog, info);
+        if (quiet && this.cs.writesUnknownTables(info)) this.injectQuery(this.cs.probeSql(info), ProbePurpose.Catalog, info);
         if (verdict.reason === 'probe-failed') this.cs.state.probeSkipped();
         return forwardAction(verdict.reason, verdict.lookedUp);
       case 'hit':
@@ -354,7 +354,7 @@ export class MySqlRelay implements ServerPacketSink {
       case SecondTierMove.WaitFirst:
         if (this.unparking) return false;
         this.checkServer();
-        if (verdict.kind === 'probe-then-fill') this.injectQuery(this.cache.probeSql(info, this.cs.mariadb), ProbePurpose.Catalog, info);
+        if (verdict.kind === 'probe-then-fill') this.injectQuery(this.cs.probeSql(info), ProbePurpose.Catalog, info);
         this.parked = parked;
         return true;
       case SecondTierMove.Ask:

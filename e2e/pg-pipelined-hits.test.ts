@@ -13,8 +13,11 @@
 // A Sync group of several statements (psycopg 3's pipeline mode read after the block ends, a
 // pgJDBC multi-statement execute: one Sync for all) is answered wholly from the cache when every
 // statement is a stored read; a write in the group sends it whole to the server, whose read sees
-// the new row (docs/consistency.md, "Pipelined requests"). Still relayed: a psycopg pipeline read
-// inside its block (a Flush before the Sync), and the misses of a relayed group are not stored.
+// the new row (docs/consistency.md, "Pipelined requests"). A group of reads relayed because some
+// miss stores each statement's reply as that statement's alone would be: the same group sent again
+// is answered, an error stores nothing from the failed statement on, and a write through the proxy
+// between two groups is seen by the second. Still relayed: a psycopg pipeline read inside its block
+// (a Flush before the Sync).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { execFile } from 'node:child_process';
@@ -254,6 +257,69 @@ test('psycopg 3 pipeline mode: a write before the cached read in the group goes 
   assert.equal(await psycopgGroup([[read, [24]]], []), [[[2424]]], 'and nothing stale is answered after it');
 });
 
+test('psycopg 3 pipeline mode: a group of reads never run alone is relayed once, stored, then answered wholly', async () => {
+  const a = `SELECT v AS pg_fill FROM ${TABLE} WHERE id = %s AND v > -5`;
+  const b = `SELECT id, v AS pg_fill_b FROM ${TABLE} WHERE id = %s AND v > -5`;
+  const group: [string, number[]][] = [[a, [41]], [b, [42]], [a, [43]]];
+  const first = await measure(proxy.adminPort, () => psycopgGroup(group, []));
+  assert.equal(first.result, [[[410]], [[42, 420]], [[430]]]);
+  assert.equal([first.delta.hits, first.delta.misses], [0, 3], JSON.stringify(first.delta));
+  await cluster.query('SELECT pg_stat_statements_reset()');
+  const again = await measure(proxy.adminPort, () => psycopgGroup(group, []));
+  assert.equal(again.result, first.result);
+  assert.equal([again.delta.hits, again.delta.misses], [3, 0], JSON.stringify(again.delta));
+  assert.is(await upstreamCalls('pg_fill'), 0, 'the server never saw the second group');
+});
+
+test('psycopg 3 pipeline mode: a write through the proxy between two groups is seen by the second', async () => {
+  const a = `SELECT v AS pg_fill_w FROM ${TABLE} WHERE id = %s AND v > -6`;
+  const b = `SELECT id AS pg_wfill_b FROM ${TABLE} WHERE id = %s AND v > -6`;
+  const group: [string, number[]][] = [[a, [44]], [b, [45]]];
+  assert.equal(await psycopgGroup(group, []), [[[440]], [[45]]]);
+  const stored = await measure(proxy.adminPort, () => psycopgGroup(group, []));
+  assert.equal([stored.result, stored.delta.hits], [[[[440]], [[45]]], 2], 'stored by the first group');
+  const c = new pg.Client({ host: '127.0.0.1', port: proxy.pgPort, user: 'postgres', database: DATABASE });
+  await c.connect();
+  open.push(c);
+  await c.query(`UPDATE ${TABLE} SET v = 4444 WHERE id = 44`);
+  await cluster.query('SELECT pg_stat_statements_reset()');
+  const { result, delta } = await measure(proxy.adminPort, () => psycopgGroup(group, []));
+  assert.equal(result, [[[4444]], [[45]]]);
+  assert.is(delta.hits, 0, 'the write dropped what the group stored of the table');
+  assert.equal([await upstreamCalls('pg_fill_w'), await upstreamCalls('pg_wfill_b')], [1, 1], 'the reads ran on the server, after the write');
+  assert.equal(await psycopgGroup(group, []), [[[4444]], [[45]]], 'and the new rows were stored');
+});
+
+test('a relayed group with an error: what ran before it is stored, the failed statement and those it skipped are not', async () => {
+  const c = await RawClient.login(proxy.pgPort, { database: DATABASE });
+  try {
+    const ok = `SELECT v AS pe_ok FROM ${TABLE} WHERE id = $1`;
+    const fails = `SELECT v / (id - 46) AS pe_fails FROM ${TABLE} WHERE id = $1`;
+    const skipped = `SELECT id, v AS pe_skipped FROM ${TABLE} WHERE id = $1`;
+    const stmt = (sql: string, id: string): Buffer[] => [serialize.parse({ text: sql }), serialize.bind({ values: [id] }), serialize.describe({ type: 'P' }), serialize.execute()];
+    c.send(...stmt(ok, '46'), ...stmt(fails, '46'), ...stmt(skipped, '46'), serialize.sync());
+    const reply = describeAll(await c.readUntilReadyForQuery());
+    assert.ok(reply.some((m) => /^E .*"code":"22012"/.test(m)), reply.join(' | '));
+    await cluster.query('SELECT pg_stat_statements_reset()');
+    const { result, delta } = await measure(proxy.adminPort, async () => {
+      const rows: string[][] = [];
+      for (const sql of [ok, fails, skipped]) {
+        c.send(...stmt(sql, '46'), serialize.sync());
+        rows.push(describeAll(await c.readUntilReadyForQuery()).filter((m) => /^[DE] /.test(m)));
+      }
+      return rows;
+    });
+    assert.equal(result[0], ['D ["460"]']);
+    assert.match(result[1]![0]!, /^E .*"code":"22012"/);
+    assert.equal(result[2], ['D ["46","460"]']);
+    assert.equal([delta.hits, delta.misses], [1, 2], JSON.stringify(delta));
+    // pg_stat_statements counts no failed execution: the failing read's miss is in delta.
+    assert.equal([await upstreamCalls('pe_ok'), await upstreamCalls('pe_skipped')], [0, 1]);
+  } finally {
+    c.destroy();
+  }
+});
+
 /** e2e/clients/JdbcMultiStatement.java through the proxy: its output lines. */
 async function jdbcStatements(mode: 'alone' | 'together', sql: string[]): Promise<string[]> {
   requireFile(PG_JDBC_JAR, 'pgJDBC', 'libpostgresql-jdbc-java');
@@ -283,6 +349,18 @@ test('pgJDBC, an UPDATE and a stored SELECT in one execute: both go to the serve
   assert.equal(result, ['updated 1', '[3333]']);
   assert.is(delta.hits, 0, JSON.stringify(delta));
   assert.is(await upstreamCalls('pj_group_w'), 1);
+});
+
+test('pgJDBC, several SELECTs in one execute never run alone: relayed once, stored, then answered wholly', async () => {
+  const sql = [`SELECT v AS pj_fill FROM ${TABLE} WHERE id = 34`, `SELECT id AS pj_fill_b, v FROM ${TABLE} WHERE id = 35 AND v > 0`];
+  const first = await measure(proxy.adminPort, () => jdbcStatements('together', sql));
+  assert.equal(first.result, ['[340]', '[35]']);
+  assert.equal([first.delta.hits, first.delta.misses], [0, 2], JSON.stringify(first.delta));
+  await cluster.query('SELECT pg_stat_statements_reset()');
+  const { result, delta } = await measure(proxy.adminPort, () => jdbcStatements('together', sql));
+  assert.equal(result, ['[340]', '[35]']);
+  assert.equal([delta.hits, delta.misses], [2, 0], JSON.stringify(delta));
+  assert.is(await upstreamCalls('pj_fill'), 0, 'the server never saw the second group');
 });
 
 /** A RowDescription described as `T name:<type oid>` (its other fields vary with the server). */

@@ -16,8 +16,8 @@
 // the new row (docs/consistency.md, "Pipelined requests"). A group of reads relayed because some
 // miss stores each statement's reply as that statement's alone would be: the same group sent again
 // is answered, an error stores nothing from the failed statement on, and a write through the proxy
-// between two groups is seen by the second. Still relayed: a psycopg pipeline read inside its block
-// (a Flush before the Sync).
+// between two groups is seen by the second. Still relayed, never answered: a psycopg pipeline read
+// inside its block (a Flush before the Sync); its reads are stored all the same.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { execFile } from 'node:child_process';
@@ -186,30 +186,47 @@ test('raw extended groups sent in one write: hits behind a miss, an error and a 
 /** Debian's python3-psycopg installs for the system interpreter (scripts/ensure-servers.sh installs it). */
 const PYTHON = process.env.SIDECACHE_PYTHON ?? '/usr/bin/python3';
 
-/** psycopg 3's pipeline mode: reads stored before, sent in one pipeline, printed in order as JSON. */
+/** psycopg 3's pipeline mode: the reads of ids argv[3] run alone first, then those of argv[4] in one pipeline, printed in order as JSON. */
 const PSYCOPG_PIPELINE = `
 import json, sys, psycopg
 conn = psycopg.connect(sys.argv[1], autocommit=True)
 read = "SELECT v AS pp_read FROM " + sys.argv[2] + " WHERE id = %s AND v > -2"
-for i in (1, 2):
+for i in json.loads(sys.argv[3]):
     conn.execute(read, (i,)).fetchall()
+ids = json.loads(sys.argv[4])
 with conn.pipeline():
-    cursors = [conn.cursor() for _ in range(3)]
-    for cur, i in zip(cursors, (1, 2, 1)):
+    cursors = [conn.cursor() for _ in ids]
+    for cur, i in zip(cursors, ids):
         cur.execute(read, (i,))
     rows = [cur.fetchall() for cur in cursors]
 print(json.dumps(rows))
 `;
+/** The statement PSYCOPG_PIPELINE runs, as psycopgGroup() takes it. */
+const PSYCOPG_PIPELINE_READ = `SELECT v AS pp_read FROM ${TABLE} WHERE id = %s AND v > -2`;
+
+async function psycopgPipeline(warm: number[], ids: number[]): Promise<unknown> {
+  const dsn = `host=127.0.0.1 port=${proxy.pgPort} user=postgres dbname=${DATABASE} sslmode=disable`;
+  const { stdout } = await promisify(execFile)(PYTHON, ['-c', PSYCOPG_PIPELINE, dsn, TABLE, JSON.stringify(warm), JSON.stringify(ids)],
+    { timeout: 60_000, env: { PATH: process.env.PATH, LANG: 'C.UTF-8' } });
+  return JSON.parse(stdout);
+}
 
 test('psycopg 3 pipeline mode read inside the block (a Flush before the Sync): its reads are relayed, in order and right', async () => {
-  const dsn = `host=127.0.0.1 port=${proxy.pgPort} user=postgres dbname=${DATABASE} sslmode=disable`;
-  const { result, delta } = await measure(proxy.adminPort, async () =>
-    (await promisify(execFile)(PYTHON, ['-c', PSYCOPG_PIPELINE, dsn, TABLE], { timeout: 60_000, env: { PATH: process.env.PATH, LANG: 'C.UTF-8' } })).stdout);
-  assert.equal(JSON.parse(result), [[[10]], [[20]], [[10]]]);
+  const { result, delta } = await measure(proxy.adminPort, () => psycopgPipeline([1, 2], [1, 2, 1]));
+  assert.equal(result, [[[10]], [[20]], [[10]]]);
   // Warmed outside the pipeline: two misses. fetchall() inside the block sends a Flush before the
-  // Sync: the held statements go to the server at once (docs/consistency.md).
-  assert.equal([delta.misses, delta.hits], [2, 0], JSON.stringify(delta));
+  // Sync: the held statements go to the server at once (docs/consistency.md), each a fill.
+  assert.equal([delta.misses, delta.hits], [5, 0], JSON.stringify(delta));
   assert.is(await upstreamCalls('pp_read'), 5);
+});
+
+test('psycopg 3 pipeline mode read inside the block: the relayed reads are stored, a later group of them is answered', async () => {
+  assert.equal(await psycopgPipeline([], [51, 52, 51]), [[[510]], [[520]], [[510]]]);
+  await cluster.query('SELECT pg_stat_statements_reset()');
+  const { result, delta } = await measure(proxy.adminPort, () => psycopgGroup([[PSYCOPG_PIPELINE_READ, [52]], [PSYCOPG_PIPELINE_READ, [51]]], []));
+  assert.equal(result, [[[520]], [[510]]]);
+  assert.equal([delta.hits, delta.misses], [2, 0], JSON.stringify(delta));
+  assert.is(await upstreamCalls('pp_read'), 0);
 });
 
 /** psycopg 3's pipeline mode, the results read once the pipeline block has ended: one Sync for all its statements. */

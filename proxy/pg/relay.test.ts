@@ -485,6 +485,34 @@ test('a relayed Sync group: a write acknowledged while it is in flight refuses i
   assert.is(h.take()[0].length, 0);
 });
 
+test('reads held before a Flush go at once and each is stored; a write after them in the same request refuses what it made stale', async () => {
+  const h = await groupReady();
+  h.cache.store.invalidateAll();
+  h.send(...statement(SELECT), ...statement(OTHER), serialize.flush());
+  assert.is(codes(h.take()[0]), 'PBDEPBDEH');
+  h.server(...statementReply('a'), ...statementReply('x'));
+  assert.equal(h.take()[1], Buffer.concat([...statementReply('a'), ...statementReply('x')]), 'the client waits for these before its Sync');
+  h.send(serialize.sync());
+  h.server(ready('I'));
+  assert.equal(h.take().map(codes), ['S', 'Z']);
+  assert.is(h.cache.store.counters().entries, 2);
+  h.send(...statement(SELECT), ...statement(OTHER), serialize.sync());
+  assert.is(h.take()[0].length, 0, 'answered from what the Flush request stored');
+  h.cache.store.invalidateAll();
+  h.send(...statement(SELECT), serialize.flush());
+  h.server(...statementReply('a'));
+  // A simple Query sharing the request: its CommandComplete is not the read's.
+  h.send(query(OTHER));
+  h.server(...result('x'));
+  assert.is(h.cache.store.counters().entries, 1, 'one read before a Flush too');
+  h.cache.store.invalidateAll();
+  h.send(...statement(SELECT), serialize.flush());
+  h.server(...statementReply('a'));
+  h.send(...statement('UPDATE items SET v = 1'), serialize.sync());
+  h.server(parseComplete(), bindComplete(), typedMessage('n'), commandComplete('UPDATE 1'), ready('I'));
+  assert.is(h.cache.store.counters().entries, 0, 'the read ran before the write its request committed at the Sync');
+});
+
 // ---------------------------------------------------------------- request coalescing
 
 /** A session on `cache` whose server is verified and context known: its first SELECT is a hit after the identity check. */

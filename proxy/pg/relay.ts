@@ -93,7 +93,7 @@ export class PgRelay {
     this.extended = new StatementReplay(this.state, cache, {
       forward: (code, buf, start, end) => this.forward(code, buf, start, end),
       inject: (message) => this.inject(message),
-      request: () => this.enqueue(forwardAction('pipelined', false), null),
+      request: (held) => (this.quiet ? this.groupFill(held, this.view(), true) : null) ?? this.enqueue(forwardAction('pipelined', false), null),
     });
   }
 
@@ -500,11 +500,10 @@ export class PgRelay {
       this.extended.relayBatch(batch, p, false);
     } else if (candidate === null && this.answeredGroup(batch, sync, view, started)) {
       return;
-    } else if (candidate === null && view.quiet && this.filledGroup(batch, view)) {
-      // Relayed, each statement's reply captured for its own fill.
     } else {
+      const filled = candidate === null && view.quiet ? this.groupFill(batch, view, false) : null;
       const reason = view.quiet || view.behindReads ? 'not-cacheable' : view.block === BlockState.None ? 'pipelined' : 'in-transaction';
-      this.extended.relayBatch(batch, this.enqueue(forwardAction(reason, false), null), true);
+      this.extended.relayBatch(batch, filled ?? this.enqueue(forwardAction(reason, false), null), true);
     }
     this.forward(Frontend.Sync, syncBuf, syncStart, syncEnd);
   }
@@ -547,26 +546,30 @@ export class PgRelay {
   }
 
   /**
-   * A Sync group of several cacheable reads the cache could not answer whole, sent while quiet:
-   * relayed, and each statement's reply stored as the same statement's alone would be, under the
-   * same rules (its own fill: token taken now, before the send; probed first when the catalog must
-   * judge it; refused when a tag moved, when it errored; not stored when an error skipped it).
-   * Each read's reply is its own: reads leave nothing to commit or roll back, and each result is
-   * from a snapshot taken after the tokens, as a lone read's. No coalescing wait or second-tier
-   * ask (the group goes as one), but other sessions may wait for its fills. False when no
-   * statement may be stored, or any is not a cacheable read: relayed as before.
+   * The request of a Sync group of several cacheable reads the cache could not answer whole, sent
+   * while quiet, or of the reads held before a Flush (`flushed`: one may do; the client waits for
+   * their replies before its Sync, so they are never answered): queued for the batch about to be
+   * relayed, each statement's reply to be stored as the same statement's alone would be, under
+   * the same rules (its own fill: token taken now, before the send; probed first when the catalog
+   * must judge it; refused when a tag moved, when it errored; not stored when an error skipped
+   * it). Each read's reply is its own: reads leave nothing to commit or roll back, and each result
+   * is from a snapshot taken after the tokens, as a lone read's; what the request runs after them
+   * (after a Flush) commits at the Sync, whose writes are invalidated before the fills are stored.
+   * No coalescing wait or second-tier ask (the group goes as one), but other sessions may wait for
+   * its fills. Null when no statement may be stored, or any is not a cacheable read.
    */
-  private filledGroup(batch: readonly Held[], view: SessionView): boolean {
+  private groupFill(batch: readonly Held[], view: SessionView, flushed: boolean): PgRequest | null {
     const cache = this.cache!;
     const cs = this.cs!;
-    const group = cacheableGroup(batch, this.state.client);
-    if (group === null) return false;
+    const one = flushed ? cacheableBatch(batch, this.state.client) : null;
+    const group = one !== null ? [one] : cacheableGroup(batch, this.state.client);
+    if (group === null) return null;
     const infos = group.map((shape) => cache.info(shape.text));
-    if (!infos.every((info) => info.readCacheable)) return false;
+    if (!infos.every((info) => info.readCacheable)) return null;
     const verdicts = infos.map((info) => route({
       facts: info, session: view, entry: undefined, decision: cs.decision(info), rule: () => cache.rule(info), fence: () => cs.fences(), mayPark: false,
     }));
-    if (!verdicts.some((v) => v.kind === 'fill' || v.kind === 'probe-then-fill')) return false;
+    if (!verdicts.some((v) => v.kind === 'fill' || v.kind === 'probe-then-fill')) return null;
     this.checkServer();
     const started = performance.now();
     const probed = new Set<StatementInfo>();
@@ -578,8 +581,7 @@ export class PgRelay {
     });
     const p = this.enqueue(GROUP, null);
     p.members = members;
-    this.extended.relayBatch(batch, p, true);
-    return true;
+    return p;
   }
 
   /** The stored replies of every statement of `group` under `ctx`, or null when one is missing. */

@@ -13,8 +13,11 @@
 // A Sync group of several statements (psycopg 3's pipeline mode read after the block ends, a
 // pgJDBC multi-statement execute: one Sync for all) is answered wholly from the cache when every
 // statement is a stored read; a write in the group sends it whole to the server, whose read sees
-// the new row (docs/consistency.md, "Pipelined requests"). Still relayed: a psycopg pipeline read
-// inside its block (a Flush before the Sync), and the misses of a relayed group are not stored.
+// the new row (docs/consistency.md, "Pipelined requests"). A group of reads relayed because some
+// miss stores each statement's reply as that statement's alone would be: the same group sent again
+// is answered, an error stores nothing from the failed statement on, and a write through the proxy
+// between two groups is seen by the second. Still relayed, never answered: a psycopg pipeline read
+// inside its block (a Flush before the Sync); its reads are stored all the same.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { execFile } from 'node:child_process';
@@ -183,30 +186,47 @@ test('raw extended groups sent in one write: hits behind a miss, an error and a 
 /** Debian's python3-psycopg installs for the system interpreter (scripts/ensure-servers.sh installs it). */
 const PYTHON = process.env.SIDECACHE_PYTHON ?? '/usr/bin/python3';
 
-/** psycopg 3's pipeline mode: reads stored before, sent in one pipeline, printed in order as JSON. */
+/** psycopg 3's pipeline mode: the reads of ids argv[3] run alone first, then those of argv[4] in one pipeline, printed in order as JSON. */
 const PSYCOPG_PIPELINE = `
 import json, sys, psycopg
 conn = psycopg.connect(sys.argv[1], autocommit=True)
 read = "SELECT v AS pp_read FROM " + sys.argv[2] + " WHERE id = %s AND v > -2"
-for i in (1, 2):
+for i in json.loads(sys.argv[3]):
     conn.execute(read, (i,)).fetchall()
+ids = json.loads(sys.argv[4])
 with conn.pipeline():
-    cursors = [conn.cursor() for _ in range(3)]
-    for cur, i in zip(cursors, (1, 2, 1)):
+    cursors = [conn.cursor() for _ in ids]
+    for cur, i in zip(cursors, ids):
         cur.execute(read, (i,))
     rows = [cur.fetchall() for cur in cursors]
 print(json.dumps(rows))
 `;
+/** The statement PSYCOPG_PIPELINE runs, as psycopgGroup() takes it. */
+const PSYCOPG_PIPELINE_READ = `SELECT v AS pp_read FROM ${TABLE} WHERE id = %s AND v > -2`;
+
+async function psycopgPipeline(warm: number[], ids: number[]): Promise<unknown> {
+  const dsn = `host=127.0.0.1 port=${proxy.pgPort} user=postgres dbname=${DATABASE} sslmode=disable`;
+  const { stdout } = await promisify(execFile)(PYTHON, ['-c', PSYCOPG_PIPELINE, dsn, TABLE, JSON.stringify(warm), JSON.stringify(ids)],
+    { timeout: 60_000, env: { PATH: process.env.PATH, LANG: 'C.UTF-8' } });
+  return JSON.parse(stdout);
+}
 
 test('psycopg 3 pipeline mode read inside the block (a Flush before the Sync): its reads are relayed, in order and right', async () => {
-  const dsn = `host=127.0.0.1 port=${proxy.pgPort} user=postgres dbname=${DATABASE} sslmode=disable`;
-  const { result, delta } = await measure(proxy.adminPort, async () =>
-    (await promisify(execFile)(PYTHON, ['-c', PSYCOPG_PIPELINE, dsn, TABLE], { timeout: 60_000, env: { PATH: process.env.PATH, LANG: 'C.UTF-8' } })).stdout);
-  assert.equal(JSON.parse(result), [[[10]], [[20]], [[10]]]);
+  const { result, delta } = await measure(proxy.adminPort, () => psycopgPipeline([1, 2], [1, 2, 1]));
+  assert.equal(result, [[[10]], [[20]], [[10]]]);
   // Warmed outside the pipeline: two misses. fetchall() inside the block sends a Flush before the
-  // Sync: the held statements go to the server at once (docs/consistency.md).
-  assert.equal([delta.misses, delta.hits], [2, 0], JSON.stringify(delta));
+  // Sync: the held statements go to the server at once (docs/consistency.md), each a fill.
+  assert.equal([delta.misses, delta.hits], [5, 0], JSON.stringify(delta));
   assert.is(await upstreamCalls('pp_read'), 5);
+});
+
+test('psycopg 3 pipeline mode read inside the block: the relayed reads are stored, a later group of them is answered', async () => {
+  assert.equal(await psycopgPipeline([], [51, 52, 51]), [[[510]], [[520]], [[510]]]);
+  await cluster.query('SELECT pg_stat_statements_reset()');
+  const { result, delta } = await measure(proxy.adminPort, () => psycopgGroup([[PSYCOPG_PIPELINE_READ, [52]], [PSYCOPG_PIPELINE_READ, [51]]], []));
+  assert.equal(result, [[[520]], [[510]]]);
+  assert.equal([delta.hits, delta.misses], [2, 0], JSON.stringify(delta));
+  assert.is(await upstreamCalls('pp_read'), 0);
 });
 
 /** psycopg 3's pipeline mode, the results read once the pipeline block has ended: one Sync for all its statements. */
@@ -254,6 +274,69 @@ test('psycopg 3 pipeline mode: a write before the cached read in the group goes 
   assert.equal(await psycopgGroup([[read, [24]]], []), [[[2424]]], 'and nothing stale is answered after it');
 });
 
+test('psycopg 3 pipeline mode: a group of reads never run alone is relayed once, stored, then answered wholly', async () => {
+  const a = `SELECT v AS pg_fill FROM ${TABLE} WHERE id = %s AND v > -5`;
+  const b = `SELECT id, v AS pg_fill_b FROM ${TABLE} WHERE id = %s AND v > -5`;
+  const group: [string, number[]][] = [[a, [41]], [b, [42]], [a, [43]]];
+  const first = await measure(proxy.adminPort, () => psycopgGroup(group, []));
+  assert.equal(first.result, [[[410]], [[42, 420]], [[430]]]);
+  assert.equal([first.delta.hits, first.delta.misses], [0, 3], JSON.stringify(first.delta));
+  await cluster.query('SELECT pg_stat_statements_reset()');
+  const again = await measure(proxy.adminPort, () => psycopgGroup(group, []));
+  assert.equal(again.result, first.result);
+  assert.equal([again.delta.hits, again.delta.misses], [3, 0], JSON.stringify(again.delta));
+  assert.is(await upstreamCalls('pg_fill'), 0, 'the server never saw the second group');
+});
+
+test('psycopg 3 pipeline mode: a write through the proxy between two groups is seen by the second', async () => {
+  const a = `SELECT v AS pg_fill_w FROM ${TABLE} WHERE id = %s AND v > -6`;
+  const b = `SELECT id AS pg_wfill_b FROM ${TABLE} WHERE id = %s AND v > -6`;
+  const group: [string, number[]][] = [[a, [44]], [b, [45]]];
+  assert.equal(await psycopgGroup(group, []), [[[440]], [[45]]]);
+  const stored = await measure(proxy.adminPort, () => psycopgGroup(group, []));
+  assert.equal([stored.result, stored.delta.hits], [[[[440]], [[45]]], 2], 'stored by the first group');
+  const c = new pg.Client({ host: '127.0.0.1', port: proxy.pgPort, user: 'postgres', database: DATABASE });
+  await c.connect();
+  open.push(c);
+  await c.query(`UPDATE ${TABLE} SET v = 4444 WHERE id = 44`);
+  await cluster.query('SELECT pg_stat_statements_reset()');
+  const { result, delta } = await measure(proxy.adminPort, () => psycopgGroup(group, []));
+  assert.equal(result, [[[4444]], [[45]]]);
+  assert.is(delta.hits, 0, 'the write dropped what the group stored of the table');
+  assert.equal([await upstreamCalls('pg_fill_w'), await upstreamCalls('pg_wfill_b')], [1, 1], 'the reads ran on the server, after the write');
+  assert.equal(await psycopgGroup(group, []), [[[4444]], [[45]]], 'and the new rows were stored');
+});
+
+test('a relayed group with an error: what ran before it is stored, the failed statement and those it skipped are not', async () => {
+  const c = await RawClient.login(proxy.pgPort, { database: DATABASE });
+  try {
+    const ok = `SELECT v AS pe_ok FROM ${TABLE} WHERE id = $1`;
+    const fails = `SELECT v / (id - 46) AS pe_fails FROM ${TABLE} WHERE id = $1`;
+    const skipped = `SELECT id, v AS pe_skipped FROM ${TABLE} WHERE id = $1`;
+    const stmt = (sql: string, id: string): Buffer[] => [serialize.parse({ text: sql }), serialize.bind({ values: [id] }), serialize.describe({ type: 'P' }), serialize.execute()];
+    c.send(...stmt(ok, '46'), ...stmt(fails, '46'), ...stmt(skipped, '46'), serialize.sync());
+    const reply = describeAll(await c.readUntilReadyForQuery());
+    assert.ok(reply.some((m) => /^E .*"code":"22012"/.test(m)), reply.join(' | '));
+    await cluster.query('SELECT pg_stat_statements_reset()');
+    const { result, delta } = await measure(proxy.adminPort, async () => {
+      const rows: string[][] = [];
+      for (const sql of [ok, fails, skipped]) {
+        c.send(...stmt(sql, '46'), serialize.sync());
+        rows.push(describeAll(await c.readUntilReadyForQuery()).filter((m) => /^[DE] /.test(m)));
+      }
+      return rows;
+    });
+    assert.equal(result[0], ['D ["460"]']);
+    assert.match(result[1]![0]!, /^E .*"code":"22012"/);
+    assert.equal(result[2], ['D ["46","460"]']);
+    assert.equal([delta.hits, delta.misses], [1, 2], JSON.stringify(delta));
+    // pg_stat_statements counts no failed execution: the failing read's miss is in delta.
+    assert.equal([await upstreamCalls('pe_ok'), await upstreamCalls('pe_skipped')], [0, 1]);
+  } finally {
+    c.destroy();
+  }
+});
+
 /** e2e/clients/JdbcMultiStatement.java through the proxy: its output lines. */
 async function jdbcStatements(mode: 'alone' | 'together', sql: string[]): Promise<string[]> {
   requireFile(PG_JDBC_JAR, 'pgJDBC', 'libpostgresql-jdbc-java');
@@ -283,6 +366,18 @@ test('pgJDBC, an UPDATE and a stored SELECT in one execute: both go to the serve
   assert.equal(result, ['updated 1', '[3333]']);
   assert.is(delta.hits, 0, JSON.stringify(delta));
   assert.is(await upstreamCalls('pj_group_w'), 1);
+});
+
+test('pgJDBC, several SELECTs in one execute never run alone: relayed once, stored, then answered wholly', async () => {
+  const sql = [`SELECT v AS pj_fill FROM ${TABLE} WHERE id = 34`, `SELECT id AS pj_fill_b, v FROM ${TABLE} WHERE id = 35 AND v > 0`];
+  const first = await measure(proxy.adminPort, () => jdbcStatements('together', sql));
+  assert.equal(first.result, ['[340]', '[35]']);
+  assert.equal([first.delta.hits, first.delta.misses], [0, 2], JSON.stringify(first.delta));
+  await cluster.query('SELECT pg_stat_statements_reset()');
+  const { result, delta } = await measure(proxy.adminPort, () => jdbcStatements('together', sql));
+  assert.equal(result, ['[340]', '[35]']);
+  assert.equal([delta.hits, delta.misses], [2, 0], JSON.stringify(delta));
+  assert.is(await upstreamCalls('pj_fill'), 0, 'the server never saw the second group');
 });
 
 /** A RowDescription described as `T name:<type oid>` (its other fields vary with the server). */

@@ -83,6 +83,8 @@ export interface OutstandingRequest<I> {
   readonly info: I | null;
   /** The server answered with an error: a fill is not stored, a probe tells nothing. */
   errored: boolean;
+  /** Statements of the request filled one by one, each its own request, never queued (PostgreSQL: a Sync group). */
+  readonly members?: readonly OutstandingRequest<I>[] | null;
 }
 
 /** How far a commit's writes reach: the relations listed, their whole database, or every database of the server. */
@@ -186,8 +188,10 @@ export class RequestLedger<I extends LedgerStatement, R extends OutstandingReque
    */
   abandon(): void {
     for (const request of this.queue) {
-      const flight = request.action.kind === 'fill' ? request.action.flight : null;
-      if (flight !== null) this.cache.flights.settle(flight, 'refused');
+      for (const r of request.members ?? [request]) {
+        const flight = r.action.kind === 'fill' ? r.action.flight : null;
+        if (flight !== null) this.cache.flights.settle(flight, 'refused');
+      }
     }
   }
 

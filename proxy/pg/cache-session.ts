@@ -33,6 +33,14 @@ export interface PgRequest extends OutstandingRequest<StatementInfo> {
   invalidated: boolean;
   /** CommandCompletes seen: a fill is stored only for exactly one. */
   completes: number;
+  /**
+   * A Sync group of several reads (or the reads held before a Flush) whose statements are filled
+   * one by one: a request of its own for each statement, in order (never queued: the group's
+   * ReadyForQuery ends them all), null for any other request. The reply of `members[memberAt]` is coming (-1: none yet); the
+   * server's BindComplete starts each statement's reply (reply-route.ts).
+   */
+  members: PgRequest[] | null;
+  memberAt: number;
 }
 
 /** Custom settings a session may set before it stops sharing entries with other sessions. */
@@ -217,6 +225,9 @@ export class PgCacheSession {
    */
   commandComplete(request: PgRequest, buf: Buffer, start: number, end: number): void {
     request.completes++;
+    // In a group, the statement whose reply is open; not one complete already (a simple Query sharing the request).
+    const member = request.members?.[request.memberAt];
+    if (member !== undefined && member.completes === 0) member.completes++;
     // ROLLBACK TO SAVEPOINT has the same tag: only a statement that ends the block counts.
     const ends = request.executed.length === 1 && endsBlock(request.executed[0]!);
     if (ends && end - start === 9 && startsWithAscii(buf, start, end, 'ROLLBACK')) request.rolledBack = true;

@@ -423,6 +423,96 @@ test('a hit whose Parse names another statement than its Bind: the client holds 
   assert.ok(replayed.includes(Buffer.from(`a\0${OTHER}\0`)), replayed.toString('latin1'));
 });
 
+/** A third read of items, judged like SELECT (the relations are known), never stored by groupReady(). */
+const THIRD = 'SELECT id FROM items';
+
+test('a relayed Sync group of reads stores each statement\'s reply: the same group again is answered wholly, nothing upstream', async () => {
+  const h = await groupReady();
+  const misses = h.cache.stats.misses;
+  const group = [...statement(THIRD), ...statement(SELECT), serialize.sync()];
+  h.send(...group);
+  assert.is(codes(h.take()[0]), 'PBDEPBDES', 'the group goes as it came (a miss in it)');
+  const reply = [...statementReply('t'), ...statementReply('a2'), ready('I')];
+  h.server(...reply);
+  assert.equal(h.take()[1], Buffer.concat(reply), 'relayed as the server sent it');
+  assert.equal([h.cache.stats.misses - misses, h.cache.store.counters().entries], [2, 3], 'a fill per statement: THIRD stored, SELECT stored again');
+  const hits = h.cache.stats.hits;
+  h.send(...group);
+  const [up, client] = h.take();
+  assert.equal([up.length, client], [0, Buffer.concat(reply)]);
+  assert.is(h.cache.stats.hits, hits + 2);
+  h.send(...statement(THIRD), serialize.sync());
+  assert.equal(h.take(), [Buffer.alloc(0), Buffer.concat([...statementReply('t'), ready('I')])], 'a lone statement is answered from its group\'s fill');
+});
+
+test('a relayed Sync group with an error: the statements before it are stored, the one that failed and those it skipped are not', async () => {
+  const h = await groupReady();
+  h.cache.store.invalidateAll();
+  h.send(...statement(SELECT), ...statement(OTHER), ...statement(THIRD), serialize.sync());
+  h.take();
+  const error = typedMessage('E', 'SERROR\0C57014\0Mcanceled\0\0');
+  h.server(...statementReply('a'), parseComplete(), bindComplete(), rowDescription(['v']), error, ready('I'));
+  assert.is(h.cache.store.counters().entries, 1);
+  for (const [text, stored] of [[SELECT, true], [OTHER, false], [THIRD, false]] as const) {
+    h.send(...statement(text), serialize.sync());
+    assert.is(h.take()[0].length === 0, stored, text);
+    if (!stored) h.server(...statementReply('z'), ready('I'));
+  }
+  // An error at a later statement's Bind (after the one before completed) is that statement's.
+  h.cache.store.invalidateAll();
+  h.send(...statement(SELECT), ...statement(OTHER), serialize.sync());
+  h.take();
+  h.server(...statementReply('a'), parseComplete(), error, ready('I'));
+  assert.is(h.cache.store.counters().entries, 1);
+});
+
+test('a relayed Sync group: a write acknowledged while it is in flight refuses its fills; a notice poisons only its statement', async () => {
+  const h = await groupReady();
+  h.cache.store.invalidateAll();
+  h.send(...statement(SELECT), ...statement(OTHER), serialize.sync());
+  h.take();
+  const writer = new Harness(h.cache);
+  writer.send(query('UPDATE items SET v = 2'));
+  writer.server(...identityReply(), commandComplete('UPDATE 1'), ready('I'));
+  h.server(...statementReply('a'), ...statementReply('x'), ready('I'));
+  assert.is(h.cache.store.counters().entries, 0, 'its results may predate the write');
+  h.send(...statement(SELECT), ...statement(OTHER), serialize.sync());
+  h.take();
+  const notice = typedMessage('N', 'SNOTICE\0C00000\0Mhello\0\0');
+  h.server(...statementReply('a'), parseComplete(), bindComplete(), notice, rowDescription(['v']), dataRow(['x']), commandComplete('SELECT 1'), ready('I'));
+  assert.is(h.cache.store.counters().entries, 1, 'the first statement only');
+  h.send(...statement(SELECT), serialize.sync());
+  assert.is(h.take()[0].length, 0);
+});
+
+test('reads held before a Flush go at once and each is stored; a write after them in the same request refuses what it made stale', async () => {
+  const h = await groupReady();
+  h.cache.store.invalidateAll();
+  h.send(...statement(SELECT), ...statement(OTHER), serialize.flush());
+  assert.is(codes(h.take()[0]), 'PBDEPBDEH');
+  h.server(...statementReply('a'), ...statementReply('x'));
+  assert.equal(h.take()[1], Buffer.concat([...statementReply('a'), ...statementReply('x')]), 'the client waits for these before its Sync');
+  h.send(serialize.sync());
+  h.server(ready('I'));
+  assert.equal(h.take().map(codes), ['S', 'Z']);
+  assert.is(h.cache.store.counters().entries, 2);
+  h.send(...statement(SELECT), ...statement(OTHER), serialize.sync());
+  assert.is(h.take()[0].length, 0, 'answered from what the Flush request stored');
+  h.cache.store.invalidateAll();
+  h.send(...statement(SELECT), serialize.flush());
+  h.server(...statementReply('a'));
+  // A simple Query sharing the request: its CommandComplete is not the read's.
+  h.send(query(OTHER));
+  h.server(...result('x'));
+  assert.is(h.cache.store.counters().entries, 1, 'one read before a Flush too');
+  h.cache.store.invalidateAll();
+  h.send(...statement(SELECT), serialize.flush());
+  h.server(...statementReply('a'));
+  h.send(...statement('UPDATE items SET v = 1'), serialize.sync());
+  h.server(parseComplete(), bindComplete(), typedMessage('n'), commandComplete('UPDATE 1'), ready('I'));
+  assert.is(h.cache.store.counters().entries, 0, 'the read ran before the write its request committed at the Sync');
+});
+
 // ---------------------------------------------------------------- request coalescing
 
 /** A session on `cache` whose server is verified and context known: its first SELECT is a hit after the identity check. */

@@ -20,17 +20,17 @@ import {
 import { CoalescedWait } from '../coalesced-wait.js';
 import { ParkedRequest } from '../parked-request.js';
 import { Route, ReplyRouter } from '../reply-router.js';
-import { RequestLedger, forwardAction, isIdentityCheck, type CacheAction, type FillAction } from '../request-ledger.js';
+import { RequestLedger, forwardAction, isIdentityCheck, type CacheAction } from '../request-ledger.js';
 import { SecondTierAsk, SecondTierMove } from '../second-tier-ask.js';
 import { PG_IDENTITY_SQL } from '../upstream-identity.js';
 import type { BackendSink } from './backend-scanner.js';
 import { entryKey, simpleQueryKey } from './cache-key.js';
 import { PgCacheSession, type PgRequest } from './cache-session.js';
-import { replyRoute, watched } from './reply-route.js';
+import { capturing, replyRoute, watched } from './reply-route.js';
 import { cacheableBatch, cacheableGroup, heldCopies, type CacheableBatch, type Held } from './cacheable-batch.js';
 import { Backend, Frontend } from './codes.js';
 import { PARSE_COMPLETE, decodeTextRow, equalsName, errorCodeOf, errorMessageOf, queryMessage, queryText } from './messages.js';
-import type { PgCache, PgContext, StatementInfo } from './pg-cache.js';
+import type { Decision, PgCache, PgContext, StatementInfo } from './pg-cache.js';
 import { StatementReplay } from './statement-replay.js';
 import { PgSessionState, TxStatus } from './session-state.js';
 import { READY_IDLE, READY_IN_BLOCK, endsIdle, readyAsIdle, withoutReady } from './stored-reply.js';
@@ -45,6 +45,8 @@ export interface RelayIo extends StatementSource {
 
 const IDENTITY_QUERY = queryMessage(PG_IDENTITY_SQL);
 const IN_TRANSACTION = forwardAction<StatementInfo>('in-transaction', false);
+/** A group filled statement by statement: its statements' requests count, not the group's. */
+const GROUP = forwardAction<StatementInfo>(null, false);
 /** For a lookup that needs neither (a stored entry answers or waits, whatever the rule and fences). */
 const NO_RULE: RuleView = Object.freeze({ never: false, inReadOnlyTransactions: false });
 const NO_FENCE: FenceState = Object.freeze({ change: null, busDown: false });
@@ -91,7 +93,7 @@ export class PgRelay {
     this.extended = new StatementReplay(this.state, cache, {
       forward: (code, buf, start, end) => this.forward(code, buf, start, end),
       inject: (message) => this.inject(message),
-      request: () => this.enqueue(forwardAction('pipelined', false), null),
+      request: (held) => (this.quiet ? this.groupFill(held, this.view(), true) : null) ?? this.enqueue(forwardAction('pipelined', false), null),
     });
   }
 
@@ -188,10 +190,7 @@ export class PgRelay {
 
   /** A new entry at the end of the ledger: a request sent, or a cached reply's slot. */
   private push(action: CacheAction<StatementInfo>, info: StatementInfo | null, startedAt: number): PgRequest {
-    return this.ledger!.push({
-      action, startedAt, info, errored: false, executed: [], autocommit: false,
-      swallowParse: 0, swallowClose: 0, skipParse: 0, rolledBack: false, invalidated: false, completes: 0,
-    });
+    return this.ledger!.push(request(action, info, startedAt));
   }
 
   /** Nothing outstanding but the identity check, outside transaction blocks, statements analysable. */
@@ -424,37 +423,42 @@ export class PgRelay {
    * result may be stored, preceded by the probe when the catalog must judge the statement first.
    */
   private carryOut(verdict: Verdict<unknown>, info: StatementInfo, keySuffix: string, quiet: boolean): PgRequest {
-    const ledger = this.ledger!;
     // What the probe learns and a fill stores count once the server is verified: the check goes first.
     if (quiet && (info.readCacheable || info.needsCatalog)) this.checkServer();
-    let action: CacheAction<StatementInfo>;
+    const p = this.enqueue(this.actionFor(verdict, info, keySuffix, true), info);
+    p.executed.push(info);
+    return p;
+  }
+
+  /**
+   * The action of a statement about to be relayed as the verdict says; the catalog probe the
+   * verdict asks for is sent first (unless `probe` is false: one was sent for the same statement).
+   */
+  private actionFor(verdict: Verdict<unknown>, info: StatementInfo, keySuffix: string, probe: boolean): CacheAction<StatementInfo> {
+    const ledger = this.ledger!;
     switch (verdict.kind) {
       case 'probe-then-fill':
       case 'probe-then-forward': {
-        const probe = this.cs!.probeFor(info);
-        this.enqueue(ledger.probeAction(ProbePurpose.Catalog, info, probe.generation), null);
-        this.inject(probe.message);
-        action = verdict.kind === 'probe-then-fill' ? ledger.fillAction(keySuffix, false) : forwardAction(verdict.reason, false);
-        break;
+        if (probe) {
+          const sent = this.cs!.probeFor(info);
+          this.enqueue(ledger.probeAction(ProbePurpose.Catalog, info, sent.generation), null);
+          this.inject(sent.message);
+        }
+        return verdict.kind === 'probe-then-fill' ? ledger.fillAction(keySuffix, false) : forwardAction(verdict.reason, false);
       }
       case 'fill': {
         const prefix = this.cs!.keyContext?.keyPrefix ?? null;
-        action = ledger.fillAction(keySuffix, verdict.inBlock, prefix, prefix === null ? null : this.fullKey(prefix, keySuffix));
-        break;
+        return ledger.fillAction(keySuffix, verdict.inBlock, prefix, prefix === null ? null : this.fullKey(prefix, keySuffix));
       }
       case 'forward':
         if (verdict.reason === 'probe-failed') this.cs!.state.probeSkipped();
-        action = forwardAction(verdict.reason, verdict.lookedUp);
-        break;
+        return forwardAction(verdict.reason, verdict.lookedUp);
       case 'hit':
       case 'park':
         throw new Error(`carryOut: a ${verdict.kind} is answered before`);
       default:
         return unreachable(verdict);
     }
-    const p = this.enqueue(action, info);
-    p.executed.push(info);
-    return p;
   }
 
   /** A Sync ends a batch held since the last one: answer it from the cache, fill, or relay it. */
@@ -497,8 +501,9 @@ export class PgRelay {
     } else if (candidate === null && this.answeredGroup(batch, sync, view, started)) {
       return;
     } else {
+      const filled = candidate === null && view.quiet ? this.groupFill(batch, view, false) : null;
       const reason = view.quiet || view.behindReads ? 'not-cacheable' : view.block === BlockState.None ? 'pipelined' : 'in-transaction';
-      this.extended.relayBatch(batch, this.enqueue(forwardAction(reason, false), null), true);
+      this.extended.relayBatch(batch, filled ?? this.enqueue(forwardAction(reason, false), null), true);
     }
     this.forward(Frontend.Sync, syncBuf, syncStart, syncEnd);
   }
@@ -538,6 +543,45 @@ export class PgRelay {
     this.io.toClient(Buffer.concat(now));
     for (const entry of entries) this.ledger!.answered(entry.identity, started);
     return true;
+  }
+
+  /**
+   * The request of a Sync group of several cacheable reads the cache could not answer whole, sent
+   * while quiet, or of the reads held before a Flush (`flushed`: one may do; the client waits for
+   * their replies before its Sync, so they are never answered): queued for the batch about to be
+   * relayed, each statement's reply to be stored as the same statement's alone would be, under
+   * the same rules (its own fill: token taken now, before the send; probed first when the catalog
+   * must judge it; refused when a tag moved, when it errored; not stored when an error skipped
+   * it). Each read's reply is its own: reads leave nothing to commit or roll back, and each result
+   * is from a snapshot taken after the tokens, as a lone read's; what the request runs after them
+   * (after a Flush) commits at the Sync, whose writes are invalidated before the fills are stored.
+   * No coalescing wait or second-tier ask (the group goes as one), but other sessions may wait for
+   * its fills. Null when no statement may be stored, or any is not a cacheable read.
+   */
+  private groupFill(batch: readonly Held[], view: SessionView, flushed: boolean): PgRequest | null {
+    const cache = this.cache!;
+    const cs = this.cs!;
+    const one = flushed ? cacheableBatch(batch, this.state.client) : null;
+    const group = one !== null ? [one] : cacheableGroup(batch, this.state.client);
+    if (group === null) return null;
+    const infos = group.map((shape) => cache.info(shape.text));
+    if (!infos.every((info) => info.readCacheable)) return null;
+    const verdicts = infos.map((info) => route({
+      facts: info, session: view, entry: undefined, decision: cs.decision(info), rule: () => cache.rule(info), fence: () => cs.fences(), mayPark: false,
+    }));
+    if (!verdicts.some((v) => v.kind === 'fill' || v.kind === 'probe-then-fill')) return null;
+    this.checkServer();
+    const started = performance.now();
+    const probed = new Set<StatementInfo>();
+    const members = group.map((shape, i) => {
+      const info = infos[i]!;
+      const action = this.actionFor(verdicts[i]!, info, shape.keySuffix, !probed.has(info));
+      probed.add(info);
+      return request(action, info, started);
+    });
+    const p = this.enqueue(GROUP, null);
+    p.members = members;
+    return p;
   }
 
   /** The stored replies of every statement of `group` under `ctx`, or null when one is missing. */
@@ -597,7 +641,7 @@ export class PgRelay {
       const head = this.ledger?.head;
       const want = watched(code, head);
       const route = replyRoute(code, head);
-      this.replies.switchTo(route, route === Route.Capture ? (head!.action as FillAction).capture : null, pos);
+      this.replies.switchTo(route, route === Route.Capture ? capturing(head!)!.capture : null, pos);
       return want;
     },
     message: (code, buf, start, end) => {
@@ -609,6 +653,8 @@ export class PgRelay {
           return;
         case Backend.ErrorResponse:
           if (head !== undefined) head.errored = true;
+          // In a group, the statement whose reply is open; one not begun is not stored anyway (no CommandComplete).
+          if (head?.members != null && capturing(head) !== null) head.members[head.memberAt]!.errored = true;
           if (head?.action.kind === 'probe') head.action.error = errorCodeOf(buf, start, end);
           if (!this.state.ready) this.io.loginRefused(errorMessageOf(buf, start, end));
           return;
@@ -645,7 +691,22 @@ export class PgRelay {
       return;
     }
     cs.requestDone(p);
-    this.ledger!.completed(p, action.kind === 'fill' && cs.ctx !== null ? this.cache!.decision(cs.ctx, p.info!) : undefined);
+    this.ledger!.completed(p, this.decisionNow(p));
+    if (p.members === null) return;
+    for (const m of p.members) {
+      // A statement's reply is stored as a lone statement's: ending with the group's ReadyForQuery 'I'.
+      if (m.action.kind === 'fill' && m.completes === 1 && this.state.txStatus === TxStatus.Idle) {
+        m.action.capture.parts.push(READY_IDLE);
+        m.action.capture.size += READY_IDLE.length;
+      }
+      this.ledger!.completed(m, this.decisionNow(m));
+    }
+  }
+
+  /** For a fill whose reply is complete: the statement's decision in the session's context now. */
+  private decisionNow(p: PgRequest): Decision | undefined {
+    const ctx = this.cs!.ctx;
+    return p.action.kind === 'fill' && ctx !== null ? this.cache!.decision(ctx, p.info!) : undefined;
   }
 
   /** Stores the results of fills whose reply is complete (called once their bytes are routed). */
@@ -660,4 +721,12 @@ export class PgRelay {
       return d !== undefined && d.cacheable ? { keyPrefix: ctx!.keyPrefix, sharedPrefix: ctx!.sharedPrefix, parts: fill.capture.parts, tags: d.tags } : null;
     });
   }
+}
+
+/** A request awaiting its reply (queued), or a statement of a group filled statement by statement (not). */
+function request(action: CacheAction<StatementInfo>, info: StatementInfo | null, startedAt: number): PgRequest {
+  return {
+    action, startedAt, info, errored: false, executed: [], autocommit: false,
+    swallowParse: 0, swallowClose: 0, skipParse: 0, rolledBack: false, invalidated: false, completes: 0, members: null, memberAt: -1,
+  };
 }

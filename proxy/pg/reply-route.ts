@@ -1,7 +1,10 @@
 // Where each server message of a PostgreSQL session goes, by the request it answers (the head of the
 // request ledger): relayed, captured for a fill, or dropped (the reply to the proxy's own probe or
-// identity check, the ParseComplete/CloseComplete of a Parse or Close the proxy replayed). Called
-// once per server message: no allocation.
+// identity check, the ParseComplete/CloseComplete of a Parse or Close the proxy replayed). In a
+// Sync group filled statement by statement, each statement's reply, from its BindComplete to its
+// CommandComplete, is captured for that statement's fill. Called once per server message: no
+// allocation.
+import type { FillAction } from '../request-ledger.js';
 import { Route } from '../reply-router.js';
 import type { PgRequest } from './cache-session.js';
 import { Backend } from './codes.js';
@@ -41,9 +44,24 @@ export function replyRoute(code: number, head: PgRequest | undefined): Route {
       head.skipParse--;
       return Route.Forward;
     }
-    return action!.kind === 'fill' && !action!.capture.poisoned ? Route.Capture : Route.Forward;
+    if (code === Backend.BindComplete && head.members !== null) head.memberAt++;
+    const fill = capturing(head);
+    return fill !== null && !fill.capture.poisoned ? Route.Capture : Route.Forward;
   }
   // A notification or notice is not part of a reusable result.
   if (action?.kind === 'fill') action.capture.poisoned = true;
+  // In a group, whichever statement it came with: every statement whose reply is not complete.
+  if (head?.members != null) for (const m of head.members) if (m.completes === 0 && m.action.kind === 'fill') m.action.capture.poisoned = true;
   return Route.Forward;
+}
+
+/**
+ * The fill whose reply the head's next message belongs to: the head's own, or in a group the
+ * statement whose reply is open (its BindComplete seen, not its CommandComplete nor an error).
+ * Between statements (a ParseComplete, an error at a Parse or Bind, the ReadyForQuery), none.
+ */
+export function capturing(head: PgRequest): FillAction | null {
+  if (head.members === null) return head.action.kind === 'fill' ? head.action : null;
+  const m = head.members[head.memberAt];
+  return m !== undefined && m.completes === 0 && !m.errored && m.action.kind === 'fill' ? m.action : null;
 }

@@ -21,8 +21,8 @@ export interface ReplayHost {
   forward(code: number, buf: Buffer, start: number, end: number): void;
   /** Sends a message of the proxy's own, after what was gathered so far. */
   inject(message: Buffer): void;
-  /** Queues the request relayed message by message (not cached: 'pipelined'). */
-  request(): PgRequest;
+  /** Queues the request relayed message by message, from the messages held before it (not answered: 'pipelined'). */
+  request(held: readonly Held[]): PgRequest;
 }
 
 export class StatementReplay {
@@ -114,7 +114,7 @@ export class StatementReplay {
   releaseHeld(): void {
     if (this.held.length === 0) return;
     const batch = this.takeHeld();
-    this.open ??= this.host.request();
+    this.open ??= this.host.request(batch);
     this.relayBatch(batch, this.open, true);
   }
 

@@ -1,7 +1,7 @@
 // The floor for any proxy in the path: a process that copies bytes between each client and its own
 // upstream connection and does nothing else, read the way sidecache reads (one reused buffer per
-// socket, proxy/read-buffer.ts). On a machine where the client, the proxy and the database share
-// the CPUs, the extra hop itself (two more reads, two more writes and two more wake-ups per round
+// socket, proxy/read-buffer.ts) and written the way it writes (proxy/direct-write.ts). On a machine
+// where the client, the proxy and the database share the CPUs, the extra hop itself (two more reads, two more writes and two more wake-ups per round
 // trip) costs throughput before any protocol work; the bench measures this target beside sidecache
 // so its ratio to direct can be read against what no proxy process could beat here.
 //
@@ -10,6 +10,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import net from 'node:net';
 import { fileURLToPath } from 'node:url';
+import { DirectWrite, writeDirect } from '../proxy/direct-write.js';
 import { ReadBuffer, adoptAccepted } from '../proxy/read-buffer.js';
 import { stopChild } from './relay-process.js';
 
@@ -36,14 +37,14 @@ export function startForwarder(upstream: { host: string; port: number }): Promis
 /** One client and its upstream connection, bytes copied both ways with backpressure. */
 function pump(accepted: net.Socket, host: string, port: number): void {
   let upstream: net.Socket;
+  // What a direct write the kernel did not take at once does when it went out (or failed).
+  const upstreamWritten = (status: number): void => void (status < 0 ? upstream.destroy() : client.resume());
+  const clientWritten = (status: number): void => void (status < 0 ? client.destroy() : upstream.resume());
   const clientReads = new ReadBuffer((chunk) => {
-    if (!upstream.write(chunk)) client.pause();
-    // A write that did not go out at once still points into the read buffer.
-    if (upstream.writableLength > 0) clientReads.retain();
+    if (!copy(chunk, upstream, client, upstreamWritten)) clientReads.retain();
   });
   const upstreamReads = new ReadBuffer((chunk) => {
-    if (!client.write(chunk)) upstream.pause();
-    if (client.writableLength > 0) upstreamReads.retain();
+    if (!copy(chunk, client, upstream, clientWritten)) upstreamReads.retain();
   });
   const client = adoptAccepted(accepted, clientReads);
   client.setNoDelay(true);
@@ -55,6 +56,17 @@ function pump(accepted: net.Socket, host: string, port: number): void {
   client.on('error', () => upstream.destroy());
   upstream.on('error', () => client.destroy());
   client.resume();
+}
+
+/**
+ * Writes `chunk` to `to` as sidecache writes (proxy/direct-write.ts), so this stays the floor for
+ * its I/O, pausing `from` until it went out; false while `to` still holds (a view of) it.
+ */
+function copy(chunk: Buffer, to: net.Socket, from: net.Socket, written: (status: number) => void): boolean {
+  const direct = writeDirect(to, chunk, written);
+  const flowing = direct === DirectWrite.Stream ? to.write(chunk) : direct === DirectWrite.Sent;
+  if (!flowing) from.pause();
+  return flowing && to.writableLength === 0;
 }
 
 function main(target: string | undefined): void {

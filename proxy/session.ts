@@ -4,8 +4,10 @@
 // protocol's session supplies its framing, its error encoding and how it says goodbye upstream.
 import net from 'node:net';
 import tls from 'node:tls';
+import util from 'node:util';
 import type { SessionLabel } from '../telemetry/query-stats.js';
 import type { ListenerHost } from './listener.js';
+import { DirectWrite, directWritable, writeDirect } from './direct-write.js';
 import { asCurrentOutput, type OutputGate } from './output-hold.js';
 import { ReadBuffer, adoptAccepted, readTlsInto } from './read-buffer.js';
 import { serverTls, tlsFailure, type UpstreamTlsPlan } from './tls.js';
@@ -74,6 +76,9 @@ export abstract class ProxySession<E extends Error> implements OutputGate {
   private endReason: string | null = null;
   /** Writes to the upstream during the current client chunk: from the second on they are corked into one. */
   private chunkWrites = -1;
+  /** Each leg's writes may skip its stream (direct-write.ts): plain TCP, not TLS. */
+  private clientDirect = false;
+  private upstreamDirect = false;
   private readonly clientReads = new ReadBuffer((chunk) => {
     if (this.rawClientFeed === null) this.clientChunk(chunk);
     else this.rawClientFeed(chunk);
@@ -98,6 +103,7 @@ export abstract class ProxySession<E extends Error> implements OutputGate {
     private readonly names: { readonly log: string; readonly scheme: string },
   ) {
     this.client = adoptAccepted(accepted, this.clientReads);
+    this.clientDirect = directWritable(this.client);
     // Kept: a TLS socket over a stream wrapper has no address of its own.
     this.remote = `${this.client.remoteAddress}:${this.client.remotePort}`;
   }
@@ -182,6 +188,7 @@ export abstract class ProxySession<E extends Error> implements OutputGate {
     raw.on('error', (err) => secure.destroy(err));
     this.rawClientFeed = feed;
     this.client = secure;
+    this.clientDirect = false;
     this.clientTls = true;
     this.watchClient(secure);
     // Before onClientGone closes the session: a client that rejects the certificate is worth a line.
@@ -211,6 +218,7 @@ export abstract class ProxySession<E extends Error> implements OutputGate {
     const { host, port } = this.host.upstream;
     const upstream = net.connect({ host, port, noDelay: true, onread: this.upstreamReads.onread });
     this.upstream = upstream;
+    this.upstreamDirect = directWritable(upstream);
     this.host.upstreamOpened();
     const timeoutMs = this.host.limits.upstreamConnectTimeoutMs;
     upstream.setTimeout(timeoutMs);
@@ -241,6 +249,7 @@ export abstract class ProxySession<E extends Error> implements OutputGate {
     // As on the client leg: an error of the plain socket under the TLS one must not go unheard.
     raw.on('error', (err) => secure.destroy(err));
     this.upstream = secure;
+    this.upstreamDirect = false;
     this.upstreamTlsPlan = plan;
     this.watchUpstream(secure);
     if (!readTlsInto(secure, this.upstreamReads)) secure.on('data', this.upstreamChunk);
@@ -268,9 +277,10 @@ export abstract class ProxySession<E extends Error> implements OutputGate {
     if (upstream === null || this.phase === Phase.Closed) return;
     // Most client chunks hold one message: one write. Several (a pipeline) go out as one.
     if (this.chunkWrites >= 0 && ++this.chunkWrites === 2) upstream.cork();
-    const flowing = upstream.write(bytes);
+    const direct = this.upstreamDirect ? writeDirect(upstream, bytes, this.onUpstreamWritten) : DirectWrite.Stream;
+    const flowing = direct === DirectWrite.Stream ? upstream.write(bytes) : direct === DirectWrite.Sent;
     // A write that did not go out at once still points into the client's read buffer.
-    if (upstream.writableLength > 0) this.clientReads.retain();
+    if (!flowing || upstream.writableLength > 0) this.clientReads.retain();
     if (!flowing) this.client.pause();
   }
 
@@ -279,7 +289,10 @@ export abstract class ProxySession<E extends Error> implements OutputGate {
     const { client } = this;
     if (this.phase === Phase.Closed || client.destroyed) return;
     let flowing: boolean;
-    if (more === undefined) {
+    const direct = more === undefined && this.clientDirect ? writeDirect(client, bytes, this.onClientWritten) : DirectWrite.Stream;
+    if (direct !== DirectWrite.Stream) {
+      flowing = direct === DirectWrite.Sent;
+    } else if (more === undefined) {
       flowing = client.write(bytes);
     } else {
       client.cork();
@@ -288,7 +301,7 @@ export abstract class ProxySession<E extends Error> implements OutputGate {
       client.uncork();
     }
     // A write that did not go out at once still points into the upstream's read buffer.
-    if (client.writableLength > 0) this.upstreamReads.retain();
+    if (!flowing || client.writableLength > 0) this.upstreamReads.retain();
     if (!flowing) {
       // Stop producing replies until the client reads: both what the server sends and what the
       // cache answers for the client's own requests.
@@ -319,6 +332,17 @@ export abstract class ProxySession<E extends Error> implements OutputGate {
 
   private readonly onUpstreamDrain = (): void => {
     this.client.resume();
+  };
+
+  /** A direct write the kernel did not take at once went out (or failed): as the stream's 'drain' (or 'error'). */
+  private readonly onClientWritten = (status: number): void => {
+    if (status < 0) this.client.destroy(writeError(status));
+    else this.onClientDrain();
+  };
+
+  private readonly onUpstreamWritten = (status: number): void => {
+    if (status < 0) this.upstream?.destroy(writeError(status));
+    else this.onUpstreamDrain();
   };
 
   /** The login finished: the login timer stops. */
@@ -447,4 +471,9 @@ export abstract class ProxySession<E extends Error> implements OutputGate {
     if (this.stallTimer !== null) clearTimeout(this.stallTimer);
     this.stallTimer = null;
   }
+}
+
+/** The error a failed direct write ends its socket with, as net's own write would report it. */
+function writeError(status: number): Error {
+  return Object.assign(new Error(`write ${util.getSystemErrorName(status)}`), { code: util.getSystemErrorName(status), errno: status, syscall: 'write' });
 }

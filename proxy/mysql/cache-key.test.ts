@@ -6,7 +6,8 @@ import * as assert from 'uvu/assert';
 import { createMetrics } from '../../telemetry/metrics.js';
 import { loadConfig } from '../../config/settings.js';
 import { contextPrefix, entryKey, executeKey, keyedCapabilities, queryKey } from './cache-key.js';
-import { Capability, MariaDbCapability } from './codes.js';
+import { Capability, Command, MariaDbCapability } from './codes.js';
+import { encodePacket } from './packets.js';
 import type { MySqlProbeResult } from '../../invalidation/mysql-probe.js';
 import { MySqlCache } from './mysql-cache.js';
 import { PreparedStatements } from './prepared-statements.js';
@@ -24,6 +25,12 @@ function execute(type: number, value: Buffer | null): Buffer {
   const types = Buffer.alloc(2);
   types.writeUInt16LE(type);
   return Buffer.concat([head, Buffer.from([value === null ? 1 : 0]), Buffer.from([1]), types, value ?? Buffer.alloc(0)]);
+}
+
+/** The key of a COM_QUERY of `sql`'s bytes (a string: UTF-8; a Buffer: as is). */
+function textKey(sql: string | Buffer): string {
+  const packet = encodePacket(Buffer.concat([Buffer.from([Command.Query]), typeof sql === 'string' ? Buffer.from(sql) : sql]), 0);
+  return queryKey(packet, 0, packet.length);
 }
 
 function executionKey(text: string, payload: Buffer): string {
@@ -60,7 +67,7 @@ test('different users, roles, databases, settings, capabilities and private sess
   assert.is(new Set(prefixes).size, prefixes.length);
   assert.is(cache.context(probe('db\u0000app@%\u0000app@h\u0000\u0001\u0000utf8mb4'), caps, null)!.keyPrefix, prefixes[0], 'sessions in the same state share');
   // A prefix ends with a separator no id contains: context 1 never reads context 11's keys.
-  assert.is.not(entryKey(contextPrefix(1), queryKey('1')), entryKey(contextPrefix(11), queryKey('')));
+  assert.is.not(entryKey(contextPrefix(1), textKey('1')), entryKey(contextPrefix(11), textKey('')));
 });
 
 test('only the capabilities that shape result bytes are part of the context', () => {
@@ -74,7 +81,7 @@ test('only the capabilities that shape result bytes are part of the context', ()
 
 test('a COM_QUERY and an execution of the same text differ; parameter types, nulls and values are part of the key', () => {
   const keys = [
-    queryKey(TEXT),
+    textKey(TEXT),
     executionKey(TEXT, execute(LONGLONG, int64(7n))),
     executionKey(TEXT, execute(LONGLONG, int64(8n))),
     executionKey(TEXT, execute(VAR_STRING, lenencString('7'))),
@@ -91,7 +98,22 @@ test('parts are length-prefixed: no text, bitmap or types run into the next part
   assert.is.not(executeKey('a\u0000b', '', '', ''), executeKey('a', 'b', '', ''));
   assert.is.not(executeKey('a', '\u0001', '\u0008\u0000', 'x'), executeKey('a', '\u0001\u0008', '\u0000', 'x'));
   assert.is.not(executeKey('a', '', '', ''), executeKey('', '', '', 'a'));
-  assert.is.not(queryKey('E1:a0:0:'), executeKey('a', '', '', ''));
+  assert.is.not(textKey('E1:a0:0:'), executeKey('a', '', '', ''));
+});
+
+test('statements that differ in any byte have different keys, whatever their UTF-8 decodings', () => {
+  // A latin1 client's 'é' and 'è' (0xE9, 0xE8) are invalid UTF-8 alone: both decode to U+FFFD.
+  const e = Buffer.from("SELECT v FROM t WHERE name = '\u00e9'", 'latin1');
+  const è = Buffer.from("SELECT v FROM t WHERE name = '\u00e8'", 'latin1');
+  assert.is(e.toString('utf8'), è.toString('utf8'));
+  assert.is.not(textKey(e), textKey(è));
+  assert.is(textKey(e), textKey(Buffer.from(e)), 'the same bytes, the same key');
+});
+
+test('a statement split over physical packets has the key of its whole payload', () => {
+  const sql = Buffer.alloc(0xffffff + 10, 'a');
+  const packet = encodePacket(Buffer.concat([Buffer.from([Command.Query]), sql]), 0);
+  assert.is(queryKey(packet, 0, packet.length), String.fromCharCode(Command.Query) + sql.toString('latin1'));
 });
 
 test.run();

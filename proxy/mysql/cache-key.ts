@@ -1,15 +1,19 @@
 // Every part of a MySQL cache entry's key, in one place. A key is the session context's prefix
 // (who asks, under which settings and capabilities: MySqlCache.context) followed by what was asked:
 //
-//   COM_QUERY         'Q' text
+//   COM_QUERY         '\x03' bytes
 //   COM_STMT_EXECUTE  'E' part(text) part(null-bitmap) part(parameter-types) values
 //
 // where part(s) is s's length, ':', then s, so no text, bitmap or type list can run into the next
 // part, whatever bytes it holds (a statement's text may hold a NUL). The values come last and need
-// no length. A context is found by its text (contextText), built from the probe's row (user, role,
+// no length. A COM_QUERY's key is its payload as sent (the command byte, then the statement's
+// bytes), one latin1 character per byte: read in one copy from the packet with no UTF-8 decoding
+// (a hit never needs the text), and two statements that differ in any byte never share a key
+// (their UTF-8 decodings may: invalid sequences of a latin1 client all decode to U+FFFD). A context is found by its text (contextText), built from the probe's row (user, role,
 // database, keyed settings), the capabilities that shape result bytes and, for a session that
 // shares nothing, its own id. Pure.
-import { Capability, MariaDbCapability } from './codes.js';
+import { Capability, MAX_PACKET_PAYLOAD, MariaDbCapability } from './codes.js';
+import { payloadOf } from './packets.js';
 
 /** Result bytes depend on these capabilities (EOF vs OK terminators, metadata, OK packet layout). */
 const KEYED_CAPABILITIES = (Capability.DeprecateEof | Capability.Protocol41 | Capability.SessionTrack | Capability.LongPassword) >>> 0;
@@ -33,9 +37,11 @@ export function contextPrefix(contextId: number): string {
   return `${contextId}\u0001`;
 }
 
-/** The key of a COM_QUERY's reply, without the context prefix. */
-export function queryKey(text: string): string {
-  return 'Q' + text;
+/** The key of the COM_QUERY in the logical packet buf[start, end) (headers included), without the context prefix. */
+export function queryKey(buf: Buffer, start: number, end: number): string {
+  const first = buf[start]! | (buf[start + 1]! << 8) | (buf[start + 2]! << 16);
+  if (first < MAX_PACKET_PAYLOAD) return buf.toString('latin1', start + 4, start + 4 + first);
+  return payloadOf(buf, start, end).toString('latin1');
 }
 
 /**

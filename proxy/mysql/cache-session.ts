@@ -176,7 +176,7 @@ export class MySqlCacheSession {
   statementDone(info: MySqlStatementInfo): void {
     if (info.sessionEffect !== SessionEffect.None) this.changed();
     if (info.sessionEffect === SessionEffect.Private) this.owner = this.id;
-    for (const t of info.temporaryTables) this.temporaryTables.add(t);
+    if (info.temporaryTables.length > 0) for (const t of info.temporaryTables) this.temporaryTables.add(t);
   }
 
   /**

@@ -23,7 +23,7 @@ import {
 } from '../cache-router.js';
 import { CoalescedWait } from '../coalesced-wait.js';
 import { ReplyRouter, Route } from '../reply-router.js';
-import { RequestLedger, forwardAction, isIdentityCheck, type CacheAction } from '../request-ledger.js';
+import { RequestLedger, forwardAction, isIdentityCheck, type CacheAction, type FillAction, type StoreAs } from '../request-ledger.js';
 import { SecondTierAsk, SecondTierMove } from '../second-tier-ask.js';
 import { mysqlIdentitySql } from '../upstream-identity.js';
 import { entryKey, queryKey } from './cache-key.js';
@@ -54,11 +54,11 @@ const WRITES_NOTHING = new Set<number>([
   Command.StmtPrepare, Command.StmtReset, Command.SetOption, Command.StmtFetch, Command.BinlogDumpGtid,
   Command.ResetConnection,
 ]);
-/** Commands after which the session's context must be read again. */
-const RESETS_SESSION = new Set<number>([Command.ChangeUser, Command.ResetConnection]);
 /** For a lookup that needs neither (a stored entry answers or waits, whatever the rule and fences). */
 const NO_RULE: RuleView = Object.freeze({ never: false, inReadOnlyTransactions: false });
 const NO_FENCE: FenceState = Object.freeze({ change: null, busDown: false });
+const noRule = (): RuleView => NO_RULE;
+const noFence = (): FenceState => NO_FENCE;
 /** The action of every statement inside a read-write transaction (route() gives no other there). */
 const IN_TRANSACTION = forwardAction<MySqlStatementInfo>('in-transaction', false);
 /** Outstanding commands a hit may be queued behind; beyond, it is relayed (bounds the look over them). */
@@ -133,9 +133,9 @@ export class MySqlRelay implements ServerPacketSink {
       const quiet = this.ledger.quiet;
       const behind = !quiet && this.behindReads();
       if (quiet || behind) {
-        if (command === Command.Query) return this.statement(buf, start, end, commandText(buf, start, end), null, behind);
+        if (command === Command.Query) return this.statement(buf, start, end, queryKey(buf, start, end), null, behind);
         const executed = this.prepared.execution(payloadOf(buf, start, end));
-        if (executed !== null) return this.statement(buf, start, end, executed.statement.text, executed, behind);
+        if (executed !== null) return this.statement(buf, start, end, executed.keySuffix, executed, behind);
       }
     }
     this.relayPacket(buf, start, end, payloadLength);
@@ -195,19 +195,20 @@ export class MySqlRelay implements ServerPacketSink {
   /**
    * A COM_QUERY (execution null) or a COM_STMT_EXECUTE read while nothing else is outstanding, or
    * (`behind`) only plain reads: then a hit is queued behind their replies, anything else relayed.
+   * `key`: its entry's key without the context prefix (null: an execution that cannot be stored).
    */
-  private statement(buf: Buffer, start: number, end: number, text: string, execution: Execution | null, behind: boolean): void {
+  private statement(buf: Buffer, start: number, end: number, key: string | null, execution: Execution | null, behind: boolean): void {
     const started = performance.now();
-    const key = execution === null ? queryKey(text) : execution.keySuffix;
     const view = this.cs.sessionView(this.quiet, this.ledger.length === 0, null, behind);
     // An entry exists only for a text found cacheable under this context: no analysis on a hit.
     const entry = key !== null && mayLookUp(view) ? this.lookUp(key) : undefined;
     if (entry !== undefined && (!this.unparking || view.identity === IdentityState.Verified)) {
-      const verdict = route({ facts: null, session: view, entry, decision: undefined, rule: () => NO_RULE, fence: () => NO_FENCE, mayPark: true });
+      const verdict = route({ facts: null, session: view, entry, decision: undefined, rule: noRule, fence: noFence, mayPark: true });
       if (verdict.kind === 'hit') return this.answer(entry.bytes, entry.meta, started);
       if (verdict.kind === 'park') return this.park(buf, start, end, execution);
     }
-    const info = execution === null ? this.cs.info(text) : this.cs.preparedInfo(execution.statement);
+    // The text is decoded only now: a hit needs none.
+    const info = execution === null ? this.cs.info(commandText(buf, start, end)) : this.cs.preparedInfo(execution.statement);
     const verdict = this.verdict(info, key, entry, view.quiet);
     if (verdict.kind === 'hit') {
       // Inside the read-only transaction: the stored reply with the session's transaction flags.
@@ -298,9 +299,10 @@ export class MySqlRelay implements ServerPacketSink {
   /** Writes a stored reply, or queues it behind the outstanding commands' replies (their turn first). */
   private answer(bytes: Buffer, meta: EntryMeta, started: number): void {
     if (this.ledger.length > 0) {
+      // The same shape (property order) as enqueue's requests: the ledger's loads stay monomorphic.
       this.ledger.push({
         action: { kind: 'answered-here', reply: [bytes], identity: meta.identity }, startedAt: started, info: null, errored: false,
-        command: Command.Query, packets: 0, probeColumns: 0, errorCode: 0, unknownWrites: false, prepareText: null, sentOutsideBlock: false,
+        errorCode: 0, command: Command.Query, packets: 0, probeColumns: 0, unknownWrites: false, prepareText: null, sentOutsideBlock: false,
       });
       return;
     }
@@ -393,7 +395,7 @@ export class MySqlRelay implements ServerPacketSink {
     this.coalesce.forget(true);
     this.unparking = true;
     try {
-      this.statement(packet, 0, packet.length, execution?.statement.text ?? commandText(packet, 0, packet.length), execution, false);
+      this.statement(packet, 0, packet.length, execution === null ? queryKey(packet, 0, packet.length) : execution.keySuffix, execution, false);
     } finally {
       this.unparking = false;
     }
@@ -450,19 +452,22 @@ export class MySqlRelay implements ServerPacketSink {
       }
     }
     this.replies.end();
-    this.ledger.storeFills((request, fill) => {
-      const as = this.cs.storable(request.info!, fill.inBlock, inReadOnlyBlock(this.cs.state.block));
-      if (as === null) return null;
-      // Stored as if filled outside a transaction (its EOF/OK flags say so).
-      const parts = fill.inBlock ? withTransactionFlags(Buffer.concat(fill.capture.parts), this.state.deprecateEof, STORED_TRANSACTION_FLAGS) : null;
-      if (fill.inBlock && parts === null) return null;
-      return { keyPrefix: as.ctx.keyPrefix, sharedPrefix: as.ctx.sharedPrefix, parts: parts === null ? fill.capture.parts : [parts], tags: as.tags };
-    });
+    this.ledger.storeFills(this.storeAs);
     // What the parked command waited for is back (the identity check, or the probe sent alone), and
     // nothing was sent after it: the command goes on. Not while Redis is asked or another session's
     // fill of its key is awaited.
     if (this.parked !== null && !this.tier.pending && !this.coalesce.pending && this.ledger.length === 0) this.unpark();
   }
+
+  /** How a finished fill is stored, if it is (made once: storeFills is called per server chunk). */
+  private readonly storeAs = (request: MySqlRequest, fill: FillAction): StoreAs | null => {
+    const as = this.cs.storable(request.info!, fill.inBlock, inReadOnlyBlock(this.cs.state.block));
+    if (as === null) return null;
+    // Stored as if filled outside a transaction (its EOF/OK flags say so).
+    const parts = fill.inBlock ? withTransactionFlags(Buffer.concat(fill.capture.parts), this.state.deprecateEof, STORED_TRANSACTION_FLAGS) : null;
+    if (fill.inBlock && parts === null) return null;
+    return { keyPrefix: as.ctx.keyPrefix, sharedPrefix: as.ctx.sharedPrefix, parts: parts === null ? fill.capture.parts : [parts], tags: as.tags };
+  };
 
   // ServerPacketSink: the tracker reads the packets; the relay looks at a few itself.
   begin(first: number, seq: number, length: number): boolean {
@@ -531,7 +536,7 @@ export class MySqlRelay implements ServerPacketSink {
       else this.cs.probeDone(request, action);
       return;
     }
-    if (RESETS_SESSION.has(request.command)) {
+    if (request.command === Command.ChangeUser || request.command === Command.ResetConnection) {
       this.cs.reset();
       this.prepared.clear();
     }

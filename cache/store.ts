@@ -108,6 +108,8 @@ export class CacheOptionsError extends Error {
 }
 
 const NIL = -1;
+/** Missed keys remembered with their hash (a power of two): more than the sessions that miss at once, usually. */
+const MISSED_KEYS = 32;
 const INITIAL_SLOTS = 1024;
 const DEFAULT_MAX_TRACKED_TAGS = 100_000;
 
@@ -164,6 +166,14 @@ export class ResultStore<M> {
   private sketch: FrequencySketch | undefined;
   private windowMaxBytes = 0;
   private protectedMaxBytes = 0;
+  /**
+   * The last keys lookups missed and their hashKey, a ring: a miss is most often filled soon after
+   * under the same key (other sessions' misses in between), and hashing it again would walk the
+   * whole key a second time (the -S path).
+   */
+  private readonly missedKeys: string[] = new Array<string>(MISSED_KEYS).fill('');
+  private readonly missedHashes = new Int32Array(MISSED_KEYS);
+  private missedAt = 0;
 
   private usedBytes = 0;
   private hits = 0;
@@ -217,7 +227,13 @@ export class ResultStore<M> {
     const slot = this.slotByKey.get(key);
     if (slot === undefined) {
       // A key asked for while absent gains popularity too: that is what lets it in later.
-      this.sketch?.increment(hashKey(key));
+      if (this.sketch !== undefined) {
+        const hash = hashKey(key);
+        const at = (this.missedAt = (this.missedAt + 1) & (MISSED_KEYS - 1));
+        this.missedKeys[at] = key;
+        this.missedHashes[at] = hash;
+        this.sketch.increment(hash);
+      }
       this.misses++;
       return undefined;
     }
@@ -284,7 +300,7 @@ export class ResultStore<M> {
     this.entries[slot] = entry;
     this.sizes[slot] = size;
     this.expiresAt[slot] = ttlMs === 0 ? 0 : this.clock.now() + ttlMs;
-    if (this.sketch !== undefined) this.keyHash[slot] = hashKey(key);
+    if (this.sketch !== undefined) this.keyHash[slot] = this.hashOfNew(key);
     this.linkAtTail(slot, WINDOW);
     this.slotByKey.set(key, slot);
     for (let i = 0; i < entry.tags.length; i++) {
@@ -478,6 +494,14 @@ export class ResultStore<M> {
   private moveToTail(slot: number, seg: number): void {
     this.unlink(slot);
     this.linkAtTail(slot, seg);
+  }
+
+  /** hashKey(key), from the ring of missed keys when a lookup missed it lately. */
+  private hashOfNew(key: string): number {
+    for (let n = 0, at = this.missedAt; n < MISSED_KEYS; n++, at = (at - 1) & (MISSED_KEYS - 1)) {
+      if (this.missedKeys[at] === key) return this.missedHashes[at]!;
+    }
+    return hashKey(key);
   }
 
   private remove(slot: number): void {

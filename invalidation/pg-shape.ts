@@ -38,23 +38,58 @@ function isDigit(c: number): boolean {
 }
 
 function isIdentChar(c: number): boolean {
-  return (c >= 0x61 && c <= 0x7a) || (c >= 0x41 && c <= 0x5a) || isDigit(c) || c === Ch.Underscore || c === Ch.Dollar || c >= 0x80;
+  return c >= 0x80 || CLASSES[c] === Class.Word || CLASSES[c] === Class.Digit || c === Ch.Dollar;
+}
+
+/**
+ * What an ASCII character starts, for the scan's first test (from 0x80 on: a word): most
+ * characters of a statement are letters and spaces, which one table look-up settles instead of
+ * the chain of tests the rarer starts (quotes, comments, numbers) need.
+ */
+const enum Class {
+  /** Spaces, operators, punctuation: stepped over. */
+  Other,
+  /** A letter or underscore: a keyword or identifier runs on to its end. */
+  Word,
+  Digit,
+  /** A quote, a minus, a slash, a dollar or a dot: may start a literal, a comment or a number. */
+  Special,
+}
+
+const CLASSES = ((): Uint8Array => {
+  const classes = new Uint8Array(128);
+  for (let c = 0x41; c <= 0x5a; c++) classes[c] = Class.Word;
+  for (let c = 0x61; c <= 0x7a; c++) classes[c] = Class.Word;
+  classes[Ch.Underscore] = Class.Word;
+  for (let c = Ch.Zero; c <= Ch.Nine; c++) classes[c] = Class.Digit;
+  for (const c of [Ch.Quote, Ch.DoubleQuote, Ch.Minus, Ch.Slash, Ch.Dollar, Ch.Dot]) classes[c] = Class.Special;
+  return classes;
+})();
+
+/** Where the identifier characters from `i` on end. */
+function identEnd(text: string, i: number, n: number): number {
+  while (i < n && isIdentChar(text.charCodeAt(i))) i++;
+  return i;
 }
 
 /** Returns the shape of `text`; the same string object when there is nothing to replace. */
 export function statementShape(text: string): string {
   const n = text.length;
-  let out: string[] | null = null;
+  let out: string | null = null;
   let copiedUpTo = 0;
   let i = 0;
   while (i < n) {
     const c = text.charCodeAt(i);
-    if (c === Ch.Quote) {
+    const cls = c >= 0x80 ? Class.Word : CLASSES[c]!;
+    if (cls === Class.Other) {
+      i++;
+    } else if (cls === Class.Word) {
+      i = identEnd(text, i + 1, n);
+    } else if (c === Ch.Quote) {
       const end = stringLiteralsEnd(text, i);
       if (end > 0) {
         if (end - i > 2) {
-          out ??= [];
-          out.push(text.slice(copiedUpTo, i), "''");
+          out = (out ?? '') + text.slice(copiedUpTo, i) + "''";
           copiedUpTo = end;
         }
         i = end;
@@ -70,25 +105,21 @@ export function statementShape(text: string): string {
       i = skipBlockComment(text, i + 2);
     } else if (c === Ch.Dollar && (i === 0 || !isIdentChar(text.charCodeAt(i - 1)))) {
       i = skipDollarQuoted(text, i);
-    } else if ((isDigit(c) || (c === Ch.Dot && isDigit(text.charCodeAt(i + 1)))) && (i === 0 || !isIdentChar(text.charCodeAt(i - 1)))) {
+    } else if ((cls === Class.Digit || (c === Ch.Dot && isDigit(text.charCodeAt(i + 1)))) && (i === 0 || !isIdentChar(text.charCodeAt(i - 1)))) {
       const end = numberEnd(text, i);
       if (end > 0 && !(end - i === 1 && c === Ch.Zero)) {
-        out ??= [];
-        out.push(text.slice(copiedUpTo, i), '0');
+        out = (out ?? '') + text.slice(copiedUpTo, i) + '0';
         copiedUpTo = end;
       }
-      i = end > 0 ? end : i + 1;
-      while (i < n && isIdentChar(text.charCodeAt(i))) i++;
+      i = identEnd(text, end > 0 ? end : i + 1, n);
     } else if (isIdentChar(c)) {
-      i++;
-      while (i < n && isIdentChar(text.charCodeAt(i))) i++;
+      i = identEnd(text, i + 1, n);
     } else {
       i++;
     }
   }
   if (out === null) return text;
-  out.push(text.slice(copiedUpTo));
-  return out.join('');
+  return out + text.slice(copiedUpTo);
 }
 
 /**

@@ -133,6 +133,12 @@ export class PgCache extends ResultCache<StatementInfo> {
    * ALTER ROLE/DATABASE settings), so it can be answered from its first statement.
    */
   private readonly startupProbes = new LRUCache<string, { probe: ProbeResult; generation: number }>({ max: MAX_CONTEXTS });
+  /**
+   * Table tags by database and relation name, each built once: a commit looks its tags up in the
+   * store's tag index and the tag versions, and a string built anew would be hashed (and compared
+   * by content with the entries' own tags) at every commit. Bounded like the contexts' facts.
+   */
+  private readonly tableTags = new Map<string, Map<string, string>>();
   /** Per database, as of a catalog generation: relations whose writes may change other tables. */
   private readonly fanOut = new Map<string, { generation: number; tables: ReadonlySet<string> }>();
 
@@ -275,7 +281,7 @@ export class PgCache extends ResultCache<StatementInfo> {
 
   private remember(ctx: PgContext, info: StatementInfo, verdict: StatementVerdict, generation: number): Decision {
     const reason = !info.readCacheable ? 'not-cacheable' : verdict.reason;
-    const tags = [databaseTag(ctx.database), ...verdict.dependsOn.map((name) => tableTag(ctx.database, '', name))];
+    const tags = [databaseTag(ctx.database), ...verdict.dependsOn.map((name) => this.tableTagOf(ctx.database, name))];
     const decision: Decision = Object.freeze({
       generation,
       cacheable: reason === null,
@@ -313,10 +319,27 @@ export class PgCache extends ResultCache<StatementInfo> {
     const tags: string[] = [];
     const names: string[] = [];
     for (const t of tables) {
-      tags.push(tableTag(database, '', t));
+      tags.push(this.tableTagOf(database, t));
       names.push(t);
     }
     if (tags.length > 0) this.invalidateEverywhere({ scope: 'tags', tags, tables: names, catalog: null });
+  }
+
+  /** The tag of relation `table` of `database`, the same string object each time (tableTags). */
+  private tableTagOf(database: string, table: string): string {
+    let byTable = this.tableTags.get(database);
+    if (byTable === undefined) {
+      if (this.tableTags.size >= MAX_CONTEXTS) this.tableTags.clear();
+      byTable = new Map();
+      this.tableTags.set(database, byTable);
+    }
+    let tag = byTable.get(table);
+    if (tag === undefined) {
+      if (byTable.size >= MAX_FACTS_PER_CONTEXT) byTable.clear();
+      tag = tableTag(database, '', table);
+      byTable.set(table, tag);
+    }
+    return tag;
   }
 
   /**

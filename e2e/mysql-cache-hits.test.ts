@@ -203,6 +203,16 @@ test('statements that differ only in bytes that are not UTF-8 are not confused (
   assert.is(delta.hits, 0, JSON.stringify(delta));
 });
 
+test('prepared statements that differ only in bytes that are not UTF-8 are not confused either', async () => {
+  const c = await connect({ charset: 'latin1' });
+  const count = async (name: string): Promise<number> => Number((await c.execute<RowDataPacket[]>(`SELECT COUNT(*) AS n FROM items WHERE name = '${name}' AND id > ?`, [0]))[0][0]!.n);
+  assert.is(await count('twö'), 1);
+  assert.is(await count('twö'), 1);
+  const { result, delta } = await measureMySql(proxy.adminPort, () => count('twé'));
+  assert.is(result, 0, 'no row is named twé');
+  assert.is(delta.hits, 0, JSON.stringify(delta));
+});
+
 test('a SET that changes a keyed setting is seen: the session re-reads its context', async () => {
   const c = await connect();
   const sql = 'SELECT CAST(ts AS CHAR) AS t FROM items WHERE id = 1';

@@ -27,18 +27,24 @@ function execute(type: number, value: Buffer | null): Buffer {
   return Buffer.concat([head, Buffer.from([value === null ? 1 : 0]), Buffer.from([1]), types, value ?? Buffer.alloc(0)]);
 }
 
-/** The key of a COM_QUERY of `sql`'s bytes (a string: UTF-8; a Buffer: as is). */
-function textKey(sql: string | Buffer): string {
-  const packet = encodePacket(Buffer.concat([Buffer.from([Command.Query]), typeof sql === 'string' ? Buffer.from(sql) : sql]), 0);
+/** The key of a command `command` carrying `sql`'s bytes (a string: UTF-8; a Buffer: as is). */
+function commandKey(command: number, sql: string | Buffer): string {
+  const packet = encodePacket(Buffer.concat([Buffer.from([command]), typeof sql === 'string' ? Buffer.from(sql) : sql]), 0);
   return queryKey(packet, 0, packet.length);
 }
 
-function executionKey(text: string, payload: Buffer): string {
+/** The key of a COM_QUERY of `sql`. */
+function textKey(sql: string | Buffer): string {
+  return commandKey(Command.Query, sql);
+}
+
+/** The key of executing `payload` of the statement `text` prepared (as the relay reads its COM_STMT_PREPARE). */
+function executionKey(text: string | Buffer, payload: Buffer): string {
   const s = new PreparedStatements();
   const ok = Buffer.alloc(12);
   ok.writeUInt32LE(1, 1);
   ok.writeUInt16LE(1, 7);
-  s.prepared(text, ok, 0, ok.length);
+  s.prepared(commandKey(Command.StmtPrepare, text), ok, 0, ok.length);
   return s.execution(payload)!.keySuffix!;
 }
 
@@ -108,6 +114,10 @@ test('statements that differ in any byte have different keys, whatever their UTF
   assert.is(e.toString('utf8'), è.toString('utf8'));
   assert.is.not(textKey(e), textKey(è));
   assert.is(textKey(e), textKey(Buffer.from(e)), 'the same bytes, the same key');
+  // Prepared statements too: their executions are keyed by the statement's bytes.
+  const params = execute(LONGLONG, int64(1n));
+  assert.is.not(executionKey(e, params), executionKey(è, params));
+  assert.is(executionKey(e, params), executionKey(Buffer.from(e), params));
 });
 
 test('a statement split over physical packets has the key of its whole payload', () => {

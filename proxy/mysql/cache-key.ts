@@ -2,16 +2,17 @@
 // (who asks, under which settings and capabilities: MySqlCache.context) followed by what was asked:
 //
 //   COM_QUERY         '\x03' bytes
-//   COM_STMT_EXECUTE  'E' part(text) part(null-bitmap) part(parameter-types) values
+//   COM_STMT_EXECUTE  'E' part(statement bytes) part(null-bitmap) part(parameter-types) values
 //
 // where part(s) is s's length, ':', then s, so no text, bitmap or type list can run into the next
 // part, whatever bytes it holds (a statement's text may hold a NUL). The values come last and need
 // no length. A COM_QUERY's key is its payload as sent (the command byte, then the statement's
 // bytes), one latin1 character per byte: read in one copy from the packet with no UTF-8 decoding
 // (a hit never needs the text), and two statements that differ in any byte never share a key
-// (their UTF-8 decodings may: invalid sequences of a latin1 client all decode to U+FFFD). A context is found by its text (contextText), built from the probe's row (user, role,
-// database, keyed settings), the capabilities that shape result bytes and, for a session that
-// shares nothing, its own id. Pure.
+// (their UTF-8 decodings may: invalid sequences of a latin1 client all decode to U+FFFD); an
+// execution's key holds its statement's bytes the same way. A context is found by its text
+// (contextText), built from the probe's row (user, role, database, keyed settings), the
+// capabilities that shape result bytes and, for a session that shares nothing, its own id. Pure.
 import { Capability, MAX_PACKET_PAYLOAD, MariaDbCapability } from './codes.js';
 import { payloadOf } from './packets.js';
 
@@ -45,12 +46,12 @@ export function queryKey(buf: Buffer, start: number, end: number): string {
 }
 
 /**
- * The key of a COM_STMT_EXECUTE's reply, without the context prefix: the statement's text, the
- * null bitmap, the parameter types in force (sent with it or remembered) and the values, each as
- * the latin1 string of its bytes.
+ * The key of a COM_STMT_EXECUTE's reply, without the context prefix: the statement's bytes (its
+ * COM_STMT_PREPARE payload, as queryKey reads it), the null bitmap, the parameter types in force
+ * (sent with it or remembered) and the values, each as the latin1 string of its bytes.
  */
-export function executeKey(text: string, nullBitmap: string, types: string, values: string): string {
-  return `E${part(text)}${part(nullBitmap)}${part(types)}${values}`;
+export function executeKey(statement: string, nullBitmap: string, types: string, values: string): string {
+  return `E${part(statement)}${part(nullBitmap)}${part(types)}${values}`;
 }
 
 /** The key an entry is stored under. */

@@ -32,7 +32,10 @@ export interface MySqlRequest extends OutstandingRequest<MySqlStatementInfo> {
   readonly unknownWrites: boolean;
   /** Sent with nothing outstanding and no transaction open: it may start one whose snapshot is not taken yet. */
   readonly sentOutsideBlock: boolean;
-  /** COM_STMT_PREPARE: the text, for the statement id its reply assigns. */
+  /**
+   * COM_STMT_PREPARE: its payload as latin1 (the command byte, then the statement's bytes, as
+   * cache-key.ts' queryKey reads it), for the statement id its reply assigns.
+   */
   readonly prepareText: string | null;
   /** A probe's column count, once read. */
   probeColumns: number;

@@ -33,11 +33,11 @@ function execute(id: number, values: bigint[], sendTypes: boolean, flags = 0): B
 function withStatement(params: number): PreparedStatements {
   const s = new PreparedStatements();
   const ok = prepareOk(7, 2, params);
-  s.prepared('SELECT a, b FROM t WHERE id = ?', ok, 0, ok.length);
+  s.prepared('\x16SELECT a, b FROM t WHERE id = ?', ok, 0, ok.length); // COM_STMT_PREPARE's payload
   return s;
 }
 
-test('an execution is keyed by text and parameter values, whether or not it resent the types', () => {
+test('an execution is keyed by the statement bytes and parameter values, whether or not it resent the types', () => {
   const s = withStatement(1);
   const first = s.execution(execute(7, [42n], true))!;
   assert.is(first.statement.text, 'SELECT a, b FROM t WHERE id = ?');
@@ -49,7 +49,7 @@ test('an execution is keyed by text and parameter values, whether or not it rese
   types.writeUInt16LE(LONGLONG);
   const value = Buffer.alloc(8);
   value.writeBigInt64LE(42n);
-  assert.is(first.keySuffix, executeKey(first.statement.text, '\u0000', types.toString('latin1'), value.toString('latin1')));
+  assert.is(first.keySuffix, executeKey(first.statement.bytes, '\u0000', types.toString('latin1'), value.toString('latin1')));
 });
 
 test('a statement not prepared here, a cursor, long data or types never sent: no key', () => {
@@ -88,10 +88,10 @@ test('an execution that sent its types goes as it is; a statement without parame
   assert.is(s.forUpstream(sent, s.execution(sent)!), null);
   const none = new PreparedStatements();
   const ok = prepareOk(3, 1, 0);
-  none.prepared('SELECT 1', ok, 0, ok.length);
+  none.prepared('\x16SELECT 1', ok, 0, ok.length);
   const bare = Buffer.from([0x17, 3, 0, 0, 0, 0, 1, 0, 0, 0]);
   const ex = none.execution(bare)!;
-  assert.is(ex.keySuffix, executeKey('SELECT 1', '', '', ''));
+  assert.is(ex.keySuffix, executeKey('\x16SELECT 1', '', '', ''));
   assert.is(none.forUpstream(bare, ex), null);
   none.clear();
   assert.is(none.execution(bare), null, 'forgotten after COM_RESET_CONNECTION / COM_CHANGE_USER');

@@ -7,6 +7,11 @@ import { PayloadReader, encodePacket } from './packets.js';
 
 export interface PreparedStatement {
   readonly text: string;
+  /**
+   * Its COM_STMT_PREPARE payload, one latin1 character per byte: what its executions are keyed by,
+   * since texts that differ only in bytes that are not UTF-8 decode to the same `text` (U+FFFD).
+   */
+  readonly bytes: string;
   readonly params: number;
   /** The parameter types of the client's latest execution that sent them. */
   types: Buffer | null;
@@ -27,12 +32,17 @@ export interface Execution {
 export class PreparedStatements {
   private readonly byId = new Map<number, PreparedStatement>();
 
-  /** The server's COM_STMT_PREPARE_OK payload buf[start, end) for `text`. Throws MalformedPacketError. */
-  prepared(text: string, buf: Buffer, start: number, end: number): void {
+  /**
+   * The server's COM_STMT_PREPARE_OK payload buf[start, end) for the COM_STMT_PREPARE whose payload
+   * (the command byte, then the statement's bytes) is `bytes`, one latin1 character per byte.
+   * Throws MalformedPacketError.
+   */
+  prepared(bytes: string, buf: Buffer, start: number, end: number): void {
     const r = new PayloadReader(buf, start + 1, end);
     const id = r.u32();
     r.u16(); // columns
-    this.byId.set(id, { text, params: r.u16(), types: null, upstreamTypes: null, longData: false });
+    const text = Buffer.from(bytes, 'latin1').toString('utf8', 1);
+    this.byId.set(id, { text, bytes, params: r.u16(), types: null, upstreamTypes: null, longData: false });
   }
 
   /** The text of a statement prepared here, null for an id the server did not give this connection. */
@@ -75,7 +85,7 @@ export class PreparedStatements {
     const longData = statement.longData;
     statement.longData = false; // the server forgets long data once the statement is executed
     const n = statement.params;
-    if (n === 0) return { statement, keySuffix: keyed && flags === 0 && !longData ? executeKey(statement.text, '', '', '') : null, typesAt: -1 };
+    if (n === 0) return { statement, keySuffix: keyed && flags === 0 && !longData ? executeKey(statement.bytes, '', '', '') : null, typesAt: -1 };
     const nullBitmap = (n + 7) >> 3;
     let pos = 10 + nullBitmap;
     if (payload.length <= pos) return { statement, keySuffix: null, typesAt: -1 };
@@ -88,7 +98,7 @@ export class PreparedStatements {
     }
     const types = statement.types;
     if (!keyed || flags !== 0 || longData || types === null) return { statement, keySuffix: null, typesAt };
-    const key = executeKey(statement.text, payload.toString('latin1', 10, 10 + nullBitmap), types.toString('latin1'), payload.toString('latin1', pos));
+    const key = executeKey(statement.bytes, payload.toString('latin1', 10, 10 + nullBitmap), types.toString('latin1'), payload.toString('latin1', pos));
     return { statement, keySuffix: key, typesAt };
   }
 

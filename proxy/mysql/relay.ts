@@ -175,7 +175,8 @@ export class MySqlRelay implements ServerPacketSink {
         break;
       }
       case Command.StmtPrepare:
-        text = commandText(buf, start, end);
+        // Its bytes, not their UTF-8 decoding: an execution's key holds them (cache-key.ts).
+        text = queryKey(buf, start, end);
         break;
       case Command.StmtReset:
         if (payloadLength >= 5) this.prepared.reset(buf.readUInt32LE(start + 5));

@@ -5,6 +5,7 @@
 // and time-dependent functions, and user STABLE functions that read tables behind the text's back
 // are never cached. A failed query is not cached.
 // Every check first proves the cache is in play (a hit), so a passing test means the key worked.
+import { spawn } from 'node:child_process';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import pg from 'pg';
@@ -399,6 +400,36 @@ test('two sessions with same-named temp tables never see each other\'s rows', as
     }
   });
   assert.is(delta.hits, 0, JSON.stringify(delta));
+});
+
+/** psql (libpq) on `port` with client_encoding LATIN1, reading `script`'s bytes: its output lines. */
+function psqlLatin1(port: number, script: Buffer): Promise<string[]> {
+  return new Promise((resolve, reject) => {
+    const env = { PATH: process.env.PATH, LANG: 'C', PGCLIENTENCODING: 'LATIN1', PGCONNECT_TIMEOUT: '10' };
+    const child = spawn('psql', ['-X', '-At', '-v', 'ON_ERROR_STOP=1', '-h', DIRECT_PG.host, '-p', String(port), '-U', DIRECT_PG.user, '-d', DIRECT_PG.database], { env });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString('latin1')));
+    child.stderr.on('data', (d: Buffer) => (err += d.toString('latin1')));
+    const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+    child.on('error', reject);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      if (code === 0) resolve(out.trim().split('\n'));
+      else reject(new Error(`psql exited ${code}: ${err}`));
+    });
+    child.stdin.end(script);
+  });
+}
+
+test('client_encoding LATIN1: statements that differ only in bytes that are not UTF-8 never share an entry', async () => {
+  // 0xF6 and 0xE9 ('ö' and 'é' in LATIN1) each decode as UTF-8 to U+FFFD: read as text, the third
+  // statement was the first's, and sidecache answered 1 from its entry.
+  const same = Buffer.from(`SELECT count(*) FROM ${PLAIN} WHERE 'x\xf6' = 'x\xf6';\n`, 'latin1');
+  const other = Buffer.from(`SELECT count(*) FROM ${PLAIN} WHERE 'x\xe9' = 'x\xf6';\n`, 'latin1');
+  const script = Buffer.concat([same, same, other, other]);
+  assert.equal(await psqlLatin1(DIRECT_PG.port, script), ['2', '2', '0', '0'], 'what PostgreSQL answers');
+  assert.equal(await psqlLatin1(proxy.pgPort, script), ['2', '2', '0', '0']);
 });
 
 test('a failed query is not cached: once the data is fixed (directly, not through the proxy) it succeeds', async () => {

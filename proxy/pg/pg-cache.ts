@@ -139,6 +139,8 @@ export class PgCache extends ResultCache<StatementInfo> {
    * by content with the entries' own tags) at every commit. Bounded like the contexts' facts.
    */
   private readonly tableTags = new Map<string, Map<string, string>>();
+  /** Each info's copy for texts that are not valid UTF-8 (undecodable). */
+  private readonly undecodableInfos = new WeakMap<StatementInfo, StatementInfo>();
   /** Per database, as of a catalog generation: relations whose writes may change other tables. */
   private readonly fanOut = new Map<string, { generation: number; tables: ReadonlySet<string> }>();
 
@@ -165,6 +167,7 @@ export class PgCache extends ResultCache<StatementInfo> {
       info = this.derive(analysis, text, shape);
       this.infos.set(analysis, info);
     }
+    if (text.includes('\uFFFD')) info = this.undecodable(info);
     // A text with literals of its own is rarely sent again (pgbench's `-S` and TPC-B never repeat
     // one): remembering it would only churn the map and push out the texts that do repeat (those
     // with parameters, BEGIN, COMMIT), so its shape is computed again if it comes back.
@@ -172,6 +175,22 @@ export class PgCache extends ResultCache<StatementInfo> {
       this.infoByText.set(text, info);
     }
     return info;
+  }
+
+  /**
+   * The info of a text holding U+FFFD: most often bytes that are not UTF-8 (a client_encoding such
+   * as LATIN1), which all decode to U+FFFD, so two statements that differ only in them would read
+   * as one text and share a key (psql with PGCLIENTENCODING=LATIN1 got 'x\xf6' = 'x\xf6''s count
+   * for 'x\xe9' = 'x\xf6'). Never cached; what it writes is still invalidated, and its functions
+   * are judged by the catalog as derive() says for statements the cache cannot store.
+   */
+  private undecodable(info: StatementInfo): StatementInfo {
+    let copy = this.undecodableInfos.get(info);
+    if (copy === undefined) {
+      copy = Object.freeze({ ...info, readCacheable: false, needsCatalog: (info.analysis.kind === 'read' || info.analysis.kind === 'write') && info.callsFunctions });
+      this.undecodableInfos.set(info, copy);
+    }
+    return copy;
   }
 
   private derive(a: StatementAnalysis, text: string, shape: string): StatementInfo {

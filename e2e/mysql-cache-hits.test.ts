@@ -191,26 +191,26 @@ test('different time_zone, sql_mode or character set never share an entry', asyn
   assert.equal(l1[0], [{ name: 'twö' }]);
 });
 
-test('statements that differ only in bytes that are not UTF-8 are not confused (a latin1 client)', async () => {
-  // 'ö' and 'é' are 0xF6 and 0xE9 in latin1, and each alone decodes as UTF-8 to U+FFFD: keyed by
-  // their UTF-8 decoding, the two statements shared one entry and the second got the first's rows.
+/**
+ * Counts the rows named 'twö' twice, then 'twé', through `count` on a latin1 connection: 'ö' and
+ * 'é' are 0xF6 and 0xE9 there, and each alone decodes as UTF-8 to U+FFFD. Keyed by their UTF-8
+ * decoding, the two statements shared one entry and the second got the first's rows.
+ */
+async function latin1NamesApart(count: (c: MySqlConnection, name: string) => Promise<number>): Promise<void> {
   const c = await connect({ charset: 'latin1' });
-  const count = async (name: string): Promise<number> => Number((await c.query<RowDataPacket[]>(`SELECT COUNT(*) AS n FROM items WHERE name = '${name}'`))[0][0]!.n);
-  assert.is(await count('twö'), 1);
-  assert.is(await count('twö'), 1);
-  const { result, delta } = await measureMySql(proxy.adminPort, () => count('twé'));
+  assert.is(await count(c, 'twö'), 1);
+  assert.is(await count(c, 'twö'), 1);
+  const { result, delta } = await measureMySql(proxy.adminPort, () => count(c, 'twé'));
   assert.is(result, 0, 'no row is named twé');
   assert.is(delta.hits, 0, JSON.stringify(delta));
+}
+
+test('statements that differ only in bytes that are not UTF-8 are not confused (a latin1 client)', async () => {
+  await latin1NamesApart(async (c, name) => Number((await c.query<RowDataPacket[]>(`SELECT COUNT(*) AS n FROM items WHERE name = '${name}'`))[0][0]!.n));
 });
 
 test('prepared statements that differ only in bytes that are not UTF-8 are not confused either', async () => {
-  const c = await connect({ charset: 'latin1' });
-  const count = async (name: string): Promise<number> => Number((await c.execute<RowDataPacket[]>(`SELECT COUNT(*) AS n FROM items WHERE name = '${name}' AND id > ?`, [0]))[0][0]!.n);
-  assert.is(await count('twö'), 1);
-  assert.is(await count('twö'), 1);
-  const { result, delta } = await measureMySql(proxy.adminPort, () => count('twé'));
-  assert.is(result, 0, 'no row is named twé');
-  assert.is(delta.hits, 0, JSON.stringify(delta));
+  await latin1NamesApart(async (c, name) => Number((await c.execute<RowDataPacket[]>(`SELECT COUNT(*) AS n FROM items WHERE name = '${name}' AND id > ?`, [0]))[0][0]!.n));
 });
 
 test('a SET that changes a keyed setting is seen: the session re-reads its context', async () => {

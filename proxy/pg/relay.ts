@@ -93,7 +93,7 @@ export class PgRelay {
     this.extended = new StatementReplay(this.state, cache, {
       forward: (code, buf, start, end) => this.forward(code, buf, start, end),
       inject: (message) => this.inject(message),
-      request: (held) => (this.quiet ? this.groupFill(held, this.view(), true) : null) ?? this.enqueue(forwardAction('pipelined', false), null),
+      request: (held) => this.flushedFill(held) ?? this.enqueue(forwardAction('pipelined', false), null),
     });
   }
 
@@ -253,11 +253,7 @@ export class PgRelay {
       case SecondTierMove.WaitFirst: {
         if (!this.parked.mayPark) return false;
         this.checkServer();
-        if (verdict.kind === 'probe-then-fill') {
-          const probe = this.cs!.probeFor(info);
-          this.enqueue(this.ledger!.probeAction(ProbePurpose.Catalog, info, probe.generation), null);
-          this.inject(probe.message);
-        }
+        if (verdict.kind === 'probe-then-fill') this.sendProbe(info);
         this.parked.park(heldCopies(messages));
         return true;
       }
@@ -439,11 +435,7 @@ export class PgRelay {
     switch (verdict.kind) {
       case 'probe-then-fill':
       case 'probe-then-forward': {
-        if (probe) {
-          const sent = this.cs!.probeFor(info);
-          this.enqueue(ledger.probeAction(ProbePurpose.Catalog, info, sent.generation), null);
-          this.inject(sent.message);
-        }
+        if (probe) this.sendProbe(info);
         return verdict.kind === 'probe-then-fill' ? ledger.fillAction(keySuffix, false) : forwardAction(verdict.reason, false);
       }
       case 'fill': {
@@ -459,6 +451,13 @@ export class PgRelay {
       default:
         return unreachable(verdict);
     }
+  }
+
+  /** Sends the catalog probe for `info` ahead of what follows, its reply awaited in the ledger. */
+  private sendProbe(info: StatementInfo): void {
+    const probe = this.cs!.probeFor(info);
+    this.enqueue(this.ledger!.probeAction(ProbePurpose.Catalog, info, probe.generation), null);
+    this.inject(probe.message);
   }
 
   /** A Sync ends a batch held since the last one: answer it from the cache, fill, or relay it. */
@@ -498,10 +497,11 @@ export class PgRelay {
       // The stored reply leaves out the ParseComplete, so batches with and without the Parse share it.
       if (shape.parse !== null) p.skipParse = 1;
       this.extended.relayBatch(batch, p, false);
-    } else if (candidate === null && this.answeredGroup(batch, sync, view, started)) {
-      return;
     } else {
-      const filled = candidate === null && view.quiet ? this.groupFill(batch, view, false) : null;
+      // Several statements, read once for both: answered whole, or relayed and filled one by one.
+      const group = candidate === null && (view.quiet || mayLookUp(view)) ? cacheableGroup(batch, this.state.client) : null;
+      if (group !== null && this.answeredGroup(group, batch, sync, view, started)) return;
+      const filled = group !== null && view.quiet ? this.groupFill(group, view) : null;
       const reason = view.quiet || view.behindReads ? 'not-cacheable' : view.block === BlockState.None ? 'pipelined' : 'in-transaction';
       this.extended.relayBatch(batch, filled ?? this.enqueue(forwardAction(reason, false), null), true);
     }
@@ -519,14 +519,11 @@ export class PgRelay {
    * snapshot, which entries stored at different times need not be: relayed. A miss, a write,
    * anything else in the group: relayed whole. True when answered, or parked for the identity check.
    */
-  private answeredGroup(batch: readonly Held[], sync: Held, view: SessionView, started: number): boolean {
-    const cs = this.cs!;
-    if (!(view.quiet || view.behindReads)) return false;
-    if (!mayLookUp(view)) return view.quiet && this.probeForGroup(batch, sync, view);
-    const ctx = cs.keyContext!;
-    const group = ctx.snapshotPerStatement ? cacheableGroup(batch, this.state.client) : null;
-    const entries = group === null ? null : this.groupEntries(group, ctx);
-    if (group === null || entries === null) return false;
+  private answeredGroup(group: readonly CacheableBatch[], batch: readonly Held[], sync: Held, view: SessionView, started: number): boolean {
+    if (!mayLookUp(view)) return view.quiet && this.probeForGroup(group, batch, sync, view);
+    const ctx = this.cs!.keyContext!;
+    const entries = ctx.snapshotPerStatement ? this.groupEntries(group, ctx) : null;
+    if (entries === null) return false;
     const done = view.quiet ? this.answerOrPark(view, entries[0], [...batch, sync]) : view.identity === IdentityState.Verified ? 'hit' : null;
     if (done !== 'hit') return done === 'park';
     const queued = this.ledger!.length > 0;
@@ -547,8 +544,8 @@ export class PgRelay {
 
   /**
    * The request of a Sync group of several cacheable reads the cache could not answer whole, sent
-   * while quiet, or of the reads held before a Flush (`flushed`: one may do; the client waits for
-   * their replies before its Sync, so they are never answered): queued for the batch about to be
+   * while quiet, or of the reads held before a Flush (flushedFill; the client waits for their
+   * replies before its Sync, so they are never answered): queued for the batch about to be
    * relayed, each statement's reply to be stored as the same statement's alone would be, under
    * the same rules (its own fill: token taken now, before the send; probed first when the catalog
    * must judge it; refused when a tag moved, when it errored; not stored when an error skipped
@@ -558,12 +555,9 @@ export class PgRelay {
    * No coalescing wait or second-tier ask (the group goes as one), but other sessions may wait for
    * its fills. Null when no statement may be stored, or any is not a cacheable read.
    */
-  private groupFill(batch: readonly Held[], view: SessionView, flushed: boolean): PgRequest | null {
+  private groupFill(group: readonly CacheableBatch[], view: SessionView): PgRequest | null {
     const cache = this.cache!;
     const cs = this.cs!;
-    const one = flushed ? cacheableBatch(batch, this.state.client) : null;
-    const group = one !== null ? [one] : cacheableGroup(batch, this.state.client);
-    if (group === null) return null;
     const infos = group.map((shape) => cache.info(shape.text));
     if (!infos.every((info) => info.readCacheable)) return null;
     const verdicts = infos.map((info) => route({
@@ -582,6 +576,17 @@ export class PgRelay {
     const p = this.enqueue(GROUP, null);
     p.members = members;
     return p;
+  }
+
+  /**
+   * The request of the messages held before a Flush when they are cacheable reads sent while quiet
+   * (one may do: the client waits for their replies before its Sync), filled as a group.
+   */
+  private flushedFill(held: readonly Held[]): PgRequest | null {
+    if (!this.quiet) return null;
+    const one = cacheableBatch(held, this.state.client);
+    const group = one !== null ? [one] : cacheableGroup(held, this.state.client);
+    return group === null ? null : this.groupFill(group, this.view());
   }
 
   /** The stored replies of every statement of `group` under `ctx`, or null when one is missing. */
@@ -603,19 +608,15 @@ export class PgRelay {
    * reply then. With a context learned before, only when every statement has one under it (the
    * same context comes back, most often). True when it parked.
    */
-  private probeForGroup(batch: readonly Held[], sync: Held, view: SessionView): boolean {
+  private probeForGroup(group: readonly CacheableBatch[], batch: readonly Held[], sync: Held, view: SessionView): boolean {
     const cs = this.cs!;
     const before = cs.ctx;
     if (!this.parked.mayPark || (view.context !== ContextState.Stale && view.context !== ContextState.Unknown) || view.probeBackedOff
       || view.identity === IdentityState.Failed || (before !== null && !before.snapshotPerStatement)) return false;
-    const group = cacheableGroup(batch, this.state.client);
-    if (group === null || !group.every((shape) => this.cache!.info(shape.text).readCacheable)) return false;
+    if (!group.every((shape) => this.cache!.info(shape.text).readCacheable)) return false;
     if (before !== null && this.groupEntries(group, before) === null) return false;
     this.checkServer();
-    const info = this.cache!.info(group[0]!.text);
-    const probe = cs.probeFor(info);
-    this.enqueue(this.ledger!.probeAction(ProbePurpose.Catalog, info, probe.generation), null);
-    this.inject(probe.message);
+    this.sendProbe(this.cache!.info(group[0]!.text));
     this.parked.park(heldCopies([...batch, sync]));
     return true;
   }

@@ -1,9 +1,10 @@
 // The floor for any proxy in the path: a process that copies bytes between each client and its own
 // upstream connection and does nothing else, read the way sidecache reads (one reused buffer per
 // socket, proxy/read-buffer.ts) and written the way it writes (proxy/direct-write.ts). On a machine
-// where the client, the proxy and the database share the CPUs, the extra hop itself (two more reads, two more writes and two more wake-ups per round
-// trip) costs throughput before any protocol work; the bench measures this target beside sidecache
-// so its ratio to direct can be read against what no proxy process could beat here.
+// where the client, the proxy and the database share the CPUs, the extra hop itself (two more
+// reads, two more writes and two more wake-ups per round trip) costs throughput before any
+// protocol work; the bench measures this target beside sidecache so its ratio to direct can be
+// read against what no proxy process could beat here.
 //
 // Run as a program: `node dist/bench/forwarder.js HOST:PORT` listens on 127.0.0.1 (a free port) and
 // prints "forwarder listening on PORT". startForwarder() does that in a child process.

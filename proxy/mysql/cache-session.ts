@@ -20,10 +20,10 @@ import type { PreparedStatement } from './prepared-statements.js';
 import type { MySqlSessionState } from './session-state.js';
 import { TRANSACTION_FLAGS } from './stored-reply.js';
 
-/** One command awaiting its reply. */
 /** How much of a failed probe's error message the log keeps. */
 const MAX_LOGGED_MESSAGE = 300;
 
+/** One command awaiting its reply. */
 export interface MySqlRequest extends OutstandingRequest<MySqlStatementInfo> {
   readonly command: number;
   /** Packets of the reply seen so far. */
@@ -36,7 +36,7 @@ export interface MySqlRequest extends OutstandingRequest<MySqlStatementInfo> {
    * COM_STMT_PREPARE: its payload as latin1 (the command byte, then the statement's bytes, as
    * cache-key.ts' queryKey reads it), for the statement id its reply assigns.
    */
-  readonly prepareText: string | null;
+  readonly preparePayload: string | null;
   /** A probe's column count, once read. */
   probeColumns: number;
   /** The error number of the ERR packet a probe or identity check failed with (0: none, or unreadable). */

@@ -55,4 +55,3 @@ export function errPacket(err: MySqlProxyError, seq: number): Buffer {
   message.copy(buf, 13);
   return buf;
 }
-

@@ -152,7 +152,7 @@ export class MySqlRelay implements ServerPacketSink {
     if (kind !== 'command') return this.io.toUpstream(buf.subarray(start, end));
     const command = buf[start + 4]!;
     let info: MySqlStatementInfo | null = null;
-    let text: string | null = null;
+    let preparePayload: string | null = null;
     let out = buf.subarray(start, end);
     switch (command) {
       case Command.Query:
@@ -176,7 +176,7 @@ export class MySqlRelay implements ServerPacketSink {
       }
       case Command.StmtPrepare:
         // Its bytes, not their UTF-8 decoding: an execution's key holds them (cache-key.ts).
-        text = queryKey(buf, start, end);
+        preparePayload = queryKey(buf, start, end);
         break;
       case Command.StmtReset:
         if (payloadLength >= 5) this.prepared.reset(buf.readUInt32LE(start + 5));
@@ -189,7 +189,7 @@ export class MySqlRelay implements ServerPacketSink {
     }
     const analysed = command === Command.Query || command === Command.StmtExecute || command === Command.StmtBulkExecute;
     const action = info === null ? forwardAction<MySqlStatementInfo>(null, false) : this.carryOut(this.verdict(info, null, undefined, false), info, '', false);
-    this.enqueue(action, command, info, analysed ? info === null : !WRITES_NOTHING.has(command), text, false);
+    this.enqueue(action, command, info, analysed ? info === null : !WRITES_NOTHING.has(command), preparePayload, false);
     this.io.toUpstream(out);
   }
 
@@ -303,7 +303,7 @@ export class MySqlRelay implements ServerPacketSink {
       // The same shape (property order) as enqueue's requests: the ledger's loads stay monomorphic.
       this.ledger.push({
         action: { kind: 'answered-here', reply: [bytes], identity: meta.identity }, startedAt: started, info: null, errored: false,
-        errorCode: 0, command: Command.Query, packets: 0, probeColumns: 0, unknownWrites: false, prepareText: null, sentOutsideBlock: false,
+        errorCode: 0, command: Command.Query, packets: 0, probeColumns: 0, unknownWrites: false, preparePayload: null, sentOutsideBlock: false,
       });
       return;
     }
@@ -413,10 +413,10 @@ export class MySqlRelay implements ServerPacketSink {
     this.io.toUpstream(packet);
   }
 
-  private enqueue(action: CacheAction<MySqlStatementInfo>, command: number, info: MySqlStatementInfo | null, unknownWrites: boolean, prepareText: string | null, sentOutsideBlock: boolean): void {
+  private enqueue(action: CacheAction<MySqlStatementInfo>, command: number, info: MySqlStatementInfo | null, unknownWrites: boolean, preparePayload: string | null, sentOutsideBlock: boolean): void {
     this.cs.sent();
     // One object literal of one shape for every request (no spread): it is made per statement.
-    this.ledger.push({ action, startedAt: performance.now(), info, errored: false, errorCode: 0, command, packets: 0, probeColumns: 0, unknownWrites, prepareText, sentOutsideBlock });
+    this.ledger.push({ action, startedAt: performance.now(), info, errored: false, errorCode: 0, command, packets: 0, probeColumns: 0, unknownWrites, preparePayload, sentOutsideBlock });
   }
 
   // ---------------------------------------------------------------- upstream -> client
@@ -487,8 +487,8 @@ export class MySqlRelay implements ServerPacketSink {
     try {
       if (action.kind === 'probe') this.cs.probePacket(head, action, buf, start, end);
       else if (action.kind === 'fill') this.fillPacket(head, action.capture, buf, start, end);
-      else if (head.command === Command.StmtPrepare && head.packets === 1 && buf[start] === 0x00 && head.prepareText !== null) {
-        this.prepared.prepared(head.prepareText, buf, start, end);
+      else if (head.command === Command.StmtPrepare && head.packets === 1 && buf[start] === 0x00 && head.preparePayload !== null) {
+        this.prepared.prepared(head.preparePayload, buf, start, end);
       }
     } catch (err) {
       if (!(err instanceof MalformedPacketError)) throw err;

@@ -5,12 +5,12 @@
 // and time-dependent functions, and user STABLE functions that read tables behind the text's back
 // are never cached. A failed query is not cached.
 // Every check first proves the cache is in play (a hit), so a passing test means the key worked.
-import { spawn } from 'node:child_process';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import pg from 'pg';
 import { DIRECT_PG, direct, pgConfig, rejectionOf, sleep, uniqueName } from './support/pg-direct.js';
 import { measure } from './support/metrics.js';
+import { psqlScript } from './support/psql.js';
 import { startProxy, type RunningProxy } from './support/sidecache.js';
 
 const PREFIX = uniqueName('sc_keys');
@@ -403,23 +403,10 @@ test('two sessions with same-named temp tables never see each other\'s rows', as
 });
 
 /** psql (libpq) on `port` with client_encoding LATIN1, reading `script`'s bytes: its output lines. */
-function psqlLatin1(port: number, script: Buffer): Promise<string[]> {
-  return new Promise((resolve, reject) => {
-    const env = { PATH: process.env.PATH, LANG: 'C', PGCLIENTENCODING: 'LATIN1', PGCONNECT_TIMEOUT: '10' };
-    const child = spawn('psql', ['-X', '-At', '-v', 'ON_ERROR_STOP=1', '-h', DIRECT_PG.host, '-p', String(port), '-U', DIRECT_PG.user, '-d', DIRECT_PG.database], { env });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (d: Buffer) => (out += d.toString('latin1')));
-    child.stderr.on('data', (d: Buffer) => (err += d.toString('latin1')));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      if (code === 0) resolve(out.trim().split('\n'));
-      else reject(new Error(`psql exited ${code}: ${err}`));
-    });
-    child.stdin.end(script);
-  });
+async function psqlLatin1(port: number, script: Buffer): Promise<string[]> {
+  const run = await psqlScript(port, `user=${DIRECT_PG.user} dbname=${DIRECT_PG.database}`, script, { PGCLIENTENCODING: 'LATIN1' });
+  assert.is(run.code, 0, run.stderr);
+  return run.stdout.trim().split('\n');
 }
 
 test('client_encoding LATIN1: statements that differ only in bytes that are not UTF-8 never share an entry', async () => {

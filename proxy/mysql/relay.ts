@@ -71,6 +71,18 @@ interface ParkedCommand {
   readonly execution: Execution | null;
 }
 
+/**
+ * MariaDB: the proxy's own statements (the identity check, the catalog probe) run free of the
+ * session's max_statement_time, the client's own or its login's. A probe it interrupted took the
+ * client's statement pipelined behind it down too: MariaDB 10.11 answered both with 1969, an error
+ * the client never gets going direct. And a session whose limit is shorter than a probe (the
+ * fan-out search alone takes milliseconds) would never have a read cached. MySQL has no SET
+ * STATEMENT (its MAX_EXECUTION_TIME hint is untried: no MySQL server here): probes there stay under
+ * the session's max_execution_time, and an interrupted one is tried again later
+ * (mysqlProbeFailureIsPassing).
+ */
+const UNLIMITED_IN_TIME = 'SET STATEMENT max_statement_time = 0 FOR ';
+
 export class MySqlRelay implements ServerPacketSink {
   private readonly prepared = new PreparedStatements();
   private readonly ledger: RequestLedger<MySqlStatementInfo, MySqlRequest>;
@@ -404,9 +416,10 @@ export class MySqlRelay implements ServerPacketSink {
 
   /** Sends a COM_QUERY of the proxy's own, its reply read and swallowed. */
   private injectQuery(sql: string, purpose: ProbePurpose, statement: MySqlStatementInfo | null): void {
-    const payload = Buffer.allocUnsafe(1 + Buffer.byteLength(sql));
+    const text = this.cs.mariadb ? UNLIMITED_IN_TIME + sql : sql;
+    const payload = Buffer.allocUnsafe(1 + Buffer.byteLength(text));
     payload[0] = Command.Query;
-    payload.write(sql, 1, 'utf8');
+    payload.write(text, 1, 'utf8');
     const packet = encodePacket(payload, 0);
     this.tracker.clientPacket(packet, 0, packet.length, payload.length);
     this.enqueue(this.ledger.probeAction(purpose, statement, this.cache.generation), Command.Query, null, false, null, false);

@@ -184,6 +184,83 @@ test('MySQL: a write through one worker is seen at once by a reader on the other
   }
 });
 
+/** Ends a test's connections now: the file's connections all at once would crowd the shared server. */
+async function endAll(bySlot: Map<number, pg.Client[]>): Promise<void> {
+  const clients = [...bySlot.values()].flat();
+  for (const c of clients) open.splice(open.indexOf(c), 1);
+  await Promise.all(clients.map((c) => c.end().catch(() => undefined)));
+}
+
+/** Every row of `tables` has v = `v` in the database itself. */
+async function committed(tables: readonly string[], v: number): Promise<boolean> {
+  for (const t of tables) if ((await direct(`SELECT v FROM ${t} WHERE id = 1`)).rows[0].v !== v) return false;
+  return true;
+}
+
+test('commits piled up behind a stopped worker each wait for it, and it then answers none stale', async () => {
+  // Several writes through one worker while the other is stopped (SIGSTOP): each invalidation is
+  // held at the other worker, and no acknowledgement may leave before it applied them all.
+  const WRITES = 3;
+  const tables = await Promise.all(Array.from({ length: WRITES }, () => newTable()));
+  // One write per connection: a connection's next statement would wait behind the held acknowledgement.
+  const bySlot = await clientsOnEachWorker(proxy.pgPort, proxy.adminPort, WRITES);
+  const [writerSlot, otherSlot] = [...bySlot.keys()] as [number, number];
+  const writers = bySlot.get(writerSlot)!;
+  const reader = bySlot.get(otherSlot)![0]!;
+  for (const t of tables) await readV(reader, t);
+  const { delta } = await measure(proxy.adminPort, async () => {
+    for (const t of tables) assert.is(await readV(reader, t), 1);
+  });
+  assert.is(delta.hits, WRITES, `the other worker holds every entry: ${JSON.stringify(delta)}`);
+  const other = (await workers(proxy.adminPort)).find((w) => w.slot === otherSlot)!;
+  let acknowledged = 0;
+  let writes: Promise<unknown>[] = [];
+  process.kill(other.pid, 'SIGSTOP');
+  try {
+    writes = tables.map((t, i) => writers[i]!.query(`UPDATE ${t} SET v = 2 WHERE id = 1`).then(() => acknowledged++));
+    // Bounded well below the primary's 5 s apply deadline, which would kill the stopped worker.
+    const deadline = Date.now() + 2500;
+    while (!(await committed(tables, 2)) && Date.now() < deadline) await sleep(20);
+    assert.ok(await committed(tables, 2), 'every write committed in the database');
+    assert.is(acknowledged, 0, 'no acknowledgement left while the other worker could not apply the invalidations');
+  } finally {
+    process.kill(other.pid, 'SIGCONT');
+  }
+  await Promise.all(writes);
+  assert.is(acknowledged, WRITES);
+  for (const t of tables) assert.is(await readV(reader, t), 2, `${t} read on the other worker after the acknowledgement`);
+  await endAll(bySlot);
+});
+
+test('many concurrent commits through both workers: each acknowledged write is read at once on the other worker', async () => {
+  const PER_WORKER = 2;
+  const ROUNDS = 15;
+  const bySlot = await clientsOnEachWorker(proxy.pgPort, proxy.adminPort, 2 * PER_WORKER);
+  const [s1, s2] = [...bySlot.keys()] as [number, number];
+  // Connection i of one worker writes its own table; connection PER_WORKER + i of the other reads it.
+  const lanes = await Promise.all([[s1, s2], [s2, s1]].flatMap(([w, r]) => Array.from({ length: PER_WORKER }, async (_, i) => ({
+    table: await newTable(), writer: bySlot.get(w!)![i]!, reader: bySlot.get(r!)![PER_WORKER + i]!,
+  }))));
+  const before = await cacheCounters(proxy.adminPort);
+  const seen = await Promise.all(lanes.map(async ({ table, writer, reader }) => {
+    const stale: string[] = [];
+    for (let v = 2; v < 2 + ROUNDS; v++) {
+      // Read twice so the reader's worker holds the entry (the second read may hit) before the write.
+      await readV(reader, table);
+      await readV(reader, table);
+      await writer.query(`UPDATE ${table} SET v = $1 WHERE id = 1`, [v]);
+      const got = await readV(reader, table);
+      if (got !== v) stale.push(`${table}: wrote ${v}, read ${got}`);
+    }
+    return stale;
+  }));
+  assert.equal(seen.flat(), [], 'no read after an acknowledged write returned the value before it');
+  const after = await cacheCounters(proxy.adminPort);
+  // The stale entries were there to be answered: the readers hit between the writes.
+  assert.ok(after.hits - before.hits >= lanes.length, JSON.stringify({ before, after }));
+  await endAll(bySlot);
+});
+
 /**
  * A's read, served by one worker, has its reply held at the relay after the server ran it;
  * `meanwhile` runs; then the reply goes on. Returns what A read.

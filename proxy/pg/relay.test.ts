@@ -513,6 +513,94 @@ test('reads held before a Flush go at once and each is stored; a write after the
   assert.is(h.cache.store.counters().entries, 0, 'the read ran before the write its request committed at the Sync');
 });
 
+/** What the proxy sends to begin the implicit transaction of reads it answered before a Flush. */
+const IMPLICIT_READ = 'SELECT WHERE false';
+const implicitReadReply = () => [parseComplete(), bindComplete(), commandComplete('SELECT 0')];
+
+test('a Flush group of cached reads is answered from the cache, no ReadyForQuery; the lone Sync after it goes to the server', async () => {
+  const h = await groupReady();
+  const hits = h.cache.stats.hits;
+  h.send(...statement(OTHER), ...statement(SELECT), serialize.flush());
+  const [up, client] = h.take();
+  assert.is(up.length, 0, 'the server sees neither the reads nor the Flush');
+  assert.equal(client, Buffer.concat([...statementReply('x'), ...statementReply('a')]));
+  assert.is(h.cache.stats.hits, hits + 2);
+  // A second Flush group in the same implicit transaction, one statement: answered too.
+  h.send(...statement(SELECT), serialize.flush());
+  assert.equal(h.take(), [Buffer.alloc(0), Buffer.concat(statementReply('a'))]);
+  h.send(serialize.sync());
+  const [sync] = h.take();
+  assert.is(codes(sync), 'S', 'nothing ran: the server answers a lone Sync with its idle status');
+  h.server(ready('I'));
+  assert.equal(h.take()[1], Buffer.concat([ready('I')]));
+  // The client's unnamed statement is SELECT, the server's OTHER: a Bind that goes to the server gets SELECT replayed.
+  h.send(serialize.bind({ binary: true }), serialize.execute(), serialize.sync());
+  const [replayed] = h.take();
+  assert.is(codes(replayed), 'PBES');
+  assert.ok(replayed.includes(Buffer.from(SELECT + '\0')));
+});
+
+test('after a Flush group answered from the cache, what is relayed before the Sync runs behind a read of the proxy\'s own, its reply swallowed', async () => {
+  const h = await groupReady();
+  h.send(...statement(SELECT), serialize.flush());
+  h.take();
+  h.send(...statement('UPDATE items SET v = 1'), serialize.sync());
+  const [up] = h.take();
+  assert.is(codes(up), 'PBE' + 'PBDES', 'the implicit transaction is begun as the reads would have begun it');
+  assert.ok(up.includes(Buffer.from(IMPLICIT_READ + '\0')), up.toString('latin1'));
+  h.server(...implicitReadReply(), parseComplete(), bindComplete(), typedMessage('n'), commandComplete('UPDATE 1'), ready('I'));
+  assert.equal(codes(h.take()[1]), '12nCZ', 'only the client\'s replies');
+  assert.is(h.cache.store.counters().entries, 0, 'the write invalidated');
+  // A simple Query after an answered Flush group: the read goes in front of it too.
+  const g = await groupReady();
+  g.send(...statement(SELECT), serialize.flush());
+  g.take();
+  g.send(query('SET TRANSACTION ISOLATION LEVEL SERIALIZABLE'));
+  const [q] = g.take();
+  assert.is(codes(q), 'PBEQ');
+  const refused = typedMessage('E', 'SERROR\0C25001\0MSET TRANSACTION ISOLATION LEVEL must be called before any query\0\0');
+  g.server(...implicitReadReply(), refused, ready('I'));
+  assert.equal(codes(g.take()[1]), 'EZ', 'refused as the server refuses it after the reads');
+});
+
+test('after a Flush group answered from the cache, a Sync group or a Query answered from the cache ends its implicit transaction', async () => {
+  const h = await groupReady();
+  h.send(...statement(SELECT), serialize.flush());
+  h.send(...statement(OTHER), serialize.sync());
+  assert.equal(h.take(), [Buffer.alloc(0), Buffer.concat([...statementReply('a'), ...statementReply('x'), ready('I')])]);
+  h.send(...statement(THIRD), serialize.sync());
+  assert.is(codes(h.take()[0]), 'PBDES', 'a miss after the Sync is relayed as it came, no read in front');
+});
+
+test('a Flush group is relayed when a statement misses, binds a named portal, or under repeatable read', async () => {
+  const h = await groupReady();
+  h.send(...statement(SELECT), ...statement(THIRD), serialize.flush());
+  assert.is(codes(h.take()[0]), 'PBDEPBDEH');
+  h.server(...statementReply('a'), ...statementReply('t'));
+  h.send(serialize.sync());
+  h.server(ready('I'));
+  h.take();
+  h.send(serialize.parse({ text: SELECT }), serialize.bind({ portal: 'p' }), serialize.describe({ type: 'P', name: 'p' }), serialize.execute({ portal: 'p' }), serialize.flush());
+  assert.is(codes(h.take()[0]), 'PBDEH', 'a named portal must exist on the server');
+  h.server(...statementReply('a'));
+  h.send(serialize.sync());
+  h.server(ready('I'));
+  const r = await groupReady('repeatable read');
+  r.send(...statement(SELECT), serialize.flush());
+  assert.is(codes(r.take()[0]), 'PBDEH', 'what follows in the transaction would share the snapshot');
+});
+
+test('a Flush group of cached reads behind an outstanding read is written where that read\'s reply ends', async () => {
+  const h = await groupReady();
+  h.send(query(THIRD), ...statement(SELECT), serialize.flush());
+  const [up, early] = h.take();
+  assert.equal([codes(up), early.length], ['Q', 0]);
+  h.server(...result('q'));
+  assert.equal(h.take()[1], Buffer.concat([...result('q'), ...statementReply('a')]));
+  h.send(serialize.sync());
+  assert.is(codes(h.take()[0]), 'S');
+});
+
 // ---------------------------------------------------------------- request coalescing
 
 /** A session on `cache` whose server is verified and context known: its first SELECT is a hit after the identity check. */

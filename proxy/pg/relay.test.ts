@@ -7,6 +7,7 @@ import { createMetrics } from '../../telemetry/metrics.js';
 import { createLogger } from '../../telemetry/log.js';
 import { loadConfig } from '../../config/settings.js';
 import { PROBED_SETTINGS, relationKey } from '../../invalidation/pg-probe.js';
+import { parseRules } from '../../config/rules.js';
 import { BackendScanner } from './backend-scanner.js';
 import { Backend } from './codes.js';
 import { PgCache } from './pg-cache.js';
@@ -325,8 +326,8 @@ const statement = (text: string, name = '', parse = true) => [
 const statementReply = (value: string, parse = true) => [...(parse ? [parseComplete()] : []), bindComplete(), rowDescription(['v']), dataRow([value]), commandComplete('SELECT 1')];
 
 /** warmed() with the probe's isolation given, and SELECT and OTHER stored as extended batches. */
-async function groupReady(isolation = 'read committed'): Promise<Harness> {
-  const h = new Harness(await PgCache.create(config, createMetrics()));
+async function groupReady(isolation = 'read committed', cfg = config): Promise<Harness> {
+  const h = new Harness(await PgCache.create(cfg, createMetrics()));
   h.send(...statement(SELECT), serialize.sync());
   h.server(...identityReply(), ...probeReply(isolation), ...statementReply('a'), ready('I'));
   h.send(...statement(OTHER), serialize.sync());
@@ -599,6 +600,57 @@ test('a Flush group of cached reads behind an outstanding read is written where 
   assert.equal(h.take()[1], Buffer.concat([...result('q'), ...statementReply('a')]));
   h.send(serialize.sync());
   assert.is(codes(h.take()[0]), 'S');
+});
+
+/** The config with reads of items answered inside read-only blocks (the opt-in rule). */
+const readOnlyBlocks = { ...config, cacheRules: parseRules([{ match: { table: 'items' }, 'in-read-only-transactions': true }], 'test', () => 0, () => 0) };
+
+/** groupReady() on `cfg`, then inside BEGIN READ ONLY. */
+async function inReadOnlyBlock(isolation: string, cfg = readOnlyBlocks): Promise<Harness> {
+  const h = await groupReady(isolation, cfg);
+  h.send(query('BEGIN READ ONLY'));
+  h.server(commandComplete('BEGIN'), ready('T'));
+  h.take();
+  return h;
+}
+
+test('inside a read-only block a Sync group of reads the rule opts in is answered as its statements alone would be, ReadyForQuery T', async () => {
+  for (const isolation of ['read committed', 'repeatable read']) {
+    const h = await inReadOnlyBlock(isolation);
+    const hits = h.cache.stats.hits;
+    h.send(...statement(OTHER), ...statement(SELECT), serialize.sync());
+    const [up, client] = h.take();
+    assert.equal([up.length, client], [0, Buffer.concat([...statementReply('x'), ...statementReply('a'), ready('T')])], isolation);
+    assert.is(h.cache.stats.hits, hits + 2);
+    // A lone statement there is answered too, whatever the isolation: the group follows the same rule.
+    h.send(...statement(SELECT), serialize.sync());
+    assert.is(h.take()[0].length, 0, isolation);
+    // A miss in the group: relayed whole, and the block stays known read-only (plain reads ran).
+    h.send(...statement(SELECT), ...statement(THIRD), serialize.sync());
+    assert.is(codes(h.take()[0]), 'PBDEPBDES');
+    h.server(...statementReply('a'), ...statementReply('t'), ready('T'));
+    h.take();
+    h.send(...statement(SELECT), ...statement(OTHER), serialize.sync());
+    assert.is(h.take()[0].length, 0, isolation);
+    // A statement that is not a plain read ends that for the rest of the block.
+    h.send(query('SHOW search_path'));
+    h.server(rowDescription(['search_path']), dataRow(['public']), commandComplete('SHOW'), ready('T'));
+    h.take();
+    h.send(...statement(SELECT), ...statement(OTHER), serialize.sync());
+    assert.is(codes(h.take()[0]), 'PBDEPBDES', isolation);
+  }
+});
+
+test('inside a read-only block without the rule, or a read-write block, a Sync group of cached reads is relayed', async () => {
+  const h = await inReadOnlyBlock('read committed', config);
+  h.send(...statement(OTHER), ...statement(SELECT), serialize.sync());
+  assert.is(codes(h.take()[0]), 'PBDEPBDES');
+  const w = await groupReady('read committed', readOnlyBlocks);
+  w.send(query('BEGIN'));
+  w.server(commandComplete('BEGIN'), ready('T'));
+  w.take();
+  w.send(...statement(OTHER), ...statement(SELECT), serialize.sync());
+  assert.is(codes(w.take()[0]), 'PBDEPBDES');
 });
 
 // ---------------------------------------------------------------- request coalescing

@@ -540,7 +540,7 @@ export class PgRelay {
       this.extended.relayBatch(batch, p, false);
     } else {
       // Several statements, read once for both: answered whole, or relayed and filled one by one.
-      const group = candidate === null && (view.quiet || mayLookUp(view)) ? cacheableGroup(batch, this.state.client) : null;
+      const group = candidate === null && (view.quiet || mayLookUp(view) || mayLookUpInBlock(view)) ? cacheableGroup(batch, this.state.client) : null;
       if (group !== null && this.answeredGroup(group, batch, sync, view, started)) return;
       const filled = group !== null && view.quiet ? this.groupFill(group, view) : null;
       const reason = view.quiet || view.behindReads ? 'not-cacheable' : view.block === BlockState.None ? 'pipelined' : 'in-transaction';
@@ -558,9 +558,19 @@ export class PgRelay {
    * roll back, so the group's reply is each read's alone, joined (a stored reply is never an
    * error, so no statement is skipped). Under repeatable read or serializable the reads share one
    * snapshot, which entries stored at different times need not be: relayed. A miss, a write,
-   * anything else in the group: relayed whole. True when answered, or parked for the identity check.
+   * anything else in the group: relayed whole. Inside a known read-only block, between requests,
+   * the group is answered (ending with ReadyForQuery 'T') exactly when each of its statements
+   * would be answered alone there (its rule opts in, an entry stored outside blocks), whatever the
+   * isolation level, as lone statements are: a block's statements are not committed at the Sync,
+   * so the group's reply is theirs in order. True when answered, or parked for the identity check.
    */
   private answeredGroup(group: readonly CacheableBatch[], batch: readonly Held[], sync: Held, view: SessionView, started: number): boolean {
+    if (mayLookUpInBlock(view)) {
+      const cache = this.cache!;
+      const inBlock = this.groupEntries(group, this.cs!.keyContext, (info) => answersInBlock(view, info, () => cache.rule(info)));
+      if (inBlock !== null) this.answerStatements(group, inBlock, started, READY_IN_BLOCK);
+      return inBlock !== null;
+    }
     if (!mayLookUp(view)) return view.quiet && this.probeForGroup(group, batch, sync, view);
     const ctx = this.cs!.keyContext!;
     const entries = ctx.snapshotPerStatement ? this.groupEntries(group, ctx) : null;
@@ -568,22 +578,22 @@ export class PgRelay {
     const done = view.quiet ? this.answerOrPark(view, entries[0], [...batch, sync]) : view.identity === IdentityState.Verified ? 'hit' : null;
     if (done !== 'hit') return done === 'park';
     this.flushAnswered = false;
-    this.answerStatements(group, entries, started, true);
+    this.answerStatements(group, entries, started, READY_IDLE);
     return true;
   }
 
   /**
    * Writes each statement's stored reply in order (after the ParseComplete of its Parse), then
-   * ReadyForQuery 'I' when `ready` (a Sync group; a Flush gets none); behind outstanding requests
+   * `ready`, the ReadyForQuery of a Sync group (a Flush gets none); behind outstanding requests
    * each statement takes a slot of its own in their reply order (a hit each), written together.
    */
-  private answerStatements(group: readonly CacheableBatch[], entries: readonly StoredEntry[], started: number, ready: boolean): void {
+  private answerStatements(group: readonly CacheableBatch[], entries: readonly StoredEntry[], started: number, ready: Buffer | null): void {
     const queued = this.ledger!.length > 0;
     const now: Buffer[] = [];
     group.forEach((shape, i) => {
       const parse = shape.parse;
       if (parse !== null) this.state.answeredParse(parse.name, { text: parse.text, sig: parse.sig });
-      const reply = [...(parse !== null ? [PARSE_COMPLETE] : []), withoutReady(entries[i]!.bytes), ...(ready && i === group.length - 1 ? [READY_IDLE] : [])];
+      const reply = [...(parse !== null ? [PARSE_COMPLETE] : []), withoutReady(entries[i]!.bytes), ...(ready !== null && i === group.length - 1 ? [ready] : [])];
       if (queued) this.queueAnswer(reply, entries[i]!.identity, started);
       else now.push(...reply);
     });
@@ -624,7 +634,7 @@ export class PgRelay {
     }
     const started = performance.now();
     ext.takeHeld();
-    this.answerStatements(group!, entries, started, false);
+    this.answerStatements(group!, entries, started, null);
     // The client's unnamed portal is one the server never bound: an Execute of it before another Bind cannot be attributed.
     ext.portals.delete('');
     this.flushAnswered = true;
@@ -678,12 +688,12 @@ export class PgRelay {
     return group === null ? null : this.groupFill(group, this.view());
   }
 
-  /** The stored replies of every statement of `group` under `ctx`, or null when one is missing. */
-  private groupEntries(group: readonly CacheableBatch[], ctx: PgContext | null): StoredEntry[] | null {
+  /** The stored replies of every statement of `group` under `ctx`, or null when one is missing or not `admitted`. */
+  private groupEntries(group: readonly CacheableBatch[], ctx: PgContext | null, admitted = (info: StatementInfo): boolean => info.readCacheable): StoredEntry[] | null {
     const entries = [];
     for (const shape of group) {
       const info = this.cache!.info(shape.text);
-      const entry = info.readCacheable ? this.cs!.storedReply(info, shape, ctx) : undefined;
+      const entry = admitted(info) ? this.cs!.storedReply(info, shape, ctx) : undefined;
       if (entry === undefined || !endsIdle(entry.bytes)) return null;
       entries.push(entry);
     }

@@ -717,6 +717,36 @@ test('coalescing: the extended protocol waits too', async () => {
   assert.is(filler.cache.stats.coalesced, 1);
 });
 
+test('coalescing: a Sync group whose statements are being filled by another session waits for those fills, then is answered whole', async () => {
+  const h = await groupReady();
+  h.cache.store.invalidateAll();
+  const filler = new Harness(h.cache);
+  const group = [...statement(SELECT), ...statement(OTHER), serialize.sync()];
+  filler.send(...group);
+  assert.ok(codes(filler.take()[0]).endsWith('PBDEPBDES'), 'the filler\'s group goes, each statement a fill');
+  h.send(...group);
+  assert.equal(h.take(), [Buffer.alloc(0), Buffer.alloc(0)], 'the group waits');
+  filler.server(...identityReply(), ...statementReply('a'), ...statementReply('x'), ready('I'));
+  await turn();
+  await turn();
+  const [up, client] = h.take();
+  assert.equal([up.length, client], [0, Buffer.concat([...statementReply('a'), ...statementReply('x'), ready('I')])]);
+  assert.is(h.cache.stats.coalesced, 1);
+  // A write acknowledged while the fills are in flight: they are refused, and the waiting group goes to the server.
+  h.cache.store.invalidateAll();
+  filler.send(...group);
+  filler.take();
+  h.send(...group);
+  assert.is(h.take()[0].length, 0);
+  const writer = new Harness(h.cache);
+  writer.send(query('UPDATE items SET v = 2'));
+  writer.server(...identityReply(), commandComplete('UPDATE 1'), ready('I'));
+  filler.server(...statementReply('a'), ...statementReply('x'), ready('I'));
+  await turn();
+  await turn();
+  assert.is(codes(h.take()[0]), 'PBDEPBDES');
+});
+
 test('coalescing: a waiter that joined after a write acked while the fill was in flight is not answered from it', async () => {
   const { filler, waiter, writer } = await stampede();
   filler.send(query(SELECT));

@@ -311,11 +311,41 @@ export class PgRelay {
    */
   private waitForFill(verdict: Verdict<unknown>, view: SessionView, keySuffix: string, messages: readonly Held[]): boolean {
     const ctx = this.cs!.keyContext;
-    if (ctx === null || !this.coalesce!.wait(verdict, view, this.fullKey(ctx.keyPrefix, keySuffix), () => {
-      const sent = this.ledger!.length;
-      this.unpark();
-      return this.ledger!.length === sent && !this.parked.waiting;
-    })) return false;
+    if (ctx === null || !this.coalesce!.wait(verdict, view, this.fullKey(ctx.keyPrefix, keySuffix), this.takeUpWaiter)) return false;
+    this.parked.park(heldCopies(messages));
+    return true;
+  }
+
+  /** Takes a request up after its wait for a fill: true when it was answered, nothing sent upstream (nor parked again). */
+  private readonly takeUpWaiter = (): boolean => {
+    const sent = this.ledger!.length;
+    this.unpark();
+    return this.ledger!.length === sent && !this.parked.waiting;
+  };
+
+  /**
+   * Request coalescing for a Sync group that could be answered whole but for statements whose
+   * fill another session has in flight: each statement a read judged cacheable in this context,
+   * stored or in flight, under read committed (else the group is never answered whole). The
+   * group waits, parked, for the first missing statement's fill, then comes here again for the
+   * next (CoalescedWait.waitForGroup bounds the waits); answered once all are stored, else relayed
+   * and filled as usual. True when it parked.
+   */
+  private waitForGroupFills(group: readonly CacheableBatch[], view: SessionView, messages: readonly Held[]): boolean {
+    const cache = this.cache!;
+    const cs = this.cs!;
+    const ctx = cs.keyContext;
+    if (ctx === null || !ctx.snapshotPerStatement) return false;
+    let key: string | null = null;
+    for (const shape of group) {
+      const info = cache.info(shape.text);
+      if (!cs.plainRead(info)) return false;
+      if (cs.storedReply(info, shape, ctx) !== undefined) continue;
+      const k = entryKey(ctx.keyPrefix, shape.keySuffix);
+      if (!cache.flights.live(k)) return false;
+      key ??= k;
+    }
+    if (key === null || !this.coalesce!.waitForGroup(view, key, group.length, this.takeUpWaiter)) return false;
     this.parked.park(heldCopies(messages));
     return true;
   }
@@ -542,6 +572,7 @@ export class PgRelay {
       // Several statements, read once for both: answered whole, or relayed and filled one by one.
       const group = candidate === null && (view.quiet || mayLookUp(view) || mayLookUpInBlock(view)) ? cacheableGroup(batch, this.state.client) : null;
       if (group !== null && this.answeredGroup(group, batch, sync, view, started)) return;
+      if (group !== null && view.quiet && this.waitForGroupFills(group, view, [...batch, sync])) return;
       const filled = group !== null && view.quiet ? this.groupFill(group, view) : null;
       const reason = view.quiet || view.behindReads ? 'not-cacheable' : view.block === BlockState.None ? 'pipelined' : 'in-transaction';
       this.extended.relayBatch(batch, filled ?? this.enqueue(forwardAction(reason, false), null), true);

@@ -190,4 +190,20 @@ test('the unstorable marks are bounded, the oldest forgotten first', () => {
   assert.is(flights.join('k1', waiter('b')), 'none');
 });
 
+test('live: a fill a request may still join, not one ended, past its bound or of a key marked unstorable', () => {
+  const { flights, timers } = setup();
+  assert.is(flights.live('k'), false);
+  const flight = flights.begin('k')!;
+  assert.is(flights.live('k'), true);
+  timers.advance(100);
+  assert.is(flights.live('k'), false, 'past the wait bound');
+  const again = flights.begin('k')!;
+  assert.is(flights.live('k'), true);
+  flights.settle(again, 'unstorable');
+  assert.is(flights.live('k'), false);
+  flights.begin('k');
+  assert.is(flights.live('k'), false, 'its last fill could not be stored');
+  flights.settle(flight, 'stored');
+});
+
 test.run();

@@ -131,6 +131,12 @@ export class FillFlights {
     return flight;
   }
 
+  /** A fill of `key` is in flight that a request may still join (join() would not say 'none'). */
+  live(key: string): boolean {
+    const flight = this.flights.get(key);
+    return flight !== undefined && !flight.ended && !this.unstorable.has(key) && this.timers.now() < flight.startedAt + this.waitMs;
+  }
+
   /**
    * Waits for the live fill of `key`: `callback` is called once, asynchronously to the settling
    * owner's own work (a microtask), when the fill ends or the wait bound passes. Returns the

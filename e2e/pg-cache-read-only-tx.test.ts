@@ -6,7 +6,8 @@
 // after SET TRANSACTION READ WRITE or an error it goes to the server; a miss inside the block is
 // stored only when it is the block's first statement the server sees (whose snapshot PostgreSQL
 // takes at that statement, shown here on the server itself); a write committed through the proxy
-// still invalidates and the block then reads fresh data.
+// still invalidates and the block then reads fresh data. A Sync group of such reads is answered
+// there as its statements alone would be.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawnSync } from 'node:child_process';
@@ -131,6 +132,37 @@ test('BEGIN READ ONLY in one extended batch with a read (as JDBC sends it): hits
     });
     assert.is(delta.hits, 1, JSON.stringify(delta));
     assert.is(delta.misses, 2, JSON.stringify(delta));
+  } finally {
+    raw.socket.destroy();
+  }
+});
+
+test('a Sync group of reads the rule opts in, inside BEGIN READ ONLY: answered wholly from the cache, ReadyForQuery T', async () => {
+  const raw = await RawClient.login(proxy.pgPort);
+  try {
+    const sql = (id: number) => `SELECT v, id FROM ${RO} WHERE id = ${id} /* group */`;
+    const one = (id: number) => [serialize.parse({ text: sql(id) }), serialize.bind({}), serialize.describe({ type: 'P' }), serialize.execute({})];
+    const rows: Buffer[] = [];
+    for (const id of [17, 18]) {
+      for (let i = 0; i < 2; i++) {
+        raw.send(...one(id), serialize.sync());
+        const reply = await raw.readUntilReadyForQuery();
+        if (i === 1) rows.push(reply.find((m) => m.code === 'D')!.raw);
+      }
+    }
+    // Behind the proxy's back: only answers from the cache still show the old rows.
+    await direct(`UPDATE ${RO} SET v = v + 100 WHERE id IN (17, 18)`);
+    await raw.query('BEGIN READ ONLY');
+    const { delta } = await measure(proxy.adminPort, async () => {
+      raw.send(...one(18), ...one(17), serialize.sync());
+      const group = await raw.readUntilReadyForQuery();
+      assert.is(group.map((m) => m.code).join(''), '12TDC12TDCZ');
+      assert.equal(group.filter((m) => m.code === 'D').map((m) => m.raw), [rows[1], rows[0]], 'both from the cache, in order');
+      assert.equal([...group.at(-1)!.raw], [0x5a, 0, 0, 0, 5, 0x54]);
+    });
+    assert.equal([delta.hits, delta.misses], [2, 0], JSON.stringify(delta));
+    const commit = await raw.query('COMMIT');
+    assert.equal([...commit.at(-1)!.raw], [0x5a, 0, 0, 0, 5, 0x49]);
   } finally {
     raw.socket.destroy();
   }

@@ -16,8 +16,10 @@
 // the new row (docs/consistency.md, "Pipelined requests"). A group of reads relayed because some
 // miss stores each statement's reply as that statement's alone would be: the same group sent again
 // is answered, an error stores nothing from the failed statement on, and a write through the proxy
-// between two groups is seen by the second. Still relayed, never answered: a psycopg pipeline read
-// inside its block (a Flush before the Sync); its reads are stored all the same.
+// between two groups is seen by the second. A psycopg pipeline read inside its block (a Flush
+// before the Sync) is answered from the cache too when its reads are stored, and what follows in
+// the block runs on the server as it would after those reads (the proxy begins their implicit
+// transaction with a read of its own); relayed, its reads are stored.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { execFile } from 'node:child_process';
@@ -211,13 +213,13 @@ async function psycopgPipeline(warm: number[], ids: number[]): Promise<unknown> 
   return JSON.parse(stdout);
 }
 
-test('psycopg 3 pipeline mode read inside the block (a Flush before the Sync): its reads are relayed, in order and right', async () => {
+test('psycopg 3 pipeline mode read inside the block (a Flush before the Sync): cached reads are answered from the cache, in order and right', async () => {
   const { result, delta } = await measure(proxy.adminPort, () => psycopgPipeline([1, 2], [1, 2, 1]));
   assert.equal(result, [[[10]], [[20]], [[10]]]);
   // Warmed outside the pipeline: two misses. fetchall() inside the block sends a Flush before the
-  // Sync: the held statements go to the server at once (docs/consistency.md), each a fill.
-  assert.equal([delta.misses, delta.hits], [5, 0], JSON.stringify(delta));
-  assert.is(await upstreamCalls('pp_read'), 5);
+  // Sync: every held statement is stored, so the cache answers them (docs/consistency.md).
+  assert.equal([delta.misses, delta.hits], [2, 3], JSON.stringify(delta));
+  assert.is(await upstreamCalls('pp_read'), 2);
 });
 
 test('psycopg 3 pipeline mode read inside the block: the relayed reads are stored, a later group of them is answered', async () => {
@@ -227,6 +229,53 @@ test('psycopg 3 pipeline mode read inside the block: the relayed reads are store
   assert.equal(result, [[[520]], [[510]]]);
   assert.equal([delta.hits, delta.misses], [2, 0], JSON.stringify(delta));
   assert.is(await upstreamCalls('pp_read'), 0);
+});
+
+/**
+ * psycopg 3's pipeline mode: the read of id argv[3] run alone first (when argv[4] is 'warm'), then in
+ * a pipeline the same read, fetched (a Flush), then argv[5]; prints the read's rows and the error's
+ * SQLSTATE, if any.
+ */
+const PSYCOPG_AFTER_FLUSH = `
+import json, sys, psycopg
+conn = psycopg.connect(sys.argv[1], autocommit=True)
+read = "SELECT v AS pf_read FROM " + sys.argv[2] + " WHERE id = %s AND v > -3"
+if sys.argv[4] == "warm":
+    conn.execute(read, (int(sys.argv[3]),)).fetchall()
+out = []
+try:
+    with conn.pipeline():
+        out.append(conn.execute(read, (int(sys.argv[3]),)).fetchall())
+        conn.execute(sys.argv[5])
+except psycopg.Error as e:
+    out.append(e.sqlstate)
+print(json.dumps(out))
+`;
+
+async function psycopgAfterFlush(port: number, id: number, warm: boolean, then: string): Promise<unknown> {
+  const dsn = `host=127.0.0.1 port=${port} user=postgres dbname=${DATABASE} sslmode=disable`;
+  const { stdout } = await promisify(execFile)(PYTHON, ['-c', PSYCOPG_AFTER_FLUSH, dsn, TABLE, String(id), warm ? 'warm' : '', then],
+    { timeout: 60_000, env: { PATH: process.env.PATH, LANG: 'C.UTF-8' } });
+  return JSON.parse(stdout);
+}
+
+test('psycopg 3 pipeline mode: after reads answered before a Flush, the statement that follows runs as after those reads on the server', async () => {
+  // Each refused by the server "before any query" / "within a pipeline" when it follows a read in
+  // the same implicit transaction: the proxy begins that transaction with a read of its own.
+  assert.equal(await psycopgAfterFlush(proxy.pgPort, 61, true, 'SELECT 1'), [[[610]]], 'stored alone, then answered in the pipeline');
+  for (const then of ['SET TRANSACTION ISOLATION LEVEL SERIALIZABLE', `VACUUM ${TABLE}`, 'BEGIN ISOLATION LEVEL SERIALIZABLE']) {
+    const direct = await psycopgAfterFlush(cluster.port, 61, false, then);
+    assert.equal(direct, [[[610]], '25001'], then);
+    await cluster.query('SELECT pg_stat_statements_reset()');
+    const { result, delta } = await measure(proxy.adminPort, () => psycopgAfterFlush(proxy.pgPort, 61, false, then));
+    assert.equal(result, direct, then);
+    assert.equal([delta.hits, delta.misses], [1, 0], JSON.stringify(delta));
+    assert.is(await upstreamCalls('pf_read'), 0, 'the read answered from the cache');
+  }
+  // A write after them commits at the Sync; the next read sees it.
+  const { result } = await measure(proxy.adminPort, () => psycopgAfterFlush(proxy.pgPort, 62, true, `UPDATE ${TABLE} SET v = 6262 WHERE id = 62`));
+  assert.equal(result, [[[620]]]);
+  assert.equal(await psycopgAfterFlush(proxy.pgPort, 62, false, 'SELECT 1'), [[[6262]]]);
 });
 
 /** psycopg 3's pipeline mode, the results read once the pipeline block has ended: one Sync for all its statements. */

@@ -10,7 +10,9 @@
 // more, for the fill of the first of its fellow waiters taken up (which goes to the database): so
 // a write during a fill costs the database two executions, not one per waiter. Otherwise a
 // request taken up again does not wait a second time; nor does one the client's next message
-// sends on first.
+// sends on first. A PostgreSQL Sync group of reads waits for one statement's fill at a time
+// (waitForGroup): taken up after a stored fill, it may wait for the next, at most once per
+// statement in all; any other end sends it to the database.
 import type { Waiting } from '../cache/fill-flights.js';
 import { FlightEnd } from '../cache/fill-flights.js';
 import type { CoalesceRelay } from '../telemetry/query-stats.js';
@@ -25,6 +27,8 @@ export class CoalescedWait {
   private allowed = true;
   /** Set while a request is taken up after a refused fill: a wait it starts is its last. */
   private retrying = false;
+  /** While a group is taken up after a stored fill: how many more waits it may start; null otherwise. */
+  private groupWaitsLeft: number | null = null;
 
   constructor(private readonly cache: CoalesceCache) {}
 
@@ -41,12 +45,33 @@ export class CoalescedWait {
    */
   wait(verdict: Verdict<unknown>, view: SessionView, key: string, takeUp: () => boolean): boolean {
     if (!this.allowed || verdict.kind !== 'fill' || verdict.inBlock || !view.idle || view.identity !== IdentityState.Verified) return false;
+    return this.join(key, takeUp, null);
+  }
+
+  /**
+   * For a group of `statements` reads each stored or being filled, none needing anything else: waits
+   * for the fill of `key` (one of them), if it may. Stored, the group is taken up again and may wait
+   * for the next statement's fill, `statements` waits at most in all (each ends by its fill's wait
+   * bound, so the group waits at most that bound per statement); any other end, or a wait it may not
+   * start, sends it to the database. No retry after a refused fill: the group would go on waiting
+   * while its other statements' entries age.
+   */
+  waitForGroup(view: SessionView, key: string, statements: number, takeUp: () => boolean): boolean {
+    if (!this.allowed || !view.idle || view.identity !== IdentityState.Verified) return false;
+    const left = this.groupWaitsLeft ?? statements;
+    return left > 0 && this.join(key, takeUp, left - 1);
+  }
+
+  /** `groupLeft`: the waits a group taken up after this one's stored fill may still start; null for a lone request. */
+  private join(key: string, takeUp: () => boolean, groupLeft: number | null): boolean {
     let mine: Waiting | null = null;
     const last = this.retrying;
     const joined = this.cache.flights.join(key, (end) => {
       if (this.waiting !== mine || mine === null) return;
       this.waiting = null;
-      const answered = end === FlightEnd.NotStored && !last ? this.retry(takeUp) : this.withoutWaiting(takeUp);
+      const answered = groupLeft !== null
+        ? end === FlightEnd.Stored ? this.inGroup(groupLeft, takeUp) : this.withoutWaiting(takeUp)
+        : end === FlightEnd.NotStored && !last ? this.retry(takeUp) : this.withoutWaiting(takeUp);
       // Waiting again: counted when that wait ends.
       if (this.waiting !== null) return;
       const stats = this.cache.stats;
@@ -73,6 +98,17 @@ export class CoalescedWait {
     this.waiting = null;
     this.cache.flights.leave(waiting);
     if (interrupted) this.cache.stats.coalesceRelay('interrupted' satisfies CoalesceRelay);
+  }
+
+  /** Runs `takeUp` so that the group taken up may start `left` more waits. */
+  private inGroup(left: number, takeUp: () => boolean): boolean {
+    const was = this.groupWaitsLeft;
+    this.groupWaitsLeft = left;
+    try {
+      return takeUp();
+    } finally {
+      this.groupWaitsLeft = was;
+    }
   }
 
   /** Runs `takeUp` so that the request taken up may wait once more, for the last time. */

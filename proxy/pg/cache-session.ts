@@ -25,6 +25,12 @@ export interface PgRequest extends OutstandingRequest<StatementInfo> {
   /** ParseCompletes / CloseCompletes of the proxy's replayed Parses (and Closes before them): swallowed. */
   swallowParse: number;
   swallowClose: number;
+  /**
+   * The proxy's own read in front of the request (relay.ts, beginImplicitTransaction): 2 while its
+   * BindComplete and CommandComplete are to come, 1 its CommandComplete; both swallowed (its
+   * ParseComplete counts in swallowParse).
+   */
+  swallowRead: number;
   /** ParseCompletes relayed but not captured (a stored reply leaves them out). */
   skipParse: number;
   /** The server ended the transaction block without committing it (ROLLBACK, or COMMIT of a failed block). */

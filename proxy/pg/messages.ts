@@ -44,6 +44,11 @@ export function closeStatementMessage(name: string): Buffer {
   return buf;
 }
 
+/** Bind of the unnamed statement to the unnamed portal: no parameters, default result formats. */
+export const BIND_UNNAMED = Buffer.from([Frontend.Bind, 0, 0, 0, 12, 0, 0, 0, 0, 0, 0, 0, 0]);
+/** Execute of the unnamed portal, every row. */
+export const EXECUTE_UNNAMED = Buffer.from([Frontend.Execute, 0, 0, 0, 9, 0, 0, 0, 0, 0]);
+
 /** A DataRow body in text format: column values, null for SQL NULL. */
 export function decodeTextRow(buf: Buffer, start: number, end: number): (string | null)[] {
   const count = buf.readInt16BE(start);

@@ -7,6 +7,7 @@ import { createMetrics } from '../../telemetry/metrics.js';
 import { createLogger } from '../../telemetry/log.js';
 import { loadConfig } from '../../config/settings.js';
 import { PROBED_SETTINGS, relationKey } from '../../invalidation/pg-probe.js';
+import { parseRules } from '../../config/rules.js';
 import { BackendScanner } from './backend-scanner.js';
 import { Backend } from './codes.js';
 import { PgCache } from './pg-cache.js';
@@ -325,8 +326,8 @@ const statement = (text: string, name = '', parse = true) => [
 const statementReply = (value: string, parse = true) => [...(parse ? [parseComplete()] : []), bindComplete(), rowDescription(['v']), dataRow([value]), commandComplete('SELECT 1')];
 
 /** warmed() with the probe's isolation given, and SELECT and OTHER stored as extended batches. */
-async function groupReady(isolation = 'read committed'): Promise<Harness> {
-  const h = new Harness(await PgCache.create(config, createMetrics()));
+async function groupReady(isolation = 'read committed', cfg = config): Promise<Harness> {
+  const h = new Harness(await PgCache.create(cfg, createMetrics()));
   h.send(...statement(SELECT), serialize.sync());
   h.server(...identityReply(), ...probeReply(isolation), ...statementReply('a'), ready('I'));
   h.send(...statement(OTHER), serialize.sync());
@@ -513,6 +514,145 @@ test('reads held before a Flush go at once and each is stored; a write after the
   assert.is(h.cache.store.counters().entries, 0, 'the read ran before the write its request committed at the Sync');
 });
 
+/** What the proxy sends to begin the implicit transaction of reads it answered before a Flush. */
+const IMPLICIT_READ = 'SELECT WHERE false';
+const implicitReadReply = () => [parseComplete(), bindComplete(), commandComplete('SELECT 0')];
+
+test('a Flush group of cached reads is answered from the cache, no ReadyForQuery; the lone Sync after it goes to the server', async () => {
+  const h = await groupReady();
+  const hits = h.cache.stats.hits;
+  h.send(...statement(OTHER), ...statement(SELECT), serialize.flush());
+  const [up, client] = h.take();
+  assert.is(up.length, 0, 'the server sees neither the reads nor the Flush');
+  assert.equal(client, Buffer.concat([...statementReply('x'), ...statementReply('a')]));
+  assert.is(h.cache.stats.hits, hits + 2);
+  // A second Flush group in the same implicit transaction, one statement: answered too.
+  h.send(...statement(SELECT), serialize.flush());
+  assert.equal(h.take(), [Buffer.alloc(0), Buffer.concat(statementReply('a'))]);
+  h.send(serialize.sync());
+  const [sync] = h.take();
+  assert.is(codes(sync), 'S', 'nothing ran: the server answers a lone Sync with its idle status');
+  h.server(ready('I'));
+  assert.equal(h.take()[1], Buffer.concat([ready('I')]));
+  // The client's unnamed statement is SELECT, the server's OTHER: a Bind that goes to the server gets SELECT replayed.
+  h.send(serialize.bind({ binary: true }), serialize.execute(), serialize.sync());
+  const [replayed] = h.take();
+  assert.is(codes(replayed), 'PBES');
+  assert.ok(replayed.includes(Buffer.from(SELECT + '\0')));
+});
+
+test('after a Flush group answered from the cache, what is relayed before the Sync runs behind a read of the proxy\'s own, its reply swallowed', async () => {
+  const h = await groupReady();
+  h.send(...statement(SELECT), serialize.flush());
+  h.take();
+  h.send(...statement('UPDATE items SET v = 1'), serialize.sync());
+  const [up] = h.take();
+  assert.is(codes(up), 'PBE' + 'PBDES', 'the implicit transaction is begun as the reads would have begun it');
+  assert.ok(up.includes(Buffer.from(IMPLICIT_READ + '\0')), up.toString('latin1'));
+  h.server(...implicitReadReply(), parseComplete(), bindComplete(), typedMessage('n'), commandComplete('UPDATE 1'), ready('I'));
+  assert.equal(codes(h.take()[1]), '12nCZ', 'only the client\'s replies');
+  assert.is(h.cache.store.counters().entries, 0, 'the write invalidated');
+  // A simple Query after an answered Flush group: the read goes in front of it too.
+  const g = await groupReady();
+  g.send(...statement(SELECT), serialize.flush());
+  g.take();
+  g.send(query('SET TRANSACTION ISOLATION LEVEL SERIALIZABLE'));
+  const [q] = g.take();
+  assert.is(codes(q), 'PBEQ');
+  const refused = typedMessage('E', 'SERROR\0C25001\0MSET TRANSACTION ISOLATION LEVEL must be called before any query\0\0');
+  g.server(...implicitReadReply(), refused, ready('I'));
+  assert.equal(codes(g.take()[1]), 'EZ', 'refused as the server refuses it after the reads');
+});
+
+test('after a Flush group answered from the cache, a Sync group or a Query answered from the cache ends its implicit transaction', async () => {
+  const h = await groupReady();
+  h.send(...statement(SELECT), serialize.flush());
+  h.send(...statement(OTHER), serialize.sync());
+  assert.equal(h.take(), [Buffer.alloc(0), Buffer.concat([...statementReply('a'), ...statementReply('x'), ready('I')])]);
+  h.send(...statement(THIRD), serialize.sync());
+  assert.is(codes(h.take()[0]), 'PBDES', 'a miss after the Sync is relayed as it came, no read in front');
+});
+
+test('a Flush group is relayed when a statement misses, binds a named portal, or under repeatable read', async () => {
+  const h = await groupReady();
+  h.send(...statement(SELECT), ...statement(THIRD), serialize.flush());
+  assert.is(codes(h.take()[0]), 'PBDEPBDEH');
+  h.server(...statementReply('a'), ...statementReply('t'));
+  h.send(serialize.sync());
+  h.server(ready('I'));
+  h.take();
+  h.send(serialize.parse({ text: SELECT }), serialize.bind({ portal: 'p' }), serialize.describe({ type: 'P', name: 'p' }), serialize.execute({ portal: 'p' }), serialize.flush());
+  assert.is(codes(h.take()[0]), 'PBDEH', 'a named portal must exist on the server');
+  h.server(...statementReply('a'));
+  h.send(serialize.sync());
+  h.server(ready('I'));
+  const r = await groupReady('repeatable read');
+  r.send(...statement(SELECT), serialize.flush());
+  assert.is(codes(r.take()[0]), 'PBDEH', 'what follows in the transaction would share the snapshot');
+});
+
+test('a Flush group of cached reads behind an outstanding read is written where that read\'s reply ends', async () => {
+  const h = await groupReady();
+  h.send(query(THIRD), ...statement(SELECT), serialize.flush());
+  const [up, early] = h.take();
+  assert.equal([codes(up), early.length], ['Q', 0]);
+  h.server(...result('q'));
+  assert.equal(h.take()[1], Buffer.concat([...result('q'), ...statementReply('a')]));
+  h.send(serialize.sync());
+  assert.is(codes(h.take()[0]), 'S');
+});
+
+/** The config with reads of items answered inside read-only blocks (the opt-in rule). */
+const readOnlyBlocks = { ...config, cacheRules: parseRules([{ match: { table: 'items' }, 'in-read-only-transactions': true }], 'test', () => 0, () => 0) };
+
+/** groupReady() on `cfg`, then inside BEGIN READ ONLY. */
+async function inReadOnlyBlock(isolation: string, cfg = readOnlyBlocks): Promise<Harness> {
+  const h = await groupReady(isolation, cfg);
+  h.send(query('BEGIN READ ONLY'));
+  h.server(commandComplete('BEGIN'), ready('T'));
+  h.take();
+  return h;
+}
+
+test('inside a read-only block a Sync group of reads the rule opts in is answered as its statements alone would be, ReadyForQuery T', async () => {
+  for (const isolation of ['read committed', 'repeatable read']) {
+    const h = await inReadOnlyBlock(isolation);
+    const hits = h.cache.stats.hits;
+    h.send(...statement(OTHER), ...statement(SELECT), serialize.sync());
+    const [up, client] = h.take();
+    assert.equal([up.length, client], [0, Buffer.concat([...statementReply('x'), ...statementReply('a'), ready('T')])], isolation);
+    assert.is(h.cache.stats.hits, hits + 2);
+    // A lone statement there is answered too, whatever the isolation: the group follows the same rule.
+    h.send(...statement(SELECT), serialize.sync());
+    assert.is(h.take()[0].length, 0, isolation);
+    // A miss in the group: relayed whole, and the block stays known read-only (plain reads ran).
+    h.send(...statement(SELECT), ...statement(THIRD), serialize.sync());
+    assert.is(codes(h.take()[0]), 'PBDEPBDES');
+    h.server(...statementReply('a'), ...statementReply('t'), ready('T'));
+    h.take();
+    h.send(...statement(SELECT), ...statement(OTHER), serialize.sync());
+    assert.is(h.take()[0].length, 0, isolation);
+    // A statement that is not a plain read ends that for the rest of the block.
+    h.send(query('SHOW search_path'));
+    h.server(rowDescription(['search_path']), dataRow(['public']), commandComplete('SHOW'), ready('T'));
+    h.take();
+    h.send(...statement(SELECT), ...statement(OTHER), serialize.sync());
+    assert.is(codes(h.take()[0]), 'PBDEPBDES', isolation);
+  }
+});
+
+test('inside a read-only block without the rule, or a read-write block, a Sync group of cached reads is relayed', async () => {
+  const h = await inReadOnlyBlock('read committed', config);
+  h.send(...statement(OTHER), ...statement(SELECT), serialize.sync());
+  assert.is(codes(h.take()[0]), 'PBDEPBDES');
+  const w = await groupReady('read committed', readOnlyBlocks);
+  w.send(query('BEGIN'));
+  w.server(commandComplete('BEGIN'), ready('T'));
+  w.take();
+  w.send(...statement(OTHER), ...statement(SELECT), serialize.sync());
+  assert.is(codes(w.take()[0]), 'PBDEPBDES');
+});
+
 // ---------------------------------------------------------------- request coalescing
 
 /** A session on `cache` whose server is verified and context known: its first SELECT is a hit after the identity check. */
@@ -575,6 +715,36 @@ test('coalescing: the extended protocol waits too', async () => {
   const [up, client] = waiter.take();
   assert.equal([up.length, codes(client)], [0, '12TDCZ']);
   assert.is(filler.cache.stats.coalesced, 1);
+});
+
+test('coalescing: a Sync group whose statements are being filled by another session waits for those fills, then is answered whole', async () => {
+  const h = await groupReady();
+  h.cache.store.invalidateAll();
+  const filler = new Harness(h.cache);
+  const group = [...statement(SELECT), ...statement(OTHER), serialize.sync()];
+  filler.send(...group);
+  assert.ok(codes(filler.take()[0]).endsWith('PBDEPBDES'), 'the filler\'s group goes, each statement a fill');
+  h.send(...group);
+  assert.equal(h.take(), [Buffer.alloc(0), Buffer.alloc(0)], 'the group waits');
+  filler.server(...identityReply(), ...statementReply('a'), ...statementReply('x'), ready('I'));
+  await turn();
+  await turn();
+  const [up, client] = h.take();
+  assert.equal([up.length, client], [0, Buffer.concat([...statementReply('a'), ...statementReply('x'), ready('I')])]);
+  assert.is(h.cache.stats.coalesced, 1);
+  // A write acknowledged while the fills are in flight: they are refused, and the waiting group goes to the server.
+  h.cache.store.invalidateAll();
+  filler.send(...group);
+  filler.take();
+  h.send(...group);
+  assert.is(h.take()[0].length, 0);
+  const writer = new Harness(h.cache);
+  writer.send(query('UPDATE items SET v = 2'));
+  writer.server(...identityReply(), commandComplete('UPDATE 1'), ready('I'));
+  filler.server(...statementReply('a'), ...statementReply('x'), ready('I'));
+  await turn();
+  await turn();
+  assert.is(codes(h.take()[0]), 'PBDEPBDES');
 });
 
 test('coalescing: a waiter that joined after a write acked while the fill was in flight is not answered from it', async () => {

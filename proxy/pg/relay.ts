@@ -29,11 +29,14 @@ import { PgCacheSession, type PgRequest } from './cache-session.js';
 import { capturing, replyRoute, watched } from './reply-route.js';
 import { cacheableBatch, cacheableGroup, heldCopies, type CacheableBatch, type Held } from './cacheable-batch.js';
 import { Backend, Frontend } from './codes.js';
-import { PARSE_COMPLETE, decodeTextRow, equalsName, errorCodeOf, errorMessageOf, queryMessage, queryText } from './messages.js';
+import { BIND_UNNAMED, EXECUTE_UNNAMED, PARSE_COMPLETE, bindPortal, decodeTextRow, equalsName, errorCodeOf, errorMessageOf, parseMessage, queryMessage, queryText } from './messages.js';
 import type { Decision, PgCache, PgContext, StatementInfo } from './pg-cache.js';
 import { StatementReplay } from './statement-replay.js';
 import { PgSessionState, TxStatus } from './session-state.js';
 import { READY_IDLE, READY_IN_BLOCK, endsIdle, readyAsIdle, withoutReady } from './stored-reply.js';
+
+/** A stored reply found for a statement. */
+type StoredEntry = { bytes: Buffer; identity: StatementInfo['identity'] };
 
 export interface RelayIo extends StatementSource {
   toUpstream(bytes: Buffer): void;
@@ -44,6 +47,11 @@ export interface RelayIo extends StatementSource {
 }
 
 const IDENTITY_QUERY = queryMessage(PG_IDENTITY_SQL);
+/**
+ * What the proxy runs to begin the implicit transaction a Flush group answered from the cache
+ * would have begun (beginImplicitTransaction): a read that takes a snapshot and returns nothing.
+ */
+const IMPLICIT_READ = [parseMessage('', 'SELECT WHERE false\0\0\0'), BIND_UNNAMED, EXECUTE_UNNAMED];
 const IN_TRANSACTION = forwardAction<StatementInfo>('in-transaction', false);
 /** A group filled statement by statement: its statements' requests count, not the group's. */
 const GROUP = forwardAction<StatementInfo>(null, false);
@@ -75,6 +83,13 @@ export class PgRelay {
   private readonly replies = new ReplyRouter((bytes) => this.io.toClient(bytes), () => this.cache?.maxEntryBytes ?? 0);
   /** The last whole cache key built (fullKey). */
   private readonly lastKey = { prefix: '', suffix: '', key: '' };
+  /**
+   * A Flush group was answered from the cache (answeredFlush) and nothing has ended the implicit
+   * transaction its reads would have begun on the server, which never saw them: what is relayed
+   * next in it is preceded by a read of the proxy's own (beginImplicitTransaction); a lone Sync
+   * or a reply answered from the cache with its ReadyForQuery ends it without one.
+   */
+  private flushAnswered = false;
 
   constructor(
     private readonly io: RelayIo,
@@ -136,14 +151,18 @@ export class PgRelay {
         return;
       case Frontend.Sync:
         if (ext.open !== null) ext.finishOpen();
-        else if (!ext.holding) this.enqueue(forwardAction('not-cacheable', false), null);
-        else {
+        else if (!ext.holding) {
+          // After a Flush group answered from the cache, the server, idle, answers the Sync with 'I' as it would after those reads.
+          this.flushAnswered = false;
+          this.enqueue(forwardAction('not-cacheable', false), null);
+        } else {
           this.onBatch(buf, start, end);
           return;
         }
         this.forward(code, buf, start, end);
         return;
       default:
+        if (code === Frontend.Flush && this.answeredFlush({ code, buf, start, end })) return;
         // Flush, COPY data, Terminate, anything unknown: relay now, after what was held.
         ext.releaseHeld();
         this.forward(code, buf, start, end);
@@ -185,7 +204,25 @@ export class PgRelay {
 
   private enqueue(action: CacheAction<StatementInfo>, info: StatementInfo | null): PgRequest {
     this.cs!.sending();
-    return this.push(action, info, performance.now());
+    const p = this.push(action, info, performance.now());
+    if (this.flushAnswered) this.beginImplicitTransaction(p);
+    return p;
+  }
+
+  /**
+   * The first request relayed after a Flush group answered from the cache, before its Sync: the
+   * server would be inside the implicit transaction those reads began (snapshot taken, the
+   * pipeline flag set), which changes what some statements do there (SET TRANSACTION ISOLATION
+   * LEVEL and BEGIN ISOLATION LEVEL fail "before any query", VACUUM "within a pipeline"), and
+   * would hold a completed unnamed portal. A read of the proxy's own, sent ahead of the request,
+   * puts it there; its replies are swallowed. The unnamed statement it leaves is the proxy's, so
+   * the client's is parsed again before it is needed (statement-replay.ts).
+   */
+  private beginImplicitTransaction(p: PgRequest): void {
+    this.flushAnswered = false;
+    for (const m of IMPLICIT_READ) this.inject(m);
+    p.swallowParse++;
+    p.swallowRead = 2;
   }
 
   /** A new entry at the end of the ledger: a request sent, or a cached reply's slot. */
@@ -195,12 +232,12 @@ export class PgRelay {
 
   /** Nothing outstanding but the identity check, outside transaction blocks, statements analysable. */
   private get quiet(): boolean {
-    return this.ledger!.quiet && this.extended.open === null && this.state.txStatus === TxStatus.Idle && !this.cs!.off;
+    return this.ledger!.quiet && this.extended.open === null && this.state.txStatus === TxStatus.Idle && !this.cs!.off && !this.flushAnswered;
   }
 
   private view(): SessionView {
     const quiet = this.quiet;
-    return this.cs!.sessionView(quiet, this.ledger!.length === 0 && this.extended.open === null, !quiet && this.behindReads());
+    return this.cs!.sessionView(quiet, this.ledger!.length === 0 && this.extended.open === null && !this.flushAnswered, !quiet && this.behindReads());
   }
 
   /**
@@ -209,12 +246,14 @@ export class PgRelay {
    * a whole batch answered behind them (its own Sync, its own implicit transaction) gets the reply
    * the server would give. A request that executed nothing (Parse, Describe, Close up to a Sync)
    * changes neither. A write, a transaction command, a setting, a call the proxy cannot attribute,
-   * or a statement not yet judged by the probe: no.
+   * or a statement not yet judged by the probe: no. Reads answered before a Flush count as
+   * outstanding plain reads until the implicit transaction they began ends.
    */
   private behindReads(): boolean {
     const cs = this.cs!;
     return this.extended.open === null && this.state.txStatus === TxStatus.Idle && !cs.off
-      && this.ledger!.onlyReadsOutstanding(MAX_ANSWER_BEHIND, (r) => r.action.kind === 'probe' || r.executed.every((info) => info !== null && cs.plainRead(info)));
+      && (this.ledger!.length === 0 ? this.flushAnswered
+        : this.ledger!.onlyReadsOutstanding(MAX_ANSWER_BEHIND, (r) => r.action.kind === 'probe' || r.executed.every((info) => info !== null && cs.plainRead(info))));
   }
 
   /** Sends the identity check ahead of what goes next, unless the server is verified or a check is in flight. */
@@ -272,11 +311,41 @@ export class PgRelay {
    */
   private waitForFill(verdict: Verdict<unknown>, view: SessionView, keySuffix: string, messages: readonly Held[]): boolean {
     const ctx = this.cs!.keyContext;
-    if (ctx === null || !this.coalesce!.wait(verdict, view, this.fullKey(ctx.keyPrefix, keySuffix), () => {
-      const sent = this.ledger!.length;
-      this.unpark();
-      return this.ledger!.length === sent && !this.parked.waiting;
-    })) return false;
+    if (ctx === null || !this.coalesce!.wait(verdict, view, this.fullKey(ctx.keyPrefix, keySuffix), this.takeUpWaiter)) return false;
+    this.parked.park(heldCopies(messages));
+    return true;
+  }
+
+  /** Takes a request up after its wait for a fill: true when it was answered, nothing sent upstream (nor parked again). */
+  private readonly takeUpWaiter = (): boolean => {
+    const sent = this.ledger!.length;
+    this.unpark();
+    return this.ledger!.length === sent && !this.parked.waiting;
+  };
+
+  /**
+   * Request coalescing for a Sync group that could be answered whole but for statements whose
+   * fill another session has in flight: each statement a read judged cacheable in this context,
+   * stored or in flight, under read committed (else the group is never answered whole). The
+   * group waits, parked, for the first missing statement's fill, then comes here again for the
+   * next (CoalescedWait.waitForGroup bounds the waits); answered once all are stored, else relayed
+   * and filled as usual. True when it parked.
+   */
+  private waitForGroupFills(group: readonly CacheableBatch[], view: SessionView, messages: readonly Held[]): boolean {
+    const cache = this.cache!;
+    const cs = this.cs!;
+    const ctx = cs.keyContext;
+    if (ctx === null || !ctx.snapshotPerStatement) return false;
+    let key: string | null = null;
+    for (const shape of group) {
+      const info = cache.info(shape.text);
+      if (!cs.plainRead(info)) return false;
+      if (cs.storedReply(info, shape, ctx) !== undefined) continue;
+      const k = entryKey(ctx.keyPrefix, shape.keySuffix);
+      if (!cache.flights.live(k)) return false;
+      key ??= k;
+    }
+    if (key === null || !this.coalesce!.waitForGroup(view, key, group.length, this.takeUpWaiter)) return false;
     this.parked.park(heldCopies(messages));
     return true;
   }
@@ -320,6 +389,8 @@ export class PgRelay {
    */
   private answer(entry: { bytes: Buffer; identity: StatementInfo['identity'] }, started: number, parseComplete: boolean, inBlock: boolean): void {
     const bytes = entry.bytes;
+    // Its ReadyForQuery ends the implicit transaction of reads answered before a Flush.
+    this.flushAnswered = false;
     if (this.ledger!.length > 0) {
       this.queueAnswer(parseComplete ? [PARSE_COMPLETE, bytes] : [bytes], entry.identity, started);
       return;
@@ -499,8 +570,9 @@ export class PgRelay {
       this.extended.relayBatch(batch, p, false);
     } else {
       // Several statements, read once for both: answered whole, or relayed and filled one by one.
-      const group = candidate === null && (view.quiet || mayLookUp(view)) ? cacheableGroup(batch, this.state.client) : null;
+      const group = candidate === null && (view.quiet || mayLookUp(view) || mayLookUpInBlock(view)) ? cacheableGroup(batch, this.state.client) : null;
       if (group !== null && this.answeredGroup(group, batch, sync, view, started)) return;
+      if (group !== null && view.quiet && this.waitForGroupFills(group, view, [...batch, sync])) return;
       const filled = group !== null && view.quiet ? this.groupFill(group, view) : null;
       const reason = view.quiet || view.behindReads ? 'not-cacheable' : view.block === BlockState.None ? 'pipelined' : 'in-transaction';
       this.extended.relayBatch(batch, filled ?? this.enqueue(forwardAction(reason, false), null), true);
@@ -517,28 +589,86 @@ export class PgRelay {
    * roll back, so the group's reply is each read's alone, joined (a stored reply is never an
    * error, so no statement is skipped). Under repeatable read or serializable the reads share one
    * snapshot, which entries stored at different times need not be: relayed. A miss, a write,
-   * anything else in the group: relayed whole. True when answered, or parked for the identity check.
+   * anything else in the group: relayed whole. Inside a known read-only block, between requests,
+   * the group is answered (ending with ReadyForQuery 'T') exactly when each of its statements
+   * would be answered alone there (its rule opts in, an entry stored outside blocks), whatever the
+   * isolation level, as lone statements are: a block's statements are not committed at the Sync,
+   * so the group's reply is theirs in order. True when answered, or parked for the identity check.
    */
   private answeredGroup(group: readonly CacheableBatch[], batch: readonly Held[], sync: Held, view: SessionView, started: number): boolean {
+    if (mayLookUpInBlock(view)) {
+      const cache = this.cache!;
+      const inBlock = this.groupEntries(group, this.cs!.keyContext, (info) => answersInBlock(view, info, () => cache.rule(info)));
+      if (inBlock !== null) this.answerStatements(group, inBlock, started, READY_IN_BLOCK);
+      return inBlock !== null;
+    }
     if (!mayLookUp(view)) return view.quiet && this.probeForGroup(group, batch, sync, view);
     const ctx = this.cs!.keyContext!;
     const entries = ctx.snapshotPerStatement ? this.groupEntries(group, ctx) : null;
     if (entries === null) return false;
     const done = view.quiet ? this.answerOrPark(view, entries[0], [...batch, sync]) : view.identity === IdentityState.Verified ? 'hit' : null;
     if (done !== 'hit') return done === 'park';
+    this.flushAnswered = false;
+    this.answerStatements(group, entries, started, READY_IDLE);
+    return true;
+  }
+
+  /**
+   * Writes each statement's stored reply in order (after the ParseComplete of its Parse), then
+   * `ready`, the ReadyForQuery of a Sync group (a Flush gets none); behind outstanding requests
+   * each statement takes a slot of its own in their reply order (a hit each), written together.
+   */
+  private answerStatements(group: readonly CacheableBatch[], entries: readonly StoredEntry[], started: number, ready: Buffer | null): void {
     const queued = this.ledger!.length > 0;
     const now: Buffer[] = [];
     group.forEach((shape, i) => {
       const parse = shape.parse;
       if (parse !== null) this.state.answeredParse(parse.name, { text: parse.text, sig: parse.sig });
-      const reply = [...(parse !== null ? [PARSE_COMPLETE] : []), withoutReady(entries[i]!.bytes), ...(i === group.length - 1 ? [READY_IDLE] : [])];
-      // Behind outstanding requests each statement takes a slot of its own (a hit each), written together.
+      const reply = [...(parse !== null ? [PARSE_COMPLETE] : []), withoutReady(entries[i]!.bytes), ...(ready !== null && i === group.length - 1 ? [ready] : [])];
       if (queued) this.queueAnswer(reply, entries[i]!.identity, started);
       else now.push(...reply);
     });
-    if (queued) return true;
+    if (queued) return;
     this.io.toClient(Buffer.concat(now));
     for (const entry of entries) this.ledger!.answered(entry.identity, started);
+  }
+
+  /**
+   * A Flush ends messages held since the last Sync or Flush, none open before them (psycopg 3's
+   * pipeline mode reading results before its Sync, pgJDBC in some modes): when each statement is
+   * a cacheable read with a stored reply, bound to the unnamed portal, outside blocks (maybe
+   * behind plain reads), under read committed, and the server verified, they are answered from
+   * the cache in order with no ReadyForQuery, and the server sees neither them nor the Flush. The
+   * implicit transaction they would have begun is not begun until something is relayed in it
+   * (flushAnswered); each read's reply is its own, as in a Sync group (answeredGroup), and under
+   * read committed what runs after them in that transaction takes its own snapshot too. A
+   * named portal stays with the server (a later Bind of its name must fail there): relayed.
+   */
+  private answeredFlush(flush: Held): boolean {
+    const ext = this.extended;
+    if (!ext.holding || ext.open !== null) return false;
+    const view = this.view();
+    const ctx = this.cs!.keyContext;
+    if (!mayLookUp(view) || (!view.quiet && view.identity !== IdentityState.Verified) || ctx === null || !ctx.snapshotPerStatement) return false;
+    const held = ext.heldMessages;
+    if (held.some((m) => m.code === Frontend.Bind && bindPortal(m.buf, m.start) !== '')) return false;
+    const one = cacheableBatch(held, this.state.client);
+    const group = one !== null ? [one] : cacheableGroup(held, this.state.client);
+    const entries = group === null ? null : this.groupEntries(group, ctx);
+    if (entries === null) return false;
+    // A session's first request waits for the identity check (one round trip), then comes here again.
+    const done = view.quiet ? this.answerOrPark(view, entries[0], [...held, flush]) : 'hit';
+    if (done === null) return false;
+    if (done === 'park') {
+      ext.takeHeld();
+      return true;
+    }
+    const started = performance.now();
+    ext.takeHeld();
+    this.answerStatements(group!, entries, started, null);
+    // The client's unnamed portal is one the server never bound: an Execute of it before another Bind cannot be attributed.
+    ext.portals.delete('');
+    this.flushAnswered = true;
     return true;
   }
 
@@ -589,12 +719,12 @@ export class PgRelay {
     return group === null ? null : this.groupFill(group, this.view());
   }
 
-  /** The stored replies of every statement of `group` under `ctx`, or null when one is missing. */
-  private groupEntries(group: readonly CacheableBatch[], ctx: PgContext | null): { bytes: Buffer; identity: StatementInfo['identity'] }[] | null {
+  /** The stored replies of every statement of `group` under `ctx`, or null when one is missing or not `admitted`. */
+  private groupEntries(group: readonly CacheableBatch[], ctx: PgContext | null, admitted = (info: StatementInfo): boolean => info.readCacheable): StoredEntry[] | null {
     const entries = [];
     for (const shape of group) {
       const info = this.cache!.info(shape.text);
-      const entry = info.readCacheable ? this.cs!.storedReply(info, shape, ctx) : undefined;
+      const entry = admitted(info) ? this.cs!.storedReply(info, shape, ctx) : undefined;
       if (entry === undefined || !endsIdle(entry.bytes)) return null;
       entries.push(entry);
     }
@@ -636,6 +766,9 @@ export class PgRelay {
     if (this.parked.waiting && !this.tier!.pending && !this.coalesce!.pending && this.ledger!.length === 0) this.unpark();
   }
 
+  /** The server message being read is not the client's (begin() routed it to Route.Drop). */
+  private dropped = false;
+
   private readonly sink: BackendSink = {
     begin: (code, pos) => {
       if (this.ledger?.answerDue) this.writeAnswersDue(pos);
@@ -643,6 +776,7 @@ export class PgRelay {
       const want = watched(code, head);
       const route = replyRoute(code, head);
       this.replies.switchTo(route, route === Route.Capture ? capturing(head!)!.capture : null, pos);
+      this.dropped = route === Route.Drop;
       return want;
     },
     message: (code, buf, start, end) => {
@@ -660,7 +794,8 @@ export class PgRelay {
           if (!this.state.ready) this.io.loginRefused(errorMessageOf(buf, start, end));
           return;
         case Backend.CommandComplete:
-          if (head !== undefined) this.cs!.commandComplete(head, buf, start, end);
+          // Not the proxy's own read's (a probe's counts nothing either).
+          if (head !== undefined && !this.dropped) this.cs!.commandComplete(head, buf, start, end);
           return;
         case Backend.DataRow:
           if (head?.action.kind === 'probe') head.action.row = decodeTextRow(buf, start, end);
@@ -728,6 +863,6 @@ export class PgRelay {
 function request(action: CacheAction<StatementInfo>, info: StatementInfo | null, startedAt: number): PgRequest {
   return {
     action, startedAt, info, errored: false, executed: [], autocommit: false,
-    swallowParse: 0, swallowClose: 0, skipParse: 0, rolledBack: false, invalidated: false, completes: 0, members: null, memberAt: -1,
+    swallowParse: 0, swallowClose: 0, swallowRead: 0, skipParse: 0, rolledBack: false, invalidated: false, completes: 0, members: null, memberAt: -1,
   };
 }

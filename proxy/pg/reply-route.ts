@@ -1,6 +1,7 @@
 // Where each server message of a PostgreSQL session goes, by the request it answers (the head of the
 // request ledger): relayed, captured for a fill, or dropped (the reply to the proxy's own probe or
-// identity check, the ParseComplete/CloseComplete of a Parse or Close the proxy replayed). In a
+// identity check, the ParseComplete/CloseComplete of a Parse or Close the proxy replayed, the
+// reply to the read it sends to begin an implicit transaction). In a
 // Sync group filled statement by statement, each statement's reply, from its BindComplete to its
 // CommandComplete, is captured for that statement's fill. Called once per server message: no
 // allocation.
@@ -38,6 +39,10 @@ export function replyRoute(code: number, head: PgRequest | undefined): Route {
     }
     if (code === Backend.CloseComplete && head.swallowClose > 0) {
       head.swallowClose--;
+      return Route.Drop;
+    }
+    if (head.swallowRead > 0 && (code === Backend.BindComplete ? head.swallowRead === 2 : code === Backend.CommandComplete)) {
+      head.swallowRead--;
       return Route.Drop;
     }
     if (code === Backend.ParseComplete && head.skipParse > 0) {

@@ -47,6 +47,11 @@ export class StatementReplay {
     return this.held.length > 0;
   }
 
+  /** The messages held since the last Sync or Flush, left in place. */
+  get heldMessages(): readonly Held[] {
+    return this.held;
+  }
+
   /** Parse, Bind, Describe, Execute or Close: held for the batch's Sync, or relayed now. */
   extendedMessage(code: number, buf: Buffer, start: number, end: number): void {
     if (this.open === null && this.held.length < MAX_HELD_MESSAGES) {

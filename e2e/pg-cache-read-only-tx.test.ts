@@ -168,6 +168,37 @@ test('a Sync group of reads the rule opts in, inside BEGIN READ ONLY: answered w
   }
 });
 
+test('a named portal bound inside BEGIN READ ONLY stays usable later in the block, as directly', async () => {
+  // The portal of a Bind answered from the cache would exist on the client's side only: a later
+  // Execute or Describe of it in the block must get what the server gives directly.
+  const sql = `SELECT v, id FROM ${RO} WHERE id = 19 /* named portal */`;
+  const session = async (port: number): Promise<string[]> => {
+    const raw = await RawClient.login(port);
+    try {
+      const codes: string[] = [];
+      // Cached outside the block first (twice: a miss, then a hit).
+      for (let i = 0; i < 2; i++) {
+        raw.send(serialize.parse({ text: sql }), serialize.bind({}), serialize.execute({}), serialize.sync());
+        await raw.readUntilReadyForQuery();
+      }
+      await raw.query('BEGIN READ ONLY');
+      raw.send(serialize.parse({ text: sql }), serialize.bind({ portal: 'p1' }), serialize.execute({ portal: 'p1' }), serialize.sync());
+      codes.push((await raw.readUntilReadyForQuery()).map((m) => m.code).join(''));
+      raw.send(serialize.execute({ portal: 'p1' }), serialize.sync());
+      codes.push((await raw.readUntilReadyForQuery()).map((m) => m.code).join(''));
+      raw.send(serialize.describe({ type: 'P', name: 'p1' }), serialize.sync());
+      codes.push((await raw.readUntilReadyForQuery()).map((m) => m.code).join(''));
+      codes.push((await raw.query('COMMIT')).map((m) => m.code).join(''));
+      return codes;
+    } finally {
+      raw.socket.destroy();
+    }
+  };
+  const direct = await session(DIRECT_PG.port);
+  assert.equal(await session(proxy.pgPort), direct);
+  assert.ok(!direct.join().includes('E'), `no error directly: ${direct.join(' ')}`);
+});
+
 test('psql: a hit inside the block leaves it in the block (with AUTOCOMMIT off psql sends no extra BEGIN)', async () => {
   const script = path.join(dir, 'ro.sql');
   writeFileSync(script, [

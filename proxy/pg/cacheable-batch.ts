@@ -24,6 +24,12 @@ export interface CacheableBatch {
   sig: string;
   keySuffix: string;
   /**
+   * The portal it binds. A named one outlives the Sync inside a transaction block: answered from
+   * the cache there, it would exist on the client's side only (a later Execute or Describe of it
+   * would fail on the server), so in blocks only batches of the unnamed portal are answered.
+   */
+  portal: string;
+  /**
    * For a batch without Describe: the keys of the same execution with a Describe of its portal or
    * statement, whose stored reply answers this one once its descriptions are cut (cache-key.ts).
    * Empty when the batch describes.
@@ -67,6 +73,7 @@ export function cacheableBatch(batch: readonly Held[], statements: StatementLook
     text: statement.text,
     sig: statement.sig,
     keySuffix: extendedKey(describe, execution),
+    portal,
     describedKeySuffixes: describe === '' ? describedKeys(execution) : [],
     parse,
   };

@@ -542,8 +542,8 @@ export class PgRelay {
     const candidate = view.quiet || view.behindReads || mayLookUpInBlock(view) ? cacheableBatch(batch, this.state.client) : null;
     const info = candidate === null ? null : cache.info(candidate.text);
     const rule = (): RuleView => cache.rule(info!);
-    // Inside a read-only block only a statement whose rule opts in is looked up.
-    const inBlock = info !== null && answersInBlock(view, info, rule);
+    // Inside a read-only block only a statement whose rule opts in is looked up, bound to the unnamed portal.
+    const inBlock = info !== null && candidate!.portal === '' && answersInBlock(view, info, rule);
     const shape = view.quiet || view.behindReads || inBlock ? candidate : null;
     if (shape !== null && info !== null) {
       const found = info.readCacheable ? cs.storedReply(info, shape) : undefined;
@@ -598,7 +598,8 @@ export class PgRelay {
   private answeredGroup(group: readonly CacheableBatch[], batch: readonly Held[], sync: Held, view: SessionView, started: number): boolean {
     if (mayLookUpInBlock(view)) {
       const cache = this.cache!;
-      const inBlock = this.groupEntries(group, this.cs!.keyContext, (info) => answersInBlock(view, info, () => cache.rule(info)));
+      const inBlock = group.every((shape) => shape.portal === '')
+        ? this.groupEntries(group, this.cs!.keyContext, (info) => answersInBlock(view, info, () => cache.rule(info))) : null;
       if (inBlock !== null) this.answerStatements(group, inBlock, started, READY_IN_BLOCK);
       return inBlock !== null;
     }

@@ -23,6 +23,8 @@ import { startCluster, type Cluster } from './support/cluster.js';
 import { psql, type Run } from './support/psql.js';
 import { cacheCounters, counterDelta } from './support/metrics.js';
 import { startProxy, type RunningProxy } from './support/sidecache.js';
+import { RecordingTlsClient } from './support/tls-records.js';
+import { serialize } from './support/pg-raw.js';
 
 const PG_JDBC_JAR = '/usr/share/java/postgresql.jar';
 const PYTHON = process.env.SIDECACHE_PYTHON ?? '/usr/bin/python3';
@@ -303,6 +305,42 @@ test('a renewed certificate is taken by POST /api/config/reload while a TLS sess
     assert.equal((await session.query(`SELECT v FROM ${TABLE} WHERE id = 4`)).rows, [{ v: 'row 4' }], 'the open session goes on');
   } finally {
     await session.end();
+  }
+});
+
+test('a prepared hit over TLS is one TLS record; hits pipelined behind it follow in order, none lost', async () => {
+  const c = await RecordingTlsClient.connect(proxy.pgPort, await readFile(certs.ca));
+  try {
+    c.send(serialize.startup({ user: 'postgres', database: 'postgres' }));
+    await c.untilReady();
+    c.send(serialize.parse({ name: 'by_id', text: `SELECT v FROM ${TABLE} WHERE id = $1`, types: [] }), serialize.sync());
+    await c.untilReady();
+    const execute = (id: number): Buffer => Buffer.concat([serialize.bind({ statement: 'by_id', values: [String(id)] }), serialize.execute({}), serialize.sync()]);
+    const rows = (messages: { code: string; body: Buffer }[]): string[] =>
+      messages.filter((m) => m.code === 'D').map((m) => m.body.subarray(6).toString());
+    // Until the statement is answered from the cache (the first runs fill it and check the server).
+    let hit = false;
+    for (let i = 0; i < 20 && !hit; i++) {
+      const before = await cacheCounters(proxy.adminPort);
+      c.send(execute(7));
+      assert.equal(rows(await c.untilReady()), ['row 7']);
+      hit = counterDelta(await cacheCounters(proxy.adminPort), before).hits === 1;
+    }
+    assert.ok(hit, 'the prepared read became a hit');
+    const before = await cacheCounters(proxy.adminPort);
+    const records = c.records;
+    c.send(execute(7));
+    const reply = await c.untilReady();
+    assert.is(reply.map((m) => m.code).join(''), '2DCZ');
+    assert.is(c.records - records, 1, 'BindComplete, DataRow, CommandComplete and ReadyForQuery in one record');
+    // Three Sync groups in one record: three replies, in order, none lost.
+    c.send(execute(7), execute(7), execute(7));
+    assert.equal(rows(await c.untilReady(3)), ['row 7', 'row 7', 'row 7']);
+    assert.is(counterDelta(await cacheCounters(proxy.adminPort), before).hits, 4);
+    c.send(serialize.query(`SELECT v FROM ${TABLE} WHERE id = 8`));
+    assert.equal(rows(await c.untilReady()), ['row 8'], 'the session goes on');
+  } finally {
+    c.close();
   }
 });
 

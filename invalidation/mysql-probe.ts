@@ -55,6 +55,25 @@ export class MySqlProbeError extends Error {
 }
 
 /**
+ * The session's context as the probe's first columns read it: DATABASE(), CURRENT_USER(), USER(),
+ * CURRENT_ROLE() and the keyed variables. The identity check ends with them too, so a session
+ * that adopted an earlier session's context at login sees whether its own still is that one.
+ */
+export function mySqlContextColumns(mariadb: boolean): string[] {
+  const variables = [...KEYED_VARIABLES, ...(mariadb ? KEYED_MARIADB_VARIABLES : KEYED_MYSQL_VARIABLES)];
+  return [
+    'DATABASE()', 'CURRENT_USER()', 'USER()', 'CURRENT_ROLE()',
+    // CONCAT_WS skips NULLs (character_set_results may be NULL): mark them so positions hold.
+    `CONCAT_WS(X'00', ${variables.map((v) => `IFNULL(@@SESSION.${v}, X'01')`).join(', ')})`,
+  ];
+}
+
+/** The context text of mySqlContextColumns' values (MySqlProbeResult.contextText). */
+export function mySqlContextText(values: readonly (string | null)[]): string {
+  return values.map((v) => v ?? '\u0001').join('\u0000');
+}
+
+/**
  * The probe for a statement: one row of the session's context (database, users, role, keyed
  * variables), the current database's fan-out tables, then one column per table read (its
  * TABLE_TYPE), per stored function called (determinism and data access) and per table written
@@ -64,13 +83,7 @@ export class MySqlProbeError extends Error {
  * database on the server (see below), which a server with many schemas pays at each probe.
  */
 export function buildMySqlProbeSql(analysis: MysqlStatementAnalysis, mariadb: boolean, withFanOut = true): string {
-  const variables = [...KEYED_VARIABLES, ...(mariadb ? KEYED_MARIADB_VARIABLES : KEYED_MYSQL_VARIABLES)];
-  const columns = [
-    'DATABASE()', 'CURRENT_USER()', 'USER()', 'CURRENT_ROLE()',
-    // CONCAT_WS skips NULLs (character_set_results may be NULL): mark them so positions hold.
-    `CONCAT_WS(X'00', ${variables.map((v) => `IFNULL(@@SESSION.${v}, X'01')`).join(', ')})`,
-    withFanOut ? fanOutColumn(mariadb) : 'NULL',
-  ];
+  const columns = [...mySqlContextColumns(mariadb), withFanOut ? fanOutColumn(mariadb) : 'NULL'];
   for (const t of analysis.tablesRead) columns.push(tableTypeColumn(t));
   for (const r of analysis.routines) {
     columns.push(`(SELECT CONCAT(IS_DETERMINISTIC, ':', SQL_DATA_ACCESS) FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = ${schemaOf(r)} AND ROUTINE_NAME = ${literal(r.name)} AND ROUTINE_TYPE = 'FUNCTION' LIMIT 1)`);
@@ -134,7 +147,7 @@ export function readMySqlProbeRow(row: readonly (string | null)[], analysis: Mys
   const sqlMode = settings.split('\u0000')[KEYED_VARIABLES.indexOf('sql_mode')] ?? '';
   return {
     database: row[0] ?? null,
-    contextText: row.slice(0, SETTINGS_COLUMN + 1).map((v) => v ?? '\u0001').join('\u0000'),
+    contextText: mySqlContextText(row.slice(0, SETTINGS_COLUMN + 1)),
     sqlMode,
     fanOut: readFanOut(row[FAN_OUT_COLUMN] ?? null),
     checks: row.slice(FIRST_CHECK_COLUMN),

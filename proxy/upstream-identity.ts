@@ -34,6 +34,9 @@ export const PG_IDENTITY_SQL = 'SELECT s.system_identifier, pg_catalog.to_char(p
  * information_schema.GLOBAL_STATUS for performance_schema.global_status. The host name travels in
  * hex so no character set can change it.
  */
+/** How many columns mysqlIdentitySql reads (a caller may append its own after them). */
+export const MYSQL_IDENTITY_COLUMNS = 5;
+
 export function mysqlIdentitySql(mariadb: boolean): string {
   return mariadb
     ? 'SELECT @@server_id, HEX(@@hostname), @@port, UNIX_TIMESTAMP(), '
@@ -63,7 +66,7 @@ export function readPgIdentity(row: readonly (string | null)[]): ServerIdentity 
 /** MySQL's or MariaDB's answer to mysqlIdentitySql. Throws IdentityError on anything else. */
 export function readMysqlIdentity(row: readonly (string | null)[]): ServerIdentity {
   const [id, host, port, now, uptime] = row;
-  if (row.length !== 5 || id == null || !SERVER_ID.test(id) || host == null || !HEX.test(host) || port == null || !DIGITS.test(port)) {
+  if (row.length !== MYSQL_IDENTITY_COLUMNS || id == null || !SERVER_ID.test(id) || host == null || !HEX.test(host) || port == null || !DIGITS.test(port)) {
     throw new IdentityError(`unexpected server id, host name or port ${JSON.stringify(row.slice(0, 3))}`);
   }
   if (now == null || !SECONDS.test(now) || uptime == null || !SECONDS.test(uptime)) {

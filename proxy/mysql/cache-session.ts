@@ -10,9 +10,9 @@ import { serverDialect } from '../../invalidation/mysql-lexer.js';
 import { BlockState, ContextState, IdentityState, contextUsable, type SessionView, type StatementFacts, type StoredDecision } from '../cache-router.js';
 import { BlockWrites, WriteScope, type OutstandingRequest, type ProbeAction } from '../request-ledger.js';
 import { SessionCacheState } from '../session-cache.js';
-import { IdentityError, identityOf, readMysqlIdentity } from '../upstream-identity.js';
+import { IdentityError, MYSQL_IDENTITY_COLUMNS, identityOf, mysqlIdentitySql, readMysqlIdentity } from '../upstream-identity.js';
 import { keyedCapabilities } from './cache-key.js';
-import { MySqlProbeError, mysqlProbeFailureIsPassing, type MySqlProbeResult } from '../../invalidation/mysql-probe.js';
+import { MySqlProbeError, mySqlContextColumns, mySqlContextText, mysqlProbeFailureIsPassing, type MySqlProbeResult } from '../../invalidation/mysql-probe.js';
 import { SessionEffect, type MySqlCache, type MySqlContext, type MySqlStatementInfo } from './mysql-cache.js';
 import { PayloadReader } from './packets.js';
 import { decodeErr } from './server-packets.js';
@@ -59,6 +59,11 @@ export class MySqlCacheSession {
   private owner: number | null = null;
   /** The latest probe found no current database and nothing changed since: probing again finds none. */
   private noDatabase = false;
+  /**
+   * The context an earlier session with the same login was probed into, adopted at login; null
+   * once this session's identity check has read its own (checkDone).
+   */
+  private adoptedAtLogin: MySqlProbeResult | null = null;
   /** Temporary tables this session made: reads naming one are never cached, and nothing is looked up. */
   private readonly temporaryTables = new Set<string>();
   /** The writes of the open transaction, invalidated again when it commits. */
@@ -88,7 +93,7 @@ export class MySqlCacheSession {
     // A session with the same login was probed before it changed anything: start from its context,
     // so even a short-lived connection's first read can be a hit.
     const known = cache.startupProbe(this.startupKey);
-    if (known !== undefined) this.adopt(known, cache.serverEpoch);
+    if (known !== undefined && this.adopt(known, cache.serverEpoch)) this.adoptedAtLogin = known;
     this.syncBlock(false);
   }
 
@@ -105,6 +110,15 @@ export class MySqlCacheSession {
     v.shadowed = this.temporaryTables.size > 0;
     v.fillForbidden = info !== null && this.readsTemporaryTable(info) ? 'temporary-table' : this.noDatabase ? 'no-database' : null;
     return v;
+  }
+
+  /**
+   * The identity check, then the session's context columns: a login's defaults can change under
+   * a context adopted at login (SET GLOBAL time_zone, a new default role, init_connect), which
+   * only this session's own values tell (checkDone).
+   */
+  identitySql(): string {
+    return `${mysqlIdentitySql(this.mariadb)}, ${mySqlContextColumns(this.mariadb).join(', ')}`;
   }
 
   /** The catalog probe for `info` in this session's current database. */
@@ -312,7 +326,16 @@ export class MySqlCacheSession {
       }
       return;
     }
-    const outcome = this.state.checkReplied(identityOf(request.errored, probe.row, readMysqlIdentity), this.cache);
+    const row = probe.row;
+    const outcome = this.state.checkReplied(identityOf(request.errored, row?.slice(0, MYSQL_IDENTITY_COLUMNS) ?? null, readMysqlIdentity), this.cache);
+    const adopted = this.adoptedAtLogin;
+    this.adoptedAtLogin = null;
+    // The login's defaults changed since the session whose context was adopted: this one's is read
+    // again (still pristine: what its probe finds is the login's new startup context).
+    if (adopted !== null && row !== null && mySqlContextText(row.slice(MYSQL_IDENTITY_COLUMNS)) !== adopted.contextText) {
+      this.cache.forgetStartup(this.startupKey);
+      if (this.state.context === ContextState.Known || this.state.context === ContextState.Private) this.state.moveContext(ContextState.Stale);
+    }
     if (outcome instanceof IdentityError) {
       this.log.warn({ connectionId: this.session.connectionId, err: probe.error === '' ? outcome.message : `${outcome.message}: ${probe.error}` },
         'mysql: cannot identify the upstream server; caching off for this session');

@@ -223,6 +223,11 @@ export class MySqlCache extends ResultCache<MySqlStatementInfo> {
     this.startupProbes.set(startupKey, { probe, generation: this.generationCount });
   }
 
+  /** A session with this login found another context than the one remembered: the next one probes. */
+  forgetStartup(startupKey: string): void {
+    this.startupProbes.delete(startupKey);
+  }
+
   /** The probe of an earlier session with the same login, unless DDL happened since. */
   startupProbe(startupKey: string): MySqlProbeResult | undefined {
     const known = this.startupProbes.get(startupKey);

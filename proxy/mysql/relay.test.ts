@@ -37,9 +37,12 @@ function resultSet(columns: string[], row: (string | null)[], status = AUTOCOMMI
 
 const result = (value: string, status = AUTOCOMMIT) => resultSet(['v'], [value], status);
 const okReply = (status: number) => reply(ok(status));
-const identityReply = () => resultSet(['id', 'host', 'port', 'now', 'uptime'], ['1', '6C6F63616C', '3306', '1700000000', '100']);
+/** The session's context columns (database, users, role, settings), as the identity check and the probe end and begin. */
+const CONTEXT_COLUMNS = ['db', 'cu', 'u', 'role', 'settings'];
+const CONTEXT: (string | null)[] = ['db', 'app@%', 'app@localhost', null, 'utf8mb4'];
+const identityReply = (context = CONTEXT) => resultSet(['id', 'host', 'port', 'now', 'uptime', ...CONTEXT_COLUMNS], ['1', '6C6F63616C', '3306', '1700000000', '100', ...context]);
 /** The probe's row for SELECT v FROM items: context, settings, no fan-out, items a base table. */
-const probeReply = () => resultSet(['db', 'cu', 'u', 'role', 'settings', 'fan_out', 't0'], ['db', 'app@%', 'app@localhost', null, 'utf8mb4', '0:', 'BASE TABLE']);
+const probeReply = () => resultSet([...CONTEXT_COLUMNS, 'fan_out', 't0'], [...CONTEXT, '0:', 'BASE TABLE']);
 
 // ---------------------------------------------------------------- the harness
 

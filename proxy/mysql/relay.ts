@@ -25,7 +25,6 @@ import { CoalescedWait } from '../coalesced-wait.js';
 import { ReplyRouter, Route } from '../reply-router.js';
 import { RequestLedger, forwardAction, isIdentityCheck, type CacheAction, type FillAction, type StoreAs } from '../request-ledger.js';
 import { SecondTierAsk, SecondTierMove } from '../second-tier-ask.js';
-import { mysqlIdentitySql } from '../upstream-identity.js';
 import { entryKey, queryKey } from './cache-key.js';
 import { MySqlCacheSession, UNKNOWN_WRITES, type MySqlRequest } from './cache-session.js';
 import { Command, ServerStatus } from './codes.js';
@@ -342,7 +341,7 @@ export class MySqlRelay implements ServerPacketSink {
   /** Sends the identity check ahead of what goes next, unless the server is verified or a check is in flight. */
   private checkServer(): void {
     if (this.cs.state.identity(this.cache.serverEpoch) !== IdentityState.Unchecked) return;
-    this.injectQuery(mysqlIdentitySql(this.cs.mariadb), ProbePurpose.Identity, null);
+    this.injectQuery(this.cs.identitySql(), ProbePurpose.Identity, null);
     this.cs.state.checkSent();
   }
 

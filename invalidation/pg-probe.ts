@@ -111,6 +111,28 @@ const PROBE_OWN_SETTINGS: readonly (readonly [string, string, number, number])[]
 const probePrefixes = new Map<number, string>();
 
 /**
+ * The session's context as the probe's first four columns read it: current_database(),
+ * current_user, session_user and the probed settings (custom ones too: app.tenant, ... may drive
+ * row-level security policies; missing ones read as NULL). The identity check ends with them
+ * (pgIdentityWithContext), so a session that adopted an earlier session's context at login sees
+ * whether its own still is that one.
+ */
+export function pgContextColumns(customSettings: readonly string[] = []): string {
+  const settings = [
+    ...PROBED_SETTINGS.map((s) => `current_setting(${literal(s)})`),
+    ...customSettings.map((s) => `${literal(s + '=')} || coalesce(current_setting(${literal(s)}, true), '<unset>')`),
+  ].join(', ');
+  return `current_database(), current_user, session_user, concat_ws(E'\\x1f', ${settings})`;
+}
+
+/** Whether the context columns' values (pgContextColumns, no custom settings) are `probe`'s. */
+export function sameContext(values: readonly (string | null)[], probe: ProbeResult): boolean {
+  const [database, currentUser, sessionUser, settings] = values;
+  return values.length === 4 && database === probe.database && currentUser === probe.currentUser
+    && sessionUser === probe.sessionUser && settings === probe.settings;
+}
+
+/**
  * The Query message text that runs `select` (a probe from buildProbeSql) with the probe's own
  * settings, on a server reporting `serverVersion`. Several statements in one Query run as one
  * implicit transaction block, where SET LOCAL applies until the block ends, with no warning: the
@@ -180,11 +202,6 @@ function textArray(items: readonly string[], type: string): string {
 export function buildProbeSql(analysis: StatementAnalysis, customSettings: readonly string[] = []): string {
   const tables = [...new Set(analysis.tablesRead.map(relationKey))];
   const functions = [...new Set(analysis.functions.map((f) => f.name))];
-  // Custom settings (app.tenant, ...) may drive row-level security policies; missing ones read as NULL.
-  const settings = [
-    ...PROBED_SETTINGS.map((s) => `current_setting(${literal(s)})`),
-    ...customSettings.map((s) => `${literal(s + '=')} || coalesce(current_setting(${literal(s)}, true), '<unset>')`),
-  ].join(', ');
   const safe = "(f.provolatile = 'i' OR (f.provolatile = 's' AND f.pronamespace = 'pg_catalog'::regnamespace))";
   const builtin = "f.pronamespace = 'pg_catalog'::regnamespace";
   const calls = "':(funcid|aggfnoid|winfnoid|opfuncid) ([0-9]+)'";
@@ -228,7 +245,7 @@ export function buildProbeSql(analysis: StatementAnalysis, customSettings: reado
     UNION SELECT p.polrelid, m[2]::oid FROM pg_catalog.pg_policy p,
         regexp_matches(coalesce(p.polqual::text, ''), ${calls}, 'g') AS m
       WHERE p.polrelid = ANY(ARRAY(SELECT oid FROM dep)))
-SELECT current_database(), current_user, session_user, concat_ws(E'\\x1f', ${settings}),
+SELECT ${pgContextColumns(customSettings)},
  (SELECT coalesce(json_agg(json_build_object('name', root.name,
       'closure', (SELECT json_agg(rel.facts ORDER BY rel.oid) FROM rel WHERE rel.oid = ANY(ARRAY(SELECT oid FROM dep WHERE dep.ord = root.ord))),
       'calls', (SELECT coalesce(bool_and(${safe}), true)::text || ' ' || coalesce(bool_and(${builtin}), true)::text

@@ -25,6 +25,9 @@ export class IdentityError extends Error {
 export const PG_IDENTITY_SQL = 'SELECT s.system_identifier, pg_catalog.to_char(pg_catalog.pg_postmaster_start_time() AT TIME ZONE \'UTC\', '
   + '\'YYYY-MM-DD HH24:MI:SS.US\') FROM pg_catalog.pg_control_system() s';
 
+/** How many columns PG_IDENTITY_SQL reads (a caller may append its own after them). */
+export const PG_IDENTITY_COLUMNS = 2;
+
 /**
  * MySQL / MariaDB: no start time is exposed, but Uptime is the statement's start time minus the
  * server's, in whole seconds, and UNIX_TIMESTAMP() is that same statement start (SET TIMESTAMP
@@ -55,7 +58,7 @@ const HEX = /^(?:[0-9A-F]{2})*$/;
 /** PostgreSQL's answer to PG_IDENTITY_SQL. Throws IdentityError on anything else. */
 export function readPgIdentity(row: readonly (string | null)[]): ServerIdentity {
   const [system, started] = row;
-  if (row.length !== 2 || system == null || !DIGITS.test(system)) throw new IdentityError(`unexpected system identifier ${String(system)}`);
+  if (row.length !== PG_IDENTITY_COLUMNS || system == null || !DIGITS.test(system)) throw new IdentityError(`unexpected system identifier ${String(system)}`);
   const m = started == null ? null : PG_START.exec(started);
   if (m === null) throw new IdentityError(`unexpected start time ${String(started)}`);
   const [y, mo, d, h, mi, s, us] = m.slice(1).map(Number) as [number, number, number, number, number, number, number];

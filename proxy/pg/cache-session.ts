@@ -4,11 +4,11 @@
 // invalidate. The relay (relay.ts) asks it for the session view the router decides on and tells it
 // what each reply was; it does no I/O of its own.
 import type { Logger } from '../../telemetry/log.js';
-import { buildProbeSql, probeFailureIsPassing, probeQuery, readProbeRow, type ProbeResult } from '../../invalidation/pg-probe.js';
+import { buildProbeSql, probeFailureIsPassing, probeQuery, readProbeRow, sameContext, type ProbeResult } from '../../invalidation/pg-probe.js';
 import { BlockState, ContextState, IdentityState, contextUsable, inReadOnlyBlock, type FenceState, type SessionView } from '../cache-router.js';
 import { WriteScope, type OutstandingRequest, type ProbeAction, type RequestLedger } from '../request-ledger.js';
 import { SessionCacheState } from '../session-cache.js';
-import { IdentityError, identityOf, readPgIdentity } from '../upstream-identity.js';
+import { IdentityError, PG_IDENTITY_COLUMNS, identityOf, readPgIdentity } from '../upstream-identity.js';
 import { entryKey } from './cache-key.js';
 import type { CacheableBatch } from './cacheable-batch.js';
 import { queryMessage, startsWithAscii } from './messages.js';
@@ -61,6 +61,11 @@ export class PgCacheSession {
   /** Tells this session apart in a context of its own (see PgCache.context). */
   private readonly id = nextSessionId++;
   private lastProbe: ProbeResult | null = null;
+  /**
+   * The context an earlier session with the same startup was probed into, adopted at login; null
+   * once this session's identity check has read its own (checkDone).
+   */
+  private adoptedAtLogin: ProbeResult | null = null;
   /** Custom settings (a dot in the name) this session has set: part of its context. */
   private readonly customSettings = new Set<string>();
   /** The session changed what the probe cannot read: it shares no entries. */
@@ -171,6 +176,7 @@ export class PgCacheSession {
     if (probe === undefined) return;
     this.lastProbe = probe;
     this.learn(probe, this.cache.serverEpoch);
+    if (this.ctx !== null) this.adoptedAtLogin = probe;
   }
 
   /** A catalog probe's reply. */
@@ -210,7 +216,16 @@ export class PgCacheSession {
    * entries came from, and the session may use the cache from now on.
    */
   checkDone(request: PgRequest, probe: ProbeAction<StatementInfo>): void {
-    const outcome = this.state.checkReplied(identityOf(request.errored, probe.row, readPgIdentity), this.cache);
+    const row = probe.row;
+    const outcome = this.state.checkReplied(identityOf(request.errored, row?.slice(0, PG_IDENTITY_COLUMNS) ?? null, readPgIdentity), this.cache);
+    const adopted = this.adoptedAtLogin;
+    this.adoptedAtLogin = null;
+    // The login's defaults changed since the session whose context was adopted: this one's is read
+    // again (still pristine: what its probe finds is the startup's new context).
+    if (adopted !== null && row !== null && !sameContext(row.slice(PG_IDENTITY_COLUMNS), adopted)) {
+      this.cache.forgetStartup(this.startupKeyWithParameters());
+      if (this.state.context === ContextState.Known || this.state.context === ContextState.Private) this.state.moveContext(ContextState.Stale);
+    }
     if (outcome instanceof IdentityError) {
       this.log.warn({ database: this.database, err: outcome.message }, 'pg: cannot identify the upstream server; caching off for this session');
     } else if (outcome !== null) {

@@ -233,6 +233,11 @@ export class PgCache extends ResultCache<StatementInfo> {
     return ctx;
   }
 
+  /** A session with this startup found another context than the one remembered: the next one probes. */
+  forgetStartup(startupKey: string): void {
+    this.startupProbes.delete(startupKey);
+  }
+
   rememberStartup(startupKey: string, probe: ProbeResult): void {
     this.startupProbes.set(startupKey, { probe, generation: this.generation(probe.database) });
   }

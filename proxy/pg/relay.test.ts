@@ -47,7 +47,11 @@ const bindComplete = () => typedMessage('2');
 
 /** A one-row result of a simple Query or an extended batch. */
 const result = (value: string, status: 'I' | 'T' = 'I') => [rowDescription(['v']), dataRow([value]), commandComplete('SELECT 1'), ready(status)];
-const identityReply = () => [rowDescription(['system_identifier', 'to_char']), dataRow(['7', '2026-01-01 00:00:00.000000']), commandComplete('SELECT 1'), ready('I')];
+/** The identity check's reply: the server, then the session's context as the probe reads it (probeReply). */
+const identityReply = (isolation = 'read committed') => [
+  rowDescription(['system_identifier', 'to_char', 'database', 'current_user', 'session_user', 'settings']),
+  dataRow(['7', '2026-01-01 00:00:00.000000', 'db', 'app', 'app', probedSettings(isolation)]), commandComplete('SELECT 1'), ready('I'),
+];
 /** The probe's settings column: search_path public, `isolation` as default_transaction_isolation, the rest empty. */
 const probedSettings = (isolation: string) =>
   PROBED_SETTINGS.map((s) => (s === 'search_path' ? 'public' : s === 'default_transaction_isolation' ? isolation : '')).join('\u001f');

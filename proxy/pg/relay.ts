@@ -23,6 +23,7 @@ import { Route, ReplyRouter } from '../reply-router.js';
 import { RequestLedger, forwardAction, isIdentityCheck, type CacheAction } from '../request-ledger.js';
 import { SecondTierAsk, SecondTierMove } from '../second-tier-ask.js';
 import { PG_IDENTITY_SQL } from '../upstream-identity.js';
+import { pgContextColumns } from '../../invalidation/pg-probe.js';
 import type { BackendSink } from './backend-scanner.js';
 import { entryKey, simpleQueryKey } from './cache-key.js';
 import { PgCacheSession, type PgRequest } from './cache-session.js';
@@ -46,7 +47,12 @@ export interface RelayIo extends StatementSource {
   loginRefused(message: string): void;
 }
 
-const IDENTITY_QUERY = queryMessage(PG_IDENTITY_SQL);
+/**
+ * The identity check, then the session's context columns (pgContextColumns): a login's defaults
+ * can change under a context adopted at login (ALTER ROLE/DATABASE ... SET search_path), which
+ * only this session's own values tell (PgCacheSession.checkDone).
+ */
+const IDENTITY_QUERY = queryMessage(`SELECT i.*, ${pgContextColumns()} FROM (${PG_IDENTITY_SQL}) i`);
 /**
  * What the proxy runs to begin the implicit transaction a Flush group answered from the cache
  * would have begun (beginImplicitTransaction): a read that takes a snapshot and returns nothing.

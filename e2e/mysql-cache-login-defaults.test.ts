@@ -6,11 +6,11 @@
 // entries computed under the old defaults. On a private MariaDB: SET GLOBAL would reach every
 // other test's sessions on the shared server.
 import { test } from 'uvu';
-import * as assert from 'uvu/assert';
 import { connectMySql } from './support/mysql-direct.js';
 import { measureMySql } from './support/mysql-metrics.js';
 import { startMariadb, type MariadbServer } from './support/mariadb-server.js';
 import { startProxy, type RunningProxy } from './support/sidecache.js';
+import { loginDefaultsChange } from './support/login-defaults.js';
 
 let server: MariadbServer;
 let proxy: RunningProxy;
@@ -38,20 +38,17 @@ test.after(async () => {
   await server?.stop();
 });
 
-test('a login\'s default time_zone changed by SET GLOBAL: new sessions get the new answer, then hits again', async () => {
-  for (let i = 0; i < 3; i++) assert.is(await readOnce(proxy.mysqlPort), '1970-01-01 00:00:00');
-  // The later sessions adopted the first one's context: their reads were hits.
-  const warm = await measureMySql(proxy.adminPort, () => readOnce(proxy.mysqlPort));
-  assert.is(warm.delta.hits, 1, JSON.stringify(warm.delta));
-  await server.query("SET GLOBAL time_zone = '+05:00'");
-  assert.is(await readOnce(server.port), '1970-01-01 05:00:00', 'directly');
-  const changed = await measureMySql(proxy.adminPort, () => readOnce(proxy.mysqlPort));
-  assert.is(changed.result, '1970-01-01 05:00:00', 'through sidecache, the first session after the change');
-  assert.is(changed.delta.hits, 0);
-  // That session's context is the login's new one: later sessions adopt it and hit.
-  const after = await measureMySql(proxy.adminPort, () => readOnce(proxy.mysqlPort));
-  assert.is(after.result, '1970-01-01 05:00:00');
-  assert.is(after.delta.hits, 1, JSON.stringify(after.delta));
-});
+test('a login\'s default time_zone changed by SET GLOBAL: new sessions get the new answer, then hits again', () => loginDefaultsChange({
+  throughProxy: async () => {
+    const { result, delta } = await measureMySql(proxy.adminPort, () => readOnce(proxy.mysqlPort));
+    return { result, hits: delta.hits };
+  },
+  direct: () => readOnce(server.port),
+  change: async () => {
+    await server.query("SET GLOBAL time_zone = '+05:00'");
+  },
+  before: '1970-01-01 00:00:00',
+  after: '1970-01-01 05:00:00',
+}));
 
 test.run();

@@ -5,11 +5,11 @@
 // the session's own identity check reads its context too: a changed one is probed again instead of
 // answering from the other table's entry. The role is the test's own.
 import { test } from 'uvu';
-import * as assert from 'uvu/assert';
 import pg from 'pg';
 import { direct, uniqueName } from './support/pg-direct.js';
 import { measure } from './support/metrics.js';
 import { DIRECT_PG, startProxy, type RunningProxy } from './support/sidecache.js';
+import { loginDefaultsChange } from './support/login-defaults.js';
 
 const PREFIX = uniqueName('sc_logdef');
 const ROLE = `${PREFIX}_role`;
@@ -47,20 +47,17 @@ test.after(async () => {
   await direct(`DROP ROLE IF EXISTS ${ROLE}`).catch(() => undefined);
 });
 
-test('ALTER ROLE ... SET search_path: new sessions read the other table, then hit again', async () => {
-  for (let i = 0; i < 3; i++) assert.is(await readOnce(proxy.pgPort), 'public');
-  // The later sessions adopted the first one's context: their reads were hits.
-  const warm = await measure(proxy.adminPort, () => readOnce(proxy.pgPort));
-  assert.is(warm.delta.hits, 1, JSON.stringify(warm.delta));
-  await direct(`ALTER ROLE ${ROLE} SET search_path = ${OTHER}, public`);
-  assert.is(await readOnce(DIRECT_PG.port), 'other', 'directly');
-  const changed = await measure(proxy.adminPort, () => readOnce(proxy.pgPort));
-  assert.is(changed.result, 'other', 'through sidecache, the first session after the change');
-  assert.is(changed.delta.hits, 0);
-  // That session's context is the login's new one: later sessions adopt it and hit.
-  const after = await measure(proxy.adminPort, () => readOnce(proxy.pgPort));
-  assert.is(after.result, 'other');
-  assert.is(after.delta.hits, 1, JSON.stringify(after.delta));
-});
+test('ALTER ROLE ... SET search_path: new sessions read the other table, then hit again', () => loginDefaultsChange({
+  throughProxy: async () => {
+    const { result, delta } = await measure(proxy.adminPort, () => readOnce(proxy.pgPort));
+    return { result, hits: delta.hits };
+  },
+  direct: () => readOnce(DIRECT_PG.port),
+  change: async () => {
+    await direct(`ALTER ROLE ${ROLE} SET search_path = ${OTHER}, public`);
+  },
+  before: 'public',
+  after: 'other',
+}));
 
 test.run();

@@ -114,8 +114,8 @@ const probePrefixes = new Map<number, string>();
  * The session's context as the probe's first four columns read it: current_database(),
  * current_user, session_user and the probed settings (custom ones too: app.tenant, ... may drive
  * row-level security policies; missing ones read as NULL). The identity check ends with them
- * (pgIdentityWithContext), so a session that adopted an earlier session's context at login sees
- * whether its own still is that one.
+ * (IDENTITY_QUERY in proxy/pg/relay.ts), so a session that adopted an earlier session's context
+ * at login sees whether its own still is that one.
  */
 export function pgContextColumns(customSettings: readonly string[] = []): string {
   const settings = [

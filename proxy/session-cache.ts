@@ -169,9 +169,15 @@ export class SessionCacheState {
     }
     this.serverEpoch = epoch;
     // A context learned under another server's epoch (adopted at login) is read again.
-    if (this.contextEpoch !== epoch && (this.contextState === ContextState.Known || this.contextState === ContextState.Private)) {
-      this.moveContext(ContextState.Stale);
-    }
+    if (this.contextEpoch !== epoch) this.contextOutdated();
+  }
+
+  /**
+   * The context in use (learned or adopted at login) is not this session's: it is read again
+   * before the next cached read. The session stays pristine: a login's defaults changed, not it.
+   */
+  contextOutdated(): void {
+    if (this.contextState === ContextState.Known || this.contextState === ContextState.Private) this.moveContext(ContextState.Stale);
   }
 
   /**

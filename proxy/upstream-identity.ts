@@ -28,6 +28,9 @@ export const PG_IDENTITY_SQL = 'SELECT s.system_identifier, pg_catalog.to_char(p
 /** How many columns PG_IDENTITY_SQL reads (a caller may append its own after them). */
 export const PG_IDENTITY_COLUMNS = 2;
 
+/** How many columns mysqlIdentitySql reads (a caller may append its own after them). */
+export const MYSQL_IDENTITY_COLUMNS = 5;
+
 /**
  * MySQL / MariaDB: no start time is exposed, but Uptime is the statement's start time minus the
  * server's, in whole seconds, and UNIX_TIMESTAMP() is that same statement start (SET TIMESTAMP
@@ -37,9 +40,6 @@ export const PG_IDENTITY_COLUMNS = 2;
  * information_schema.GLOBAL_STATUS for performance_schema.global_status. The host name travels in
  * hex so no character set can change it.
  */
-/** How many columns mysqlIdentitySql reads (a caller may append its own after them). */
-export const MYSQL_IDENTITY_COLUMNS = 5;
-
 export function mysqlIdentitySql(mariadb: boolean): string {
   return mariadb
     ? 'SELECT @@server_id, HEX(@@hostname), @@port, UNIX_TIMESTAMP(), '

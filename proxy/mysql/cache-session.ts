@@ -20,6 +20,12 @@ import type { PreparedStatement } from './prepared-statements.js';
 import type { MySqlSessionState } from './session-state.js';
 import { TRANSACTION_FLAGS } from './stored-reply.js';
 
+/** The identity check of each server kind, then the session's context columns (identitySql): built once. */
+const IDENTITY_SQL = {
+  mariadb: `${mysqlIdentitySql(true)}, ${mySqlContextColumns(true).join(', ')}`,
+  mysql: `${mysqlIdentitySql(false)}, ${mySqlContextColumns(false).join(', ')}`,
+};
+
 /** How much of a failed probe's error message the log keeps. */
 const MAX_LOGGED_MESSAGE = 300;
 
@@ -118,7 +124,7 @@ export class MySqlCacheSession {
    * only this session's own values tell (checkDone).
    */
   identitySql(): string {
-    return `${mysqlIdentitySql(this.mariadb)}, ${mySqlContextColumns(this.mariadb).join(', ')}`;
+    return IDENTITY_SQL[this.mariadb ? 'mariadb' : 'mysql'];
   }
 
   /** The catalog probe for `info` in this session's current database. */
@@ -334,7 +340,7 @@ export class MySqlCacheSession {
     // again (still pristine: what its probe finds is the login's new startup context).
     if (adopted !== null && row !== null && mySqlContextText(row.slice(MYSQL_IDENTITY_COLUMNS)) !== adopted.contextText) {
       this.cache.forgetStartup(this.startupKey);
-      if (this.state.context === ContextState.Known || this.state.context === ContextState.Private) this.state.moveContext(ContextState.Stale);
+      this.state.contextOutdated();
     }
     if (outcome instanceof IdentityError) {
       this.log.warn({ connectionId: this.session.connectionId, err: probe.error === '' ? outcome.message : `${outcome.message}: ${probe.error}` },

@@ -224,7 +224,7 @@ export class PgCacheSession {
     // again (still pristine: what its probe finds is the startup's new context).
     if (adopted !== null && row !== null && !sameContext(row.slice(PG_IDENTITY_COLUMNS), adopted)) {
       this.cache.forgetStartup(this.startupKeyWithParameters());
-      if (this.state.context === ContextState.Known || this.state.context === ContextState.Private) this.state.moveContext(ContextState.Stale);
+      this.state.contextOutdated();
     }
     if (outcome instanceof IdentityError) {
       this.log.warn({ database: this.database, err: outcome.message }, 'pg: cannot identify the upstream server; caching off for this session');

@@ -133,8 +133,13 @@ export class FillFlights {
 
   /** A fill of `key` is in flight that a request may still join (join() would not say 'none'). */
   live(key: string): boolean {
+    return this.joinable(key) !== undefined;
+  }
+
+  /** The flight of `key` a request may join: not ended, its key storable, its wait bound not passed. */
+  private joinable(key: string): Flight | undefined {
     const flight = this.flights.get(key);
-    return flight !== undefined && !flight.ended && !this.unstorable.has(key) && this.timers.now() < flight.startedAt + this.waitMs;
+    return flight !== undefined && !flight.ended && !this.unstorable.has(key) && this.timers.now() < flight.startedAt + this.waitMs ? flight : undefined;
   }
 
   /**
@@ -143,8 +148,8 @@ export class FillFlights {
    * waiting (to leave it) or why the request may not wait.
    */
   join(key: string, callback: WaiterCallback): Waiting | JoinRefusal {
-    const flight = this.flights.get(key);
-    if (flight === undefined || flight.ended || this.unstorable.has(key)) return 'none';
+    const flight = this.joinable(key);
+    if (flight === undefined) return 'none';
     const left = flight.startedAt + this.waitMs - this.timers.now();
     if (left <= 0) return 'none';
     flight.waiters ??= new Set();

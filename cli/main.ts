@@ -130,6 +130,9 @@ async function runWorker(argv: string[], config: Config, log: Logger): Promise<n
     if (stop === null) process.exit(1);
     else void stop('primary-lost', 0);
   });
+  // Every worker that joined before this one sends it its invalidations from now on: only then may
+  // it fill (and so serve) anything.
+  await channel.joined;
   let app: RunningSidecache;
   try {
     app = await startSidecache(config, config.pgUpstream, log, new ConfigReloader(argv, process.env, config), channel);

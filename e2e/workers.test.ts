@@ -2,8 +2,7 @@
 //
 // Several worker processes (--workers 2, docs/workers.md): the primary spreads connections over
 // both, each worker has its own cache, and the promise of one proxy holds across them. Which worker
-// serves a connection is learned from /stats (`workers`: each worker's counters): a statement that
-// is always a bypass (now()) is counted by the worker that served it.
+// serves a connection is learned from /stats (e2e/support/workers.ts).
 // - both workers fill and hit; /metrics is the sum of both;
 // - a write through one worker is acknowledged only after the other dropped what it made stale:
 //   with the other worker stopped (SIGSTOP) the acknowledgement does not come; once it runs again
@@ -12,6 +11,7 @@
 //   (its reply held at a relay, as in pg-cache-race.test.ts), with a control run that is stored;
 // - an admin flush empties every worker; the stale-read checker over two workers finds nothing;
 // - SIGTERM to the primary ends every process.
+import { readFileSync } from 'node:fs';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import pg from 'pg';
@@ -25,12 +25,11 @@ import { DIRECT_PG, connectPg, direct, sleep, uniqueName } from './support/pg-di
 import { connectMySql, directMySql, type MySqlConnection } from './support/mysql-direct.js';
 import { DIRECT_MYSQL_URL, startProxy, type RunningProxy } from './support/sidecache.js';
 import type { WorkerSummary } from '../workers/stats-merge.js';
+import { connectionsOnEachWorker, workers } from './support/workers.js';
 
 const WORKERS = ['--workers', '2'];
 /** Both workers start at once, each as a whole sidecache does: slower than one on a loaded machine. */
 const START_TIMEOUT_MS = 90_000;
-/** Connections opened at most to find enough on each worker (the primary hands them out in turn). */
-const MAX_CONNECTIONS = 24;
 
 let proxy: RunningProxy;
 let relay: HoldRelay;
@@ -56,38 +55,12 @@ test.after(async () => {
   for (const t of tables) await direct(`DROP TABLE IF EXISTS ${t}`);
 });
 
-async function workers(adminPort: number): Promise<WorkerSummary[]> {
-  return (await cacheStats(adminPort)).workers as WorkerSummary[];
-}
-
 async function newTable(): Promise<string> {
   const name = uniqueName('sc_workers');
   tables.push(name);
   await direct(`CREATE TABLE ${name} (id int PRIMARY KEY, v int NOT NULL)`);
   await direct(`INSERT INTO ${name} VALUES (1, 1)`);
   return name;
-}
-
-/** The slot of the worker serving a connection: the one whose bypass count `bypass` (a now()) moves. */
-async function slotOf(adminPort: number, bypass: () => Promise<unknown>): Promise<number> {
-  const before = await workers(adminPort);
-  await bypass();
-  const after = await workers(adminPort);
-  const moved = after.filter((w) => w.bypasses > (before.find((b) => b.slot === w.slot)?.bypasses ?? 0));
-  assert.is(moved.length, 1, `one worker served the statement: ${JSON.stringify({ before, after })}`);
-  return moved[0]!.slot;
-}
-
-/** Opens connections until each of the two workers serves at least `each` of them; by slot. */
-async function connectionsOnEachWorker<C>(adminPort: number, each: number, connect: () => Promise<C>, bypass: (c: C) => Promise<unknown>): Promise<Map<number, C[]>> {
-  const bySlot = new Map<number, C[]>();
-  for (let i = 0; i < MAX_CONNECTIONS && !(bySlot.size === 2 && [...bySlot.values()].every((l) => l.length >= each)); i++) {
-    const c = await connect();
-    const slot = await slotOf(adminPort, () => bypass(c));
-    bySlot.set(slot, [...(bySlot.get(slot) ?? []), c]);
-  }
-  assert.is(bySlot.size, 2, 'connections reached both workers');
-  return bySlot;
 }
 
 function clientsOnEachWorker(port: number, adminPort: number, each: number): Promise<Map<number, pg.Client[]>> {
@@ -218,7 +191,7 @@ test('commits piled up behind a stopped worker each wait for it, and it then ans
   process.kill(other.pid, 'SIGSTOP');
   try {
     writes = tables.map((t, i) => writers[i]!.query(`UPDATE ${t} SET v = 2 WHERE id = 1`).then(() => acknowledged++));
-    // Bounded well below the primary's 5 s apply deadline, which would kill the stopped worker.
+    // Bounded well below the 5 s apply deadline, which would kill the stopped worker.
     const deadline = Date.now() + 2500;
     while (!(await committed(tables, 2)) && Date.now() < deadline) await sleep(20);
     assert.ok(await committed(tables, 2), 'every write committed in the database');
@@ -330,6 +303,63 @@ test('the stale-read checker through two workers: no read older than an acknowle
   assert.equal(report.errors, [], text);
   assert.ok(report.hits >= CHECK.minHits, text);
   assert.equal(report.failures, [], text);
+});
+
+/** The process has exited: gone, or a zombie its parent (the primary) has not reaped yet. */
+function ended(pid: number): boolean {
+  try {
+    // The state follows the command name in parentheses, which may itself contain spaces.
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z');
+  } catch {
+    return true;
+  }
+}
+
+/** Resolves with the workers once `ready` holds of them (polled at most `ms`). */
+async function workersWhen(ready: (lines: WorkerSummary[]) => boolean, ms: number): Promise<WorkerSummary[]> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const lines = await workers(proxy.adminPort).catch(() => [] as WorkerSummary[]);
+    if (ready(lines)) return lines;
+    if (Date.now() > deadline) assert.unreachable(`workers did not get there: ${JSON.stringify(lines)}`);
+    await sleep(100);
+  }
+}
+
+test('a worker stuck past the apply deadline is killed, the write it held is acknowledged, and the worker started in its place takes part both ways', async () => {
+  const table = await newTable();
+  const bySlot = await clientsOnEachWorker(proxy.pgPort, proxy.adminPort, 1);
+  const [writerSlot, stuckSlot] = [...bySlot.keys()] as [number, number];
+  const writer = bySlot.get(writerSlot)![0]!;
+  const stuck = (await workers(proxy.adminPort)).find((w) => w.slot === stuckSlot)!;
+  await readV(bySlot.get(stuckSlot)![0]!, table);
+  process.kill(stuck.pid, 'SIGSTOP');
+  try {
+    // Held until the stopped worker is killed (docs/workers.md: 5 s); it never runs again.
+    assert.is((await writer.query(`UPDATE ${table} SET v = 2 WHERE id = 1`)).rowCount, 1);
+    assert.ok(ended(stuck.pid), 'the stuck worker was killed before the acknowledgement');
+  } finally {
+    try {
+      process.kill(stuck.pid, 'SIGCONT');
+    } catch {
+      // gone, as it should be
+    }
+  }
+  await endAll(bySlot);
+  // The primary starts another worker in the slot; it joins the other before it serves.
+  await workersWhen((lines) => lines.length === 2 && lines.every((w) => w.pid !== stuck.pid), 60_000);
+  const fresh = await clientsOnEachWorker(proxy.pgPort, proxy.adminPort, 1);
+  const oldOne = fresh.get(writerSlot)![0]!;
+  const newOne = fresh.get(stuckSlot)![0]!;
+  for (let v = 3; v < 13; v++) {
+    const [w, r] = v % 2 === 0 ? [oldOne, newOne] : [newOne, oldOne];
+    assert.is(await readV(r, table), v - 1);
+    assert.is(await readV(r, table), v - 1);
+    await w.query(`UPDATE ${table} SET v = $1 WHERE id = 1`, [v]);
+    assert.is(await readV(r, table), v, `write ${v} through slot ${v % 2 === 0 ? writerSlot : stuckSlot}, read on the other`);
+  }
+  await endAll(fresh);
 });
 
 test('SIGTERM to the primary ends every worker', async () => {

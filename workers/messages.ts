@@ -1,9 +1,9 @@
 // What the cluster primary and its workers tell each other over Node's IPC channel (JSON). Every
-// message carries `sc`, which keeps it apart from prom-client's own cluster messages.
+// message carries `sc`, which keeps it apart from prom-client's own cluster messages. Invalidations
+// between workers do not pass here: they go straight from worker to worker (workers/peer-mesh.ts).
 import type net from 'node:net';
 import type { Protocol } from '../telemetry/metrics.js';
 import type { StatsReport } from '../admin/stats-report.js';
-import type { Invalidation } from '../proxy/result-cache.js';
 
 /** The environment variable that gives a worker its slot (1..N); slot 1 runs the change streams. */
 export const SLOT_ENV = 'SIDECACHE_WORKER_SLOT';
@@ -16,6 +16,17 @@ export interface StreamUp {
   target: string;
   up: boolean;
 }
+
+/** A worker's end of the direct channel between workers (workers/peer-mesh.ts). */
+export interface PeerAddress {
+  slot: number;
+  pid: number;
+  /** The Unix socket it listens on. */
+  path: string;
+}
+
+/** The environment variable that names the private directory of the workers' sockets. */
+export const PEER_DIR_ENV = 'SIDECACHE_WORKER_SOCKETS';
 
 export interface Addresses {
   pgAddress: net.AddressInfo | null;
@@ -31,19 +42,17 @@ export interface WorkerStats {
 }
 
 export type ToPrimary =
-  /** The worker's channel listens: invalidations reach it from now on. */
-  | { sc: 'ready' }
+  /**
+   * The worker listens for the others on `peer` (a Unix socket) and would join them: the primary
+   * answers `join` when it is this worker's turn (one joins at a time).
+   */
+  | { sc: 'ready'; peer: string }
+  /** The worker is connected to every worker that joined before it: the next may join. */
+  | { sc: 'joined' }
   /** The worker cannot start (a port taken); `message` is the one line the operator reads. */
   | { sc: 'failed'; message: string }
   /** The worker serves: its listeners are bound. */
   | { sc: 'listening'; addresses: Addresses }
-  /**
-   * An invalidation for every other worker; `fences` (the change streams' states, when they
-   * changed) comes from the worker that follows the streams, and is applied before it.
-   */
-  | { sc: 'publish'; id: number; protocol: Protocol; invalidation: Invalidation; fences?: StreamUp[] }
-  /** The worker applied invalidation `id` of worker `origin`. */
-  | { sc: 'applied'; origin: number; id: number }
   /** Please follow this database's change stream (a read of it found no stream up). */
   | { sc: 'follow'; protocol: Protocol; database: string }
   | { sc: 'gather-metrics'; id: number }
@@ -53,11 +62,8 @@ export type ToPrimary =
   | { sc: 'reloaded' };
 
 export type ToWorker =
-  /** Worker `origin`'s invalidation; origin 0 is the primary's own (a lost stream follower). */
-  | { sc: 'invalidation'; origin: number; id: number; protocol: Protocol; invalidation: Invalidation; fences?: StreamUp[] }
-  /** Every other worker applied invalidation `id`: the output held for it may go. */
-  | { sc: 'published'; id: number }
-  | { sc: 'fences'; fences: StreamUp[] }
+  /** Connect to these workers (every one that joined), then say `joined`. */
+  | { sc: 'join'; peers: PeerAddress[] }
   | { sc: 'follow'; protocol: Protocol; database: string }
   | { sc: 'metrics'; id: number; body: string | null; error: string | null }
   | { sc: 'stats-request'; id: number; top: number }

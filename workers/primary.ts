@@ -1,35 +1,29 @@
 // The cluster primary of `--workers N` (N > 1): forks the workers, which all listen on the same
 // ports (Node's cluster module: the primary accepts and hands each connection to a worker in
-// turn), relays every invalidation from one worker to all others and tells the first when all
-// applied it, gathers /metrics and /stats, forwards reloads and stops them all on SIGTERM. It
-// serves no client itself and holds no cache. docs/workers.md has the design and its reasons.
+// turn), lets them join the direct channel between workers one at a time (workers/peer-mesh.ts:
+// invalidations go from worker to worker, not through here), gathers /metrics and /stats, forwards
+// reloads and stops them all on SIGTERM. It serves no client itself and holds no cache.
+// docs/workers.md has the design and its reasons.
 import cluster, { type Worker } from 'node:cluster';
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { AggregatorRegistry } from 'prom-client';
-import type { Protocol } from '../telemetry/metrics.js';
 import type { Logger } from '../telemetry/log.js';
 import type { Config } from '../config/settings.js';
-import { isMessage, LEAD_SLOT, SLOT_ENV, type Addresses, type StreamUp, type ToPrimary, type ToWorker, type WorkerStats } from './messages.js';
-
-/**
- * A worker that has not applied an invalidation by then is stuck (a blocked event loop for this
- * long is no working proxy): it is killed, so the write waiting for it is acknowledged without
- * leaving a worker that could still answer from the stale entry.
- */
-export const APPLY_DEADLINE_MS = 5000;
+import { isMessage, LEAD_SLOT, PEER_DIR_ENV, SLOT_ENV, type Addresses, type PeerAddress, type ToPrimary, type ToWorker, type WorkerStats } from './messages.js';
 /** How long the primary waits for a gathered /stats. */
 const GATHER_MS = 5000;
 /** After the workers' own shutdown deadline, the primary kills what is left this much later. */
 const KILL_GRACE_MS = 5000;
 
-interface Pending {
-  waiting: Set<number>;
-  timer: NodeJS.Timeout;
-}
-
 interface Slot {
   worker: Worker;
-  /** The channel listens (it gets invalidations and answers for them). */
+  /** Its IPC channel listens, and so does its socket for the other workers (`peer`). */
   ready: boolean;
+  peer: string | null;
+  /** Connected to every worker that joined before it: the next to join connects to it too. */
+  joined: boolean;
   addresses: Addresses | null;
 }
 
@@ -48,11 +42,14 @@ export function runPrimary(options: PrimaryOptions): Promise<number> {
 
 class Primary {
   private readonly slots = new Map<number, Slot>();
-  /** Invalidations in flight, by `origin id`. */
-  private readonly pending = new Map<string, Pending>();
-  /** The change streams' fence as the following worker last published it. */
-  private fences: StreamUp[] = [];
-  private readonly aggregator = new AggregatorRegistry();
+  /** The workers' sockets for each other (removed at the end). */
+  private readonly peerDir = mkdtempSync(path.join(os.tmpdir(), 'sidecache-workers-'));
+  /**
+   * Workers waiting to join the others, in turn: two joining at once would each miss the other,
+   * since a worker connects only to those that joined before it.
+   */
+  private joinQueue: number[] = [];
+  private joining: number | null = null;  private readonly aggregator = new AggregatorRegistry();
   /** /stats requests in flight, by the primary's own number (requests of different workers may share theirs). */
   private readonly statsGathers = new Map<number, { stats: WorkerStats[]; waiting: Set<number>; done: () => void }>();
   private nextGather = 0;
@@ -63,17 +60,16 @@ class Primary {
   /** 1 once a worker could not start. */
   private exitCode = 0;
   private finish: (code: number) => void = () => {};
-  private readonly cdcProtocols: Protocol[];
 
-  constructor(private readonly options: PrimaryOptions) {
-    const { config } = options;
-    this.cdcProtocols = [...(config.pgCdc !== null ? ['postgres' as const] : []), ...(config.mysqlCdc !== null ? ['mysql' as const] : [])];
-  }
+  constructor(private readonly options: PrimaryOptions) {}
 
   run(): Promise<number> {
     const { config } = this.options;
     const done = new Promise<number>((resolve) => {
-      this.finish = resolve;
+      this.finish = (code) => {
+        rmSync(this.peerDir, { recursive: true, force: true });
+        resolve(code);
+      };
     });
     cluster.on('message', (worker, message: unknown) => {
       if (isMessage<ToPrimary>(message)) this.receive(this.slotOf(worker), message);
@@ -88,8 +84,8 @@ class Primary {
   }
 
   private fork(slot: number): void {
-    const worker = cluster.fork({ [SLOT_ENV]: String(slot) });
-    this.slots.set(slot, { worker, ready: false, addresses: null });
+    const worker = cluster.fork({ [SLOT_ENV]: String(slot), [PEER_DIR_ENV]: this.peerDir });
+    this.slots.set(slot, { worker, ready: false, peer: null, joined: false, addresses: null });
   }
 
   private slotOf(worker: Worker): number {
@@ -108,9 +104,18 @@ class Primary {
 
   private receive(from: number, message: ToPrimary): void {
     switch (message.sc) {
-      case 'ready':
-        this.slots.get(from)!.ready = true;
-        if (this.fences.length > 0) this.send(from, { sc: 'fences', fences: this.fences });
+      case 'ready': {
+        const s = this.slots.get(from)!;
+        s.ready = true;
+        s.peer = message.peer;
+        this.joinQueue.push(from);
+        this.nextJoin();
+        return;
+      }
+      case 'joined':
+        this.slots.get(from)!.joined = true;
+        this.joining = null;
+        this.nextJoin();
         return;
       case 'failed':
         if (this.failure === null) process.stderr.write(`${message.message}\n`);
@@ -122,12 +127,6 @@ class Primary {
           this.started = true;
           this.options.onListening(message.addresses);
         }
-        return;
-      case 'publish':
-        this.relay(from, message);
-        return;
-      case 'applied':
-        this.applied(from, message.origin, message.id);
         return;
       case 'follow':
         this.send(LEAD_SLOT, message);
@@ -155,44 +154,17 @@ class Primary {
     }
   }
 
-  /** Hands `message` to every other ready worker; the origin hears when all applied it. */
-  private relay(origin: number, message: Extract<ToPrimary, { sc: 'publish' }>): void {
-    if (message.fences !== undefined) this.fences = message.fences;
-    const targets = this.readySlots().filter((slot) => slot !== origin);
-    if (targets.length === 0) {
-      this.send(origin, { sc: 'published', id: message.id });
-      return;
-    }
-    const key = `${origin} ${message.id}`;
-    const timer = setTimeout(() => this.overdue(key), APPLY_DEADLINE_MS);
-    this.pending.set(key, { waiting: new Set(targets), timer });
-    const forward: ToWorker = { sc: 'invalidation', origin, id: message.id, protocol: message.protocol, invalidation: message.invalidation };
-    if (message.fences !== undefined) forward.fences = message.fences;
-    for (const slot of targets) this.send(slot, forward);
-  }
-
-  private applied(by: number, origin: number, id: number): void {
-    const key = `${origin} ${id}`;
-    const p = this.pending.get(key);
-    if (p === undefined) return;
-    p.waiting.delete(by);
-    if (p.waiting.size === 0) this.published(key, origin, id);
-  }
-
-  private published(key: string, origin: number, id: number): void {
-    const p = this.pending.get(key);
-    if (p !== undefined) clearTimeout(p.timer);
-    this.pending.delete(key);
-    this.send(origin, { sc: 'published', id });
-  }
-
-  private overdue(key: string): void {
-    const p = this.pending.get(key);
-    if (p === undefined) return;
-    for (const slot of p.waiting) {
-      const s = this.slots.get(slot);
-      this.options.log.error({ slot, pid: s?.worker.process.pid, deadlineMs: APPLY_DEADLINE_MS }, 'workers: a worker did not apply an invalidation in time; killing it');
-      s?.worker.process.kill('SIGKILL');
+  /** The next waiting worker connects to every worker that joined. */
+  private nextJoin(): void {
+    while (this.joining === null && this.joinQueue.length > 0) {
+      const slot = this.joinQueue.shift()!;
+      if (this.slots.get(slot)?.ready !== true) continue;
+      const peers: PeerAddress[] = [];
+      for (const [other, s] of this.slots) {
+        if (other !== slot && s.joined && s.peer !== null) peers.push({ slot: other, pid: s.worker.process.pid!, path: s.peer });
+      }
+      this.joining = slot;
+      this.send(slot, { sc: 'join', peers });
     }
   }
 
@@ -217,16 +189,10 @@ class Primary {
     const s = this.slots.get(slot);
     if (s === undefined) return;
     this.slots.delete(slot);
-    // What it was asked to apply needs no answer now; what it published itself has no session left.
-    for (const [key, p] of this.pending) {
-      if (key.startsWith(`${slot} `)) {
-        clearTimeout(p.timer);
-        this.pending.delete(key);
-      } else if (p.waiting.delete(slot) && p.waiting.size === 0) {
-        const [origin, id] = key.split(' ').map(Number) as [number, number];
-        this.published(key, origin, id);
-      }
-    }
+    // Its socket is gone with it: the other workers settle what waited for it themselves.
+    this.joinQueue = this.joinQueue.filter((waiting) => waiting !== slot);
+    if (this.joining === slot) this.joining = null;
+    this.nextJoin();
     for (const g of this.statsGathers.values()) if (g.waiting.delete(slot) && g.waiting.size === 0) g.done();
     if (this.stopping) {
       if (this.slots.size === 0) this.finish(this.exitCode);
@@ -242,23 +208,7 @@ class Primary {
       return;
     }
     this.options.log.error({ slot, pid: worker.process.pid, code, signal }, 'workers: a worker ended; starting another in its place');
-    if (slot === LEAD_SLOT && this.cdcProtocols.length > 0) this.streamsLost();
     this.fork(slot);
-  }
-
-  /**
-   * The change streams ran in the worker that ended: what it read last may never have been
-   * published. Every worker drops the followed protocols' entries and refuses their fills until
-   * the new following worker reports its streams up.
-   */
-  private streamsLost(): void {
-    this.fences = [];
-    for (const slot of this.readySlots()) {
-      this.send(slot, { sc: 'fences', fences: [] });
-      for (const protocol of this.cdcProtocols) {
-        this.send(slot, { sc: 'invalidation', origin: 0, id: 0, protocol, invalidation: { scope: 'all', catalog: true } });
-      }
-    }
   }
 
   private signalAll(signal: NodeJS.Signals): void {

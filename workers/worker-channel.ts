@@ -1,11 +1,12 @@
-// A worker's end of the channel to the cluster primary (workers/primary.ts). It is an
-// InvalidationSink of the worker's caches (proxy/result-cache.ts): each invalidation goes to the
-// primary, which hands it to every other worker, and the output of the session that made it is
-// held (proxy/output-hold.ts) until all of them applied it. So a write's acknowledgement reaches
-// its client only after no worker can answer from an entry the write made stale, and every fill
-// a worker began before the write is refused by the tag-version rule (applyInvalidation bumps the
-// tags). It also mirrors the change streams' fence from the worker that follows them (slot 1),
-// answers the primary's /stats requests and asks it for the whole proxy's /metrics and /stats.
+// A worker's ends of its channels: to the cluster primary (workers/primary.ts), over Node's IPC,
+// and to the other workers (workers/peer-mesh.ts), directly. It is an InvalidationSink of the
+// worker's caches (proxy/result-cache.ts): each invalidation goes straight to every other worker,
+// and the output of the session that made it is held (proxy/output-hold.ts) until all of them
+// applied it. So a write's acknowledgement reaches its client only after no worker can answer from
+// an entry the write made stale, and every fill a worker began before the write is refused by the
+// tag-version rule (applyInvalidation bumps the tags). It also mirrors the change streams' fence
+// from the worker that follows them (slot 1), answers the primary's /stats requests and asks it
+// for the whole proxy's /metrics and /stats.
 import { AggregatorRegistry } from 'prom-client';
 import type { ChangeStreamReading } from '../telemetry/change-streams.js';
 import type { Metrics, Protocol } from '../telemetry/metrics.js';
@@ -14,9 +15,11 @@ import { CDC_DOWN } from '../changes/change-fence.js';
 import type { FleetReport } from '../fleet/fleet.js';
 import { SERVER as MYSQL_STREAM } from '../changes/mysql/follow-mysql.js';
 import type { Logger } from '../telemetry/log.js';
-import { currentOutput, type OutputGate } from '../proxy/output-hold.js';
+import { currentOutput } from '../proxy/output-hold.js';
 import type { Invalidation, InvalidationSink } from '../proxy/result-cache.js';
-import { isMessage, type Addresses, type StreamUp, type ToPrimary, type ToWorker, type WorkerStats } from './messages.js';
+import path from 'node:path';
+import { isMessage, LEAD_SLOT, PEER_DIR_ENV, type Addresses, type StreamUp, type ToPrimary, type ToWorker, type WorkerStats } from './messages.js';
+import { PeerMesh } from './peer-mesh.js';
 import { mergeStatsReports, type WholeStatsReport } from './stats-merge.js';
 
 /** What the channel needs of a protocol's cache (ResultCache fits). */
@@ -40,10 +43,15 @@ export class WorkerChannel implements InvalidationSink {
   /** The fleet's state for /stats (--redis), as this worker sees it. */
   private fleetReport: () => FleetReport | null = () => null;
   private nextId = 0;
-  /** Invalidations published and not yet applied by every other worker, with the output they hold. */
-  private readonly held = new Map<number, OutputGate | null>();
+  /** The direct connections to the other workers, which invalidations take. */
+  private readonly mesh: PeerMesh;
+  /** Resolves once this worker is connected to every worker that joined before it. */
+  readonly joined: Promise<void>;
+  private onJoined: () => void = () => {};
   /** The change streams' states as the following worker last published them, by `protocol target`. */
   private streamsUp = new Map<string, boolean>();
+  /** The protocols whose streams the following worker ever reported. */
+  private readonly mirroredProtocols = new Set<Protocol>();
   private readonly followAsked = new Map<string, number>();
   /** The following worker's own streams; null elsewhere. */
   private streams: ReadonlySet<ChangeStreamReading> | null = null;
@@ -56,9 +64,22 @@ export class WorkerChannel implements InvalidationSink {
     process.on('message', (message: unknown) => {
       if (isMessage<ToWorker>(message)) this.receive(message);
     });
-    // The primary is gone: no other worker's invalidation can reach this one any more.
+    // The primary is gone: no connection or worker joins any more; this worker stops.
     process.on('disconnect', () => this.primaryLost());
-    this.send({ sc: 'ready' });
+    this.joined = new Promise((resolve) => {
+      this.onJoined = resolve;
+    });
+    this.mesh = new PeerMesh(slot, {
+      apply: (protocol, invalidation) => this.caches.get(protocol)?.applyInvalidation(invalidation),
+      mirror: (fences) => this.mirror(fences),
+      currentFences: () => this.streams === null ? null : this.fences(),
+      peerLost: (lostSlot) => this.peerLost(lostSlot),
+    }, log);
+    const socket = path.join(process.env[PEER_DIR_ENV]!, `${slot}-${process.pid}.sock`);
+    this.mesh.listen(socket).then(() => this.send({ sc: 'ready', peer: socket }), (err: Error) => {
+      log.error({ err: err.message }, 'workers: cannot listen for the other workers');
+      process.exit(1);
+    });
   }
 
   /**
@@ -98,13 +119,7 @@ export class WorkerChannel implements InvalidationSink {
 
   /** InvalidationSink: to every other worker, holding the current session's output until they applied it. */
   publish(protocol: Protocol, invalidation: Invalidation): void {
-    if (this.lost) return;
-    const id = ++this.nextId;
-    const gate = currentOutput();
-    gate?.hold();
-    this.held.set(id, gate);
-    const fences = this.fenceChange();
-    this.send(fences === null ? { sc: 'publish', id, protocol, invalidation } : { sc: 'publish', id, protocol, invalidation, fences });
+    this.mesh.publish(protocol, invalidation, this.fenceChange(), currentOutput());
   }
 
   /**
@@ -151,20 +166,11 @@ export class WorkerChannel implements InvalidationSink {
 
   private receive(message: ToWorker): void {
     switch (message.sc) {
-      case 'invalidation': {
-        if (message.fences !== undefined) this.mirror(message.fences);
-        this.caches.get(message.protocol)?.applyInvalidation(message.invalidation);
-        if (message.origin !== 0) this.send({ sc: 'applied', origin: message.origin, id: message.id });
-        return;
-      }
-      case 'published': {
-        const gate = this.held.get(message.id);
-        this.held.delete(message.id);
-        gate?.release();
-        return;
-      }
-      case 'fences':
-        this.mirror(message.fences);
+      case 'join':
+        void this.mesh.join(message.peers).then(() => {
+          this.send({ sc: 'joined' });
+          this.onJoined();
+        });
         return;
       case 'follow':
         // Asking the fence starts following the database (changes/change-fence.ts).
@@ -197,12 +203,30 @@ export class WorkerChannel implements InvalidationSink {
 
   private mirror(fences: readonly StreamUp[]): void {
     this.streamsUp = new Map(fences.map((f) => [`${f.protocol} ${f.target}`, f.up]));
+    for (const f of fences) this.mirroredProtocols.add(f.protocol);
+  }
+
+  /**
+   * The worker that follows the change streams ended: what it read last may never have been
+   * published. The followed protocols' entries go, and their fills are refused until the worker
+   * started in its place reports its streams up. Its connection ends after everything it sent,
+   * so no report of its own can arrive after this.
+   */
+  private peerLost(slot: number): void {
+    if (slot !== LEAD_SLOT || this.mirroredProtocols.size === 0) return;
+    this.mirror([]);
+    for (const protocol of this.mirroredProtocols) this.caches.get(protocol)?.applyInvalidation({ scope: 'all', catalog: true });
+  }
+
+  /** This worker's own streams' states (it follows them). */
+  private fences(): StreamUp[] {
+    return [...this.streams!].map((s) => ({ protocol: s.protocol, target: s.database, up: s.state === 'up' }));
   }
 
   /** The following worker's stream states when they changed since the last publish, else null. */
   private fenceChange(): StreamUp[] | null {
     if (this.streams === null) return null;
-    const fences = [...this.streams].map((s) => ({ protocol: s.protocol, target: s.database, up: s.state === 'up' }));
+    const fences = this.fences();
     const text = JSON.stringify(fences);
     if (text === this.sentFences) return null;
     this.sentFences = text;
@@ -215,10 +239,10 @@ export class WorkerChannel implements InvalidationSink {
   }
 
   /**
-   * Without the primary this worker hears of no other worker's writes: its caches stop answering
-   * (bypass `workers-down`) and the worker shuts down. Output held for an invalidation the others
-   * may not have applied stays held: its sessions end without that acknowledgement, which a client
-   * reads as a lost connection (the outcome of its write unknown), never as a stale read.
+   * Without the primary no connection reaches this worker and none could be started in the place
+   * of one that ends (every worker sees the same): its caches stop answering (bypass
+   * `workers-down`) and the worker shuts down. Its invalidations still reach the other workers
+   * directly while it does, and output held for one goes once they applied it.
    */
   private primaryLost(): void {
     if (this.lost) return;

@@ -11,7 +11,10 @@
 //   (its reply held at a relay, as in pg-cache-race.test.ts), with a control run that is stored;
 // - an admin flush empties every worker; the stale-read checker over two workers finds nothing;
 // - SIGTERM to the primary ends every process.
-import { readFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import pg from 'pg';
@@ -23,7 +26,7 @@ import { startHoldRelay, type HoldRelay } from './support/hold-relay.js';
 import { cacheCounters, cacheStats, measure, scrape, sumOf } from './support/metrics.js';
 import { DIRECT_PG, connectPg, direct, sleep, uniqueName } from './support/pg-direct.js';
 import { connectMySql, directMySql, type MySqlConnection } from './support/mysql-direct.js';
-import { DIRECT_MYSQL_URL, startProxy, type RunningProxy } from './support/sidecache.js';
+import { BIN, DIRECT_MYSQL_URL, startProxy, type RunningProxy } from './support/sidecache.js';
 import type { WorkerSummary } from '../workers/stats-merge.js';
 import { connectionsOnEachWorker, workers } from './support/workers.js';
 
@@ -360,6 +363,22 @@ test('a worker stuck past the apply deadline is killed, the write it held is ack
     assert.is(await readV(r, table), v, `write ${v} through slot ${v % 2 === 0 ? writerSlot : stuckSlot}, read on the other`);
   }
   await endAll(fresh);
+});
+
+test('no directory for the workers\' sockets: one line says what to change, exit 1', () => {
+  const long = path.join(os.tmpdir(), uniqueName('sc_long').padEnd(90, 'x'));
+  mkdirSync(long);
+  try {
+    for (const tmp of [path.join(os.tmpdir(), uniqueName('sc_missing')), long]) {
+      const run = spawnSync(process.execPath, [BIN, '--pg-upstream', 'postgres://127.0.0.1:5432', '--pg-listen', '127.0.0.1:0', '--admin-listen', '127.0.0.1:0', ...WORKERS], {
+        env: { ...process.env, TMPDIR: tmp }, encoding: 'utf8', timeout: 60_000,
+      });
+      assert.is(run.status, 1, run.stderr);
+      assert.match(run.stderr, /--workers needs a private directory for the workers' sockets: .*set TMPDIR to a short writable directory, or pass --workers 1/);
+    }
+  } finally {
+    rmSync(long, { recursive: true, force: true });
+  }
 });
 
 test('SIGTERM to the primary ends every worker', async () => {

@@ -35,15 +35,35 @@ export interface PrimaryOptions {
   shutdownDeadlineMs: number;
 }
 
+/** The longest path a Unix socket may have (sun_path holds 108 bytes with the terminating NUL). */
+const MAX_SOCKET_PATH_BYTES = 107;
+/** The longest name of a worker's socket in the directory: slot 64, a 7-digit pid (Linux's pid_max). */
+const LONGEST_SOCKET_NAME = '64-4194304.sock';
+
 /** Runs until the workers are stopped; resolves with the process's exit code. */
 export function runPrimary(options: PrimaryOptions): Promise<number> {
-  return new Primary(options).run();
+  let peerDir: string;
+  try {
+    peerDir = socketDirectory();
+  } catch (err) {
+    process.stderr.write(`sidecache: --workers needs a private directory for the workers' sockets: ${(err as Error).message}; set TMPDIR to a short writable directory, or pass --workers 1\n`);
+    return Promise.resolve(1);
+  }
+  return new Primary(options, peerDir).run();
+}
+
+/** A new directory only this user may enter, for the workers' sockets (workers/peer-mesh.ts). */
+function socketDirectory(): string {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'sidecache-workers-'));
+  if (Buffer.byteLength(path.join(dir, LONGEST_SOCKET_NAME)) > MAX_SOCKET_PATH_BYTES) {
+    rmSync(dir, { recursive: true, force: true });
+    throw new Error(`${dir} is too long a path for a Unix socket`);
+  }
+  return dir;
 }
 
 class Primary {
   private readonly slots = new Map<number, Slot>();
-  /** The workers' sockets for each other (removed at the end). */
-  private readonly peerDir = mkdtempSync(path.join(os.tmpdir(), 'sidecache-workers-'));
   /**
    * Workers waiting to join the others, in turn: two joining at once would each miss the other,
    * since a worker connects only to those that joined before it.
@@ -61,7 +81,8 @@ class Primary {
   private exitCode = 0;
   private finish: (code: number) => void = () => {};
 
-  constructor(private readonly options: PrimaryOptions) {}
+  /** `peerDir`: the workers' sockets for each other (removed at the end). */
+  constructor(private readonly options: PrimaryOptions, private readonly peerDir: string) {}
 
   run(): Promise<number> {
     const { config } = this.options;

@@ -76,8 +76,8 @@ export class WorkerChannel implements InvalidationSink {
       peerLost: (lostSlot) => this.peerLost(lostSlot),
     }, log);
     const socket = path.join(process.env[PEER_DIR_ENV]!, `${slot}-${process.pid}.sock`);
-    this.mesh.listen(socket).then(() => this.send({ sc: 'ready', peer: socket }), (err: Error) => {
-      log.error({ err: err.message }, 'workers: cannot listen for the other workers');
+    this.mesh.listen(socket).then(() => this.send({ sc: 'ready', peer: socket }), async (err: Error) => {
+      await this.failed(`sidecache: a worker cannot listen for the other workers on ${socket}: ${err.message}`);
       process.exit(1);
     });
   }

@@ -1,9 +1,9 @@
 // Read-your-writes across connections of one proxy: a reader fills the cache (and proves it by a hit),
 // another proxied connection writes, and the reader's next read must show the write. Every kind of
 // write is covered (INSERT, UPDATE, DELETE, TRUNCATE, upsert, writable CTE, MERGE, COPY FROM, extended
-// protocol writes, several statements in one Query, DDL) plus writes that reach the table indirectly
-// (a foreign-key cascade, a trigger on another table, a function called from a SELECT); each read
-// in the simple and the extended protocol. Transactions: the write shows after COMMIT,
+// protocol writes, several statements in one Query, DDL, VACUUM FULL and CLUSTER, which move rows) plus
+// writes that reach the table indirectly (a foreign-key cascade, a trigger on another table, a
+// function called from a SELECT); each read in the simple and the extended protocol. Transactions: the write shows after COMMIT,
 // a rolled-back write leaves the entry valid, reads inside a transaction block never touch the cache
 // (and see the transaction's own writes).
 import { test } from 'uvu';
@@ -191,6 +191,16 @@ async function proxied(setup: string[] = []): Promise<pg.Client> {
   for (const sql of setup) await c.query(sql);
   return c;
 }
+
+test('VACUUM FULL and CLUSTER move every row: a cached read of ctid shows the new places', async () => {
+  const sql = `SELECT ctid, id FROM ${TABLE} ORDER BY id`;
+  const reads = [{ client: reader, sql, truthSql: sql }];
+  for (const rewrite of [`VACUUM FULL ${TABLE}`, `CLUSTER ${TABLE} USING ${TABLE}_pkey`]) {
+    // Every row gets a new version at the end of the table; the rewrite then packs them at its start.
+    await writer.query(`UPDATE ${TABLE} SET v = v`);
+    await assertWritesSeen(reads, [[rewrite, () => writer.query(rewrite)]]);
+  }
+});
 
 test('a write that names the table another way than the read (schema-qualified, via search_path)', async () => {
   const schema = `${TABLE}_schema`;

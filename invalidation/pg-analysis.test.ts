@@ -248,7 +248,15 @@ const cases: [string, Expected][] = [
   ['REINDEX (VERBOSE) SCHEMA s', { kind: 'ddl', writesUnlisted: true }],
   ['REINDEX DATABASE CONCURRENTLY', { kind: 'ddl', writesUnlisted: true }],
   ['REINDEX SYSTEM', { kind: 'ddl', writesUnlisted: true }],
-  ['CLUSTER t USING t_pkey', { kind: 'other' }],
+  // CLUSTER and VACUUM FULL move every row (new ctids): writes of their tables, or of any table
+  ['CLUSTER t USING t_pkey', { kind: 'write', written: ['t'] }],
+  ['CLUSTER (VERBOSE) s.t', { kind: 'write', written: ['s.t'] }],
+  ['CLUSTER', { kind: 'write', writesUnlisted: true }],
+  ['VACUUM FULL t', { kind: 'write', written: ['t'] }],
+  ['VACUUM (FULL, ANALYZE) a, s.b', { kind: 'write', written: ['a', 's.b'] }],
+  ['VACUUM (FULL false) t', { kind: 'write', written: ['t'] }],
+  ['VACUUM FULL', { kind: 'write', writesUnlisted: true }],
+  ['VACUUM t', { kind: 'other' }],
   // nothing to parse, or unparsable
   ['', { kind: 'other', reason: 'empty' }],
   [';', { kind: 'other', reason: 'empty' }],

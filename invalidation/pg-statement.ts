@@ -54,7 +54,7 @@ const DML_NODES: ReadonlySet<string> = new Set(['InsertStmt', 'UpdateStmt', 'Del
  */
 const OTHER_NODES: ReadonlySet<string> = new Set([
   'ListenStmt', 'UnlistenStmt', 'NotifyStmt', 'FetchStmt', 'ClosePortalStmt', 'PrepareStmt',
-  'DeallocateStmt', 'LockStmt', 'VariableShowStmt', 'VacuumStmt', 'ClusterStmt',
+  'DeallocateStmt', 'LockStmt', 'VariableShowStmt', 'VacuumStmt',
   'CheckPointStmt', 'LoadStmt',
 ]);
 
@@ -246,6 +246,12 @@ export function analyzeStatement(stmt: Node | undefined): StatementPart {
     case 'RefreshMatViewStmt':
       walker.visit(node.relation, WRITE);
       return finish(command, 'write', walker);
+    case 'ClusterStmt':
+      return rewrite(command, node.relation, walker);
+    case 'VacuumStmt':
+      // VACUUM FULL rewrites its tables as CLUSTER does; plain VACUUM and ANALYZE move no row.
+      if (!vacuumsFull(node)) break;
+      return rewrite(command, ((node.rels ?? []) as Struct[]).map((r) => (r.VacuumRelation as Struct | undefined)?.relation), walker);
     case 'CopyStmt': return copy(node as CopyStmt, walker);
     case 'ExplainStmt': return explain(node as ExplainStmt);
     case 'CreateTableAsStmt': // CREATE TABLE AS, CREATE MATERIALIZED VIEW, SELECT INTO via EXPLAIN
@@ -287,6 +293,22 @@ export function analyzeStatement(stmt: Node | undefined): StatementPart {
   if (command === 'DropStmt') droppedRelations(node as DropStmt, walker);
   else walker.visit(node, WRITE);
   return finish(command, 'ddl', walker, { writesUnlisted: true, serverWide: changesServer(command, node) });
+}
+
+/**
+ * CLUSTER and VACUUM FULL write every row of their tables anew: no value changes, but each row's
+ * ctid does (a query may read it), so they invalidate the tables as a write would. Without a table
+ * they rewrite any of the database's.
+ */
+function rewrite(command: string, relations: unknown, walker: StatementWalker): StatementPart {
+  const named = Array.isArray(relations) ? relations.length > 0 : relations !== undefined;
+  walker.visit(relations, WRITE);
+  return finish(command, 'write', walker, { writesUnlisted: !named });
+}
+
+/** A FULL option in any spelling, even `FULL false`: when unsure, invalidate. */
+function vacuumsFull(node: Struct): boolean {
+  return ((node.options ?? []) as Struct[]).some((o) => (o.DefElem as Struct | undefined)?.defname === 'full');
 }
 
 function changesServer(command: string, node: Struct): boolean {

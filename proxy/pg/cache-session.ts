@@ -22,13 +22,24 @@ export interface PgRequest extends OutstandingRequest<StatementInfo> {
   readonly executed: (StatementInfo | null)[];
   /** Sent while idle as one simple statement: its CommandComplete means committed. */
   autocommit: boolean;
-  /** ParseCompletes / CloseCompletes of the proxy's replayed Parses (and Closes before them): swallowed. */
-  swallowParse: number;
-  swallowClose: number;
+  /** Parses (Closes) sent upstream in this request so far, the client's and the proxy's own. */
+  parsesSent: number;
+  closesSent: number;
+  /** ParseCompletes (CloseCompletes) the server sent for this request so far. */
+  parsesAnswered: number;
+  closesAnswered: number;
+  /**
+   * Where the proxy's own Parses (a replayed statement, the read that begins an implicit
+   * transaction) and Closes (before a replayed Parse) are among those sent, ascending; null for
+   * none. Their replies are swallowed, and only theirs: a client's Parse before one is answered
+   * first, and a client's after one may fail (42P05) and send no ParseComplete at all.
+   */
+  ownParses: number[] | null;
+  ownCloses: number[] | null;
   /**
    * The proxy's own read in front of the request (relay.ts, beginImplicitTransaction): 2 while its
    * BindComplete and CommandComplete are to come, 1 its CommandComplete; both swallowed (its
-   * ParseComplete counts in swallowParse).
+   * ParseComplete is one of ownParses).
    */
   swallowRead: number;
   /** ParseCompletes relayed but not captured (a stored reply leaves them out). */
@@ -47,6 +58,16 @@ export interface PgRequest extends OutstandingRequest<StatementInfo> {
    */
   members: PgRequest[] | null;
   memberAt: number;
+}
+
+/** The proxy sends a Parse of its own in `p` now: its ParseComplete is not the client's. */
+export function ownParse(p: PgRequest): void {
+  (p.ownParses ??= []).push(p.parsesSent++);
+}
+
+/** The proxy sends a Close of its own in `p` now: its CloseComplete is not the client's. */
+export function ownClose(p: PgRequest): void {
+  (p.ownCloses ??= []).push(p.closesSent++);
 }
 
 /** Custom settings a session may set before it stops sharing entries with other sessions. */

@@ -26,7 +26,7 @@ import { PG_IDENTITY_SQL } from '../upstream-identity.js';
 import { pgContextColumns } from '../../invalidation/pg-probe.js';
 import type { BackendSink } from './backend-scanner.js';
 import { entryKey, simpleQueryKey } from './cache-key.js';
-import { PgCacheSession, type PgRequest } from './cache-session.js';
+import { ownParse, PgCacheSession, type PgRequest } from './cache-session.js';
 import { capturing, replyRoute, watched } from './reply-route.js';
 import { cacheableBatch, cacheableGroup, heldCopies, type CacheableBatch, type Held } from './cacheable-batch.js';
 import { Backend, Frontend } from './codes.js';
@@ -227,7 +227,7 @@ export class PgRelay {
   private beginImplicitTransaction(p: PgRequest): void {
     this.flushAnswered = false;
     for (const m of IMPLICIT_READ) this.inject(m);
-    p.swallowParse++;
+    ownParse(p);
     p.swallowRead = 2;
   }
 
@@ -870,6 +870,6 @@ export class PgRelay {
 function request(action: CacheAction<StatementInfo>, info: StatementInfo | null, startedAt: number): PgRequest {
   return {
     action, startedAt, info, errored: false, executed: [], autocommit: false,
-    swallowParse: 0, swallowClose: 0, swallowRead: 0, skipParse: 0, rolledBack: false, invalidated: false, completes: 0, members: null, memberAt: -1,
+    parsesSent: 0, closesSent: 0, parsesAnswered: 0, closesAnswered: 0, ownParses: null, ownCloses: null, swallowRead: 0, skipParse: 0, rolledBack: false, invalidated: false, completes: 0, members: null, memberAt: -1,
   };
 }

@@ -28,19 +28,13 @@ export function watched(code: number, head: PgRequest | undefined): boolean {
   return WATCHED[code] === 1 || ofProbe(code, head);
 }
 
-/** Where message `code` goes; counts down `head`'s replayed Parses and Closes as their replies pass. */
+/** Where message `code` goes; counts `head`'s ParseCompletes and CloseCompletes as they pass. */
 export function replyRoute(code: number, head: PgRequest | undefined): Route {
   if (ofProbe(code, head)) return Route.Drop;
   const action = head?.action;
   if (head !== undefined && !ASYNC[code]) {
-    if (code === Backend.ParseComplete && head.swallowParse > 0) {
-      head.swallowParse--;
-      return Route.Drop;
-    }
-    if (code === Backend.CloseComplete && head.swallowClose > 0) {
-      head.swallowClose--;
-      return Route.Drop;
-    }
+    if (code === Backend.ParseComplete && isOwn(head.ownParses, head.parsesAnswered++)) return Route.Drop;
+    if (code === Backend.CloseComplete && isOwn(head.ownCloses, head.closesAnswered++)) return Route.Drop;
     if (head.swallowRead > 0 && (code === Backend.BindComplete ? head.swallowRead === 2 : code === Backend.CommandComplete)) {
       head.swallowRead--;
       return Route.Drop;
@@ -58,6 +52,16 @@ export function replyRoute(code: number, head: PgRequest | undefined): Route {
   // In a group, whichever statement it came with: every statement whose reply is not complete.
   if (head?.members != null) for (const m of head.members) if (m.completes === 0 && m.action.kind === 'fill') m.action.capture.poisoned = true;
   return Route.Forward;
+}
+
+/**
+ * Is the `answered`-th reply (from 0) of its kind in a request the reply to one of the proxy's own
+ * messages (`own`: their places, ascending)? Replies come in the order the messages were sent.
+ */
+function isOwn(own: number[] | null, answered: number): boolean {
+  if (own === null || own[0] !== answered) return false;
+  own.shift();
+  return true;
 }
 
 /**

@@ -4,7 +4,7 @@
 // (the cache answered the client's Parse itself, so the server never saw it). The session state
 // follows what the client holds from the server's answers (session-state.ts).
 import type { Held } from './cacheable-batch.js';
-import type { PgRequest } from './cache-session.js';
+import { ownClose, ownParse, type PgRequest } from './cache-session.js';
 import { Frontend } from './codes.js';
 import {
   bindPortal, bindStatement, closeStatementMessage, describedStatement, executePortal, parseMessage, parseStatementName, parseText,
@@ -146,8 +146,12 @@ export class StatementReplay {
         // A Parse of a name the client holds must fail as it would without the cache: with 42P05.
         const name = parseStatementName(buf, start);
         if (name !== '') this.ensureUpstreamHas(name, p);
+        p.parsesSent++;
         break;
       }
+      case Frontend.Close:
+        p.closesSent++;
+        break;
       case Frontend.Bind: {
         const stmt = bindStatement(buf, start);
         this.ensureUpstreamHas(stmt, p);
@@ -177,9 +181,9 @@ export class StatementReplay {
     if (upstream === cs.sig) return;
     if (name !== '' && upstream !== null) {
       this.host.inject(closeStatementMessage(name));
-      p.swallowClose++;
+      ownClose(p);
     }
     this.host.inject(parseMessage(name, cs.sig));
-    p.swallowParse++;
+    ownParse(p);
   }
 }

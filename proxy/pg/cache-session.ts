@@ -66,6 +66,13 @@ export class PgCacheSession {
    * once this session's identity check has read its own (checkDone).
    */
   private adoptedAtLogin: ProbeResult | null = null;
+  /**
+   * The versions of the cache's startup probes and of the session's parameters when
+   * adoptStartupContext last found no probe for this session: a probe remembered since, or a
+   * parameter changed, makes it look again. A remembered probe found stale (DDL since) stays
+   * stale until it is remembered again, which moves the version.
+   */
+  private readonly startupTried = { probes: -1, parameters: -1 };
   /** Custom settings (a dot in the name) this session has set: part of its context. */
   private readonly customSettings = new Set<string>();
   /** The session changed what the probe cannot read: it shares no entries. */
@@ -172,8 +179,15 @@ export class PgCacheSession {
   /** At each ReadyForQuery before it is handled: at login, the context a session with the same startup was found in. */
   adoptStartupContext(): void {
     if (this.state.context !== ContextState.Unknown) return;
+    // A session that never probes (pgbench's TPC-B) stays Unknown: its lookup is repeated only when it may find something new.
+    const tried = this.startupTried;
+    if (tried.probes === this.cache.startupProbesVersion && tried.parameters === this.session.parametersVersion) return;
     const probe = this.cache.startupProbe(this.startupKeyWithParameters(), this.database);
-    if (probe === undefined) return;
+    if (probe === undefined) {
+      tried.probes = this.cache.startupProbesVersion;
+      tried.parameters = this.session.parametersVersion;
+      return;
+    }
     this.lastProbe = probe;
     this.learn(probe, this.cache.serverEpoch);
     if (this.ctx !== null) this.adoptedAtLogin = probe;

@@ -238,13 +238,21 @@ export class PgCache extends ResultCache<StatementInfo> {
     return ctx;
   }
 
+  /**
+   * Bumped whenever the startup probes change: a session that found none for its startup need not
+   * look again (building and hashing its key) until this or its own parameters move.
+   */
+  startupProbesVersion = 0;
+
   /** A session with this startup found another context than the one remembered: the next one probes. */
   forgetStartup(startupKey: string): void {
     this.startupProbes.delete(startupKey);
+    this.startupProbesVersion++;
   }
 
   rememberStartup(startupKey: string, probe: ProbeResult): void {
     this.startupProbes.set(startupKey, { probe, generation: this.generation(probe.database) });
+    this.startupProbesVersion++;
   }
 
   /** The probe of an earlier session with the same startup, unless DDL happened since. */

@@ -49,6 +49,9 @@ export interface PgRequest extends OutstandingRequest<StatementInfo> {
   memberAt: number;
 }
 
+/** A wide write names no tables. */
+const NO_TABLES: readonly string[] = Object.freeze([]);
+
 /** Custom settings a session may set before it stops sharing entries with other sessions. */
 const MAX_CUSTOM_SETTINGS = 32;
 
@@ -279,7 +282,9 @@ export class PgCacheSession {
    * block) or forgotten (rolled back).
    */
   requestDone(request: PgRequest): void {
-    for (const info of request.executed) if (this.mayChangeSession(info)) this.state.sessionChanged();
+    // Indexed loops here and below: per request, where for...of went through the array iterator.
+    const executed = request.executed;
+    for (let i = 0; i < executed.length; i++) if (this.mayChangeSession(executed[i]!)) this.state.sessionChanged();
     // An autocommit statement's writes were invalidated at its CommandComplete already.
     if (request.invalidated) return;
     if (this.session.txStatus !== TxStatus.Idle) this.collectWrites(request.executed);
@@ -290,8 +295,13 @@ export class PgCacheSession {
   /** Invalidates what `executed` wrote and what its block wrote before: it committed. */
   invalidate(executed: readonly (StatementInfo | null)[]): void {
     this.collectWrites(executed);
-    this.ledger.blockWrites.commit((tables, scope, catalog) => this.cache.invalidate(this.currentDatabase, tables, scope, catalog));
+    this.ledger.blockWrites.commit(this.invalidateCommitted);
   }
+
+  /** What a commit wrote goes from the cache (one function for every commit, not a closure per request). */
+  private readonly invalidateCommitted = (tables: ReadonlySet<string>, scope: WriteScope, catalog: boolean): void => {
+    this.cache.invalidate(this.currentDatabase, tables, scope, catalog);
+  };
 
   /**
    * Follows whether the transaction block is known read-only, at each ReadyForQuery. The server's
@@ -337,10 +347,11 @@ export class PgCacheSession {
   /** The writes of statements executed in a transaction block, kept until it ends. */
   private collectWrites(executed: readonly (StatementInfo | null)[]): void {
     const writes = this.ledger.blockWrites;
-    for (const info of executed) {
+    for (let i = 0; i < executed.length; i++) {
+      const info = executed[i]!;
       const catalog = info === null || info.writesUnlisted;
-      if (info !== null && info.writesServer) writes.add([], WriteScope.Server, catalog);
-      else if (this.writesWide(info)) writes.add([], WriteScope.Database, catalog);
+      if (info !== null && info.writesServer) writes.add(NO_TABLES, WriteScope.Server, catalog);
+      else if (this.writesWide(info)) writes.add(NO_TABLES, WriteScope.Database, catalog);
       else writes.add(info!.writes, WriteScope.Tables, catalog);
     }
   }
@@ -380,7 +391,8 @@ export class PgCacheSession {
 
   private writesWide(info: StatementInfo | null): boolean {
     if (info === null || info.writesUnlisted || this.off) return true;
-    for (const t of info.writes) if (this.cache.writeFansOut(this.currentDatabase, t)) return true;
+    const writes = info.writes;
+    for (let i = 0; i < writes.length; i++) if (this.cache.writeFansOut(this.currentDatabase, writes[i]!)) return true;
     // A function that is not built in may write anything; the probe said which are.
     return this.callsUserFunctions(info);
   }

@@ -81,8 +81,11 @@ const MAX_FACTS_PER_CONTEXT = 10_000;
 
 /** Everything a session's results depend on besides the statement itself, interned. */
 export class PgContext {
-  /** Statement decisions under this context (shapes are few in practice). */
-  readonly decisions = boundedMap<StatementInfo, Decision>(MAX_DECISIONS_PER_CONTEXT);
+  /**
+   * Statement decisions under this context (shapes are few in practice). Read for every statement
+   * (twice for a write in a block: does it call user functions?): recent-map.ts, not lru-cache.
+   */
+  readonly decisions = new RecentMap<StatementInfo, Decision>(MAX_DECISIONS_PER_CONTEXT);
   /**
    * What probes in this context taught about relations (by relationKey: names resolve through the
    * context's search_path) and functions, as of catalog generation `factsGeneration`.
@@ -97,7 +100,7 @@ export class PgContext {
    * inside a transaction block asks for its decision at every execution (does it call user
    * functions?) and is never probed, so without this it would be judged again and again in vain.
    */
-  readonly undecided = boundedMap<StatementInfo, number>(MAX_DECISIONS_PER_CONTEXT);
+  readonly undecided = new RecentMap<StatementInfo, number>(MAX_DECISIONS_PER_CONTEXT);
   constructor(
     readonly id: number,
     readonly database: string,

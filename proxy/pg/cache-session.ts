@@ -358,7 +358,10 @@ export class PgCacheSession {
 
   /** Remembers custom settings the session sets, so the probe reads them (they may drive RLS policies). */
   private noteSettings(info: StatementInfo): void {
-    for (const change of info.analysis.sessionChanges) {
+    // Indexed: it runs for every statement, nearly always over an empty list.
+    const changes = info.analysis.sessionChanges;
+    for (let i = 0; i < changes.length; i++) {
+      const change = changes[i]!;
       if (change.setting === null) {
         // set_config() with a computed name: no probe can tell what changed.
         if (change.action === 'set') this.ownContext = true;

@@ -333,7 +333,8 @@ export class ResultStore<M> {
   invalidateTags(tags: readonly string[]): number {
     this.versions.bump(tags);
     let freed = 0;
-    for (const tag of tags) {
+    for (let i = 0; i < tags.length; i++) {
+      const tag = tags[i]!;
       const slots = this.slotsByTag.get(tag);
       if (slots === undefined) continue;
       // Detached first: remove() then skips this tag and takes each slot out of its other tags'

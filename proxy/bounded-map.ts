@@ -1,6 +1,7 @@
-// The caches' bounded maps (statement infos by text, startup probes, each context's decisions and
-// catalog facts) as lru-cache instances: when one is full the least recently used entry goes, not
-// the whole map, so a workload just past a bound does not lose everything it learned at once.
+// The caches' bounded maps (startup probes, each context's catalog facts, MySQL's decisions) as
+// lru-cache instances: when one is full the least recently used entry goes, not the whole map, so
+// a workload just past a bound does not lose everything it learned at once. PostgreSQL's maps read
+// for every statement (infos by shape, each context's decisions) are recent-map.ts instead.
 import { LRUCache } from 'lru-cache';
 
 /**

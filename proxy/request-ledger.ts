@@ -103,10 +103,10 @@ export class BlockWrites<T = string> {
   private scope = WriteScope.Tables;
   private catalog = false;
 
-  add(tables: Iterable<T>, scope: WriteScope, catalogChanged: boolean): void {
+  add(tables: readonly T[], scope: WriteScope, catalogChanged: boolean): void {
     if (scope > this.scope) this.scope = scope;
     this.catalog ||= catalogChanged;
-    if (scope === WriteScope.Tables) for (const t of tables) this.tables.add(t);
+    if (scope === WriteScope.Tables) for (let i = 0; i < tables.length; i++) this.tables.add(tables[i]!);
   }
 
   get empty(): boolean {
@@ -121,7 +121,8 @@ export class BlockWrites<T = string> {
 
   /** The block rolled back: its writes changed nothing. */
   discard(): void {
-    this.tables.clear();
+    // Clearing allocates a new table even when empty; most requests wrote nothing.
+    if (this.tables.size > 0) this.tables.clear();
     this.scope = WriteScope.Tables;
     this.catalog = false;
   }

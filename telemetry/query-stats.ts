@@ -316,7 +316,8 @@ export class QueryStats {
       this.databaseInvalidationCount++;
       return;
     }
-    for (const table of tables) {
+    for (let i = 0; i < tables.length; i++) {
+      const table = tables[i]!;
       const count = this.invalidationsByTable.get(table);
       if (count !== undefined) this.invalidationsByTable.set(table, count + 1);
       else if (this.invalidationsByTable.size < this.maxTables) this.invalidationsByTable.set(table, 1);

@@ -70,6 +70,9 @@ export function ownClose(p: PgRequest): void {
   (p.ownCloses ??= []).push(p.closesSent++);
 }
 
+/** A wide write names no tables. */
+const NO_TABLES: readonly string[] = Object.freeze([]);
+
 /** Custom settings a session may set before it stops sharing entries with other sessions. */
 const MAX_CUSTOM_SETTINGS = 32;
 
@@ -87,6 +90,13 @@ export class PgCacheSession {
    * once this session's identity check has read its own (checkDone).
    */
   private adoptedAtLogin: ProbeResult | null = null;
+  /**
+   * The versions of the cache's startup probes and of the session's parameters when
+   * adoptStartupContext last found no probe for this session: a probe remembered since, or a
+   * parameter changed, makes it look again. A remembered probe found stale (DDL since) stays
+   * stale until it is remembered again, which moves the version.
+   */
+  private readonly startupTried = { probes: -1, parameters: -1 };
   /** Custom settings (a dot in the name) this session has set: part of its context. */
   private readonly customSettings = new Set<string>();
   /** The session changed what the probe cannot read: it shares no entries. */
@@ -193,8 +203,15 @@ export class PgCacheSession {
   /** At each ReadyForQuery before it is handled: at login, the context a session with the same startup was found in. */
   adoptStartupContext(): void {
     if (this.state.context !== ContextState.Unknown) return;
+    // A session that never probes (pgbench's TPC-B) stays Unknown: its lookup is repeated only when it may find something new.
+    const tried = this.startupTried;
+    if (tried.probes === this.cache.startupProbesVersion && tried.parameters === this.session.parametersVersion) return;
     const probe = this.cache.startupProbe(this.startupKeyWithParameters(), this.database);
-    if (probe === undefined) return;
+    if (probe === undefined) {
+      tried.probes = this.cache.startupProbesVersion;
+      tried.parameters = this.session.parametersVersion;
+      return;
+    }
     this.lastProbe = probe;
     this.learn(probe, this.cache.serverEpoch);
     if (this.ctx !== null) this.adoptedAtLogin = probe;
@@ -286,7 +303,9 @@ export class PgCacheSession {
    * block) or forgotten (rolled back).
    */
   requestDone(request: PgRequest): void {
-    for (const info of request.executed) if (this.mayChangeSession(info)) this.state.sessionChanged();
+    // Indexed loops here and below: per request, where for...of went through the array iterator.
+    const executed = request.executed;
+    for (let i = 0; i < executed.length; i++) if (this.mayChangeSession(executed[i]!)) this.state.sessionChanged();
     // An autocommit statement's writes were invalidated at its CommandComplete already.
     if (request.invalidated) return;
     if (this.session.txStatus !== TxStatus.Idle) this.collectWrites(request.executed);
@@ -297,8 +316,13 @@ export class PgCacheSession {
   /** Invalidates what `executed` wrote and what its block wrote before: it committed. */
   invalidate(executed: readonly (StatementInfo | null)[]): void {
     this.collectWrites(executed);
-    this.ledger.blockWrites.commit((tables, scope, catalog) => this.cache.invalidate(this.currentDatabase, tables, scope, catalog));
+    this.ledger.blockWrites.commit(this.invalidateCommitted);
   }
+
+  /** What a commit wrote goes from the cache (one function for every commit, not a closure per request). */
+  private readonly invalidateCommitted = (tables: ReadonlySet<string>, scope: WriteScope, catalog: boolean): void => {
+    this.cache.invalidate(this.currentDatabase, tables, scope, catalog);
+  };
 
   /**
    * Follows whether the transaction block is known read-only, at each ReadyForQuery. The server's
@@ -344,17 +368,21 @@ export class PgCacheSession {
   /** The writes of statements executed in a transaction block, kept until it ends. */
   private collectWrites(executed: readonly (StatementInfo | null)[]): void {
     const writes = this.ledger.blockWrites;
-    for (const info of executed) {
+    for (let i = 0; i < executed.length; i++) {
+      const info = executed[i]!;
       const catalog = info === null || info.writesUnlisted;
-      if (info !== null && info.writesServer) writes.add([], WriteScope.Server, catalog);
-      else if (this.writesWide(info)) writes.add([], WriteScope.Database, catalog);
+      if (info !== null && info.writesServer) writes.add(NO_TABLES, WriteScope.Server, catalog);
+      else if (this.writesWide(info)) writes.add(NO_TABLES, WriteScope.Database, catalog);
       else writes.add(info!.writes, WriteScope.Tables, catalog);
     }
   }
 
   /** Remembers custom settings the session sets, so the probe reads them (they may drive RLS policies). */
   private noteSettings(info: StatementInfo): void {
-    for (const change of info.analysis.sessionChanges) {
+    // Indexed: it runs for every statement, nearly always over an empty list.
+    const changes = info.analysis.sessionChanges;
+    for (let i = 0; i < changes.length; i++) {
+      const change = changes[i]!;
       if (change.setting === null) {
         // set_config() with a computed name: no probe can tell what changed.
         if (change.action === 'set') this.ownContext = true;
@@ -387,7 +415,8 @@ export class PgCacheSession {
 
   private writesWide(info: StatementInfo | null): boolean {
     if (info === null || info.writesUnlisted || this.off) return true;
-    for (const t of info.writes) if (this.cache.writeFansOut(this.currentDatabase, t)) return true;
+    const writes = info.writes;
+    for (let i = 0; i < writes.length; i++) if (this.cache.writeFansOut(this.currentDatabase, writes[i]!)) return true;
     // A function that is not built in may write anything; the probe said which are.
     return this.callsUserFunctions(info);
   }

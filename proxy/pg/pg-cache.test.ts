@@ -46,6 +46,19 @@ test('a text whose session change is spelled in literals is analysed as it is', 
   assert.equal(b.analysis.sessionChanges.map((c) => c.setting), ['app.other']);
 });
 
+test('a text of the shape of a session change is remembered; texts with literals of that shape are still analysed as they are', () => {
+  const shape = cache.info("SELECT set_config('', '', false)");
+  assert.equal(shape.analysis.sessionChanges.map((c) => c.setting), ['']);
+  const a = cache.info("SELECT set_config('app.shaped', 'a', false)");
+  assert.equal(a.analysis.sessionChanges.map((c) => c.setting), ['app.shaped']);
+});
+
+test('a text with U+FFFD in a literal is never cacheable, though its shape is', () => {
+  assert.ok(cache.info("SELECT v FROM undecodable WHERE k = 'a'").readCacheable);
+  assert.not.ok(cache.info("SELECT v FROM undecodable WHERE k = '\uFFFD'").readCacheable);
+  assert.ok(cache.info("SELECT v FROM undecodable WHERE k = 'b'").readCacheable);
+});
+
 test('a text whose shape the parser rejects is analysed as it is', () => {
   const text = "SELECT U&'d!0061t' UESCAPE '!' FROM t";
   const info = cache.info(text);

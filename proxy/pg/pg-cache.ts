@@ -9,6 +9,7 @@ import { boundedMap } from '../bounded-map.js';
 import { ResultCache, sharedContextPrefix } from '../result-cache.js';
 import type { CatalogBypassReason } from '../cache-router.js';
 import { WriteScope } from '../request-ledger.js';
+import { RecentMap } from '../recent-map.js';
 import { contextPrefix } from './cache-key.js';
 
 export { WriteScope };
@@ -80,8 +81,11 @@ const MAX_FACTS_PER_CONTEXT = 10_000;
 
 /** Everything a session's results depend on besides the statement itself, interned. */
 export class PgContext {
-  /** Statement decisions under this context (shapes are few in practice). */
-  readonly decisions = boundedMap<StatementInfo, Decision>(MAX_DECISIONS_PER_CONTEXT);
+  /**
+   * Statement decisions under this context (shapes are few in practice). Read for every statement
+   * (twice for a write in a block: does it call user functions?): recent-map.ts, not lru-cache.
+   */
+  readonly decisions = new RecentMap<StatementInfo, Decision>(MAX_DECISIONS_PER_CONTEXT);
   /**
    * What probes in this context taught about relations (by relationKey: names resolve through the
    * context's search_path) and functions, as of catalog generation `factsGeneration`.
@@ -96,7 +100,7 @@ export class PgContext {
    * inside a transaction block asks for its decision at every execution (does it call user
    * functions?) and is never probed, so without this it would be judged again and again in vain.
    */
-  readonly undecided = boundedMap<StatementInfo, number>(MAX_DECISIONS_PER_CONTEXT);
+  readonly undecided = new RecentMap<StatementInfo, number>(MAX_DECISIONS_PER_CONTEXT);
   constructor(
     readonly id: number,
     readonly database: string,
@@ -119,8 +123,12 @@ export const KEYED_PARAMETERS = [
 
 export class PgCache extends ResultCache<StatementInfo> {
   private readonly infos = new WeakMap<StatementAnalysis, StatementInfo>();
-  /** The infos of texts without literals by exact text: one Map lookup instead of computing the shape. */
-  private readonly infoByText = new LRUCache<string, StatementInfo>({ max: MAX_TEXTS });
+  /**
+   * Infos by statement shape (pg-shape.ts), each analysed from its shape. A text without literals
+   * is its own shape, so it is found by its text, without computing the shape. Looked up for
+   * every statement: a hand-written map (recent-map.ts), not lru-cache.
+   */
+  private readonly infoByShape = new RecentMap<string, StatementInfo>(MAX_TEXTS);
   private readonly contexts = new Map<string, PgContext>();
   /** Bumped per database on DDL: decisions taken before may rest on a catalog that changed. */
   private readonly generations = new Map<string, number>();
@@ -154,27 +162,27 @@ export class PgCache extends ResultCache<StatementInfo> {
 
   /** The analysis and derived facts of a statement text (parsed once per shape). */
   info(text: string): StatementInfo {
-    const known = this.infoByText.get(text);
+    const known = this.infoByShape.get(text);
     if (known !== undefined) return known;
     const shape = statementShape(text);
+    if (shape !== text) {
+      // The shape's info holds for each text of that shape but those analysed as they are (analysedAsText).
+      const byShape = this.infoByShape.get(shape);
+      if (byShape !== undefined && !analysedAsText(byShape.analysis)) return text.includes('\uFFFD') ? this.undecodable(byShape) : byShape;
+    }
     let analysis = this.classifier.classify(shape);
-    // What a statement changes in the session may be spelled in a literal (set_config('app.tenant',
-    // ...), SET x = '...'), and a shape the parser rejects tells nothing of its text (U&'...'
-    // UESCAPE '!' with the escape character emptied): such texts are analysed as they are.
-    if (shape !== text && (analysis.sessionChanges.length > 0 || analysis.kind === 'unknown')) analysis = this.classifier.classify(text);
+    const asText = shape !== text && analysedAsText(analysis);
+    if (asText) analysis = this.classifier.classify(text);
     let info = this.infos.get(analysis);
     if (info === undefined) {
       info = this.derive(analysis, text, shape);
       this.infos.set(analysis, info);
     }
-    if (text.includes('\uFFFD')) info = this.undecodable(info);
     // A text with literals of its own is rarely sent again (pgbench's `-S` and TPC-B never repeat
-    // one): remembering it would only churn the map and push out the texts that do repeat (those
-    // with parameters, BEGIN, COMMIT), so its shape is computed again if it comes back.
-    if (shape === text && text.length <= MAX_TEXT_KEY_LENGTH) {
-      this.infoByText.set(text, info);
-    }
-    return info;
+    // one): its shape is remembered, not the text, and found by computing the shape again. A shape
+    // holding U+FFFD (outside literals, so in every text of that shape) is not remembered.
+    if (!asText && shape.length <= MAX_TEXT_KEY_LENGTH && !shape.includes('\uFFFD')) this.infoByShape.set(shape, info);
+    return text.includes('\uFFFD') ? this.undecodable(info) : info;
   }
 
   /**
@@ -233,13 +241,21 @@ export class PgCache extends ResultCache<StatementInfo> {
     return ctx;
   }
 
+  /**
+   * Bumped whenever the startup probes change: a session that found none for its startup need not
+   * look again (building and hashing its key) until this or its own parameters move.
+   */
+  startupProbesVersion = 0;
+
   /** A session with this startup found another context than the one remembered: the next one probes. */
   forgetStartup(startupKey: string): void {
     this.startupProbes.delete(startupKey);
+    this.startupProbesVersion++;
   }
 
   rememberStartup(startupKey: string, probe: ProbeResult): void {
     this.startupProbes.set(startupKey, { probe, generation: this.generation(probe.database) });
+    this.startupProbesVersion++;
   }
 
   /** The probe of an earlier session with the same startup, unless DDL happened since. */
@@ -374,4 +390,13 @@ export class PgCache extends ResultCache<StatementInfo> {
     this.catalogChanged(database);
     this.invalidate(database, tables, WriteScope.Tables, false);
   }
+}
+
+/**
+ * What a statement changes in the session may be spelled in a literal (set_config('app.tenant',
+ * ...), SET x = '...'), and a shape the parser rejects tells nothing of its text (U&'...' UESCAPE
+ * '!' with the escape character emptied): a text whose shape reads so is analysed as it is.
+ */
+function analysedAsText(analysis: StatementAnalysis): boolean {
+  return analysis.sessionChanges.length > 0 || analysis.kind === 'unknown';
 }

@@ -275,6 +275,24 @@ test('invalidation happens before the write\'s acknowledgement is handed to the 
   assert.is(h.cache.stats.writes, 1);
 });
 
+test('a session that found no context of its startup adopts one that a later session of the same startup was probed into', async () => {
+  const cache = await PgCache.create(config, createMetrics());
+  const early = new Harness(cache);
+  early.send(query('UPDATE other SET v = 1'));
+  assert.is(queries(early.take()[0]).length, 2, 'the identity check and the write: nothing to probe');
+  early.server(...identityReply(), commandComplete('UPDATE 1'), ready('I'));
+  const late = new Harness(cache);
+  late.send(query(SELECT));
+  late.server(...identityReply(), ...probeReply(), ...result('a'));
+  // At this ReadyForQuery the early session finds the context the late one's probe remembered.
+  early.send(query('UPDATE other SET v = 2'));
+  early.server(commandComplete('UPDATE 1'), ready('I'));
+  early.take();
+  early.send(query(SELECT));
+  const [up, client] = early.take();
+  assert.equal([up.length, client], [0, Buffer.concat(result('a'))], 'answered from the cache, no probe');
+});
+
 test('a rollback invalidates nothing; a commit invalidates at its acknowledgement', async () => {
   for (const end of ['ROLLBACK', 'COMMIT']) {
     const h = await warmed();

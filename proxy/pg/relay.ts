@@ -824,7 +824,8 @@ export class PgRelay {
     if (cs === null) return;
     cs.adoptStartupContext();
     const p = this.ledger!.shift();
-    if (this.state.txStatus === TxStatus.Idle) this.extended.portals.clear();
+    // Clearing allocates a new table even when empty; simple Queries bind no portals.
+    if (this.state.txStatus === TxStatus.Idle && this.extended.portals.size > 0) this.extended.portals.clear();
     cs.trackBlock(p, this.ledger!.length === 0 && this.extended.open === null);
     if (p === undefined) return;
     const action = p.action;

@@ -51,6 +51,8 @@ export class PgSessionState {
   readonly parameters = new Map<string, string>();
   /** The latest ParameterStatus gave a parameter a new value (a repeat of the known one is no change). */
   parameterChanged = false;
+  /** Bumped by each ParameterStatus that changes a value: what was derived from `parameters` is still good while it stays. */
+  parametersVersion = 0;
   backendKey: BackendKey | null = null;
   /**
    * Prepared statements the server holds for this session (protocol-level Parse): name -> the
@@ -151,6 +153,7 @@ export class PgSessionState {
         const name = buf.toString('utf8', start, nameEnd);
         const value = readCString(buf, nameEnd + 1, end);
         this.parameterChanged = this.parameters.get(name) !== value;
+        if (this.parameterChanged) this.parametersVersion++;
         this.parameters.set(name, value);
         break;
       }

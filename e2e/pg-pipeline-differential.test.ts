@@ -177,6 +177,24 @@ test('a Parse of a statement the cache answered, behind another Parse in its gro
   await compare('focused', { messages, steps: ['Parse(b) Bind Execute Sync Parse(a: ROLLBACK) Bind Execute Parse(b) Bind Execute Sync'] });
 });
 
+test('statements the cache answered, parsed upstream again in a group that fails before one of them: a later group binds it as directly', async () => {
+  const read = `SELECT v FROM ${READS} WHERE id = $1`;
+  const messages = [
+    // Answered from the cache once filled: the server holds neither a nor b.
+    serialize.parse({ name: 'a', text: read, types: [] }), serialize.bind({ statement: 'a', values: ['1'] }), serialize.execute({}),
+    serialize.parse({ name: 'b', text: read, types: [] }), serialize.bind({ statement: 'b', values: ['2'] }), serialize.execute({}), serialize.sync(),
+    // sidecache parses a and b upstream before their Binds; a's Bind fails (two values for one
+    // parameter), so the server skips the rest, b's Parse with it.
+    serialize.bind({ statement: 'a', values: ['1', '2'] }), serialize.execute({}), serialize.bind({ statement: 'b', values: ['3'] }), serialize.execute({}), serialize.sync(),
+    // b is the client's all along: it runs (a row-limited Execute is never answered from the cache).
+    serialize.bind({ statement: 'b', values: ['4'] }), serialize.execute({ rows: 1 }), serialize.sync(),
+    // And parsing b again fails as it would directly.
+    serialize.parse({ name: 'b', text: read, types: [] }), serialize.bind({ statement: 'b', values: ['5'] }), serialize.execute({}), serialize.sync(),
+    serialize.query(MARKER),
+  ];
+  await compare('focused', { messages, steps: ['Parse(a) Bind Execute Parse(b) Bind Execute Sync Bind(a, 2 values) Execute Bind(b) Execute Sync Bind(b) Execute(1) Sync Parse(b) Bind Execute Sync'] });
+});
+
 /** A pipeline once through sidecache (filling), then straight and through it again: the same replies. */
 async function compare(name: string, p: Pipeline): Promise<void> {
   await run(proxy.pgPort, p);

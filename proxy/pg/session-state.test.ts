@@ -202,6 +202,21 @@ test('a Parse the cache answered: the client holds it, the server does not until
   assert.is(s.upstreamStatement('s1'), 'SELECT 1\0\0\0');
 });
 
+test('a replayed Parse in an earlier request is not sure (an error there skips it); the client\'s own, or one in the request being sent, is', () => {
+  const s = new PgSessionState();
+  s.answeredParse('s1', { text: 'SELECT 1', sig: 'SELECT 1\0\0\0' });
+  assert.ok(s.upstreamSure('s1'), 'nothing sent: the server\'s acknowledged state');
+  fromProxy(s, parse('s1', 'SELECT 1'));
+  assert.ok(s.upstreamSure('s1'), 'in the request being sent');
+  fromClient(s, serialize.sync());
+  assert.is(s.upstreamStatement('s1'), 'SELECT 1\0\0\0');
+  assert.not.ok(s.upstreamSure('s1'), 'the proxy\'s own, before a Sync');
+  fromClient(s, parse('s2', 'SELECT 2'), serialize.sync());
+  assert.ok(s.upstreamSure('s2'), 'the client\'s own, before a Sync');
+  fromServer(s, backend('1'), backend('Z', 'I'));
+  assert.ok(s.upstreamSure('s1'), 'acknowledged');
+});
+
 test('the proxy\'s own Query destroys the server\'s unnamed statement, not the client\'s; an answered Query, the client\'s', () => {
   const s = new PgSessionState();
   fromClient(s, parse('', 'SELECT 1'), serialize.sync());

@@ -195,6 +195,23 @@ export class PgSessionState {
     return name === '' ? this.unnamed : this.statements.get(name) ?? null;
   }
 
+  /**
+   * Is upstreamStatement(name) sure, whatever becomes of the requests sent before the one being
+   * sent? The latest change of `name` sent decides: one in the request being sent is (an error
+   * before it skips what follows it too), and so is the client's own in an earlier request (its
+   * outcome is the client's to see, as it would be without the proxy); the proxy's own in an
+   * earlier request is not: an error before it there, and the server skipped it. With none sent,
+   * what the server acknowledged is.
+   */
+  upstreamSure(name: string): boolean {
+    let sameRequest = true;
+    for (let i = this.expectKinds.length - 1; i >= 0; i--) {
+      if (this.expectNames[i] === name && this.expectKinds[i] !== Expect.Answered) return sameRequest || this.expectClient[i] !== undefined;
+      if (this.expectKinds[i] === Expect.Ready) sameRequest = false;
+    }
+    return true;
+  }
+
   private clientStatement(name: string): ClientStatement | undefined {
     for (let i = this.expectClient.length - 1; i >= 0; i--) {
       const view = this.expectClient[i];

@@ -178,8 +178,11 @@ export class StatementReplay {
     const cs = this.state.client.get(name);
     if (cs === undefined) return; // the server answers for a statement nobody prepared
     const upstream = this.state.upstreamStatement(name);
-    if (upstream === cs.sig) return;
-    if (name !== '' && upstream !== null) {
+    const sure = this.state.upstreamSure(name);
+    if (upstream === cs.sig && sure) return;
+    // The server holds another statement under the name, or may (an error in an earlier request
+    // skipped the proxy's Parse or Close): a Close first, which is no error for a name it lacks.
+    if (name !== '' && (upstream !== null || !sure)) {
       this.host.inject(closeStatementMessage(name));
       ownClose(p);
     }

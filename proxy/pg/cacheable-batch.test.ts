@@ -72,6 +72,9 @@ test('a Sync group of several statements: each batch in order, a Parse earlier i
     ['one statement', held(serialize.parse({ text }), serialize.bind(), serialize.execute())],
     ['a statement not ended by its Execute', held(serialize.parse({ text }), serialize.bind(), serialize.execute(), serialize.parse({ text: other }))],
     ['a name parsed twice', held(...[1, 2].flatMap(() => [serialize.parse({ name: 's1', text }), serialize.bind({ statement: 's1' }), serialize.execute()]))],
+    // PostgreSQL refuses the second Bind: the portal lives until the group's Sync (42P03).
+    ['a named portal bound twice', held(serialize.parse({ name: 's1', text }),
+      ...[1, 2].flatMap(() => [serialize.bind({ portal: 'p', statement: 's1' }), serialize.execute({ portal: 'p' })]))],
     ['a Close between', held(serialize.parse({ text }), serialize.bind(), serialize.execute(), serialize.close({ type: 'S', name: 'x' }), serialize.parse({ text }), serialize.bind(), serialize.execute())],
   ];
   for (const [what, batch] of notGroups) assert.is(cacheableGroup(batch, none), null, what);

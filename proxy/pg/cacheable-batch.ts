@@ -83,7 +83,7 @@ export function cacheableBatch(batch: readonly Held[], statements: StatementLook
  * The statements of a Sync group of several, each a batch cacheableBatch() accepts, in order; null
  * when any part is not (or only one statement: the single-batch path's). A Parse earlier in the
  * group is what a later Bind of its name binds, and parsing a name again is an error the server
- * must report.
+ * must report; so is binding a named portal again, which lives until the group's Sync.
  */
 export function cacheableGroup(group: readonly Held[], statements: StatementLookup): CacheableBatch[] | null {
   const parsed = new Map<string, { text: string; sig: string }>();
@@ -93,7 +93,7 @@ export function cacheableGroup(group: readonly Held[], statements: StatementLook
   for (let i = 0; i < group.length; i++) {
     if (group[i]!.code !== Frontend.Execute) continue;
     const batch = cacheableBatch(group.slice(from, i + 1), lookup);
-    if (batch === null) return null;
+    if (batch === null || (batch.portal !== '' && out.some((earlier) => earlier.portal === batch.portal))) return null;
     if (batch.parse !== null) parsed.set(batch.parse.name, batch.parse);
     out.push(batch);
     from = i + 1;

@@ -150,8 +150,8 @@ export class FillFlights {
   join(key: string, callback: WaiterCallback): Waiting | JoinRefusal {
     const flight = this.joinable(key);
     if (flight === undefined) return 'none';
+    // joinable() checked the bound: some time is left.
     const left = flight.startedAt + this.waitMs - this.timers.now();
-    if (left <= 0) return 'none';
     flight.waiters ??= new Set();
     if (flight.waiters.size >= this.maxWaiters) return 'waiters-full';
     flight.waiters.add(callback);

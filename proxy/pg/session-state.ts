@@ -189,9 +189,8 @@ export class PgSessionState {
    * they succeed: the text and types of its statement, or null for none.
    */
   upstreamStatement(name: string): string | null {
-    for (let i = this.expectKinds.length - 1; i >= 0; i--) {
-      if (this.expectNames[i] === name && this.expectKinds[i] !== Expect.Answered) return this.expectSigs[i]!;
-    }
+    const i = this.latestChange(name);
+    if (i >= 0) return this.expectSigs[i]!;
     return name === '' ? this.unnamed : this.statements.get(name) ?? null;
   }
 
@@ -204,12 +203,16 @@ export class PgSessionState {
    * what the server acknowledged is.
    */
   upstreamSure(name: string): boolean {
-    let sameRequest = true;
+    const i = this.latestChange(name);
+    return i < 0 || this.expectClient[i] !== undefined || this.expectKinds.indexOf(Expect.Ready, i + 1) < 0;
+  }
+
+  /** The place in the expected replies of the latest change of `name` sent to the server, or -1. */
+  private latestChange(name: string): number {
     for (let i = this.expectKinds.length - 1; i >= 0; i--) {
-      if (this.expectNames[i] === name && this.expectKinds[i] !== Expect.Answered) return sameRequest || this.expectClient[i] !== undefined;
-      if (this.expectKinds[i] === Expect.Ready) sameRequest = false;
+      if (this.expectNames[i] === name && this.expectKinds[i] !== Expect.Answered) return i;
     }
-    return true;
+    return -1;
   }
 
   private clientStatement(name: string): ClientStatement | undefined {

@@ -178,11 +178,10 @@ export class StatementReplay {
     const cs = this.state.client.get(name);
     if (cs === undefined) return; // the server answers for a statement nobody prepared
     const upstream = this.state.upstreamStatement(name);
-    const sure = this.state.upstreamSure(name);
-    if (upstream === cs.sig && sure) return;
+    if (upstream === cs.sig && this.state.upstreamSure(name)) return;
     // The server holds another statement under the name, or may (an error in an earlier request
     // skipped the proxy's Parse or Close): a Close first, which is no error for a name it lacks.
-    if (name !== '' && (upstream !== null || !sure)) {
+    if (name !== '' && (upstream !== null || !this.state.upstreamSure(name))) {
       this.host.inject(closeStatementMessage(name));
       ownClose(p);
     }
